@@ -1,0 +1,165 @@
+/**
+ * Runs the wiring table on local engines with the very same Lambda handlers: the HTTP
+ * gateway for routes, SQS pollers for queue consumers and stream pollers for stream
+ * consumers. The caller creates the table and queues and sets the functions' environment
+ * (TABLE_NAME, queue URLs, endpoints, credentials) before calling startLocalRuntime.
+ */
+import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
+import { DynamoDBStreamsClient } from "@aws-sdk/client-dynamodb-streams";
+import { SQSClient } from "@aws-sdk/client-sqs";
+import type { QueueName } from "../../shared/table.ts";
+import type { FunctionEntry, Wiring } from "../../shared/wiring.ts";
+import { type HttpGatewayStats, startHttpGateway } from "./http-gateway.ts";
+import { createHandlerResolver, invokeHandler, type LambdaHandler, type RuntimeLogger } from "./invoke.ts";
+import { type SqsConsumerStats, type SqsPoller, startSqsPoller } from "./sqs-poller.ts";
+import { type StreamConsumerStats, type StreamPoller, startStreamPoller } from "./stream-poller.ts";
+
+export type { LambdaHandler, RuntimeLogger } from "./invoke.ts";
+
+export interface LocalRuntimeOptions {
+  /** Normally the exported `wiring`. */
+  wiring: Wiring;
+  dynamodbEndpoint: string;
+  sqsEndpoint: string;
+  /** Default us-east-1; credentials are fake. */
+  region?: string;
+  tableName: string;
+  queueUrls: Record<QueueName, string>;
+  /** HTTP port; 0 (the default) = a free port. Bound to 127.0.0.1 only. */
+  port?: number;
+  /** Replace a function's handler by wiring id (tests inject faults). */
+  handlerOverrides?: Record<string, LambdaHandler>;
+  /** Invoke every SQS batch twice with identical records before deleting (tests prove idempotency). */
+  deliverEachBatchTwice?: boolean;
+  /** Poll cadence; keep small for tests. Default 200 ms. */
+  idlePollMs?: number;
+  /** Concurrent poll loops per queue consumer, capped by its maxConcurrency. Default 4. */
+  maxPollersPerQueue?: number;
+  logger?: RuntimeLogger;
+}
+
+export interface LocalRuntimeStats {
+  http: HttpGatewayStats;
+  /** Per queue name (summed over its consumers). */
+  queues: Record<string, SqsConsumerStats>;
+  /** Per consumer id, queue and stream consumers alike. */
+  consumers: Record<string, SqsConsumerStats | StreamConsumerStats>;
+  /** Per stream consumer id. */
+  streams: Record<string, StreamConsumerStats>;
+}
+
+export interface LocalRuntime {
+  baseUrl: string;
+  port: number;
+  stats(): LocalRuntimeStats;
+  stop(): Promise<void>;
+}
+
+const consoleLogger: RuntimeLogger = {
+  info: (msg, extra) => console.log(`[local-runtime] ${msg}`, ...(extra ? [extra] : [])),
+  error: (msg, extra) => console.error(`[local-runtime] ${msg}`, ...(extra ? [extra] : [])),
+};
+
+function sumSqsStats(stats: SqsConsumerStats[]): SqsConsumerStats {
+  const total: SqsConsumerStats = { messages: 0, invocations: 0, succeeded: 0, failed: 0, handlerErrors: 0 };
+  for (const entry of stats) {
+    for (const key of Object.keys(total) as (keyof SqsConsumerStats)[]) total[key] += entry[key];
+  }
+  return total;
+}
+
+export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<LocalRuntime> {
+  const region = options.region ?? "us-east-1";
+  const logger = options.logger ?? consoleLogger;
+  const idlePollMs = options.idlePollMs ?? 200;
+  const credentials = { accessKeyId: "local", secretAccessKey: "local" };
+  const resolveHandler = createHandlerResolver(options.handlerOverrides);
+  const invoke = (entry: FunctionEntry, event: unknown) => invokeHandler(resolveHandler, entry, event, region);
+
+  const sqs = new SQSClient({ region, endpoint: options.sqsEndpoint, credentials });
+  const dynamodb = new DynamoDBClient({ region, endpoint: options.dynamodbEndpoint, credentials });
+  const streams = new DynamoDBStreamsClient({ region, endpoint: options.dynamodbEndpoint, credentials });
+
+  const sqsPollers: { queue: QueueName; id: string; poller: SqsPoller }[] = [];
+  const streamPollers: { id: string; poller: StreamPoller }[] = [];
+  const stopAll = async () => {
+    await Promise.allSettled([...sqsPollers, ...streamPollers].map(({ poller }) => poller.stop()));
+  };
+
+  try {
+    for (const entry of options.wiring.queueConsumers) {
+      const queueUrl = options.queueUrls[entry.queue];
+      if (!queueUrl) throw new Error(`No URL for queue "${entry.queue}" consumed by ${entry.id}`);
+      const poller = await startSqsPoller({
+        entry,
+        queueUrl,
+        sqs,
+        region,
+        invoke: (event) => invoke(entry, event),
+        pollers: Math.min(entry.maxConcurrency, options.maxPollersPerQueue ?? 4),
+        deliverEachBatchTwice: options.deliverEachBatchTwice ?? false,
+        idlePollMs,
+        logger,
+      });
+      sqsPollers.push({ queue: entry.queue, id: entry.id, poller });
+    }
+    for (const entry of options.wiring.streamConsumers) {
+      const poller = await startStreamPoller({
+        entry,
+        tableName: options.tableName,
+        dynamodb,
+        streams,
+        region,
+        invoke: (event) => invoke(entry, event),
+        idlePollMs,
+        logger,
+      });
+      streamPollers.push({ id: entry.id, poller });
+    }
+  } catch (error) {
+    await stopAll();
+    throw error;
+  }
+
+  let gateway: Awaited<ReturnType<typeof startHttpGateway>>;
+  try {
+    gateway = await startHttpGateway({
+      routes: options.wiring.routes,
+      invoke: (route, event) => invoke(route, event),
+      port: options.port ?? 0,
+      logger,
+    });
+  } catch (error) {
+    await stopAll();
+    throw error;
+  }
+
+  let stopped: Promise<void> | undefined;
+  return {
+    baseUrl: gateway.baseUrl,
+    port: gateway.port,
+    stats() {
+      const queueStats = sqsPollers.map(({ queue, id, poller }) => ({ queue, id, stats: poller.stats() }));
+      const queues: Record<string, SqsConsumerStats> = {};
+      for (const queue of new Set(queueStats.map(({ queue }) => queue))) {
+        queues[queue] = sumSqsStats(queueStats.filter((entry) => entry.queue === queue).map(({ stats }) => stats));
+      }
+      const streamsStats = Object.fromEntries(streamPollers.map(({ id, poller }) => [id, poller.stats()]));
+      return {
+        http: gateway.stats(),
+        queues,
+        consumers: { ...Object.fromEntries(queueStats.map(({ id, stats }) => [id, stats])), ...streamsStats },
+        streams: streamsStats,
+      };
+    },
+    stop() {
+      stopped ??= (async () => {
+        await Promise.allSettled([gateway.stop(), stopAll()]);
+        sqs.destroy();
+        dynamodb.destroy();
+        streams.destroy();
+      })();
+      return stopped;
+    },
+  };
+}

@@ -1,0 +1,76 @@
+/**
+ * `npm start`: the whole service on this machine — DynamoDB Local, the SQS emulator, the
+ * API and every worker from the wiring table — seeded with a demo organization.
+ */
+import { MIN_KEY_LENGTH } from "../../shared/auth.ts";
+import { demoCalls, demoMetricDefinitions } from "../../shared/demo/demo-data.ts";
+import { createMetricSchema } from "../../shared/schemas/metric.ts";
+import { createCall } from "../../shared/store/calls.ts";
+import { createMetric } from "../../shared/store/metrics.ts";
+import { createApiKey, createOrganization } from "../../shared/store/organizations.ts";
+import { startDynamoDbLocal, startSqsEmulator } from "./engines.ts";
+import { startLocalStack } from "./stack.ts";
+
+const port = Number(process.env.PORT ?? 3000);
+const devApiKey = process.env.DEV_API_KEY;
+if (devApiKey !== undefined && devApiKey.length < MIN_KEY_LENGTH) {
+  console.error(`DEV_API_KEY must be at least ${MIN_KEY_LENGTH} characters`);
+  process.exit(1);
+}
+
+const dynamodb = await startDynamoDbLocal();
+const sqsEmulator = await startSqsEmulator();
+const stack = await startLocalStack({
+  dynamodbEndpoint: dynamodb.endpoint,
+  sqsEndpoint: sqsEmulator.endpoint,
+  tableName: "mcj-local",
+  queuePrefix: "mcj-local",
+  port,
+  // Short timeouts so a failed item is retried within seconds while you watch.
+  queueOverrides: { work: { visibilityTimeoutSeconds: 30 }, dispatch: { visibilityTimeoutSeconds: 30 } },
+  env: { RETRY_BASE_DELAY_SECONDS: "2", RETRY_MAX_DELAY_SECONDS: "30" },
+});
+
+let stopping = false;
+async function shutdown(): Promise<void> {
+  if (stopping) return;
+  stopping = true;
+  console.log("\nStopping…");
+  await stack.stop().catch(() => {});
+  await sqsEmulator.stop().catch(() => {});
+  await dynamodb.stop().catch(() => {});
+  process.exit(0);
+}
+process.on("SIGINT", shutdown);
+process.on("SIGTERM", shutdown);
+
+const { orgId } = await createOrganization("Demo Organization", "demo");
+const { apiKey } = await createApiKey(orgId, { role: "admin", name: "demo admin", apiKey: devApiKey });
+const calls = await Promise.all(demoCalls().map((call) => createCall(orgId, call)));
+const metrics = [];
+for (const definition of demoMetricDefinitions()) {
+  metrics.push(await createMetric(orgId, createMetricSchema.parse(definition)));
+}
+
+const base = stack.baseUrl;
+const auth = `-H "Authorization: Bearer ${apiKey}"`;
+const callIds = JSON.stringify(calls.map((call) => call.id));
+const metricIds = JSON.stringify(metrics.slice(0, 3).map((metric) => ({ id: metric.slug })));
+console.log(`
+Metric collection service running at ${base}
+  DynamoDB Local ${dynamodb.endpoint} · SQS emulator ${sqsEmulator.endpoint}
+  Demo organization '${orgId}': ${calls.length} calls, ${metrics.length} metric definitions (${metrics.map((m) => m.slug).join(", ")})
+
+Admin API key (demo org): ${apiKey}
+
+Try it:
+  curl -s ${auth} ${base}/v1/call?limit=5
+  curl -s ${auth} ${base}/v1/metric/definitions
+  curl -s ${auth} -H "content-type: application/json" -X POST ${base}/v1/metric/collection-jobs \\
+    -d '{"callIds": ${callIds}, "metrics": ${metricIds}}'
+  curl -s ${auth} ${base}/v1/metric/collection-jobs/<jobId>
+  curl -s ${auth} ${base}/v1/metric/collection-jobs/<jobId>/metric-values
+
+Another key: DYNAMODB_ENDPOINT=${dynamodb.endpoint} TABLE_NAME=mcj-local npm run create-api-key -- --org-name "Acme"
+Ctrl-C stops everything.
+`);

@@ -1,0 +1,66 @@
+/**
+ * API keys: random secrets shown once, stored only as SHA-256 hashes. Lookups are
+ * cached briefly per container so a burst of requests costs one read.
+ */
+import { createHash, randomBytes } from "node:crypto";
+import { GetCommand, PutCommand } from "@aws-sdk/lib-dynamodb";
+import { dynamo } from "./aws.ts";
+import { config } from "./config.ts";
+import { keys } from "./keys.ts";
+
+export type Role = "admin" | "member";
+
+export interface Principal {
+  orgId: string;
+  role: Role;
+  keyId: string;
+}
+
+const KEY_PREFIX = "mcj_";
+export const MIN_KEY_LENGTH = 16;
+const CACHE_TTL_MS = 60_000;
+const cache = new Map<string, { principal: Principal | null; expires: number }>();
+
+export const hashApiKey = (apiKey: string): string => createHash("sha256").update(apiKey).digest("hex");
+
+export const generateApiKey = (): string => KEY_PREFIX + randomBytes(32).toString("base64url");
+
+export async function storeApiKey(input: {
+  apiKey: string;
+  orgId: string;
+  role: Role;
+  name: string;
+}): Promise<{ keyId: string }> {
+  const hash = hashApiKey(input.apiKey);
+  // The key id is a short, non-secret fingerprint, safe to log and show.
+  const keyId = hash.slice(0, 12);
+  await dynamo().send(
+    new PutCommand({
+      TableName: config().tableName,
+      Item: {
+        ...keys.apiKey(hash),
+        entity: "ApiKey",
+        keyId,
+        orgId: input.orgId,
+        role: input.role,
+        name: input.name,
+        createdAt: new Date().toISOString(),
+      },
+    }),
+  );
+  return { keyId };
+}
+
+export async function authenticate(authorizationHeader: string | undefined): Promise<Principal | null> {
+  const match = /^Bearer\s+(\S+)\s*$/i.exec(authorizationHeader ?? "");
+  const apiKey = match?.[1];
+  if (!apiKey || apiKey.length < MIN_KEY_LENGTH || apiKey.length > 200) return null;
+  const hash = hashApiKey(apiKey);
+  const cached = cache.get(hash);
+  if (cached && cached.expires > Date.now()) return cached.principal;
+  const { Item } = await dynamo().send(new GetCommand({ TableName: config().tableName, Key: keys.apiKey(hash) }));
+  const principal: Principal | null =
+    Item && !Item.revokedAt ? { orgId: Item.orgId, role: Item.role, keyId: Item.keyId } : null;
+  cache.set(hash, { principal, expires: Date.now() + CACHE_TTL_MS });
+  return principal;
+}

@@ -1,0 +1,106 @@
+/**
+ * The one wrapper every API Lambda uses: authentication, JSON parsing, zod validation of
+ * body/query/path, and error mapping. Handlers stay a few lines of domain calls.
+ */
+import middy from "@middy/core";
+import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from "aws-lambda";
+import { ZodError, type z } from "zod";
+import { authenticate, type Principal, type Role } from "../auth.ts";
+import { logger } from "../logger.ts";
+import { ApiError, badRequest, forbidden, payloadTooLarge, unauthorized } from "./errors.ts";
+
+/** Lambda's synchronous payload limit; API Gateway would otherwise fail with a bare 413. */
+export const MAX_BODY_BYTES = 6 * 1024 * 1024 - 64 * 1024;
+
+export interface ApiRequest<B, Q, P> {
+  principal: Principal;
+  body: B;
+  query: Q;
+  path: P;
+  event: APIGatewayProxyEventV2;
+}
+
+export interface ApiRouteOptions<B extends z.ZodType, Q extends z.ZodType, P extends z.ZodType> {
+  body?: B;
+  query?: Q;
+  path?: P;
+  /** Minimum role; every route needs a valid key. */
+  role?: Role;
+  /** Status of a successful answer. */
+  successStatus?: number;
+}
+
+type Infer<T> = T extends z.ZodType ? z.infer<T> : undefined;
+
+export function json(statusCode: number, payload: unknown, headers: Record<string, string> = {}) {
+  return {
+    statusCode,
+    headers: { "content-type": "application/json", ...headers },
+    body: JSON.stringify(payload),
+  } satisfies APIGatewayProxyStructuredResultV2;
+}
+
+function fieldErrors(error: ZodError, source: string) {
+  return error.issues.map((issue) => ({
+    field: [source, ...issue.path.map(String)].join("."),
+    message: issue.message,
+  }));
+}
+
+function parse<T extends z.ZodType>(schema: T | undefined, input: unknown, source: string): Infer<T> {
+  if (!schema) return undefined as Infer<T>;
+  const result = schema.safeParse(input);
+  if (!result.success) {
+    const details = fieldErrors(result.error, source);
+    const first = details[0];
+    throw badRequest(first ? `Invalid ${first.field}: ${first.message}` : `Invalid ${source}`, details);
+  }
+  return result.data as Infer<T>;
+}
+
+function readJsonBody(event: APIGatewayProxyEventV2): unknown {
+  if (!event.body) throw badRequest("Request body is required");
+  const raw = event.isBase64Encoded ? Buffer.from(event.body, "base64").toString("utf8") : event.body;
+  if (Buffer.byteLength(raw) > MAX_BODY_BYTES) {
+    throw payloadTooLarge(`Request body exceeds ${MAX_BODY_BYTES} bytes; split the request`);
+  }
+  try {
+    return JSON.parse(raw);
+  } catch {
+    throw badRequest("Request body is not valid JSON");
+  }
+}
+
+export function apiRoute<
+  B extends z.ZodType = z.ZodUndefined,
+  Q extends z.ZodType = z.ZodUndefined,
+  P extends z.ZodType = z.ZodUndefined,
+>(options: ApiRouteOptions<B, Q, P>, handle: (request: ApiRequest<Infer<B>, Infer<Q>, Infer<P>>) => Promise<unknown>) {
+  const core = async (event: APIGatewayProxyEventV2, _context: Context) => {
+    const principal = await authenticate(event.headers?.authorization);
+    if (!principal) throw unauthorized();
+    if (options.role === "admin" && principal.role !== "admin") throw forbidden("This route needs an admin key");
+    const body = parse(options.body, options.body ? readJsonBody(event) : undefined, "body");
+    const query = parse(options.query, event.queryStringParameters ?? {}, "query");
+    const path = parse(options.path, event.pathParameters ?? {}, "path");
+    const data = await handle({ principal, body, query, path, event });
+    return json(options.successStatus ?? 200, data);
+  };
+  return middy<APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2>(core).onError((request) => {
+    const error = request.error;
+    if (error instanceof ApiError) {
+      request.response = json(
+        error.status,
+        { error: { code: error.code, message: error.message, details: error.details } },
+        error.headers,
+      );
+    } else if (error instanceof ZodError) {
+      request.response = json(400, {
+        error: { code: "validation_error", message: "Invalid input", details: fieldErrors(error, "input") },
+      });
+    } else {
+      logger.error("Unhandled error", { error: error as Error, routeKey: request.event.routeKey });
+      request.response = json(500, { error: { code: "internal_error", message: "Internal server error" } });
+    }
+  });
+}

@@ -1,0 +1,58 @@
+/**
+ * Single-table key design. Every key of tenant data starts with the organization, so a
+ * query can never reach another organization's items.
+ *
+ * | entity            | pk                               | sk                      | gsi1pk                 | gsi1sk                  |
+ * |-------------------|----------------------------------|-------------------------|------------------------|-------------------------|
+ * | ApiKey            | APIKEY#<sha256>                  | APIKEY                  |                        |                         |
+ * | Organization      | ORG#<org>                        | ORG                     |                        |                         |
+ * | Call              | ORG#<org>#CALL#<call>            | CALL                    | ORG#<org>#CALLS        | <createdAt>#<call>      |
+ * | TranscriptChunk   | ORG#<org>#CALL#<call>            | TRANSCRIPT#<nnnn>       |                        |                         |
+ * | CallExternalId    | ORG#<org>#CALLEXT#<externalId>   | CALLEXT                 |                        |                         |
+ * | Metric (latest)   | ORG#<org>#METRIC#<metric>        | METRIC                  | ORG#<org>#METRICS      | <createdAt>#<metric>    |
+ * | MetricVersion     | ORG#<org>#METRIC#<metric>        | V#<nnnnnn>              |                        |                         |
+ * | MetricSlug        | ORG#<org>#METRICSLUG#<slug>      | SLUG                    |                        |                         |
+ * | Job               | ORG#<org>#JOB#<job>              | JOB                     | ORG#<org>#JOBS         | <createdAt>#<job>       |
+ * | JobPage           | ORG#<org>#JOB#<job>              | PAGE#<nnnn>             |                        |                         |
+ * | ItemResult        | ORG#<org>#JOB#<job>              | ITEM#<call>#<metric>    | ORG#<org>#CALL#<call>#VALUES | <computedAt>#<job>#<metric> |
+ */
+const pad = (n: number, width: number): string => String(n).padStart(width, "0");
+
+export const keys = {
+  apiKey: (hash: string) => ({ pk: `APIKEY#${hash}`, sk: "APIKEY" }),
+  organization: (orgId: string) => ({ pk: `ORG#${orgId}`, sk: "ORG" }),
+
+  call: (orgId: string, callId: string) => ({ pk: `ORG#${orgId}#CALL#${callId}`, sk: "CALL" }),
+  callPartition: (orgId: string, callId: string) => `ORG#${orgId}#CALL#${callId}`,
+  transcriptChunkSk: (index: number) => `TRANSCRIPT#${pad(index, 4)}`,
+  callExternalId: (orgId: string, externalId: string) => ({
+    pk: `ORG#${orgId}#CALLEXT#${externalId}`,
+    sk: "CALLEXT",
+  }),
+  callList: (orgId: string) => `ORG#${orgId}#CALLS`,
+
+  metric: (orgId: string, metricId: string) => ({ pk: `ORG#${orgId}#METRIC#${metricId}`, sk: "METRIC" }),
+  metricVersion: (orgId: string, metricId: string, version: number) => ({
+    pk: `ORG#${orgId}#METRIC#${metricId}`,
+    sk: `V#${pad(version, 6)}`,
+  }),
+  metricSlug: (orgId: string, slug: string) => ({ pk: `ORG#${orgId}#METRICSLUG#${slug}`, sk: "SLUG" }),
+  metricList: (orgId: string) => `ORG#${orgId}#METRICS`,
+
+  job: (orgId: string, jobId: string) => ({ pk: `ORG#${orgId}#JOB#${jobId}`, sk: "JOB" }),
+  jobPage: (orgId: string, jobId: string, page: number) => ({
+    pk: `ORG#${orgId}#JOB#${jobId}`,
+    sk: `PAGE#${pad(page, 4)}`,
+  }),
+  jobList: (orgId: string) => `ORG#${orgId}#JOBS`,
+
+  itemResult: (orgId: string, jobId: string, callId: string, metricId: string) => ({
+    pk: `ORG#${orgId}#JOB#${jobId}`,
+    sk: `ITEM#${callId}#${metricId}`,
+  }),
+  itemResultPrefix: "ITEM#",
+  callValues: (orgId: string, callId: string) => `ORG#${orgId}#CALL#${callId}#VALUES`,
+
+  /** Sortable list key: newest-first listings read the index backwards. */
+  listSortKey: (createdAt: string, id: string) => `${createdAt}#${id}`,
+} as const;

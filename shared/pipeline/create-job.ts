@@ -1,0 +1,102 @@
+/**
+ * Job creation (DESIGN §3.1): validate everything, freeze metric versions, store the job
+ * with its call pages, and hand fan-out to the dispatcher — one message per page — so the
+ * API answers fast whatever the job's size.
+ */
+import { randomUUID } from "node:crypto";
+import { config, requireQueueUrl } from "../config.ts";
+import { ApiError, badRequest } from "../http/errors.ts";
+import { logger } from "../logger.ts";
+import type { CollectionJob, CreateJobInput, DispatchMessage, FrozenMetric } from "../schemas/job.ts";
+import { findMissingCalls } from "../store/calls.ts";
+import { putNewJob, transitionJob } from "../store/jobs.ts";
+import { getMetric } from "../store/metrics.ts";
+import { sendMessages } from "./queue.ts";
+
+/** A dispatcher invocation expands at most this many items, well inside its timeout. */
+const ITEMS_PER_PAGE = 5_000;
+const MAX_CALLS_PER_PAGE = 2_000;
+const NAMED_IN_MESSAGE = 10;
+
+const unique = <T>(values: T[]): T[] => [...new Set(values)];
+
+function describeMissing(kind: string, ids: string[]): string {
+  const shown = ids.slice(0, NAMED_IN_MESSAGE).join(", ");
+  return `Unknown ${kind}: ${shown}${ids.length > NAMED_IN_MESSAGE ? ` and ${ids.length - NAMED_IN_MESSAGE} more` : ""}`;
+}
+
+export function splitIntoPages(callIds: string[], metricCount: number): string[][] {
+  const callsPerPage = Math.max(1, Math.min(MAX_CALLS_PER_PAGE, Math.floor(ITEMS_PER_PAGE / metricCount)));
+  const pages: string[][] = [];
+  for (let i = 0; i < callIds.length; i += callsPerPage) pages.push(callIds.slice(i, i + callsPerPage));
+  return pages;
+}
+
+export async function createCollectionJob(
+  orgId: string,
+  input: CreateJobInput,
+  options: { triggeredBy?: CollectionJob["triggeredBy"]; policyIds?: string[] } = {},
+): Promise<CollectionJob> {
+  // Duplicates would name the same item twice and the job could never reach its total.
+  const callIds = unique(input.callIds);
+  const metricRefs = unique(input.metrics.map((metric) => metric.id));
+
+  const [definitions, missingCalls] = await Promise.all([
+    Promise.all(metricRefs.map((ref) => getMetric(orgId, ref))),
+    findMissingCalls(orgId, callIds),
+  ]);
+  const missingMetrics = metricRefs.filter((_, index) => !definitions[index]);
+  if (missingMetrics.length > 0 || missingCalls.length > 0) {
+    const messages = [
+      ...(missingMetrics.length ? [describeMissing("metric ids", missingMetrics)] : []),
+      ...(missingCalls.length ? [describeMissing("call ids", missingCalls)] : []),
+    ];
+    throw badRequest(messages.join("; "), { unknownMetricIds: missingMetrics, unknownCallIds: missingCalls });
+  }
+  // An id and a slug may name the same definition: keep it once.
+  const metrics: FrozenMetric[] = [
+    ...new Map(
+      definitions
+        .filter((definition) => definition !== undefined)
+        .map(({ id, version, slug, name }) => [id, { id, version, slug, name }]),
+    ).values(),
+  ];
+  const totalItems = callIds.length * metrics.length;
+  if (totalItems > config().maxJobItems) {
+    throw badRequest(
+      `A job may hold at most ${config().maxJobItems} items (calls x metrics); this one has ${totalItems}`,
+    );
+  }
+
+  const now = new Date().toISOString();
+  const job: CollectionJob = {
+    id: randomUUID(),
+    status: "PENDING",
+    triggeredBy: options.triggeredBy ?? "API",
+    totalItems,
+    completedItems: 0,
+    failedItems: 0,
+    callCount: callIds.length,
+    metrics,
+    policyIds: options.policyIds ?? [],
+    metadata: input.metadata ?? {},
+    createdAt: now,
+    updatedAt: now,
+  };
+  const pages = splitIntoPages(callIds, metrics.length);
+  await putNewJob(orgId, job, pages);
+
+  const dispatchMessages = pages.map((_, page): DispatchMessage => ({ orgId, jobId: job.id, page }));
+  try {
+    await sendMessages(
+      requireQueueUrl("dispatch"),
+      dispatchMessages.map((m) => JSON.stringify(m)),
+    );
+  } catch (error) {
+    logger.error("Could not enqueue job fan-out", { jobId: job.id, error: error as Error });
+    const errorMessage = "The job could not be queued for processing; create it again";
+    await transitionJob(orgId, job.id, ["PENDING"], "FAILED", { errorMessage, completedAt: new Date().toISOString() });
+    throw new ApiError(503, "unavailable", errorMessage, { headers: { "retry-after": "5" } });
+  }
+  return job;
+}

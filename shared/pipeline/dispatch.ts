@@ -1,0 +1,40 @@
+/**
+ * Fan-out (DESIGN §3.2): expands one page of a job into one work message per call x metric,
+ * the metrics of a call adjacent so one evaluator batch can share the call's load (and
+ * the LLM prompt cache). Re-running a page only re-sends messages: counting is exactly-once
+ * downstream, so a retried dispatch cannot double-count.
+ */
+import { requireQueueUrl } from "../config.ts";
+import { logger } from "../logger.ts";
+import type { DispatchMessage, FrozenMetric, WorkItem } from "../schemas/job.ts";
+import { getJobItem, getJobPage, transitionJob } from "../store/jobs.ts";
+import { sendMessages } from "./queue.ts";
+
+export function workItemsForPage(orgId: string, jobId: string, callIds: string[], metrics: FrozenMetric[]): WorkItem[] {
+  return callIds.flatMap((callId) =>
+    metrics.map((metric) => ({ orgId, jobId, callId, metricId: metric.id, metricVersion: metric.version })),
+  );
+}
+
+export async function dispatchPage({ orgId, jobId, page }: DispatchMessage): Promise<void> {
+  const job = await getJobItem(orgId, jobId, true);
+  if (!job) {
+    logger.warn("Dispatch for a job that does not exist; dropped", { orgId, jobId });
+    return;
+  }
+  if (job.status !== "PENDING" && job.status !== "PROCESSING") {
+    logger.info("Job is no longer running; page not dispatched", { jobId, page, status: job.status as string });
+    return;
+  }
+  if (job.status === "PENDING") {
+    await transitionJob(orgId, jobId, ["PENDING"], "PROCESSING", { startedAt: new Date().toISOString() });
+  }
+  const callIds = await getJobPage(orgId, jobId, page);
+  if (!callIds) throw new Error(`Job ${jobId} has no page ${page}`);
+  const items = workItemsForPage(orgId, jobId, callIds, job.metrics as FrozenMetric[]);
+  await sendMessages(
+    requireQueueUrl("work"),
+    items.map((item) => JSON.stringify(item)),
+  );
+  logger.info("Dispatched page", { jobId, page, items: items.length });
+}

@@ -1,0 +1,36 @@
+/**
+ * Sending to SQS in batches of ten, several requests in flight, re-sending only the
+ * entries a batch reported as failed.
+ */
+import { SendMessageBatchCommand } from "@aws-sdk/client-sqs";
+import { sqs } from "../aws.ts";
+
+const ENTRIES_PER_BATCH = 10;
+const REQUESTS_IN_FLIGHT = 10;
+const MAX_ATTEMPTS = 6;
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+async function sendBatch(queueUrl: string, bodies: string[]): Promise<void> {
+  let pending = bodies.map((body, index) => ({ Id: String(index), MessageBody: body }));
+  for (let attempt = 1; pending.length > 0; attempt++) {
+    if (attempt > MAX_ATTEMPTS) {
+      throw new Error(`SendMessageBatch still failing for ${pending.length} entries after ${MAX_ATTEMPTS} attempts`);
+    }
+    if (attempt > 1) await sleep(Math.min(2000, 50 * 2 ** attempt) * (0.5 + Math.random() / 2));
+    const result = await sqs().send(new SendMessageBatchCommand({ QueueUrl: queueUrl, Entries: pending }));
+    const failedIds = new Set((result.Failed ?? []).map((failure) => failure.Id));
+    pending = pending.filter((entry) => failedIds.has(entry.Id));
+  }
+}
+
+/** Sends messages in order-preserving batches; items placed adjacently stay in the same or next batch. */
+export async function sendMessages(queueUrl: string, bodies: string[]): Promise<void> {
+  const batches: string[][] = [];
+  for (let i = 0; i < bodies.length; i += ENTRIES_PER_BATCH) batches.push(bodies.slice(i, i + ENTRIES_PER_BATCH));
+  let next = 0;
+  const worker = async () => {
+    while (next < batches.length) await sendBatch(queueUrl, batches[next++] as string[]);
+  };
+  await Promise.all(Array.from({ length: Math.min(REQUESTS_IN_FLIGHT, batches.length) }, worker));
+}

@@ -1,0 +1,141 @@
+/**
+ * Exactly-once counting (DESIGN §3.4): an item's value and the job counter increment are
+ * written in one transaction, each value conditioned on not existing yet. Items of one job
+ * share a transaction and a single counter update. A redelivered item fails its condition
+ * and is dropped from the retry, so it changes nothing.
+ */
+import { TransactionCanceledException } from "@aws-sdk/client-dynamodb";
+import { TransactWriteCommand } from "@aws-sdk/lib-dynamodb";
+import { dynamo } from "../aws.ts";
+import { config } from "../config.ts";
+import { keys } from "../keys.ts";
+import { logger } from "../logger.ts";
+import type { MetricValue, WorkItem } from "../schemas/job.ts";
+
+export interface ItemResult {
+  /** The SQS message that carried the item. */
+  messageId: string;
+  item: WorkItem;
+  value: MetricValue;
+}
+
+export type RecordOutcome = "recorded" | "duplicate" | "job-not-running" | "not-recorded";
+
+/** DynamoDB allows 100 actions per transaction: 99 values + the counter update. */
+const VALUES_PER_TRANSACTION = 99;
+const MAX_ATTEMPTS = 6;
+const COUNTED_AS_COMPLETED = new Set(["SUCCESS", "NOT_APPLICABLE", "DATA_MISSING"]);
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+const itemKey = ({ orgId, jobId, callId, metricId }: WorkItem) => `${orgId}|${jobId}|${callId}|${metricId}`;
+
+function valueItem({ item, value }: ItemResult) {
+  return {
+    ...keys.itemResult(item.orgId, item.jobId, item.callId, item.metricId),
+    entity: "MetricValue",
+    gsi1pk: keys.callValues(item.orgId, item.callId),
+    gsi1sk: `${value.computedAt}#${item.jobId}#${item.metricId}`,
+    orgId: item.orgId,
+    ...value,
+  };
+}
+
+/** Writes one job's results; returns the outcome per result (by index in `results`). */
+async function recordJobChunk(results: ItemResult[]): Promise<RecordOutcome[]> {
+  const outcomes: RecordOutcome[] = results.map(() => "not-recorded");
+  let pending = results.map((result, index) => ({ result, index }));
+  const table = config().tableName;
+  const first = results[0];
+  if (!first) return outcomes;
+  const { orgId, jobId } = first.item;
+
+  for (let attempt = 1; pending.length > 0; attempt++) {
+    if (attempt > MAX_ATTEMPTS) {
+      logger.warn("Transaction kept conflicting; items left for redelivery", { jobId, items: pending.length });
+      return outcomes;
+    }
+    const completed = pending.filter(({ result }) => COUNTED_AS_COMPLETED.has(result.value.captureStatus)).length;
+    const failed = pending.length - completed;
+    try {
+      await dynamo().send(
+        new TransactWriteCommand({
+          TransactItems: [
+            {
+              Update: {
+                TableName: table,
+                Key: keys.job(orgId, jobId),
+                UpdateExpression: "ADD completedItems :completed, failedItems :failed SET updatedAt = :now",
+                ConditionExpression: "#status IN (:pending, :processing)",
+                ExpressionAttributeNames: { "#status": "status" },
+                ExpressionAttributeValues: {
+                  ":completed": completed,
+                  ":failed": failed,
+                  ":now": new Date().toISOString(),
+                  ":pending": "PENDING",
+                  ":processing": "PROCESSING",
+                },
+              },
+            },
+            ...pending.map(({ result }) => ({
+              Put: { TableName: table, Item: valueItem(result), ConditionExpression: "attribute_not_exists(pk)" },
+            })),
+          ],
+        }),
+      );
+      for (const { index } of pending) outcomes[index] = "recorded";
+      return outcomes;
+    } catch (error) {
+      if (!(error instanceof TransactionCanceledException)) throw error;
+      const reasons = error.CancellationReasons ?? [];
+      if (reasons[0]?.Code === "ConditionalCheckFailed") {
+        // Canceled (or otherwise finished) job: nothing more may be recorded for it.
+        for (const { index } of pending) outcomes[index] = "job-not-running";
+        return outcomes;
+      }
+      const isDuplicate = (position: number) => reasons[position + 1]?.Code === "ConditionalCheckFailed";
+      const duplicates = pending.filter((_, position) => isDuplicate(position));
+      for (const { index } of duplicates) outcomes[index] = "duplicate";
+      pending = pending.filter((_, position) => !isDuplicate(position));
+      if (duplicates.length === 0) {
+        // Conflict with a concurrent transaction on the counter, or throttling: back off and retry.
+        await sleep(Math.min(1000, 20 * 2 ** attempt) * (0.5 + Math.random()));
+      }
+    }
+  }
+  return outcomes;
+}
+
+/** Records results of any number of jobs; duplicate items within the batch share one write. */
+export async function recordResults(results: ItemResult[]): Promise<Map<string, RecordOutcome>> {
+  const byMessage = new Map<string, RecordOutcome>();
+  const firstByItem = new Map<string, ItemResult>();
+  const repeats: ItemResult[] = [];
+  for (const result of results) {
+    const key = itemKey(result.item);
+    if (firstByItem.has(key)) repeats.push(result);
+    else firstByItem.set(key, result);
+  }
+  const byJob = new Map<string, ItemResult[]>();
+  for (const result of firstByItem.values()) {
+    const job = `${result.item.orgId}|${result.item.jobId}`;
+    byJob.set(job, [...(byJob.get(job) ?? []), result]);
+  }
+  // Chunks of one job run one after another (they share the counter); jobs run in parallel.
+  await Promise.all(
+    [...byJob.values()].map(async (jobResults) => {
+      for (let i = 0; i < jobResults.length; i += VALUES_PER_TRANSACTION) {
+        const chunk = jobResults.slice(i, i + VALUES_PER_TRANSACTION);
+        const outcomes = await recordJobChunk(chunk);
+        for (const [index, result] of chunk.entries()) {
+          byMessage.set(result.messageId, outcomes[index] ?? "not-recorded");
+        }
+      }
+    }),
+  );
+  for (const repeat of repeats) {
+    const original = firstByItem.get(itemKey(repeat.item));
+    const outcome = original ? byMessage.get(original.messageId) : undefined;
+    byMessage.set(repeat.messageId, outcome === "not-recorded" || !outcome ? "not-recorded" : "duplicate");
+  }
+  return byMessage;
+}

@@ -1,0 +1,47 @@
+import { z } from "zod";
+
+export const transcriptSegmentSchema = z.object({
+  role: z.enum(["AGENT", "CUSTOMER"]),
+  text: z.string().max(100_000),
+  startOffsetMs: z.number().int().nonnegative(),
+  endOffsetMs: z.number().int().nonnegative(),
+});
+export type TranscriptSegment = z.infer<typeof transcriptSegmentSchema>;
+
+export const toolInvocationSchema = z.object({
+  name: z.string().min(1).max(200),
+  startOffsetMs: z.number().int().nonnegative().optional(),
+  endOffsetMs: z.number().int().nonnegative().optional(),
+  parameters: z.record(z.string(), z.unknown()).optional(),
+  result: z.unknown().optional(),
+});
+
+const propertiesSchema = z
+  .record(z.string().min(1).max(128), z.string().max(1024))
+  .refine((props) => Object.keys(props).length <= 50, "at most 50 properties");
+
+export const createCallSchema = z
+  .object({
+    externalId: z.string().min(1).max(256).optional(),
+    agentId: z.string().min(1).max(256),
+    environmentId: z.string().min(1).max(256).optional(),
+    callDirection: z.enum(["INBOUND", "OUTBOUND"]).default("INBOUND"),
+    interfaceType: z.enum(["PHONE", "WEB"]).default("PHONE"),
+    startedAt: z.iso.datetime({ offset: true }),
+    endedAt: z.iso.datetime({ offset: true }).optional(),
+    durationMs: z.number().int().nonnegative().optional(),
+    properties: propertiesSchema.default({}),
+    transcript: z.array(transcriptSegmentSchema).max(100_000).default([]),
+    toolInvocations: z.array(toolInvocationSchema).max(10_000).optional(),
+  })
+  .refine((call) => !call.endedAt || Date.parse(call.endedAt) >= Date.parse(call.startedAt), {
+    path: ["endedAt"],
+    message: "endedAt must not be before startedAt",
+  });
+export type CreateCallInput = z.infer<typeof createCallSchema>;
+
+/** A stored call as the API returns it. */
+export interface Call extends CreateCallInput {
+  id: string;
+  createdAt: string;
+}

@@ -1,0 +1,94 @@
+import { z } from "zod";
+
+/** Request limits, documented in the README. */
+export const MAX_CALLS_PER_JOB = 10_000;
+export const MAX_METRICS_PER_JOB = 20;
+
+export const jobStatuses = ["PENDING", "PROCESSING", "COMPLETED", "FAILED", "CANCELED"] as const;
+export type JobStatus = (typeof jobStatuses)[number];
+export const captureStatuses = ["SUCCESS", "NOT_APPLICABLE", "DATA_MISSING", "ERROR"] as const;
+export type CaptureStatus = (typeof captureStatuses)[number];
+
+const idSchema = z.string().trim().min(1).max(256);
+
+export const createJobSchema = z.strictObject({
+  callIds: z.array(idSchema).min(1).max(MAX_CALLS_PER_JOB),
+  metrics: z
+    .array(z.strictObject({ id: idSchema }))
+    .min(1)
+    .max(MAX_METRICS_PER_JOB),
+  metadata: z
+    .record(z.string().max(128), z.union([z.string().max(1024), z.number(), z.boolean()]))
+    .refine((m) => Object.keys(m).length <= 50, "at most 50 metadata entries")
+    .optional(),
+});
+export type CreateJobInput = z.infer<typeof createJobSchema>;
+
+export interface FrozenMetric {
+  id: string;
+  version: number;
+  slug: string;
+  name: string;
+}
+
+export interface CollectionJob {
+  id: string;
+  status: JobStatus;
+  triggeredBy: "API" | "METRIC_POLICY" | "SCHEDULE" | "RETRY";
+  totalItems: number;
+  completedItems: number;
+  failedItems: number;
+  callCount: number;
+  metrics: FrozenMetric[];
+  startedAt?: string;
+  completedAt?: string;
+  canceledAt?: string;
+  errorMessage?: string;
+  policyIds: string[];
+  metadata: Record<string, string | number | boolean>;
+  createdAt: string;
+  updatedAt: string;
+}
+
+/** A work-queue message: one call x one metric of one job. */
+export const workItemSchema = z.object({
+  orgId: z.string().min(1),
+  jobId: z.string().min(1),
+  callId: z.string().min(1),
+  metricId: z.string().min(1),
+  metricVersion: z.number().int().min(1),
+});
+export type WorkItem = z.infer<typeof workItemSchema>;
+
+/** A dispatch-queue message: one page of a job's calls to expand into work items. */
+export const dispatchMessageSchema = z.object({
+  orgId: z.string().min(1),
+  jobId: z.string().min(1),
+  page: z.number().int().min(0),
+});
+export type DispatchMessage = z.infer<typeof dispatchMessageSchema>;
+
+export interface SegmentRef {
+  id: string;
+  text: string;
+  startOffsetMs: number;
+  endOffsetMs: number;
+}
+
+export interface MetricValue {
+  jobId: string;
+  callId: string;
+  metricDefinitionId: string;
+  metricVersion: number;
+  captureStatus: CaptureStatus;
+  computedAt: string;
+  context: "CALL" | "SEGMENT" | "SEGMENT_RANGE";
+  value?: number | string | boolean | string[];
+  valueReasoning?: string;
+  confidence?: number;
+  errorMessage?: string;
+  segment?: SegmentRef;
+  fromSegment?: SegmentRef;
+  toSegment?: SegmentRef;
+  policyIds?: string[];
+}

@@ -1,0 +1,85 @@
+import { z } from "zod";
+import { builtInConfigSchema } from "../metrics/builtin.ts";
+
+export const outputTypes = ["BOOLEAN", "NUMERIC", "SCALE", "CLASSIFICATION", "TEXT", "COUNT", "OFFSET"] as const;
+export type OutputType = (typeof outputTypes)[number];
+export const calculationTypes = ["LLM_JUDGE", "BUILT_IN"] as const;
+export type CalculationType = (typeof calculationTypes)[number];
+
+export const slugSchema = z
+  .string()
+  .regex(
+    /^[a-z0-9][a-z0-9_-]{0,62}$/,
+    "use 1-63 lowercase letters, digits, '-' or '_', starting with a letter or digit",
+  );
+
+const metricFields = {
+  slug: slugSchema,
+  name: z.string().trim().min(1).max(200),
+  description: z.string().max(2000),
+  calculationType: z.enum(calculationTypes),
+  outputType: z.enum(outputTypes),
+  llmPrompt: z.string().trim().min(1).max(20_000).optional(),
+  scaleMin: z.number().int().optional(),
+  scaleMax: z.number().int().optional(),
+  classificationOptions: z.array(z.string().trim().min(1).max(200)).min(2).max(50).optional(),
+  maxClassifications: z.number().int().min(1).max(50).optional(),
+  booleanTrueLabel: z.string().max(100).optional(),
+  booleanFalseLabel: z.string().max(100).optional(),
+  unit: z.strictObject({ name: z.string().min(1).max(50), symbol: z.string().max(10) }).optional(),
+  supportedContexts: z.array(z.enum(["CALL", "SEGMENT"])).min(1),
+  model: z.string().min(1).max(100).optional(),
+  builtIn: builtInConfigSchema.optional(),
+};
+
+/** Cross-field rules, shared by create and by update (applied to the merged definition). */
+function checkDefinition(definition: z.infer<typeof metricShape>, ctx: z.RefinementCtx): void {
+  const issue = (path: string, message: string) => ctx.addIssue({ code: "custom", path: [path], message });
+  if (definition.calculationType === "BUILT_IN") {
+    if (!definition.builtIn) issue("builtIn", "required when calculationType is BUILT_IN");
+    if (!["NUMERIC", "COUNT"].includes(definition.outputType)) {
+      issue("outputType", "BUILT_IN metrics produce numbers: use NUMERIC or COUNT");
+    }
+  } else {
+    if (definition.builtIn) issue("builtIn", "only allowed when calculationType is BUILT_IN");
+    if (!definition.llmPrompt) issue("llmPrompt", "required when calculationType is LLM_JUDGE");
+  }
+  if (definition.outputType === "SCALE") {
+    if (definition.scaleMin === undefined || definition.scaleMax === undefined) {
+      issue("scaleMin", "scaleMin and scaleMax are required for SCALE");
+    } else if (definition.scaleMin >= definition.scaleMax) {
+      issue("scaleMax", "must be greater than scaleMin");
+    }
+  }
+  if (definition.outputType === "CLASSIFICATION") {
+    const options = definition.classificationOptions;
+    if (!options) issue("classificationOptions", "required for CLASSIFICATION");
+    else if (new Set(options).size !== options.length) issue("classificationOptions", "options must be unique");
+    if (options && definition.maxClassifications && definition.maxClassifications > options.length) {
+      issue("maxClassifications", "cannot exceed the number of options");
+    }
+  }
+}
+
+const metricShape = z.strictObject({
+  ...metricFields,
+  description: metricFields.description.default(""),
+  supportedContexts: metricFields.supportedContexts.default(["CALL"]),
+});
+export const createMetricSchema = metricShape.superRefine(checkDefinition);
+export type CreateMetricInput = z.infer<typeof createMetricSchema>;
+
+/** PUT takes any subset of fields; the merged result must still be a valid definition. */
+export const updateMetricSchema = z
+  .strictObject(metricFields)
+  .partial()
+  .refine((patch) => Object.keys(patch).length > 0, "send at least one field to change");
+
+export const validateMergedDefinition = (merged: unknown) => createMetricSchema.parse(merged);
+
+export interface MetricDefinition extends CreateMetricInput {
+  id: string;
+  version: number;
+  createdAt: string;
+  updatedAt: string;
+}

@@ -1,0 +1,162 @@
+/**
+ * Calls. The transcript (with tool invocations) is gzip-compressed and stored as binary
+ * chunks beside the call item, so an hour-long call never meets DynamoDB's 400 KB item
+ * limit; all of a call is written in one transaction and read back with one query.
+ */
+import { randomUUID } from "node:crypto";
+import { gunzipSync, gzipSync } from "node:zlib";
+import { TransactionCanceledException } from "@aws-sdk/client-dynamodb";
+import { GetCommand, QueryCommand, TransactWriteCommand } from "@aws-sdk/lib-dynamodb";
+import { dynamo } from "../aws.ts";
+import { config } from "../config.ts";
+import { ApiError, conflict } from "../http/errors.ts";
+import { keys } from "../keys.ts";
+import type { Call, CreateCallInput } from "../schemas/call.ts";
+import { batchGet } from "./batch-get.ts";
+import { queryPage } from "./query.ts";
+
+const CHUNK_BYTES = 300 * 1024;
+/** A transaction carries at most 4 MB; leave room for the call item itself. */
+export const MAX_COMPRESSED_TRANSCRIPT_BYTES = 3_500_000;
+
+type CallSummary = Omit<Call, "transcript" | "toolInvocations"> & { segmentCount: number };
+type Item = Record<string, unknown>;
+
+const summaryFields = [
+  "id",
+  "externalId",
+  "agentId",
+  "environmentId",
+  "callDirection",
+  "interfaceType",
+  "startedAt",
+  "endedAt",
+  "durationMs",
+  "properties",
+  "segmentCount",
+  "createdAt",
+] as const;
+
+function toSummary(item: Item): CallSummary {
+  return Object.fromEntries(summaryFields.filter((f) => item[f] !== undefined).map((f) => [f, item[f]])) as CallSummary;
+}
+
+export async function createCall(orgId: string, input: CreateCallInput): Promise<CallSummary> {
+  const id = randomUUID();
+  const createdAt = new Date().toISOString();
+  const { transcript, toolInvocations, ...fields } = input;
+  const blob = gzipSync(JSON.stringify({ transcript, toolInvocations }));
+  if (blob.byteLength > MAX_COMPRESSED_TRANSCRIPT_BYTES) {
+    throw new ApiError(413, "payload_too_large", "Transcript is too large to store (compressed size over 3.5 MB)");
+  }
+  const chunks: Buffer[] = [];
+  for (let offset = 0; offset < blob.byteLength; offset += CHUNK_BYTES) {
+    chunks.push(blob.subarray(offset, offset + CHUNK_BYTES));
+  }
+  const callItem = {
+    ...keys.call(orgId, id),
+    entity: "Call",
+    gsi1pk: keys.callList(orgId),
+    gsi1sk: keys.listSortKey(createdAt, id),
+    ...fields,
+    id,
+    orgId,
+    segmentCount: transcript.length,
+    transcriptChunks: chunks.length,
+    createdAt,
+  };
+  const table = config().tableName;
+  const puts: Item[] = [
+    { Put: { TableName: table, Item: callItem, ConditionExpression: "attribute_not_exists(pk)" } },
+    ...chunks.map((data, index) => ({
+      Put: {
+        TableName: table,
+        Item: { pk: callItem.pk, sk: keys.transcriptChunkSk(index), entity: "TranscriptChunk", data },
+      },
+    })),
+  ];
+  if (input.externalId) {
+    puts.unshift({
+      Put: {
+        TableName: table,
+        Item: { ...keys.callExternalId(orgId, input.externalId), entity: "CallExternalId", callId: id },
+        ConditionExpression: "attribute_not_exists(pk)",
+      },
+    });
+  }
+  try {
+    await dynamo().send(new TransactWriteCommand({ TransactItems: puts as never }));
+  } catch (error) {
+    if (input.externalId && error instanceof TransactionCanceledException) {
+      if (error.CancellationReasons?.[0]?.Code === "ConditionalCheckFailed") {
+        const existing = await dynamo().send(
+          new GetCommand({ TableName: table, Key: keys.callExternalId(orgId, input.externalId) }),
+        );
+        throw conflict(`A call with externalId '${input.externalId}' already exists`, {
+          callId: existing.Item?.callId,
+        });
+      }
+    }
+    throw error;
+  }
+  return toSummary(callItem);
+}
+
+/** Reads a call with its transcript: one query over the call's partition. */
+export async function getCall(orgId: string, callId: string): Promise<Call | undefined> {
+  const items: Item[] = [];
+  let startKey: Item | undefined;
+  do {
+    const page = await dynamo().send(
+      new QueryCommand({
+        TableName: config().tableName,
+        KeyConditionExpression: "pk = :pk",
+        ExpressionAttributeValues: { ":pk": keys.callPartition(orgId, callId) },
+        ExclusiveStartKey: startKey,
+      }),
+    );
+    items.push(...((page.Items ?? []) as Item[]));
+    startKey = page.LastEvaluatedKey;
+  } while (startKey);
+  const callItem = items.find((item) => item.sk === "CALL");
+  if (!callItem) return undefined;
+  const chunks = items
+    .filter((item) => String(item.sk).startsWith("TRANSCRIPT#"))
+    .map((item) => Buffer.from(item.data as Uint8Array));
+  if (chunks.length !== callItem.transcriptChunks) {
+    throw new Error(`Call ${callId} has ${chunks.length} of ${String(callItem.transcriptChunks)} transcript chunks`);
+  }
+  const { transcript, toolInvocations } = JSON.parse(gunzipSync(Buffer.concat(chunks)).toString("utf8"));
+  const { segmentCount: _segments, ...summary } = toSummary(callItem);
+  return { ...summary, transcript, ...(toolInvocations ? { toolInvocations } : {}) } as Call;
+}
+
+export const listCalls = (orgId: string, limit: number, after?: string) =>
+  queryPage(
+    {
+      partition: ["gsi1pk", keys.callList(orgId)],
+      sortKeyName: "gsi1sk",
+      indexName: "gsi1",
+      newestFirst: true,
+      limit,
+      after,
+    },
+    toSummary,
+  );
+
+/** Ids among `callIds` that are not calls of this organization. */
+export async function findMissingCalls(orgId: string, callIds: string[]): Promise<string[]> {
+  const found = await batchGet(
+    callIds.map((id) => keys.call(orgId, id)),
+    ["id"],
+  );
+  const existing = new Set(found.map((item) => item.id));
+  return callIds.filter((id) => !existing.has(id));
+}
+
+export async function callExists(orgId: string, callId: string): Promise<boolean> {
+  const { Item } = await dynamo().send(
+    new GetCommand({ TableName: config().tableName, Key: keys.call(orgId, callId), ProjectionExpression: "pk" }),
+  );
+  return Item !== undefined;
+}

@@ -1,0 +1,139 @@
+/** Collection jobs: the job item (status + counters) and the pages of call ids it covers. */
+import { ConditionalCheckFailedException } from "@aws-sdk/client-dynamodb";
+import { BatchWriteCommand, GetCommand, PutCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
+import { dynamo } from "../aws.ts";
+import { config } from "../config.ts";
+import { conflict, notFound } from "../http/errors.ts";
+import { keys } from "../keys.ts";
+import type { CollectionJob, JobStatus } from "../schemas/job.ts";
+import { queryPage } from "./query.ts";
+
+type Item = Record<string, unknown>;
+const storageFields = new Set(["pk", "sk", "entity", "gsi1pk", "gsi1sk", "orgId", "pageCount"]);
+
+export function toCollectionJob(item: Item): CollectionJob {
+  return Object.fromEntries(Object.entries(item).filter(([k]) => !storageFields.has(k))) as never;
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+async function batchWriteAll(items: Item[]): Promise<void> {
+  const table = config().tableName;
+  for (let i = 0; i < items.length; i += 25) {
+    let pending: Item[] | undefined = items.slice(i, i + 25).map((Item) => ({ PutRequest: { Item } }));
+    for (let attempt = 0; pending && pending.length > 0; attempt++) {
+      if (attempt > 10) throw new Error("BatchWriteItem kept returning unprocessed items");
+      if (attempt > 0) await sleep(Math.min(1000, 25 * 2 ** attempt) * Math.random());
+      const result = await dynamo().send(new BatchWriteCommand({ RequestItems: { [table]: pending as never } }));
+      pending = result.UnprocessedItems?.[table] as Item[] | undefined;
+    }
+  }
+}
+
+/** Writes the pages first and the job last, so a visible job always has all its pages. */
+export async function putNewJob(orgId: string, job: CollectionJob, pages: string[][]): Promise<void> {
+  await batchWriteAll(
+    pages.map((callIds, index) => ({ ...keys.jobPage(orgId, job.id, index), entity: "JobPage", callIds })),
+  );
+  await dynamo().send(
+    new PutCommand({
+      TableName: config().tableName,
+      Item: {
+        ...keys.job(orgId, job.id),
+        entity: "Job",
+        gsi1pk: keys.jobList(orgId),
+        gsi1sk: keys.listSortKey(job.createdAt, job.id),
+        orgId,
+        pageCount: pages.length,
+        ...job,
+      },
+      ConditionExpression: "attribute_not_exists(pk)",
+    }),
+  );
+}
+
+export async function getJobItem(orgId: string, jobId: string, consistent = false): Promise<Item | undefined> {
+  const { Item } = await dynamo().send(
+    new GetCommand({ TableName: config().tableName, Key: keys.job(orgId, jobId), ConsistentRead: consistent }),
+  );
+  return Item;
+}
+
+export async function getJob(orgId: string, jobId: string): Promise<CollectionJob | undefined> {
+  const item = await getJobItem(orgId, jobId);
+  return item ? toCollectionJob(item) : undefined;
+}
+
+export async function getJobPage(orgId: string, jobId: string, page: number): Promise<string[] | undefined> {
+  const { Item } = await dynamo().send(
+    new GetCommand({ TableName: config().tableName, Key: keys.jobPage(orgId, jobId, page), ConsistentRead: true }),
+  );
+  return Item?.callIds as string[] | undefined;
+}
+
+export const listJobs = (orgId: string, options: { limit: number; after?: string; status?: JobStatus }) =>
+  queryPage(
+    {
+      partition: ["gsi1pk", keys.jobList(orgId)],
+      sortKeyName: "gsi1sk",
+      indexName: "gsi1",
+      newestFirst: true,
+      limit: options.limit,
+      after: options.after,
+      filter: options.status
+        ? {
+            FilterExpression: "#status = :status",
+            ExpressionAttributeNames: { "#status": "status" },
+            ExpressionAttributeValues: { ":status": options.status },
+          }
+        : undefined,
+    },
+    toCollectionJob,
+  );
+
+/**
+ * Conditionally moves a job between statuses. Returns the new job, or undefined when the
+ * job was not in one of `from` (another writer got there first: callers treat it as done).
+ */
+export async function transitionJob(
+  orgId: string,
+  jobId: string,
+  from: JobStatus[],
+  to: JobStatus,
+  extra: Record<string, unknown> = {},
+): Promise<CollectionJob | undefined> {
+  const now = new Date().toISOString();
+  const fields: Record<string, unknown> = { status: to, updatedAt: now, ...extra };
+  const names = Object.fromEntries(Object.keys(fields).map((f, i) => [`#f${i}`, f]));
+  const values = Object.fromEntries(Object.values(fields).map((v, i) => [`:f${i}`, v]));
+  const fromValues = Object.fromEntries(from.map((s, i) => [`:from${i}`, s]));
+  try {
+    const { Attributes } = await dynamo().send(
+      new UpdateCommand({
+        TableName: config().tableName,
+        Key: keys.job(orgId, jobId),
+        UpdateExpression: `SET ${Object.keys(fields)
+          .map((_, i) => `#f${i} = :f${i}`)
+          .join(", ")}`,
+        ConditionExpression: `attribute_exists(pk) AND #status IN (${Object.keys(fromValues).join(", ")})`,
+        ExpressionAttributeNames: { ...names, "#status": "status" },
+        ExpressionAttributeValues: { ...values, ...fromValues },
+        ReturnValues: "ALL_NEW",
+      }),
+    );
+    return Attributes ? toCollectionJob(Attributes) : undefined;
+  } catch (error) {
+    if (error instanceof ConditionalCheckFailedException) return undefined;
+    throw error;
+  }
+}
+
+export async function cancelJob(orgId: string, jobId: string): Promise<CollectionJob> {
+  const now = new Date().toISOString();
+  const canceled = await transitionJob(orgId, jobId, ["PENDING", "PROCESSING"], "CANCELED", { canceledAt: now });
+  if (canceled) return canceled;
+  const job = await getJob(orgId, jobId);
+  if (!job) throw notFound("Collection job", jobId);
+  if (job.status === "CANCELED") return job;
+  throw conflict(`Collection job ${jobId} is already ${job.status} and cannot be canceled`);
+}

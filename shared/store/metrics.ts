@@ -1,0 +1,198 @@
+/**
+ * Metric definitions. The METRIC item holds the latest version; every version is also kept
+ * as an immutable V#<n> item so jobs can evaluate exactly the version they froze.
+ */
+import { randomUUID } from "node:crypto";
+import { TransactionCanceledException } from "@aws-sdk/client-dynamodb";
+import { GetCommand, TransactWriteCommand } from "@aws-sdk/lib-dynamodb";
+import { dynamo } from "../aws.ts";
+import { config } from "../config.ts";
+import { conflict } from "../http/errors.ts";
+import { keys } from "../keys.ts";
+import { type CreateMetricInput, type MetricDefinition, validateMergedDefinition } from "../schemas/metric.ts";
+import { batchGet } from "./batch-get.ts";
+import { queryPage } from "./query.ts";
+
+type Item = Record<string, unknown>;
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+const storageFields = ["pk", "sk", "entity", "gsi1pk", "gsi1sk", "orgId"];
+
+export function toMetricDefinition(item: Item): MetricDefinition {
+  return Object.fromEntries(Object.entries(item).filter(([k]) => !storageFields.includes(k))) as never;
+}
+
+function metricItems(orgId: string, definition: MetricDefinition) {
+  const latest = {
+    ...keys.metric(orgId, definition.id),
+    entity: "Metric",
+    gsi1pk: keys.metricList(orgId),
+    gsi1sk: keys.listSortKey(definition.createdAt, definition.id),
+    orgId,
+    ...definition,
+  };
+  const version = {
+    ...keys.metricVersion(orgId, definition.id, definition.version),
+    entity: "MetricVersion",
+    orgId,
+    ...definition,
+  };
+  return { latest, version };
+}
+
+const slugGuard = (orgId: string, slug: string, metricId: string) => ({
+  ...keys.metricSlug(orgId, slug),
+  entity: "MetricSlug",
+  metricId,
+});
+
+const slugTaken = (slug: string) => conflict(`A metric definition with slug '${slug}' already exists`);
+
+export async function createMetric(orgId: string, input: CreateMetricInput): Promise<MetricDefinition> {
+  const now = new Date().toISOString();
+  const definition: MetricDefinition = { ...input, id: randomUUID(), version: 1, createdAt: now, updatedAt: now };
+  const { latest, version } = metricItems(orgId, definition);
+  const table = config().tableName;
+  try {
+    await dynamo().send(
+      new TransactWriteCommand({
+        TransactItems: [
+          {
+            Put: {
+              TableName: table,
+              Item: slugGuard(orgId, input.slug, definition.id),
+              ConditionExpression: "attribute_not_exists(pk)",
+            },
+          },
+          { Put: { TableName: table, Item: latest } },
+          { Put: { TableName: table, Item: version } },
+        ],
+      }),
+    );
+  } catch (error) {
+    if (
+      error instanceof TransactionCanceledException &&
+      error.CancellationReasons?.[0]?.Code === "ConditionalCheckFailed"
+    ) {
+      throw slugTaken(input.slug);
+    }
+    throw error;
+  }
+  return definition;
+}
+
+async function getById(orgId: string, metricId: string): Promise<MetricDefinition | undefined> {
+  const { Item } = await dynamo().send(
+    new GetCommand({ TableName: config().tableName, Key: keys.metric(orgId, metricId) }),
+  );
+  return Item ? toMetricDefinition(Item) : undefined;
+}
+
+/** Looks a definition up by id, then by slug. */
+export async function getMetric(orgId: string, idOrSlug: string): Promise<MetricDefinition | undefined> {
+  if (UUID.test(idOrSlug)) {
+    const byId = await getById(orgId, idOrSlug);
+    if (byId) return byId;
+  }
+  const { Item } = await dynamo().send(
+    new GetCommand({ TableName: config().tableName, Key: keys.metricSlug(orgId, idOrSlug) }),
+  );
+  return Item ? getById(orgId, Item.metricId as string) : undefined;
+}
+
+export const listMetrics = (orgId: string, limit: number, after?: string) =>
+  queryPage(
+    {
+      partition: ["gsi1pk", keys.metricList(orgId)],
+      sortKeyName: "gsi1sk",
+      indexName: "gsi1",
+      newestFirst: true,
+      limit,
+      after,
+    },
+    toMetricDefinition,
+  );
+
+/** Applies a patch as a new version; fails with 409 if another update won the race. */
+export async function updateMetric(
+  orgId: string,
+  current: MetricDefinition,
+  patch: Partial<CreateMetricInput>,
+): Promise<MetricDefinition> {
+  const { id, version, createdAt, updatedAt: _updatedAt, ...currentFields } = current;
+  const merged = validateMergedDefinition({ ...currentFields, ...patch });
+  const next: MetricDefinition = {
+    ...merged,
+    id,
+    version: version + 1,
+    createdAt,
+    updatedAt: new Date().toISOString(),
+  };
+  const { latest, version: versionItem } = metricItems(orgId, next);
+  const table = config().tableName;
+  const slugChanged = next.slug !== current.slug;
+  try {
+    await dynamo().send(
+      new TransactWriteCommand({
+        TransactItems: [
+          {
+            Put: {
+              TableName: table,
+              Item: latest,
+              ConditionExpression: "#version = :current",
+              ExpressionAttributeNames: { "#version": "version" },
+              ExpressionAttributeValues: { ":current": version },
+            },
+          },
+          { Put: { TableName: table, Item: versionItem, ConditionExpression: "attribute_not_exists(pk)" } },
+          ...(slugChanged
+            ? [
+                {
+                  Put: {
+                    TableName: table,
+                    Item: slugGuard(orgId, next.slug, id),
+                    ConditionExpression: "attribute_not_exists(pk)",
+                  },
+                },
+                { Delete: { TableName: table, Key: keys.metricSlug(orgId, current.slug) } },
+              ]
+            : []),
+        ],
+      }),
+    );
+  } catch (error) {
+    if (error instanceof TransactionCanceledException) {
+      const reasons = error.CancellationReasons ?? [];
+      if (reasons[2]?.Code === "ConditionalCheckFailed") throw slugTaken(next.slug);
+      if (reasons[0]?.Code === "ConditionalCheckFailed" || reasons[1]?.Code === "ConditionalCheckFailed") {
+        throw conflict("The metric definition was updated concurrently; fetch it and try again");
+      }
+    }
+    throw error;
+  }
+  return next;
+}
+
+/** Frozen versions never change, so a container may keep them for its lifetime. */
+const versionCache = new Map<string, MetricDefinition>();
+
+export async function getMetricVersions(
+  orgId: string,
+  refs: { metricId: string; version: number }[],
+): Promise<Map<string, MetricDefinition>> {
+  const cacheKey = (metricId: string, version: number) => `${orgId}|${metricId}|${version}`;
+  const missing = refs.filter((ref) => !versionCache.has(cacheKey(ref.metricId, ref.version)));
+  const unique = [...new Map(missing.map((ref) => [cacheKey(ref.metricId, ref.version), ref])).values()];
+  if (unique.length > 0) {
+    const items = await batchGet(unique.map((ref) => keys.metricVersion(orgId, ref.metricId, ref.version)));
+    for (const item of items) {
+      const definition = toMetricDefinition(item);
+      versionCache.set(cacheKey(definition.id, definition.version), definition);
+    }
+  }
+  const found = new Map<string, MetricDefinition>();
+  for (const ref of refs) {
+    const definition = versionCache.get(cacheKey(ref.metricId, ref.version));
+    if (definition) found.set(`${ref.metricId}@${ref.version}`, definition);
+  }
+  return found;
+}

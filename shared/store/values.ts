@@ -1,0 +1,72 @@
+/** Reading metric values: per job (grouped by definition) and per call (across jobs). */
+import { keys } from "../keys.ts";
+import type { CollectionJob, MetricValue } from "../schemas/job.ts";
+import { getMetricVersions } from "./metrics.ts";
+import { type PagedQuery, queryPage } from "./query.ts";
+
+type Item = Record<string, unknown>;
+const storageFields = new Set(["pk", "sk", "entity", "gsi1pk", "gsi1sk", "orgId"]);
+
+export const toMetricValue = (item: Item): MetricValue =>
+  Object.fromEntries(Object.entries(item).filter(([k]) => !storageFields.has(k))) as never;
+
+interface ValueQuery {
+  limit: number;
+  after?: string;
+  status: "success" | "all";
+}
+
+const successOnly = (status: ValueQuery["status"]): PagedQuery["filter"] =>
+  status === "success"
+    ? {
+        FilterExpression: "captureStatus = :success",
+        ExpressionAttributeValues: { ":success": "SUCCESS" },
+      }
+    : undefined;
+
+export const listCallValues = (orgId: string, callId: string, query: ValueQuery) =>
+  queryPage(
+    {
+      partition: ["gsi1pk", keys.callValues(orgId, callId)],
+      sortKeyName: "gsi1sk",
+      indexName: "gsi1",
+      newestFirst: true,
+      limit: query.limit,
+      after: query.after,
+      filter: successOnly(query.status),
+    },
+    toMetricValue,
+  );
+
+/** One page of a job's values, grouped by metric definition as the API documents. */
+export async function listJobValuesByMetric(orgId: string, job: CollectionJob, query: ValueQuery) {
+  const valuesPage = await queryPage(
+    {
+      partition: ["pk", keys.job(orgId, job.id).pk],
+      sortKeyName: "sk",
+      sortKeyPrefix: keys.itemResultPrefix,
+      limit: query.limit,
+      after: query.after,
+      filter: successOnly(query.status),
+    },
+    toMetricValue,
+  );
+  const definitions = await getMetricVersions(
+    orgId,
+    job.metrics.map((metric) => ({ metricId: metric.id, version: metric.version })),
+  );
+  const data = job.metrics.map((metric) => {
+    const definition = definitions.get(`${metric.id}@${metric.version}`);
+    return {
+      metricDefinitionId: metric.id,
+      slug: metric.slug,
+      metricId: `${metric.slug}@${metric.version}`,
+      name: definition?.name ?? metric.name,
+      description: definition?.description ?? "",
+      type: definition?.outputType,
+      ...(definition?.unit ? { unit: definition.unit } : {}),
+      values: valuesPage.data.filter((value) => value.metricDefinitionId === metric.id),
+    };
+  });
+  return { data, pagination: valuesPage.pagination };
+}

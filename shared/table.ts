@@ -1,0 +1,30 @@
+/**
+ * The single table and the queues, declared once. The CDK stack and the local runtime
+ * both build their resources from these declarations so they cannot drift.
+ */
+export const tableDeclaration = {
+  partitionKey: "pk",
+  sortKey: "sk",
+  /** Generic overloaded index: lists (calls, jobs, metrics of an org) and values of a call. */
+  globalSecondaryIndexes: [{ indexName: "gsi1", partitionKey: "gsi1pk", sortKey: "gsi1sk" }],
+  timeToLiveAttribute: "expiresAt",
+  stream: "NEW_AND_OLD_IMAGES",
+} as const;
+
+export type QueueName = "work" | "dispatch";
+
+export interface QueueDeclaration {
+  name: QueueName;
+  /** Seconds a received message stays invisible; in AWS at least 6 x the consumer's timeout. */
+  visibilityTimeoutSeconds: number;
+  /** Receives before SQS moves a message to the queue's dead-letter queue. */
+  maxReceiveCount: number;
+  retentionSeconds: number;
+}
+
+export const queueDeclarations: Record<QueueName, QueueDeclaration> = {
+  /** One message per call x metric item. */
+  work: { name: "work", visibilityTimeoutSeconds: 360, maxReceiveCount: 5, retentionSeconds: 4 * 86_400 },
+  /** One message per page of a job's calls; expanded into work items by the dispatcher. */
+  dispatch: { name: "dispatch", visibilityTimeoutSeconds: 900, maxReceiveCount: 5, retentionSeconds: 4 * 86_400 },
+};

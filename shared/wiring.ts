@@ -1,0 +1,123 @@
+/**
+ * The wiring table: every route, queue consumer, stream consumer and schedule of the
+ * service. The CDK stack deploys exactly this; the local runtime runs exactly this.
+ */
+import type { QueueName } from "./table.ts";
+
+export type TableAccess = "read" | "readWrite";
+
+/** What a function may touch; the CDK stack turns it into grants + env vars. */
+export interface Access {
+  table?: TableAccess;
+  /** Queues the function sends to. */
+  sendTo?: QueueName[];
+}
+
+export interface FunctionEntry {
+  /** Stable id, used for construct ids and log names. */
+  id: string;
+  /** Module path from the repo root; it must export `handler`. */
+  entry: string;
+  access: Access;
+  timeoutSeconds?: number;
+  memoryMb?: number;
+}
+
+export type HttpMethod = "GET" | "POST" | "PUT" | "DELETE";
+
+export interface RouteEntry extends FunctionEntry {
+  method: HttpMethod;
+  /** API Gateway path syntax, e.g. /v1/call/{callId}. */
+  path: string;
+}
+
+export interface QueueConsumerEntry extends FunctionEntry {
+  queue: QueueName;
+  batchSize: number;
+  maxBatchingWindowSeconds: number;
+  /** Cap on concurrent invocations (SQS event source maximum concurrency). */
+  maxConcurrency: number;
+}
+
+export interface StreamConsumerEntry extends FunctionEntry {
+  batchSize: number;
+  retryAttempts: number;
+  maxRecordAgeSeconds: number;
+  /** Lambda event filter pattern (EventBridge pattern syntax) applied to stream records. */
+  filterPattern: Record<string, unknown>;
+}
+
+export interface ScheduleEntry extends FunctionEntry {
+  /** EventBridge schedule expression, e.g. rate(5 minutes). */
+  expression: string;
+}
+
+export interface Wiring {
+  routes: RouteEntry[];
+  queueConsumers: QueueConsumerEntry[];
+  streamConsumers: StreamConsumerEntry[];
+  schedules: ScheduleEntry[];
+}
+
+const api = (method: HttpMethod, path: string, name: string, access: Access = { table: "read" }): RouteEntry => ({
+  id: `api-${name}`,
+  method,
+  path,
+  entry: `functions/api/${name}.ts`,
+  access,
+});
+
+export const wiring: Wiring = {
+  routes: [
+    api("POST", "/v1/call", "create-call", { table: "readWrite" }),
+    api("GET", "/v1/call", "list-calls"),
+    api("GET", "/v1/call/{callId}", "get-call"),
+    api("GET", "/v1/call/{callId}/metrics", "list-call-metrics"),
+    api("POST", "/v1/metric/definitions", "create-metric-definition", { table: "readWrite" }),
+    api("GET", "/v1/metric/definitions", "list-metric-definitions"),
+    api("GET", "/v1/metric/definitions/{idOrSlug}", "get-metric-definition"),
+    api("PUT", "/v1/metric/definitions/{idOrSlug}", "update-metric-definition", { table: "readWrite" }),
+    api("POST", "/v1/metric/collection-jobs", "create-collection-job", {
+      table: "readWrite",
+      sendTo: ["dispatch"],
+    }),
+    api("GET", "/v1/metric/collection-jobs", "list-collection-jobs"),
+    api("GET", "/v1/metric/collection-jobs/{jobId}", "get-collection-job"),
+    api("POST", "/v1/metric/collection-jobs/{jobId}/cancel", "cancel-collection-job", { table: "readWrite" }),
+    api("GET", "/v1/metric/collection-jobs/{jobId}/metric-values", "list-job-metric-values"),
+  ],
+  queueConsumers: [
+    {
+      id: "dispatcher",
+      entry: "functions/workers/dispatcher.ts",
+      queue: "dispatch",
+      access: { table: "readWrite", sendTo: ["work"] },
+      batchSize: 1,
+      maxBatchingWindowSeconds: 0,
+      maxConcurrency: 5,
+      timeoutSeconds: 120,
+    },
+    {
+      id: "evaluator",
+      entry: "functions/workers/evaluator.ts",
+      queue: "work",
+      access: { table: "readWrite" },
+      batchSize: 10,
+      maxBatchingWindowSeconds: 1,
+      maxConcurrency: 50,
+      timeoutSeconds: 60,
+    },
+  ],
+  streamConsumers: [
+    {
+      id: "finalizer",
+      entry: "functions/workers/finalizer.ts",
+      access: { table: "readWrite" },
+      batchSize: 100,
+      retryAttempts: 10,
+      maxRecordAgeSeconds: 3600,
+      filterPattern: { eventName: ["MODIFY"], dynamodb: { NewImage: { entity: { S: ["Job"] } } } },
+    },
+  ],
+  schedules: [],
+};

@@ -1,0 +1,168 @@
+/**
+ * At-least-once delivery: duplicates, crashes mid-batch, transient failures and poison
+ * items must neither lose nor double-count an item.
+ */
+import type { SQSEvent } from "aws-lambda";
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { createHandler } from "../../functions/workers/evaluator.ts";
+import { changeVisibility } from "../../shared/pipeline/evaluate.ts";
+import { type EvaluateItem, evaluateByCalculationType } from "../../shared/pipeline/evaluators.ts";
+import { createCalls, createMetrics, jobValues, standardMetrics } from "../support/fixtures.ts";
+import { startTestStack, type TestStack, waitFor, waitForJobEnd } from "../support/stack.ts";
+
+type SqsHandler = (event: SQSEvent) => Promise<unknown>;
+
+// One stack per file (config is per process); each test swaps the behaviour it needs.
+let stack: TestStack;
+let evaluate: EvaluateItem = evaluateByCalculationType;
+let evaluator: SqsHandler;
+let dispatcher: SqsHandler;
+const realDispatcher = (await import("../../functions/workers/dispatcher.ts")).handler;
+const realEvaluator = createHandler({
+  evaluate: (definition, call) => evaluate(definition, call),
+  delayRetries: changeVisibility,
+});
+
+beforeAll(async () => {
+  stack = await startTestStack({
+    runtime: {
+      handlerOverrides: {
+        evaluator: (event: SQSEvent) => evaluator(event),
+        dispatcher: (event: SQSEvent) => dispatcher(event),
+      },
+    },
+  });
+});
+afterAll(() => stack?.stop());
+beforeEach(() => {
+  evaluate = evaluateByCalculationType;
+  evaluator = realEvaluator;
+  dispatcher = realDispatcher;
+});
+
+let run = 0;
+async function runJob(s: TestStack, calls: number, metrics: { slug: string }[] = standardMetrics) {
+  run++;
+  const callIds = await createCalls(s.api, calls);
+  // Slugs are unique per organization: each job gets its own definitions.
+  const created = await createMetrics(
+    s.api,
+    metrics.map((metric) => ({ ...metric, slug: `${metric.slug}-${run}` })),
+  );
+  const response = await s.api("POST", "/v1/metric/collection-jobs", {
+    callIds,
+    metrics: created.map((m) => ({ id: m.id })),
+  });
+  expect(response.status).toBe(201);
+  return { job: await waitForJobEnd(s.api, response.body.data.id), callIds };
+}
+
+/** Job counters must equal what its stored values say, item by item. */
+async function expectCountsMatchValues(s: TestStack, job: any) {
+  const values = await jobValues(s.api, job.id);
+  const keys = values.map((v) => `${v.callId}|${v.metricDefinitionId}`);
+  expect(new Set(keys).size).toBe(values.length);
+  expect(values).toHaveLength(job.totalItems);
+  expect(job.completedItems).toBe(values.filter((v) => v.captureStatus !== "ERROR").length);
+  expect(job.failedItems).toBe(values.filter((v) => v.captureStatus === "ERROR").length);
+  return values;
+}
+
+describe("at-least-once delivery", () => {
+  it("counts once when the fan-out sends every item message twice", async () => {
+    // Two concurrent dispatches of each page: every work message is in the queue twice.
+    dispatcher = async (event) => {
+      const [first] = await Promise.all([realDispatcher(event), realDispatcher(event)]);
+      return first;
+    };
+    const messagesBefore = stack.stats().queues.work!.messages;
+    const { job } = await runJob(stack, 5);
+    expect(job).toMatchObject({ status: "COMPLETED", totalItems: 15, completedItems: 15, failedItems: 0 });
+    await expectCountsMatchValues(stack, job);
+    await waitFor(async () => (stack.stats().queues.work!.messages - messagesBefore >= 30 ? true : undefined), {
+      what: "both copies of every item to be delivered",
+    });
+  });
+
+  it("retries items whose evaluation throws mid-batch and counts each exactly once", async () => {
+    const failedOnce = new Set<string>();
+    // Every second item of a batch fails on its first attempt.
+    let calls = 0;
+    evaluate = async (definition, call) => {
+      const key = `${call.id}|${definition.id}`;
+      if (!failedOnce.has(key) && calls++ % 2 === 0) {
+        failedOnce.add(key);
+        throw new Error("transient failure");
+      }
+      return evaluateByCalculationType(definition, call);
+    };
+    const { job } = await runJob(stack, 10);
+    expect(failedOnce.size).toBeGreaterThan(5);
+    expect(job).toMatchObject({ status: "COMPLETED", completedItems: 30, failedItems: 0 });
+    await expectCountsMatchValues(stack, job);
+  });
+
+  it("survives a worker that crashes after recording part of its batch", async () => {
+    let crashes = 0;
+    evaluator = async (event) => {
+      // Record the first half of the batch, then die before answering: the whole batch is redelivered.
+      if (crashes < 5 && event.Records.length > 1) {
+        crashes++;
+        await realEvaluator({ Records: event.Records.slice(0, Math.ceil(event.Records.length / 2)) });
+        throw new Error("worker crashed");
+      }
+      return realEvaluator(event);
+    };
+    const { job } = await runJob(stack, 10);
+    expect(crashes).toBeGreaterThan(0);
+    expect(job).toMatchObject({ status: "COMPLETED", completedItems: 30, failedItems: 0 });
+    await expectCountsMatchValues(stack, job);
+  });
+
+  it("records a poison item as ERROR on its last attempt so the job still finishes", async () => {
+    let poisonAttempts = 0;
+    evaluate = async (definition, call) => {
+      if (definition.slug.startsWith("turn-count") && call.transcript[2]?.text.includes("call 3.")) {
+        poisonAttempts++;
+        throw new Error("metric exploded");
+      }
+      return evaluateByCalculationType(definition, call);
+    };
+    const { job } = await runJob(stack, 5);
+    expect(job).toMatchObject({ status: "COMPLETED", totalItems: 15, completedItems: 14, failedItems: 1 });
+    // maxReceiveCount is 3 in tests: two retries, then ERROR on the third.
+    expect(poisonAttempts).toBe(3);
+    const values = await expectCountsMatchValues(stack, job);
+    const error = values.find((v) => v.captureStatus === "ERROR");
+    expect(error.errorMessage).toBe("Gave up after 3 attempts: metric exploded");
+  });
+
+  it("marks a job FAILED when every item fails", async () => {
+    evaluate = async () => {
+      throw new Error("down");
+    };
+    const { job } = await runJob(stack, 2, standardMetrics.slice(0, 1));
+    expect(job).toMatchObject({
+      status: "FAILED",
+      completedItems: 0,
+      failedItems: 2,
+      errorMessage: "All 2 items failed",
+    });
+  });
+
+  it("sends malformed work messages to the DLQ without touching any job", async () => {
+    const { SQSClient, SendMessageCommand, ReceiveMessageCommand } = await import("@aws-sdk/client-sqs");
+    const sqs = new SQSClient({ endpoint: process.env.SQS_ENDPOINT, region: "us-east-1" });
+    await sqs.send(new SendMessageCommand({ QueueUrl: stack.queueUrls.work, MessageBody: "{not json" }));
+    const dead = await waitFor(
+      async () => {
+        const { Messages } = await sqs.send(
+          new ReceiveMessageCommand({ QueueUrl: stack.queues.work.dlqUrl, WaitTimeSeconds: 1 }),
+        );
+        return Messages?.length ? Messages : undefined;
+      },
+      { timeoutMs: 30_000, what: "the malformed message in the DLQ" },
+    );
+    expect(dead[0]?.Body).toBe("{not json");
+  });
+});

@@ -1,0 +1,415 @@
+/**
+ * The local runtime against the real engines (DynamoDB Local, fauxqs): SQS partial batch
+ * failures and redrive, duplicate delivery, and stream filtering and retries — with fixture
+ * handlers, not the service's.
+ */
+import { randomUUID } from "node:crypto";
+import { DynamoDBClient, PutItemCommand, UpdateItemCommand } from "@aws-sdk/client-dynamodb";
+import {
+  GetQueueAttributesCommand,
+  ReceiveMessageCommand,
+  SendMessageBatchCommand,
+  SQSClient,
+} from "@aws-sdk/client-sqs";
+import { afterAll, afterEach, describe, expect, inject, it } from "vitest";
+import { createQueues, createTable } from "../../infra/local/resources.ts";
+import { type LocalRuntime, type LocalRuntimeOptions, startLocalRuntime } from "../../infra/local/runtime.ts";
+import type { QueueName } from "../../shared/table.ts";
+import type { QueueConsumerEntry, StreamConsumerEntry, Wiring } from "../../shared/wiring.ts";
+import { sqsDeliveries } from "../fixtures/sqs-consumer.ts";
+import { streamDeliveries } from "../fixtures/stream-consumer.ts";
+
+const region = "us-east-1";
+const credentials = { accessKeyId: "local", secretAccessKey: "local" };
+const quietLogger = { info: () => {}, error: () => {} };
+
+// The engines are started once for the run by test/global-setup.ts.
+const endpoints = { dynamodbEndpoint: inject("dynamodbEndpoint"), sqsEndpoint: inject("sqsEndpoint") };
+const sqs = new SQSClient({ region, endpoint: endpoints.sqsEndpoint, credentials });
+const dynamodb = new DynamoDBClient({ region, endpoint: endpoints.dynamodbEndpoint, credentials });
+let runtime: LocalRuntime | undefined;
+
+afterEach(async () => {
+  await runtime?.stop();
+  runtime = undefined;
+});
+afterAll(() => {
+  sqs.destroy();
+  dynamodb.destroy();
+});
+
+const emptyWiring: Wiring = { routes: [], queueConsumers: [], streamConsumers: [], schedules: [] };
+
+/**
+ * A fresh table and queues (1 s visibility, 3 receives before the DLQ) and the runtime on
+ * them; `beforeStart` may write to the table first (the stream is read from its horizon).
+ */
+async function startRuntime(
+  wiring: Partial<Wiring>,
+  options: Partial<LocalRuntimeOptions> = {},
+  beforeStart?: (tableName: string) => Promise<void>,
+) {
+  const suffix = randomUUID().slice(0, 8);
+  const tableName = `runtime-test-${suffix}`;
+  await createTable(dynamodb, tableName);
+  await beforeStart?.(tableName);
+  const queues = await createQueues(sqs, `runtime-test-${suffix}`, {
+    work: { visibilityTimeoutSeconds: 1, maxReceiveCount: 3 },
+    dispatch: { visibilityTimeoutSeconds: 1, maxReceiveCount: 3 },
+  });
+  const queueUrls = { work: queues.work.url, dispatch: queues.dispatch.url } satisfies Record<QueueName, string>;
+  runtime = await startLocalRuntime({
+    wiring: { ...emptyWiring, ...wiring },
+    dynamodbEndpoint: endpoints.dynamodbEndpoint,
+    sqsEndpoint: endpoints.sqsEndpoint,
+    region,
+    tableName,
+    queueUrls,
+    idlePollMs: 50,
+    logger: quietLogger,
+    ...options,
+  });
+  return { runtime, tableName, queues };
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+async function waitFor<T>(
+  check: () => Promise<T | undefined> | T | undefined,
+  what: string,
+  timeoutMs = 30_000,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const result = await check();
+    if (result !== undefined && result !== false) return result;
+    await sleep(100);
+  }
+  throw new Error(`Timed out waiting for ${what}`);
+}
+
+async function sendMessages(queueUrl: string, bodies: object[]): Promise<string[]> {
+  const { Successful } = await sqs.send(
+    new SendMessageBatchCommand({
+      QueueUrl: queueUrl,
+      Entries: bodies.map((body, index) => ({
+        Id: String(index),
+        MessageBody: JSON.stringify(body),
+        MessageAttributes: { origin: { DataType: "String", StringValue: "runtime-test" } },
+      })),
+    }),
+  );
+  return (Successful ?? []).map((entry) => entry.MessageId as string);
+}
+
+async function messagesLeft(queueUrl: string): Promise<number> {
+  const { Attributes } = await sqs.send(
+    new GetQueueAttributesCommand({
+      QueueUrl: queueUrl,
+      AttributeNames: ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+    }),
+  );
+  return (
+    Number(Attributes?.ApproximateNumberOfMessages ?? 0) +
+    Number(Attributes?.ApproximateNumberOfMessagesNotVisible ?? 0)
+  );
+}
+
+async function drain(queueUrl: string): Promise<string[]> {
+  const bodies: string[] = [];
+  for (;;) {
+    const { Messages } = await sqs.send(
+      new ReceiveMessageCommand({ QueueUrl: queueUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: 1 }),
+    );
+    if (!Messages?.length) return bodies;
+    bodies.push(...Messages.map((message) => message.Body ?? ""));
+  }
+}
+
+const sqsConsumer = (id: string, queue: QueueName, extra: Partial<QueueConsumerEntry> = {}): QueueConsumerEntry => ({
+  id,
+  entry: "test/fixtures/sqs-consumer.ts",
+  queue,
+  access: {},
+  batchSize: 10,
+  maxBatchingWindowSeconds: 0,
+  maxConcurrency: 2,
+  ...extra,
+});
+
+describe("local runtime: SQS consumers", { timeout: 60_000 }, () => {
+  it("deletes successes, redelivers batch item failures and lets the redrive policy move them to the DLQ", async () => {
+    const id = `sqs-${randomUUID().slice(0, 6)}`;
+    const { queues } = await startRuntime({ queueConsumers: [sqsConsumer(id, "work")] });
+    const ids = await sendMessages(queues.work.url, [
+      { n: 1 },
+      { n: 2, fail: "always" },
+      { n: 3 },
+      { n: 4, fail: "always" },
+      { n: 5 },
+    ]);
+    const deliveriesOf = (messageId: string | undefined) =>
+      sqsDeliveries.filter((delivery) => delivery.functionName === id && delivery.record.messageId === messageId);
+
+    const dead: string[] = [];
+    await waitFor(async () => {
+      dead.push(...(await drain(queues.work.dlqUrl)));
+      return dead.length >= 2 ? true : undefined;
+    }, "both failed messages in the DLQ");
+    expect(dead.map((body) => JSON.parse(body).n).sort()).toEqual([2, 4]);
+
+    // Successes: delivered once, deleted.
+    for (const messageId of [ids[0], ids[2], ids[4]]) expect(deliveriesOf(messageId)).toHaveLength(1);
+    // Failures: delivered maxReceiveCount (3) times with a growing receive count, never deleted.
+    for (const messageId of [ids[1], ids[3]]) {
+      expect(deliveriesOf(messageId).map((delivery) => delivery.record.attributes.ApproximateReceiveCount)).toEqual([
+        "1",
+        "2",
+        "3",
+      ]);
+    }
+    expect(await messagesLeft(queues.work.url)).toBe(0);
+
+    // The event looks like Lambda's.
+    const record = deliveriesOf(ids[0])[0]?.record;
+    expect(record).toMatchObject({
+      messageId: ids[0],
+      body: JSON.stringify({ n: 1 }),
+      eventSource: "aws:sqs",
+      eventSourceARN: queues.work.arn,
+      awsRegion: region,
+      md5OfBody: expect.stringMatching(/^[0-9a-f]{32}$/),
+      receiptHandle: expect.any(String),
+      attributes: {
+        ApproximateReceiveCount: "1",
+        SentTimestamp: expect.stringMatching(/^\d+$/),
+        ApproximateFirstReceiveTimestamp: expect.stringMatching(/^\d+$/),
+        SenderId: expect.any(String),
+      },
+      messageAttributes: {
+        origin: { stringValue: "runtime-test", stringListValues: [], binaryListValues: [], dataType: "String" },
+      },
+    });
+    const stats = runtime?.stats().queues.work;
+    expect(stats).toMatchObject({ succeeded: 3, failed: 6, messages: 9, handlerErrors: 0 });
+  });
+
+  it("fails the whole batch when the handler throws or names an unknown item", async () => {
+    const id = `sqs-${randomUUID().slice(0, 6)}`;
+    const seen: string[] = [];
+    let calls = 0;
+    const { queues } = await startRuntime(
+      { queueConsumers: [sqsConsumer(id, "work", { maxConcurrency: 1 })] },
+      {
+        handlerOverrides: {
+          [id]: async (event) => {
+            calls++;
+            seen.push(...event.Records.map((record: { messageId: string }) => record.messageId));
+            if (calls === 1) throw new Error("crash");
+            if (calls === 2) return { batchItemFailures: [{ itemIdentifier: "not-in-batch" }] };
+            return {};
+          },
+        },
+      },
+    );
+    const ids = await sendMessages(queues.work.url, [{ n: 1 }]);
+    await waitFor(() => (calls >= 3 ? true : undefined), "three deliveries");
+    await waitFor(
+      async () => ((await messagesLeft(queues.work.url)) === 0 ? true : undefined),
+      "the message to be deleted",
+    );
+    expect(seen).toEqual([ids[0], ids[0], ids[0]]);
+    expect(runtime?.stats().queues.work).toMatchObject({ invocations: 3, handlerErrors: 2, succeeded: 1, failed: 2 });
+  });
+
+  it("with deliverEachBatchTwice invokes twice with identical records and keeps a message failed in either", async () => {
+    const id = `twice-${randomUUID().slice(0, 6)}`;
+    const { queues } = await startRuntime(
+      { queueConsumers: [sqsConsumer(id, "dispatch", { batchSize: 5, maxConcurrency: 1 })] },
+      { deliverEachBatchTwice: true },
+    );
+    const ids = await sendMessages(queues.dispatch.url, [
+      { n: 1 },
+      { n: 2, fail: "secondCopyOfFirstReceive" },
+      { n: 3 },
+    ]);
+    const deliveriesOf = (messageId: string | undefined) =>
+      sqsDeliveries.filter((delivery) => delivery.functionName === id && delivery.record.messageId === messageId);
+
+    await waitFor(() => (deliveriesOf(ids[1]).length >= 4 ? true : undefined), "the failed copy to come back");
+    await waitFor(
+      async () => ((await messagesLeft(queues.dispatch.url)) === 0 ? true : undefined),
+      "every message deleted",
+    );
+
+    for (const messageId of [ids[0], ids[2]]) {
+      const copies = deliveriesOf(messageId);
+      expect(copies).toHaveLength(2);
+      expect(copies[0]?.record).toEqual(copies[1]?.record);
+      expect(copies[0]?.invocation).not.toBe(copies[1]?.invocation);
+    }
+    // Failed only in the second invocation: not deleted, so redelivered (twice again), then deleted.
+    expect(deliveriesOf(ids[1]).map((delivery) => delivery.record.attributes.ApproximateReceiveCount)).toEqual([
+      "1",
+      "1",
+      "2",
+      "2",
+    ]);
+    expect(runtime?.stats().queues.dispatch).toMatchObject({ messages: 4, invocations: 4, succeeded: 3, failed: 1 });
+  });
+
+  it("gathers batches larger than one receive within the batching window", async () => {
+    const id = `window-${randomUUID().slice(0, 6)}`;
+    const { queues } = await startRuntime({
+      queueConsumers: [sqsConsumer(id, "work", { batchSize: 25, maxBatchingWindowSeconds: 2, maxConcurrency: 1 })],
+    });
+    const bodies = Array.from({ length: 25 }, (_, n) => ({ n }));
+    // Sent in three bursts within the 2 s window: Lambda would still make them one batch.
+    await sendMessages(queues.work.url, bodies.slice(0, 10));
+    await sleep(300);
+    await sendMessages(queues.work.url, bodies.slice(10, 20));
+    await sleep(300);
+    await sendMessages(queues.work.url, bodies.slice(20));
+    await waitFor(
+      () => (sqsDeliveries.filter((delivery) => delivery.functionName === id).length >= 25 ? true : undefined),
+      "25 deliveries",
+    );
+    const invocations = new Set(
+      sqsDeliveries.filter((delivery) => delivery.functionName === id).map((delivery) => delivery.invocation),
+    );
+    expect(invocations.size).toBe(1);
+  });
+
+  it("stops promptly, aborting idle long polls", async () => {
+    const { runtime: started } = await startRuntime({
+      queueConsumers: [sqsConsumer(`idle-${randomUUID().slice(0, 6)}`, "work", { maxConcurrency: 4 })],
+      streamConsumers: [streamConsumer(`idle-${randomUUID().slice(0, 6)}`)],
+    });
+    await sleep(300); // let every loop sit in a long poll
+    const began = Date.now();
+    await started.stop();
+    expect(Date.now() - began).toBeLessThan(500);
+  });
+});
+
+const streamConsumer = (id: string, extra: Partial<StreamConsumerEntry> = {}): StreamConsumerEntry => ({
+  id,
+  entry: "test/fixtures/stream-consumer.ts",
+  access: {},
+  batchSize: 10,
+  retryAttempts: 2,
+  maxRecordAgeSeconds: 3600,
+  filterPattern: { eventName: ["MODIFY"], dynamodb: { NewImage: { kind: { S: ["match"] } } } },
+  ...extra,
+});
+
+describe("local runtime: stream consumers", { timeout: 60_000 }, () => {
+  it("delivers only records matching the filter and redelivers from a batch item failure", async () => {
+    const id = `stream-${randomUUID().slice(0, 6)}`;
+    let tableName = "";
+    const put = (pk: string, kind: string, extra: Record<string, { BOOL: boolean }> = {}) =>
+      dynamodb.send(
+        new PutItemCommand({
+          TableName: tableName,
+          Item: { pk: { S: pk }, sk: { S: "item" }, kind: { S: kind }, ...extra },
+        }),
+      );
+    const touch = (pk: string, version: number) =>
+      dynamodb.send(
+        new UpdateItemCommand({
+          TableName: tableName,
+          Key: { pk: { S: pk }, sk: { S: "item" } },
+          UpdateExpression: "SET version = :v",
+          ExpressionAttributeValues: { ":v": { N: String(version) } },
+        }),
+      );
+    // Written before the runtime starts so all of it is one batch (read from the trim horizon).
+    const { runtime: started } = await startRuntime({ streamConsumers: [streamConsumer(id)] }, {}, async (name) => {
+      tableName = name;
+      await put("a", "match"); // INSERTs: filtered out
+      await put("b", "other");
+      await touch("b", 1); // MODIFY of another kind: filtered out
+      await put("c", "match", { failOnce: { BOOL: true } });
+      await touch("a", 1); // matches
+      await touch("c", 1); // matches, fails once
+      await touch("a", 2); // matches, after the failure: redelivered with it
+    });
+
+    const mine = () => streamDeliveries.filter((delivery) => delivery.functionName === id);
+    await waitFor(
+      () => (mine().filter((d) => d.record.dynamodb?.Keys?.pk?.S === "a").length >= 3 ? true : undefined),
+      "a's records",
+    );
+    await waitFor(() => (started.stats().streams[id]?.retries ?? 0) >= 1 || undefined, "the retry");
+    await waitFor(() => (mine().length >= 5 ? true : undefined), "c's redelivery");
+
+    const delivered = mine().map(
+      ({ record }) => `${record.dynamodb?.Keys?.pk?.S}:${record.dynamodb?.NewImage?.version?.N}`,
+    );
+    for (const { record } of mine()) {
+      expect(record.eventName).toBe("MODIFY");
+      expect(record.dynamodb?.NewImage?.kind?.S).toBe("match");
+    }
+    // a:1 before the failure is delivered once; c:1 (failed) and a:2 (after it) are delivered again.
+    expect(delivered.filter((key) => key === "a:1")).toHaveLength(1);
+    expect(delivered.filter((key) => key === "c:1")).toHaveLength(2);
+    expect(delivered.filter((key) => key === "a:2")).toHaveLength(2);
+    expect(delivered.some((key) => key.startsWith("b:"))).toBe(false);
+    // Exactly two invocations: the whole batch, then a retry from the failed record on.
+    const invocations = [...new Set(mine().map((delivery) => delivery.invocation))].map((invocation) =>
+      mine()
+        .filter((delivery) => delivery.invocation === invocation)
+        .map(({ record }) => `${record.dynamodb?.Keys?.pk?.S}:${record.dynamodb?.NewImage?.version?.N}`),
+    );
+    expect(invocations).toEqual([
+      ["a:1", "c:1", "a:2"],
+      ["c:1", "a:2"],
+    ]);
+
+    const record = mine()[0]?.record;
+    expect(record).toMatchObject({
+      eventID: expect.any(String),
+      eventName: "MODIFY",
+      eventVersion: "1.1",
+      eventSource: "aws:dynamodb",
+      awsRegion: region,
+      eventSourceARN: expect.stringMatching(
+        new RegExp(`^arn:aws:dynamodb:${region}:\\d{12}:table/${tableName}/stream/`),
+      ),
+      dynamodb: {
+        Keys: { pk: { S: "a" }, sk: { S: "item" } },
+        NewImage: { pk: { S: "a" }, kind: { S: "match" }, version: { N: "1" } },
+        OldImage: { pk: { S: "a" }, kind: { S: "match" } },
+        SequenceNumber: expect.stringMatching(/^\d+$/),
+        SizeBytes: expect.any(Number),
+        StreamViewType: "NEW_AND_OLD_IMAGES",
+        ApproximateCreationDateTime: expect.any(Number),
+      },
+    });
+    const createdSeconds = record?.dynamodb?.ApproximateCreationDateTime ?? 0;
+    expect(Math.abs(createdSeconds - Date.now() / 1000)).toBeLessThan(120);
+    expect(started.stats().streams[id]).toMatchObject({ filteredOut: 4, handlerErrors: 0, retries: 1 });
+  });
+
+  it("gives up on a record after retryAttempts and goes on with the next ones", async () => {
+    const id = `stream-${randomUUID().slice(0, 6)}`;
+    const { tableName, runtime: started } = await startRuntime({
+      streamConsumers: [streamConsumer(id, { retryAttempts: 2, filterPattern: {} })],
+    });
+    const put = (pk: string, extra: Record<string, { BOOL: boolean }> = {}) =>
+      dynamodb.send(new PutItemCommand({ TableName: tableName, Item: { pk: { S: pk }, sk: { S: "item" }, ...extra } }));
+    const mine = () => streamDeliveries.filter((delivery) => delivery.functionName === id);
+    const deliveriesOf = (pk: string) => mine().filter((d) => d.record.dynamodb?.Keys?.pk?.S === pk);
+
+    await put("poison", { failAlways: { BOOL: true } });
+    await waitFor(
+      () => ((started.stats().streams[id]?.discarded ?? 0) >= 1 ? true : undefined),
+      "the poison record to be skipped",
+    );
+    await put("after");
+    await waitFor(() => (deliveriesOf("after").length >= 1 ? true : undefined), "the record after the poison one");
+    // One attempt and two retries.
+    expect(deliveriesOf("poison")).toHaveLength(3);
+    expect(deliveriesOf("after")).toHaveLength(1);
+  });
+});

@@ -1,0 +1,78 @@
+/** Builders for test data: calls, built-in metric definitions, and seeding through the API. */
+import type { CreateCallInput } from "../../shared/schemas/call.ts";
+import type { TestStack } from "./stack.ts";
+
+type Api = TestStack["api"];
+
+export function sampleCall(overrides: Partial<CreateCallInput> = {}, index = 0): CreateCallInput {
+  const start = Date.UTC(2026, 10, 1, 9, 0, index);
+  return {
+    agentId: "agent-support",
+    environmentId: "production",
+    callDirection: "INBOUND",
+    interfaceType: "PHONE",
+    startedAt: new Date(start).toISOString(),
+    endedAt: new Date(start + 60_000).toISOString(),
+    durationMs: 60_000,
+    properties: { region: index % 2 ? "EU" : "US" },
+    transcript: [
+      { role: "AGENT", text: "Thanks for calling, how can I help?", startOffsetMs: 0, endOffsetMs: 3000 },
+      { role: "CUSTOMER", text: "I need a refund, sorry to bother you.", startOffsetMs: 3500, endOffsetMs: 7000 },
+      {
+        role: "AGENT",
+        text: `Sorry to hear that, call ${index}. Let me check.`,
+        startOffsetMs: 7600,
+        endOffsetMs: 11000,
+      },
+      { role: "CUSTOMER", text: "Thank you.", startOffsetMs: 10500, endOffsetMs: 12000 },
+    ],
+    ...overrides,
+  };
+}
+
+export const builtInMetric = (slug: string, builtIn: Record<string, unknown>, outputType = "NUMERIC") => ({
+  slug,
+  name: slug.replaceAll("-", " "),
+  calculationType: "BUILT_IN",
+  outputType,
+  builtIn,
+});
+
+export const standardMetrics = [
+  builtInMetric("call-duration", { kind: "CALL_DURATION" }),
+  builtInMetric("turn-count", { kind: "TURN_COUNT" }, "COUNT"),
+  builtInMetric("apologies", { kind: "KEYWORD_MATCH_COUNT", keywords: ["sorry"] }, "COUNT"),
+];
+
+export async function createCalls(api: Api, count: number, overrides: Partial<CreateCallInput> = {}) {
+  const ids: string[] = [];
+  for (let i = 0; i < count; i++) {
+    const { status, body } = await api("POST", "/v1/call", sampleCall(overrides, i));
+    if (status !== 201) throw new Error(`create call: ${status} ${JSON.stringify(body)}`);
+    ids.push(body.data.id);
+  }
+  return ids;
+}
+
+export async function createMetrics(api: Api, definitions: object[]) {
+  const created = [];
+  for (const definition of definitions) {
+    const { status, body } = await api("POST", "/v1/metric/definitions", definition);
+    if (status !== 201) throw new Error(`create metric: ${status} ${JSON.stringify(body)}`);
+    created.push(body.data);
+  }
+  return created as { id: string; slug: string; version: number }[];
+}
+
+/** All values of a job, following pagination. */
+export async function jobValues(api: Api, jobId: string, status = "all") {
+  const values: any[] = [];
+  let after: string | null = null;
+  do {
+    const query: string = `status=${status}&limit=1000${after ? `&after=${after}` : ""}`;
+    const { body } = await api("GET", `/v1/metric/collection-jobs/${jobId}/metric-values?${query}`);
+    for (const group of body.data) values.push(...group.values.map((v: object) => ({ ...v, slug: group.slug })));
+    after = body.pagination.nextCursor;
+  } while (after);
+  return values;
+}

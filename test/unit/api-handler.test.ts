@@ -1,0 +1,80 @@
+import { DynamoDBDocumentClient, GetCommand } from "@aws-sdk/lib-dynamodb";
+import type { APIGatewayProxyEventV2, Context } from "aws-lambda";
+import { mockClient } from "aws-sdk-client-mock";
+import { beforeEach, describe, expect, it } from "vitest";
+import { z } from "zod";
+import { hashApiKey } from "../../shared/auth.ts";
+import { apiRoute } from "../../shared/http/api-handler.ts";
+import { conflict } from "../../shared/http/errors.ts";
+
+const ddb = mockClient(DynamoDBDocumentClient);
+const KEY = "mcj_unit_test_key_0123456789";
+
+function event(overrides: Partial<APIGatewayProxyEventV2> = {}): APIGatewayProxyEventV2 {
+  return {
+    version: "2.0",
+    routeKey: "POST /thing",
+    rawPath: "/thing",
+    rawQueryString: "",
+    headers: { authorization: `Bearer ${KEY}` },
+    requestContext: {} as never,
+    isBase64Encoded: false,
+    ...overrides,
+  };
+}
+
+const route = apiRoute(
+  { body: z.strictObject({ name: z.string().min(2) }), query: z.object({ n: z.coerce.number().int().optional() }) },
+  async ({ principal, body, query }) => {
+    if (body.name === "taken") throw conflict("taken");
+    if (body.name === "boom") throw new Error("secret internals");
+    return { data: { org: principal.orgId, name: body.name, n: query.n } };
+  },
+);
+const invoke = (e: APIGatewayProxyEventV2) => route(e, {} as Context) as Promise<any>;
+
+describe("apiRoute", () => {
+  beforeEach(() => {
+    ddb.reset();
+    ddb.on(GetCommand).resolves({});
+    ddb
+      .on(GetCommand, { Key: { pk: `APIKEY#${hashApiKey(KEY)}`, sk: "APIKEY" } })
+      .resolves({ Item: { orgId: "org-1", role: "member", keyId: "k" } });
+  });
+
+  it("authenticates by key hash and passes validated input to the handler", async () => {
+    const response = await invoke(event({ body: JSON.stringify({ name: "ok" }), queryStringParameters: { n: "3" } }));
+    expect(response.statusCode).toBe(200);
+    expect(JSON.parse(response.body)).toEqual({ data: { org: "org-1", name: "ok", n: 3 } });
+  });
+
+  it("answers 401 for a missing or unknown key", async () => {
+    expect((await invoke(event({ headers: {} }))).statusCode).toBe(401);
+    expect((await invoke(event({ headers: { authorization: "Bearer mcj_unknown_key_000000" } }))).statusCode).toBe(401);
+  });
+
+  it("answers 400 with per-field details for invalid bodies and bad JSON", async () => {
+    const invalid = await invoke(event({ body: JSON.stringify({ name: "x", extra: 1 }) }));
+    expect(invalid.statusCode).toBe(400);
+    const error = JSON.parse(invalid.body).error;
+    expect(error.code).toBe("validation_error");
+    expect(error.details.map((d: any) => d.field)).toEqual(expect.arrayContaining(["body.name", "body"]));
+    expect((await invoke(event({ body: "{" }))).statusCode).toBe(400);
+    expect(
+      (await invoke(event({ body: JSON.stringify({ name: "ok" }), queryStringParameters: { n: "x" } }))).statusCode,
+    ).toBe(400);
+  });
+
+  it("maps domain errors to their status and hides unexpected ones behind a 500", async () => {
+    expect((await invoke(event({ body: JSON.stringify({ name: "taken" }) }))).statusCode).toBe(409);
+    const crash = await invoke(event({ body: JSON.stringify({ name: "boom" }) }));
+    expect(crash.statusCode).toBe(500);
+    expect(crash.body).not.toContain("secret internals");
+  });
+
+  it("decodes base64 bodies", async () => {
+    const body = Buffer.from(JSON.stringify({ name: "b64" })).toString("base64");
+    const response = await invoke(event({ body, isBase64Encoded: true }));
+    expect(JSON.parse(response.body).data.name).toBe("b64");
+  });
+});

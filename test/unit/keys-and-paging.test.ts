@@ -1,0 +1,65 @@
+import { describe, expect, it } from "vitest";
+import { decodeCursor, encodeCursor } from "../../shared/http/pagination.ts";
+import { keys } from "../../shared/keys.ts";
+import { splitIntoPages } from "../../shared/pipeline/create-job.ts";
+import { workItemsForPage } from "../../shared/pipeline/dispatch.ts";
+
+describe("key design", () => {
+  it("prefixes every tenant key with its organization", () => {
+    const tenantKeys = [
+      keys.call("o1", "c"),
+      keys.callExternalId("o1", "e"),
+      keys.metric("o1", "m"),
+      keys.metricVersion("o1", "m", 3),
+      keys.metricSlug("o1", "s"),
+      keys.job("o1", "j"),
+      keys.jobPage("o1", "j", 2),
+      keys.itemResult("o1", "j", "c", "m"),
+    ];
+    for (const key of tenantKeys) expect(key.pk.startsWith("ORG#o1#")).toBe(true);
+    expect(keys.callList("o1")).toBe("ORG#o1#CALLS");
+  });
+
+  it("sorts versions, pages and list entries lexicographically in numeric and time order", () => {
+    expect(keys.metricVersion("o", "m", 10).sk > keys.metricVersion("o", "m", 9).sk).toBe(true);
+    expect(keys.jobPage("o", "j", 10).sk > keys.jobPage("o", "j", 9).sk).toBe(true);
+    expect(keys.listSortKey("2026-11-24T10:00:00.000Z", "a") > keys.listSortKey("2026-11-24T09:59:59.999Z", "z")).toBe(
+      true,
+    );
+  });
+});
+
+describe("cursors", () => {
+  it("round-trips a key and refuses one from another partition or garbage", () => {
+    const key = { gsi1pk: "ORG#o1#CALLS", gsi1sk: "x", pk: "p", sk: "s" };
+    const cursor = encodeCursor(key)!;
+    expect(decodeCursor(cursor, { gsi1pk: "ORG#o1#CALLS" })).toEqual(key);
+    expect(() => decodeCursor(cursor, { gsi1pk: "ORG#o2#CALLS" })).toThrow("Invalid cursor");
+    expect(() => decodeCursor("not-base64-json", { gsi1pk: "ORG#o1#CALLS" })).toThrow("Invalid cursor");
+    expect(decodeCursor(undefined, { gsi1pk: "x" })).toBeUndefined();
+  });
+});
+
+describe("fan-out", () => {
+  it("pages calls so no dispatcher invocation expands more than 5,000 items", () => {
+    const calls = Array.from({ length: 10_000 }, (_, i) => `c${i}`);
+    const pages = splitIntoPages(calls, 20);
+    expect(pages.every((page) => page.length * 20 <= 5_000)).toBe(true);
+    expect(pages.flat()).toEqual(calls);
+    expect(splitIntoPages(calls, 1)[0]).toHaveLength(2_000);
+  });
+
+  it("places the metrics of one call adjacently", () => {
+    const metrics = [
+      { id: "m1", version: 1, slug: "a", name: "a" },
+      { id: "m2", version: 4, slug: "b", name: "b" },
+    ];
+    const items = workItemsForPage("o", "j", ["c1", "c2"], metrics);
+    expect(items.map((i) => `${i.callId}/${i.metricId}@${i.metricVersion}`)).toEqual([
+      "c1/m1@1",
+      "c1/m2@4",
+      "c2/m1@1",
+      "c2/m2@4",
+    ]);
+  });
+});

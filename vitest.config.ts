@@ -1,0 +1,19 @@
+import { defineConfig } from "vitest/config";
+
+export default defineConfig({
+  test: {
+    include: ["test/**/*.test.ts"],
+    globalSetup: ["test/global-setup.ts"],
+    // Each file gets its own process, so each integration file owns its stack and config.
+    pool: "forks",
+    maxWorkers: 2,
+    testTimeout: 60_000,
+    hookTimeout: 120_000,
+    env: {
+      LOG_LEVEL: process.env.LOG_LEVEL ?? "SILENT",
+      POWERTOOLS_DEV: "false",
+      AWS_REGION: "us-east-1",
+      TABLE_NAME: "unit-test-table",
+    },
+  },
+});
