@@ -11,6 +11,7 @@ export default defineConfig({
     hookTimeout: 120_000,
     env: {
       LOG_LEVEL: process.env.LOG_LEVEL ?? "SILENT",
+      POWERTOOLS_METRICS_DISABLED: "true",
       POWERTOOLS_DEV: "false",
       AWS_REGION: "us-east-1",
       TABLE_NAME: "unit-test-table",

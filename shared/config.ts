@@ -22,11 +22,31 @@ const configSchema = z.object({
   retryMaxDelaySeconds: z.coerce.number().min(0).max(43_200).default(300),
   /** Most items one job may hold (callIds x metrics). */
   maxJobItems: z.coerce.number().int().min(1).default(200_000),
+  /** Model for LLM_JUDGE definitions that name none. */
+  judgeModel: z.string().min(1).default("claude-sonnet-4-5"),
+  /** Cap on the judge's answer; a judgment is a small tool call. */
+  judgeMaxTokens: z.coerce.number().int().min(64).max(8192).default(1024),
+  /** Locally: the fake server or a custom gateway. Unset in AWS (the SDK's default). */
+  anthropicBaseUrl: optionalUrl,
+  /** Local development only; in AWS the key is read from Secrets Manager. */
+  anthropicApiKey: z.string().min(1).optional(),
+  anthropicApiKeySecretId: z.string().min(1).optional(),
+  /** Below the evaluator's Lambda timeout so a hung request fails as retryable, not as a crash. */
+  anthropicTimeoutMs: z.coerce.number().int().min(1000).default(45_000),
+  /** The queue owns retries (with backoff and retry-after); the SDK's own stay off. */
+  anthropicMaxRetries: z.coerce.number().int().min(0).max(5).default(0),
+  /** Overrides/additions to the price table, JSON: {"model": {"input": 3, "output": 15, ...}} in USD per million tokens. */
+  llmPricesJson: z.string().optional(),
 });
 
 export type Config = z.infer<typeof configSchema>;
 
 let cached: Config | undefined;
+
+/** Forget the parsed environment; for tests and the local stack that set env vars at run time. */
+export function resetConfig(): void {
+  cached = undefined;
+}
 
 export function config(): Config {
   cached ??= configSchema.parse({
@@ -40,6 +60,14 @@ export function config(): Config {
     retryBaseDelaySeconds: process.env.RETRY_BASE_DELAY_SECONDS,
     retryMaxDelaySeconds: process.env.RETRY_MAX_DELAY_SECONDS,
     maxJobItems: process.env.MAX_JOB_ITEMS,
+    judgeModel: process.env.JUDGE_MODEL || undefined,
+    judgeMaxTokens: process.env.JUDGE_MAX_TOKENS,
+    anthropicBaseUrl: process.env.ANTHROPIC_BASE_URL || undefined,
+    anthropicApiKey: process.env.ANTHROPIC_API_KEY || undefined,
+    anthropicApiKeySecretId: process.env.ANTHROPIC_API_KEY_SECRET_ID || undefined,
+    anthropicTimeoutMs: process.env.ANTHROPIC_TIMEOUT_MS,
+    anthropicMaxRetries: process.env.ANTHROPIC_MAX_RETRIES,
+    llmPricesJson: process.env.LLM_PRICES_JSON || undefined,
   });
   return cached;
 }

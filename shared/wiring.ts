@@ -11,7 +11,15 @@ export interface Access {
   table?: TableAccess;
   /** Queues the function sends to. */
   sendTo?: QueueName[];
+  /** Secrets the function reads at run time (never passed as plain env vars). */
+  secrets?: SecretName[];
 }
+
+/** `anthropic`: the Anthropic API key; its id reaches the function as ANTHROPIC_API_KEY_SECRET_ID. */
+export type SecretName = "anthropic";
+
+/** Default cap on concurrent evaluator invocations, i.e. on in-flight LLM calls (one per invocation at a time). */
+export const DEFAULT_LLM_MAX_CONCURRENCY = 50;
 
 export interface FunctionEntry {
   /** Stable id, used for construct ids and log names. */
@@ -53,6 +61,8 @@ export interface ScheduleEntry extends FunctionEntry {
 }
 
 export interface Wiring {
+  /** Request authorizer in front of every route: API key → organization + role. */
+  authorizer: FunctionEntry;
   routes: RouteEntry[];
   queueConsumers: QueueConsumerEntry[];
   streamConsumers: StreamConsumerEntry[];
@@ -68,6 +78,7 @@ const api = (method: HttpMethod, path: string, name: string, access: Access = { 
 });
 
 export const wiring: Wiring = {
+  authorizer: { id: "api-authorizer", entry: "functions/api/authorizer.ts", access: { table: "read" } },
   routes: [
     api("POST", "/v1/call", "create-call", { table: "readWrite" }),
     api("GET", "/v1/call", "list-calls"),
@@ -85,6 +96,10 @@ export const wiring: Wiring = {
     api("GET", "/v1/metric/collection-jobs/{jobId}", "get-collection-job"),
     api("POST", "/v1/metric/collection-jobs/{jobId}/cancel", "cancel-collection-job", { table: "readWrite" }),
     api("GET", "/v1/metric/collection-jobs/{jobId}/metric-values", "list-job-metric-values"),
+    {
+      ...api("POST", "/v1/metric/playground", "run-playground", { table: "read", secrets: ["anthropic"] }),
+      timeoutSeconds: 60,
+    },
   ],
   queueConsumers: [
     {
@@ -101,11 +116,12 @@ export const wiring: Wiring = {
       id: "evaluator",
       entry: "functions/workers/evaluator.ts",
       queue: "work",
-      access: { table: "readWrite" },
+      access: { table: "readWrite", secrets: ["anthropic"] },
       batchSize: 10,
       maxBatchingWindowSeconds: 1,
-      maxConcurrency: 50,
-      timeoutSeconds: 60,
+      maxConcurrency: DEFAULT_LLM_MAX_CONCURRENCY,
+      // Items run one at a time (one LLM call in flight per invocation); ten judgments take ~1 min.
+      timeoutSeconds: 180,
     },
   ],
   streamConsumers: [

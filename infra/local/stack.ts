@@ -41,6 +41,8 @@ export async function startLocalStack(options: LocalStackOptions) {
     AWS_ACCESS_KEY_ID: credentials.accessKeyId,
     AWS_SECRET_ACCESS_KEY: credentials.secretAccessKey,
     TABLE_NAME: options.tableName,
+    // No CloudWatch here: EMF output would only clutter the console.
+    POWERTOOLS_METRICS_DISABLED: "true",
     DYNAMODB_ENDPOINT: options.dynamodbEndpoint,
     SQS_ENDPOINT: options.sqsEndpoint,
     ...Object.fromEntries(Object.entries(queueUrls).map(([name, url]) => [queueUrlEnvVar(name), url])),

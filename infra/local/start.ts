@@ -9,6 +9,7 @@ import { createCall } from "../../shared/store/calls.ts";
 import { createMetric } from "../../shared/store/metrics.ts";
 import { createApiKey, createOrganization } from "../../shared/store/organizations.ts";
 import { startDynamoDbLocal, startSqsEmulator } from "./engines.ts";
+import { type FakeAnthropic, startFakeAnthropic } from "./fake-anthropic.ts";
 import { startLocalStack } from "./stack.ts";
 
 const port = Number(process.env.PORT ?? 3000);
@@ -18,6 +19,11 @@ if (devApiKey !== undefined && devApiKey.length < MIN_KEY_LENGTH) {
   process.exit(1);
 }
 
+// Without a key, the judge talks to the fake Anthropic server: deterministic, free, offline.
+const realAnthropic = Boolean(process.env.ANTHROPIC_API_KEY);
+const fakeAnthropic: FakeAnthropic | undefined = realAnthropic
+  ? undefined
+  : await startFakeAnthropic({ latencyMs: Number(process.env.FAKE_ANTHROPIC_LATENCY_MS ?? 300) });
 const dynamodb = await startDynamoDbLocal();
 const sqsEmulator = await startSqsEmulator();
 const stack = await startLocalStack({
@@ -28,7 +34,11 @@ const stack = await startLocalStack({
   port,
   // Short timeouts so a failed item is retried within seconds while you watch.
   queueOverrides: { work: { visibilityTimeoutSeconds: 30 }, dispatch: { visibilityTimeoutSeconds: 30 } },
-  env: { RETRY_BASE_DELAY_SECONDS: "2", RETRY_MAX_DELAY_SECONDS: "30" },
+  env: {
+    RETRY_BASE_DELAY_SECONDS: "2",
+    RETRY_MAX_DELAY_SECONDS: "30",
+    ...(fakeAnthropic ? { ANTHROPIC_BASE_URL: fakeAnthropic.url, ANTHROPIC_API_KEY: "fake-anthropic-key" } : {}),
+  },
 });
 
 let stopping = false;
@@ -39,6 +49,7 @@ async function shutdown(): Promise<void> {
   await stack.stop().catch(() => {});
   await sqsEmulator.stop().catch(() => {});
   await dynamodb.stop().catch(() => {});
+  await fakeAnthropic?.stop().catch(() => {});
   process.exit(0);
 }
 process.on("SIGINT", shutdown);
@@ -55,11 +66,20 @@ for (const definition of demoMetricDefinitions()) {
 const base = stack.baseUrl;
 const auth = `-H "Authorization: Bearer ${apiKey}"`;
 const callIds = JSON.stringify(calls.map((call) => call.id));
-const metricIds = JSON.stringify(metrics.slice(0, 3).map((metric) => ({ id: metric.slug })));
+const metricIds = JSON.stringify(
+  ["agent-talk-ratio", "identity-verified", "empathy", "call-reason"].map((slug) => ({ id: slug })),
+);
+const judge = fakeAnthropic
+  ? `LLM judge: SIMULATED — ANTHROPIC_API_KEY is not set, so LLM_JUDGE metrics are answered by the fake
+  Anthropic server at ${fakeAnthropic.url} (deterministic keyword rules, not real judgments).
+  Set ANTHROPIC_API_KEY to judge with Claude.`
+  : `LLM judge: Anthropic API (ANTHROPIC_API_KEY is set; default model ${process.env.JUDGE_MODEL ?? "claude-sonnet-4-5"}).`;
 console.log(`
 Metric collection service running at ${base}
   DynamoDB Local ${dynamodb.endpoint} · SQS emulator ${sqsEmulator.endpoint}
   Demo organization '${orgId}': ${calls.length} calls, ${metrics.length} metric definitions (${metrics.map((m) => m.slug).join(", ")})
+
+${judge}
 
 Admin API key (demo org): ${apiKey}
 
@@ -70,6 +90,8 @@ Try it:
     -d '{"callIds": ${callIds}, "metrics": ${metricIds}}'
   curl -s ${auth} ${base}/v1/metric/collection-jobs/<jobId>
   curl -s ${auth} ${base}/v1/metric/collection-jobs/<jobId>/metric-values
+  curl -s ${auth} -H "content-type: application/json" -X POST ${base}/v1/metric/playground \
+    -d '{"callId": "${calls[0]?.id}", "metric": {"id": "empathy"}}'
 
 Another key: DYNAMODB_ENDPOINT=${dynamodb.endpoint} TABLE_NAME=mcj-local npm run create-api-key -- --org-name "Acme"
 Ctrl-C stops everything.

@@ -413,5 +413,68 @@ export function demoMetricDefinitions() {
       outputType: "COUNT",
       builtIn: { kind: "KEYWORD_MATCH_COUNT", keywords: ["sorry", "apologize", "apologise"], role: "AGENT" },
     },
+    ...demoLlmMetricDefinitions(),
+  ];
+}
+
+/**
+ * LLM-judged demo metrics, one per output type. The quoted phrase in each prompt is a
+ * useful hint for a real model and the keyword the fake Anthropic server judges by.
+ */
+export function demoLlmMetricDefinitions() {
+  const judged = { calculationType: "LLM_JUDGE", description: "" } as const;
+  return [
+    {
+      ...judged,
+      slug: "identity-verified",
+      name: "Identity verified",
+      outputType: "BOOLEAN",
+      llmPrompt:
+        'Did the agent verify the caller\'s identity before discussing the account, e.g. by asking for the "date of birth"?',
+      booleanTrueLabel: "verified",
+      booleanFalseLabel: "not verified",
+    },
+    {
+      ...judged,
+      slug: "empathy",
+      name: "Empathy",
+      outputType: "SCALE",
+      llmPrompt:
+        'How empathetic was the agent? Apologies such as "sorry" for the customer\'s trouble count in its favour.',
+      scaleMin: 1,
+      scaleMax: 5,
+      scaleLabels: { "1": "cold or dismissive", "3": "polite", "5": "warm and attentive" },
+    },
+    {
+      ...judged,
+      slug: "call-reason",
+      name: "Call reason",
+      outputType: "CLASSIFICATION",
+      llmPrompt: "Why did the customer get in touch?",
+      classificationOptions: ["card", "billing", "refund", "cancel", "other"],
+      maxClassifications: 2,
+    },
+    {
+      ...judged,
+      slug: "refund-mentions",
+      name: "Refund mentions",
+      outputType: "COUNT",
+      llmPrompt: 'In how many turns is a "refund" discussed?',
+    },
+    {
+      ...judged,
+      slug: "first-apology",
+      name: "First apology",
+      outputType: "OFFSET",
+      llmPrompt: 'Point at the first segment where the agent apologizes (says "sorry").',
+    },
+    {
+      ...judged,
+      slug: "refund-summary",
+      name: "Refund summary",
+      outputType: "TEXT",
+      llmPrompt:
+        'Only if the transcript mentions "refund": summarize in one sentence what the agent said about the "refund".',
+    },
   ];
 }

@@ -47,7 +47,7 @@ function fieldErrors(error: ZodError, source: string) {
   }));
 }
 
-function parse<T extends z.ZodType>(schema: T | undefined, input: unknown, source: string): Infer<T> {
+export function parse<T extends z.ZodType>(schema: T | undefined, input: unknown, source: string): Infer<T> {
   if (!schema) return undefined as Infer<T>;
   const result = schema.safeParse(input);
   if (!result.success) {

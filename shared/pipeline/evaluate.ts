@@ -10,24 +10,26 @@ import { sqs } from "../aws.ts";
 import { config, requireQueueUrl } from "../config.ts";
 import { keys } from "../keys.ts";
 import { logger } from "../logger.ts";
+import { publishEvaluationMetrics } from "../observability.ts";
 import type { Call } from "../schemas/call.ts";
 import { type MetricValue, type WorkItem, workItemSchema } from "../schemas/job.ts";
 import type { MetricDefinition } from "../schemas/metric.ts";
 import { batchGet } from "../store/batch-get.ts";
 import { getCall } from "../store/calls.ts";
+import { blockJobLlmCalls } from "../store/jobs.ts";
 import { getMetricVersions } from "../store/metrics.ts";
-import {
-  type EvaluateItem,
-  type EvaluationOutcome,
-  evaluateByCalculationType,
-  RetryableEvaluationError,
-} from "./evaluators.ts";
+import { LlmCallsBlockedError, RetryableEvaluationError } from "./evaluation-errors.ts";
+import { type EvaluateItem, type EvaluationOutcome, evaluateByCalculationType } from "./evaluators.ts";
 import { type ItemResult, recordResults } from "./record.ts";
 
 export interface EvaluatorDeps {
   evaluate: EvaluateItem;
   /** Returns failed messages to the queue after a delay (seconds). */
   delayRetries: (retries: { receiptHandle: string; delaySeconds: number }[]) => Promise<void>;
+  /** Milliseconds left in the invocation (Lambda context); unset means no deadline. */
+  remainingTimeMs?: () => number;
+  /** Records on the job that its LLM calls are futile, so other workers stop making them. */
+  blockLlmCalls: (orgId: string, jobId: string, reason: string) => Promise<void>;
 }
 
 interface ParsedRecord {
@@ -35,6 +37,8 @@ interface ParsedRecord {
   item: WorkItem;
   receiveCount: number;
 }
+
+const DEADLINE_MARGIN_MS = 10_000;
 
 export function retryDelaySeconds(receiveCount: number, retryAfterSeconds?: number): number {
   const { retryBaseDelaySeconds, retryMaxDelaySeconds } = config();
@@ -58,6 +62,7 @@ export const changeVisibility: EvaluatorDeps["delayRetries"] = async (retries) =
 export const defaultEvaluatorDeps: EvaluatorDeps = {
   evaluate: evaluateByCalculationType,
   delayRetries: changeVisibility,
+  blockLlmCalls: blockJobLlmCalls,
 };
 
 function parseRecord(record: SQSRecord): ParsedRecord | undefined {
@@ -72,11 +77,14 @@ function parseRecord(record: SQSRecord): ParsedRecord | undefined {
   return { record, item: parsed.data, receiveCount: Number(record.attributes.ApproximateReceiveCount ?? "1") };
 }
 
-async function runningJobIds(items: WorkItem[]): Promise<Set<string>> {
+/** Running jobs by key, with the reason their LLM calls were stopped, if they were. */
+async function runningJobs(items: WorkItem[]): Promise<Map<string, { llmBlockedReason?: string }>> {
   const jobKeys = [...new Map(items.map((i) => [`${i.orgId}|${i.jobId}`, keys.job(i.orgId, i.jobId)])).values()];
-  const jobs = await batchGet(jobKeys, ["pk", "status"]);
-  return new Set(
-    jobs.filter((job) => job.status === "PENDING" || job.status === "PROCESSING").map((job) => String(job.pk)),
+  const jobs = await batchGet(jobKeys, ["pk", "status", "llmBlockedReason"]);
+  return new Map(
+    jobs
+      .filter((job) => job.status === "PENDING" || job.status === "PROCESSING")
+      .map((job) => [String(job.pk), { llmBlockedReason: job.llmBlockedReason as string | undefined }]),
   );
 }
 
@@ -99,6 +107,18 @@ async function loadDefinitions(items: WorkItem[]): Promise<Map<string, MetricDef
   return found;
 }
 
+function resultOf(record: SQSRecord, item: WorkItem, outcome: EvaluationOutcome): ItemResult {
+  const value: MetricValue = {
+    ...outcome,
+    jobId: item.jobId,
+    callId: item.callId,
+    metricDefinitionId: item.metricId,
+    metricVersion: item.metricVersion,
+    computedAt: new Date().toISOString(),
+  };
+  return { messageId: record.messageId, item, value };
+}
+
 export async function processWorkBatch(records: SQSRecord[], deps: EvaluatorDeps): Promise<SQSBatchResponse> {
   const failures = new Set<string>();
   const retries: { receiptHandle: string; delaySeconds: number }[] = [];
@@ -113,7 +133,7 @@ export async function processWorkBatch(records: SQSRecord[], deps: EvaluatorDeps
     }
   }
   const items = parsed.map((p) => p.item);
-  const running = items.length > 0 ? await runningJobIds(items) : new Set<string>();
+  const running = items.length > 0 ? await runningJobs(items) : new Map<string, { llmBlockedReason?: string }>();
   const active = parsed.filter((p) => running.has(keys.job(p.item.orgId, p.item.jobId).pk));
   const [calls, definitions] = await Promise.all([
     loadCalls(active.map((p) => p.item)),
@@ -121,60 +141,83 @@ export async function processWorkBatch(records: SQSRecord[], deps: EvaluatorDeps
   ]);
 
   const lastAttempt = config().workMaxReceiveCount;
+  const stopLlmCalls = async (item: WorkItem, reason: string) => {
+    const job = running.get(keys.job(item.orgId, item.jobId).pk);
+    if (job?.llmBlockedReason) return;
+    if (job) job.llmBlockedReason = reason;
+    logger.error("LLM calls stopped for job", { jobId: item.jobId, reason });
+    await deps
+      .blockLlmCalls(item.orgId, item.jobId, reason)
+      .catch((error) => logger.warn("Could not mark the job's LLM calls as stopped", { error: error as Error }));
+  };
   const results: ItemResult[] = [];
-  // Items of one call run one after another (they share its prompt cache); calls run in parallel.
-  const byCall = Map.groupBy(active, (p) => `${p.item.orgId}|${p.item.callId}`);
-  await Promise.all(
-    [...byCall.values()].map(async (callItems) => {
-      for (const { record, item, receiveCount } of callItems) {
-        const call = calls.get(`${item.orgId}|${item.callId}`);
-        const definition = definitions.get(`${item.orgId}|${item.metricId}@${item.metricVersion}`);
-        let outcome: EvaluationOutcome;
-        try {
-          if (!call)
-            outcome = { captureStatus: "ERROR", context: "CALL", errorMessage: `Call ${item.callId} not found` };
-          else if (!definition) {
-            outcome = {
-              captureStatus: "ERROR",
-              context: "CALL",
-              errorMessage: `Metric ${item.metricId} version ${item.metricVersion} not found`,
-            };
-          } else outcome = await deps.evaluate(definition, call);
-        } catch (error) {
-          const message = error instanceof Error ? error.message : String(error);
-          if (receiveCount < lastAttempt) {
-            const retryAfter = error instanceof RetryableEvaluationError ? error.retryAfterSeconds : undefined;
-            logger.warn("Item failed; will retry", { messageId: record.messageId, receiveCount, error: message });
-            failures.add(record.messageId);
-            retries.push({
-              receiptHandle: record.receiptHandle,
-              delaySeconds: retryDelaySeconds(receiveCount, retryAfter),
-            });
-            continue;
-          }
-          outcome = {
-            captureStatus: "ERROR",
-            context: "CALL",
-            errorMessage: `Gave up after ${receiveCount} attempts: ${message}`,
-          };
-        }
-        const value: MetricValue = {
-          ...outcome,
-          jobId: item.jobId,
-          callId: item.callId,
-          metricDefinitionId: item.metricId,
-          metricVersion: item.metricVersion,
-          computedAt: new Date().toISOString(),
-        };
-        results.push({ messageId: record.messageId, item, value });
+  // One item at a time, so in-flight LLM calls never exceed the event source's maximum
+  // concurrency (the configured cap), and a call's items run back to back to share its prompt
+  // cache even when the batch interleaves them.
+  const ordered = [...Map.groupBy(active, (p) => `${p.item.orgId}|${p.item.callId}`).values()].flat();
+  for (const [position, { record, item, receiveCount }] of ordered.entries()) {
+    if (deps.remainingTimeMs && deps.remainingTimeMs() < config().anthropicTimeoutMs + DEADLINE_MARGIN_MS) {
+      // Not enough time left for another LLM call: hand the rest back instead of timing out mid-batch.
+      for (const rest of ordered.slice(position)) {
+        failures.add(rest.record.messageId);
+        retries.push({ receiptHandle: rest.record.receiptHandle, delaySeconds: 0 });
       }
-    }),
-  );
+      break;
+    }
+    const call = calls.get(`${item.orgId}|${item.callId}`);
+    const definition = definitions.get(`${item.orgId}|${item.metricId}@${item.metricVersion}`);
+    let outcome: EvaluationOutcome;
+    try {
+      if (!call) outcome = { captureStatus: "ERROR", context: "CALL", errorMessage: `Call ${item.callId} not found` };
+      else if (!definition) {
+        outcome = {
+          captureStatus: "ERROR",
+          context: "CALL",
+          errorMessage: `Metric ${item.metricId} version ${item.metricVersion} not found`,
+        };
+      } else {
+        const job = running.get(keys.job(item.orgId, item.jobId).pk);
+        outcome =
+          definition.calculationType === "LLM_JUDGE" && job?.llmBlockedReason
+            ? {
+                captureStatus: "ERROR",
+                context: "CALL",
+                errorMessage: `LLM calls stopped for this job: ${job.llmBlockedReason}`,
+              }
+            : await deps.evaluate(definition, call);
+      }
+    } catch (error) {
+      if (error instanceof LlmCallsBlockedError) {
+        outcome = { captureStatus: "ERROR", context: "CALL", errorMessage: error.message };
+        await stopLlmCalls(item, error.message);
+        results.push(resultOf(record, item, outcome));
+        continue;
+      }
+      const message = error instanceof Error ? error.message : String(error);
+      if (receiveCount < lastAttempt) {
+        const retryAfter = error instanceof RetryableEvaluationError ? error.retryAfterSeconds : undefined;
+        logger.warn("Item failed; will retry", { messageId: record.messageId, receiveCount, error: message });
+        failures.add(record.messageId);
+        retries.push({
+          receiptHandle: record.receiptHandle,
+          delaySeconds: retryDelaySeconds(receiveCount, retryAfter),
+        });
+        continue;
+      }
+      outcome = {
+        captureStatus: "ERROR",
+        context: "CALL",
+        errorMessage: `Gave up after ${receiveCount} attempts: ${message}`,
+      };
+    }
+    results.push(resultOf(record, item, outcome));
+  }
 
   const outcomes = await recordResults(results);
   for (const [messageId, outcome] of outcomes) {
     if (outcome === "not-recorded") failures.add(messageId);
   }
+  publishEvaluationMetrics(results.filter((r) => outcomes.get(r.messageId) === "recorded").map((r) => r.value));
   if (retries.length > 0) {
     // Best effort: if the delay cannot be set, the message still returns after the queue's timeout.
     await deps

@@ -1,11 +1,16 @@
 /**
- * How one item is computed. The evaluator worker looks the calculation type up here, so
- * the LLM judge plugs in beside the programmatic metrics without touching the pipeline.
+ * How one item is computed, by calculation type: built-in programmatic metrics or the LLM
+ * judge. The pipeline only sees `EvaluateItem`, so tests can swap in any evaluation.
  */
+import { config } from "../config.ts";
+import { anthropicClient } from "../llm/client.ts";
+import { createLlmJudge } from "../llm/judge.ts";
 import { computeBuiltInMetric } from "../metrics/builtin.ts";
 import type { Call } from "../schemas/call.ts";
 import type { MetricValue } from "../schemas/job.ts";
 import type { MetricDefinition } from "../schemas/metric.ts";
+
+export { LlmCallsBlockedError, RetryableEvaluationError } from "./evaluation-errors.ts";
 
 /** What an evaluation yields; the pipeline adds ids, version and timestamps. */
 export type EvaluationOutcome = Pick<
@@ -19,17 +24,10 @@ export type EvaluationOutcome = Pick<
   | "segment"
   | "fromSegment"
   | "toSegment"
+  | "model"
+  | "usage"
+  | "estimatedCostUsd"
 >;
-
-/** Thrown for failures worth retrying later (rate limits, outages); the queue owns the delay. */
-export class RetryableEvaluationError extends Error {
-  readonly retryAfterSeconds?: number;
-  constructor(message: string, retryAfterSeconds?: number) {
-    super(message);
-    this.name = "RetryableEvaluationError";
-    this.retryAfterSeconds = retryAfterSeconds;
-  }
-}
 
 export type EvaluateItem = (definition: MetricDefinition, call: Call) => Promise<EvaluationOutcome>;
 
@@ -44,15 +42,17 @@ export const evaluateBuiltIn: EvaluateItem = async (definition, call) => {
   return { captureStatus: result.status, context: "CALL", valueReasoning: result.reasoning };
 };
 
+export function createEvaluateByCalculationType(judge: EvaluateItem): EvaluateItem {
+  return (definition, call) =>
+    definition.calculationType === "BUILT_IN" ? evaluateBuiltIn(definition, call) : judge(definition, call);
+}
+
+let defaultEvaluate: EvaluateItem | undefined;
+
+/** Built-ins plus the judge on the configured Anthropic client; built on first use. */
 export const evaluateByCalculationType: EvaluateItem = (definition, call) => {
-  switch (definition.calculationType) {
-    case "BUILT_IN":
-      return evaluateBuiltIn(definition, call);
-    case "LLM_JUDGE":
-      return Promise.resolve({
-        captureStatus: "ERROR",
-        context: "CALL",
-        errorMessage: "LLM_JUDGE metrics are not available in this version",
-      });
-  }
+  defaultEvaluate ??= createEvaluateByCalculationType(
+    createLlmJudge({ client: anthropicClient, defaultModel: config().judgeModel, maxTokens: config().judgeMaxTokens }),
+  );
+  return defaultEvaluate(definition, call);
 };

@@ -17,7 +17,12 @@ interface JobImage {
   totalItems: number;
   completedItems: number;
   failedItems: number;
+  llmBlockedReason?: string;
 }
+
+/** Why a job failed: the reason its LLM calls were stopped, when that is what failed it. */
+const failureMessage = (job: JobImage) =>
+  `All ${job.totalItems} items failed${job.llmBlockedReason ? `: ${job.llmBlockedReason}` : ""}`;
 
 export function finishedStatus(job: JobImage): "COMPLETED" | "FAILED" | undefined {
   if (job.entity !== "Job" || job.status !== "PROCESSING") return undefined;
@@ -36,7 +41,7 @@ export async function finalizeJobs(records: DynamoDBRecord[]): Promise<DynamoDBB
     try {
       const finished = await transitionJob(job.orgId, job.id, ["PROCESSING"], status, {
         completedAt: new Date().toISOString(),
-        ...(status === "FAILED" ? { errorMessage: `All ${job.totalItems} items failed` } : {}),
+        ...(status === "FAILED" ? { errorMessage: failureMessage(job) } : {}),
       });
       if (finished) logger.info("Job finished", { jobId: job.id, status });
     } catch (error) {

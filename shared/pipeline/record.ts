@@ -11,6 +11,7 @@ import { config } from "../config.ts";
 import { keys } from "../keys.ts";
 import { logger } from "../logger.ts";
 import type { MetricValue, WorkItem } from "../schemas/job.ts";
+import { JOB_COST_ATTRIBUTE, jobUsageAttributes } from "../store/jobs.ts";
 
 export interface ItemResult {
   /** The SQS message that carried the item. */
@@ -40,6 +41,26 @@ function valueItem({ item, value }: ItemResult) {
   };
 }
 
+/** ADD clauses for the usage of a chunk of values; empty when none used the LLM. */
+function usageUpdate(values: MetricValue[]): { expression: string; values: Record<string, number> } {
+  const used = values.filter((value) => value.usage);
+  if (used.length === 0) return { expression: "", values: {} };
+  const sums: Record<string, number> = {};
+  const clauses: string[] = [];
+  for (const [field, attribute] of Object.entries(jobUsageAttributes)) {
+    sums[`:${attribute}`] = used.reduce(
+      (sum, v) => sum + (v.usage?.[field as keyof typeof jobUsageAttributes] ?? 0),
+      0,
+    );
+    clauses.push(`${attribute} :${attribute}`);
+  }
+  // Summed in millionths so float addition cannot drift; DynamoDB adds decimals exactly.
+  const micros = used.reduce((sum, v) => sum + Math.round((v.estimatedCostUsd ?? 0) * 1_000_000), 0);
+  sums[`:${JOB_COST_ATTRIBUTE}`] = micros / 1_000_000;
+  clauses.push(`${JOB_COST_ATTRIBUTE} :${JOB_COST_ATTRIBUTE}`);
+  return { expression: `, ${clauses.join(", ")}`, values: sums };
+}
+
 /** Writes one job's results; returns the outcome per result (by index in `results`). */
 async function recordJobChunk(results: ItemResult[]): Promise<RecordOutcome[]> {
   const outcomes: RecordOutcome[] = results.map(() => "not-recorded");
@@ -56,6 +77,7 @@ async function recordJobChunk(results: ItemResult[]): Promise<RecordOutcome[]> {
     }
     const completed = pending.filter(({ result }) => COUNTED_AS_COMPLETED.has(result.value.captureStatus)).length;
     const failed = pending.length - completed;
+    const usage = usageUpdate(pending.map(({ result }) => result.value));
     try {
       await dynamo().send(
         new TransactWriteCommand({
@@ -64,7 +86,7 @@ async function recordJobChunk(results: ItemResult[]): Promise<RecordOutcome[]> {
               Update: {
                 TableName: table,
                 Key: keys.job(orgId, jobId),
-                UpdateExpression: "ADD completedItems :completed, failedItems :failed SET updatedAt = :now",
+                UpdateExpression: `ADD completedItems :completed, failedItems :failed${usage.expression} SET updatedAt = :now`,
                 ConditionExpression: "#status IN (:pending, :processing)",
                 ExpressionAttributeNames: { "#status": "status" },
                 ExpressionAttributeValues: {
@@ -73,6 +95,7 @@ async function recordJobChunk(results: ItemResult[]): Promise<RecordOutcome[]> {
                   ":now": new Date().toISOString(),
                   ":pending": "PENDING",
                   ":processing": "PROCESSING",
+                  ...usage.values,
                 },
               },
             },

@@ -1,4 +1,5 @@
 import { z } from "zod";
+import type { TokenUsage } from "../llm/pricing.ts";
 
 /** Request limits, documented in the README. */
 export const MAX_CALLS_PER_JOB = 10_000;
@@ -44,6 +45,9 @@ export interface CollectionJob {
   completedAt?: string;
   canceledAt?: string;
   errorMessage?: string;
+  /** Summed over the job's recorded values; present once an LLM-judged item is recorded. */
+  usage?: TokenUsage;
+  estimatedCostUsd?: number;
   policyIds: string[];
   metadata: Record<string, string | number | boolean>;
   createdAt: string;
@@ -91,4 +95,8 @@ export interface MetricValue {
   fromSegment?: SegmentRef;
   toSegment?: SegmentRef;
   policyIds?: string[];
+  /** LLM_JUDGE only: the model that judged, its token usage and the estimated cost in USD. */
+  model?: string;
+  usage?: TokenUsage;
+  estimatedCostUsd?: number;
 }

@@ -22,6 +22,8 @@ const metricFields = {
   llmPrompt: z.string().trim().min(1).max(20_000).optional(),
   scaleMin: z.number().int().optional(),
   scaleMax: z.number().int().optional(),
+  /** Meaning of scale points for the judge, e.g. {"1": "dismissive", "5": "warm and attentive"}. */
+  scaleLabels: z.record(z.string().regex(/^-?\d+$/, "keys are scale points"), z.string().min(1).max(200)).optional(),
   classificationOptions: z.array(z.string().trim().min(1).max(200)).min(2).max(50).optional(),
   maxClassifications: z.number().int().min(1).max(50).optional(),
   booleanTrueLabel: z.string().max(100).optional(),
@@ -49,7 +51,15 @@ function checkDefinition(definition: z.infer<typeof metricShape>, ctx: z.Refinem
       issue("scaleMin", "scaleMin and scaleMax are required for SCALE");
     } else if (definition.scaleMin >= definition.scaleMax) {
       issue("scaleMax", "must be greater than scaleMin");
+    } else {
+      const { scaleMin, scaleMax } = definition;
+      const outside = Object.keys(definition.scaleLabels ?? {}).filter(
+        (k) => Number(k) < scaleMin || Number(k) > scaleMax,
+      );
+      if (outside.length > 0) issue("scaleLabels", `points outside ${scaleMin}..${scaleMax}: ${outside.join(", ")}`);
     }
+  } else if (definition.scaleLabels) {
+    issue("scaleLabels", "only allowed for SCALE");
   }
   if (definition.outputType === "CLASSIFICATION") {
     const options = definition.classificationOptions;

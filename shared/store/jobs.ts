@@ -5,14 +5,43 @@ import { dynamo } from "../aws.ts";
 import { config } from "../config.ts";
 import { conflict, notFound } from "../http/errors.ts";
 import { keys } from "../keys.ts";
+import type { TokenUsage } from "../llm/pricing.ts";
 import type { CollectionJob, JobStatus } from "../schemas/job.ts";
 import { queryPage } from "./query.ts";
 
 type Item = Record<string, unknown>;
-const storageFields = new Set(["pk", "sk", "entity", "gsi1pk", "gsi1sk", "orgId", "pageCount"]);
+/** Job attributes that sum the token usage and cost of its values (see toCollectionJob). */
+export const jobUsageAttributes = {
+  inputTokens: "usageInputTokens",
+  outputTokens: "usageOutputTokens",
+  cacheCreationInputTokens: "usageCacheCreationInputTokens",
+  cacheReadInputTokens: "usageCacheReadInputTokens",
+} as const;
+export const JOB_COST_ATTRIBUTE = "estimatedCostUsd";
+
+const usageFields = Object.values(jobUsageAttributes) as string[];
+const storageFields = new Set([
+  "pk",
+  "sk",
+  "entity",
+  "gsi1pk",
+  "gsi1sk",
+  "orgId",
+  "pageCount",
+  "llmBlockedReason",
+  ...usageFields,
+]);
 
 export function toCollectionJob(item: Item): CollectionJob {
-  return Object.fromEntries(Object.entries(item).filter(([k]) => !storageFields.has(k))) as never;
+  const job = Object.fromEntries(
+    Object.entries(item).filter(([k]) => !storageFields.has(k)),
+  ) as unknown as CollectionJob;
+  if (item[jobUsageAttributes.inputTokens] !== undefined) {
+    job.usage = Object.fromEntries(
+      Object.entries(jobUsageAttributes).map(([field, attribute]) => [field, Number(item[attribute] ?? 0)]),
+    ) as unknown as TokenUsage;
+  }
+  return job;
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -136,4 +165,25 @@ export async function cancelJob(orgId: string, jobId: string): Promise<Collectio
   if (!job) throw notFound("Collection job", jobId);
   if (job.status === "CANCELED") return job;
   throw conflict(`Collection job ${jobId} is already ${job.status} and cannot be canceled`);
+}
+
+/**
+ * Marks a running job's LLM calls as futile (rejected key, no credit): later items record
+ * ERROR with this reason without calling the model. The first reason wins.
+ */
+export async function blockJobLlmCalls(orgId: string, jobId: string, reason: string): Promise<void> {
+  try {
+    await dynamo().send(
+      new UpdateCommand({
+        TableName: config().tableName,
+        Key: keys.job(orgId, jobId),
+        UpdateExpression: "SET llmBlockedReason = :reason, errorMessage = if_not_exists(errorMessage, :reason)",
+        ConditionExpression: "#status IN (:pending, :processing) AND attribute_not_exists(llmBlockedReason)",
+        ExpressionAttributeNames: { "#status": "status" },
+        ExpressionAttributeValues: { ":reason": reason, ":pending": "PENDING", ":processing": "PROCESSING" },
+      }),
+    );
+  } catch (error) {
+    if (!(error instanceof ConditionalCheckFailedException)) throw error;
+  }
 }

@@ -5,7 +5,7 @@
 import type { SQSEvent } from "aws-lambda";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { createHandler } from "../../functions/workers/evaluator.ts";
-import { changeVisibility } from "../../shared/pipeline/evaluate.ts";
+import { defaultEvaluatorDeps } from "../../shared/pipeline/evaluate.ts";
 import { type EvaluateItem, evaluateByCalculationType } from "../../shared/pipeline/evaluators.ts";
 import { createCalls, createMetrics, jobValues, standardMetrics } from "../support/fixtures.ts";
 import { startTestStack, type TestStack, waitFor, waitForJobEnd } from "../support/stack.ts";
@@ -19,8 +19,8 @@ let evaluator: SqsHandler;
 let dispatcher: SqsHandler;
 const realDispatcher = (await import("../../functions/workers/dispatcher.ts")).handler;
 const realEvaluator = createHandler({
+  ...defaultEvaluatorDeps,
   evaluate: (definition, call) => evaluate(definition, call),
-  delayRetries: changeVisibility,
 });
 
 beforeAll(async () => {

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createHandler } from "../../functions/workers/evaluator.ts";
-import { changeVisibility } from "../../shared/pipeline/evaluate.ts";
+import { defaultEvaluatorDeps } from "../../shared/pipeline/evaluate.ts";
 import { type EvaluateItem, evaluateByCalculationType } from "../../shared/pipeline/evaluators.ts";
 import { createCalls, createMetrics, jobValues, standardMetrics } from "../support/fixtures.ts";
 import { startTestStack, type TestStack, waitFor } from "../support/stack.ts";
@@ -17,7 +17,7 @@ describe("canceling a running job", () => {
       return evaluateByCalculationType(definition, call);
     };
     stack = await startTestStack({
-      runtime: { handlerOverrides: { evaluator: createHandler({ evaluate: slow, delayRetries: changeVisibility }) } },
+      runtime: { handlerOverrides: { evaluator: createHandler({ ...defaultEvaluatorDeps, evaluate: slow }) } },
     });
   });
   afterAll(() => stack?.stop());

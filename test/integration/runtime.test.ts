@@ -38,7 +38,13 @@ afterAll(() => {
   dynamodb.destroy();
 });
 
-const emptyWiring: Wiring = { routes: [], queueConsumers: [], streamConsumers: [], schedules: [] };
+const emptyWiring: Wiring = {
+  authorizer: { id: "api-authorizer", entry: "functions/api/authorizer.ts", access: {} },
+  routes: [],
+  queueConsumers: [],
+  streamConsumers: [],
+  schedules: [],
+};
 
 /**
  * A fresh table and queues (1 s visibility, 3 receives before the DLQ) and the runtime on

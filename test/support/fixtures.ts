@@ -38,6 +38,15 @@ export const builtInMetric = (slug: string, builtIn: Record<string, unknown>, ou
   builtIn,
 });
 
+export const llmMetric = (slug: string, outputType: string, llmPrompt: string, extra: object = {}) => ({
+  slug,
+  name: slug,
+  calculationType: "LLM_JUDGE",
+  outputType,
+  llmPrompt,
+  ...extra,
+});
+
 export const standardMetrics = [
   builtInMetric("call-duration", { kind: "CALL_DURATION" }),
   builtInMetric("turn-count", { kind: "TURN_COUNT" }, "COUNT"),

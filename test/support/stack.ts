@@ -5,6 +5,7 @@
  */
 import { randomUUID } from "node:crypto";
 import { inject } from "vitest";
+import { type FakeAnthropicOptions, startFakeAnthropic } from "../../infra/local/fake-anthropic.ts";
 import { type LocalStackOptions, startLocalStack } from "../../infra/local/stack.ts";
 import { createApiKey, createOrganization } from "../../shared/store/organizations.ts";
 
@@ -12,6 +13,8 @@ export interface TestStackOptions {
   runtime?: LocalStackOptions["runtime"];
   queueOverrides?: LocalStackOptions["queueOverrides"];
   env?: Record<string, string>;
+  /** Options of the fake Anthropic server every test stack talks to (never the internet). */
+  anthropic?: FakeAnthropicOptions;
 }
 
 export interface ApiResponse<T = any> {
@@ -22,6 +25,8 @@ export interface ApiResponse<T = any> {
 
 export async function startTestStack(options: TestStackOptions = {}) {
   const suffix = randomUUID().slice(0, 8);
+  // Short test transcripts still exercise the prompt cache.
+  const anthropic = await startFakeAnthropic({ minCacheableTokens: 0, ...options.anthropic });
   const stack = await startLocalStack({
     dynamodbEndpoint: inject("dynamodbEndpoint"),
     sqsEndpoint: inject("sqsEndpoint"),
@@ -32,7 +37,13 @@ export async function startTestStack(options: TestStackOptions = {}) {
       dispatch: { visibilityTimeoutSeconds: 5 },
       ...options.queueOverrides,
     },
-    env: { RETRY_BASE_DELAY_SECONDS: "0", RETRY_MAX_DELAY_SECONDS: "1", ...options.env },
+    env: {
+      RETRY_BASE_DELAY_SECONDS: "0",
+      RETRY_MAX_DELAY_SECONDS: "1",
+      ANTHROPIC_BASE_URL: anthropic.url,
+      ANTHROPIC_API_KEY: "test-key-for-the-fake-server",
+      ...options.env,
+    },
     runtime: {
       idlePollMs: 50,
       // Tests inject crashes on purpose; show the runtime's log only when asked (LOG_LEVEL=INFO).
@@ -67,7 +78,11 @@ export async function startTestStack(options: TestStackOptions = {}) {
   }
 
   const org = await newOrganization();
-  return { ...stack, ...org, newOrganization, client };
+  const stop = async () => {
+    await stack.stop();
+    await anthropic.stop();
+  };
+  return { ...stack, ...org, stop, anthropic, newOrganization, client };
 }
 
 export type TestStack = Awaited<ReturnType<typeof startTestStack>>;

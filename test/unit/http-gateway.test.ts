@@ -221,7 +221,13 @@ describe("toGatewayResponse", () => {
 describe("local HTTP gateway", () => {
   let runtime: LocalRuntime;
   const errors: { msg: string; extra?: object }[] = [];
-  const wiring: Wiring = { routes, queueConsumers: [], streamConsumers: [], schedules: [] };
+  const wiring: Wiring = {
+    authorizer: { id: "api-authorizer", entry: "functions/api/authorizer.ts", access: {} },
+    routes,
+    queueConsumers: [],
+    streamConsumers: [],
+    schedules: [],
+  };
 
   beforeAll(async () => {
     runtime = await startLocalRuntime({

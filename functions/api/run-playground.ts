@@ -1,0 +1,62 @@
+import { z } from "zod";
+import { apiRoute, parse } from "../../shared/http/api-handler.ts";
+import { ApiError, notFound } from "../../shared/http/errors.ts";
+import { LlmCallsBlockedError, RetryableEvaluationError } from "../../shared/pipeline/evaluation-errors.ts";
+import { evaluateByCalculationType } from "../../shared/pipeline/evaluators.ts";
+import { createMetricSchema, type MetricDefinition } from "../../shared/schemas/metric.ts";
+import { getCall } from "../../shared/store/calls.ts";
+import { getMetric } from "../../shared/store/metrics.ts";
+
+const bodySchema = z.strictObject({
+  callId: z.string().trim().min(1).max(256),
+  /** `{id}` (id or slug) of a saved definition, or a whole definition to try before saving it. */
+  metric: z.record(z.string(), z.unknown()),
+});
+const savedMetricSchema = z.strictObject({ id: z.string().trim().min(1).max(256) });
+
+async function resolveDefinition(orgId: string, metric: Record<string, unknown>): Promise<MetricDefinition> {
+  if (Object.keys(metric).length === 1 && "id" in metric) {
+    const { id } = parse(savedMetricSchema, metric, "body.metric");
+    const saved = await getMetric(orgId, id);
+    if (!saved) throw notFound("Metric definition", id);
+    return saved;
+  }
+  const now = new Date().toISOString();
+  return {
+    ...parse(createMetricSchema, metric, "body.metric"),
+    id: "inline",
+    version: 0,
+    createdAt: now,
+    updatedAt: now,
+  };
+}
+
+/** Evaluates one definition on one call synchronously; nothing is stored. */
+export const handler = apiRoute({ body: bodySchema }, async ({ principal, body }) => {
+  const [definition, call] = await Promise.all([
+    resolveDefinition(principal.orgId, body.metric),
+    getCall(principal.orgId, body.callId),
+  ]);
+  if (!call) throw notFound("Call", body.callId);
+  try {
+    const outcome = await evaluateByCalculationType(definition, call);
+    return {
+      data: {
+        callId: call.id,
+        metricDefinitionId: definition.id,
+        metricVersion: definition.version,
+        computedAt: new Date().toISOString(),
+        ...outcome,
+      },
+    };
+  } catch (error) {
+    if (error instanceof RetryableEvaluationError) {
+      const retryAfter = String(Math.max(1, error.retryAfterSeconds ?? 5));
+      throw new ApiError(503, "llm_unavailable", `The LLM is unavailable right now: ${error.message}`, {
+        headers: { "retry-after": retryAfter },
+      });
+    }
+    if (error instanceof LlmCallsBlockedError) throw new ApiError(502, "llm_rejected", error.message);
+    throw error;
+  }
+});

@@ -1,0 +1,145 @@
+/**
+ * The LLM judge: one forced tool call per item, validated; one corrective retry when the
+ * answer is invalid. Rate limits and outages become retryable errors for the queue to
+ * delay (no sleeping here); a rejected key or an empty credit balance stops the job's LLM
+ * calls instead of burning retries.
+ */
+import Anthropic from "@anthropic-ai/sdk";
+import { LlmCallsBlockedError, RetryableEvaluationError } from "../pipeline/evaluation-errors.ts";
+import type { EvaluationOutcome } from "../pipeline/evaluators.ts";
+import type { Call } from "../schemas/call.ts";
+import type { MetricDefinition } from "../schemas/metric.ts";
+import { MissingApiKeyError } from "./client.ts";
+import { interpretJudgment, type JudgmentResult } from "./judgment.ts";
+import { addUsage, emptyUsage, estimateCostUsd, type TokenUsage } from "./pricing.ts";
+import { buildJudgeRequest, JUDGMENT_TOOL_NAME } from "./prompt.ts";
+
+type MessagesClient = Pick<Anthropic, "messages">;
+
+export interface JudgeDeps {
+  client: () => Promise<MessagesClient>;
+  defaultModel: string;
+  maxTokens: number;
+}
+
+/** `retry-after-ms`, then `retry-after` in seconds or as an HTTP date. */
+export function retryAfterSeconds(headers: Headers | undefined, now = Date.now()): number | undefined {
+  const ms = Number(headers?.get("retry-after-ms"));
+  if (Number.isFinite(ms) && ms > 0) return Math.ceil(ms / 1000);
+  const value = headers?.get("retry-after");
+  if (!value) return undefined;
+  const seconds = Number(value);
+  if (Number.isFinite(seconds)) return Math.max(0, Math.ceil(seconds));
+  const date = Date.parse(value);
+  return Number.isNaN(date) ? undefined : Math.max(0, Math.ceil((date - now) / 1000));
+}
+
+function apiErrorMessage(error: InstanceType<typeof Anthropic.APIError>): string {
+  const body = error.error as { error?: { message?: unknown } } | undefined;
+  const message = body?.error?.message;
+  return typeof message === "string" ? message : error.message;
+}
+
+/** Turns an SDK failure into what the pipeline does about it; returns a non-retryable message. */
+function classifyFailure(error: unknown): string {
+  if (error instanceof MissingApiKeyError) throw new LlmCallsBlockedError(error.message);
+  if (!(error instanceof Anthropic.APIError)) throw error;
+  const status = error.status;
+  const message = apiErrorMessage(error);
+  if (status === undefined) throw new RetryableEvaluationError(`Anthropic unreachable: ${message}`);
+  if (status === 401 || status === 403) {
+    throw new LlmCallsBlockedError(`Anthropic rejected the API key (${status}): ${message}`);
+  }
+  if (status === 402 || /credit balance/i.test(message)) {
+    throw new LlmCallsBlockedError(`Anthropic account cannot be billed (${status}): ${message}`);
+  }
+  if (status === 408 || status === 409 || status === 429 || status >= 500) {
+    throw new RetryableEvaluationError(`Anthropic ${status}: ${message}`, retryAfterSeconds(error.headers));
+  }
+  return `Anthropic refused the request (${status}): ${message}`;
+}
+
+function usageOf(response: Anthropic.Message): TokenUsage {
+  return {
+    inputTokens: response.usage.input_tokens,
+    outputTokens: response.usage.output_tokens,
+    cacheCreationInputTokens: response.usage.cache_creation_input_tokens ?? 0,
+    cacheReadInputTokens: response.usage.cache_read_input_tokens ?? 0,
+  };
+}
+
+function judgmentTool(response: Anthropic.Message): Anthropic.ToolUseBlock | undefined {
+  return response.content.find(
+    (block): block is Anthropic.ToolUseBlock => block.type === "tool_use" && block.name === JUDGMENT_TOOL_NAME,
+  );
+}
+
+function interpret(definition: MetricDefinition, call: Call, response: Anthropic.Message): JudgmentResult {
+  if (response.stop_reason === "max_tokens") return { ok: false, problem: "the answer was cut off at max_tokens" };
+  const tool = judgmentTool(response);
+  if (!tool) return { ok: false, problem: `no ${JUDGMENT_TOOL_NAME} tool call in the answer` };
+  return interpretJudgment(definition, call, tool.input);
+}
+
+/** The conversation so far plus a note on what to fix, for the one corrective retry. */
+function correctionMessages(
+  request: Anthropic.MessageCreateParamsNonStreaming,
+  response: Anthropic.Message,
+  problem: string,
+): Anthropic.MessageParam[] {
+  const tool = judgmentTool(response);
+  const note = `Invalid answer: ${problem}. Call ${JUDGMENT_TOOL_NAME} again with a corrected answer.`;
+  const assistant: Anthropic.ContentBlockParam[] = tool
+    ? [{ type: "tool_use", id: tool.id, name: tool.name, input: tool.input }]
+    : [{ type: "text", text: "(no tool call)" }];
+  const correction: Anthropic.ContentBlockParam[] = tool
+    ? [{ type: "tool_result", tool_use_id: tool.id, is_error: true, content: note }]
+    : [{ type: "text", text: note }];
+  return [...request.messages, { role: "assistant", content: assistant }, { role: "user", content: correction }];
+}
+
+export function createLlmJudge(deps: JudgeDeps) {
+  return async function judge(definition: MetricDefinition, call: Call): Promise<EvaluationOutcome> {
+    if (call.transcript.length === 0) {
+      return { captureStatus: "DATA_MISSING", context: "CALL", valueReasoning: "The call has no transcript to judge." };
+    }
+    const model = definition.model ?? deps.defaultModel;
+    const request = buildJudgeRequest(definition, call, { model, maxTokens: deps.maxTokens });
+    let usage = emptyUsage();
+    const priced = (outcome: EvaluationOutcome): EvaluationOutcome => ({
+      ...outcome,
+      model,
+      usage,
+      estimatedCostUsd: estimateCostUsd(model, usage),
+    });
+
+    const send = async (params: Anthropic.MessageCreateParamsNonStreaming) => {
+      try {
+        const client = await deps.client();
+        const response = await client.messages.create(params);
+        usage = addUsage(usage, usageOf(response));
+        return response;
+      } catch (error) {
+        return { refused: classifyFailure(error) };
+      }
+    };
+
+    const first = await send(request);
+    if ("refused" in first) return priced({ captureStatus: "ERROR", context: "CALL", errorMessage: first.refused });
+    let result = interpret(definition, call, first);
+    if (!result.ok) {
+      const second = await send({ ...request, messages: correctionMessages(request, first, result.problem) });
+      if ("refused" in second) return priced({ captureStatus: "ERROR", context: "CALL", errorMessage: second.refused });
+      const firstProblem = result.problem;
+      result = interpret(definition, call, second);
+      if (!result.ok) {
+        return priced({
+          captureStatus: "ERROR",
+          context: "CALL",
+          errorMessage: `The model's answer was invalid twice (first: ${firstProblem}; then: ${result.problem})`,
+        });
+      }
+    }
+    return priced(result.judgment);
+  };
+}

@@ -1,0 +1,126 @@
+/**
+ * Validates the judge's tool input against the definition (type, range, options, segment
+ * ids) and turns it into an evaluation outcome. Anything off is reported in words the
+ * model can act on in its one corrective retry.
+ */
+import { z } from "zod";
+import type { Call } from "../schemas/call.ts";
+import type { SegmentRef } from "../schemas/job.ts";
+import type { MetricDefinition } from "../schemas/metric.ts";
+
+export type JudgedValue = number | string | boolean | string[];
+
+export interface Judgment {
+  captureStatus: "SUCCESS" | "NOT_APPLICABLE";
+  context: "CALL" | "SEGMENT" | "SEGMENT_RANGE";
+  value?: JudgedValue;
+  valueReasoning: string;
+  confidence: number;
+  segment?: SegmentRef;
+  fromSegment?: SegmentRef;
+  toSegment?: SegmentRef;
+}
+
+const toolInputSchema = z.object({
+  applicable: z.boolean(),
+  value: z.unknown(),
+  reasoning: z.string().trim().min(1).max(4000),
+  confidence: z.number().min(0).max(1),
+  segmentIds: z.array(z.string()).max(200).optional(),
+});
+
+function valueSchema(definition: MetricDefinition): z.ZodType<JudgedValue> {
+  switch (definition.outputType) {
+    case "BOOLEAN":
+      return z.boolean();
+    case "NUMERIC":
+      return z.number().finite();
+    case "SCALE":
+      return z
+        .number()
+        .int()
+        .min(definition.scaleMin ?? Number.MIN_SAFE_INTEGER)
+        .max(definition.scaleMax ?? Number.MAX_SAFE_INTEGER);
+    case "CLASSIFICATION": {
+      const options = definition.classificationOptions ?? [];
+      const label = z
+        .string()
+        .refine((v) => options.includes(v), { message: `each label must be one of: ${options.join(" | ")}` });
+      // A lone label is accepted as a list of one.
+      return z.preprocess(
+        (v) => (typeof v === "string" ? [v] : v),
+        z
+          .array(label)
+          .min(1)
+          .max(definition.maxClassifications ?? 1)
+          .refine((labels) => new Set(labels).size === labels.length, "labels must not repeat"),
+      );
+    }
+    case "TEXT":
+      return z.string().trim().min(1).max(1000);
+    case "COUNT":
+      return z.number().int().nonnegative();
+    case "OFFSET":
+      return z.string().regex(/^s\d+$/, "must be a segment id like s4");
+  }
+}
+
+export type JudgmentResult = { ok: true; judgment: Judgment } | { ok: false; problem: string };
+
+const describe = (error: z.ZodError, prefix: string) =>
+  error.issues.map((i) => `${[prefix, ...i.path.map(String)].filter(Boolean).join(".")}: ${i.message}`).join("; ");
+
+export function interpretJudgment(
+  definition: MetricDefinition,
+  call: Pick<Call, "transcript">,
+  input: unknown,
+): JudgmentResult {
+  const parsed = toolInputSchema.safeParse(input);
+  if (!parsed.success) return { ok: false, problem: describe(parsed.error, "") };
+  const { applicable, reasoning, confidence } = parsed.data;
+
+  const referenced = [...(parsed.data.segmentIds ?? [])];
+  const refs: SegmentRef[] = [];
+  for (const id of referenced) {
+    const index = /^s(\d+)$/.exec(id)?.[1];
+    const segment = index === undefined ? undefined : call.transcript[Number(index)];
+    if (!segment) return { ok: false, problem: `segmentIds: ${id} is not a segment of this transcript` };
+    refs.push({ id, text: segment.text, startOffsetMs: segment.startOffsetMs, endOffsetMs: segment.endOffsetMs });
+  }
+
+  if (!applicable) {
+    return {
+      ok: true,
+      judgment: { captureStatus: "NOT_APPLICABLE", context: "CALL", valueReasoning: reasoning, confidence },
+    };
+  }
+  const value = valueSchema(definition).safeParse(parsed.data.value);
+  if (!value.success) return { ok: false, problem: describe(value.error, "value") };
+
+  if (definition.outputType === "OFFSET") {
+    const id = value.data as string;
+    const segment = call.transcript[Number(id.slice(1))];
+    if (!segment) return { ok: false, problem: `value: ${id} is not a segment of this transcript` };
+    const ref = { id, text: segment.text, startOffsetMs: segment.startOffsetMs, endOffsetMs: segment.endOffsetMs };
+    // The value of an OFFSET metric is where in the call it points, in ms.
+    return {
+      ok: true,
+      judgment: {
+        captureStatus: "SUCCESS",
+        context: "SEGMENT",
+        value: segment.startOffsetMs,
+        valueReasoning: reasoning,
+        confidence,
+        segment: ref,
+      },
+    };
+  }
+
+  const ordered = refs.sort((a, b) => a.startOffsetMs - b.startOffsetMs);
+  const first = ordered[0];
+  const last = ordered.at(-1);
+  const base = { captureStatus: "SUCCESS" as const, value: value.data, valueReasoning: reasoning, confidence };
+  if (!first || !last) return { ok: true, judgment: { ...base, context: "CALL" } };
+  if (first === last) return { ok: true, judgment: { ...base, context: "SEGMENT", segment: first } };
+  return { ok: true, judgment: { ...base, context: "SEGMENT_RANGE", fromSegment: first, toSegment: last } };
+}

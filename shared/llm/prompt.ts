@@ -1,0 +1,120 @@
+/**
+ * The judge's request. Tools, system prompt and the transcript are identical for every
+ * metric of a call and end in a `cache_control` breakpoint, so the second and later metrics
+ * of a call read that prefix from Anthropic's prompt cache; only the short metric-specific
+ * question after it is billed at the full input price.
+ */
+import type Anthropic from "@anthropic-ai/sdk";
+import type { Call } from "../schemas/call.ts";
+import type { MetricDefinition } from "../schemas/metric.ts";
+
+export const JUDGMENT_TOOL_NAME = "record_judgment";
+
+/** Stable ids: the segment's index in the stored transcript. */
+export const segmentId = (index: number) => `s${index}`;
+
+const judgmentTool: Anthropic.Tool = {
+  name: JUDGMENT_TOOL_NAME,
+  description: "Record your judgment of the call for the metric in question. Always answer through this tool.",
+  input_schema: {
+    type: "object",
+    properties: {
+      applicable: {
+        type: "boolean",
+        description: "false when the question does not apply to this call at all (then value may be null)",
+      },
+      value: {
+        description:
+          "The answer, of exactly the type the metric asks for: true/false, a number, a list of labels, a text or a segment id",
+      },
+      reasoning: { type: "string", description: "One to three sentences citing what in the transcript decided it" },
+      confidence: { type: "number", minimum: 0, maximum: 1, description: "How sure you are, from 0 to 1" },
+      segmentIds: {
+        type: "array",
+        items: { type: "string" },
+        description: "Ids (like s3) of the transcript segments the judgment rests on, in order; empty if none",
+      },
+    },
+    required: ["applicable", "value", "reasoning", "confidence"],
+  },
+};
+
+const SYSTEM_PROMPT = [
+  "You evaluate conversations between an AI agent and a customer against quality metrics.",
+  "The transcript comes first; each line starts with its segment id in brackets, the time from the start of the call, and the speaker.",
+  "Judge only from the transcript. Answer with the record_judgment tool, with a value of exactly the requested type.",
+  "Set applicable to false only when the question cannot apply to this call.",
+].join("\n");
+
+function timestamp(ms: number): string {
+  const totalSeconds = ms / 1000;
+  const minutes = Math.floor(totalSeconds / 60);
+  const seconds = (totalSeconds % 60).toFixed(1).padStart(4, "0");
+  return `${String(minutes).padStart(2, "0")}:${seconds}`;
+}
+
+export function renderTranscript(call: Pick<Call, "transcript">): string {
+  const lines = call.transcript.map(
+    (segment, index) => `[${segmentId(index)}] ${timestamp(segment.startOffsetMs)} ${segment.role}: ${segment.text}`,
+  );
+  return `<transcript>\n${lines.join("\n")}\n</transcript>`;
+}
+
+/** What a valid `value` is, in words; the fake server and the validator agree with it. */
+export function answerInstructions(definition: MetricDefinition): string {
+  switch (definition.outputType) {
+    case "BOOLEAN": {
+      const yes = definition.booleanTrueLabel ? ` (true means "${definition.booleanTrueLabel}")` : "";
+      const no = definition.booleanFalseLabel ? ` (false means "${definition.booleanFalseLabel}")` : "";
+      return `Answer type: BOOLEAN. value must be true${yes} or false${no}.`;
+    }
+    case "NUMERIC":
+      return `Answer type: NUMERIC. value must be a number${definition.unit ? ` in ${definition.unit.name}` : ""}.`;
+    case "SCALE": {
+      const labels = Object.entries(definition.scaleLabels ?? {})
+        .map(([score, label]) => `${score} = ${label}`)
+        .join("; ");
+      return `Answer type: SCALE. value must be an integer from ${definition.scaleMin} to ${definition.scaleMax}.${labels ? ` Scale: ${labels}.` : ""}`;
+    }
+    case "CLASSIFICATION":
+      return `Answer type: CLASSIFICATION. value must be a list of 1 to ${definition.maxClassifications ?? 1} labels, each exactly one of: ${(definition.classificationOptions ?? []).join(" | ")}.`;
+    case "TEXT":
+      return "Answer type: TEXT. value must be a short text (at most 1000 characters).";
+    case "COUNT":
+      return "Answer type: COUNT. value must be a whole number, 0 or more.";
+    case "OFFSET":
+      return "Answer type: OFFSET. value must be the id of the one transcript segment the question points at, like s4.";
+  }
+}
+
+export function metricInstructions(definition: MetricDefinition): string {
+  return [
+    `Metric: ${definition.name}`,
+    ...(definition.description ? [`Description: ${definition.description}`] : []),
+    `Question: ${definition.llmPrompt ?? definition.name}`,
+    answerInstructions(definition),
+  ].join("\n");
+}
+
+export function buildJudgeRequest(
+  definition: MetricDefinition,
+  call: Pick<Call, "transcript">,
+  options: { model: string; maxTokens: number },
+): Anthropic.MessageCreateParamsNonStreaming {
+  return {
+    model: options.model,
+    max_tokens: options.maxTokens,
+    system: SYSTEM_PROMPT,
+    tools: [judgmentTool],
+    tool_choice: { type: "tool", name: JUDGMENT_TOOL_NAME },
+    messages: [
+      {
+        role: "user",
+        content: [
+          { type: "text", text: renderTranscript(call), cache_control: { type: "ephemeral" } },
+          { type: "text", text: metricInstructions(definition) },
+        ],
+      },
+    ],
+  };
+}

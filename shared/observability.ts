@@ -1,0 +1,47 @@
+/**
+ * Business metrics as CloudWatch EMF (Powertools Metrics): items evaluated and LLM tokens,
+ * which the CDK dashboard charts. Off locally and in tests (POWERTOOLS_METRICS_DISABLED).
+ */
+import { Metrics, MetricUnit } from "@aws-lambda-powertools/metrics";
+import type { MetricValue } from "./schemas/job.ts";
+
+let metrics: Metrics | undefined;
+
+const instance = () => {
+  metrics ??= new Metrics({
+    namespace: process.env.POWERTOOLS_METRICS_NAMESPACE ?? "MetricCollection",
+    serviceName: process.env.POWERTOOLS_SERVICE_NAME ?? "metric-collection",
+  });
+  return metrics;
+};
+
+/** Publishes counts and token usage of newly recorded values (not of duplicates). */
+export function publishEvaluationMetrics(values: MetricValue[]): void {
+  if (values.length === 0) return;
+  const m = instance();
+  const failed = values.filter((v) => v.captureStatus === "ERROR").length;
+  const sum = (pick: (v: MetricValue) => number | undefined) => values.reduce((total, v) => total + (pick(v) ?? 0), 0);
+  m.addMetric("ItemsEvaluated", MetricUnit.Count, values.length);
+  m.addMetric("ItemsFailed", MetricUnit.Count, failed);
+  m.addMetric(
+    "InputTokens",
+    MetricUnit.Count,
+    sum((v) => v.usage?.inputTokens),
+  );
+  m.addMetric(
+    "OutputTokens",
+    MetricUnit.Count,
+    sum((v) => v.usage?.outputTokens),
+  );
+  m.addMetric(
+    "CacheReadTokens",
+    MetricUnit.Count,
+    sum((v) => v.usage?.cacheReadInputTokens),
+  );
+  m.addMetric(
+    "CacheCreationTokens",
+    MetricUnit.Count,
+    sum((v) => v.usage?.cacheCreationInputTokens),
+  );
+  m.publishStoredMetrics();
+}

@@ -1,0 +1,191 @@
+/**
+ * LLM-judged metrics through whole jobs on the local engines, with the real Anthropic SDK
+ * talking to the fake Anthropic server: typed values, caching, rate-limit storms, a
+ * rejected key.
+ */
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { createCalls, createMetrics, jobValues, llmMetric } from "../support/fixtures.ts";
+import { startTestStack, type TestStack, waitForJobEnd } from "../support/stack.ts";
+
+const judged = llmMetric;
+
+/** One definition per output type; sample calls say "refund" once and "sorry" twice. */
+const everyType = [
+  judged("refund-asked", "BOOLEAN", 'Did the customer ask for a "refund"?', { booleanTrueLabel: "yes" }),
+  judged("sorry-occurrences", "NUMERIC", 'How often is "sorry" said?'),
+  judged("empathy", "SCALE", 'How empathetic was the agent ("sorry")?', {
+    scaleMin: 1,
+    scaleMax: 5,
+    scaleLabels: { "1": "cold", "5": "warm" },
+  }),
+  judged("reason", "CLASSIFICATION", "Why did the customer call?", {
+    classificationOptions: ["billing", "refund", "technical"],
+    maxClassifications: 2,
+  }),
+  judged("refund-quote", "TEXT", 'Quote what was said about the "refund".'),
+  judged("sorry-turns", "COUNT", 'In how many turns is "sorry" said?'),
+  judged("first-sorry", "OFFSET", 'Point at the first "sorry".'),
+  judged("mortgage", "BOOLEAN", 'Only if the transcript mentions "mortgage": was the "rate" explained?'),
+];
+
+async function runJob(stack: TestStack, callIds: string[], metrics: { id: string }[]) {
+  const created = await stack.api("POST", "/v1/metric/collection-jobs", {
+    callIds,
+    metrics: metrics.map((m) => ({ id: m.id })),
+  });
+  expect(created.status).toBe(201);
+  return waitForJobEnd(stack.api, created.body.data.id, 90_000);
+}
+
+describe("LLM-judged metrics on the local engines", () => {
+  let stack: TestStack;
+  beforeAll(async () => {
+    stack = await startTestStack();
+  });
+  afterAll(() => stack?.stop());
+  beforeEach(() => {
+    stack.anthropic.reset();
+    stack.anthropic.configure({ fault: undefined, retryAfterSeconds: 1 });
+  });
+
+  it("produces typed values, segments, usage and cost for every output type", async () => {
+    const callIds = await createCalls(stack.api, 3);
+    const [emptyCall] = await createCalls(stack.api, 1, { transcript: [] });
+    const metrics = await createMetrics(stack.api, everyType);
+    const job = await runJob(stack, [...callIds, emptyCall!], metrics);
+    expect(job).toMatchObject({ status: "COMPLETED", totalItems: 32, completedItems: 32, failedItems: 0 });
+
+    const values = await jobValues(stack.api, job.id);
+    expect(values).toHaveLength(32);
+    const of = (slug: string, callId: string) => values.find((v) => v.slug === slug && v.callId === callId);
+    const callId = callIds[0]!;
+    expect(of("refund-asked", callId)).toMatchObject({
+      captureStatus: "SUCCESS",
+      value: true,
+      context: "SEGMENT",
+      segment: { id: "s1", text: "I need a refund, sorry to bother you.", startOffsetMs: 3500, endOffsetMs: 7000 },
+      model: "claude-sonnet-4-5",
+    });
+    expect(of("sorry-occurrences", callId)).toMatchObject({ captureStatus: "SUCCESS", value: 2 });
+    expect(of("empathy", callId)).toMatchObject({ captureStatus: "SUCCESS", value: 3 });
+    expect(of("reason", callId)).toMatchObject({ captureStatus: "SUCCESS", value: ["refund"] });
+    expect(of("refund-quote", callId)).toMatchObject({ value: "I need a refund, sorry to bother you." });
+    expect(of("sorry-turns", callId)).toMatchObject({
+      value: 2,
+      context: "SEGMENT_RANGE",
+      fromSegment: { id: "s1" },
+      toSegment: { id: "s2" },
+    });
+    expect(of("first-sorry", callId)).toMatchObject({ value: 3500, context: "SEGMENT", segment: { id: "s1" } });
+    expect(of("mortgage", callId)).toMatchObject({ captureStatus: "NOT_APPLICABLE" });
+    for (const value of values.filter((v) => v.callId === emptyCall)) {
+      expect(value).toMatchObject({ captureStatus: "DATA_MISSING" });
+      expect(value.usage).toBeUndefined();
+    }
+    for (const value of values.filter((v) => v.callId !== emptyCall)) {
+      expect(value.valueReasoning).toEqual(expect.any(String));
+      expect(value.confidence).toBeGreaterThanOrEqual(0);
+      expect(value.usage.inputTokens + value.usage.cacheReadInputTokens).toBeGreaterThan(0);
+    }
+
+    // The job sums every value's usage and cost; the fake server billed exactly that.
+    const sum = (field: string) => values.reduce((total, v) => total + (v.usage?.[field] ?? 0), 0);
+    expect(job.usage).toEqual({
+      inputTokens: sum("inputTokens"),
+      outputTokens: sum("outputTokens"),
+      cacheCreationInputTokens: sum("cacheCreationInputTokens"),
+      cacheReadInputTokens: sum("cacheReadInputTokens"),
+    });
+    const served = stack.anthropic.requests();
+    expect(served).toHaveLength(24);
+    expect(job.usage.outputTokens).toBe(served.reduce((total, r) => total + (r.usage?.output_tokens ?? 0), 0));
+    const cost = values.reduce((total, v) => total + Math.round((v.estimatedCostUsd ?? 0) * 1e6), 0) / 1e6;
+    expect(job.estimatedCostUsd).toBeCloseTo(cost, 9);
+    expect(job.estimatedCostUsd).toBeGreaterThan(0);
+  });
+
+  it("reads the transcript from the prompt cache for at least 4 of 5 metrics of each call", async () => {
+    const callIds = await createCalls(stack.api, 10);
+    const metrics = await createMetrics(
+      stack.api,
+      everyType.slice(0, 5).map((m) => ({ ...m, slug: `${m.slug}-cache` })),
+    );
+    const job = await runJob(stack, callIds, metrics);
+    expect(job).toMatchObject({ status: "COMPLETED", completedItems: 50 });
+    const byCall = Map.groupBy(stack.anthropic.requests(), (r) => r.prefixHash);
+    expect(byCall.size).toBe(10);
+    for (const requests of byCall.values()) {
+      expect(requests).toHaveLength(5);
+      const reads = requests.filter((r) => (r.usage?.cache_read_input_tokens ?? 0) > 0);
+      expect(reads.length).toBeGreaterThanOrEqual(4);
+    }
+    expect(job.usage.cacheReadInputTokens).toBeGreaterThan(job.usage.cacheCreationInputTokens);
+  });
+
+  it("corrects a malformed answer once, and records ERROR when it stays malformed", async () => {
+    const callIds = await createCalls(stack.api, 2);
+    const [good, bad] = await createMetrics(stack.api, [
+      judged("malformed-once", "BOOLEAN", 'Was "refund" said?'),
+      judged("malformed-always", "COUNT", 'How many "sorry"?'),
+    ]);
+    // Every first answer is malformed; the corrective retry gets a valid one.
+    stack.anthropic.configure({ fault: (request) => (request.isCorrection ? undefined : "malformed") });
+    const job = await runJob(stack, callIds, [good!]);
+    expect(job).toMatchObject({ status: "COMPLETED", completedItems: 2, failedItems: 0 });
+    expect(stack.anthropic.requests().filter((r) => r.isCorrection)).toHaveLength(2);
+
+    stack.anthropic.reset();
+    stack.anthropic.configure({ fault: () => "malformed_always" });
+    const failing = await runJob(stack, callIds, [bad!]);
+    expect(failing).toMatchObject({ status: "FAILED", completedItems: 0, failedItems: 2 });
+    const values = await jobValues(stack.api, failing.id);
+    for (const value of values) {
+      expect(value.captureStatus).toBe("ERROR");
+      expect(value.errorMessage).toMatch(/invalid twice/);
+      expect(value.usage.outputTokens).toBeGreaterThan(0);
+    }
+    expect(stack.anthropic.requests()).toHaveLength(4);
+  });
+
+  it("survives a 429 storm: every first attempt rate-limited, job COMPLETED, nothing lost or double-counted", async () => {
+    const callIds = await createCalls(stack.api, 5);
+    const metrics = await createMetrics(
+      stack.api,
+      everyType.slice(0, 4).map((m) => ({ ...m, slug: `${m.slug}-storm` })),
+    );
+    stack.anthropic.configure({ fault: (request) => (request.attempt === 1 ? "rate_limit" : undefined) });
+    const job = await runJob(stack, callIds, metrics);
+    expect(job).toMatchObject({ status: "COMPLETED", totalItems: 20, completedItems: 20, failedItems: 0 });
+    const values = await jobValues(stack.api, job.id);
+    expect(values).toHaveLength(20);
+    expect(values.every((v) => v.captureStatus === "SUCCESS")).toBe(true);
+    const requests = stack.anthropic.requests();
+    const perItem = Map.groupBy(requests, (r) => r.itemHash);
+    expect(perItem.size).toBe(20);
+    for (const attempts of perItem.values()) {
+      expect(attempts.map((a) => a.status)).toEqual([429, 200]);
+    }
+    // Usage counts only the successful calls, once each.
+    const billed = requests.reduce((total, r) => total + (r.usage?.output_tokens ?? 0), 0);
+    expect(job.usage.outputTokens).toBe(billed);
+  });
+
+  it("stops calling the LLM for a job once the key is rejected (401), with a clear error", async () => {
+    const callIds = await createCalls(stack.api, 10);
+    const metrics = await createMetrics(
+      stack.api,
+      everyType.slice(0, 3).map((m) => ({ ...m, slug: `${m.slug}-401` })),
+    );
+    stack.anthropic.configure({ fault: () => "unauthorized" });
+    const job = await runJob(stack, callIds, metrics);
+    expect(job).toMatchObject({ status: "FAILED", totalItems: 30, completedItems: 0, failedItems: 30 });
+    expect(job.errorMessage).toMatch(/rejected the API key \(401\)/);
+    const values = await jobValues(stack.api, job.id);
+    expect(values).toHaveLength(30);
+    for (const value of values) expect(value.errorMessage).toMatch(/rejected the API key \(401\): invalid x-api-key/);
+    // No retries, and most items never reached the API.
+    const requests = stack.anthropic.requests();
+    expect(requests.length).toBeLessThanOrEqual(10);
+    expect(new Set(requests.map((r) => r.itemHash)).size).toBe(requests.length);
+  });
+});

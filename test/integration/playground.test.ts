@@ -1,0 +1,69 @@
+/** The playground: one definition on one call, synchronously, nothing stored. */
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createCalls, createMetrics, llmMetric } from "../support/fixtures.ts";
+import { startTestStack, type TestStack } from "../support/stack.ts";
+
+const refundAsked = llmMetric("refund-asked", "BOOLEAN", 'Did the customer ask for a "refund"?');
+const empathy = llmMetric("empathy", "SCALE", 'How empathetic was the agent ("sorry")?', { scaleMin: 1, scaleMax: 5 });
+
+describe("metric playground", () => {
+  let stack: TestStack;
+  let callId: string;
+  beforeAll(async () => {
+    stack = await startTestStack();
+    [callId] = (await createCalls(stack.api, 1)) as [string];
+  });
+  afterAll(() => stack?.stop());
+
+  it("evaluates a saved or an inline definition synchronously and stores nothing", async () => {
+    const [saved] = await createMetrics(stack.api, [refundAsked]);
+    const bySlug = await stack.api("POST", "/v1/metric/playground", { callId, metric: { id: "refund-asked" } });
+    expect(bySlug.status).toBe(200);
+    expect(bySlug.body.data).toMatchObject({
+      callId,
+      metricDefinitionId: saved!.id,
+      metricVersion: 1,
+      captureStatus: "SUCCESS",
+      value: true,
+      usage: { outputTokens: expect.any(Number) },
+      estimatedCostUsd: expect.any(Number),
+    });
+    const inline = await stack.api("POST", "/v1/metric/playground", { callId, metric: empathy });
+    expect(inline.status).toBe(200);
+    expect(inline.body.data).toMatchObject({ metricDefinitionId: "inline", captureStatus: "SUCCESS", value: 3 });
+    const builtIn = await stack.api("POST", "/v1/metric/playground", {
+      callId,
+      metric: {
+        slug: "turns",
+        name: "Turns",
+        calculationType: "BUILT_IN",
+        outputType: "COUNT",
+        builtIn: { kind: "TURN_COUNT" },
+      },
+    });
+    expect(builtIn.body.data).toMatchObject({ captureStatus: "SUCCESS", value: 4 });
+    const stored = await stack.api("GET", `/v1/call/${callId}/metrics`);
+    expect(stored.body.data).toEqual([]);
+  });
+
+  it("answers 400, 404 and 503 (with Retry-After) for what it cannot evaluate", async () => {
+    const invalid = await stack.api("POST", "/v1/metric/playground", {
+      callId,
+      metric: { slug: "x", name: "x", calculationType: "LLM_JUDGE", outputType: "SCALE", llmPrompt: "?" },
+    });
+    expect(invalid.status).toBe(400);
+    expect(invalid.body.error.details).toContainEqual(
+      expect.objectContaining({ field: "body.metric.scaleMin", message: expect.stringMatching(/required/) }),
+    );
+    const noCall = await stack.api("POST", "/v1/metric/playground", { callId: "nope", metric: refundAsked });
+    expect(noCall.status).toBe(404);
+    const noMetric = await stack.api("POST", "/v1/metric/playground", { callId, metric: { id: "nope" } });
+    expect(noMetric.status).toBe(404);
+    stack.anthropic.configure({ fault: () => "rate_limit", retryAfterSeconds: 9 });
+    const limited = await stack.api("POST", "/v1/metric/playground", { callId, metric: refundAsked });
+    stack.anthropic.configure({ fault: undefined });
+    expect(limited.status).toBe(503);
+    expect(limited.headers.get("retry-after")).toBe("9");
+    expect(limited.body.error.code).toBe("llm_unavailable");
+  });
+});

@@ -1,0 +1,277 @@
+/**
+ * The judge with the real @anthropic-ai/sdk client over HTTP against the fake Anthropic
+ * server: typed values per output type, corrective retry, failure classification, usage,
+ * cost and the prompt cache.
+ */
+import Anthropic from "@anthropic-ai/sdk";
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { type FakeAnthropic, fakeJudgment, startFakeAnthropic } from "../../infra/local/fake-anthropic.ts";
+import { createLlmJudge, retryAfterSeconds } from "../../shared/llm/judge.ts";
+import { interpretJudgment } from "../../shared/llm/judgment.ts";
+import { estimateCostUsd } from "../../shared/llm/pricing.ts";
+import { buildJudgeRequest, metricInstructions, renderTranscript } from "../../shared/llm/prompt.ts";
+import { LlmCallsBlockedError, RetryableEvaluationError } from "../../shared/pipeline/evaluation-errors.ts";
+import type { Call } from "../../shared/schemas/call.ts";
+import type { MetricDefinition } from "../../shared/schemas/metric.ts";
+
+const call: Call = {
+  id: "call-1",
+  createdAt: "2026-11-01T09:00:00Z",
+  agentId: "agent",
+  callDirection: "INBOUND",
+  interfaceType: "PHONE",
+  startedAt: "2026-11-01T09:00:00Z",
+  properties: {},
+  transcript: [
+    { role: "AGENT", text: "Northwind Bank, how can I help?", startOffsetMs: 0, endOffsetMs: 2000 },
+    { role: "CUSTOMER", text: "I was charged twice on my billing statement.", startOffsetMs: 2500, endOffsetMs: 5000 },
+    { role: "AGENT", text: "I'm sorry. I can issue a refund today.", startOffsetMs: 5600, endOffsetMs: 8000 },
+    { role: "CUSTOMER", text: "A refund would be great, thanks.", startOffsetMs: 8400, endOffsetMs: 10_000 },
+  ],
+};
+
+const definition = (overrides: Partial<MetricDefinition>): MetricDefinition => ({
+  id: "m1",
+  version: 1,
+  slug: "m",
+  name: "Metric",
+  description: "",
+  calculationType: "LLM_JUDGE",
+  outputType: "BOOLEAN",
+  supportedContexts: ["CALL"],
+  createdAt: "2026-11-01T00:00:00Z",
+  updatedAt: "2026-11-01T00:00:00Z",
+  ...overrides,
+});
+
+const refundAsked = definition({ outputType: "BOOLEAN", llmPrompt: 'Was a "refund" offered?' });
+
+let fake: FakeAnthropic;
+let judge: ReturnType<typeof createLlmJudge>;
+
+beforeAll(async () => {
+  fake = await startFakeAnthropic({ minCacheableTokens: 0 });
+  const client = new Anthropic({ apiKey: "test", baseURL: fake.url, maxRetries: 0 });
+  judge = createLlmJudge({ client: async () => client, defaultModel: "claude-sonnet-4-5", maxTokens: 512 });
+});
+afterAll(() => fake?.stop());
+beforeEach(() => {
+  fake.reset();
+  fake.configure({ fault: undefined, retryAfterSeconds: 1 });
+});
+
+describe("LLM judge output types", () => {
+  it("BOOLEAN: true with the segments it rests on (a range over two segments)", async () => {
+    const outcome = await judge(refundAsked, call);
+    expect(outcome).toMatchObject({
+      captureStatus: "SUCCESS",
+      value: true,
+      context: "SEGMENT_RANGE",
+      fromSegment: { id: "s2", text: "I'm sorry. I can issue a refund today.", startOffsetMs: 5600, endOffsetMs: 8000 },
+      toSegment: { id: "s3", startOffsetMs: 8400 },
+      model: "claude-sonnet-4-5",
+    });
+    expect(outcome.confidence).toBe(0.9);
+    expect(outcome.valueReasoning).toMatch(/2 segment/);
+  });
+
+  it("NUMERIC, COUNT, SCALE, CLASSIFICATION, TEXT and OFFSET come back typed and in range", async () => {
+    const numeric = await judge(definition({ outputType: "NUMERIC", llmPrompt: 'How often is "refund" said?' }), call);
+    expect(numeric).toMatchObject({ captureStatus: "SUCCESS", value: 2 });
+    const count = await judge(definition({ outputType: "COUNT", llmPrompt: 'Turns with "sorry"?' }), call);
+    expect(count).toMatchObject({ captureStatus: "SUCCESS", value: 1, context: "SEGMENT", segment: { id: "s2" } });
+    const scale = await judge(
+      definition({ outputType: "SCALE", scaleMin: 1, scaleMax: 5, llmPrompt: 'Empathy ("sorry")?' }),
+      call,
+    );
+    expect(scale).toMatchObject({ captureStatus: "SUCCESS", value: 2 });
+    const classification = await judge(
+      definition({
+        outputType: "CLASSIFICATION",
+        classificationOptions: ["card", "billing", "refund"],
+        maxClassifications: 2,
+        llmPrompt: "Why did they call?",
+      }),
+      call,
+    );
+    expect(classification).toMatchObject({ captureStatus: "SUCCESS", value: ["billing", "refund"], context: "CALL" });
+    const text = await judge(definition({ outputType: "TEXT", llmPrompt: 'What was said about "charged"?' }), call);
+    expect(text).toMatchObject({ captureStatus: "SUCCESS", value: "I was charged twice on my billing statement." });
+    const offset = await judge(definition({ outputType: "OFFSET", llmPrompt: 'Where is the first "refund"?' }), call);
+    expect(offset).toMatchObject({
+      captureStatus: "SUCCESS",
+      value: 5600,
+      context: "SEGMENT",
+      segment: { id: "s2", startOffsetMs: 5600 },
+    });
+  });
+
+  it("NOT_APPLICABLE when the model says so, DATA_MISSING without calling it for an empty transcript", async () => {
+    const gated = definition({ llmPrompt: 'Only if the transcript mentions "mortgage": was "refund" offered?' });
+    expect(await judge(gated, call)).toMatchObject({ captureStatus: "NOT_APPLICABLE", context: "CALL" });
+    const offset = definition({ outputType: "OFFSET", llmPrompt: 'Where is "goodbye" said?' });
+    expect(await judge(offset, call)).toMatchObject({ captureStatus: "NOT_APPLICABLE" });
+    const requestsBefore = fake.requests().length;
+    const empty = await judge(refundAsked, { ...call, transcript: [] });
+    expect(empty).toMatchObject({ captureStatus: "DATA_MISSING" });
+    expect(fake.requests()).toHaveLength(requestsBefore);
+  });
+
+  it("uses the definition's model over the default", async () => {
+    await judge({ ...refundAsked, model: "claude-haiku-4-5" }, call);
+    expect(fake.requests().at(-1)?.model).toBe("claude-haiku-4-5");
+  });
+});
+
+describe("invalid model output", () => {
+  it("is corrected by one retry; both calls' usage is counted", async () => {
+    fake.configure({ fault: () => "malformed" });
+    const outcome = await judge(refundAsked, call);
+    expect(outcome).toMatchObject({ captureStatus: "SUCCESS", value: true });
+    const requests = fake.requests();
+    expect(requests.map((r) => r.isCorrection)).toEqual([false, true]);
+    const summed = requests.reduce((sum, r) => sum + (r.usage?.output_tokens ?? 0), 0);
+    expect(outcome.usage?.outputTokens).toBe(summed);
+  });
+
+  it("ends in ERROR with a clear message when the retry is invalid too", async () => {
+    fake.configure({ fault: () => "malformed_always" });
+    const outcome = await judge(refundAsked, call);
+    expect(outcome.captureStatus).toBe("ERROR");
+    expect(outcome.errorMessage).toMatch(/invalid twice.*value: Invalid input: expected boolean/);
+    expect(fake.requests()).toHaveLength(2);
+    expect(outcome.usage?.inputTokens).toBeGreaterThan(0);
+  });
+
+  it("rejects wrong types, out-of-range values, unknown options and unknown segment ids", () => {
+    const answer = (value: unknown, segmentIds: string[] = []) => ({
+      applicable: true,
+      value,
+      reasoning: "r",
+      confidence: 0.5,
+      segmentIds,
+    });
+    const scale = definition({ outputType: "SCALE", scaleMin: 1, scaleMax: 5 });
+    expect(interpretJudgment(scale, call, answer(6))).toMatchObject({ ok: false });
+    expect(interpretJudgment(scale, call, answer(2.5))).toMatchObject({ ok: false });
+    expect(interpretJudgment(scale, call, answer(5))).toMatchObject({ ok: true });
+    const classification = definition({ outputType: "CLASSIFICATION", classificationOptions: ["a", "b"] });
+    expect(interpretJudgment(classification, call, answer(["c"]))).toMatchObject({ ok: false });
+    expect(interpretJudgment(classification, call, answer(["a", "b"]))).toMatchObject({ ok: false });
+    expect(interpretJudgment(classification, call, answer("a"))).toMatchObject({
+      ok: true,
+      judgment: { value: ["a"] },
+    });
+    expect(interpretJudgment(refundAsked, call, answer(true, ["s9"]))).toMatchObject({
+      ok: false,
+      problem: expect.stringMatching(/s9 is not a segment/),
+    });
+    expect(interpretJudgment(refundAsked, call, { ...answer(true), confidence: 2 })).toMatchObject({ ok: false });
+    expect(interpretJudgment(definition({ outputType: "COUNT" }), call, answer(-1))).toMatchObject({ ok: false });
+    expect(interpretJudgment(definition({ outputType: "OFFSET" }), call, answer("s7"))).toMatchObject({ ok: false });
+  });
+});
+
+describe("Anthropic failures", () => {
+  it("429 and 529 become retryable with the server's retry-after; 500 is retryable", async () => {
+    fake.configure({ fault: () => "rate_limit", retryAfterSeconds: 7 });
+    const rateLimited = await judge(refundAsked, call).catch((error: unknown) => error);
+    expect(rateLimited).toBeInstanceOf(RetryableEvaluationError);
+    expect((rateLimited as RetryableEvaluationError).retryAfterSeconds).toBe(7);
+    fake.configure({ fault: () => "overloaded", retryAfterSeconds: 3 });
+    const overloaded = await judge(refundAsked, call).catch((error: unknown) => error);
+    expect(overloaded).toMatchObject({ name: "RetryableEvaluationError", retryAfterSeconds: 3 });
+    fake.configure({ fault: () => "server_error" });
+    await expect(judge(refundAsked, call)).rejects.toBeInstanceOf(RetryableEvaluationError);
+  });
+
+  it("a rejected key or an empty credit balance blocks further calls", async () => {
+    fake.configure({ fault: () => "unauthorized" });
+    await expect(judge(refundAsked, call)).rejects.toThrow(LlmCallsBlockedError);
+    await expect(judge(refundAsked, call)).rejects.toThrow(/rejected the API key \(401\): invalid x-api-key/);
+    fake.configure({ fault: () => "credit" });
+    await expect(judge(refundAsked, call)).rejects.toThrow(/credit balance is too low/);
+  });
+
+  it("an unreachable server is retryable", async () => {
+    const client = new Anthropic({ apiKey: "test", baseURL: "http://127.0.0.1:9", maxRetries: 0 });
+    const offline = createLlmJudge({ client: async () => client, defaultModel: "claude-sonnet-4-5", maxTokens: 64 });
+    await expect(offline(refundAsked, call)).rejects.toBeInstanceOf(RetryableEvaluationError);
+  });
+
+  it("parses retry-after in seconds, milliseconds and as a date", () => {
+    expect(retryAfterSeconds(new Headers({ "retry-after": "12" }))).toBe(12);
+    expect(retryAfterSeconds(new Headers({ "retry-after-ms": "1500", "retry-after": "9" }))).toBe(2);
+    const now = Date.parse("2026-11-24T10:00:00Z");
+    expect(retryAfterSeconds(new Headers({ "retry-after": "Tue, 24 Nov 2026 10:00:30 GMT" }), now)).toBe(30);
+    expect(retryAfterSeconds(new Headers())).toBeUndefined();
+  });
+});
+
+describe("usage, cost and prompt caching", () => {
+  it("puts the transcript in a cached prefix shared by every metric of the call", async () => {
+    const empathy = definition({ outputType: "SCALE", scaleMin: 1, scaleMax: 5, llmPrompt: 'Empathy ("sorry")?' });
+    const first = await judge(refundAsked, call);
+    const second = await judge(empathy, call);
+    expect(first.usage?.cacheCreationInputTokens).toBeGreaterThan(0);
+    expect(first.usage?.cacheReadInputTokens).toBe(0);
+    expect(second.usage?.cacheReadInputTokens).toBe(first.usage?.cacheCreationInputTokens);
+    expect(second.usage?.cacheCreationInputTokens).toBe(0);
+    const [a, b] = fake.requests();
+    expect(a?.prefixHash).toBe(b?.prefixHash);
+    expect(a?.itemHash).not.toBe(b?.itemHash);
+
+    const request = buildJudgeRequest(refundAsked, call, { model: "m", maxTokens: 100 });
+    const content = request.messages[0]?.content as { text: string; cache_control?: unknown }[];
+    expect(content[0]).toMatchObject({ text: renderTranscript(call), cache_control: { type: "ephemeral" } });
+    expect(content[1]).toEqual({ type: "text", text: metricInstructions(refundAsked) });
+    expect(request.tool_choice).toEqual({ type: "tool", name: "record_judgment" });
+  });
+
+  it("estimates cost from the price table, cache reads at a tenth and writes at 1.25x", async () => {
+    const usage = {
+      inputTokens: 1000,
+      outputTokens: 100,
+      cacheCreationInputTokens: 2000,
+      cacheReadInputTokens: 10_000,
+    };
+    // Sonnet: 1000*3 + 100*15 + 2000*3.75 + 10000*0.3 = 15,000 per million = $0.015.
+    expect(estimateCostUsd("claude-sonnet-4-5", usage)).toBe(0.015);
+    expect(estimateCostUsd("claude-sonnet-4-5-20250929", usage)).toBe(0.015);
+    expect(estimateCostUsd("unknown-model", usage)).toBeUndefined();
+    const outcome = await judge(refundAsked, call);
+    expect(outcome.estimatedCostUsd).toBe(estimateCostUsd("claude-sonnet-4-5", outcome.usage!));
+  });
+});
+
+describe("fake Anthropic server", () => {
+  it("judges deterministically from the transcript and the question", () => {
+    const transcript = renderTranscript(call);
+    const ask = (d: Partial<MetricDefinition>) => fakeJudgment(transcript, metricInstructions(definition(d)));
+    expect(ask({ llmPrompt: 'Did they say "goodbye"?' })).toMatchObject({ applicable: true, value: false });
+    expect(ask({ outputType: "COUNT", llmPrompt: 'How many "refund"?' })).toMatchObject({ value: 2 });
+    expect(ask({ llmPrompt: 'Only if the transcript mentions "bank": "refund"?' })).toMatchObject({ value: true });
+  });
+
+  it("answers 401 without an API key, like the real API", async () => {
+    const response = await fetch(`${fake.url}/v1/messages`, { method: "POST", body: "{}" });
+    expect(response.status).toBe(401);
+    expect(await response.json()).toMatchObject({ error: { type: "authentication_error" } });
+  });
+
+  it("injects faults and latency per request header", async () => {
+    const headers = { "x-api-key": "k", "content-type": "application/json", "x-fake-fault": "overloaded" };
+    const body = JSON.stringify({ model: "m", max_tokens: 10, messages: [{ role: "user", content: "hi" }] });
+    const response = await fetch(`${fake.url}/v1/messages`, { method: "POST", headers, body });
+    expect(response.status).toBe(529);
+    expect(response.headers.get("retry-after")).toBe("1");
+    const started = Date.now();
+    const slow = await fetch(`${fake.url}/v1/messages`, {
+      method: "POST",
+      headers: { "x-api-key": "k", "x-fake-latency-ms": "300" },
+      body,
+    });
+    expect(slow.status).toBe(200);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(290);
+  });
+});
