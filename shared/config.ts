@@ -23,9 +23,11 @@ const configSchema = z.object({
   /** Most items one job may hold (callIds x metrics). */
   maxJobItems: z.coerce.number().int().min(1).default(200_000),
   /** Model for LLM_JUDGE definitions that name none. */
-  judgeModel: z.string().min(1).default("claude-sonnet-4-5"),
-  /** Cap on the judge's answer; a judgment is a small tool call. */
-  judgeMaxTokens: z.coerce.number().int().min(64).max(8192).default(1024),
+  judgeModel: z.string().min(1).default("claude-sonnet-5-5"),
+  /** Cap on the judge's answer: a small tool call plus (on current models) adaptive thinking. */
+  judgeMaxTokens: z.coerce.number().int().min(64).max(32_000).default(4096),
+  /** `output_config.effort` for models that take it; empty string to leave the model's default. */
+  judgeEffort: z.enum(["low", "medium", "high", ""]).default("low"),
   /** Locally: the fake server or a custom gateway. Unset in AWS (the SDK's default). */
   anthropicBaseUrl: optionalUrl,
   /** Local development only; in AWS the key is read from Secrets Manager. */
@@ -62,6 +64,7 @@ export function config(): Config {
     maxJobItems: process.env.MAX_JOB_ITEMS,
     judgeModel: process.env.JUDGE_MODEL || undefined,
     judgeMaxTokens: process.env.JUDGE_MAX_TOKENS,
+    judgeEffort: process.env.JUDGE_EFFORT,
     anthropicBaseUrl: process.env.ANTHROPIC_BASE_URL || undefined,
     anthropicApiKey: process.env.ANTHROPIC_API_KEY || undefined,
     anthropicApiKeySecretId: process.env.ANTHROPIC_API_KEY_SECRET_ID || undefined,

@@ -3,7 +3,8 @@
  * without a key. It answers the judge's forced tool call with deterministic judgments from
  * simple transcript rules, reports realistic usage (cache creation on the first sight of a
  * prefix, cache reads after), and injects latency and faults by option or per-request
- * header (`x-fake-fault`, `x-fake-latency-ms`).
+ * header (`x-fake-fault`, `x-fake-latency-ms`). Like the real API, Sonnet/Opus 5.5 answer with a
+ * thinking block first and refuse a forced tool choice.
  *
  * Judgment rules, from the metric's question: the first "quoted phrase" is the keyword;
  * `only if the transcript mentions "X"` makes the metric NOT_APPLICABLE when X is absent.
@@ -22,6 +23,7 @@ export const FAULTS = [
   "server_error",
   "malformed",
   "malformed_always",
+  "prose",
   "unauthorized",
   "credit",
 ] as const;
@@ -75,11 +77,15 @@ interface ContentBlock {
 }
 interface MessagesBody {
   model?: unknown;
+  tool_choice?: { type?: string };
   max_tokens?: unknown;
   system?: unknown;
   tools?: unknown;
   messages?: { role: string; content: string | ContentBlock[] }[];
 }
+
+/** Models that think by default and reject forced tool choice (Sonnet 5.5, Opus 5.5). */
+const FORCED_TOOL_CHOICE_REFUSED = /^claude-[a-z]+-5-5/;
 
 const DEFAULTS = { latencyMs: 0, minCacheableTokens: 1024, cacheTtlMs: 5 * 60_000, retryAfterSeconds: 1 };
 
@@ -217,6 +223,14 @@ export async function startFakeAnthropic(initial: FakeAnthropicOptions = {}) {
       });
     }
 
+    // Like the real API: current models refuse a forced tool choice.
+    if (FORCED_TOOL_CHOICE_REFUSED.test(body.model) && ["tool", "any"].includes(body.tool_choice?.type ?? "")) {
+      return send(res, 400, {
+        type: "error",
+        error: { type: "invalid_request_error", message: `Forced tool use is not supported with ${body.model}.` },
+      });
+    }
+
     // The cacheable prefix runs through the last block marked with cache_control.
     const breakpoint = firstTurn.findLastIndex((b) => b.cache_control);
     const prefixText =
@@ -266,7 +280,8 @@ export async function startFakeAnthropic(initial: FakeAnthropicOptions = {}) {
     const badAnswer = fault === "malformed_always" || (fault === "malformed" && !isCorrection);
     const input = badAnswer ? malformed(type) : fakeJudgment(transcriptText, metricText);
 
-    const prefixTokens = breakpoint >= 0 ? estimateTokens(prefixText) : 0;
+    // Tools and system always count; they are cacheable only up to a breakpoint.
+    const prefixTokens = estimateTokens(prefixText);
     const cacheable = breakpoint >= 0 && prefixTokens >= options.minCacheableTokens;
     const now = Date.now();
     const cached = cacheable && (cache.get(request.prefixHash) ?? 0) > now;
@@ -279,13 +294,23 @@ export async function startFakeAnthropic(initial: FakeAnthropicOptions = {}) {
     };
     recorded.usage = usage;
     const toolName = (body.tools as { name?: string }[] | undefined)?.[0]?.name ?? "record_judgment";
+    const thinks = FORCED_TOOL_CHOICE_REFUSED.test(body.model);
+    const content: unknown[] = [
+      ...(thinks
+        ? [{ type: "thinking", thinking: "Checking the transcript for the question.", signature: "fake-sig" }]
+        : []),
+      fault === "prose" && !isCorrection
+        ? { type: "text", text: "The agent handled the call well." }
+        : { type: "tool_use", id: `toolu_${randomUUID().replaceAll("-", "")}`, name: toolName, input },
+    ];
+    if (thinks) usage.output_tokens += 12;
     send(res, 200, {
       id: `msg_${randomUUID().replaceAll("-", "")}`,
       type: "message",
       role: "assistant",
       model: body.model,
-      content: [{ type: "tool_use", id: `toolu_${randomUUID().replaceAll("-", "")}`, name: toolName, input }],
-      stop_reason: "tool_use",
+      content,
+      stop_reason: fault === "prose" && !isCorrection ? "end_turn" : "tool_use",
       stop_sequence: null,
       usage,
     });

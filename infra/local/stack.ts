@@ -20,7 +20,10 @@ export interface LocalStackOptions {
   queueOverrides?: Partial<Record<QueueName, { visibilityTimeoutSeconds?: number; maxReceiveCount?: number }>>;
   /** Extra environment for the functions (e.g. retry delays in tests). */
   env?: Record<string, string>;
-  runtime?: Pick<LocalRuntimeOptions, "handlerOverrides" | "deliverEachBatchTwice" | "idlePollMs" | "logger">;
+  runtime?: Pick<
+    LocalRuntimeOptions,
+    "handlerOverrides" | "deliverEachBatchTwice" | "idlePollMs" | "logger" | "maxPollersPerQueue"
+  >;
 }
 
 export async function startLocalStack(options: LocalStackOptions) {

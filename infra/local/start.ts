@@ -73,7 +73,7 @@ const judge = fakeAnthropic
   ? `LLM judge: SIMULATED — ANTHROPIC_API_KEY is not set, so LLM_JUDGE metrics are answered by the fake
   Anthropic server at ${fakeAnthropic.url} (deterministic keyword rules, not real judgments).
   Set ANTHROPIC_API_KEY to judge with Claude.`
-  : `LLM judge: Anthropic API (ANTHROPIC_API_KEY is set; default model ${process.env.JUDGE_MODEL ?? "claude-sonnet-4-5"}).`;
+  : `LLM judge: Anthropic API (ANTHROPIC_API_KEY is set; default model ${process.env.JUDGE_MODEL ?? "claude-sonnet-5-5"}).`;
 console.log(`
 Metric collection service running at ${base}
   DynamoDB Local ${dynamodb.endpoint} · SQS emulator ${sqsEmulator.endpoint}

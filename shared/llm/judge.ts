@@ -20,6 +20,7 @@ export interface JudgeDeps {
   client: () => Promise<MessagesClient>;
   defaultModel: string;
   maxTokens: number;
+  effort?: "low" | "medium" | "high";
 }
 
 /** `retry-after-ms`, then `retry-after` in seconds or as an HTTP date. */
@@ -89,9 +90,10 @@ function correctionMessages(
 ): Anthropic.MessageParam[] {
   const tool = judgmentTool(response);
   const note = `Invalid answer: ${problem}. Call ${JUDGMENT_TOOL_NAME} again with a corrected answer.`;
-  const assistant: Anthropic.ContentBlockParam[] = tool
-    ? [{ type: "tool_use", id: tool.id, name: tool.name, input: tool.input }]
-    : [{ type: "text", text: "(no tool call)" }];
+  // The answer goes back unchanged: thinking blocks must accompany their tool call.
+  const assistant = (response.content.length > 0
+    ? response.content
+    : [{ type: "text", text: "(no answer)" }]) as unknown as Anthropic.ContentBlockParam[];
   const correction: Anthropic.ContentBlockParam[] = tool
     ? [{ type: "tool_result", tool_use_id: tool.id, is_error: true, content: note }]
     : [{ type: "text", text: note }];
@@ -104,7 +106,7 @@ export function createLlmJudge(deps: JudgeDeps) {
       return { captureStatus: "DATA_MISSING", context: "CALL", valueReasoning: "The call has no transcript to judge." };
     }
     const model = definition.model ?? deps.defaultModel;
-    const request = buildJudgeRequest(definition, call, { model, maxTokens: deps.maxTokens });
+    const request = buildJudgeRequest(definition, call, { model, maxTokens: deps.maxTokens, effort: deps.effort });
     let usage = emptyUsage();
     const priced = (outcome: EvaluationOutcome): EvaluationOutcome => ({
       ...outcome,

@@ -28,7 +28,13 @@ const listPrice = (input: number, output: number): ModelPrice => ({
   cacheRead: input * 0.1,
 });
 
+/** Published list prices as of November 2026; check https://claude.com/pricing and override as needed. */
 export const defaultPriceTable: Record<string, ModelPrice> = {
+  "claude-sonnet-5-5": listPrice(2, 10),
+  "claude-sonnet-5": listPrice(2, 10),
+  "claude-opus-5-5": { ...listPrice(4, 20), cacheRead: 0.2 },
+  "claude-opus-5": listPrice(5, 25),
+  "claude-sonnet-4-6": listPrice(3, 15),
   "claude-opus-4-5": listPrice(5, 25),
   "claude-opus-4-1": listPrice(15, 75),
   "claude-sonnet-4-5": listPrice(3, 15),

@@ -3,6 +3,10 @@
  * metric of a call and end in a `cache_control` breakpoint, so the second and later metrics
  * of a call read that prefix from Anthropic's prompt cache; only the short metric-specific
  * question after it is billed at the full input price.
+ *
+ * The answer comes through the one tool offered, with `tool_choice: auto`: current models
+ * (Sonnet 5.5, Opus 5.5) answer a forced tool choice with a 400, so the system prompt asks
+ * for the tool and an answer without it counts as invalid (one corrective retry).
  */
 import type Anthropic from "@anthropic-ai/sdk";
 import type { Call } from "../schemas/call.ts";
@@ -42,7 +46,7 @@ const judgmentTool: Anthropic.Tool = {
 const SYSTEM_PROMPT = [
   "You evaluate conversations between an AI agent and a customer against quality metrics.",
   "The transcript comes first; each line starts with its segment id in brackets, the time from the start of the call, and the speaker.",
-  "Judge only from the transcript. Answer with the record_judgment tool, with a value of exactly the requested type.",
+  "Judge only from the transcript. Always answer by calling the record_judgment tool exactly once, with a value of exactly the requested type; do not answer in prose.",
   "Set applicable to false only when the question cannot apply to this call.",
 ].join("\n");
 
@@ -96,17 +100,22 @@ export function metricInstructions(definition: MetricDefinition): string {
   ].join("\n");
 }
 
+/** Models that take `output_config.effort`; older ones reject it. */
+const EFFORT_MODELS = /^claude-(opus-4-[5-9]|opus-5|sonnet-5|haiku-5|fable|mythos)/;
+
 export function buildJudgeRequest(
   definition: MetricDefinition,
   call: Pick<Call, "transcript">,
-  options: { model: string; maxTokens: number },
+  options: { model: string; maxTokens: number; effort?: "low" | "medium" | "high" },
 ): Anthropic.MessageCreateParamsNonStreaming {
   return {
     model: options.model,
     max_tokens: options.maxTokens,
+    // A judgment needs little deliberation; low effort keeps thinking tokens (billed as output) down.
+    ...(options.effort && EFFORT_MODELS.test(options.model) ? { output_config: { effort: options.effort } } : {}),
     system: SYSTEM_PROMPT,
     tools: [judgmentTool],
-    tool_choice: { type: "tool", name: JUDGMENT_TOOL_NAME },
+    tool_choice: { type: "auto" },
     messages: [
       {
         role: "user",

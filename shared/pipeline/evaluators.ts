@@ -52,7 +52,12 @@ let defaultEvaluate: EvaluateItem | undefined;
 /** Built-ins plus the judge on the configured Anthropic client; built on first use. */
 export const evaluateByCalculationType: EvaluateItem = (definition, call) => {
   defaultEvaluate ??= createEvaluateByCalculationType(
-    createLlmJudge({ client: anthropicClient, defaultModel: config().judgeModel, maxTokens: config().judgeMaxTokens }),
+    createLlmJudge({
+      client: anthropicClient,
+      defaultModel: config().judgeModel,
+      maxTokens: config().judgeMaxTokens,
+      effort: config().judgeEffort || undefined,
+    }),
   );
   return defaultEvaluate(definition, call);
 };

@@ -2,7 +2,7 @@
  * At-least-once delivery: duplicates, crashes mid-batch, transient failures and poison
  * items must neither lose nor double-count an item.
  */
-import type { SQSEvent } from "aws-lambda";
+import type { Context, SQSEvent } from "aws-lambda";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { createHandler } from "../../functions/workers/evaluator.ts";
 import { defaultEvaluatorDeps } from "../../shared/pipeline/evaluate.ts";
@@ -135,6 +135,26 @@ describe("at-least-once delivery", () => {
     const values = await expectCountsMatchValues(stack, job);
     const error = values.find((v) => v.captureStatus === "ERROR");
     expect(error.errorMessage).toBe("Gave up after 3 attempts: metric exploded");
+  });
+
+  it("hands a batch back instead of starting an item it has no time left to finish", async () => {
+    let shortOnTime = 2;
+    const evaluated: string[] = [];
+    evaluate = async (definition, call) => {
+      evaluated.push(`${call.id}|${definition.id}`);
+      return evaluateByCalculationType(definition, call);
+    };
+    // The first two invocations report 5 s left, less than one LLM call may take.
+    evaluator = (event) =>
+      realEvaluator(event, {
+        getRemainingTimeInMillis: () => (shortOnTime-- > 0 ? 5_000 : 120_000),
+      } as unknown as Context);
+    const { job } = await runJob(stack, 3);
+    expect(job).toMatchObject({ status: "COMPLETED", completedItems: 9, failedItems: 0 });
+    await expectCountsMatchValues(stack, job);
+    // Nothing was evaluated by the invocations that were short on time.
+    expect(new Set(evaluated).size).toBe(9);
+    expect(evaluated).toHaveLength(9);
   });
 
   it("marks a job FAILED when every item fails", async () => {

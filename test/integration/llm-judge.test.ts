@@ -64,7 +64,7 @@ describe("LLM-judged metrics on the local engines", () => {
       value: true,
       context: "SEGMENT",
       segment: { id: "s1", text: "I need a refund, sorry to bother you.", startOffsetMs: 3500, endOffsetMs: 7000 },
-      model: "claude-sonnet-4-5",
+      model: "claude-sonnet-5-5",
     });
     expect(of("sorry-occurrences", callId)).toMatchObject({ captureStatus: "SUCCESS", value: 2 });
     expect(of("empathy", callId)).toMatchObject({ captureStatus: "SUCCESS", value: 3 });

@@ -52,7 +52,12 @@ let judge: ReturnType<typeof createLlmJudge>;
 beforeAll(async () => {
   fake = await startFakeAnthropic({ minCacheableTokens: 0 });
   const client = new Anthropic({ apiKey: "test", baseURL: fake.url, maxRetries: 0 });
-  judge = createLlmJudge({ client: async () => client, defaultModel: "claude-sonnet-4-5", maxTokens: 512 });
+  judge = createLlmJudge({
+    client: async () => client,
+    defaultModel: "claude-sonnet-5-5",
+    maxTokens: 512,
+    effort: "low",
+  });
 });
 afterAll(() => fake?.stop());
 beforeEach(() => {
@@ -69,7 +74,7 @@ describe("LLM judge output types", () => {
       context: "SEGMENT_RANGE",
       fromSegment: { id: "s2", text: "I'm sorry. I can issue a refund today.", startOffsetMs: 5600, endOffsetMs: 8000 },
       toSegment: { id: "s3", startOffsetMs: 8400 },
-      model: "claude-sonnet-4-5",
+      model: "claude-sonnet-5-5",
     });
     expect(outcome.confidence).toBe(0.9);
     expect(outcome.valueReasoning).toMatch(/2 segment/);
@@ -134,6 +139,13 @@ describe("invalid model output", () => {
     expect(outcome.usage?.outputTokens).toBe(summed);
   });
 
+  it("treats an answer in prose (no tool call) as invalid and corrects it", async () => {
+    fake.configure({ fault: () => "prose" });
+    const outcome = await judge(refundAsked, call);
+    expect(outcome).toMatchObject({ captureStatus: "SUCCESS", value: true });
+    expect(fake.requests().map((r) => r.isCorrection)).toEqual([false, true]);
+  });
+
   it("ends in ERROR with a clear message when the retry is invalid too", async () => {
     fake.configure({ fault: () => "malformed_always" });
     const outcome = await judge(refundAsked, call);
@@ -195,7 +207,7 @@ describe("Anthropic failures", () => {
 
   it("an unreachable server is retryable", async () => {
     const client = new Anthropic({ apiKey: "test", baseURL: "http://127.0.0.1:9", maxRetries: 0 });
-    const offline = createLlmJudge({ client: async () => client, defaultModel: "claude-sonnet-4-5", maxTokens: 64 });
+    const offline = createLlmJudge({ client: async () => client, defaultModel: "claude-sonnet-5-5", maxTokens: 64 });
     await expect(offline(refundAsked, call)).rejects.toBeInstanceOf(RetryableEvaluationError);
   });
 
@@ -221,11 +233,16 @@ describe("usage, cost and prompt caching", () => {
     expect(a?.prefixHash).toBe(b?.prefixHash);
     expect(a?.itemHash).not.toBe(b?.itemHash);
 
-    const request = buildJudgeRequest(refundAsked, call, { model: "m", maxTokens: 100 });
+    const request = buildJudgeRequest(refundAsked, call, { model: "claude-sonnet-5-5", maxTokens: 100, effort: "low" });
     const content = request.messages[0]?.content as { text: string; cache_control?: unknown }[];
     expect(content[0]).toMatchObject({ text: renderTranscript(call), cache_control: { type: "ephemeral" } });
     expect(content[1]).toEqual({ type: "text", text: metricInstructions(refundAsked) });
-    expect(request.tool_choice).toEqual({ type: "tool", name: "record_judgment" });
+    // Current models refuse a forced tool choice: one tool, chosen by the model, low effort.
+    expect(request.tool_choice).toEqual({ type: "auto" });
+    expect(request.tools).toEqual([expect.objectContaining({ name: "record_judgment" })]);
+    expect(request.output_config).toEqual({ effort: "low" });
+    const older = buildJudgeRequest(refundAsked, call, { model: "claude-haiku-4-5", maxTokens: 100, effort: "low" });
+    expect(older.output_config).toBeUndefined();
   });
 
   it("estimates cost from the price table, cache reads at a tenth and writes at 1.25x", async () => {
@@ -240,7 +257,9 @@ describe("usage, cost and prompt caching", () => {
     expect(estimateCostUsd("claude-sonnet-4-5-20250929", usage)).toBe(0.015);
     expect(estimateCostUsd("unknown-model", usage)).toBeUndefined();
     const outcome = await judge(refundAsked, call);
-    expect(outcome.estimatedCostUsd).toBe(estimateCostUsd("claude-sonnet-4-5", outcome.usage!));
+    expect(outcome.estimatedCostUsd).toBe(estimateCostUsd("claude-sonnet-5-5", outcome.usage!));
+    // Sonnet 5.5: $2 input, $10 output, $2.50 cache writes, $0.20 cache reads per million.
+    expect(estimateCostUsd("claude-sonnet-5-5", usage)).toBe(0.01);
   });
 });
 

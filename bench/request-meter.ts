@@ -1,0 +1,130 @@
+/**
+ * A counting HTTP proxy in front of a local AWS engine (DynamoDB Local or the SQS emulator).
+ * Everything the service and the local event sources send passes through it unchanged,
+ * except that DynamoDB requests ask for `ReturnConsumedCapacity: TOTAL`, so the benchmark
+ * can count requests per API action and capacity units per request without touching
+ * production code.
+ */
+import { createServer, request as httpRequest, type IncomingMessage, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
+
+export interface MeterCounts {
+  /** Requests per action, e.g. `SendMessageBatch`, `TransactWriteItems`. */
+  requests: Record<string, number>;
+  /** DynamoDB read and write capacity units as AWS bills them (transactions at 2×). */
+  readUnits: number;
+  writeUnits: number;
+  /** Messages sent to queues whose URL contains each key (SendMessage + SendMessageBatch entries). */
+  messagesSentByQueue: Record<string, number>;
+}
+
+const CAPACITY_ACTIONS = new Set([
+  "GetItem",
+  "PutItem",
+  "UpdateItem",
+  "DeleteItem",
+  "BatchGetItem",
+  "BatchWriteItem",
+  "Query",
+  "Scan",
+  "TransactWriteItems",
+  "TransactGetItems",
+]);
+const WRITE_ACTIONS = new Set(["PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems"]);
+/** DynamoDB Local reports transactional items at the standard rate; AWS bills them twice. */
+const TRANSACTION_FACTOR = 2;
+
+const emptyCounts = (): MeterCounts => ({ requests: {}, readUnits: 0, writeUnits: 0, messagesSentByQueue: {} });
+
+function capacityUnits(body: Record<string, unknown>): number {
+  const consumed = body.ConsumedCapacity as { CapacityUnits?: number } | { CapacityUnits?: number }[] | undefined;
+  const list = Array.isArray(consumed) ? consumed : consumed ? [consumed] : [];
+  return list.reduce((sum, entry) => sum + (entry.CapacityUnits ?? 0), 0);
+}
+
+export async function startRequestMeter(target: string, options: { onMessagesSent?: () => void } = {}) {
+  const upstream = new URL(target);
+  let counts = emptyCounts();
+
+  function record(action: string, requestBody: Record<string, unknown> | undefined, responseText: string) {
+    counts.requests[action] = (counts.requests[action] ?? 0) + 1;
+    if (action === "SendMessageBatch" || action === "SendMessage") {
+      const queueUrl = String(requestBody?.QueueUrl ?? "");
+      const queue = queueUrl.split("/").at(-1) ?? "";
+      const entries = action === "SendMessage" ? 1 : ((requestBody?.Entries as unknown[]) ?? []).length;
+      // Failed entries are re-sent by the caller; count only what the emulator accepted.
+      let failed = 0;
+      try {
+        failed = ((JSON.parse(responseText) as { Failed?: unknown[] }).Failed ?? []).length;
+      } catch {}
+      counts.messagesSentByQueue[queue] = (counts.messagesSentByQueue[queue] ?? 0) + entries - failed;
+      options.onMessagesSent?.();
+    }
+    if (CAPACITY_ACTIONS.has(action)) {
+      let units = 0;
+      try {
+        units = capacityUnits(JSON.parse(responseText) as Record<string, unknown>);
+      } catch {}
+      if (action.startsWith("Transact")) units *= TRANSACTION_FACTOR;
+      if (WRITE_ACTIONS.has(action)) counts.writeUnits += units;
+      else counts.readUnits += units;
+    }
+  }
+
+  async function forward(req: IncomingMessage, res: ServerResponse) {
+    const chunks: Buffer[] = [];
+    for await (const chunk of req) chunks.push(chunk as Buffer);
+    let body: Buffer = Buffer.concat(chunks);
+    const target = String(req.headers["x-amz-target"] ?? "");
+    const action = target.split(".").at(-1) ?? "unknown";
+    let parsed: Record<string, unknown> | undefined;
+    try {
+      parsed = JSON.parse(body.toString("utf8")) as Record<string, unknown>;
+    } catch {}
+    if (parsed && target.startsWith("DynamoDB_") && CAPACITY_ACTIONS.has(action)) {
+      parsed.ReturnConsumedCapacity ??= "TOTAL";
+      body = Buffer.from(JSON.stringify(parsed));
+    }
+    const headers = { ...req.headers, host: upstream.host, "content-length": String(body.length) };
+    const upstreamResponse = await new Promise<IncomingMessage>((resolve, reject) => {
+      const outgoing = httpRequest(
+        { hostname: upstream.hostname, port: upstream.port, path: req.url, method: req.method, headers },
+        resolve,
+      );
+      outgoing.on("error", reject);
+      outgoing.end(body);
+    });
+    const responseChunks: Buffer[] = [];
+    for await (const chunk of upstreamResponse) responseChunks.push(chunk as Buffer);
+    const responseBody = Buffer.concat(responseChunks);
+    const prefix = target.startsWith("DynamoDBStreams_") ? "Streams." : "";
+    if (target) record(prefix + action, parsed, responseBody.toString("utf8"));
+    res.writeHead(upstreamResponse.statusCode ?? 502, upstreamResponse.headers);
+    res.end(responseBody);
+  }
+
+  const server = createServer((req, res) => {
+    forward(req, res).catch((error: unknown) => {
+      if (!res.headersSent) res.writeHead(502);
+      res.end(String(error));
+    });
+  });
+  server.keepAliveTimeout = 60_000;
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as AddressInfo;
+
+  return {
+    endpoint: `http://127.0.0.1:${port}`,
+    counts: (): MeterCounts => structuredClone(counts),
+    reset() {
+      counts = emptyCounts();
+    },
+    stop: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+export type RequestMeter = Awaited<ReturnType<typeof startRequestMeter>>;
