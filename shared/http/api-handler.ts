@@ -58,6 +58,18 @@ export function parse<T extends z.ZodType>(schema: T | undefined, input: unknown
   return result.data as Infer<T>;
 }
 
+/**
+ * In AWS the request authorizer has already resolved the key (its context is on the
+ * event); locally, and if it is ever missing, the handler authenticates the key itself.
+ */
+function authorizerPrincipal(event: APIGatewayProxyEventV2): Principal | undefined {
+  const context = (event.requestContext as { authorizer?: { lambda?: Record<string, unknown> } }).authorizer?.lambda;
+  const { orgId, role, keyId } = context ?? {};
+  if (typeof orgId !== "string" || (role !== "admin" && role !== "member") || typeof keyId !== "string")
+    return undefined;
+  return { orgId, role, keyId };
+}
+
 function readJsonBody(event: APIGatewayProxyEventV2): unknown {
   if (!event.body) throw badRequest("Request body is required");
   const raw = event.isBase64Encoded ? Buffer.from(event.body, "base64").toString("utf8") : event.body;
@@ -77,7 +89,7 @@ export function apiRoute<
   P extends z.ZodType = z.ZodUndefined,
 >(options: ApiRouteOptions<B, Q, P>, handle: (request: ApiRequest<Infer<B>, Infer<Q>, Infer<P>>) => Promise<unknown>) {
   const core = async (event: APIGatewayProxyEventV2, _context: Context) => {
-    const principal = await authenticate(event.headers?.authorization);
+    const principal = authorizerPrincipal(event) ?? (await authenticate(event.headers?.authorization));
     if (!principal) throw unauthorized();
     if (options.role === "admin" && principal.role !== "admin") throw forbidden("This route needs an admin key");
     const body = parse(options.body, options.body ? readJsonBody(event) : undefined, "body");

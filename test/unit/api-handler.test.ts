@@ -48,6 +48,36 @@ describe("apiRoute", () => {
     expect(JSON.parse(response.body)).toEqual({ data: { org: "org-1", name: "ok", n: 3 } });
   });
 
+  it("trusts the request authorizer's context in AWS and skips the key lookup", async () => {
+    const authorized = event({
+      headers: {},
+      body: JSON.stringify({ name: "ok" }),
+      requestContext: { authorizer: { lambda: { orgId: "org-9", role: "admin", keyId: "k9" } } } as never,
+    });
+    const response = await invoke(authorized);
+    expect(JSON.parse(response.body)).toEqual({ data: { org: "org-9", name: "ok" } });
+    expect(ddb.commandCalls(GetCommand)).toHaveLength(0);
+    // A malformed context is not trusted: the key itself is checked.
+    const malformed = event({
+      headers: {},
+      body: JSON.stringify({ name: "ok" }),
+      requestContext: { authorizer: { lambda: { orgId: "org-9", role: "root" } } } as never,
+    });
+    expect((await invoke(malformed)).statusCode).toBe(401);
+  });
+
+  it("authorizer: resolves a key to its organization and refuses unknown keys", async () => {
+    const { handler } = await import("../../functions/api/authorizer.ts");
+    const request = (authorization?: string) =>
+      ({ headers: authorization ? { authorization } : {}, routeKey: "GET /v1/call" }) as never;
+    expect(await handler(request(`Bearer ${KEY}`))).toEqual({
+      isAuthorized: true,
+      context: { orgId: "org-1", role: "member", keyId: "k" },
+    });
+    expect(await handler(request("Bearer mcj_unknown_key_000000"))).toEqual({ isAuthorized: false, context: {} });
+    expect(await handler(request())).toEqual({ isAuthorized: false, context: {} });
+  });
+
   it("answers 401 for a missing or unknown key", async () => {
     expect((await invoke(event({ headers: {} }))).statusCode).toBe(401);
     expect((await invoke(event({ headers: { authorization: "Bearer mcj_unknown_key_000000" } }))).statusCode).toBe(401);

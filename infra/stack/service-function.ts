@@ -1,0 +1,98 @@
+/**
+ * One function construct with the service's fixed defaults (Node 24 on ARM64, esbuild
+ * bundle as ESM with source maps, an explicit log group with retention, tracing), and the
+ * one place access is granted: each grant sets the env var that names what was granted,
+ * so a function can only reach what it was given.
+ */
+import { Duration, type RemovalPolicy } from "aws-cdk-lib";
+import type { ITable } from "aws-cdk-lib/aws-dynamodb";
+import { Role, ServicePrincipal } from "aws-cdk-lib/aws-iam";
+import { Architecture, Runtime, Tracing } from "aws-cdk-lib/aws-lambda";
+import { NodejsFunction, OutputFormat } from "aws-cdk-lib/aws-lambda-nodejs";
+import { LogGroup, type RetentionDays } from "aws-cdk-lib/aws-logs";
+import type { ISecret } from "aws-cdk-lib/aws-secretsmanager";
+import type { IQueue } from "aws-cdk-lib/aws-sqs";
+import { Construct } from "constructs";
+import { queueUrlEnvVar } from "../../shared/config.ts";
+import type { QueueName } from "../../shared/table.ts";
+import type { Access, FunctionEntry } from "../../shared/wiring.ts";
+
+export const DEFAULT_MEMORY_MB = 512;
+export const DEFAULT_TIMEOUT_SECONDS = 29;
+
+export interface ServiceResources {
+  table: ITable;
+  queues: Record<QueueName, IQueue>;
+  anthropicSecret: ISecret;
+}
+
+export interface ServiceFunctionProps {
+  entry: FunctionEntry;
+  logRetention: RetentionDays;
+  logRemovalPolicy: RemovalPolicy;
+  /** Environment every function shares (service name, log level, judge model…). */
+  environment: Record<string, string>;
+  /** Repo root, for resolving `entry.entry` and the lock file. */
+  projectRoot: string;
+}
+
+export class ServiceFunction extends Construct {
+  readonly fn: NodejsFunction;
+
+  constructor(scope: Construct, id: string, props: ServiceFunctionProps) {
+    super(scope, id);
+    const logGroup = new LogGroup(this, "Logs", {
+      retention: props.logRetention,
+      removalPolicy: props.logRemovalPolicy,
+    });
+    // Own role instead of AWSLambdaBasicExecutionRole: logs may go to this function's group only.
+    // (The group's ARN attribute already ends in `:*`, which covers its log streams.)
+    const role = new Role(this, "Role", { assumedBy: new ServicePrincipal("lambda.amazonaws.com") });
+    logGroup.grantWrite(role);
+    this.fn = new NodejsFunction(this, "Function", {
+      entry: `${props.projectRoot}/${props.entry.entry}`,
+      handler: "handler",
+      role,
+      depsLockFilePath: `${props.projectRoot}/package-lock.json`,
+      projectRoot: props.projectRoot,
+      runtime: Runtime.NODEJS_24_X,
+      architecture: Architecture.ARM_64,
+      memorySize: props.entry.memoryMb ?? DEFAULT_MEMORY_MB,
+      timeout: Duration.seconds(props.entry.timeoutSeconds ?? DEFAULT_TIMEOUT_SECONDS),
+      tracing: Tracing.ACTIVE,
+      logGroup,
+      environment: { NODE_OPTIONS: "--enable-source-maps", ...props.environment },
+      bundling: {
+        format: OutputFormat.ESM,
+        target: "node24",
+        minify: true,
+        sourceMap: true,
+        // ESM bundles still meet CommonJS dependencies that call require().
+        banner: "import { createRequire } from 'module';const require = createRequire(import.meta.url);",
+        // The SDK v3 ships with the runtime, but bundling pins the version we test with.
+        externalModules: [],
+      },
+    });
+  }
+
+  /** Grants what `access` names and sets the matching env vars, nothing more. */
+  grant(access: Access, resources: ServiceResources): this {
+    if (access.table) {
+      if (access.table === "readWrite") resources.table.grantReadWriteData(this.fn);
+      else resources.table.grantReadData(this.fn);
+      this.fn.addEnvironment("TABLE_NAME", resources.table.tableName);
+    }
+    for (const queue of access.sendTo ?? []) {
+      resources.queues[queue].grantSendMessages(this.fn);
+      this.fn.addEnvironment(queueUrlEnvVar(queue), resources.queues[queue].queueUrl);
+    }
+    for (const secret of access.secrets ?? []) {
+      if (secret === "anthropic") {
+        resources.anthropicSecret.grantRead(this.fn);
+        // The secret's name, never its value: the function reads it at run time.
+        this.fn.addEnvironment("ANTHROPIC_API_KEY_SECRET_ID", resources.anthropicSecret.secretArn);
+      }
+    }
+    return this;
+  }
+}

@@ -1,0 +1,351 @@
+/**
+ * The whole service in one stack, built from the shared declarations and the wiring
+ * table — the same ones the local runtime runs — so the two cannot drift.
+ */
+import { CfnOutput, Duration, RemovalPolicy, Stack, type StackProps } from "aws-cdk-lib";
+import { CorsHttpMethod, HttpApi, HttpMethod, HttpStage, LogGroupLogDestination } from "aws-cdk-lib/aws-apigatewayv2";
+import { HttpLambdaAuthorizer, HttpLambdaResponseType } from "aws-cdk-lib/aws-apigatewayv2-authorizers";
+import { HttpLambdaIntegration } from "aws-cdk-lib/aws-apigatewayv2-integrations";
+import {
+  Alarm,
+  ComparisonOperator,
+  Dashboard,
+  GraphWidget,
+  Metric,
+  TreatMissingData,
+} from "aws-cdk-lib/aws-cloudwatch";
+import { SnsAction } from "aws-cdk-lib/aws-cloudwatch-actions";
+import { AttributeType, BillingMode, StreamViewType, Table, TableEncryption } from "aws-cdk-lib/aws-dynamodb";
+import { Key } from "aws-cdk-lib/aws-kms";
+import { FilterCriteria, StartingPosition } from "aws-cdk-lib/aws-lambda";
+import { DynamoEventSource, SqsDlq, SqsEventSource } from "aws-cdk-lib/aws-lambda-event-sources";
+import { LogGroup, RetentionDays } from "aws-cdk-lib/aws-logs";
+import { Schedule, ScheduleExpression } from "aws-cdk-lib/aws-scheduler";
+import { LambdaInvoke } from "aws-cdk-lib/aws-scheduler-targets";
+import { Secret } from "aws-cdk-lib/aws-secretsmanager";
+import { Topic } from "aws-cdk-lib/aws-sns";
+import { EmailSubscription } from "aws-cdk-lib/aws-sns-subscriptions";
+import { Queue, QueueEncryption } from "aws-cdk-lib/aws-sqs";
+import type { Construct } from "constructs";
+import { type QueueName, queueDeclarations, tableDeclaration } from "../../shared/table.ts";
+import {
+  DEFAULT_LLM_MAX_CONCURRENCY,
+  wiring as defaultWiring,
+  type FunctionEntry,
+  type Wiring,
+} from "../../shared/wiring.ts";
+import { DEFAULT_TIMEOUT_SECONDS, ServiceFunction, type ServiceResources } from "./service-function.ts";
+
+/** Settings from CDK context (cdk.json or `-c key=value`), documented in the README. */
+export interface ServiceSettings {
+  stageName: string;
+  judgeModel: string;
+  /** Cap on concurrent evaluator invocations = in-flight LLM calls. */
+  llmMaxConcurrency: number;
+  /** Customer-managed KMS key for the table; AWS-owned encryption when unset. */
+  kmsKeyArn?: string;
+  logRetentionDays: RetentionDays;
+  deletionProtection: boolean;
+  /** Import an existing secret by name instead of creating an empty one. */
+  anthropicSecretName?: string;
+  alarmEmail?: string;
+  throttlingRateLimit: number;
+  throttlingBurstLimit: number;
+}
+
+export interface ServiceStackProps extends StackProps {
+  settings: ServiceSettings;
+  /** The wiring to deploy; tests pass variants. */
+  wiring?: Wiring;
+  projectRoot: string;
+}
+
+/** Visibility must outlast every retry of a batch by the consumer (AWS's guidance: 6×). */
+export const VISIBILITY_TO_TIMEOUT_RATIO = 6;
+
+export class ServiceStack extends Stack {
+  constructor(scope: Construct, id: string, props: ServiceStackProps) {
+    super(scope, id, props);
+    const { settings, projectRoot } = props;
+    const wiring = props.wiring ?? defaultWiring;
+    const retain = settings.deletionProtection ? RemovalPolicy.RETAIN : RemovalPolicy.DESTROY;
+
+    // ---- data: the single table, from the shared declaration
+    const table = new Table(this, "Table", {
+      partitionKey: { name: tableDeclaration.partitionKey, type: AttributeType.STRING },
+      sortKey: { name: tableDeclaration.sortKey, type: AttributeType.STRING },
+      timeToLiveAttribute: tableDeclaration.timeToLiveAttribute,
+      stream: StreamViewType.NEW_AND_OLD_IMAGES,
+      billingMode: BillingMode.PAY_PER_REQUEST,
+      pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: true },
+      deletionProtection: settings.deletionProtection,
+      removalPolicy: retain,
+      ...(settings.kmsKeyArn
+        ? {
+            encryption: TableEncryption.CUSTOMER_MANAGED,
+            encryptionKey: Key.fromKeyArn(this, "TableKey", settings.kmsKeyArn),
+          }
+        : { encryption: TableEncryption.AWS_MANAGED }),
+    });
+    for (const index of tableDeclaration.globalSecondaryIndexes) {
+      table.addGlobalSecondaryIndex({
+        indexName: index.indexName,
+        partitionKey: { name: index.partitionKey, type: AttributeType.STRING },
+        sortKey: { name: index.sortKey, type: AttributeType.STRING },
+      });
+    }
+
+    // ---- queues: one per declaration, each with a DLQ and the declared redrive count
+    const consumerTimeout = (queue: QueueName) =>
+      Math.max(
+        0,
+        ...wiring.queueConsumers
+          .filter((c) => c.queue === queue)
+          .map((c) => c.timeoutSeconds ?? DEFAULT_TIMEOUT_SECONDS),
+      );
+    const queues = {} as Record<QueueName, Queue>;
+    const deadLetterQueues = {} as Record<QueueName, Queue>;
+    for (const declaration of Object.values(queueDeclarations)) {
+      const needed = consumerTimeout(declaration.name) * VISIBILITY_TO_TIMEOUT_RATIO;
+      if (declaration.visibilityTimeoutSeconds < needed) {
+        throw new Error(
+          `Queue ${declaration.name}: visibility ${declaration.visibilityTimeoutSeconds} s is below ${VISIBILITY_TO_TIMEOUT_RATIO}× its consumer's timeout (${needed} s)`,
+        );
+      }
+      const dlq = new Queue(this, `${declaration.name}-dlq`, {
+        retentionPeriod: Duration.days(14),
+        encryption: QueueEncryption.SQS_MANAGED,
+        enforceSSL: true,
+      });
+      deadLetterQueues[declaration.name] = dlq;
+      queues[declaration.name] = new Queue(this, `${declaration.name}-queue`, {
+        visibilityTimeout: Duration.seconds(declaration.visibilityTimeoutSeconds),
+        retentionPeriod: Duration.seconds(declaration.retentionSeconds),
+        encryption: QueueEncryption.SQS_MANAGED,
+        enforceSSL: true,
+        deadLetterQueue: { queue: dlq, maxReceiveCount: declaration.maxReceiveCount },
+      });
+    }
+
+    // ---- the Anthropic key: never in an env var; functions read it at run time
+    const anthropicSecret = settings.anthropicSecretName
+      ? Secret.fromSecretNameV2(this, "AnthropicKey", settings.anthropicSecretName)
+      : new Secret(this, "AnthropicKey", {
+          description: "Anthropic API key for the LLM judge (set it with put-secret-value)",
+          removalPolicy: retain,
+        });
+
+    const resources: ServiceResources = { table, queues, anthropicSecret };
+    const environment = {
+      POWERTOOLS_SERVICE_NAME: "metric-collection",
+      POWERTOOLS_METRICS_NAMESPACE: "MetricCollection",
+      LOG_LEVEL: "INFO",
+      JUDGE_MODEL: settings.judgeModel,
+      WORK_MAX_RECEIVE_COUNT: String(queueDeclarations.work.maxReceiveCount),
+    };
+    const make = (entry: FunctionEntry) =>
+      new ServiceFunction(this, entry.id, {
+        entry,
+        environment,
+        projectRoot,
+        logRetention: settings.logRetentionDays,
+        logRemovalPolicy: retain,
+      }).grant(entry.access, resources);
+
+    // ---- API: every route its own function, behind a caching request authorizer
+    const authorizerFunction = make(wiring.authorizer);
+    const authorizer = new HttpLambdaAuthorizer("ApiKeyAuthorizer", authorizerFunction.fn, {
+      responseTypes: [HttpLambdaResponseType.SIMPLE],
+      identitySource: ["$request.header.Authorization"],
+      resultsCacheTtl: Duration.minutes(1),
+    });
+    const api = new HttpApi(this, "Api", {
+      createDefaultStage: false,
+      defaultAuthorizer: authorizer,
+      corsPreflight: {
+        allowOrigins: ["*"],
+        allowHeaders: ["authorization", "content-type"],
+        allowMethods: [CorsHttpMethod.ANY],
+      },
+    });
+    const accessLogs = new LogGroup(this, "ApiAccessLogs", {
+      retention: settings.logRetentionDays,
+      removalPolicy: retain,
+    });
+    const stage = new HttpStage(this, "Stage", {
+      httpApi: api,
+      stageName: settings.stageName,
+      autoDeploy: true,
+      throttle: { rateLimit: settings.throttlingRateLimit, burstLimit: settings.throttlingBurstLimit },
+      accessLogSettings: { destination: new LogGroupLogDestination(accessLogs) },
+    });
+    for (const route of wiring.routes) {
+      const fn = make(route);
+      api.addRoutes({
+        path: route.path,
+        methods: [HttpMethod[route.method]],
+        integration: new HttpLambdaIntegration(`${route.id}-integration`, fn.fn),
+      });
+    }
+
+    // ---- queue consumers: partial batch responses, batch/window/concurrency from the wiring
+    const consumers: Record<string, ServiceFunction> = {};
+    for (const consumer of wiring.queueConsumers) {
+      const fn = make(consumer);
+      const queue = queues[consumer.queue];
+      // The consumer re-times its own failed messages (ChangeMessageVisibility) by URL.
+      fn.fn.addEnvironment(`${consumer.queue.toUpperCase()}_QUEUE_URL`, queue.queueUrl);
+      const maxConcurrency =
+        consumer.id === "evaluator" ? settings.llmMaxConcurrency : Math.max(2, consumer.maxConcurrency);
+      fn.fn.addEventSource(
+        new SqsEventSource(queue, {
+          batchSize: consumer.batchSize,
+          maxBatchingWindow:
+            consumer.maxBatchingWindowSeconds > 0 ? Duration.seconds(consumer.maxBatchingWindowSeconds) : undefined,
+          maxConcurrency,
+          reportBatchItemFailures: true,
+        }),
+      );
+      consumers[consumer.id] = fn;
+    }
+
+    // ---- stream consumers: filtered, bisecting, with an on-failure destination
+    const streamFailures = new Queue(this, "stream-failures", {
+      retentionPeriod: Duration.days(14),
+      encryption: QueueEncryption.SQS_MANAGED,
+      enforceSSL: true,
+    });
+    for (const consumer of wiring.streamConsumers) {
+      const fn = make(consumer);
+      fn.fn.addEventSource(
+        new DynamoEventSource(table, {
+          startingPosition: StartingPosition.LATEST,
+          batchSize: consumer.batchSize,
+          bisectBatchOnError: true,
+          retryAttempts: consumer.retryAttempts,
+          maxRecordAge: Duration.seconds(consumer.maxRecordAgeSeconds),
+          reportBatchItemFailures: true,
+          onFailure: new SqsDlq(streamFailures),
+          filters: [FilterCriteria.filter(consumer.filterPattern)],
+        }),
+      );
+      consumers[consumer.id] = fn;
+    }
+
+    // ---- schedules (EventBridge Scheduler)
+    for (const schedule of wiring.schedules) {
+      const fn = make(schedule);
+      new Schedule(this, `${schedule.id}-schedule`, {
+        schedule: ScheduleExpression.expression(schedule.expression),
+        target: new LambdaInvoke(fn.fn, {}),
+        description: `Runs ${schedule.id}`,
+      });
+      consumers[schedule.id] = fn;
+    }
+
+    // ---- alarms and dashboard
+    const alarmTopic = settings.alarmEmail ? new Topic(this, "Alarms", { enforceSSL: true }) : undefined;
+    if (alarmTopic && settings.alarmEmail) alarmTopic.addSubscription(new EmailSubscription(settings.alarmEmail));
+    const alarm = (id: string, metric: Metric, threshold: number, description: string) => {
+      const created = new Alarm(this, id, {
+        metric,
+        threshold,
+        evaluationPeriods: 1,
+        comparisonOperator: ComparisonOperator.GREATER_THAN_THRESHOLD,
+        treatMissingData: TreatMissingData.NOT_BREACHING,
+        alarmDescription: description,
+      });
+      if (alarmTopic) created.addAlarmAction(new SnsAction(alarmTopic));
+      return created;
+    };
+    for (const [name, dlq] of [...Object.entries(deadLetterQueues), ["stream-failures", streamFailures] as const]) {
+      alarm(
+        `${name}-dlq-depth`,
+        dlq.metricApproximateNumberOfMessagesVisible({ period: Duration.minutes(1), statistic: "Maximum" }),
+        0,
+        `Messages in the ${name} dead-letter queue: items could not be processed`,
+      );
+    }
+    const evaluator = consumers.evaluator?.fn;
+    if (evaluator) {
+      alarm(
+        "evaluator-errors",
+        evaluator.metricErrors({ period: Duration.minutes(5) }),
+        0,
+        "Evaluator invocations failed",
+      );
+    }
+    for (const consumer of wiring.streamConsumers) {
+      const fn = consumers[consumer.id]?.fn;
+      if (!fn) continue;
+      alarm(
+        `${consumer.id}-iterator-age`,
+        fn.metric("IteratorAge", { period: Duration.minutes(1), statistic: "Maximum" }),
+        60_000,
+        `${consumer.id} is more than a minute behind the table's stream`,
+      );
+    }
+    alarm(
+      "api-5xx",
+      api.metricServerError({ period: Duration.minutes(5), statistic: "Sum" }),
+      0,
+      "The API answered with 5xx errors",
+    );
+
+    const business = (metricName: string) =>
+      new Metric({
+        namespace: "MetricCollection",
+        metricName,
+        dimensionsMap: { service: "metric-collection" },
+        statistic: "Sum",
+        period: Duration.minutes(5),
+      });
+    new Dashboard(this, "Dashboard", {
+      widgets: [
+        [
+          new GraphWidget({
+            title: "Items evaluated / failed",
+            left: [business("ItemsEvaluated"), business("ItemsFailed")],
+          }),
+          new GraphWidget({
+            title: "Work queue depth",
+            left: [
+              queues.work.metricApproximateNumberOfMessagesVisible(),
+              queues.work.metricApproximateNumberOfMessagesNotVisible(),
+            ],
+          }),
+        ],
+        [
+          new GraphWidget({
+            title: "LLM tokens",
+            left: [
+              business("InputTokens"),
+              business("OutputTokens"),
+              business("CacheReadTokens"),
+              business("CacheCreationTokens"),
+            ],
+          }),
+          new GraphWidget({
+            title: "Evaluator invocations / errors",
+            left: evaluator ? [evaluator.metricInvocations(), evaluator.metricErrors()] : [],
+          }),
+        ],
+      ],
+    });
+
+    new CfnOutput(this, "ApiUrl", { value: stage.url });
+    new CfnOutput(this, "TableName", { value: table.tableName });
+    new CfnOutput(this, "AnthropicSecretArn", { value: anthropicSecret.secretArn });
+  }
+}
+
+export const defaultSettings: ServiceSettings = {
+  /** `$default` serves the API at the root: https://…/v1/call. */
+  stageName: "$default",
+  judgeModel: "claude-sonnet-5-5",
+  llmMaxConcurrency: DEFAULT_LLM_MAX_CONCURRENCY,
+  logRetentionDays: RetentionDays.ONE_MONTH,
+  deletionProtection: true,
+  throttlingRateLimit: 100,
+  throttlingBurstLimit: 200,
+};

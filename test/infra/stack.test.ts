@@ -1,0 +1,256 @@
+/**
+ * The CDK app, synthesized offline: every wiring entry deployed, least privilege, no
+ * secret in the environment, cdk-nag's AwsSolutions pack clean (or acknowledged with a
+ * reason). Bundling is skipped here (`aws:cdk:bundling-stacks`); `npm run synth` bundles.
+ */
+import { App, Stack } from "aws-cdk-lib";
+import { Match, Template } from "aws-cdk-lib/assertions";
+import { AwsSolutionsChecks } from "cdk-nag";
+import { beforeAll, describe, expect, it } from "vitest";
+import { buildApp } from "../../infra/app.ts";
+import { acknowledgedFindings } from "../../infra/stack/nag-suppressions.ts";
+import { defaultSettings, ServiceStack } from "../../infra/stack/service-stack.ts";
+import { queueDeclarations } from "../../shared/table.ts";
+import { type Wiring, wiring } from "../../shared/wiring.ts";
+
+const noBundling = { "aws:cdk:bundling-stacks": [] };
+const projectRoot = new URL("../..", import.meta.url).pathname.replace(/\/$/, "");
+
+type Resource = { Type: string; Properties: Record<string, any> };
+let template: Template;
+let resources: Record<string, Resource>;
+let stack: ServiceStack;
+
+const ofType = (type: string) => Object.entries(resources).filter(([, r]) => r.Type === type);
+/** The Lambda function resource of a wiring entry (construct path `<id>/Function`). */
+function functionOf(id: string): Resource {
+  const match = ofType("AWS::Lambda::Function").find(([logicalId]) =>
+    logicalId.startsWith(`${id.replaceAll("-", "")}Function`),
+  );
+  if (!match) throw new Error(`no function for ${id}`);
+  return match[1];
+}
+const logicalIdOf = (id: string) =>
+  ofType("AWS::Lambda::Function").find(([logicalId]) => logicalId.startsWith(`${id.replaceAll("-", "")}Function`))?.[0];
+
+beforeAll(() => {
+  const built = buildApp(new App({ context: { ...noBundling, alarmEmail: "ops@example.com" } }));
+  stack = built.stack;
+  template = Template.fromStack(stack);
+  resources = template.toJSON().Resources;
+});
+
+describe("the CDK app", () => {
+  it("deploys every route of the wiring as its own function behind the authorizer", () => {
+    const routes = ofType("AWS::ApiGatewayV2::Route").map(([, r]) => r.Properties);
+    for (const route of wiring.routes) {
+      const routeKey = `${route.method} ${route.path}`;
+      const deployed = routes.find((r) => r.RouteKey === routeKey);
+      expect(deployed, routeKey).toBeDefined();
+      expect(deployed?.AuthorizationType).toBe("CUSTOM");
+      expect(functionOf(route.id)).toBeDefined();
+    }
+    expect(routes).toHaveLength(wiring.routes.length);
+    template.hasResourceProperties("AWS::ApiGatewayV2::Authorizer", {
+      AuthorizerType: "REQUEST",
+      EnableSimpleResponses: true,
+      IdentitySource: ["$request.header.Authorization"],
+      AuthorizerResultTtlInSeconds: 60,
+    });
+    template.hasResourceProperties("AWS::ApiGatewayV2::Stage", {
+      DefaultRouteSettings: Match.objectLike({ ThrottlingRateLimit: 100, ThrottlingBurstLimit: 200 }),
+    });
+  });
+
+  it("runs every function on nodejs24.x, arm64, traced, with its own log group", () => {
+    const functions = ofType("AWS::Lambda::Function").filter(([, r]) => r.Properties.Runtime?.startsWith("nodejs"));
+    expect(functions.length).toBe(
+      1 + wiring.routes.length + wiring.queueConsumers.length + wiring.streamConsumers.length + wiring.schedules.length,
+    );
+    for (const [, fn] of functions) {
+      expect(fn.Properties).toMatchObject({
+        Runtime: "nodejs24.x",
+        Architectures: ["arm64"],
+        TracingConfig: { Mode: "Active" },
+        LoggingConfig: { LogGroup: expect.anything() },
+      });
+    }
+    for (const [, group] of ofType("AWS::Logs::LogGroup")) expect(group.Properties.RetentionInDays).toBe(30);
+  });
+
+  it("builds the table from the shared declaration: on demand, PITR, stream, TTL, protected", () => {
+    template.hasResourceProperties("AWS::DynamoDB::Table", {
+      KeySchema: [
+        { AttributeName: "pk", KeyType: "HASH" },
+        { AttributeName: "sk", KeyType: "RANGE" },
+      ],
+      BillingMode: "PAY_PER_REQUEST",
+      StreamSpecification: { StreamViewType: "NEW_AND_OLD_IMAGES" },
+      TimeToLiveSpecification: { AttributeName: "expiresAt", Enabled: true },
+      GlobalSecondaryIndexes: [Match.objectLike({ IndexName: "gsi1" })],
+      PointInTimeRecoverySpecification: { PointInTimeRecoveryEnabled: true },
+      DeletionProtectionEnabled: true,
+    });
+  });
+
+  it("gives each queue consumer an event source with partial batch responses and visibility ≥ 6× its timeout", () => {
+    const mappings = ofType("AWS::Lambda::EventSourceMapping").map(([, r]) => r.Properties);
+    const queues = ofType("AWS::SQS::Queue");
+    for (const consumer of wiring.queueConsumers) {
+      const mapping = mappings.find((m) => m.FunctionName?.Ref === logicalIdOf(consumer.id));
+      expect(mapping, consumer.id).toMatchObject({
+        BatchSize: consumer.batchSize,
+        FunctionResponseTypes: ["ReportBatchItemFailures"],
+        ScalingConfig: {
+          MaximumConcurrency: consumer.id === "evaluator" ? defaultSettings.llmMaxConcurrency : expect.any(Number),
+        },
+      });
+      const queueLogicalId = mapping?.EventSourceArn["Fn::GetAtt"][0];
+      const queue = queues.find(([logicalId]) => logicalId === queueLogicalId)?.[1];
+      const timeout = functionOf(consumer.id).Properties.Timeout;
+      expect(queue?.Properties.VisibilityTimeout).toBeGreaterThanOrEqual(6 * timeout);
+      expect(queue?.Properties.RedrivePolicy.maxReceiveCount).toBe(queueDeclarations[consumer.queue].maxReceiveCount);
+    }
+    // The evaluator can re-time its own failed messages and knows the redrive count.
+    expect(functionOf("evaluator").Properties.Environment.Variables).toMatchObject({
+      WORK_QUEUE_URL: expect.anything(),
+      WORK_MAX_RECEIVE_COUNT: String(queueDeclarations.work.maxReceiveCount),
+    });
+  });
+
+  it("feeds the finalizer from the stream with a filter, bisection, retries and an on-failure destination", () => {
+    for (const consumer of wiring.streamConsumers) {
+      const mapping = ofType("AWS::Lambda::EventSourceMapping")
+        .map(([, r]) => r.Properties)
+        .find((m) => m.FunctionName?.Ref === logicalIdOf(consumer.id));
+      expect(mapping, consumer.id).toMatchObject({
+        StartingPosition: "LATEST",
+        BisectBatchOnFunctionError: true,
+        MaximumRetryAttempts: consumer.retryAttempts,
+        MaximumRecordAgeInSeconds: consumer.maxRecordAgeSeconds,
+        FunctionResponseTypes: ["ReportBatchItemFailures"],
+        DestinationConfig: { OnFailure: { Destination: expect.anything() } },
+        FilterCriteria: { Filters: [{ Pattern: JSON.stringify(consumer.filterPattern) }] },
+      });
+    }
+  });
+
+  it("never allows a wildcard action, and never grants table or queue access beyond the wiring", () => {
+    for (const [, policy] of ofType("AWS::IAM::Policy")) {
+      for (const statement of policy.Properties.PolicyDocument.Statement) {
+        const actions: string[] = [statement.Action].flat();
+        for (const action of actions) expect(action).not.toMatch(/^(\*|dynamodb:\*|sqs:\*|secretsmanager:\*)$/);
+      }
+    }
+    const policyText = (id: string) => {
+      const roleId = (functionOf(id).Properties.Role["Fn::GetAtt"] as string[])[0];
+      return JSON.stringify(
+        ofType("AWS::IAM::Policy")
+          .filter(([, p]) => p.Properties.Roles.some((r: { Ref: string }) => r.Ref === roleId))
+          .map(([, p]) => p.Properties.PolicyDocument),
+      );
+    };
+    // Read-only routes cannot write; only the routes that create jobs can send to the dispatch queue.
+    expect(policyText("api-get-call")).not.toMatch(/dynamodb:(PutItem|UpdateItem|DeleteItem|BatchWriteItem)/);
+    expect(policyText("api-get-call")).not.toMatch(/sqs:SendMessage/);
+    expect(policyText("api-create-collection-job")).toMatch(/sqs:SendMessage/);
+    expect(policyText("api-create-call")).toMatch(/dynamodb:PutItem/);
+    // Only functions that call the LLM may read the Anthropic secret.
+    for (const entry of [...wiring.routes, ...wiring.queueConsumers, ...wiring.streamConsumers]) {
+      const readsSecret = policyText(entry.id).includes("secretsmanager:GetSecretValue");
+      expect(readsSecret, entry.id).toBe(entry.access.secrets?.includes("anthropic") ?? false);
+    }
+  });
+
+  it("keeps the Anthropic key out of every environment: only the secret's ARN, only where needed", () => {
+    for (const [, fn] of ofType("AWS::Lambda::Function")) {
+      const variables: Record<string, unknown> = fn.Properties.Environment?.Variables ?? {};
+      expect(Object.keys(variables)).not.toContain("ANTHROPIC_API_KEY");
+      const secretId = variables.ANTHROPIC_API_KEY_SECRET_ID;
+      if (secretId !== undefined) expect(secretId).toEqual({ Ref: expect.stringMatching(/^AnthropicKey/) });
+      expect(JSON.stringify(variables)).not.toMatch(/sk-ant-/);
+    }
+    expect(functionOf("evaluator").Properties.Environment.Variables.ANTHROPIC_API_KEY_SECRET_ID).toBeDefined();
+    expect(functionOf("api-get-call").Properties.Environment.Variables.ANTHROPIC_API_KEY_SECRET_ID).toBeUndefined();
+  });
+
+  it("alarms on dead letters, evaluator errors, finalizer iterator age and API 5xx, and has a dashboard", () => {
+    const alarms = ofType("AWS::CloudWatch::Alarm").map(([, r]) => r.Properties);
+    const byMetric = (name: string) => alarms.filter((a) => a.MetricName === name);
+    expect(byMetric("ApproximateNumberOfMessagesVisible")).toHaveLength(Object.keys(queueDeclarations).length + 1);
+    expect(byMetric("Errors")).toHaveLength(1);
+    expect(byMetric("IteratorAge")).toHaveLength(wiring.streamConsumers.length);
+    expect(byMetric("5xx")).toHaveLength(1);
+    for (const alarm of alarms) expect(alarm.AlarmActions).toHaveLength(1);
+    const dashboard = JSON.stringify(ofType("AWS::CloudWatch::Dashboard")[0]?.[1].Properties.DashboardBody);
+    for (const metric of ["InputTokens", "OutputTokens", "CacheReadTokens", "ItemsEvaluated"]) {
+      expect(dashboard).toContain(metric);
+    }
+  });
+
+  it("passes cdk-nag's AwsSolutions checks; every acknowledged finding has a reason", () => {
+    const report = new AwsSolutionsChecks(stack).validateScope(stack);
+    const unacknowledged = report.violations.map(
+      (v) => `${v.ruleName}: ${v.violatingResources.map((r) => r.resourceLogicalId).join(", ")}`,
+    );
+    expect(unacknowledged).toEqual([]);
+    expect(report.success).toBe(true);
+    for (const finding of acknowledgedFindings) expect(finding.reason.length).toBeGreaterThan(20);
+  });
+});
+
+describe("CDK app settings", () => {
+  const synth = (context: Record<string, unknown>, variant?: Wiring) => {
+    const app = new App({ context: { ...noBundling, ...context } });
+    if (!variant) return Template.fromStack(buildApp(app).stack);
+    const custom = new ServiceStack(app, "Variant", { settings: defaultSettings, wiring: variant, projectRoot });
+    return Template.fromStack(custom);
+  };
+
+  it("maps llmMaxConcurrency to the evaluator's event source and takes a customer KMS key", () => {
+    const template = synth({
+      llmMaxConcurrency: 7,
+      kmsKeyArn: "arn:aws:kms:us-east-1:123456789012:key/11111111-2222-3333-4444-555555555555",
+    });
+    template.hasResourceProperties("AWS::Lambda::EventSourceMapping", {
+      BatchSize: 10,
+      ScalingConfig: { MaximumConcurrency: 7 },
+    });
+    template.hasResourceProperties("AWS::DynamoDB::Table", {
+      SSESpecification: { SSEEnabled: true, SSEType: "KMS", KMSMasterKeyId: Match.stringLikeRegexp("^arn:aws:kms:") },
+    });
+  });
+
+  it("rejects settings AWS would reject, before deploying", () => {
+    expect(() => synth({ llmMaxConcurrency: 1 })).toThrow(/llmMaxConcurrency/);
+    expect(() => synth({ logRetentionDays: 31 })).toThrow(/logRetentionDays/);
+  });
+
+  it("deploys the wiring's schedules with EventBridge Scheduler", () => {
+    const variant: Wiring = {
+      ...wiring,
+      schedules: [
+        {
+          id: "nightly",
+          entry: "functions/workers/finalizer.ts",
+          access: { table: "read" },
+          expression: "cron(0 2 * * ? *)",
+        },
+      ],
+    };
+    const template = synth({}, variant);
+    template.hasResourceProperties("AWS::Scheduler::Schedule", { ScheduleExpression: "cron(0 2 * * ? *)" });
+  });
+
+  it("refuses a queue whose visibility is below 6× its consumer's timeout", () => {
+    const slow: Wiring = {
+      ...wiring,
+      queueConsumers: wiring.queueConsumers.map((c) => (c.id === "evaluator" ? { ...c, timeoutSeconds: 900 } : c)),
+    };
+    expect(() => synth({}, slow)).toThrow(/visibility 1080 s is below 6× its consumer's timeout/);
+  });
+
+  it("keeps the stack free of a hard-coded account or region (synth works offline)", () => {
+    expect(Stack.of(stack).account).toMatch(/Token|AWS::AccountId/);
+  });
+});
