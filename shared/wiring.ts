@@ -95,6 +95,10 @@ export const wiring: Wiring = {
     api("GET", "/v1/metric/collection-jobs", "list-collection-jobs"),
     api("GET", "/v1/metric/collection-jobs/{jobId}", "get-collection-job"),
     api("POST", "/v1/metric/collection-jobs/{jobId}/cancel", "cancel-collection-job", { table: "readWrite" }),
+    api("POST", "/v1/metric/collection-jobs/{jobId}/retry", "retry-collection-job", {
+      table: "readWrite",
+      sendTo: ["dispatch"],
+    }),
     api("GET", "/v1/metric/collection-jobs/{jobId}/metric-values", "list-job-metric-values"),
     {
       ...api("POST", "/v1/metric/playground", "run-playground", { table: "read", secrets: ["anthropic"] }),

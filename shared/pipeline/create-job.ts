@@ -68,22 +68,76 @@ export async function createCollectionJob(
     );
   }
 
+  const pages = splitIntoPages(callIds, metrics.length);
+  return startJob(orgId, {
+    metrics,
+    pages,
+    totalItems,
+    callCount: callIds.length,
+    metadata: input.metadata,
+    ...options,
+  });
+}
+
+/**
+ * A page entry names a call, optionally with the subset of the job's metrics to run on it
+ * (`callId|metricId,metricId`), for jobs that are not a full calls × metrics grid
+ * (retries of failed items, backfills of missing values).
+ */
+export const pageEntry = (callId: string, metricIds?: string[]) =>
+  metricIds ? `${callId}|${metricIds.join(",")}` : callId;
+
+export function parsePageEntry(entry: string): { callId: string; metricIds?: string[] } {
+  const [callId = "", metricIds] = entry.split("|");
+  return metricIds === undefined ? { callId } : { callId, metricIds: metricIds.split(",") };
+}
+
+/** Pages of ≤ ITEMS_PER_PAGE items for explicit (call, metrics) entries. */
+export function pagesForEntries(entries: { callId: string; metricIds: string[] }[]): string[][] {
+  const pages: string[][] = [];
+  let page: string[] = [];
+  let items = 0;
+  for (const entry of entries) {
+    if (items + entry.metricIds.length > ITEMS_PER_PAGE && page.length > 0) {
+      pages.push(page);
+      page = [];
+      items = 0;
+    }
+    page.push(pageEntry(entry.callId, entry.metricIds));
+    items += entry.metricIds.length;
+  }
+  if (page.length > 0) pages.push(page);
+  return pages;
+}
+
+export interface StartJobInput {
+  metrics: FrozenMetric[];
+  pages: string[][];
+  totalItems: number;
+  callCount: number;
+  metadata?: CollectionJob["metadata"];
+  triggeredBy?: CollectionJob["triggeredBy"];
+  policyIds?: string[];
+}
+
+/** Stores a validated job with its pages and hands the fan-out to the dispatcher. */
+export async function startJob(orgId: string, input: StartJobInput): Promise<CollectionJob> {
   const now = new Date().toISOString();
   const job: CollectionJob = {
     id: randomUUID(),
     status: "PENDING",
-    triggeredBy: options.triggeredBy ?? "API",
-    totalItems,
+    triggeredBy: input.triggeredBy ?? "API",
+    totalItems: input.totalItems,
     completedItems: 0,
     failedItems: 0,
-    callCount: callIds.length,
-    metrics,
-    policyIds: options.policyIds ?? [],
+    callCount: input.callCount,
+    metrics: input.metrics,
+    policyIds: input.policyIds ?? [],
     metadata: input.metadata ?? {},
     createdAt: now,
     updatedAt: now,
   };
-  const pages = splitIntoPages(callIds, metrics.length);
+  const pages = input.pages;
   await putNewJob(orgId, job, pages);
 
   const dispatchMessages = pages.map((_, page): DispatchMessage => ({ orgId, jobId: job.id, page }));

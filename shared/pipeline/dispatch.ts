@@ -8,12 +8,15 @@ import { requireQueueUrl } from "../config.ts";
 import { logger } from "../logger.ts";
 import type { DispatchMessage, FrozenMetric, WorkItem } from "../schemas/job.ts";
 import { getJobItem, getJobPage, transitionJob } from "../store/jobs.ts";
+import { parsePageEntry } from "./create-job.ts";
 import { sendMessages } from "./queue.ts";
 
-export function workItemsForPage(orgId: string, jobId: string, callIds: string[], metrics: FrozenMetric[]): WorkItem[] {
-  return callIds.flatMap((callId) =>
-    metrics.map((metric) => ({ orgId, jobId, callId, metricId: metric.id, metricVersion: metric.version })),
-  );
+export function workItemsForPage(orgId: string, jobId: string, entries: string[], metrics: FrozenMetric[]): WorkItem[] {
+  return entries.flatMap((entry) => {
+    const { callId, metricIds } = parsePageEntry(entry);
+    const selected = metricIds ? metrics.filter((metric) => metricIds.includes(metric.id)) : metrics;
+    return selected.map((metric) => ({ orgId, jobId, callId, metricId: metric.id, metricVersion: metric.version }));
+  });
 }
 
 export async function dispatchPage({ orgId, jobId, page }: DispatchMessage): Promise<void> {

@@ -1,4 +1,7 @@
 /** Reading metric values: per job (grouped by definition) and per call (across jobs). */
+import { QueryCommand } from "@aws-sdk/lib-dynamodb";
+import { dynamo } from "../aws.ts";
+import { config } from "../config.ts";
 import { keys } from "../keys.ts";
 import type { CollectionJob, MetricValue } from "../schemas/job.ts";
 import { getMetricVersions } from "./metrics.ts";
@@ -69,4 +72,31 @@ export async function listJobValuesByMetric(orgId: string, job: CollectionJob, q
     };
   });
   return { data, pagination: valuesPage.pagination };
+}
+
+/** Every (call, metric) pair of a job whose value is ERROR, read page by page. */
+export async function listFailedItems(orgId: string, jobId: string): Promise<{ callId: string; metricId: string }[]> {
+  const failed: { callId: string; metricId: string }[] = [];
+  let startKey: Record<string, unknown> | undefined;
+  do {
+    const page = await dynamo().send(
+      new QueryCommand({
+        TableName: config().tableName,
+        KeyConditionExpression: "pk = :pk AND begins_with(sk, :item)",
+        FilterExpression: "captureStatus = :error",
+        ProjectionExpression: "callId, metricDefinitionId",
+        ExpressionAttributeValues: {
+          ":pk": keys.job(orgId, jobId).pk,
+          ":item": keys.itemResultPrefix,
+          ":error": "ERROR",
+        },
+        ExclusiveStartKey: startKey,
+      }),
+    );
+    for (const item of page.Items ?? []) {
+      failed.push({ callId: String(item.callId), metricId: String(item.metricDefinitionId) });
+    }
+    startKey = page.LastEvaluatedKey;
+  } while (startKey);
+  return failed;
 }

@@ -157,6 +157,53 @@ describe("at-least-once delivery", () => {
     expect(evaluated).toHaveLength(9);
   });
 
+  it("retries exactly the failed items of a finished job in a new job", async () => {
+    // Calls 0 and 2 fail on the turn-count metric until the retry.
+    let failing = true;
+    evaluate = async (definition, call) => {
+      if (failing && definition.slug.startsWith("turn-count") && /call [02]\./.test(JSON.stringify(call.transcript))) {
+        throw new Error("flaky judge");
+      }
+      return evaluateByCalculationType(definition, call);
+    };
+    const { job, callIds } = await runJob(stack, 3);
+    expect(job).toMatchObject({ status: "COMPLETED", completedItems: 7, failedItems: 2 });
+
+    failing = false;
+    const retried = await stack.api("POST", `/v1/metric/collection-jobs/${job.id}/retry`);
+    expect(retried.status).toBe(201);
+    expect(retried.body.data).toMatchObject({
+      triggeredBy: "RETRY",
+      totalItems: 2,
+      callCount: 2,
+      metadata: { retryOf: job.id },
+      metrics: [expect.objectContaining({ slug: expect.stringMatching(/^turn-count/) })],
+    });
+    const retryJob = await waitForJobEnd(stack.api, retried.body.data.id);
+    expect(retryJob).toMatchObject({ status: "COMPLETED", completedItems: 2, failedItems: 0 });
+    const values = await expectCountsMatchValues(stack, retryJob);
+    expect(values.map((v) => v.callId).sort()).toEqual([callIds[0], callIds[2]].sort());
+
+    // Nothing failed in the retry: nothing to retry; unknown jobs 404.
+    const again = await stack.api("POST", `/v1/metric/collection-jobs/${retryJob.id}/retry`);
+    expect(again.status).toBe(400);
+    expect(again.body.error.message).toMatch(/no failed items/);
+    expect((await stack.api("POST", "/v1/metric/collection-jobs/nope/retry")).status).toBe(404);
+  });
+
+  it("refuses to retry a job that is still running (409)", async () => {
+    evaluate = async (definition, call) => {
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      return evaluateByCalculationType(definition, call);
+    };
+    const callIds = await createCalls(stack.api, 3);
+    const [metric] = await createMetrics(stack.api, [{ ...standardMetrics[0], slug: "retry-running" }]);
+    const created = await stack.api("POST", "/v1/metric/collection-jobs", { callIds, metrics: [{ id: metric!.id }] });
+    const running = await stack.api("POST", `/v1/metric/collection-jobs/${created.body.data.id}/retry`);
+    expect(running.status).toBe(409);
+    await waitForJobEnd(stack.api, created.body.data.id);
+  });
+
   it("marks a job FAILED when every item fails", async () => {
     evaluate = async () => {
       throw new Error("down");
