@@ -3,7 +3,7 @@
  * misconfigured function fails loudly at cold start instead of mid-request.
  */
 import { z } from "zod";
-import { queueDeclarations } from "./table.ts";
+import { type QueueName, queueDeclarations } from "./table.ts";
 
 const optionalUrl = z.url().optional();
 
@@ -15,6 +15,7 @@ const configSchema = z.object({
   sqsEndpoint: optionalUrl,
   workQueueUrl: z.string().optional(),
   dispatchQueueUrl: z.string().optional(),
+  webhookQueueUrl: z.string().optional(),
   /** Receives after which the evaluator records ERROR instead of retrying (mirrors the redrive policy). */
   workMaxReceiveCount: z.coerce.number().int().min(1).default(queueDeclarations.work.maxReceiveCount),
   /** Base and cap of the jittered exponential backoff for retried items. */
@@ -37,6 +38,13 @@ const configSchema = z.object({
   anthropicTimeoutMs: z.coerce.number().int().min(1000).default(45_000),
   /** The queue owns retries (with backoff and retry-after); the SDK's own stay off. */
   anthropicMaxRetries: z.coerce.number().int().min(0).max(5).default(0),
+  /** Local development only: webhooks may go to http://localhost. Never set in AWS. */
+  webhookAllowLoopback: z.stringbool().default(false),
+  /** First retry delay of a failed webhook delivery; doubles per attempt, capped at an hour. */
+  webhookRetryBaseSeconds: z.coerce.number().min(0).default(30),
+  /** How long a webhook delivery is retried before it is marked failed. */
+  webhookRetryHours: z.coerce.number().min(0).default(24),
+  webhookTimeoutMs: z.coerce.number().int().min(100).default(10_000),
   /** Overrides/additions to the price table, JSON: {"model": {"input": 3, "output": 15, ...}} in USD per million tokens. */
   llmPricesJson: z.string().optional(),
 });
@@ -58,6 +66,7 @@ export function config(): Config {
     sqsEndpoint: process.env.SQS_ENDPOINT || undefined,
     workQueueUrl: process.env.WORK_QUEUE_URL,
     dispatchQueueUrl: process.env.DISPATCH_QUEUE_URL,
+    webhookQueueUrl: process.env.WEBHOOK_QUEUE_URL,
     workMaxReceiveCount: process.env.WORK_MAX_RECEIVE_COUNT,
     retryBaseDelaySeconds: process.env.RETRY_BASE_DELAY_SECONDS,
     retryMaxDelaySeconds: process.env.RETRY_MAX_DELAY_SECONDS,
@@ -71,6 +80,10 @@ export function config(): Config {
     anthropicTimeoutMs: process.env.ANTHROPIC_TIMEOUT_MS,
     anthropicMaxRetries: process.env.ANTHROPIC_MAX_RETRIES,
     llmPricesJson: process.env.LLM_PRICES_JSON || undefined,
+    webhookAllowLoopback: process.env.WEBHOOK_ALLOW_LOOPBACK || undefined,
+    webhookRetryBaseSeconds: process.env.WEBHOOK_RETRY_BASE_SECONDS,
+    webhookRetryHours: process.env.WEBHOOK_RETRY_HOURS,
+    webhookTimeoutMs: process.env.WEBHOOK_TIMEOUT_MS,
   });
   return cached;
 }
@@ -78,8 +91,9 @@ export function config(): Config {
 /** The env var that carries a queue's URL; the CDK stack sets it next to the grant. */
 export const queueUrlEnvVar = (queue: string): string => `${queue.toUpperCase()}_QUEUE_URL`;
 
-export function requireQueueUrl(name: "work" | "dispatch"): string {
-  const url = name === "work" ? config().workQueueUrl : config().dispatchQueueUrl;
+export function requireQueueUrl(name: QueueName): string {
+  const { workQueueUrl, dispatchQueueUrl, webhookQueueUrl } = config();
+  const url = { work: workQueueUrl, dispatch: dispatchQueueUrl, webhook: webhookQueueUrl }[name];
   if (!url) throw new Error(`${queueUrlEnvVar(name)} is not set: this function has no access to the ${name} queue`);
   return url;
 }

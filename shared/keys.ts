@@ -21,6 +21,7 @@ const pad = (n: number, width: number): string => String(n).padStart(width, "0")
 export const keys = {
   apiKey: (hash: string) => ({ pk: `APIKEY#${hash}`, sk: "APIKEY" }),
   organization: (orgId: string) => ({ pk: `ORG#${orgId}`, sk: "ORG" }),
+  webhookSecret: (orgId: string) => ({ pk: `ORG#${orgId}`, sk: "WEBHOOKSECRET" }),
 
   call: (orgId: string, callId: string) => ({ pk: `ORG#${orgId}#CALL#${callId}`, sk: "CALL" }),
   callPartition: (orgId: string, callId: string) => `ORG#${orgId}#CALL#${callId}`,

@@ -11,7 +11,7 @@ export const tableDeclaration = {
   stream: "NEW_AND_OLD_IMAGES",
 } as const;
 
-export type QueueName = "work" | "dispatch";
+export type QueueName = "work" | "dispatch" | "webhook";
 
 export interface QueueDeclaration {
   name: QueueName;
@@ -27,4 +27,6 @@ export const queueDeclarations: Record<QueueName, QueueDeclaration> = {
   work: { name: "work", visibilityTimeoutSeconds: 1080, maxReceiveCount: 5, retentionSeconds: 4 * 86_400 },
   /** One message per page of a job's calls; expanded into work items by the dispatcher. */
   dispatch: { name: "dispatch", visibilityTimeoutSeconds: 900, maxReceiveCount: 5, retentionSeconds: 4 * 86_400 },
+  /** One message per job status to announce; retried with backoff for a day, so many receives. */
+  webhook: { name: "webhook", visibilityTimeoutSeconds: 360, maxReceiveCount: 100, retentionSeconds: 2 * 86_400 },
 };

@@ -100,6 +100,8 @@ export const wiring: Wiring = {
       sendTo: ["dispatch"],
     }),
     api("GET", "/v1/metric/collection-jobs/{jobId}/metric-values", "list-job-metric-values"),
+    api("GET", "/v1/webhook-secret", "get-webhook-secret", { table: "readWrite" }),
+    api("POST", "/v1/webhook-secret", "rotate-webhook-secret", { table: "readWrite" }),
     {
       ...api("POST", "/v1/metric/playground", "run-playground", { table: "read", secrets: ["anthropic"] }),
       timeoutSeconds: 60,
@@ -127,12 +129,22 @@ export const wiring: Wiring = {
       // Items run one at a time (one LLM call in flight per invocation); ten judgments take ~1 min.
       timeoutSeconds: 180,
     },
+    {
+      id: "webhook-sender",
+      entry: "functions/workers/webhook-sender.ts",
+      queue: "webhook",
+      access: { table: "readWrite" },
+      batchSize: 10,
+      maxBatchingWindowSeconds: 0,
+      maxConcurrency: 5,
+      timeoutSeconds: 60,
+    },
   ],
   streamConsumers: [
     {
       id: "finalizer",
       entry: "functions/workers/finalizer.ts",
-      access: { table: "readWrite" },
+      access: { table: "readWrite", sendTo: ["webhook"] },
       batchSize: 100,
       retryAttempts: 10,
       maxRecordAgeSeconds: 3600,

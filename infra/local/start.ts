@@ -37,6 +37,8 @@ const stack = await startLocalStack({
   env: {
     RETRY_BASE_DELAY_SECONDS: "2",
     RETRY_MAX_DELAY_SECONDS: "30",
+    // Local development: webhooks may go to a receiver on this machine.
+    WEBHOOK_ALLOW_LOOPBACK: "true",
     ...(fakeAnthropic ? { ANTHROPIC_BASE_URL: fakeAnthropic.url, ANTHROPIC_API_KEY: "fake-anthropic-key" } : {}),
   },
 });

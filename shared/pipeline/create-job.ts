@@ -11,6 +11,7 @@ import type { CollectionJob, CreateJobInput, DispatchMessage, FrozenMetric } fro
 import { findMissingCalls } from "../store/calls.ts";
 import { putNewJob, transitionJob } from "../store/jobs.ts";
 import { getMetric } from "../store/metrics.ts";
+import { webhookUrlProblem } from "../webhooks/url-safety.ts";
 import { sendMessages } from "./queue.ts";
 
 /** A dispatcher invocation expands at most this many items, well inside its timeout. */
@@ -68,6 +69,7 @@ export async function createCollectionJob(
     );
   }
 
+  if (input.webhookUrl) await assertWebhookUrl(input.webhookUrl);
   const pages = splitIntoPages(callIds, metrics.length);
   return startJob(orgId, {
     metrics,
@@ -75,6 +77,7 @@ export async function createCollectionJob(
     totalItems,
     callCount: callIds.length,
     metadata: input.metadata,
+    webhookUrl: input.webhookUrl,
     ...options,
   });
 }
@@ -118,6 +121,15 @@ export interface StartJobInput {
   metadata?: CollectionJob["metadata"];
   triggeredBy?: CollectionJob["triggeredBy"];
   policyIds?: string[];
+  webhookUrl?: string;
+}
+
+/** 400 for a webhook URL that is not https or points inside the network. */
+export async function assertWebhookUrl(url: string): Promise<void> {
+  const problem = await webhookUrlProblem(url, { allowLoopback: config().webhookAllowLoopback });
+  if (problem) {
+    throw badRequest(`Invalid webhookUrl: ${problem}`, [{ field: "body.webhookUrl", message: problem }]);
+  }
 }
 
 /** Stores a validated job with its pages and hands the fan-out to the dispatcher. */
@@ -134,6 +146,7 @@ export async function startJob(orgId: string, input: StartJobInput): Promise<Col
     metrics: input.metrics,
     policyIds: input.policyIds ?? [],
     metadata: input.metadata ?? {},
+    ...(input.webhookUrl ? { webhookUrl: input.webhookUrl } : {}),
     createdAt: now,
     updatedAt: now,
   };

@@ -6,8 +6,12 @@
 import type { AttributeValue } from "@aws-sdk/client-dynamodb";
 import { unmarshall } from "@aws-sdk/util-dynamodb";
 import type { DynamoDBBatchResponse, DynamoDBRecord } from "aws-lambda";
+import { requireQueueUrl } from "../config.ts";
 import { logger } from "../logger.ts";
 import { transitionJob } from "../store/jobs.ts";
+import { markWebhookPending } from "../store/webhooks.ts";
+import { deliveryIdFor, type WebhookMessage } from "../webhooks/deliver.ts";
+import { sendMessages } from "./queue.ts";
 
 interface JobImage {
   entity?: string;
@@ -18,6 +22,7 @@ interface JobImage {
   completedItems: number;
   failedItems: number;
   llmBlockedReason?: string;
+  webhookUrl?: string;
 }
 
 /** Why a job failed: the reason its LLM calls were stopped, when that is what failed it. */
@@ -31,11 +36,31 @@ export function finishedStatus(job: JobImage): "COMPLETED" | "FAILED" | undefine
   return job.failedItems >= job.totalItems ? "FAILED" : "COMPLETED";
 }
 
+const FINAL = new Set(["COMPLETED", "FAILED", "CANCELED"]);
+
+/** The job just reached a final status and wants a webhook: announce it (once per status). */
+async function announceEnd(record: DynamoDBRecord, job: JobImage): Promise<void> {
+  const before = record.dynamodb?.OldImage;
+  const previousStatus = before ? (unmarshall(before as Record<string, AttributeValue>) as JobImage).status : undefined;
+  if (!job.webhookUrl || !FINAL.has(job.status) || !previousStatus || FINAL.has(previousStatus)) return;
+  const queuedAt = new Date().toISOString();
+  const deliveryId = deliveryIdFor(job.id, job.status);
+  await markWebhookPending(job.orgId, job.id, { id: deliveryId, status: "pending", attempts: 0, queuedAt });
+  const message: WebhookMessage = { orgId: job.orgId, jobId: job.id, deliveryId, queuedAt };
+  await sendMessages(requireQueueUrl("webhook"), [JSON.stringify(message)]);
+}
+
 export async function finalizeJobs(records: DynamoDBRecord[]): Promise<DynamoDBBatchResponse> {
   for (const record of records) {
     const image = record.dynamodb?.NewImage;
     if (!image) continue;
     const job = unmarshall(image as Record<string, AttributeValue>) as JobImage;
+    try {
+      await announceEnd(record, job);
+    } catch (error) {
+      logger.error("Could not queue the job's webhook", { jobId: job.id, error: error as Error });
+      return { batchItemFailures: [{ itemIdentifier: record.dynamodb?.SequenceNumber ?? "" }] };
+    }
     const status = finishedStatus(job);
     if (!status) continue;
     try {

@@ -33,5 +33,6 @@ export async function retryFailedItems(orgId: string, jobId: string): Promise<Co
     metadata: { ...original.metadata, retryOf: jobId },
     triggeredBy: "RETRY",
     policyIds: original.policyIds,
+    webhookUrl: original.webhookUrl,
   });
 }

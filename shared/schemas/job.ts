@@ -1,5 +1,6 @@
 import { z } from "zod";
 import type { TokenUsage } from "../llm/pricing.ts";
+import type { WebhookDelivery } from "../store/webhooks.ts";
 
 /** Request limits, documented in the README. */
 export const MAX_CALLS_PER_JOB = 10_000;
@@ -22,6 +23,8 @@ export const createJobSchema = z.strictObject({
     .record(z.string().max(128), z.union([z.string().max(1024), z.number(), z.boolean()]))
     .refine((m) => Object.keys(m).length <= 50, "at most 50 metadata entries")
     .optional(),
+  /** Receives a signed POST when the job ends (https; checked against internal addresses). */
+  webhookUrl: z.url().max(2048).optional(),
 });
 export type CreateJobInput = z.infer<typeof createJobSchema>;
 
@@ -45,6 +48,9 @@ export interface CollectionJob {
   completedAt?: string;
   canceledAt?: string;
   errorMessage?: string;
+  webhookUrl?: string;
+  /** Delivery of the completion webhook, when the job has a webhookUrl. */
+  webhook?: WebhookDelivery;
   /** Summed over the job's recorded values; present once an LLM-judged item is recorded. */
   usage?: TokenUsage;
   estimatedCostUsd?: number;

@@ -63,7 +63,11 @@ async function startRuntime(
     work: { visibilityTimeoutSeconds: 1, maxReceiveCount: 3 },
     dispatch: { visibilityTimeoutSeconds: 1, maxReceiveCount: 3 },
   });
-  const queueUrls = { work: queues.work.url, dispatch: queues.dispatch.url } satisfies Record<QueueName, string>;
+  const queueUrls = {
+    work: queues.work.url,
+    dispatch: queues.dispatch.url,
+    webhook: queues.webhook.url,
+  } satisfies Record<QueueName, string>;
   runtime = await startLocalRuntime({
     wiring: { ...emptyWiring, ...wiring },
     dynamodbEndpoint: endpoints.dynamodbEndpoint,

@@ -35,6 +35,7 @@ export async function startTestStack(options: TestStackOptions = {}) {
     queueOverrides: {
       work: { visibilityTimeoutSeconds: 2, maxReceiveCount: 3 },
       dispatch: { visibilityTimeoutSeconds: 5 },
+      webhook: { visibilityTimeoutSeconds: 5 },
       ...options.queueOverrides,
     },
     env: {
@@ -42,6 +43,9 @@ export async function startTestStack(options: TestStackOptions = {}) {
       RETRY_MAX_DELAY_SECONDS: "1",
       ANTHROPIC_BASE_URL: anthropic.url,
       ANTHROPIC_API_KEY: "test-key-for-the-fake-server",
+      // Receivers in tests listen on 127.0.0.1; retries come back within a second or two.
+      WEBHOOK_ALLOW_LOOPBACK: "true",
+      WEBHOOK_RETRY_BASE_SECONDS: "1",
       ...options.env,
     },
     runtime: {

@@ -1,0 +1,148 @@
+/**
+ * Completion webhooks. The finalizer announces each job that reached a final status with a
+ * `webhookUrl` (one message, deterministic delivery id); this worker POSTs the signed event,
+ * and on a non-2xx answer or a timeout puts the message back with a growing delay
+ * (ChangeMessageVisibility, no sleeping) until it succeeds or a day has passed. The id is
+ * the same on every attempt, so receivers can drop duplicates.
+ */
+import { ChangeMessageVisibilityCommand } from "@aws-sdk/client-sqs";
+import type { SQSBatchResponse, SQSRecord } from "aws-lambda";
+import { z } from "zod";
+import { sqs } from "../aws.ts";
+import { config, requireQueueUrl } from "../config.ts";
+import { logger } from "../logger.ts";
+import { getJob } from "../store/jobs.ts";
+import { getOrCreateWebhookSecret, saveWebhookAttempt, type WebhookDelivery } from "../store/webhooks.ts";
+import { signWebhook } from "./signature.ts";
+import { webhookUrlProblem } from "./url-safety.ts";
+
+export const webhookMessageSchema = z.object({
+  orgId: z.string().min(1),
+  jobId: z.string().min(1),
+  deliveryId: z.string().min(1),
+  queuedAt: z.iso.datetime(),
+});
+export type WebhookMessage = z.infer<typeof webhookMessageSchema>;
+
+export const deliveryIdFor = (jobId: string, status: string) => `whd_${jobId}_${status.toLowerCase()}`;
+
+const MAX_DELAY_SECONDS = 3600;
+
+export interface WebhookDeps {
+  fetch: typeof fetch;
+  /** Puts a message back on the queue for `seconds`. */
+  delay: (receiptHandle: string, seconds: number) => Promise<void>;
+  now: () => Date;
+}
+
+export const defaultWebhookDeps: WebhookDeps = {
+  fetch: (input, init) => fetch(input, init),
+  delay: async (receiptHandle, seconds) => {
+    await sqs().send(
+      new ChangeMessageVisibilityCommand({
+        QueueUrl: requireQueueUrl("webhook"),
+        ReceiptHandle: receiptHandle,
+        VisibilityTimeout: seconds,
+      }),
+    );
+  },
+  now: () => new Date(),
+};
+
+/** Jittered exponential backoff, capped at an hour. */
+export function webhookRetryDelay(attempts: number): number {
+  const base = config().webhookRetryBaseSeconds * 2 ** Math.max(0, attempts - 1);
+  return Math.round(Math.min(MAX_DELAY_SECONDS, base * (0.75 + Math.random() / 2)));
+}
+
+type Outcome = "done" | "retry";
+
+async function deliver(message: WebhookMessage, record: SQSRecord, deps: WebhookDeps): Promise<Outcome> {
+  const job = await getJob(message.orgId, message.jobId);
+  if (!job?.webhookUrl) return "done";
+  const previous = job.webhook as WebhookDelivery | undefined;
+  if (previous && previous.id === message.deliveryId && previous.status !== "pending") return "done";
+
+  const now = deps.now();
+  const delivery: WebhookDelivery = {
+    id: message.deliveryId,
+    status: "pending",
+    attempts: (previous?.id === message.deliveryId ? previous.attempts : 0) + 1,
+    queuedAt: message.queuedAt,
+    lastAttemptAt: now.toISOString(),
+  };
+  const problem = await webhookUrlProblem(job.webhookUrl, { allowLoopback: config().webhookAllowLoopback });
+  if (problem) {
+    // Refused at delivery too: DNS may now point somewhere it did not when the URL was accepted.
+    await saveWebhookAttempt(message.orgId, message.jobId, {
+      ...delivery,
+      status: "failed",
+      lastError: `URL ${problem}`,
+    });
+    return "done";
+  }
+
+  const { webhook: _state, webhookUrl: _url, ...data } = job;
+  const body = JSON.stringify({ type: `collection_job.${job.status.toLowerCase()}`, data });
+  const timestamp = Math.floor(now.getTime() / 1000);
+  const { secret } = await getOrCreateWebhookSecret(message.orgId);
+  try {
+    const response = await deps.fetch(job.webhookUrl, {
+      method: "POST",
+      headers: {
+        "content-type": "application/json",
+        "user-agent": "metric-collection-webhooks/1",
+        "x-webhook-id": message.deliveryId,
+        "x-webhook-timestamp": String(timestamp),
+        "x-webhook-signature": signWebhook(secret, message.deliveryId, timestamp, body),
+      },
+      body,
+      // Never follow redirects: they could lead to an address the URL check refused.
+      redirect: "manual",
+      signal: AbortSignal.timeout(config().webhookTimeoutMs),
+    });
+    await response.body?.cancel().catch(() => {});
+    delivery.lastResponseCode = response.status;
+    if (response.status >= 200 && response.status < 300) {
+      await saveWebhookAttempt(message.orgId, message.jobId, {
+        ...delivery,
+        status: "delivered",
+        deliveredAt: deps.now().toISOString(),
+      });
+      return "done";
+    }
+    delivery.lastError = `answered ${response.status}`;
+  } catch (error) {
+    delivery.lastError = (error as Error).name === "TimeoutError" ? "timed out" : (error as Error).message;
+  }
+
+  const age = now.getTime() - Date.parse(message.queuedAt);
+  if (age >= config().webhookRetryHours * 3_600_000) {
+    await saveWebhookAttempt(message.orgId, message.jobId, { ...delivery, status: "failed" });
+    return "done";
+  }
+  await saveWebhookAttempt(message.orgId, message.jobId, delivery);
+  await deps.delay(record.receiptHandle, webhookRetryDelay(delivery.attempts));
+  return "retry";
+}
+
+export async function processWebhookBatch(records: SQSRecord[], deps: WebhookDeps): Promise<SQSBatchResponse> {
+  const failures: string[] = [];
+  for (const record of records) {
+    let message: WebhookMessage;
+    try {
+      message = webhookMessageSchema.parse(JSON.parse(record.body));
+    } catch {
+      logger.error("Malformed webhook message", { messageId: record.messageId });
+      failures.push(record.messageId);
+      continue;
+    }
+    try {
+      if ((await deliver(message, record, deps)) === "retry") failures.push(record.messageId);
+    } catch (error) {
+      logger.warn("Webhook delivery failed; will retry", { jobId: message.jobId, error: error as Error });
+      failures.push(record.messageId);
+    }
+  }
+  return { batchItemFailures: failures.map((itemIdentifier) => ({ itemIdentifier })) };
+}

@@ -1,0 +1,74 @@
+import { describe, expect, it } from "vitest";
+import { signWebhook, verifyWebhook } from "../../shared/webhooks/signature.ts";
+import { webhookUrlProblem } from "../../shared/webhooks/url-safety.ts";
+
+const strict = { allowLoopback: false };
+const local = { allowLoopback: true };
+const resolvesTo =
+  (...addresses: string[]) =>
+  async () =>
+    addresses;
+
+describe("webhook URL safety", () => {
+  it("accepts public https URLs", async () => {
+    expect(await webhookUrlProblem("https://hooks.example.com/x", strict, resolvesTo("93.184.216.34"))).toBeUndefined();
+    expect(await webhookUrlProblem("https://[2606:4700::1111]/x", strict)).toBeUndefined();
+  });
+
+  it("refuses http, credentials and garbage", async () => {
+    expect(await webhookUrlProblem("http://hooks.example.com/x", strict, resolvesTo("93.184.216.34"))).toBe(
+      "must use https",
+    );
+    expect(await webhookUrlProblem("https://u:p@hooks.example.com/", strict, resolvesTo("93.184.216.34"))).toMatch(
+      /credentials/,
+    );
+    expect(await webhookUrlProblem("not a url", strict)).toMatch(/not a valid URL/);
+    expect(await webhookUrlProblem("ftp://example.com", local)).toBe("must use https");
+  });
+
+  it("refuses private, loopback, link-local (metadata) and reserved addresses, also IPv6 and mapped", async () => {
+    for (const url of [
+      "https://10.1.2.3/",
+      "https://172.20.0.1/",
+      "https://192.168.1.1/",
+      "https://100.64.0.1/",
+      "https://169.254.169.254/latest/meta-data",
+      "https://0.0.0.0/",
+      "https://127.0.0.1/",
+      "https://[::1]/",
+      "https://[fd00::1]/",
+      "https://[fe80::1]/",
+      "https://[::ffff:10.0.0.1]/",
+    ]) {
+      expect(await webhookUrlProblem(url, strict), url).toBeDefined();
+    }
+  });
+
+  it("refuses a hostname that resolves to an internal address (any of its addresses)", async () => {
+    expect(await webhookUrlProblem("https://localhost/x", strict)).toMatch(/localhost resolves to .*loopback/);
+    expect(await webhookUrlProblem("https://rebind.example/", strict, resolvesTo("93.184.216.34", "10.0.0.5"))).toMatch(
+      /resolves to 10\.0\.0\.5 is a private/,
+    );
+    expect(
+      await webhookUrlProblem("https://nx.invalid/", strict, async () => Promise.reject(new Error("ENOTFOUND"))),
+    ).toMatch(/does not resolve/);
+  });
+
+  it("allows http and loopback only when local development says so, never private ranges", async () => {
+    expect(await webhookUrlProblem("http://127.0.0.1:8080/hook", local)).toBeUndefined();
+    expect(await webhookUrlProblem("http://localhost:8080/hook", local)).toBeUndefined();
+    expect(await webhookUrlProblem("http://10.0.0.1/hook", local)).toMatch(/private/);
+  });
+});
+
+describe("webhook signatures", () => {
+  it("signs id.timestamp.body with HMAC-SHA256 and verifies it within the tolerance", () => {
+    const signature = signWebhook("whsec_test", "whd_1", 1_700_000_000, '{"a":1}');
+    expect(signature).toMatch(/^v1=[0-9a-f]{64}$/);
+    const headers = { id: "whd_1", timestamp: "1700000000", signature };
+    expect(verifyWebhook("whsec_test", headers, '{"a":1}', { now: 1_700_000_010 })).toBe(true);
+    expect(verifyWebhook("whsec_test", headers, '{"a":2}', { now: 1_700_000_010 })).toBe(false);
+    expect(verifyWebhook("whsec_other", headers, '{"a":1}', { now: 1_700_000_010 })).toBe(false);
+    expect(verifyWebhook("whsec_test", headers, '{"a":1}', { now: 1_700_001_000 })).toBe(false);
+  });
+});
