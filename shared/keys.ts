@@ -47,6 +47,16 @@ export const keys = {
   }),
   jobList: (orgId: string) => `ORG#${orgId}#JOBS`,
 
+  policy: (orgId: string, policyId: string) => ({ pk: `ORG#${orgId}#POLICY#${policyId}`, sk: "POLICY" }),
+  policyList: (orgId: string) => `ORG#${orgId}#POLICIES`,
+  /** Calls matched by a policy within one window, flushed into one job. */
+  policyBatch: (orgId: string, policyId: string, windowStart: string) => ({
+    pk: `ORG#${orgId}#POLICY#${policyId}`,
+    sk: `BATCH#${windowStart}`,
+  }),
+  /** Sparse index partition of batches not yet flushed (sort key: due time). */
+  openPolicyBatches: "POLICYBATCHES#OPEN",
+
   itemResult: (orgId: string, jobId: string, callId: string, metricId: string) => ({
     pk: `ORG#${orgId}#JOB#${jobId}`,
     sk: `ITEM#${callId}#${metricId}`,

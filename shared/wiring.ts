@@ -100,6 +100,11 @@ export const wiring: Wiring = {
       sendTo: ["dispatch"],
     }),
     api("GET", "/v1/metric/collection-jobs/{jobId}/metric-values", "list-job-metric-values"),
+    api("POST", "/v1/metric/policies", "create-metric-policy", { table: "readWrite" }),
+    api("GET", "/v1/metric/policies", "list-metric-policies"),
+    api("GET", "/v1/metric/policies/{policyId}", "get-metric-policy"),
+    api("PUT", "/v1/metric/policies/{policyId}", "update-metric-policy", { table: "readWrite" }),
+    api("DELETE", "/v1/metric/policies/{policyId}", "delete-metric-policy", { table: "readWrite" }),
     api("GET", "/v1/webhook-secret", "get-webhook-secret", { table: "readWrite" }),
     api("POST", "/v1/webhook-secret", "rotate-webhook-secret", { table: "readWrite" }),
     {
@@ -150,6 +155,23 @@ export const wiring: Wiring = {
       maxRecordAgeSeconds: 3600,
       filterPattern: { eventName: ["MODIFY"], dynamodb: { NewImage: { entity: { S: ["Job"] } } } },
     },
+    {
+      id: "policy-matcher",
+      entry: "functions/workers/policy-matcher.ts",
+      access: { table: "readWrite" },
+      batchSize: 100,
+      retryAttempts: 10,
+      maxRecordAgeSeconds: 3600,
+      filterPattern: { eventName: ["INSERT"], dynamodb: { NewImage: { entity: { S: ["Call"] } } } },
+    },
   ],
-  schedules: [],
+  schedules: [
+    {
+      id: "policy-flusher",
+      entry: "functions/workers/policy-flusher.ts",
+      access: { table: "readWrite", sendTo: ["dispatch"] },
+      expression: "rate(1 minute)",
+      timeoutSeconds: 60,
+    },
+  ],
 };

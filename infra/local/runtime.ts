@@ -11,6 +11,7 @@ import type { QueueName } from "../../shared/table.ts";
 import type { FunctionEntry, Wiring } from "../../shared/wiring.ts";
 import { type HttpGatewayStats, startHttpGateway } from "./http-gateway.ts";
 import { createHandlerResolver, invokeHandler, type LambdaHandler, type RuntimeLogger } from "./invoke.ts";
+import { startScheduler } from "./scheduler.ts";
 import { type SqsConsumerStats, type SqsPoller, startSqsPoller } from "./sqs-poller.ts";
 import { type StreamConsumerStats, type StreamPoller, startStreamPoller } from "./stream-poller.ts";
 
@@ -35,6 +36,8 @@ export interface LocalRuntimeOptions {
   idlePollMs?: number;
   /** Concurrent poll loops per queue consumer, capped by its maxConcurrency. Default 4. */
   maxPollersPerQueue?: number;
+  /** Runs every schedule at this interval instead of its expression's (tests). */
+  scheduleIntervalMs?: number;
   logger?: RuntimeLogger;
 }
 
@@ -82,7 +85,14 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
 
   const sqsPollers: { queue: QueueName; id: string; poller: SqsPoller }[] = [];
   const streamPollers: { id: string; poller: StreamPoller }[] = [];
+  const scheduler = startScheduler({
+    schedules: options.wiring.schedules,
+    invoke: (entry, event) => invoke(entry, event),
+    intervalMs: options.scheduleIntervalMs,
+    logger,
+  });
   const stopAll = async () => {
+    scheduler.stop();
     await Promise.allSettled([...sqsPollers, ...streamPollers].map(({ poller }) => poller.stop()));
   };
 

@@ -22,7 +22,7 @@ export interface LocalStackOptions {
   env?: Record<string, string>;
   runtime?: Pick<
     LocalRuntimeOptions,
-    "handlerOverrides" | "deliverEachBatchTwice" | "idlePollMs" | "logger" | "maxPollersPerQueue"
+    "handlerOverrides" | "deliverEachBatchTwice" | "idlePollMs" | "logger" | "maxPollersPerQueue" | "scheduleIntervalMs"
   >;
 }
 

@@ -2,7 +2,7 @@
  * The whole service in one stack, built from the shared declarations and the wiring
  * table — the same ones the local runtime runs — so the two cannot drift.
  */
-import { CfnOutput, Duration, RemovalPolicy, Stack, type StackProps } from "aws-cdk-lib";
+import { CfnOutput, Duration, RemovalPolicy, Stack, type StackProps, Validations } from "aws-cdk-lib";
 import { CorsHttpMethod, HttpApi, HttpMethod, HttpStage, LogGroupLogDestination } from "aws-cdk-lib/aws-apigatewayv2";
 import { HttpLambdaAuthorizer, HttpLambdaResponseType } from "aws-cdk-lib/aws-apigatewayv2-authorizers";
 import { HttpLambdaIntegration } from "aws-cdk-lib/aws-apigatewayv2-integrations";
@@ -17,7 +17,7 @@ import {
 import { SnsAction } from "aws-cdk-lib/aws-cloudwatch-actions";
 import { AttributeType, BillingMode, StreamViewType, Table, TableEncryption } from "aws-cdk-lib/aws-dynamodb";
 import { Key } from "aws-cdk-lib/aws-kms";
-import { FilterCriteria, StartingPosition } from "aws-cdk-lib/aws-lambda";
+import { type CfnFunction, FilterCriteria, StartingPosition } from "aws-cdk-lib/aws-lambda";
 import { DynamoEventSource, SqsDlq, SqsEventSource } from "aws-cdk-lib/aws-lambda-event-sources";
 import { LogGroup, RetentionDays } from "aws-cdk-lib/aws-logs";
 import { Schedule, ScheduleExpression } from "aws-cdk-lib/aws-scheduler";
@@ -239,6 +239,11 @@ export class ServiceStack extends Stack {
         schedule: ScheduleExpression.expression(schedule.expression),
         target: new LambdaInvoke(fn.fn, {}),
         description: `Runs ${schedule.id}`,
+      });
+      const functionId = this.getLogicalId(fn.fn.node.defaultChild as CfnFunction);
+      Validations.of(this).acknowledge({
+        id: `AwsSolutions-IAM5[Resource::<${functionId}.Arn>:*]`,
+        reason: `The scheduler's role may invoke ${schedule.id} (any version of that one function), nothing else.`,
       });
       consumers[schedule.id] = fn;
     }

@@ -9,7 +9,7 @@ import { ApiError, badRequest } from "../http/errors.ts";
 import { logger } from "../logger.ts";
 import type { CollectionJob, CreateJobInput, DispatchMessage, FrozenMetric } from "../schemas/job.ts";
 import { findMissingCalls } from "../store/calls.ts";
-import { putNewJob, transitionJob } from "../store/jobs.ts";
+import { getJobItem, putNewJob, transitionJob } from "../store/jobs.ts";
 import { getMetric } from "../store/metrics.ts";
 import { webhookUrlProblem } from "../webhooks/url-safety.ts";
 import { sendMessages } from "./queue.ts";
@@ -36,7 +36,7 @@ export function splitIntoPages(callIds: string[], metricCount: number): string[]
 export async function createCollectionJob(
   orgId: string,
   input: CreateJobInput,
-  options: { triggeredBy?: CollectionJob["triggeredBy"]; policyIds?: string[] } = {},
+  options: { triggeredBy?: CollectionJob["triggeredBy"]; policyIds?: string[]; jobId?: string } = {},
 ): Promise<CollectionJob> {
   // Duplicates would name the same item twice and the job could never reach its total.
   const callIds = unique(input.callIds);
@@ -122,6 +122,8 @@ export interface StartJobInput {
   triggeredBy?: CollectionJob["triggeredBy"];
   policyIds?: string[];
   webhookUrl?: string;
+  /** A caller-chosen id makes creation idempotent: a second start with it fails its condition. */
+  jobId?: string;
 }
 
 /** 400 for a webhook URL that is not https or points inside the network. */
@@ -136,7 +138,7 @@ export async function assertWebhookUrl(url: string): Promise<void> {
 export async function startJob(orgId: string, input: StartJobInput): Promise<CollectionJob> {
   const now = new Date().toISOString();
   const job: CollectionJob = {
-    id: randomUUID(),
+    id: input.jobId ?? randomUUID(),
     status: "PENDING",
     triggeredBy: input.triggeredBy ?? "API",
     totalItems: input.totalItems,
@@ -153,12 +155,8 @@ export async function startJob(orgId: string, input: StartJobInput): Promise<Col
   const pages = input.pages;
   await putNewJob(orgId, job, pages);
 
-  const dispatchMessages = pages.map((_, page): DispatchMessage => ({ orgId, jobId: job.id, page }));
   try {
-    await sendMessages(
-      requireQueueUrl("dispatch"),
-      dispatchMessages.map((m) => JSON.stringify(m)),
-    );
+    await sendDispatchMessages(orgId, job.id, pages.length);
   } catch (error) {
     logger.error("Could not enqueue job fan-out", { jobId: job.id, error: error as Error });
     const errorMessage = "The job could not be queued for processing; create it again";
@@ -166,4 +164,19 @@ export async function startJob(orgId: string, input: StartJobInput): Promise<Col
     throw new ApiError(503, "unavailable", errorMessage, { headers: { "retry-after": "5" } });
   }
   return job;
+}
+
+function sendDispatchMessages(orgId: string, jobId: string, pageCount: number) {
+  const messages = Array.from({ length: pageCount }, (_, page): DispatchMessage => ({ orgId, jobId, page }));
+  return sendMessages(
+    requireQueueUrl("dispatch"),
+    messages.map((m) => JSON.stringify(m)),
+  );
+}
+
+/** Re-sends the fan-out of a job still PENDING (its creator stopped after storing it). */
+export async function redispatchPendingJob(orgId: string, jobId: string): Promise<void> {
+  const item = await getJobItem(orgId, jobId, true);
+  if (item?.status !== "PENDING") return;
+  await sendDispatchMessages(orgId, jobId, Number(item.pageCount ?? 0));
 }

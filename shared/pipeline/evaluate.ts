@@ -78,13 +78,24 @@ function parseRecord(record: SQSRecord): ParsedRecord | undefined {
 }
 
 /** Running jobs by key, with the reason their LLM calls were stopped, if they were. */
-async function runningJobs(items: WorkItem[]): Promise<Map<string, { llmBlockedReason?: string }>> {
+interface RunningJob {
+  llmBlockedReason?: string;
+  policyIds?: string[];
+}
+
+async function runningJobs(items: WorkItem[]): Promise<Map<string, RunningJob>> {
   const jobKeys = [...new Map(items.map((i) => [`${i.orgId}|${i.jobId}`, keys.job(i.orgId, i.jobId)])).values()];
-  const jobs = await batchGet(jobKeys, ["pk", "status", "llmBlockedReason"]);
+  const jobs = await batchGet(jobKeys, ["pk", "status", "llmBlockedReason", "policyIds"]);
   return new Map(
     jobs
       .filter((job) => job.status === "PENDING" || job.status === "PROCESSING")
-      .map((job) => [String(job.pk), { llmBlockedReason: job.llmBlockedReason as string | undefined }]),
+      .map((job): [string, RunningJob] => [
+        String(job.pk),
+        {
+          llmBlockedReason: job.llmBlockedReason as string | undefined,
+          policyIds: job.policyIds as string[] | undefined,
+        },
+      ]),
   );
 }
 
@@ -107,9 +118,10 @@ async function loadDefinitions(items: WorkItem[]): Promise<Map<string, MetricDef
   return found;
 }
 
-function resultOf(record: SQSRecord, item: WorkItem, outcome: EvaluationOutcome): ItemResult {
+function resultOf(record: SQSRecord, item: WorkItem, outcome: EvaluationOutcome, policyIds?: string[]): ItemResult {
   const value: MetricValue = {
     ...outcome,
+    ...(policyIds && policyIds.length > 0 ? { policyIds } : {}),
     jobId: item.jobId,
     callId: item.callId,
     metricDefinitionId: item.metricId,
@@ -133,7 +145,7 @@ export async function processWorkBatch(records: SQSRecord[], deps: EvaluatorDeps
     }
   }
   const items = parsed.map((p) => p.item);
-  const running = items.length > 0 ? await runningJobs(items) : new Map<string, { llmBlockedReason?: string }>();
+  const running = items.length > 0 ? await runningJobs(items) : new Map<string, RunningJob>();
   const active = parsed.filter((p) => running.has(keys.job(p.item.orgId, p.item.jobId).pk));
   const [calls, definitions] = await Promise.all([
     loadCalls(active.map((p) => p.item)),
@@ -190,7 +202,7 @@ export async function processWorkBatch(records: SQSRecord[], deps: EvaluatorDeps
       if (error instanceof LlmCallsBlockedError) {
         outcome = { captureStatus: "ERROR", context: "CALL", errorMessage: error.message };
         await stopLlmCalls(item, error.message);
-        results.push(resultOf(record, item, outcome));
+        results.push(resultOf(record, item, outcome, running.get(keys.job(item.orgId, item.jobId).pk)?.policyIds));
         continue;
       }
       const message = error instanceof Error ? error.message : String(error);
@@ -210,7 +222,7 @@ export async function processWorkBatch(records: SQSRecord[], deps: EvaluatorDeps
         errorMessage: `Gave up after ${receiveCount} attempts: ${message}`,
       };
     }
-    results.push(resultOf(record, item, outcome));
+    results.push(resultOf(record, item, outcome, running.get(keys.job(item.orgId, item.jobId).pk)?.policyIds));
   }
 
   const outcomes = await recordResults(results);

@@ -1,0 +1,4 @@
+import { flushDuePolicyBatches } from "../../shared/policies/batches.ts";
+
+/** Scheduled: turns every policy batch whose window has ended into a job. */
+export const handler = async () => ({ flushed: await flushDuePolicyBatches() });
