@@ -45,6 +45,8 @@ const configSchema = z.object({
   /** How long a webhook delivery is retried before it is marked failed. */
   webhookRetryHours: z.coerce.number().min(0).default(24),
   webhookTimeoutMs: z.coerce.number().int().min(100).default(10_000),
+  /** Most call × metric items one backfill run may create; the rest wait for the next run. */
+  backfillMaxItems: z.coerce.number().int().min(1).default(50_000),
   /** Calls matched by a policy within one window become one job. */
   policyWindowSeconds: z.coerce.number().int().min(1).max(3600).default(60),
   /** Overrides/additions to the price table, JSON: {"model": {"input": 3, "output": 15, ...}} in USD per million tokens. */
@@ -87,6 +89,7 @@ export function config(): Config {
     webhookRetryHours: process.env.WEBHOOK_RETRY_HOURS,
     webhookTimeoutMs: process.env.WEBHOOK_TIMEOUT_MS,
     policyWindowSeconds: process.env.POLICY_WINDOW_SECONDS,
+    backfillMaxItems: process.env.BACKFILL_MAX_ITEMS,
   });
   return cached;
 }

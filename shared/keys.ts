@@ -54,6 +54,11 @@ export const keys = {
     pk: `ORG#${orgId}#POLICY#${policyId}`,
     sk: `BATCH#${windowStart}`,
   }),
+  backfill: (orgId: string, backfillId: string) => ({ pk: `ORG#${orgId}#BACKFILL#${backfillId}`, sk: "BACKFILL" }),
+  backfillList: (orgId: string) => `ORG#${orgId}#BACKFILLS`,
+  /** A backfill's next scheduled run, in the global due index (sort key: due time). */
+  backfillDue: (orgId: string, backfillId: string) => ({ pk: `ORG#${orgId}#BACKFILL#${backfillId}`, sk: "DUE" }),
+  dueBackfills: "BACKFILLS#DUE",
   /** Sparse index partition of batches not yet flushed (sort key: due time). */
   openPolicyBatches: "POLICYBATCHES#OPEN",
 

@@ -105,6 +105,15 @@ export const wiring: Wiring = {
     api("GET", "/v1/metric/policies/{policyId}", "get-metric-policy"),
     api("PUT", "/v1/metric/policies/{policyId}", "update-metric-policy", { table: "readWrite" }),
     api("DELETE", "/v1/metric/policies/{policyId}", "delete-metric-policy", { table: "readWrite" }),
+    api("POST", "/v1/backfills", "create-backfill", { table: "readWrite" }),
+    api("GET", "/v1/backfills", "list-backfills"),
+    api("GET", "/v1/backfills/{backfillId}", "get-backfill"),
+    api("PUT", "/v1/backfills/{backfillId}", "update-backfill", { table: "readWrite" }),
+    api("DELETE", "/v1/backfills/{backfillId}", "delete-backfill", { table: "readWrite" }),
+    {
+      ...api("POST", "/v1/backfills/{backfillId}/run", "run-backfill", { table: "readWrite", sendTo: ["dispatch"] }),
+      timeoutSeconds: 29,
+    },
     api("GET", "/v1/webhook-secret", "get-webhook-secret", { table: "readWrite" }),
     api("POST", "/v1/webhook-secret", "rotate-webhook-secret", { table: "readWrite" }),
     {
@@ -172,6 +181,13 @@ export const wiring: Wiring = {
       access: { table: "readWrite", sendTo: ["dispatch"] },
       expression: "rate(1 minute)",
       timeoutSeconds: 60,
+    },
+    {
+      id: "backfill-runner",
+      entry: "functions/workers/backfill-runner.ts",
+      access: { table: "readWrite", sendTo: ["dispatch"] },
+      expression: "rate(1 minute)",
+      timeoutSeconds: 300,
     },
   ],
 };

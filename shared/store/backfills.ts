@@ -1,0 +1,193 @@
+/** Scheduled backfills: CRUD (soft delete) and the due-run index. */
+import { randomUUID } from "node:crypto";
+import { ConditionalCheckFailedException } from "@aws-sdk/client-dynamodb";
+import { DeleteCommand, GetCommand, PutCommand, QueryCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
+import { dynamo } from "../aws.ts";
+import { nextRun, parseSchedule } from "../backfills/schedule.ts";
+import { config } from "../config.ts";
+import { badRequest, notFound } from "../http/errors.ts";
+import { keys } from "../keys.ts";
+import { assertWebhookUrl } from "../pipeline/create-job.ts";
+import { type Backfill, type CreateBackfillInput, createBackfillSchema } from "../schemas/backfill.ts";
+import { getMetric } from "./metrics.ts";
+import { queryPage } from "./query.ts";
+
+type Item = Record<string, unknown>;
+const storageFields = new Set(["pk", "sk", "entity", "gsi1pk", "gsi1sk", "orgId", "runningUntil"]);
+export const toBackfill = (item: Item): Backfill =>
+  Object.fromEntries(Object.entries(item).filter(([k]) => !storageFields.has(k))) as never;
+
+async function validated(orgId: string, input: CreateBackfillInput): Promise<CreateBackfillInput> {
+  const resolved = await Promise.all(input.metrics.map((m) => getMetric(orgId, m.id)));
+  const unknown = input.metrics.filter((_, index) => !resolved[index]).map((m) => m.id);
+  if (unknown.length > 0) throw badRequest(`Unknown metric ids: ${unknown.join(", ")}`, { unknownMetricIds: unknown });
+  if (input.webhookUrl) await assertWebhookUrl(input.webhookUrl);
+  return { ...input, metrics: [...new Set(resolved.map((m) => m?.id as string))].map((id) => ({ id })) };
+}
+
+export async function deleteDueMarker(orgId: string, backfillId: string): Promise<void> {
+  await dynamo().send(new DeleteCommand({ TableName: config().tableName, Key: keys.backfillDue(orgId, backfillId) }));
+}
+
+/** Writes (or removes) the due marker so the scheduled runner finds the next run. */
+export async function scheduleNextRun(
+  orgId: string,
+  backfill: Backfill,
+  after = new Date(),
+): Promise<string | undefined> {
+  const next = backfill.status === "ACTIVE" ? nextRun(parseSchedule(backfill.schedule), after) : undefined;
+  if (!next) {
+    await dynamo().send(
+      new DeleteCommand({ TableName: config().tableName, Key: keys.backfillDue(orgId, backfill.id) }),
+    );
+    return undefined;
+  }
+  const nextRunAt = next.toISOString();
+  await dynamo().send(
+    new PutCommand({
+      TableName: config().tableName,
+      Item: {
+        ...keys.backfillDue(orgId, backfill.id),
+        entity: "BackfillDue",
+        gsi1pk: keys.dueBackfills,
+        gsi1sk: `${nextRunAt}#${orgId}#${backfill.id}`,
+        orgId,
+        backfillId: backfill.id,
+      },
+    }),
+  );
+  await dynamo().send(
+    new UpdateCommand({
+      TableName: config().tableName,
+      Key: keys.backfill(orgId, backfill.id),
+      UpdateExpression: "SET nextRunAt = :next",
+      ConditionExpression: "attribute_exists(pk)",
+      ExpressionAttributeValues: { ":next": nextRunAt },
+    }),
+  );
+  return nextRunAt;
+}
+
+async function putBackfill(orgId: string, backfill: Backfill, replace: boolean) {
+  await dynamo().send(
+    new PutCommand({
+      TableName: config().tableName,
+      Item: {
+        ...keys.backfill(orgId, backfill.id),
+        entity: "Backfill",
+        gsi1pk: keys.backfillList(orgId),
+        gsi1sk: keys.listSortKey(backfill.createdAt, backfill.id),
+        orgId,
+        ...backfill,
+      },
+      ...(replace
+        ? {
+            ConditionExpression: "attribute_exists(pk) AND #status <> :deleted",
+            ExpressionAttributeNames: { "#status": "status" },
+            ExpressionAttributeValues: { ":deleted": "DELETED" },
+          }
+        : { ConditionExpression: "attribute_not_exists(pk)" }),
+    }),
+  );
+}
+
+export async function createBackfill(orgId: string, input: CreateBackfillInput): Promise<Backfill> {
+  const now = new Date().toISOString();
+  const backfill: Backfill = { ...(await validated(orgId, input)), id: randomUUID(), createdAt: now, updatedAt: now };
+  await putBackfill(orgId, backfill, false);
+  const nextRunAt = await scheduleNextRun(orgId, backfill);
+  return { ...backfill, nextRunAt };
+}
+
+export async function getBackfill(orgId: string, backfillId: string): Promise<Backfill | undefined> {
+  const { Item } = await dynamo().send(
+    new GetCommand({ TableName: config().tableName, Key: keys.backfill(orgId, backfillId), ConsistentRead: true }),
+  );
+  return Item && Item.status !== "DELETED" ? toBackfill(Item) : undefined;
+}
+
+export const listBackfills = (orgId: string, options: { limit: number; after?: string }) =>
+  queryPage(
+    {
+      partition: ["gsi1pk", keys.backfillList(orgId)],
+      sortKeyName: "gsi1sk",
+      indexName: "gsi1",
+      newestFirst: true,
+      limit: options.limit,
+      after: options.after,
+      filter: {
+        FilterExpression: "#status <> :deleted",
+        ExpressionAttributeNames: { "#status": "status" },
+        ExpressionAttributeValues: { ":deleted": "DELETED" },
+      },
+    },
+    toBackfill,
+  );
+
+export async function updateBackfill(orgId: string, backfillId: string, patch: Partial<CreateBackfillInput>) {
+  const current = await getBackfill(orgId, backfillId);
+  if (!current) throw notFound("Backfill", backfillId);
+  const { id, createdAt, updatedAt: _u, nextRunAt: _n, lastJobId, lastRun, ...fields } = current;
+  const merged = createBackfillSchema.safeParse({ ...fields, ...patch });
+  if (!merged.success) {
+    const details = merged.error.issues.map((i) => ({
+      field: ["body", ...i.path.map(String)].join("."),
+      message: i.message,
+    }));
+    throw badRequest(`Invalid backfill: ${details[0]?.field}: ${details[0]?.message}`, details);
+  }
+  const backfill: Backfill = {
+    ...(await validated(orgId, merged.data)),
+    id,
+    createdAt,
+    updatedAt: new Date().toISOString(),
+    ...(lastJobId ? { lastJobId } : {}),
+    ...(lastRun ? { lastRun } : {}),
+  };
+  try {
+    await putBackfill(orgId, backfill, true);
+  } catch (error) {
+    if (error instanceof ConditionalCheckFailedException) throw notFound("Backfill", backfillId);
+    throw error;
+  }
+  return { ...backfill, nextRunAt: await scheduleNextRun(orgId, backfill) };
+}
+
+export async function deleteBackfill(orgId: string, backfillId: string): Promise<void> {
+  try {
+    await dynamo().send(
+      new UpdateCommand({
+        TableName: config().tableName,
+        Key: keys.backfill(orgId, backfillId),
+        UpdateExpression: "SET #status = :deleted, deletedAt = :now REMOVE nextRunAt",
+        ConditionExpression: "attribute_exists(pk) AND #status <> :deleted",
+        ExpressionAttributeNames: { "#status": "status" },
+        ExpressionAttributeValues: { ":deleted": "DELETED", ":now": new Date().toISOString() },
+      }),
+    );
+  } catch (error) {
+    if (error instanceof ConditionalCheckFailedException) throw notFound("Backfill", backfillId);
+    throw error;
+  }
+  await deleteDueMarker(orgId, backfillId);
+}
+
+/** Backfills whose next run is due, from the global due index (no scan). */
+export async function dueBackfills(now: Date): Promise<{ orgId: string; backfillId: string }[]> {
+  const due: { orgId: string; backfillId: string }[] = [];
+  let startKey: Item | undefined;
+  do {
+    const page = await dynamo().send(
+      new QueryCommand({
+        TableName: config().tableName,
+        IndexName: "gsi1",
+        KeyConditionExpression: "gsi1pk = :due AND gsi1sk < :now",
+        ExpressionAttributeValues: { ":due": keys.dueBackfills, ":now": now.toISOString() },
+        ExclusiveStartKey: startKey,
+      }),
+    );
+    for (const item of page.Items ?? []) due.push({ orgId: String(item.orgId), backfillId: String(item.backfillId) });
+    startKey = page.LastEvaluatedKey;
+  } while (startKey);
+  return due;
+}
