@@ -15,6 +15,15 @@
  * | Job               | ORG#<org>#JOB#<job>              | JOB                     | ORG#<org>#JOBS         | <createdAt>#<job>       |
  * | JobPage           | ORG#<org>#JOB#<job>              | PAGE#<nnnn>             |                        |                         |
  * | ItemResult        | ORG#<org>#JOB#<job>              | ITEM#<call>#<metric>    | ORG#<org>#CALL#<call>#VALUES | <computedAt>#<job>#<metric> |
+ * | WebhookSecret     | ORG#<org>                        | WEBHOOKSECRET           |                        |                         |
+ * | Policy            | ORG#<org>#POLICY#<policy>        | POLICY                  | ORG#<org>#POLICIES     | <createdAt>#<policy>    |
+ * | PolicyBatch       | ORG#<org>#POLICY#<policy>        | BATCH#<windowStart>[#<nnn>] | POLICYBATCHES#OPEN (until flushed) | <dueAt>#<org>#<policy> |
+ * | Backfill          | ORG#<org>#BACKFILL#<backfill>    | BACKFILL                | ORG#<org>#BACKFILLS    | <createdAt>#<backfill>  |
+ * | BackfillDue       | ORG#<org>#BACKFILL#<backfill>    | DUE                     | BACKFILLS#DUE          | <nextRunAt>#<org>#<backfill> |
+ *
+ * POLICYBATCHES#OPEN and BACKFILLS#DUE are the only index partitions shared by all
+ * organizations: they hold small, short-lived marker entries that the scheduled flusher and
+ * backfill runner read by due time (a Query, never a scan).
  */
 const pad = (n: number, width: number): string => String(n).padStart(width, "0");
 
@@ -49,10 +58,10 @@ export const keys = {
 
   policy: (orgId: string, policyId: string) => ({ pk: `ORG#${orgId}#POLICY#${policyId}`, sk: "POLICY" }),
   policyList: (orgId: string) => `ORG#${orgId}#POLICIES`,
-  /** Calls matched by a policy within one window, flushed into one job. */
-  policyBatch: (orgId: string, policyId: string, windowStart: string) => ({
+  /** Calls matched by a policy within one window, flushed into one job (shards > 0 when one item is full). */
+  policyBatch: (orgId: string, policyId: string, windowStart: string, shard = 0) => ({
     pk: `ORG#${orgId}#POLICY#${policyId}`,
-    sk: `BATCH#${windowStart}`,
+    sk: shard === 0 ? `BATCH#${windowStart}` : `BATCH#${windowStart}#${pad(shard, 3)}`,
   }),
   backfill: (orgId: string, backfillId: string) => ({ pk: `ORG#${orgId}#BACKFILL#${backfillId}`, sk: "BACKFILL" }),
   backfillList: (orgId: string) => `ORG#${orgId}#BACKFILLS`,

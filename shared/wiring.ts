@@ -37,6 +37,8 @@ export interface RouteEntry extends FunctionEntry {
   method: HttpMethod;
   /** API Gateway path syntax, e.g. /v1/call/{callId}. */
   path: string;
+  /** Served without an API key: no authorizer in front of it (GET /openapi.json). */
+  public?: boolean;
 }
 
 export interface QueueConsumerEntry extends FunctionEntry {
@@ -80,6 +82,7 @@ const api = (method: HttpMethod, path: string, name: string, access: Access = { 
 export const wiring: Wiring = {
   authorizer: { id: "api-authorizer", entry: "functions/api/authorizer.ts", access: { table: "read" } },
   routes: [
+    { ...api("GET", "/openapi.json", "get-openapi", {}), public: true },
     api("POST", "/v1/call", "create-call", { table: "readWrite" }),
     api("GET", "/v1/call", "list-calls"),
     api("GET", "/v1/call/{callId}", "get-call"),
@@ -114,6 +117,12 @@ export const wiring: Wiring = {
       ...api("POST", "/v1/backfills/{backfillId}/run", "run-backfill", { table: "readWrite", sendTo: ["dispatch"] }),
       timeoutSeconds: 29,
     },
+    api("GET", "/v1/custom-metrics/names", "custom-metrics-names"),
+    api("GET", "/v1/custom-metrics/aggregate", "custom-metrics-aggregate"),
+    api("GET", "/v1/custom-metrics/daily", "custom-metrics-daily"),
+    api("GET", "/v1/custom-metrics/timeseries", "custom-metrics-timeseries"),
+    api("GET", "/v1/custom-metrics/tags", "custom-metrics-tags"),
+    api("GET", "/v1/custom-metrics/sessions/{callId}", "custom-metrics-session"),
     api("GET", "/v1/webhook-secret", "get-webhook-secret", { table: "readWrite" }),
     api("POST", "/v1/webhook-secret", "rotate-webhook-secret", { table: "readWrite" }),
     {

@@ -1,7 +1,10 @@
-import { z } from "zod";
 import { apiRoute } from "../../shared/http/api-handler.ts";
+import { contract } from "../../shared/http/contract.ts";
 import { cancelJob } from "../../shared/store/jobs.ts";
 
-export const handler = apiRoute({ path: z.object({ jobId: z.string().min(1) }) }, async ({ principal, path }) => ({
-  data: await cancelJob(principal.orgId, path.jobId),
-}));
+export const handler = apiRoute(
+  contract["POST /v1/metric/collection-jobs/{jobId}/cancel"],
+  async ({ principal, path }) => ({
+    data: await cancelJob(principal.orgId, path.jobId),
+  }),
+);

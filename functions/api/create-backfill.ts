@@ -1,7 +1,7 @@
 import { apiRoute } from "../../shared/http/api-handler.ts";
-import { createBackfillSchema } from "../../shared/schemas/backfill.ts";
+import { contract } from "../../shared/http/contract.ts";
 import { createBackfill } from "../../shared/store/backfills.ts";
 
-export const handler = apiRoute({ body: createBackfillSchema, successStatus: 201 }, async ({ principal, body }) => ({
+export const handler = apiRoute(contract["POST /v1/backfills"], async ({ principal, body }) => ({
   data: await createBackfill(principal.orgId, body),
 }));

@@ -1,7 +1,7 @@
 import { apiRoute } from "../../shared/http/api-handler.ts";
-import { createCallSchema } from "../../shared/schemas/call.ts";
+import { contract } from "../../shared/http/contract.ts";
 import { createCall } from "../../shared/store/calls.ts";
 
-export const handler = apiRoute({ body: createCallSchema, successStatus: 201 }, async ({ principal, body }) => ({
+export const handler = apiRoute(contract["POST /v1/call"], async ({ principal, body }) => ({
   data: await createCall(principal.orgId, body),
 }));

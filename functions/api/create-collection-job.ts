@@ -1,7 +1,7 @@
 import { apiRoute } from "../../shared/http/api-handler.ts";
+import { contract } from "../../shared/http/contract.ts";
 import { createCollectionJob } from "../../shared/pipeline/create-job.ts";
-import { createJobSchema } from "../../shared/schemas/job.ts";
 
-export const handler = apiRoute({ body: createJobSchema, successStatus: 201 }, async ({ principal, body }) => ({
+export const handler = apiRoute(contract["POST /v1/metric/collection-jobs"], async ({ principal, body }) => ({
   data: await createCollectionJob(principal.orgId, body),
 }));

@@ -1,7 +1,7 @@
 import { apiRoute } from "../../shared/http/api-handler.ts";
-import { createMetricSchema } from "../../shared/schemas/metric.ts";
+import { contract } from "../../shared/http/contract.ts";
 import { createMetric } from "../../shared/store/metrics.ts";
 
-export const handler = apiRoute({ body: createMetricSchema, successStatus: 201 }, async ({ principal, body }) => ({
+export const handler = apiRoute(contract["POST /v1/metric/definitions"], async ({ principal, body }) => ({
   data: await createMetric(principal.orgId, body),
 }));

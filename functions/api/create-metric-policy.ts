@@ -1,7 +1,7 @@
 import { apiRoute } from "../../shared/http/api-handler.ts";
-import { createPolicySchema } from "../../shared/schemas/policy.ts";
+import { contract } from "../../shared/http/contract.ts";
 import { createPolicy } from "../../shared/store/policies.ts";
 
-export const handler = apiRoute({ body: createPolicySchema, successStatus: 201 }, async ({ principal, body }) => ({
+export const handler = apiRoute(contract["POST /v1/metric/policies"], async ({ principal, body }) => ({
   data: await createPolicy(principal.orgId, body),
 }));

@@ -1,8 +1,8 @@
-import { z } from "zod";
 import { apiRoute } from "../../shared/http/api-handler.ts";
+import { contract } from "../../shared/http/contract.ts";
 import { deletePolicy } from "../../shared/store/policies.ts";
 
-export const handler = apiRoute({ path: z.object({ policyId: z.string().min(1) }) }, async ({ principal, path }) => {
+export const handler = apiRoute(contract["DELETE /v1/metric/policies/{policyId}"], async ({ principal, path }) => {
   await deletePolicy(principal.orgId, path.policyId);
   return { data: { id: path.policyId, deleted: true } };
 });

@@ -1,7 +1,7 @@
 import { apiRoute } from "../../shared/http/api-handler.ts";
-import { pageQuerySchema } from "../../shared/http/pagination.ts";
+import { contract } from "../../shared/http/contract.ts";
 import { listBackfills } from "../../shared/store/backfills.ts";
 
-export const handler = apiRoute({ query: pageQuerySchema(100, 20) }, ({ principal, query }) =>
+export const handler = apiRoute(contract["GET /v1/backfills"], ({ principal, query }) =>
   listBackfills(principal.orgId, query),
 );

@@ -1,10 +1,7 @@
-import { z } from "zod";
 import { apiRoute } from "../../shared/http/api-handler.ts";
-import { pageQuerySchema } from "../../shared/http/pagination.ts";
-import { jobStatuses } from "../../shared/schemas/job.ts";
+import { contract } from "../../shared/http/contract.ts";
 import { listJobs } from "../../shared/store/jobs.ts";
 
-export const handler = apiRoute(
-  { query: pageQuerySchema(50, 20).extend({ status: z.enum(jobStatuses).optional() }) },
-  ({ principal, query }) => listJobs(principal.orgId, query),
+export const handler = apiRoute(contract["GET /v1/metric/collection-jobs"], ({ principal, query }) =>
+  listJobs(principal.orgId, query),
 );

@@ -1,8 +1,8 @@
-import { z } from "zod";
 import { apiRoute } from "../../shared/http/api-handler.ts";
+import { contract } from "../../shared/http/contract.ts";
 import { retryFailedItems } from "../../shared/pipeline/retry-job.ts";
 
 export const handler = apiRoute(
-  { path: z.object({ jobId: z.string().min(1) }), successStatus: 201 },
+  contract["POST /v1/metric/collection-jobs/{jobId}/retry"],
   async ({ principal, path }) => ({ data: await retryFailedItems(principal.orgId, path.jobId) }),
 );

@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { apiRoute, parse } from "../../shared/http/api-handler.ts";
+import { contract } from "../../shared/http/contract.ts";
 import { ApiError, notFound } from "../../shared/http/errors.ts";
 import { LlmCallsBlockedError, RetryableEvaluationError } from "../../shared/pipeline/evaluation-errors.ts";
 import { evaluateByCalculationType } from "../../shared/pipeline/evaluators.ts";
@@ -7,11 +8,6 @@ import { createMetricSchema, type MetricDefinition } from "../../shared/schemas/
 import { getCall } from "../../shared/store/calls.ts";
 import { getMetric } from "../../shared/store/metrics.ts";
 
-const bodySchema = z.strictObject({
-  callId: z.string().trim().min(1).max(256),
-  /** `{id}` (id or slug) of a saved definition, or a whole definition to try before saving it. */
-  metric: z.record(z.string(), z.unknown()),
-});
 const savedMetricSchema = z.strictObject({ id: z.string().trim().min(1).max(256) });
 
 async function resolveDefinition(orgId: string, metric: Record<string, unknown>): Promise<MetricDefinition> {
@@ -32,7 +28,7 @@ async function resolveDefinition(orgId: string, metric: Record<string, unknown>)
 }
 
 /** Evaluates one definition on one call synchronously; nothing is stored. */
-export const handler = apiRoute({ body: bodySchema }, async ({ principal, body }) => {
+export const handler = apiRoute(contract["POST /v1/metric/playground"], async ({ principal, body }) => {
   const [definition, call] = await Promise.all([
     resolveDefinition(principal.orgId, body.metric),
     getCall(principal.orgId, body.callId),

@@ -1,13 +1,20 @@
 /**
  * A local stand-in for the API Gateway HTTP API: matches requests to the wiring's routes,
  * hands the Lambda handler a payload-format-2.0 event and maps its result back the way API
- * Gateway does. Pure pieces (route matching, event building, result mapping) are exported
- * for unit tests; startHttpGateway wires them to node:http.
+ * Gateway does. Like the deployed API, a request authorizer (the wiring's `authorizer`)
+ * runs before every route that is not `public`, and its context reaches the handler as
+ * `requestContext.authorizer.lambda`. Pure pieces (route matching, event building,
+ * authorizer events and decisions, result mapping) are exported for unit tests;
+ * startHttpGateway wires them to node:http.
  */
 import { randomUUID } from "node:crypto";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
-import type { APIGatewayProxyEventV2 } from "aws-lambda";
+import type {
+  APIGatewayProxyEventV2,
+  APIGatewayProxyEventV2WithLambdaAuthorizer,
+  APIGatewayRequestAuthorizerEventV2,
+} from "aws-lambda";
 import type { RouteEntry } from "../../shared/wiring.ts";
 import { errorDetails, LOCAL_ACCOUNT_ID, type RuntimeLogger } from "./invoke.ts";
 
@@ -222,6 +229,59 @@ export function buildHttpApiEvent(request: GatewayRequest, context: EventContext
 }
 
 // ---------------------------------------------------------------------------------------
+// Request authorizer (payload 2.0, simple responses), as the CDK stack configures it
+
+/** The identity source of the deployed authorizer: `$request.header.Authorization`. */
+export const AUTHORIZER_IDENTITY_HEADER = "authorization";
+
+export type AuthorizerDecision = { authorized: true; context: Record<string, unknown> } | { authorized: false };
+
+/** The event API Gateway sends a REQUEST authorizer for this request (payload format 2.0). */
+export function buildAuthorizerEvent(
+  event: APIGatewayProxyEventV2,
+  identity: string,
+  region = "us-east-1",
+): APIGatewayRequestAuthorizerEventV2 {
+  const { body: _body, isBase64Encoded: _isBase64Encoded, cookies, ...request } = event;
+  const { stage, http } = event.requestContext;
+  return {
+    ...request,
+    type: "REQUEST",
+    routeArn: `arn:aws:execute-api:${region}:${LOCAL_ACCOUNT_ID}:${LOCAL_API_ID}/${stage}/${http.method}${event.rawPath}`,
+    identitySource: [identity],
+    cookies: cookies ?? [],
+  };
+}
+
+/**
+ * Reads a simple authorizer response. Anything without a boolean `isAuthorized` is a
+ * misbehaving authorizer, which API Gateway answers with 500 (so do we: it throws).
+ */
+export function toAuthorizerDecision(result: unknown): AuthorizerDecision {
+  if (
+    typeof result !== "object" ||
+    result === null ||
+    typeof (result as { isAuthorized?: unknown }).isAuthorized !== "boolean"
+  ) {
+    throw new InvalidLambdaResponseError("The authorizer must answer {isAuthorized: boolean, context?}");
+  }
+  const { isAuthorized, context } = result as { isAuthorized: boolean; context?: unknown };
+  if (!isAuthorized) return { authorized: false };
+  if (context !== undefined && (typeof context !== "object" || context === null || Array.isArray(context))) {
+    throw new InvalidLambdaResponseError("The authorizer's context must be an object");
+  }
+  return { authorized: true, context: (context as Record<string, unknown> | undefined) ?? {} };
+}
+
+/** The handler's event with the authorizer's context where API Gateway puts it. */
+export function withAuthorizerContext(
+  event: APIGatewayProxyEventV2,
+  context: Record<string, unknown>,
+): APIGatewayProxyEventV2WithLambdaAuthorizer<Record<string, unknown>> {
+  return { ...event, requestContext: { ...event.requestContext, authorizer: { lambda: context } } };
+}
+
+// ---------------------------------------------------------------------------------------
 // Handler result → HTTP response
 
 export interface GatewayResponse {
@@ -296,15 +356,26 @@ export interface HttpGatewayStats {
   invocations: Record<string, number>;
   /** Handler failures (throws, timeouts, invalid results) answered with 500. */
   handlerErrors: number;
+  /** Authorizer invocations, and requests refused (no key, or the authorizer said no). */
+  authorizer: { invocations: number; refused: number; errors: number };
 }
 
 export interface HttpGatewayOptions {
   routes: RouteEntry[];
   invoke(route: RouteEntry, event: APIGatewayProxyEventV2): Promise<unknown>;
+  /**
+   * The request authorizer, run before every non-public route (the wiring's `authorizer`).
+   * Without it the handlers see no authorizer context and authenticate the key themselves.
+   */
+  authorize?(event: APIGatewayRequestAuthorizerEventV2): Promise<unknown>;
+  /** For the authorizer's route ARN. Default us-east-1. */
+  region?: string;
   /** 0 = a free port. Always bound to 127.0.0.1. */
   port?: number;
   logger: RuntimeLogger;
   maxPayloadBytes?: number;
+  /** Static files (the web console) answered before routing; undefined = not a static path. */
+  staticFiles?(method: string, rawPath: string): Promise<GatewayResponse | undefined>;
 }
 
 export interface HttpGateway {
@@ -346,7 +417,41 @@ function send(response: ServerResponse, result: GatewayResponse, requestId: stri
 export async function startHttpGateway(options: HttpGatewayOptions): Promise<HttpGateway> {
   const route = createRouter(options.routes);
   const maxPayloadBytes = options.maxPayloadBytes ?? MAX_PAYLOAD_BYTES;
-  const counters: HttpGatewayStats = { requests: 0, invocations: {}, handlerErrors: 0 };
+  const counters: HttpGatewayStats = {
+    requests: 0,
+    invocations: {},
+    handlerErrors: 0,
+    authorizer: { invocations: 0, refused: 0, errors: 0 },
+  };
+
+  /**
+   * The authorizer's verdict as the deployed API applies it: no Authorization header → refused
+   * without invoking it; a refusal → 401 in the service's error shape (API Gateway itself
+   * answers 403 {"message":"Forbidden"} there, see the README); a failure → 500.
+   */
+  async function authorize(
+    entry: RouteEntry,
+    event: APIGatewayProxyEventV2,
+  ): Promise<{ event: APIGatewayProxyEventV2 } | { response: GatewayResponse }> {
+    if (!options.authorize || entry.public) return { event };
+    const refused = () => {
+      counters.authorizer.refused++;
+      return { response: errorResponse(401, "unauthorized", "Missing or invalid API key") };
+    };
+    const identity = event.headers[AUTHORIZER_IDENTITY_HEADER];
+    if (!identity) return refused();
+    counters.authorizer.invocations++;
+    let decision: AuthorizerDecision;
+    try {
+      decision = toAuthorizerDecision(await options.authorize(buildAuthorizerEvent(event, identity, options.region)));
+    } catch (error) {
+      counters.authorizer.errors++;
+      options.logger.error("Authorizer failed", { routeKey: event.routeKey, ...errorDetails(error) });
+      return { response: errorResponse(500, "internal_error", "Internal server error") };
+    }
+    if (!decision.authorized) return refused();
+    return { event: withAuthorizerContext(event, decision.context) };
+  }
   const inFlight = new Set<Promise<void>>();
 
   async function handle(request: IncomingMessage, response: ServerResponse): Promise<void> {
@@ -364,6 +469,8 @@ export async function startHttpGateway(options: HttpGatewayOptions): Promise<Htt
     if (method === "GET" && rawPath === "/health") {
       return send(response, toGatewayResponse({ status: "ok" }), requestId);
     }
+    const asset = await options.staticFiles?.(method, rawPath);
+    if (asset) return send(response, asset, requestId);
 
     const match = route(method, rawPath);
     if (match.kind === "notFound") {
@@ -376,7 +483,7 @@ export async function startHttpGateway(options: HttpGatewayOptions): Promise<Htt
     }
 
     const routeKey = `${match.route.method} ${match.route.path}`;
-    const event = buildHttpApiEvent(
+    const requestEvent = buildHttpApiEvent(
       {
         method,
         url,
@@ -388,6 +495,9 @@ export async function startHttpGateway(options: HttpGatewayOptions): Promise<Htt
       },
       { routeKey, pathParameters: match.pathParameters, requestId, now: new Date() },
     );
+    const authorized = await authorize(match.route, requestEvent);
+    if ("response" in authorized) return send(response, authorized.response, requestId);
+    const { event } = authorized;
     counters.invocations[match.route.id] = (counters.invocations[match.route.id] ?? 0) + 1;
     let result: GatewayResponse;
     try {
@@ -422,7 +532,7 @@ export async function startHttpGateway(options: HttpGatewayOptions): Promise<Htt
   return {
     baseUrl: `http://127.0.0.1:${port}`,
     port,
-    stats: () => ({ ...counters, invocations: { ...counters.invocations } }),
+    stats: () => ({ ...counters, invocations: { ...counters.invocations }, authorizer: { ...counters.authorizer } }),
     async stop() {
       const closed = new Promise<void>((resolveClose) => server.close(() => resolveClose()));
       server.closeIdleConnections();

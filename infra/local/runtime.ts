@@ -1,6 +1,6 @@
 /**
  * Runs the wiring table on local engines with the very same Lambda handlers: the HTTP
- * gateway for routes, SQS pollers for queue consumers and stream pollers for stream
+ * gateway for routes (behind the wiring's request authorizer, as deployed), SQS pollers for queue consumers and stream pollers for stream
  * consumers. The caller creates the table and queues and sets the functions' environment
  * (TABLE_NAME, queue URLs, endpoints, credentials) before calling startLocalRuntime.
  */
@@ -13,6 +13,7 @@ import { type HttpGatewayStats, startHttpGateway } from "./http-gateway.ts";
 import { createHandlerResolver, invokeHandler, type LambdaHandler, type RuntimeLogger } from "./invoke.ts";
 import { startScheduler } from "./scheduler.ts";
 import { type SqsConsumerStats, type SqsPoller, startSqsPoller } from "./sqs-poller.ts";
+import { serveConsole } from "./static-files.ts";
 import { type StreamConsumerStats, type StreamPoller, startStreamPoller } from "./stream-poller.ts";
 
 export type { LambdaHandler, RuntimeLogger } from "./invoke.ts";
@@ -136,8 +137,11 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
     gateway = await startHttpGateway({
       routes: options.wiring.routes,
       invoke: (route, event) => invoke(route, event),
+      authorize: (event) => invoke(options.wiring.authorizer, event),
+      region,
       port: options.port ?? 0,
       logger,
+      staticFiles: serveConsole,
     });
   } catch (error) {
     await stopAll();

@@ -3,7 +3,14 @@
  * table — the same ones the local runtime runs — so the two cannot drift.
  */
 import { CfnOutput, Duration, RemovalPolicy, Stack, type StackProps, Validations } from "aws-cdk-lib";
-import { CorsHttpMethod, HttpApi, HttpMethod, HttpStage, LogGroupLogDestination } from "aws-cdk-lib/aws-apigatewayv2";
+import {
+  CorsHttpMethod,
+  HttpApi,
+  HttpMethod,
+  HttpNoneAuthorizer,
+  HttpStage,
+  LogGroupLogDestination,
+} from "aws-cdk-lib/aws-apigatewayv2";
 import { HttpLambdaAuthorizer, HttpLambdaResponseType } from "aws-cdk-lib/aws-apigatewayv2-authorizers";
 import { HttpLambdaIntegration } from "aws-cdk-lib/aws-apigatewayv2-integrations";
 import {
@@ -181,11 +188,19 @@ export class ServiceStack extends Stack {
     });
     for (const route of wiring.routes) {
       const fn = make(route);
-      api.addRoutes({
+      const [deployed] = api.addRoutes({
         path: route.path,
         methods: [HttpMethod[route.method]],
         integration: new HttpLambdaIntegration(`${route.id}-integration`, fn.fn),
+        // Public routes (the OpenAPI document) are served without a key, as locally.
+        ...(route.public ? { authorizer: new HttpNoneAuthorizer() } : {}),
       });
+      if (route.public && deployed) {
+        Validations.of(deployed).acknowledge({
+          id: "AwsSolutions-APIG4",
+          reason: `${route.method} ${route.path} is public by design (wiring: public); it serves static, non-tenant data.`,
+        });
+      }
     }
 
     // ---- queue consumers: partial batch responses, batch/window/concurrency from the wiring

@@ -101,18 +101,32 @@ async function mapLimited<T, R>(items: T[], limit: number, fn: (item: T) => Prom
   return results;
 }
 
-async function acquire(orgId: string, backfillId: string, now: Date, jobId: string): Promise<boolean> {
+/**
+ * Takes the run lock, on condition that no other run holds it and that no run started a job
+ * since `seenLastJobId` was read (the job this run checked is still the latest one): a run
+ * that read the backfill before another run started its job cannot start a second one.
+ */
+async function acquire(
+  orgId: string,
+  backfillId: string,
+  now: Date,
+  jobId: string,
+  seenLastJobId: string | undefined,
+): Promise<boolean> {
   try {
     await dynamo().send(
       new UpdateCommand({
         TableName: config().tableName,
         Key: keys.backfill(orgId, backfillId),
         UpdateExpression: "SET runningUntil = :until, lastJobId = :job",
-        ConditionExpression: "attribute_exists(pk) AND (attribute_not_exists(runningUntil) OR runningUntil < :now)",
+        ConditionExpression: `attribute_exists(pk) AND (attribute_not_exists(runningUntil) OR runningUntil < :now) AND ${
+          seenLastJobId ? "lastJobId = :seen" : "attribute_not_exists(lastJobId)"
+        }`,
         ExpressionAttributeValues: {
           ":until": new Date(now.getTime() + LOCK_MS).toISOString(),
           ":now": now.toISOString(),
           ":job": jobId,
+          ...(seenLastJobId ? { ":seen": seenLastJobId } : {}),
         },
       }),
     );
@@ -165,7 +179,7 @@ export async function runBackfill(
   // The job id is fixed before anything is written: a crashed run is found by the next one.
   const jobId = createHash("sha256").update(`${backfillId}|${cutoff}`).digest("hex");
   const uuid = `${jobId.slice(0, 8)}-${jobId.slice(8, 12)}-5${jobId.slice(13, 16)}-b${jobId.slice(17, 20)}-${jobId.slice(20, 32)}`;
-  if (!(await acquire(orgId, backfillId, now, uuid))) {
+  if (!(await acquire(orgId, backfillId, now, uuid, backfill.lastJobId))) {
     if (trigger === "manual") throw conflict(`Backfill ${backfillId} is already running`);
     return skipped("Another run holds the lock");
   }

@@ -59,6 +59,10 @@ export function parseSchedule(expression: string): Schedule {
     const amount = Number(rate[1]);
     const unit = rate[2] ?? "minutes";
     if (amount < 1) throw new Error("rate must be at least 1");
+    // As EventBridge: rate(1 hour), rate(2 hours) — never rate(1 hours) or rate(2 hour).
+    if ((amount === 1) !== !unit.endsWith("s")) {
+      throw new Error(`use "${amount} ${amount === 1 ? unit.replace(/s$/, "") : `${unit.replace(/s$/, "")}s`}"`);
+    }
     const unitMs = unit.startsWith("minute") ? 60_000 : unit.startsWith("hour") ? 3_600_000 : 86_400_000;
     return { kind: "rate", everyMs: amount * unitMs };
   }

@@ -387,6 +387,8 @@ export function demoMetricDefinitions() {
       outputType: "NUMERIC",
       builtIn: { kind: "AGENT_RESPONSE_LATENCY_P95" },
       unit: { name: "milliseconds", symbol: "ms" },
+      // Latency-like: the analytics API reports the p95 over calls, not the average.
+      histogram: true,
     },
     {
       slug: "interruptions",

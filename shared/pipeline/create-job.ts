@@ -36,7 +36,13 @@ export function splitIntoPages(callIds: string[], metricCount: number): string[]
 export async function createCollectionJob(
   orgId: string,
   input: CreateJobInput,
-  options: { triggeredBy?: CollectionJob["triggeredBy"]; policyIds?: string[]; jobId?: string } = {},
+  options: {
+    triggeredBy?: CollectionJob["triggeredBy"];
+    policyIds?: string[];
+    jobId?: string;
+    /** A URL checked when its policy was saved (and checked again at delivery), not now. */
+    webhookUrl?: string;
+  } = {},
 ): Promise<CollectionJob> {
   // Duplicates would name the same item twice and the job could never reach its total.
   const callIds = unique(input.callIds);

@@ -6,6 +6,7 @@
  */
 import { ChangeMessageVisibilityBatchCommand } from "@aws-sdk/client-sqs";
 import type { SQSBatchResponse, SQSRecord } from "aws-lambda";
+import { labelsOf, numericValue } from "../analytics/rollup.ts";
 import { sqs } from "../aws.ts";
 import { config, requireQueueUrl } from "../config.ts";
 import { keys } from "../keys.ts";
@@ -118,7 +119,13 @@ async function loadDefinitions(items: WorkItem[]): Promise<Map<string, MetricDef
   return found;
 }
 
-function resultOf(record: SQSRecord, item: WorkItem, outcome: EvaluationOutcome, policyIds?: string[]): ItemResult {
+function resultOf(
+  record: SQSRecord,
+  item: WorkItem,
+  outcome: EvaluationOutcome,
+  policyIds?: string[],
+  source?: { call?: Call; definition?: MetricDefinition },
+): ItemResult {
   const value: MetricValue = {
     ...outcome,
     ...(policyIds && policyIds.length > 0 ? { policyIds } : {}),
@@ -128,7 +135,20 @@ function resultOf(record: SQSRecord, item: WorkItem, outcome: EvaluationOutcome,
     metricVersion: item.metricVersion,
     computedAt: new Date().toISOString(),
   };
-  return { messageId: record.messageId, item, value };
+  const { call, definition } = source ?? {};
+  const rollup =
+    call && definition && outcome.captureStatus === "SUCCESS"
+      ? {
+          orgId: item.orgId,
+          slug: definition.slug,
+          outputType: definition.outputType,
+          histogram: definition.histogram === true,
+          labels: labelsOf(call),
+          at: call.startedAt,
+          numeric: numericValue(outcome.value, definition.outputType),
+        }
+      : undefined;
+  return { messageId: record.messageId, item, value, ...(rollup ? { rollup } : {}) };
 }
 
 export async function processWorkBatch(records: SQSRecord[], deps: EvaluatorDeps): Promise<SQSBatchResponse> {
@@ -202,7 +222,12 @@ export async function processWorkBatch(records: SQSRecord[], deps: EvaluatorDeps
       if (error instanceof LlmCallsBlockedError) {
         outcome = { captureStatus: "ERROR", context: "CALL", errorMessage: error.message };
         await stopLlmCalls(item, error.message);
-        results.push(resultOf(record, item, outcome, running.get(keys.job(item.orgId, item.jobId).pk)?.policyIds));
+        results.push(
+          resultOf(record, item, outcome, running.get(keys.job(item.orgId, item.jobId).pk)?.policyIds, {
+            call,
+            definition,
+          }),
+        );
         continue;
       }
       const message = error instanceof Error ? error.message : String(error);
@@ -222,7 +247,12 @@ export async function processWorkBatch(records: SQSRecord[], deps: EvaluatorDeps
         errorMessage: `Gave up after ${receiveCount} attempts: ${message}`,
       };
     }
-    results.push(resultOf(record, item, outcome, running.get(keys.job(item.orgId, item.jobId).pk)?.policyIds));
+    results.push(
+      resultOf(record, item, outcome, running.get(keys.job(item.orgId, item.jobId).pk)?.policyIds, {
+        call,
+        definition,
+      }),
+    );
   }
 
   const outcomes = await recordResults(results);

@@ -45,7 +45,10 @@ async function announceEnd(record: DynamoDBRecord, job: JobImage): Promise<void>
   if (!job.webhookUrl || !FINAL.has(job.status) || !previousStatus || FINAL.has(previousStatus)) return;
   const queuedAt = new Date().toISOString();
   const deliveryId = deliveryIdFor(job.id, job.status);
-  await markWebhookPending(job.orgId, job.id, { id: deliveryId, status: "pending", attempts: 0, queuedAt });
+  // Enqueued once: a replayed stream record finds the delivery recorded (and attempted) already.
+  if (!(await markWebhookPending(job.orgId, job.id, { id: deliveryId, status: "pending", attempts: 0, queuedAt }))) {
+    return;
+  }
   const message: WebhookMessage = { orgId: job.orgId, jobId: job.id, deliveryId, queuedAt };
   await sendMessages(requireQueueUrl("webhook"), [JSON.stringify(message)]);
 }

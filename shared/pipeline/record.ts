@@ -6,6 +6,8 @@
  */
 import { TransactionCanceledException } from "@aws-sdk/client-dynamodb";
 import { TransactWriteCommand } from "@aws-sdk/lib-dynamodb";
+import { indexRollups } from "../analytics/index-store.ts";
+import { type RollupInput, rollupIncrements, rollupUpdate } from "../analytics/rollup.ts";
 import { dynamo } from "../aws.ts";
 import { config } from "../config.ts";
 import { keys } from "../keys.ts";
@@ -18,12 +20,17 @@ export interface ItemResult {
   messageId: string;
   item: WorkItem;
   value: MetricValue;
+  /** What the analytics rollups add for this value (SUCCESS values only). */
+  rollup?: RollupInput;
 }
 
 export type RecordOutcome = "recorded" | "duplicate" | "job-not-running" | "not-recorded";
 
-/** DynamoDB allows 100 actions per transaction: 99 values + the counter update. */
-const VALUES_PER_TRANSACTION = 99;
+/**
+ * DynamoDB allows 100 actions per transaction: the counter update, the values and up to
+ * four analytics rollup updates per value (one per resolution): 1 + 19 × 5 = 96.
+ */
+const VALUES_PER_TRANSACTION = 19;
 const MAX_ATTEMPTS = 6;
 const COUNTED_AS_COMPLETED = new Set(["SUCCESS", "NOT_APPLICABLE", "DATA_MISSING"]);
 
@@ -78,6 +85,7 @@ async function recordJobChunk(results: ItemResult[]): Promise<RecordOutcome[]> {
     const completed = pending.filter(({ result }) => COUNTED_AS_COMPLETED.has(result.value.captureStatus)).length;
     const failed = pending.length - completed;
     const usage = usageUpdate(pending.map(({ result }) => result.value));
+    const rollups = rollupIncrements(pending.flatMap(({ result }) => (result.rollup ? [result.rollup] : [])));
     try {
       await dynamo().send(
         new TransactWriteCommand({
@@ -102,6 +110,7 @@ async function recordJobChunk(results: ItemResult[]): Promise<RecordOutcome[]> {
             ...pending.map(({ result }) => ({
               Put: { TableName: table, Item: valueItem(result), ConditionExpression: "attribute_not_exists(pk)" },
             })),
+            ...rollups.map((rollup) => ({ Update: rollupUpdate(table, rollup) })),
           ],
         }),
       );
@@ -143,6 +152,8 @@ export async function recordResults(results: ItemResult[]): Promise<Map<string, 
     const job = `${result.item.orgId}|${result.item.jobId}`;
     byJob.set(job, [...(byJob.get(job) ?? []), result]);
   }
+  // Label sets and metric names first (idempotent puts), so recorded rollups are always findable.
+  await indexRollups([...firstByItem.values()].flatMap((result) => (result.rollup ? [result.rollup] : [])));
   // Chunks of one job run one after another (they share the counter); jobs run in parallel.
   await Promise.all(
     [...byJob.values()].map(async (jobResults) => {

@@ -23,8 +23,24 @@ export function windowStart(now: Date, windowSeconds: number): string {
   return new Date(Math.floor(now.getTime() / ms) * ms).toISOString();
 }
 
-/** Adds matched calls to the policy's open batch for `now`'s window. */
-export async function addToPolicyBatch(orgId: string, policyId: string, callIds: string[], now = new Date()) {
+/** DynamoDB refuses an update that would grow the item past 400 KB (about 10,000 call ids). */
+const isItemTooLarge = (error: unknown) =>
+  error instanceof Error &&
+  error.name === "ValidationException" &&
+  /item size .*exceeded|exceeded the maximum allowed size/i.test(error.message);
+const MAX_SHARDS = 1000;
+
+/**
+ * Adds matched calls to the policy's open batch for `now`'s window. A batch item that is
+ * full (a very large burst) spills into the window's next shard, flushed as its own job.
+ */
+export async function addToPolicyBatch(
+  orgId: string,
+  policyId: string,
+  callIds: string[],
+  now = new Date(),
+  shard = 0,
+): Promise<void> {
   const { policyWindowSeconds } = config();
   const start = windowStart(now, policyWindowSeconds);
   const due = new Date(Date.parse(start) + policyWindowSeconds * 1000).toISOString();
@@ -32,7 +48,7 @@ export async function addToPolicyBatch(orgId: string, policyId: string, callIds:
     await dynamo().send(
       new UpdateCommand({
         TableName: config().tableName,
-        Key: keys.policyBatch(orgId, policyId, start),
+        Key: keys.policyBatch(orgId, policyId, start, shard),
         UpdateExpression:
           "ADD callIds :calls SET entity = :entity, orgId = :org, policyId = :policy, gsi1pk = if_not_exists(gsi1pk, :open), gsi1sk = if_not_exists(gsi1sk, :due)",
         // A window already flushed takes no more calls: they go to the next one.
@@ -48,6 +64,10 @@ export async function addToPolicyBatch(orgId: string, policyId: string, callIds:
       }),
     );
   } catch (error) {
+    if (isItemTooLarge(error) && shard < MAX_SHARDS) {
+      await addToPolicyBatch(orgId, policyId, callIds, now, shard + 1);
+      return;
+    }
     if (!(error instanceof ConditionalCheckFailedException)) throw error;
     await addToPolicyBatch(orgId, policyId, callIds, new Date(Date.parse(start) + policyWindowSeconds * 1000));
   }
@@ -83,8 +103,10 @@ async function flushBatch(batch: Item): Promise<void> {
   try {
     await createCollectionJob(
       orgId,
-      { callIds, metrics: policy.metrics, webhookUrl: policy.webhookUrl },
-      { triggeredBy: "METRIC_POLICY", policyIds: [policyId], jobId },
+      { callIds, metrics: policy.metrics },
+      // Not re-validated here: a webhook host that stopped resolving must not drop the calls'
+      // evaluation; the delivery checks the URL again (and fails the delivery, not the job).
+      { triggeredBy: "METRIC_POLICY", policyIds: [policyId], jobId, webhookUrl: policy.webhookUrl },
     );
   } catch (error) {
     if (error instanceof ConditionalCheckFailedException) {

@@ -12,9 +12,9 @@ function compare(actual: string | undefined, condition: PolicyCondition): boolea
     case "NOT_EQUALS":
       return actual !== expected;
     case "CONTAINS":
-      return actual !== undefined && actual.includes(expected);
+      return actual?.includes(expected) === true;
     case "STARTS_WITH":
-      return actual !== undefined && actual.startsWith(expected);
+      return actual?.startsWith(expected) === true;
     default: {
       // Numeric comparisons: a missing or non-numeric value never matches.
       const left = Number(actual);

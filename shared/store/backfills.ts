@@ -5,7 +5,7 @@ import { DeleteCommand, GetCommand, PutCommand, QueryCommand, UpdateCommand } fr
 import { dynamo } from "../aws.ts";
 import { nextRun, parseSchedule } from "../backfills/schedule.ts";
 import { config } from "../config.ts";
-import { badRequest, notFound } from "../http/errors.ts";
+import { badRequest, conflict, notFound } from "../http/errors.ts";
 import { keys } from "../keys.ts";
 import { assertWebhookUrl } from "../pipeline/create-job.ts";
 import { type Backfill, type CreateBackfillInput, createBackfillSchema } from "../schemas/backfill.ts";
@@ -68,6 +68,11 @@ export async function scheduleNextRun(
   return nextRunAt;
 }
 
+/**
+ * Creates the backfill (`replace` false) or replaces a live one — only while no run holds
+ * its lock and no run started a job since it was read (`backfill.lastJobId` is current), so
+ * an edit can neither drop a run's lock nor hide the job a later run must wait for.
+ */
 async function putBackfill(orgId: string, backfill: Backfill, replace: boolean) {
   await dynamo().send(
     new PutCommand({
@@ -82,9 +87,15 @@ async function putBackfill(orgId: string, backfill: Backfill, replace: boolean) 
       },
       ...(replace
         ? {
-            ConditionExpression: "attribute_exists(pk) AND #status <> :deleted",
+            ConditionExpression: `attribute_exists(pk) AND #status <> :deleted AND (attribute_not_exists(runningUntil) OR runningUntil < :now) AND ${
+              backfill.lastJobId ? "lastJobId = :seen" : "attribute_not_exists(lastJobId)"
+            }`,
             ExpressionAttributeNames: { "#status": "status" },
-            ExpressionAttributeValues: { ":deleted": "DELETED" },
+            ExpressionAttributeValues: {
+              ":deleted": "DELETED",
+              ":now": new Date().toISOString(),
+              ...(backfill.lastJobId ? { ":seen": backfill.lastJobId } : {}),
+            },
           }
         : { ConditionExpression: "attribute_not_exists(pk)" }),
     }),
@@ -147,8 +158,9 @@ export async function updateBackfill(orgId: string, backfillId: string, patch: P
   try {
     await putBackfill(orgId, backfill, true);
   } catch (error) {
-    if (error instanceof ConditionalCheckFailedException) throw notFound("Backfill", backfillId);
-    throw error;
+    if (!(error instanceof ConditionalCheckFailedException)) throw error;
+    if (!(await getBackfill(orgId, backfillId))) throw notFound("Backfill", backfillId);
+    throw conflict(`Backfill ${backfillId} is starting a run; send the change again`);
   }
   return { ...backfill, nextRunAt: await scheduleNextRun(orgId, backfill) };
 }

@@ -60,8 +60,13 @@ export interface WebhookDelivery {
   deliveredAt?: string;
 }
 
-/** Records a delivery as pending once; later calls for the same job change nothing. */
-export async function markWebhookPending(orgId: string, jobId: string, delivery: WebhookDelivery): Promise<void> {
+/**
+ * Records a delivery as pending once; later calls for the same job change nothing. Answers
+ * whether the delivery still needs its queue message: true when this call recorded it, or
+ * when an earlier call recorded it but no attempt has been made yet (that caller may have
+ * stopped before sending its message).
+ */
+export async function markWebhookPending(orgId: string, jobId: string, delivery: WebhookDelivery): Promise<boolean> {
   try {
     await dynamo().send(
       new UpdateCommand({
@@ -72,9 +77,20 @@ export async function markWebhookPending(orgId: string, jobId: string, delivery:
         ExpressionAttributeValues: { ":delivery": delivery },
       }),
     );
+    return true;
   } catch (error) {
     if (!(error instanceof ConditionalCheckFailedException)) throw error;
   }
+  const { Item } = await dynamo().send(
+    new GetCommand({
+      TableName: config().tableName,
+      Key: keys.job(orgId, jobId),
+      ProjectionExpression: "webhook",
+      ConsistentRead: true,
+    }),
+  );
+  const existing = Item?.webhook as WebhookDelivery | undefined;
+  return existing?.status === "pending" && existing.attempts === 0;
 }
 
 /** Saves the outcome of an attempt, unless the delivery already ended (a duplicate message). */

@@ -13,6 +13,7 @@ import { config, requireQueueUrl } from "../config.ts";
 import { logger } from "../logger.ts";
 import { getJob } from "../store/jobs.ts";
 import { getOrCreateWebhookSecret, saveWebhookAttempt, type WebhookDelivery } from "../store/webhooks.ts";
+import { guardedPost, type WebhookFetch } from "./guarded-post.ts";
 import { signWebhook } from "./signature.ts";
 import { webhookUrlProblem } from "./url-safety.ts";
 
@@ -29,14 +30,15 @@ export const deliveryIdFor = (jobId: string, status: string) => `whd_${jobId}_${
 const MAX_DELAY_SECONDS = 3600;
 
 export interface WebhookDeps {
-  fetch: typeof fetch;
+  fetch: WebhookFetch;
   /** Puts a message back on the queue for `seconds`. */
   delay: (receiptHandle: string, seconds: number) => Promise<void>;
   now: () => Date;
 }
 
 export const defaultWebhookDeps: WebhookDeps = {
-  fetch: (input, init) => fetch(input, init),
+  // Connects only to addresses that pass the SSRF check (no second, unchecked DNS answer).
+  fetch: (url, init) => guardedPost({ allowLoopback: config().webhookAllowLoopback })(url, init),
   delay: async (receiptHandle, seconds) => {
     await sqs().send(
       new ChangeMessageVisibilityCommand({

@@ -24,6 +24,10 @@ for (const [network, prefix] of [
 }
 for (const [network, prefix] of [
   ["::", 128],
+  // NAT64 and 6to4 embed an IPv4 address that may be internal: refused as a whole.
+  ["64:ff9b::", 96],
+  ["64:ff9b:1::", 48],
+  ["2002::", 16],
   ["fc00::", 7],
   ["fe80::", 10],
   ["ff00::", 8],

@@ -12,6 +12,7 @@ describe("a 10,000-item job", () => {
   });
   afterAll(() => stack?.stop());
 
+  // Completion time is not the point here (the benchmark measures it); only a hang may fail it.
   it("is accepted quickly (fan-out is asynchronous) and completes with exact counts", async () => {
     const callIds: string[] = [];
     for (let i = 0; i < CALLS; i += 25) {
@@ -42,7 +43,7 @@ describe("a 10,000-item job", () => {
     expect(acceptMs).toBeLessThan(3_000);
     console.log(`10,000-item job accepted in ${acceptMs.toFixed(0)} ms`);
 
-    const job = await waitForJobEnd(stack.api, created.body.data.id, 240_000);
+    const job = await waitForJobEnd(stack.api, created.body.data.id, 840_000);
     expect(job).toMatchObject({ status: "COMPLETED", completedItems: 10_000, failedItems: 0 });
-  }, 300_000);
+  }, 900_000);
 });

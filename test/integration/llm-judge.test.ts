@@ -37,10 +37,12 @@ async function runJob(stack: TestStack, callIds: string[], metrics: { id: string
   return waitForJobEnd(stack.api, created.body.data.id, 90_000);
 }
 
-describe("LLM-judged metrics on the local engines", () => {
+describe("LLM-judged metrics on the local engines", { timeout: 120_000 }, () => {
   let stack: TestStack;
   beforeAll(async () => {
-    stack = await startTestStack();
+    // Request counts are asserted exactly: a batch must never be redelivered because a busy
+    // machine made it outlive a short visibility timeout.
+    stack = await startTestStack({ queueOverrides: { work: { visibilityTimeoutSeconds: 20, maxReceiveCount: 3 } } });
   });
   afterAll(() => stack?.stop());
   beforeEach(() => {

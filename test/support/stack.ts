@@ -94,7 +94,7 @@ export type TestStack = Awaited<ReturnType<typeof startTestStack>>;
 /** Polls until `check` returns a value (not undefined) or the timeout passes. */
 export async function waitFor<T>(
   check: () => Promise<T | undefined>,
-  { timeoutMs = 30_000, intervalMs = 100, what = "condition" } = {},
+  { timeoutMs = 90_000, intervalMs = 100, what = "condition" } = {},
 ): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let last: unknown;
@@ -111,7 +111,7 @@ export async function waitFor<T>(
 }
 
 /** Waits until the job leaves PENDING/PROCESSING and returns it. */
-export async function waitForJobEnd(api: TestStack["api"], jobId: string, timeoutMs = 60_000) {
+export async function waitForJobEnd(api: TestStack["api"], jobId: string, timeoutMs = 180_000) {
   return waitFor(
     async () => {
       const { body } = await api("GET", `/v1/metric/collection-jobs/${jobId}`);

@@ -3,6 +3,7 @@ import type { APIGatewayProxyEventV2, Context } from "aws-lambda";
 import { mockClient } from "aws-sdk-client-mock";
 import { beforeEach, describe, expect, it } from "vitest";
 import { z } from "zod";
+import { buildAuthorizerEvent, toAuthorizerDecision, withAuthorizerContext } from "../../infra/local/http-gateway.ts";
 import { hashApiKey } from "../../shared/auth.ts";
 import { apiRoute } from "../../shared/http/api-handler.ts";
 import { conflict } from "../../shared/http/errors.ts";
@@ -76,6 +77,23 @@ describe("apiRoute", () => {
     });
     expect(await handler(request("Bearer mcj_unknown_key_000000"))).toEqual({ isAuthorized: false, context: {} });
     expect(await handler(request())).toEqual({ isAuthorized: false, context: {} });
+  });
+
+  it("authorizer → gateway → route: the route sees the principal the authorizer resolved", async () => {
+    const { handler } = await import("../../functions/api/authorizer.ts");
+    const request = event({
+      body: JSON.stringify({ name: "ok" }),
+      requestContext: { stage: "$default", http: { method: "POST" } } as never,
+    });
+    const decision = toAuthorizerDecision(
+      await handler(buildAuthorizerEvent(request, request.headers.authorization ?? "") as never),
+    );
+    expect(decision.authorized).toBe(true);
+    if (!decision.authorized) return;
+    // Without the header, only the authorizer's context can name the organization.
+    const response = await invoke(withAuthorizerContext({ ...request, headers: {} }, decision.context));
+    expect(response.statusCode).toBe(200);
+    expect(JSON.parse(response.body)).toEqual({ data: { org: "org-1", name: "ok" } });
   });
 
   it("answers 401 for a missing or unknown key", async () => {

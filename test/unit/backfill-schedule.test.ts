@@ -30,6 +30,12 @@ describe("backfill schedules", () => {
     expect(() => parseSchedule("cron(0 2 * * * *)")).toThrow(/\? in exactly one/);
     expect(() => parseSchedule("cron(61 2 * * ? *)")).toThrow(/out of range/);
     expect(() => parseSchedule("rate(0 minutes)")).toThrow(/at least 1/);
+    expect(() => parseSchedule("rate(1 hours)")).toThrow(/use "1 hour"/);
+    expect(() => parseSchedule("rate(5 minute)")).toThrow(/use "5 minutes"/);
+    expect(() => parseSchedule("rate(-1 days)")).toThrow(/rate\(N/);
+    expect(() => parseSchedule("cron(0 25 * * ? *)")).toThrow(/out of range/);
+    expect(() => parseSchedule("cron(0/0 * * * ? *)")).toThrow(/bad step/);
+    expect(() => parseSchedule("cron(0 2 ? * MON-FRI *)")).not.toThrow();
   });
 
   it("parses ISO-8601 lookbacks", () => {

@@ -1,10 +1,12 @@
-import type { APIGatewayProxyEventV2 } from "aws-lambda";
+import type { APIGatewayProxyEventV2, APIGatewayRequestAuthorizerEventV2 } from "aws-lambda";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
+  buildAuthorizerEvent,
   buildHttpApiEvent,
   createRouter,
   isTextContentType,
   MAX_PAYLOAD_BYTES,
+  toAuthorizerDecision,
   toGatewayResponse,
 } from "../../infra/local/http-gateway.ts";
 import { type LocalRuntime, startLocalRuntime } from "../../infra/local/runtime.ts";
@@ -221,9 +223,12 @@ describe("toGatewayResponse", () => {
 describe("local HTTP gateway", () => {
   let runtime: LocalRuntime;
   const errors: { msg: string; extra?: object }[] = [];
+  /** What the fake authorizer was asked, newest last. */
+  const authorizerEvents: APIGatewayRequestAuthorizerEventV2[] = [];
   const wiring: Wiring = {
     authorizer: { id: "api-authorizer", entry: "functions/api/authorizer.ts", access: {} },
-    routes,
+    // The gateway's plumbing is tested on public routes; /private/{kind} sits behind the authorizer.
+    routes: [...routes.map((r) => ({ ...r, public: true })), route("GET", "/private/{kind}", "private")],
     queueConsumers: [],
     streamConsumers: [],
     schedules: [],
@@ -240,6 +245,19 @@ describe("local HTTP gateway", () => {
       port: 0,
       logger: { info: () => {}, error: (msg, extra) => errors.push({ msg, extra }) },
       handlerOverrides: {
+        "api-authorizer": async (event: APIGatewayRequestAuthorizerEventV2) => {
+          authorizerEvents.push(event);
+          switch (event.identitySource[0]) {
+            case "Bearer good":
+              return { isAuthorized: true, context: { orgId: "org-1", role: "admin", keyId: "k1" } };
+            case "Bearer crash":
+              throw new Error("authorizer down");
+            case "Bearer garbled":
+              return { allowed: true };
+            default:
+              return { isAuthorized: false, context: {} };
+          }
+        },
         result: async (event: APIGatewayProxyEventV2) => {
           switch (event.pathParameters?.kind) {
             case "object":
@@ -400,5 +418,104 @@ describe("local HTTP gateway", () => {
     const { http } = runtime.stats();
     expect(http.invocations["get-call"]).toBeGreaterThanOrEqual(1);
     expect(http.handlerErrors).toBeGreaterThanOrEqual(3);
+  });
+
+  describe("request authorizer (as deployed: $request.header.Authorization, simple responses)", () => {
+    const get = (authorization?: string) =>
+      fetch(`${runtime.baseUrl}/private/x?q=1`, { headers: authorization ? { authorization } : {} });
+
+    it("passes the authorizer's context to the handler as requestContext.authorizer.lambda", async () => {
+      authorizerEvents.length = 0;
+      const response = await get("Bearer good");
+      expect(response.status).toBe(200);
+      const { event } = await readEcho(response);
+      expect((event.requestContext as { authorizer?: unknown }).authorizer).toEqual({
+        lambda: { orgId: "org-1", role: "admin", keyId: "k1" },
+      });
+      expect(authorizerEvents).toHaveLength(1);
+      expect(authorizerEvents[0]).toMatchObject({
+        version: "2.0",
+        type: "REQUEST",
+        identitySource: ["Bearer good"],
+        routeKey: "GET /private/{kind}",
+        rawPath: "/private/x",
+        rawQueryString: "q=1",
+        pathParameters: { kind: "x" },
+        routeArn: expect.stringMatching(/^arn:aws:execute-api:us-east-1:\d{12}:local\/\$default\/GET\/private\/x$/),
+      });
+    });
+
+    it("refuses a request without the header before invoking the authorizer, and one it denies", async () => {
+      const before = runtime.stats().http;
+      authorizerEvents.length = 0;
+      for (const authorization of [undefined, "Bearer nope"]) {
+        const response = await get(authorization);
+        expect(response.status).toBe(401);
+        expect(((await response.json()) as ErrorBody).error.code).toBe("unauthorized");
+      }
+      expect(authorizerEvents.map((e) => e.identitySource)).toEqual([["Bearer nope"]]);
+      const after = runtime.stats().http;
+      expect(after.invocations.private ?? 0).toBe(before.invocations.private ?? 0);
+      expect(after.authorizer.refused - before.authorizer.refused).toBe(2);
+      expect(after.authorizer.invocations - before.authorizer.invocations).toBe(1);
+    });
+
+    it("answers 500 when the authorizer throws or answers without isAuthorized", async () => {
+      errors.length = 0;
+      for (const authorization of ["Bearer crash", "Bearer garbled"]) {
+        const response = await get(authorization);
+        expect(response.status).toBe(500);
+        expect(((await response.json()) as ErrorBody).error.code).toBe("internal_error");
+      }
+      expect(errors.map((error) => error.msg)).toEqual(["Authorizer failed", "Authorizer failed"]);
+      expect(errors[0]?.extra).toMatchObject({ error: "authorizer down" });
+    });
+
+    it("skips the authorizer on public routes", async () => {
+      authorizerEvents.length = 0;
+      expect((await fetch(`${runtime.baseUrl}/v1/call/abc`)).status).toBe(200);
+      expect(authorizerEvents).toHaveLength(0);
+    });
+  });
+});
+
+describe("authorizer events and decisions", () => {
+  const event = buildHttpApiEvent(
+    {
+      method: "POST",
+      url: "/v1/call?x=1",
+      rawHeaders: ["Authorization", "Bearer k", "Cookie", "a=1"],
+      body: Buffer.from("{}"),
+      sourceIp: "127.0.0.1",
+      protocol: "HTTP/1.1",
+    },
+    { routeKey: "POST /v1/call", pathParameters: {}, requestId: "r1", now: new Date(0) },
+  );
+
+  it("builds the payload 2.0 REQUEST event without the body", () => {
+    const authorizerEvent = buildAuthorizerEvent(event, "Bearer k", "eu-west-1");
+    expect(authorizerEvent).toMatchObject({
+      type: "REQUEST",
+      identitySource: ["Bearer k"],
+      routeArn: "arn:aws:execute-api:eu-west-1:000000000000:local/$default/POST/v1/call",
+      cookies: ["a=1"],
+      headers: { authorization: "Bearer k" },
+      queryStringParameters: { x: "1" },
+      requestContext: { requestId: "r1" },
+    });
+    expect(authorizerEvent).not.toHaveProperty("body");
+    expect(authorizerEvent).not.toHaveProperty("isBase64Encoded");
+  });
+
+  it("reads simple responses and rejects anything else", () => {
+    expect(toAuthorizerDecision({ isAuthorized: true, context: { orgId: "o" } })).toEqual({
+      authorized: true,
+      context: { orgId: "o" },
+    });
+    expect(toAuthorizerDecision({ isAuthorized: true })).toEqual({ authorized: true, context: {} });
+    expect(toAuthorizerDecision({ isAuthorized: false, context: { orgId: "o" } })).toEqual({ authorized: false });
+    expect(() => toAuthorizerDecision({ principalId: "x", policyDocument: {} })).toThrow(/isAuthorized/);
+    expect(() => toAuthorizerDecision(null)).toThrow(/isAuthorized/);
+    expect(() => toAuthorizerDecision({ isAuthorized: true, context: [1] })).toThrow(/context/);
   });
 });

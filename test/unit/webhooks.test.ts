@@ -1,4 +1,7 @@
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
 import { describe, expect, it } from "vitest";
+import { guardedPost } from "../../shared/webhooks/guarded-post.ts";
 import { signWebhook, verifyWebhook } from "../../shared/webhooks/signature.ts";
 import { webhookUrlProblem } from "../../shared/webhooks/url-safety.ts";
 
@@ -39,6 +42,10 @@ describe("webhook URL safety", () => {
       "https://[fd00::1]/",
       "https://[fe80::1]/",
       "https://[::ffff:10.0.0.1]/",
+      "https://[::ffff:127.0.0.1]/",
+      "https://[64:ff9b::a00:1]/",
+      "https://[2002:a00:1::]/",
+      "https://2130706433/",
     ]) {
       expect(await webhookUrlProblem(url, strict), url).toBeDefined();
     }
@@ -70,5 +77,37 @@ describe("webhook signatures", () => {
     expect(verifyWebhook("whsec_test", headers, '{"a":2}', { now: 1_700_000_010 })).toBe(false);
     expect(verifyWebhook("whsec_other", headers, '{"a":1}', { now: 1_700_000_010 })).toBe(false);
     expect(verifyWebhook("whsec_test", headers, '{"a":1}', { now: 1_700_001_000 })).toBe(false);
+  });
+});
+
+describe("webhook HTTP client", () => {
+  it("connects only to addresses that pass the check, whatever the name resolves to at connect time", async () => {
+    const bodies: string[] = [];
+    const server = createServer((req, res) => {
+      let body = "";
+      req.on("data", (chunk) => (body += chunk));
+      req.on("end", () => {
+        bodies.push(`${req.headers["x-webhook-id"]} ${body}`);
+        res.writeHead(202).end("ignored");
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    const port = (server.address() as AddressInfo).port;
+    try {
+      const init = { method: "POST", headers: { "x-webhook-id": "whd_1" }, body: '{"a":1}' };
+      // localhost resolves to loopback inside the connection's own lookup: refused.
+      await expect(guardedPost(strict)(`http://localhost:${port}/hook`, init)).rejects.toThrow(
+        /localhost resolves to .*loopback/,
+      );
+      expect(bodies).toEqual([]);
+      const response = await guardedPost(local)(`http://localhost:${port}/hook`, init);
+      expect(response.status).toBe(202);
+      expect(bodies).toEqual(['whd_1 {"a":1}']);
+      await expect(
+        guardedPost(local)(`http://127.0.0.1:${port}/hook`, { ...init, signal: AbortSignal.abort(new Error("stop")) }),
+      ).rejects.toThrow(/stop/);
+    } finally {
+      server.close();
+    }
   });
 });

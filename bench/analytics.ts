@@ -1,0 +1,370 @@
+/**
+ * Analytics benchmark: seeds the rollups of 1,000,000 metric values (quick: 20,000) over 90
+ * days and 50 label combinations into a fresh table on a DynamoDB Local of its own, through
+ * the rollup code the evaluator uses (`rollupIncrements` merges values per rollup item;
+ * most items are then put whole, the last 1 % of the values goes through the very ADD
+ * update the exactly-once transaction applies, so both paths are exercised), and times the
+ * real `custom-metrics` handlers.
+ *
+ * It runs in a child process: `config()` and the DynamoDB client are cached per process, so
+ * a separate process keeps this table and engine apart from whatever the caller (bench/run.ts)
+ * has configured.
+ */
+import { spawn } from "node:child_process";
+import { fileURLToPath } from "node:url";
+import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
+import { BatchWriteCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
+import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from "aws-lambda";
+
+export interface BenchFigure {
+  name: string;
+  measured: string;
+  target: string;
+  met: boolean | null;
+  note?: string;
+}
+
+const RESULT_MARKER = "ANALYTICS_BENCH_RESULT ";
+
+/** Runs the benchmark in a child process and returns its figures. */
+export async function runAnalyticsBench(options: { quick: boolean }): Promise<BenchFigure[]> {
+  const child = spawn(
+    process.execPath,
+    [...process.execArgv, fileURLToPath(import.meta.url), "--child", ...(options.quick ? ["--quick"] : [])],
+    { stdio: ["ignore", "pipe", "inherit"] },
+  );
+  let stdout = "";
+  child.stdout.on("data", (chunk) => {
+    stdout += String(chunk);
+  });
+  const code = await new Promise<number | null>((resolve) => child.on("exit", resolve));
+  const line = stdout.split("\n").find((l) => l.startsWith(RESULT_MARKER));
+  if (code !== 0 || !line) {
+    return [
+      {
+        name: "Analytics benchmark",
+        measured: `failed (exit code ${code})`,
+        target: "runs",
+        met: false,
+        note: stdout.slice(-2000),
+      },
+    ];
+  }
+  return JSON.parse(line.slice(RESULT_MARKER.length)) as BenchFigure[];
+}
+
+// ---------------------------------------------------------------- the measurement (child)
+
+const DAY = 86_400_000;
+const DAYS = 90;
+/** A fixed end so the data set (and its figures) are the same on every run. */
+const END = Date.parse("2026-11-28T00:00:00Z"); // mid-way between two 10-day buckets
+const START = END - DAYS * DAY;
+const ORG = "bench-analytics-org";
+const LATENCY = "bench-latency";
+const RESOLVED = "bench-resolved";
+const AGENTS = ["a1", "a2", "a3", "a4", "a5"];
+const ENVIRONMENTS = ["prod", "staging"];
+const REGIONS = ["EU", "US", "APAC", "LATAM", "MEA"];
+
+const log = (line: string) => process.stderr.write(`[analytics] ${line}\n`);
+const day = (ms: number) => new Date(ms).toISOString().slice(0, 10);
+const ms = (value: number) => (value >= 1000 ? `${(value / 1000).toFixed(2)} s` : `${Math.round(value)} ms`);
+
+/** mulberry32: the same pseudo-random data set on every run. */
+function random(seed: number) {
+  let state = seed >>> 0;
+  return () => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** Everything the child uses, loaded up front (and only in the child) so one run sees one version of the code. */
+async function load() {
+  const [engines, resources, indexStore, rollup, aws, query, gateway, aggregate, daily, timeseries] = await Promise.all(
+    [
+      import("../infra/local/engines.ts"),
+      import("../infra/local/resources.ts"),
+      import("../shared/analytics/index-store.ts"),
+      import("../shared/analytics/rollup.ts"),
+      import("../shared/aws.ts"),
+      import("../shared/analytics/query.ts"),
+      import("../infra/local/http-gateway.ts"),
+      import("../functions/api/custom-metrics-aggregate.ts"),
+      import("../functions/api/custom-metrics-daily.ts"),
+      import("../functions/api/custom-metrics-timeseries.ts"),
+    ],
+  );
+  return {
+    ...engines,
+    ...resources,
+    ...indexStore,
+    ...rollup,
+    ...aws,
+    ...query,
+    ...gateway,
+    handlers: { aggregate: aggregate.handler, daily: daily.handler, timeseries: timeseries.handler },
+  };
+}
+type Modules = Awaited<ReturnType<typeof load>>;
+
+async function measure(quick: boolean): Promise<BenchFigure[]> {
+  const modules = await load();
+  const { startDynamoDbLocal, createTable } = modules;
+  const engine = await startDynamoDbLocal();
+  const tableName = `mcj-analytics-bench-${Date.now()}`;
+  Object.assign(process.env, {
+    AWS_REGION: "us-east-1",
+    AWS_ACCESS_KEY_ID: "local",
+    AWS_SECRET_ACCESS_KEY: "local",
+    TABLE_NAME: tableName,
+    DYNAMODB_ENDPOINT: engine.endpoint,
+    POWERTOOLS_METRICS_DISABLED: "true",
+    LOG_LEVEL: process.env.LOG_LEVEL ?? "WARN",
+  });
+  try {
+    await createTable(
+      new DynamoDBClient({
+        region: "us-east-1",
+        endpoint: engine.endpoint,
+        credentials: { accessKeyId: "local", secretAccessKey: "local" },
+      }),
+      tableName,
+    );
+    const seeded = await seed(modules, quick ? 20_000 : 1_000_000, tableName);
+    return await query(modules, seeded, quick);
+  } finally {
+    await engine.stop();
+  }
+}
+
+interface Seeded {
+  values: number;
+  items: number;
+  seconds: number;
+  resolvedSum: number;
+  latencyP95: number;
+  /** Exact sum of bench-resolved per agent × region (for the groupBy check). */
+  resolvedByGroup: Map<string, number>;
+}
+
+async function seed(modules: Modules, total: number, table: string): Promise<Seeded> {
+  const { indexRollups, rollupIncrements, rollupItem, rollupUpdate, dynamo, mapLimit } = modules;
+  type Input = Parameters<typeof rollupIncrements>[0][number];
+
+  const combos = AGENTS.flatMap((agentId) =>
+    ENVIRONMENTS.flatMap((environmentId) => REGIONS.map((region) => ({ agentId, environmentId, region }))),
+  );
+  const metrics = [
+    { slug: LATENCY, outputType: "NUMERIC" as const, histogram: true },
+    { slug: RESOLVED, outputType: "BOOLEAN" as const, histogram: false },
+  ];
+  const perSeries = Math.floor(total / (combos.length * metrics.length));
+  const next = random(42);
+  const latencies = new Float64Array(perSeries * combos.length);
+  let latencyCount = 0;
+  let resolvedSum = 0;
+  const resolvedByGroup = new Map<string, number>();
+  let items = 0;
+  const started = performance.now();
+  log(`seeding ${perSeries * combos.length * metrics.length} values (${combos.length} label sets × 2 metrics)`);
+
+  const putAll = async (records: Record<string, unknown>[]) => {
+    const batches = [];
+    for (let i = 0; i < records.length; i += 25) batches.push(records.slice(i, i + 25));
+    await mapLimit(batches, 16, async (batch) => {
+      let pending: unknown[] | undefined = batch.map((Item) => ({ PutRequest: { Item } }));
+      while (pending && pending.length > 0) {
+        const result: { UnprocessedItems?: Record<string, unknown[]> } = await dynamo().send(
+          new BatchWriteCommand({ RequestItems: { [table]: pending as never } }),
+        );
+        pending = result.UnprocessedItems?.[table];
+      }
+    });
+  };
+
+  for (const [comboIndex, labels] of combos.entries()) {
+    for (const metric of metrics) {
+      const inputs: Input[] = [];
+      for (let i = 0; i < perSeries; i++) {
+        const at = START + Math.floor(next() * DAYS * DAY);
+        let numeric: number;
+        if (metric.outputType === "BOOLEAN") {
+          numeric = next() < 0.7 ? 1 : 0;
+          resolvedSum += numeric;
+          const group = `${labels.agentId}|${labels.region}`;
+          resolvedByGroup.set(group, (resolvedByGroup.get(group) ?? 0) + numeric);
+        } else {
+          // Log-normal latency around 800 ms (Box–Muller).
+          const normal = Math.sqrt(-2 * Math.log(1 - next())) * Math.cos(2 * Math.PI * next());
+          numeric = Math.round(Math.exp(Math.log(800) + 0.6 * normal));
+          latencies[latencyCount++] = numeric;
+        }
+        inputs.push({ orgId: ORG, ...metric, labels, at: new Date(at).toISOString(), numeric });
+      }
+      await indexRollups(inputs);
+      // 99 % of the values: merged per rollup item and put whole (a fresh table).
+      const bulk = Math.floor(inputs.length * 0.99);
+      const increments = rollupIncrements(inputs.slice(0, bulk));
+      await putAll(increments.map(rollupItem));
+      // The rest: the ADD updates of the evaluator's transaction, on top of the items.
+      const live = rollupIncrements(inputs.slice(bulk));
+      await mapLimit(live, 16, (increment) => dynamo().send(new UpdateCommand(rollupUpdate(table, increment))));
+      items += increments.length;
+    }
+    if ((comboIndex + 1) % 10 === 0) {
+      log(`  ${comboIndex + 1}/${combos.length} label sets, ${items} rollup items, ${ms(performance.now() - started)}`);
+    }
+  }
+  const sorted = latencies.slice(0, latencyCount).sort();
+  return {
+    values: perSeries * combos.length * metrics.length,
+    items,
+    seconds: (performance.now() - started) / 1000,
+    resolvedSum,
+    latencyP95: sorted[Math.ceil(0.95 * sorted.length) - 1] ?? 0,
+    resolvedByGroup,
+  };
+}
+
+async function query(modules: Modules, seeded: Seeded, quick: boolean): Promise<BenchFigure[]> {
+  const { buildHttpApiEvent, handlers } = modules;
+  type Route = keyof typeof handlers;
+  const context = { awsRequestId: "bench", getRemainingTimeInMillis: () => 29_000 } as unknown as Context;
+
+  /** One request through the real handler, as API Gateway would send it after the authorizer. */
+  async function call(route: Route, params: Record<string, string>) {
+    const url = `/v1/custom-metrics/${route}?${new URLSearchParams(params)}`;
+    const event = buildHttpApiEvent(
+      { method: "GET", url, rawHeaders: [], body: Buffer.alloc(0), sourceIp: "127.0.0.1", protocol: "HTTP/1.1" },
+      { routeKey: `GET /v1/custom-metrics/${route}`, pathParameters: {}, requestId: "bench", now: new Date() },
+    );
+    (event.requestContext as unknown as Record<string, unknown>).authorizer = {
+      lambda: { orgId: ORG, role: "member", keyId: "bench" },
+    };
+    const handler = handlers[route] as unknown as (
+      e: APIGatewayProxyEventV2,
+      c: Context,
+    ) => Promise<APIGatewayProxyStructuredResultV2>;
+    const started = performance.now();
+    const response = await handler(event, context);
+    const elapsed = performance.now() - started;
+    if (response.statusCode !== 200) throw new Error(`${url} answered ${response.statusCode}: ${response.body}`);
+    return { elapsed, data: JSON.parse(String(response.body)).data };
+  }
+  /** Median of three runs after one warm-up (the first request also loads the modules). */
+  async function timed(route: Route, params: Record<string, string>) {
+    const first = await call(route, params);
+    const runs = [];
+    for (let i = 0; i < 3; i++) runs.push(await call(route, params));
+    const median = runs.map((r) => r.elapsed).sort((a, b) => a - b)[1] ?? first.elapsed;
+    return { median, first: first.elapsed, data: first.data };
+  }
+  const range = (days: number) => ({ startDate: day(END - days * DAY), endDate: day(END) });
+
+  // -- correctness on the full range
+  const all = await timed("aggregate", range(DAYS));
+  const p95Error = Math.abs(all.data[LATENCY] - seeded.latencyP95) / seeded.latencyP95;
+  const grouped = await timed("aggregate", { ...range(DAYS), metricNames: RESOLVED, groupBy: "agentId,region" });
+  const groupsExact =
+    grouped.data.length === seeded.resolvedByGroup.size &&
+    grouped.data.every(
+      (g: { agentId: string; region: string; metrics: Record<string, number> }) =>
+        g.metrics[RESOLVED] === seeded.resolvedByGroup.get(`${g.agentId}|${g.region}`),
+    );
+  const correct = all.data[RESOLVED] === seeded.resolvedSum && p95Error <= 0.01 && groupsExact;
+  log(`aggregate 90 d: ${ms(all.median)} (first ${ms(all.first)}); correct: ${correct}`);
+
+  // -- the two targets
+  const series = await timed("timeseries", { metricName: LATENCY, ...range(7), step: "1h" });
+  const points = series.data.result.reduce((n: number, s: { values: unknown[] }) => n + s.values.length, 0);
+  log(`timeseries 1h over 7 d: ${ms(series.median)}, ${series.data.result.length} series, ${points} points`);
+
+  // -- growth with range and label count
+  const byRange = [];
+  for (const days of [1, 7, 30, 90]) byRange.push((await timed("aggregate", range(days))).median);
+  const byLabels = [];
+  const filters: Record<string, string>[] = [{ agentId: "a1", environmentId: "prod" }, { agentId: "a1" }, {}];
+  for (const filter of filters) {
+    byLabels.push((await timed("aggregate", { ...range(DAYS), ...filter })).median);
+  }
+  const kolkata = await timed("aggregate", { ...range(DAYS), timezone: "Asia/Kolkata" });
+  const seriesByRange = [];
+  for (const days of [1, 7, 30]) {
+    seriesByRange.push((await timed("timeseries", { metricName: LATENCY, ...range(days), step: "1h" })).median);
+  }
+  const dailyUtc = await timed("daily", range(DAYS));
+  const dailyKolkata = await timed("daily", { ...range(DAYS), timezone: "Asia/Kolkata" });
+  const dailyNewYork = await timed("daily", { ...range(DAYS), timezone: "America/New_York" });
+
+  const size = quick ? "20k values" : "1M values";
+  const timeTarget = (value: number) => (quick ? null : value < 1000);
+  return [
+    {
+      name: `Analytics: seeding (${size}, 90 days, 50 label sets × 2 metrics)`,
+      measured: `${seeded.items.toLocaleString("en-US")} rollup items in ${seeded.seconds.toFixed(0)} s`,
+      target: "—",
+      met: null,
+    },
+    {
+      name: "Analytics: answers exact (sum, groupBy 2 labels) and p95 within ±1 %",
+      measured: correct ? `yes (p95 off by ${(p95Error * 100).toFixed(2)} %)` : `NO (p95 off by ${p95Error})`,
+      target: "exact",
+      met: correct,
+    },
+    {
+      name: `Analytics: aggregate over 90 days (${size}, 50 label sets)`,
+      measured: ms(all.median),
+      target: "< 1 s",
+      met: timeTarget(all.median),
+      note: `first request ${ms(all.first)}`,
+    },
+    {
+      name: "Analytics: timeseries at 1h over 7 days (50 series)",
+      measured: ms(series.median),
+      target: "< 1 s",
+      met: timeTarget(series.median),
+      note: `${points} points`,
+    },
+    {
+      name: "Analytics: aggregate, range 1 / 7 / 30 / 90 days",
+      measured: byRange.map(ms).join(" / "),
+      target: "—",
+      met: null,
+    },
+    {
+      name: "Analytics: aggregate 90 days, 5 / 10 / 50 label sets",
+      measured: byLabels.map(ms).join(" / "),
+      target: "—",
+      met: null,
+    },
+    {
+      name: "Analytics: aggregate 90 days in Asia/Kolkata; groupBy agentId,region",
+      measured: `${ms(kolkata.median)}; ${ms(grouped.median)}`,
+      target: "—",
+      met: null,
+    },
+    {
+      name: "Analytics: timeseries 1h, range 1 / 7 / 30 days",
+      measured: seriesByRange.map(ms).join(" / "),
+      target: "—",
+      met: null,
+    },
+    {
+      name: "Analytics: daily over 90 days, UTC / Asia/Kolkata / America/New_York",
+      measured: [dailyUtc, dailyKolkata, dailyNewYork].map((r) => ms(r.median)).join(" / "),
+      target: "—",
+      met: null,
+    },
+  ];
+}
+
+if (process.argv[1] === fileURLToPath(import.meta.url) && process.argv.includes("--child")) {
+  const figures = await measure(process.argv.includes("--quick"));
+  process.stdout.write(`${RESULT_MARKER}${JSON.stringify(figures)}\n`);
+  process.exit(0);
+}

@@ -1,0 +1,350 @@
+// The web console: plain JS, no build step. Calls the API on the same origin with the key
+// pasted by the user (kept in sessionStorage, i.e. for this tab only).
+
+const $ = (selector) => document.querySelector(selector);
+const KEY_STORAGE = "mcj-api-key";
+const state = { key: sessionStorage.getItem(KEY_STORAGE) ?? "", selectedJob: undefined, timer: undefined };
+
+/** Creates an element; children are nodes or text (never parsed as HTML). */
+function h(tag, attributes = {}, ...children) {
+  const element = document.createElement(tag);
+  for (const [name, value] of Object.entries(attributes)) {
+    if (value === undefined || value === false) continue;
+    if (name.startsWith("on")) element.addEventListener(name.slice(2), value);
+    else element.setAttribute(name, value === true ? "" : String(value));
+  }
+  for (const child of children.flat()) {
+    if (child !== undefined && child !== null) element.append(child instanceof Node ? child : String(child));
+  }
+  return element;
+}
+
+class HttpError extends Error {
+  constructor(status, body) {
+    super(body?.error?.message ?? `HTTP ${status}`);
+    this.status = status;
+    this.body = body;
+  }
+}
+
+async function api(path) {
+  const response = await fetch(path, { headers: { authorization: `Bearer ${state.key}` } });
+  const body = await response.json().catch(() => undefined);
+  if (!response.ok) throw new HttpError(response.status, body);
+  return body;
+}
+
+const say = (text) => {
+  $("#status-line").textContent = text;
+};
+const finished = (job) => ["COMPLETED", "FAILED", "CANCELED"].includes(job.status);
+const percent = (job) =>
+  job.totalItems === 0 ? 100 : Math.floor(((job.completedItems + job.failedItems) / job.totalItems) * 100);
+
+function progressBar(job) {
+  const total = Math.max(1, job.totalItems);
+  return h(
+    "span",
+    { class: "progress", "data-testid": "progress" },
+    h(
+      "span",
+      { class: "bar" },
+      h("span", { class: "ok", style: `width:${(job.completedItems / total) * 100}%` }),
+      h("span", { class: "bad", style: `width:${(job.failedItems / total) * 100}%` }),
+    ),
+    h("span", { class: "pct", "data-testid": "percent" }, `${percent(job)}%`),
+  );
+}
+
+// ---- jobs
+
+async function refreshJobs() {
+  try {
+    const page = await api("/v1/metric/collection-jobs?limit=20");
+    const rows = page.data.map((job) =>
+      h(
+        "tr",
+        {
+          class: `job${job.id === state.selectedJob ? " selected" : ""}`,
+          "data-job-id": job.id,
+          onclick: () => openJob(job.id),
+        },
+        h("td", {}, h("code", {}, job.id.slice(0, 8))),
+        h("td", {}, h("span", { class: `badge ${job.status}` }, job.status)),
+        h("td", {}, progressBar(job)),
+        h(
+          "td",
+          {},
+          `${job.completedItems + job.failedItems}/${job.totalItems}`,
+          job.failedItems ? ` (${job.failedItems} failed)` : "",
+        ),
+        h("td", {}, new Date(job.createdAt).toLocaleString()),
+      ),
+    );
+    $("#jobs tbody").replaceChildren(
+      ...(rows.length ? rows : [h("tr", {}, h("td", { colspan: 5, class: "muted" }, "No jobs yet"))]),
+    );
+    say(`Connected · ${page.data.length} recent jobs`);
+    const running = page.data.some((job) => !finished(job));
+    // Finished jobs feed the analytics: pick up metric names that were not there at connect.
+    if (!running && $("#chart-metric").options.length === 0) loadChartMetrics();
+    schedule(running ? 1000 : 5000);
+  } catch (error) {
+    if (error.status === 401) {
+      say("That API key was refused (401).");
+      return disconnect(false);
+    }
+    say(`Could not load jobs: ${error.message}`);
+    schedule(5000);
+  }
+}
+
+function schedule(ms) {
+  clearTimeout(state.timer);
+  state.timer = setTimeout(() => {
+    refreshJobs();
+    if (state.selectedJob) refreshJobHeader(state.selectedJob);
+  }, ms);
+}
+
+async function refreshJobHeader(jobId) {
+  const { data: job } = await api(`/v1/metric/collection-jobs/${encodeURIComponent(jobId)}`);
+  $("#job-id").textContent = job.id;
+  const badge = $("#job-status");
+  badge.textContent = job.status;
+  badge.className = `badge ${job.status}`;
+  $("#job-progress").replaceChildren(progressBar(job));
+  const cost = job.estimatedCostUsd === undefined ? "" : ` · est. cost $${job.estimatedCostUsd.toFixed(4)}`;
+  $("#job-meta").textContent =
+    `${job.completedItems} completed, ${job.failedItems} failed of ${job.totalItems} · ${job.callCount} calls × ${job.metrics.length} metrics${cost}`;
+  return job;
+}
+
+async function openJob(jobId) {
+  state.selectedJob = jobId;
+  for (const row of document.querySelectorAll("tr.job")) row.classList.toggle("selected", row.dataset.jobId === jobId);
+  $("#job-detail").hidden = false;
+  $("#transcript-section").hidden = true;
+  const job = await refreshJobHeader(jobId);
+  const groups = new Map();
+  let after;
+  do {
+    const query = new URLSearchParams({ limit: "1000", ...(after ? { after } : {}) });
+    const page = await api(`/v1/metric/collection-jobs/${encodeURIComponent(jobId)}/metric-values?${query}`);
+    for (const group of page.data) {
+      const known = groups.get(group.metricDefinitionId);
+      if (known) known.values.push(...group.values);
+      else groups.set(group.metricDefinitionId, { ...group, values: [...group.values] });
+    }
+    after = page.pagination.hasMore ? page.pagination.nextCursor : undefined;
+  } while (after);
+  const sections = [...groups.values()].map((group) =>
+    h(
+      "div",
+      { class: "metric", "data-metric": group.slug },
+      h(
+        "h3",
+        {},
+        `${group.name} `,
+        h("code", {}, group.metricId),
+        group.type ? h("span", { class: "muted" }, ` · ${group.type}`) : "",
+      ),
+      group.values.length === 0
+        ? h("p", { class: "muted" }, finished(job) ? "No values." : "No values yet…")
+        : h(
+            "table",
+            { class: "values" },
+            h(
+              "thead",
+              {},
+              h(
+                "tr",
+                {},
+                ["Call", "Status", "Value", "Confidence", "Reasoning", ""].map((t) => h("th", {}, t)),
+              ),
+            ),
+            h(
+              "tbody",
+              {},
+              group.values.map((value) => valueRow(value, group)),
+            ),
+          ),
+    ),
+  );
+  $("#values").replaceChildren(...sections);
+}
+
+function formatValue(value, group) {
+  if (value.value === undefined) return "—";
+  if (Array.isArray(value.value)) return value.value.join(", ");
+  const unit = group.unit?.symbol ? ` ${group.unit.symbol}` : "";
+  return `${value.value}${unit}`;
+}
+
+function valueRow(value, group) {
+  const segment = value.segment ?? value.fromSegment;
+  return h(
+    "tr",
+    { class: "value", "data-call-id": value.callId },
+    h("td", {}, h("code", {}, value.callId.slice(0, 8))),
+    h("td", {}, h("span", { class: `badge ${value.captureStatus}` }, value.captureStatus)),
+    h("td", { "data-testid": "value" }, formatValue(value, group)),
+    h("td", {}, value.confidence === undefined ? "" : value.confidence.toFixed(2)),
+    h("td", { class: "reasoning" }, value.valueReasoning ?? value.errorMessage ?? ""),
+    h(
+      "td",
+      {},
+      h(
+        "button",
+        { type: "button", class: "link", "data-testid": "show-transcript", onclick: () => showTranscript(value) },
+        segment ? "segment" : "transcript",
+      ),
+    ),
+  );
+}
+
+/** True when a transcript segment is the one (or within the range) a value points at. */
+function referenced(segment, value) {
+  if (value.segment) {
+    return segment.startOffsetMs === value.segment.startOffsetMs && segment.text === value.segment.text;
+  }
+  if (value.fromSegment && value.toSegment) {
+    return (
+      segment.startOffsetMs >= value.fromSegment.startOffsetMs && segment.startOffsetMs <= value.toSegment.startOffsetMs
+    );
+  }
+  return false;
+}
+
+async function showTranscript(value) {
+  const { data: call } = await api(`/v1/call/${encodeURIComponent(value.callId)}`);
+  $("#transcript-section").hidden = false;
+  $("#transcript-call").textContent = call.id;
+  const items = call.transcript.map((segment) =>
+    h(
+      "li",
+      { class: referenced(segment, value) ? "highlight" : undefined },
+      h("span", { class: "offset" }, `${(segment.startOffsetMs / 1000).toFixed(1)}s`),
+      h("span", { class: "role" }, segment.role),
+      segment.text,
+    ),
+  );
+  $("#transcript").replaceChildren(...items);
+  document.querySelector("#transcript li.highlight")?.scrollIntoView({ block: "center" });
+}
+
+// ---- chart (analytics API; absent → a note instead)
+
+async function loadChartMetrics() {
+  try {
+    const { data: names } = await api("/v1/custom-metrics/names");
+    $("#chart-metric").replaceChildren(...names.map((name) => h("option", { value: name }, name)));
+    if (names.length === 0) return $("#chart").replaceChildren(h("p", { class: "muted" }, "No analytics data yet."));
+    await drawChart();
+  } catch (error) {
+    const note = error.status === 404 ? "The analytics API is not available on this deployment." : error.message;
+    $("#chart").replaceChildren(h("p", { class: "muted", "data-testid": "chart-unavailable" }, note));
+  }
+}
+
+async function drawChart() {
+  const metricName = $("#chart-metric").value;
+  if (!metricName) return;
+  const days = Number($("#chart-days").value);
+  const end = new Date();
+  const start = new Date(end.getTime() - days * 86_400_000);
+  const query = new URLSearchParams({
+    metricName,
+    startDate: start.toISOString(),
+    endDate: end.toISOString(),
+    step: days > 7 ? "1d" : "1h",
+  });
+  try {
+    const { data } = await api(`/v1/custom-metrics/timeseries?${query}`);
+    const points = new Map();
+    for (const series of data.result) {
+      for (const [at, value] of series.values)
+        points.set(at, (points.get(at) ?? 0) + Number(value) / data.result.length);
+    }
+    const sorted = [...points].sort(([a], [b]) => a - b);
+    if (sorted.length === 0) {
+      return $("#chart").replaceChildren(h("p", { class: "muted" }, `No values of ${metricName} in this range.`));
+    }
+    $("#chart").replaceChildren(lineChart(sorted, start.getTime() / 1000, end.getTime() / 1000));
+  } catch (error) {
+    const note = error.status === 404 ? "The analytics API is not available on this deployment." : error.message;
+    $("#chart").replaceChildren(h("p", { class: "muted", "data-testid": "chart-unavailable" }, note));
+  }
+}
+
+function lineChart(points, from, to) {
+  const ns = "http://www.w3.org/2000/svg";
+  const svg = document.createElementNS(ns, "svg");
+  const [width, height, pad] = [800, 220, 36];
+  svg.setAttribute("viewBox", `0 0 ${width} ${height}`);
+  svg.setAttribute("data-testid", "chart-svg");
+  const values = points.map(([, v]) => v);
+  const min = Math.min(0, ...values);
+  const max = Math.max(...values, min + 1);
+  const x = (t) => pad + ((t - from) / Math.max(1, to - from)) * (width - 2 * pad);
+  const y = (v) => height - pad - ((v - min) / (max - min)) * (height - 2 * pad);
+  const add = (tag, attributes, text) => {
+    const node = document.createElementNS(ns, tag);
+    for (const [name, value] of Object.entries(attributes)) node.setAttribute(name, String(value));
+    if (text !== undefined) node.textContent = text;
+    svg.append(node);
+  };
+  add("line", { x1: pad, y1: height - pad, x2: width - pad, y2: height - pad, stroke: "#adb5bd" });
+  add("line", { x1: pad, y1: pad, x2: pad, y2: height - pad, stroke: "#adb5bd" });
+  add("text", { x: 4, y: pad, "font-size": 11, fill: "#495061" }, max.toFixed(1));
+  add("text", { x: 4, y: height - pad, "font-size": 11, fill: "#495061" }, min.toFixed(1));
+  add("text", { x: pad, y: height - 10, "font-size": 11, fill: "#495061" }, new Date(from * 1000).toLocaleDateString());
+  add(
+    "text",
+    { x: width - pad, y: height - 10, "font-size": 11, fill: "#495061", "text-anchor": "end" },
+    new Date(to * 1000).toLocaleDateString(),
+  );
+  add("polyline", {
+    points: points.map(([t, v]) => `${x(t).toFixed(1)},${y(v).toFixed(1)}`).join(" "),
+    fill: "none",
+    stroke: "#1c5fd4",
+    "stroke-width": 2,
+  });
+  for (const [t, v] of points) add("circle", { cx: x(t), cy: y(v), r: 3, fill: "#1c5fd4" });
+  return svg;
+}
+
+// ---- key handling
+
+function connect(key) {
+  state.key = key;
+  sessionStorage.setItem(KEY_STORAGE, key);
+  $("#main").hidden = false;
+  $("#disconnect").hidden = false;
+  $("#api-key").value = "";
+  $("#api-key").placeholder = "connected";
+  say("Connecting…");
+  refreshJobs();
+  loadChartMetrics();
+}
+
+function disconnect(clearMessage = true) {
+  clearTimeout(state.timer);
+  state.key = "";
+  state.selectedJob = undefined;
+  sessionStorage.removeItem(KEY_STORAGE);
+  $("#main").hidden = true;
+  $("#disconnect").hidden = true;
+  $("#api-key").placeholder = "mcj_…";
+  if (clearMessage) say("");
+}
+
+$("#key-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  const key = $("#api-key").value.trim();
+  if (key) connect(key);
+});
+$("#disconnect").addEventListener("click", () => disconnect());
+$("#chart-metric").addEventListener("change", drawChart);
+$("#chart-days").addEventListener("change", drawChart);
+if (state.key) connect(state.key);

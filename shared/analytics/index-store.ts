@@ -1,0 +1,93 @@
+/**
+ * The small index the analytics API enumerates instead of scanning: which metrics have
+ * values (with their output type) and which label sets each metric has seen.
+ */
+import { BatchWriteCommand, QueryCommand } from "@aws-sdk/lib-dynamodb";
+import { dynamo } from "../aws.ts";
+import { config } from "../config.ts";
+import type { OutputType } from "../schemas/metric.ts";
+import { labelSetId, type RollupInput } from "./rollup.ts";
+
+const metricsPartition = (orgId: string) => `ORG#${orgId}#ANALYTICS#METRICS`;
+const labelSetsPartition = (orgId: string, slug: string) => `ORG#${orgId}#ANALYTICS#LABELSETS#${slug}`;
+
+/**
+ * Index items this container has already written. A label set is its labels and never
+ * changes, so a warm evaluator writes each one once instead of once per batch.
+ */
+const written = new Set<string>();
+const WRITTEN_CAP = 100_000;
+
+export async function indexRollups(inputs: RollupInput[]): Promise<void> {
+  const items = new Map<string, Record<string, unknown>>();
+  for (const input of inputs) {
+    // The type is part of the id: a definition updated to another type or histogram flag is re-indexed.
+    items.set(`m|${input.orgId}|${input.slug}|${input.outputType}|${input.histogram}`, {
+      pk: metricsPartition(input.orgId),
+      sk: input.slug,
+      entity: "AnalyticsMetric",
+      slug: input.slug,
+      outputType: input.outputType,
+      histogram: input.histogram,
+    });
+    const labelSet = labelSetId(input.labels);
+    items.set(`l|${input.orgId}|${input.slug}|${labelSet}`, {
+      pk: labelSetsPartition(input.orgId, input.slug),
+      sk: labelSet,
+      entity: "AnalyticsLabelSet",
+      labels: input.labels,
+    });
+  }
+  const table = config().tableName;
+  const all = [...items.entries()].filter(([id]) => !written.has(`${table}|${id}`)).map(([, item]) => item);
+  for (let i = 0; i < all.length; i += 25) {
+    let pending: unknown[] | undefined = all.slice(i, i + 25).map((Item) => ({ PutRequest: { Item } }));
+    for (let attempt = 0; pending && pending.length > 0 && attempt < 8; attempt++) {
+      const result: { UnprocessedItems?: Record<string, unknown[]> } = await dynamo().send(
+        new BatchWriteCommand({ RequestItems: { [config().tableName]: pending as never } }),
+      );
+      pending = result.UnprocessedItems?.[config().tableName];
+    }
+    if (pending && pending.length > 0) throw new Error("Could not index analytics label sets");
+  }
+  if (written.size > WRITTEN_CAP) written.clear();
+  for (const id of items.keys()) written.add(`${table}|${id}`);
+}
+
+async function queryAll(pk: string): Promise<Record<string, unknown>[]> {
+  const items: Record<string, unknown>[] = [];
+  let startKey: Record<string, unknown> | undefined;
+  do {
+    const page = await dynamo().send(
+      new QueryCommand({
+        TableName: config().tableName,
+        KeyConditionExpression: "pk = :pk",
+        ExpressionAttributeValues: { ":pk": pk },
+        ExclusiveStartKey: startKey,
+      }),
+    );
+    items.push(...(page.Items ?? []));
+    startKey = page.LastEvaluatedKey;
+  } while (startKey);
+  return items;
+}
+
+export async function indexedMetrics(
+  orgId: string,
+): Promise<{ slug: string; outputType: OutputType; histogram: boolean }[]> {
+  return (await queryAll(metricsPartition(orgId))).map((item) => ({
+    slug: String(item.slug),
+    outputType: item.outputType as OutputType,
+    histogram: item.histogram === true,
+  }));
+}
+
+export async function indexedLabelSets(
+  orgId: string,
+  slug: string,
+): Promise<{ id: string; labels: Record<string, string> }[]> {
+  return (await queryAll(labelSetsPartition(orgId, slug))).map((item) => ({
+    id: String(item.sk),
+    labels: item.labels as Record<string, string>,
+  }));
+}

@@ -1,0 +1,178 @@
+/**
+ * Rollups of metric values for the analytics API, written in the same exactly-once
+ * transaction as the values (a redelivered value fails its condition, so its rollup
+ * increments are never applied twice). Per organization × metric × label set, buckets at
+ * four resolutions — 5 minutes, 1 hour, 1 UTC day, 10 days (since the Unix epoch) — so any
+ * range on 5-minute boundaries (days in any timezone, :30/:45 offsets and DST days
+ * included) reads whole 10-day buckets, then days, then hours, then 5-minute buckets at its
+ * edges: a 90-day range is at most 8 + 10 + 46 + 22 buckets, whatever the number of values.
+ *
+ * A bucket holds `count`, `sum` and, for metrics flagged `histogram`, a log-bucketed
+ * histogram (attributes `h<index>`) whose buckets grow by 2 %: quantiles come back within
+ * ±1 % relative error (min and max too: they are the lowest and highest non-empty buckets).
+ * Hour and day buckets are one item each; the twelve 5-minute buckets of an hour share one
+ * item, their attributes suffixed `@<slot>` (`count@05`), so the finest tier costs one item
+ * per hour with data instead of up to twelve.
+ */
+import { createHash } from "node:crypto";
+import type { OutputType } from "../schemas/metric.ts";
+
+/** `ms`: bucket length; `itemMs`: the span of one stored item (several buckets when longer). */
+export const TIERS = [
+  { name: "5m", ms: 5 * 60_000, itemMs: 3_600_000 },
+  { name: "1h", ms: 3_600_000, itemMs: 3_600_000 },
+  { name: "1d", ms: 86_400_000, itemMs: 86_400_000 },
+  { name: "10d", ms: 864_000_000, itemMs: 864_000_000 },
+] as const;
+export type TierName = (typeof TIERS)[number]["name"];
+
+export interface RollupInput {
+  orgId: string;
+  slug: string;
+  outputType: OutputType;
+  /** Latency-like metric: the analytics API reports its p95 instead of its average. */
+  histogram: boolean;
+  /** agentId, environmentId and the call's properties. */
+  labels: Record<string, string>;
+  /** The call's startedAt: values are charted by when the call happened. */
+  at: string;
+  /** The value as a number; undefined for CLASSIFICATION/TEXT (counted only). */
+  numeric?: number;
+}
+
+/** BOOLEAN counts as 1/0; numbers are themselves; CLASSIFICATION and TEXT are counted only. */
+export function numericValue(value: unknown, outputType: OutputType): number | undefined {
+  if (outputType === "BOOLEAN") return value === true ? 1 : value === false ? 0 : undefined;
+  if (outputType === "CLASSIFICATION" || outputType === "TEXT") return undefined;
+  return typeof value === "number" && Number.isFinite(value) ? value : undefined;
+}
+
+export function labelsOf(call: { agentId: string; environmentId?: string; properties?: Record<string, string> }) {
+  return {
+    ...(call.properties ?? {}),
+    agentId: call.agentId,
+    ...(call.environmentId ? { environmentId: call.environmentId } : {}),
+  };
+}
+
+export const labelSetId = (labels: Record<string, string>) =>
+  createHash("sha256")
+    .update(JSON.stringify(Object.entries(labels).sort(([a], [b]) => a.localeCompare(b))))
+    .digest("hex")
+    .slice(0, 16);
+
+export const bucketStart = (atMs: number, tierMs: number) => Math.floor(atMs / tierMs) * tierMs;
+
+export const rollupKey = (orgId: string, slug: string, labelSet: string, tier: TierName, startMs: number) => ({
+  pk: `ORG#${orgId}#ROLLUP#${slug}#${labelSet}#${tier}`,
+  sk: new Date(startMs).toISOString(),
+});
+
+// ---- histogram: log buckets with γ = 1.02 (±1 % relative error); sign in the attribute name
+const GAMMA = 1.02;
+const LOG_GAMMA = Math.log(GAMMA);
+const MIN_MAGNITUDE = 1e-9;
+
+export function histogramBucket(value: number): string {
+  if (Math.abs(value) < MIN_MAGNITUDE) return "hz";
+  const index = Math.ceil(Math.log(Math.abs(value)) / LOG_GAMMA);
+  return value > 0 ? `hp${index}` : `hn${index}`;
+}
+
+function bucketValue(name: string): number {
+  if (name === "hz") return 0;
+  const index = Number(name.slice(2));
+  // The bucket's midpoint in log space: within ±1 % of every value in it.
+  const magnitude = (2 * GAMMA ** index) / (1 + GAMMA);
+  return name.startsWith("hp") ? magnitude : -magnitude;
+}
+
+/** The q-quantile (0–1) of merged histogram counts. */
+export function quantile(histogram: Map<string, number>, q: number): number | undefined {
+  const entries = [...histogram.entries()].filter(([, n]) => n > 0).sort(([a], [b]) => bucketValue(a) - bucketValue(b));
+  const total = entries.reduce((sum, [, n]) => sum + n, 0);
+  if (total === 0) return undefined;
+  const rank = Math.max(1, Math.ceil(q * total));
+  let seen = 0;
+  for (const [bucket, n] of entries) {
+    seen += n;
+    if (seen >= rank) return bucketValue(bucket);
+  }
+  return bucketValue(entries.at(-1)?.[0] ?? "hz");
+}
+
+/** Attribute name of a bucket's field in its item: `count`, or `count@05` for slot 5 of a block. */
+const slotted = (name: string, slot: number | undefined) =>
+  slot === undefined ? name : `${name}@${String(slot).padStart(2, "0")}`;
+
+/** Increments to apply, merged per rollup item (a transaction may touch an item once). */
+export function rollupIncrements(inputs: RollupInput[]) {
+  const increments = new Map<string, { key: { pk: string; sk: string }; adds: Map<string, number> }>();
+  const add = (adds: Map<string, number>, name: string, n: number) => adds.set(name, (adds.get(name) ?? 0) + n);
+  for (const input of inputs) {
+    const labelSet = labelSetId(input.labels);
+    const atMs = Date.parse(input.at);
+    for (const tier of TIERS) {
+      const itemStart = bucketStart(atMs, tier.itemMs);
+      const slot = tier.itemMs === tier.ms ? undefined : Math.floor((atMs - itemStart) / tier.ms);
+      const key = rollupKey(input.orgId, input.slug, labelSet, tier.name, itemStart);
+      const id = `${key.pk}|${key.sk}`;
+      const entry = increments.get(id) ?? { key, adds: new Map<string, number>() };
+      add(entry.adds, slotted("count", slot), 1);
+      if (input.numeric !== undefined) {
+        add(entry.adds, slotted("sum", slot), input.numeric);
+        if (input.histogram) add(entry.adds, slotted(histogramBucket(input.numeric), slot), 1);
+      }
+      increments.set(id, entry);
+    }
+  }
+  return [...increments.values()];
+}
+
+/** The buckets stored in one rollup item: itself, or the 5-minute slots of a block. */
+export function bucketsOf(item: Record<string, unknown>): { at: number; fields: Record<string, number> }[] {
+  const start = Date.parse(String(item.sk));
+  const plain: Record<string, number> = {};
+  const slots = new Map<number, Record<string, number>>();
+  for (const [name, value] of Object.entries(item)) {
+    if (name === "pk" || name === "sk" || typeof value !== "number") continue;
+    const at = name.indexOf("@");
+    if (at === -1) plain[name] = value;
+    else {
+      const slot = Number(name.slice(at + 1));
+      const fields = slots.get(slot) ?? {};
+      fields[name.slice(0, at)] = value;
+      slots.set(slot, fields);
+    }
+  }
+  if (slots.size === 0) return [{ at: start, fields: plain }];
+  const fiveMinutes = TIERS[0].ms;
+  return [...slots].map(([slot, fields]) => ({ at: start + slot * fiveMinutes, fields }));
+}
+
+export type RollupIncrement = ReturnType<typeof rollupIncrements>[number];
+
+/** The ADD update that applies one increment (inside the value's exactly-once transaction). */
+export function rollupUpdate(table: string, rollup: RollupIncrement) {
+  const names: Record<string, string> = {};
+  const values: Record<string, number> = {};
+  const clauses: string[] = [];
+  [...rollup.adds].forEach(([attribute, n], index) => {
+    names[`#a${index}`] = attribute;
+    values[`:a${index}`] = n;
+    clauses.push(`#a${index} :a${index}`);
+  });
+  return {
+    TableName: table,
+    Key: rollup.key,
+    UpdateExpression: `ADD ${clauses.join(", ")}`,
+    ExpressionAttributeNames: names,
+    ExpressionAttributeValues: values,
+  };
+}
+
+/** The item a sequence of ADD updates with these increments leaves on a fresh table. */
+export const rollupItem = (rollup: RollupIncrement): Record<string, unknown> => ({
+  ...rollup.key,
+  ...Object.fromEntries(rollup.adds),
+});

@@ -1,0 +1,366 @@
+/**
+ * The API contract: per route key ("POST /v1/call") the zod schemas that validate its
+ * request (body, query, path) and describe its success response, plus its summary, role
+ * and success status. Handlers take their schemas from here (`apiRoute(contract[key], …)`),
+ * the OpenAPI document (shared/http/openapi.ts) is generated from here, the SDK types are
+ * generated from that document, and the contract tests check real responses against it —
+ * one source of truth.
+ */
+import { z } from "zod";
+import { rangeQuerySchema, timeseriesQuerySchema } from "../analytics/api.ts";
+import type { Role } from "../auth.ts";
+import { createBackfillSchema, updateBackfillSchema } from "../schemas/backfill.ts";
+import { createCallSchema } from "../schemas/call.ts";
+import { createJobSchema, jobStatuses } from "../schemas/job.ts";
+import { createMetricSchema, updateMetricSchema } from "../schemas/metric.ts";
+import { createPolicySchema, updatePolicySchema } from "../schemas/policy.ts";
+import {
+  aggregateResultSchema,
+  backfillRunSchema,
+  backfillSchema,
+  callSchema,
+  callSummarySchema,
+  collectionJobSchema,
+  dailyResultSchema,
+  dataOf,
+  deletedSchema,
+  jobMetricValuesSchema,
+  metricDefinitionSchema,
+  metricPolicySchema,
+  metricValueSchema,
+  pageOf,
+  playgroundResultSchema,
+  sessionResultSchema,
+  tagsResultSchema,
+  timeseriesResultSchema,
+  webhookSecretSchema,
+} from "../schemas/responses.ts";
+import { pageQuerySchema } from "./pagination.ts";
+
+export interface RouteContract {
+  summary: string;
+  description?: string;
+  /** Groups operations in the document (OpenAPI tags). */
+  tag: string;
+  /** Stable operation id; the SDK method names follow it. */
+  operationId: string;
+  body?: z.ZodType;
+  query?: z.ZodType;
+  path?: z.ZodType;
+  /** The success body. */
+  response: z.ZodType;
+  successStatus?: number;
+  /** Minimum role; every route needs a key unless `public`. */
+  role?: Role;
+  /** Served without an API key. */
+  public?: boolean;
+}
+
+const idParam = <K extends string>(name: K) => z.object({ [name]: z.string().min(1) } as Record<K, z.ZodString>);
+const valueStatusQuery = z.enum(["success", "all"]).default("all");
+
+export const playgroundBodySchema = z.strictObject({
+  callId: z.string().trim().min(1).max(256),
+  /** `{id}` (id or slug) of a saved definition, or a whole definition to try before saving it. */
+  metric: z.record(z.string(), z.unknown()),
+});
+
+export const customMetricNamesQuerySchema = z.object({ agentId: z.string().min(1).optional() });
+export const customMetricTagsQuerySchema = z.object({
+  metricName: z.string().min(1),
+  agentId: z.string().min(1).optional(),
+});
+
+export const contract = {
+  "GET /openapi.json": {
+    summary: "This API's OpenAPI document",
+    tag: "meta",
+    operationId: "getOpenApi",
+    response: z.record(z.string(), z.unknown()),
+    public: true,
+  },
+
+  // ---- calls
+  "POST /v1/call": {
+    summary: "Store a call",
+    description:
+      "409 on a duplicate externalId (details name the existing call); 413 when the transcript is too large.",
+    tag: "calls",
+    operationId: "createCall",
+    body: createCallSchema,
+    response: dataOf(callSummarySchema),
+    successStatus: 201,
+  },
+  "GET /v1/call": {
+    summary: "List calls, newest first (no transcripts)",
+    tag: "calls",
+    operationId: "listCalls",
+    query: pageQuerySchema(100, 20),
+    response: pageOf(callSummarySchema),
+  },
+  "GET /v1/call/{callId}": {
+    summary: "One call with its transcript",
+    tag: "calls",
+    operationId: "getCall",
+    path: idParam("callId"),
+    response: dataOf(callSchema),
+  },
+  "GET /v1/call/{callId}/metrics": {
+    summary: "Every metric value of a call, across jobs",
+    tag: "calls",
+    operationId: "listCallMetrics",
+    path: idParam("callId"),
+    query: pageQuerySchema(500, 100).extend({ status: valueStatusQuery }),
+    response: pageOf(metricValueSchema),
+  },
+
+  // ---- metric definitions
+  "POST /v1/metric/definitions": {
+    summary: "Create a metric definition",
+    description: "409 if the slug is taken.",
+    tag: "metrics",
+    operationId: "createMetricDefinition",
+    body: createMetricSchema,
+    response: dataOf(metricDefinitionSchema),
+    successStatus: 201,
+  },
+  "GET /v1/metric/definitions": {
+    summary: "List metric definitions, newest first",
+    tag: "metrics",
+    operationId: "listMetricDefinitions",
+    query: pageQuerySchema(100, 20),
+    response: pageOf(metricDefinitionSchema),
+  },
+  "GET /v1/metric/definitions/{idOrSlug}": {
+    summary: "One metric definition (latest version)",
+    tag: "metrics",
+    operationId: "getMetricDefinition",
+    path: idParam("idOrSlug"),
+    response: dataOf(metricDefinitionSchema),
+  },
+  "PUT /v1/metric/definitions/{idOrSlug}": {
+    summary: "Update a metric definition",
+    description: "A partial body merged into the current definition, stored as a new version.",
+    tag: "metrics",
+    operationId: "updateMetricDefinition",
+    path: idParam("idOrSlug"),
+    body: updateMetricSchema,
+    response: dataOf(metricDefinitionSchema),
+  },
+
+  // ---- collection jobs
+  "POST /v1/metric/collection-jobs": {
+    summary: "Create a collection job (calls × metrics)",
+    description: "Metrics by id or slug; unknown call or metric ids answer 400 naming them.",
+    tag: "jobs",
+    operationId: "createCollectionJob",
+    body: createJobSchema,
+    response: dataOf(collectionJobSchema),
+    successStatus: 201,
+  },
+  "GET /v1/metric/collection-jobs": {
+    summary: "List collection jobs, newest first",
+    tag: "jobs",
+    operationId: "listCollectionJobs",
+    query: pageQuerySchema(50, 20).extend({ status: z.enum(jobStatuses).optional() }),
+    response: pageOf(collectionJobSchema),
+  },
+  "GET /v1/metric/collection-jobs/{jobId}": {
+    summary: "One collection job: status, counters, frozen metric versions, usage and cost",
+    tag: "jobs",
+    operationId: "getCollectionJob",
+    path: idParam("jobId"),
+    response: dataOf(collectionJobSchema),
+  },
+  "POST /v1/metric/collection-jobs/{jobId}/cancel": {
+    summary: "Cancel a pending or running job",
+    description: "Idempotent; 409 once the job has finished.",
+    tag: "jobs",
+    operationId: "cancelCollectionJob",
+    path: idParam("jobId"),
+    response: dataOf(collectionJobSchema),
+  },
+  "POST /v1/metric/collection-jobs/{jobId}/retry": {
+    summary: "Retry the failed items of a finished job as a new job",
+    description: "409 while the job runs, 400 if nothing failed.",
+    tag: "jobs",
+    operationId: "retryCollectionJob",
+    path: idParam("jobId"),
+    response: dataOf(collectionJobSchema),
+    successStatus: 201,
+  },
+  "GET /v1/metric/collection-jobs/{jobId}/metric-values": {
+    summary: "A job's values, grouped per metric definition",
+    tag: "jobs",
+    operationId: "listJobMetricValues",
+    path: idParam("jobId"),
+    query: pageQuerySchema(1000, 500).extend({ status: valueStatusQuery }),
+    response: pageOf(jobMetricValuesSchema),
+  },
+
+  // ---- policies
+  "POST /v1/metric/policies": {
+    summary: "Create a metric policy",
+    tag: "policies",
+    operationId: "createMetricPolicy",
+    body: createPolicySchema,
+    response: dataOf(metricPolicySchema),
+    successStatus: 201,
+  },
+  "GET /v1/metric/policies": {
+    summary: "List metric policies",
+    tag: "policies",
+    operationId: "listMetricPolicies",
+    query: pageQuerySchema(100, 20),
+    response: pageOf(metricPolicySchema),
+  },
+  "GET /v1/metric/policies/{policyId}": {
+    summary: "One metric policy",
+    tag: "policies",
+    operationId: "getMetricPolicy",
+    path: idParam("policyId"),
+    response: dataOf(metricPolicySchema),
+  },
+  "PUT /v1/metric/policies/{policyId}": {
+    summary: "Update a metric policy (partial body)",
+    tag: "policies",
+    operationId: "updateMetricPolicy",
+    path: idParam("policyId"),
+    body: updatePolicySchema,
+    response: dataOf(metricPolicySchema),
+  },
+  "DELETE /v1/metric/policies/{policyId}": {
+    summary: "Delete a metric policy (soft)",
+    tag: "policies",
+    operationId: "deleteMetricPolicy",
+    path: idParam("policyId"),
+    response: dataOf(deletedSchema),
+  },
+
+  // ---- backfills
+  "POST /v1/backfills": {
+    summary: "Create a scheduled backfill",
+    tag: "backfills",
+    operationId: "createBackfill",
+    body: createBackfillSchema,
+    response: dataOf(backfillSchema),
+    successStatus: 201,
+  },
+  "GET /v1/backfills": {
+    summary: "List backfills",
+    tag: "backfills",
+    operationId: "listBackfills",
+    query: pageQuerySchema(100, 20),
+    response: pageOf(backfillSchema),
+  },
+  "GET /v1/backfills/{backfillId}": {
+    summary: "One backfill",
+    tag: "backfills",
+    operationId: "getBackfill",
+    path: idParam("backfillId"),
+    response: dataOf(backfillSchema),
+  },
+  "PUT /v1/backfills/{backfillId}": {
+    summary: "Update a backfill (partial body)",
+    tag: "backfills",
+    operationId: "updateBackfill",
+    path: idParam("backfillId"),
+    body: updateBackfillSchema,
+    response: dataOf(backfillSchema),
+  },
+  "DELETE /v1/backfills/{backfillId}": {
+    summary: "Delete a backfill",
+    tag: "backfills",
+    operationId: "deleteBackfill",
+    path: idParam("backfillId"),
+    response: dataOf(deletedSchema),
+  },
+  "POST /v1/backfills/{backfillId}/run": {
+    summary: "Run a backfill now",
+    description: "201 with the run; 409 while the previous run's job is still running.",
+    tag: "backfills",
+    operationId: "runBackfill",
+    path: idParam("backfillId"),
+    response: dataOf(backfillRunSchema),
+    successStatus: 201,
+  },
+
+  // ---- analytics
+  "GET /v1/custom-metrics/names": {
+    summary: "Names (slugs) of metrics with analytics data",
+    tag: "analytics",
+    operationId: "customMetricNames",
+    query: customMetricNamesQuerySchema,
+    response: dataOf(z.array(z.string())),
+  },
+  "GET /v1/custom-metrics/aggregate": {
+    summary: "One value per metric (and per group with groupBy) over a range",
+    tag: "analytics",
+    operationId: "customMetricsAggregate",
+    query: rangeQuerySchema,
+    response: dataOf(aggregateResultSchema),
+  },
+  "GET /v1/custom-metrics/daily": {
+    summary: "One value per metric per local day",
+    tag: "analytics",
+    operationId: "customMetricsDaily",
+    query: rangeQuerySchema,
+    response: dataOf(dailyResultSchema),
+  },
+  "GET /v1/custom-metrics/timeseries": {
+    summary: "A metric over time (Prometheus-style matrix)",
+    tag: "analytics",
+    operationId: "customMetricsTimeseries",
+    query: timeseriesQuerySchema,
+    response: dataOf(timeseriesResultSchema),
+  },
+  "GET /v1/custom-metrics/tags": {
+    summary: "Label names and values seen for a metric",
+    tag: "analytics",
+    operationId: "customMetricTags",
+    query: customMetricTagsQuerySchema,
+    response: dataOf(tagsResultSchema),
+  },
+  "GET /v1/custom-metrics/sessions/{callId}": {
+    summary: "The latest value of each metric for one call",
+    tag: "analytics",
+    operationId: "customMetricsSession",
+    path: idParam("callId"),
+    response: dataOf(sessionResultSchema),
+  },
+
+  // ---- webhooks
+  "GET /v1/webhook-secret": {
+    summary: "The secret that signs this organization's webhooks (created on first read)",
+    tag: "webhooks",
+    operationId: "getWebhookSecret",
+    response: dataOf(webhookSecretSchema),
+    role: "admin",
+  },
+  "POST /v1/webhook-secret": {
+    summary: "Rotate the webhook signing secret",
+    tag: "webhooks",
+    operationId: "rotateWebhookSecret",
+    response: dataOf(webhookSecretSchema),
+    role: "admin",
+    successStatus: 201,
+  },
+
+  // ---- playground
+  "POST /v1/metric/playground": {
+    summary: "Evaluate one metric on one call now; nothing is stored",
+    description:
+      "`metric` is `{id}` (id or slug of a saved definition) or an inline definition (the body of POST /v1/metric/definitions). 503 + Retry-After when the LLM is rate-limited.",
+    tag: "playground",
+    operationId: "runPlayground",
+    body: playgroundBodySchema,
+    response: dataOf(playgroundResultSchema),
+  },
+} satisfies Record<string, RouteContract>;
+
+export type RouteKey = keyof typeof contract;
+
+/** The contract of a route key, if it has one (the tests demand one for every route). */
+export function contractFor(routeKey: string): RouteContract | undefined {
+  return (contract as Record<string, RouteContract>)[routeKey];
+}

@@ -1,0 +1,234 @@
+/**
+ * Zod schemas of what the API answers. With the request schemas they form the API contract
+ * (shared/http/contract.ts) that the OpenAPI document, the SDK types and the contract tests
+ * come from. The type checks at the bottom keep them in step with the store's interfaces.
+ */
+import { z } from "zod";
+import type { Backfill } from "./backfill.ts";
+import { createBackfillSchema } from "./backfill.ts";
+import type { Call } from "./call.ts";
+import { createCallSchema, toolInvocationSchema, transcriptSegmentSchema } from "./call.ts";
+import type { CollectionJob, MetricValue } from "./job.ts";
+import { captureStatuses, jobStatuses } from "./job.ts";
+import type { MetricDefinition } from "./metric.ts";
+import { createMetricSchema, outputTypes } from "./metric.ts";
+import type { MetricPolicy } from "./policy.ts";
+import { createPolicySchema } from "./policy.ts";
+
+const timestamp = z.string().min(1);
+
+export const errorBodySchema = z.object({
+  error: z.object({
+    code: z.string(),
+    message: z.string(),
+    /** For validation errors: `[{field, message}]`; for conflicts: what conflicts. */
+    details: z.unknown().optional(),
+  }),
+});
+
+export const paginationSchema = z.object({ hasMore: z.boolean(), nextCursor: z.string().nullable() });
+
+export const dataOf = <T extends z.ZodType>(schema: T) => z.object({ data: schema });
+export const pageOf = <T extends z.ZodType>(schema: T) =>
+  z.object({ data: z.array(schema), pagination: paginationSchema });
+
+export const tokenUsageSchema = z.object({
+  inputTokens: z.number(),
+  outputTokens: z.number(),
+  cacheCreationInputTokens: z.number(),
+  cacheReadInputTokens: z.number(),
+});
+
+// ---- calls
+
+const callShape = createCallSchema.shape;
+export const callSummarySchema = z.object({
+  id: z.string(),
+  externalId: callShape.externalId,
+  agentId: z.string(),
+  environmentId: callShape.environmentId,
+  callDirection: z.enum(["INBOUND", "OUTBOUND"]),
+  interfaceType: z.enum(["PHONE", "WEB"]),
+  startedAt: timestamp,
+  endedAt: timestamp.optional(),
+  durationMs: z.number().optional(),
+  properties: z.record(z.string(), z.string()),
+  segmentCount: z.number().int(),
+  createdAt: timestamp,
+});
+
+export const callSchema = callSummarySchema.omit({ segmentCount: true }).extend({
+  transcript: z.array(transcriptSegmentSchema),
+  toolInvocations: z.array(toolInvocationSchema).optional(),
+});
+
+// ---- metric definitions
+
+export const metricDefinitionSchema = z.object({
+  ...createMetricSchema.shape,
+  id: z.string(),
+  version: z.number().int(),
+  description: z.string(),
+  supportedContexts: z.array(z.enum(["CALL", "SEGMENT"])),
+  createdAt: timestamp,
+  updatedAt: timestamp,
+});
+
+// ---- jobs and values
+
+export const frozenMetricSchema = z.object({
+  id: z.string(),
+  version: z.number().int(),
+  slug: z.string(),
+  name: z.string(),
+});
+
+export const webhookDeliverySchema = z.object({
+  id: z.string(),
+  status: z.enum(["pending", "delivered", "failed"]),
+  attempts: z.number().int(),
+  queuedAt: timestamp,
+  lastAttemptAt: timestamp.optional(),
+  lastResponseCode: z.number().int().optional(),
+  lastError: z.string().optional(),
+  deliveredAt: timestamp.optional(),
+});
+
+export const collectionJobSchema = z.object({
+  id: z.string(),
+  status: z.enum(jobStatuses),
+  triggeredBy: z.enum(["API", "METRIC_POLICY", "SCHEDULE", "RETRY"]),
+  totalItems: z.number().int(),
+  completedItems: z.number().int(),
+  failedItems: z.number().int(),
+  callCount: z.number().int(),
+  metrics: z.array(frozenMetricSchema),
+  startedAt: timestamp.optional(),
+  completedAt: timestamp.optional(),
+  canceledAt: timestamp.optional(),
+  errorMessage: z.string().optional(),
+  webhookUrl: z.string().optional(),
+  webhook: webhookDeliverySchema.optional(),
+  /** Summed LLM token usage of the job's recorded values (LLM-judged metrics only). */
+  usage: tokenUsageSchema.optional(),
+  estimatedCostUsd: z.number().optional(),
+  policyIds: z.array(z.string()),
+  metadata: z.record(z.string(), z.union([z.string(), z.number(), z.boolean()])),
+  createdAt: timestamp,
+  updatedAt: timestamp,
+});
+
+export const segmentRefSchema = z.object({
+  id: z.string(),
+  text: z.string(),
+  startOffsetMs: z.number(),
+  endOffsetMs: z.number(),
+});
+
+export const metricValueSchema = z.object({
+  jobId: z.string(),
+  callId: z.string(),
+  metricDefinitionId: z.string(),
+  metricVersion: z.number().int(),
+  captureStatus: z.enum(captureStatuses),
+  computedAt: timestamp,
+  context: z.enum(["CALL", "SEGMENT", "SEGMENT_RANGE"]),
+  value: z.union([z.number(), z.string(), z.boolean(), z.array(z.string())]).optional(),
+  valueReasoning: z.string().optional(),
+  confidence: z.number().min(0).max(1).optional(),
+  errorMessage: z.string().optional(),
+  /** The transcript segment the value rests on (one), or the range fromSegment..toSegment. */
+  segment: segmentRefSchema.optional(),
+  fromSegment: segmentRefSchema.optional(),
+  toSegment: segmentRefSchema.optional(),
+  policyIds: z.array(z.string()).optional(),
+  model: z.string().optional(),
+  usage: tokenUsageSchema.optional(),
+  estimatedCostUsd: z.number().optional(),
+});
+
+export const jobMetricValuesSchema = z.object({
+  metricDefinitionId: z.string(),
+  slug: z.string(),
+  /** `<slug>@<version>`. */
+  metricId: z.string(),
+  name: z.string(),
+  description: z.string(),
+  type: z.enum(outputTypes).optional(),
+  unit: z.object({ name: z.string(), symbol: z.string() }).optional(),
+  values: z.array(metricValueSchema),
+});
+
+/** A playground evaluation: a metric value that was not stored (no job). */
+export const playgroundResultSchema = metricValueSchema.omit({ jobId: true, policyIds: true });
+
+// ---- policies, backfills, webhooks
+
+export const metricPolicySchema = z.object({
+  ...createPolicySchema.shape,
+  status: z.enum(["ACTIVE", "INACTIVE"]),
+  conditions: createPolicySchema.shape.conditions.unwrap(),
+  id: z.string(),
+  createdAt: timestamp,
+  updatedAt: timestamp,
+});
+
+export const backfillRunSchema = z.object({
+  at: timestamp,
+  trigger: z.enum(["schedule", "manual"]),
+  status: z.enum(["started", "nothing-to-do", "skipped"]),
+  jobId: z.string().optional(),
+  items: z.number().int(),
+  cutoff: timestamp,
+  errorMessage: z.string().optional(),
+});
+
+export const backfillSchema = z.object({
+  ...createBackfillSchema.shape,
+  callFilter: createBackfillSchema.shape.callFilter.unwrap(),
+  onlyMissing: z.boolean(),
+  status: z.enum(["ACTIVE", "INACTIVE"]),
+  id: z.string(),
+  nextRunAt: timestamp.optional(),
+  lastJobId: z.string().optional(),
+  lastRun: backfillRunSchema.optional(),
+  createdAt: timestamp,
+  updatedAt: timestamp,
+});
+
+export const deletedSchema = z.object({ id: z.string(), deleted: z.literal(true) });
+
+export const webhookSecretSchema = z.object({ secret: z.string(), createdAt: timestamp });
+
+// ---- analytics (/v1/custom-metrics/*)
+
+const labelsSchema = z.record(z.string(), z.string());
+const metricsByNameSchema = z.record(z.string(), z.number());
+
+export const aggregateResultSchema = z.union([
+  metricsByNameSchema,
+  /** With groupBy: one entry per group, its labels next to `metrics`. */
+  z.array(z.object({ metrics: metricsByNameSchema }).catchall(z.string())),
+]);
+export const dailyResultSchema = z.array(z.object({ date: z.string(), metrics: metricsByNameSchema }));
+export const timeseriesResultSchema = z.object({
+  resultType: z.literal("matrix"),
+  result: z.array(z.object({ metric: labelsSchema, values: z.array(z.tuple([z.number(), z.string()])) })),
+});
+export const sessionResultSchema = z.object({
+  resultType: z.literal("vector"),
+  result: z.array(z.object({ metric: labelsSchema, value: z.tuple([z.number(), z.string()]) })),
+});
+export const tagsResultSchema = z.record(z.string(), z.array(z.string()));
+
+// ---- the schemas above must accept what the store returns (compile-time checks)
+
+type Accepts<Schema extends z.ZodType, Value extends z.input<Schema>> = Value;
+export type ResponseSchemaChecks = [
+  Accepts<typeof callSchema, Call>,
+  Accepts<typeof metricDefinitionSchema, MetricDefinition>,
+  Accepts<typeof collectionJobSchema, CollectionJob>,
+  Accepts<typeof metricValueSchema, MetricValue>,
+  Accepts<typeof metricPolicySchema, MetricPolicy>,
+  Accepts<typeof backfillSchema, Backfill>,
+];

@@ -1,0 +1,257 @@
+/**
+ * The custom-metrics API on a fixed data set, read from rollups written by the real
+ * pipeline — with every SQS batch delivered twice, so exact numbers also prove that
+ * redelivery never double-counts.
+ */
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { builtInMetric, createCalls, createMetrics, llmMetric } from "../support/fixtures.ts";
+import { startTestStack, type TestStack, waitForJobEnd } from "../support/stack.ts";
+
+const calls = [
+  {
+    key: "c1",
+    agentId: "A",
+    environmentId: "prod",
+    region: "EU",
+    startedAt: "2026-03-08T04:00:00Z",
+    durationMs: 10_000,
+  },
+  {
+    key: "c2",
+    agentId: "A",
+    environmentId: "prod",
+    region: "US",
+    startedAt: "2026-03-08T06:30:00Z",
+    durationMs: 20_000,
+  },
+  {
+    key: "c3",
+    agentId: "B",
+    environmentId: "staging",
+    region: "EU",
+    startedAt: "2026-03-08T20:00:00Z",
+    durationMs: 30_000,
+  },
+  {
+    key: "c4",
+    agentId: "B",
+    environmentId: "prod",
+    region: "EU",
+    // 00:30 in New York on 2026-03-09, the day after the DST change (23:30 at the old offset).
+    startedAt: "2026-03-09T04:30:00Z",
+    durationMs: 40_000,
+  },
+  {
+    key: "c5",
+    agentId: "A",
+    environmentId: "prod",
+    region: "EU",
+    startedAt: "2026-03-09T19:00:00Z",
+    durationMs: 50_000,
+  },
+  {
+    key: "c6",
+    agentId: "A",
+    environmentId: "prod",
+    region: "EU",
+    startedAt: "2026-03-10T12:00:00Z",
+    durationMs: 60_000,
+  },
+];
+
+describe("custom-metrics analytics", () => {
+  let stack: TestStack;
+  const ids: Record<string, string> = {};
+  const get = (path: string) => stack.api("GET", path);
+
+  beforeAll(async () => {
+    stack = await startTestStack({ runtime: { deliverEachBatchTwice: true } });
+    for (const call of calls) {
+      const [id] = await createCalls(stack.api, 1, {
+        agentId: call.agentId,
+        environmentId: call.environmentId,
+        properties: { region: call.region },
+        startedAt: call.startedAt,
+        endedAt: new Date(Date.parse(call.startedAt) + call.durationMs).toISOString(),
+        durationMs: call.durationMs,
+      });
+      ids[call.key] = id!;
+    }
+    const metrics = await createMetrics(stack.api, [
+      builtInMetric("an-dur", { kind: "CALL_DURATION" }),
+      builtInMetric("an-sorry", { kind: "KEYWORD_MATCH_COUNT", keywords: ["sorry"] }, "COUNT"),
+      { ...builtInMetric("an-lat", { kind: "CALL_DURATION" }), histogram: true },
+      llmMetric("an-refund", "BOOLEAN", 'Did the customer ask for a "refund"?'),
+    ]);
+    const created = await stack.api("POST", "/v1/metric/collection-jobs", {
+      callIds: Object.values(ids),
+      metrics: metrics.map((m) => ({ id: m.id })),
+    });
+    const job = await waitForJobEnd(stack.api, created.body.data.id);
+    expect(job).toMatchObject({ status: "COMPLETED", completedItems: 24 });
+  });
+  afterAll(() => stack?.stop());
+
+  const range = "startDate=2026-03-08&endDate=2026-03-11";
+
+  it("aggregates by type: sum for counters and booleans, average for gauges, p95 for histograms", async () => {
+    const { status, body } = await get(`/v1/custom-metrics/aggregate?${range}`);
+    expect(status).toBe(200);
+    expect(body.data).toMatchObject({ "an-dur": 35_000, "an-sorry": 12, "an-refund": 6 });
+    // p95 (nearest rank) of 10k…60k is 60k; the histogram answers within ±1 %.
+    expect(Math.abs(body.data["an-lat"] - 60_000) / 60_000).toBeLessThanOrEqual(0.01);
+    // A month reads the 10-day bucket [03-08, 03-18) plus days: the same answer.
+    const month = await get("/v1/custom-metrics/aggregate?startDate=2026-03-01&endDate=2026-04-01");
+    expect(month.body.data).toEqual(body.data);
+  });
+
+  it("filters by agent, environment and tags, and groups by two labels", async () => {
+    const byTags = await get(
+      `/v1/custom-metrics/aggregate?${range}&agentId=A&tags=${encodeURIComponent('{"region":"EU"}')}`,
+    );
+    expect(byTags.body.data["an-dur"]).toBe(40_000);
+    const staging = await get(`/v1/custom-metrics/aggregate?${range}&environmentId=staging&metricNames=an-dur`);
+    expect(staging.body.data).toEqual({ "an-dur": 30_000 });
+    const grouped = await get(
+      `/v1/custom-metrics/aggregate?${range}&metricNames=an-dur,an-sorry&groupBy=agentId,region`,
+    );
+    expect(grouped.body.data).toEqual([
+      { agentId: "A", region: "EU", metrics: { "an-dur": 40_000, "an-sorry": 6 } },
+      { agentId: "A", region: "US", metrics: { "an-dur": 20_000, "an-sorry": 2 } },
+      { agentId: "B", region: "EU", metrics: { "an-dur": 35_000, "an-sorry": 4 } },
+    ]);
+    const narrow = await get(
+      "/v1/custom-metrics/aggregate?startDate=2026-03-08T06:00:00Z&endDate=2026-03-08T07:00:00Z",
+    );
+    expect(narrow.body.data["an-dur"]).toBe(20_000);
+  });
+
+  it("labels days in the timezone: a DST day in New York and a +05:30 zone", async () => {
+    const newYork = await get(
+      "/v1/custom-metrics/daily?startDate=2026-03-08&endDate=2026-03-10&metricNames=an-dur&timezone=America/New_York",
+    );
+    // 2026-03-08 is 23 hours long there: [05:00Z, 04:00Z next day).
+    expect(newYork.body.data).toEqual([
+      { date: "2026-03-08", metrics: { "an-dur": 25_000 } },
+      { date: "2026-03-09", metrics: { "an-dur": 45_000 } },
+    ]);
+    const kolkata = await get(
+      "/v1/custom-metrics/daily?startDate=2026-03-08&endDate=2026-03-10&metricNames=an-dur&timezone=Asia/Kolkata",
+    );
+    expect(kolkata.body.data).toEqual([
+      { date: "2026-03-08", metrics: { "an-dur": 15_000 } },
+      { date: "2026-03-09", metrics: { "an-dur": 35_000 } },
+    ]);
+  });
+
+  it("answers timeseries as a Prometheus matrix, one series per label set", async () => {
+    const daily = await get(`/v1/custom-metrics/timeseries?metricName=an-dur&${range}&step=1d`);
+    expect(daily.body.data.resultType).toBe("matrix");
+    const series = daily.body.data.result.find((s: any) => s.metric.agentId === "A" && s.metric.region === "EU");
+    expect(series).toEqual({
+      metric: { metric_name: "an-dur", agentId: "A", environmentId: "prod", region: "EU" },
+      values: [
+        [Date.parse("2026-03-08T00:00:00Z") / 1000, "10000"],
+        [Date.parse("2026-03-09T00:00:00Z") / 1000, "50000"],
+        [Date.parse("2026-03-10T00:00:00Z") / 1000, "60000"],
+      ],
+    });
+    const hourly = await get(
+      `/v1/custom-metrics/timeseries?metricName=an-dur&${range}&step=1h&tags=${encodeURIComponent('{"region":"US"}')}`,
+    );
+    expect(hourly.body.data.result).toEqual([
+      {
+        metric: { metric_name: "an-dur", agentId: "A", environmentId: "prod", region: "US" },
+        values: [[Date.parse("2026-03-08T06:00:00Z") / 1000, "20000"]],
+      },
+    ]);
+    // Steps start at startDate: days in Kolkata begin at 18:30 UTC.
+    const kolkata = await get(
+      `/v1/custom-metrics/timeseries?metricName=an-dur&${range}&step=1d&timezone=Asia/Kolkata&agentId=A&tags=${encodeURIComponent('{"region":"EU"}')}`,
+    );
+    expect(kolkata.body.data.result).toEqual([
+      {
+        metric: { metric_name: "an-dur", agentId: "A", environmentId: "prod", region: "EU" },
+        values: [
+          [Date.parse("2026-03-07T18:30:00Z") / 1000, "10000"],
+          [Date.parse("2026-03-09T18:30:00Z") / 1000, "55000"],
+        ],
+      },
+    ]);
+    const fine = await get(
+      "/v1/custom-metrics/timeseries?metricName=an-sorry&startDate=2026-03-08T06:00:00Z&endDate=2026-03-08T07:00:00Z&step=5m",
+    );
+    expect(fine.body.data.result).toEqual([
+      {
+        metric: { metric_name: "an-sorry", agentId: "A", environmentId: "prod", region: "US" },
+        values: [[Date.parse("2026-03-08T06:30:00Z") / 1000, "2"]],
+      },
+    ]);
+    const counter = await get(`/v1/custom-metrics/timeseries?metricName=an-refund&${range}&step=1d&agentId=B`);
+    expect(counter.body.data.result.flatMap((s: any) => s.values.map((v: any) => v[1]))).toEqual(["1", "1"]);
+  });
+
+  it("lists metric names, tag values (without system labels) and a call's values", async () => {
+    expect((await get("/v1/custom-metrics/names")).body.data).toEqual(["an-dur", "an-lat", "an-refund", "an-sorry"]);
+    expect((await get("/v1/custom-metrics/names?agentId=nobody")).body.data).toEqual([]);
+    expect((await get("/v1/custom-metrics/tags?metricName=an-dur")).body.data).toEqual({ region: ["EU", "US"] });
+    const session = await get(`/v1/custom-metrics/sessions/${ids.c2}`);
+    expect(session.body.data.resultType).toBe("vector");
+    const dur = session.body.data.result.find((r: any) => r.metric.metric_name === "an-dur");
+    expect(dur).toEqual({
+      metric: { metric_name: "an-dur", agentId: "A", environmentId: "prod", region: "US" },
+      value: [Date.parse("2026-03-08T06:30:00Z") / 1000, "20000"],
+    });
+    expect(session.body.data.result.find((r: any) => r.metric.metric_name === "an-refund").value[1]).toBe("1");
+  });
+
+  it("counted every value once although every batch was delivered twice", async () => {
+    const work = stack.stats().queues.work!;
+    expect(work.invocations).toBeGreaterThanOrEqual(2);
+    // Per metric, as many values as calls: 6 calls, 2 keywords each.
+    const { body } = await get(`/v1/custom-metrics/aggregate?${range}&metricNames=an-sorry,an-refund`);
+    expect(body.data).toEqual({ "an-sorry": 12, "an-refund": 6 });
+  });
+
+  it("keeps organizations apart", async () => {
+    const other = await stack.newOrganization("Other");
+    expect((await other.api("GET", `/v1/custom-metrics/aggregate?${range}`)).body.data).toEqual({});
+    expect((await other.api("GET", "/v1/custom-metrics/names")).body.data).toEqual([]);
+    expect((await other.api("GET", "/v1/custom-metrics/tags?metricName=an-dur")).body.data).toEqual({});
+    const series = await other.api("GET", `/v1/custom-metrics/timeseries?metricName=an-dur&${range}`);
+    expect(series.body.data.result).toEqual([]);
+    expect((await other.api("GET", `/v1/custom-metrics/sessions/${ids.c1}`)).status).toBe(404);
+  });
+
+  it("answers 400 with a clear message for bad input", async () => {
+    const cases: [string, RegExp][] = [
+      ["/v1/custom-metrics/aggregate?startDate=yesterday&endDate=2026-03-11", /startDate: "yesterday" is not a date/],
+      ["/v1/custom-metrics/aggregate?startDate=2026-02-30&endDate=2026-03-11", /not a valid date/],
+      [`/v1/custom-metrics/aggregate?${range}&timezone=Mars/Olympus`, /Unknown timezone "Mars\/Olympus"/],
+      [
+        "/v1/custom-metrics/aggregate?startDate=2026-03-08T00:00:00Z&endDate=2026-03-09T00:00:00Z&timezone=Nowhere",
+        /Unknown timezone "Nowhere"/,
+      ],
+      [`/v1/custom-metrics/aggregate?${range}&tags=${encodeURIComponent("{region:EU}")}`, /tags must be a JSON object/],
+      ["/v1/custom-metrics/aggregate?startDate=2026-03-11&endDate=2026-03-08", /startDate must be before endDate/],
+      ["/v1/custom-metrics/timeseries?metricName=an-dur&startDate=2025-03-01&endDate=2026-03-01&step=5m", /too fine/],
+      [`/v1/custom-metrics/timeseries?metricName=an-dur&${range}&step=7m`, /multiple of 5m/],
+      ["/v1/custom-metrics/aggregate?endDate=2026-03-11", /startDate/],
+      [`/v1/custom-metrics/aggregate?${range}&tags=${encodeURIComponent('["EU"]')}`, /tags must be a JSON object/],
+      [`/v1/custom-metrics/aggregate?${range}&tags=${encodeURIComponent('{"n":1}')}`, /string labels/],
+      ["/v1/custom-metrics/aggregate?startDate=2024-01-01&endDate=2026-03-11", /at most 400 days/],
+      ["/v1/custom-metrics/daily?startDate=2026-03-08&endDate=03/11/2026", /endDate: "03\/11\/2026" is not a date/],
+      [`/v1/custom-metrics/daily?${range}&timezone=EST5EDT_nope`, /Unknown timezone/],
+      [`/v1/custom-metrics/timeseries?metricName=an-dur&${range}&step=30s`, /multiple of 5m/],
+      [`/v1/custom-metrics/timeseries?metricName=an-dur&${range}&step=2d`, /multiple of 5m between 5m and 1d/],
+      [`/v1/custom-metrics/timeseries?${range}`, /metricName/],
+      ["/v1/custom-metrics/tags", /metricName/],
+    ];
+    for (const [path, message] of cases) {
+      const response = await get(path);
+      expect(response.status, path).toBe(400);
+      expect(response.body.error.message, path).toMatch(message);
+      expect(response.body.error.details?.[0]?.field, path).toMatch(/^query\./);
+    }
+  });
+});

@@ -1,0 +1,151 @@
+/** The `mcj` CLI as a child process against a test stack (stdout/stderr are pipes: no TTY). */
+import { execFile } from "node:child_process";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { builtInMetric, llmMetric, sampleCall } from "../support/fixtures.ts";
+import { startTestStack, type TestStack } from "../support/stack.ts";
+
+const cli = fileURLToPath(new URL("../../cli/mcj.ts", import.meta.url));
+
+interface Run {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+describe("mcj CLI", () => {
+  let stack: TestStack;
+  let dir: string;
+
+  function mcj(args: string[], env: Record<string, string> = {}): Promise<Run> {
+    return new Promise((resolve) => {
+      execFile(
+        process.execPath,
+        [cli, ...args],
+        {
+          env: { PATH: process.env.PATH ?? "", MCJ_BASE_URL: stack.baseUrl, MCJ_API_KEY: stack.apiKey, ...env },
+          timeout: 60_000,
+        },
+        (error, stdout, stderr) => {
+          const code = error ? (typeof error.code === "number" ? error.code : 99) : 0;
+          resolve({ code, stdout: String(stdout), stderr: String(stderr) });
+        },
+      );
+    });
+  }
+
+  beforeAll(async () => {
+    stack = await startTestStack();
+    dir = mkdtempSync(join(tmpdir(), "mcj-cli-"));
+  });
+  afterAll(() => stack?.stop());
+
+  it("imports calls from JSONL, reporting rejected lines with their numbers (exit 1)", async () => {
+    const file = join(dir, "calls.jsonl");
+    writeFileSync(
+      file,
+      [
+        JSON.stringify(sampleCall({ externalId: "cli-1" }, 1)),
+        "{not json",
+        "",
+        JSON.stringify({ ...sampleCall({ externalId: "cli-bad" }), startedAt: "yesterday" }),
+        JSON.stringify(sampleCall({ externalId: "cli-2" }, 2)),
+      ].join("\n"),
+    );
+    const run = await mcj(["calls", "import", file]);
+    expect(run.code, run.stderr).toBe(1);
+    expect(run.stdout).toContain("Imported 2 calls, rejected 2 of 4 lines");
+    expect(run.stderr).toMatch(/line 2: rejected: not valid JSON/);
+    expect(run.stderr).toMatch(/line 4: rejected: 400 body\.startedAt/);
+    const listed = await stack.api("GET", "/v1/call?limit=10");
+    expect(listed.body.data.map((c: { externalId: string }) => c.externalId).sort()).toEqual(["cli-1", "cli-2"]);
+  });
+
+  it("creates, lists and shows metric definitions", async () => {
+    const defFile = join(dir, "turns.json");
+    writeFileSync(defFile, JSON.stringify(builtInMetric("cli-turns", { kind: "TURN_COUNT" }, "COUNT")));
+    const created = await mcj(["metrics", "create", "--file", defFile]);
+    expect(created.code, created.stderr).toBe(0);
+    expect(JSON.parse(created.stdout).slug).toBe("cli-turns");
+    const inline = await mcj([
+      "metrics",
+      "create",
+      "--json",
+      JSON.stringify(llmMetric("cli-sorry", "BOOLEAN", 'Did the agent say "sorry"?')),
+    ]);
+    expect(inline.code, inline.stderr).toBe(0);
+    const listed = await mcj(["metrics", "list"]);
+    expect(listed.stdout).toMatch(/cli-turns\s+cli turns\s+BUILT_IN\s+COUNT/);
+    const shown = await mcj(["metrics", "show", "cli-sorry"]);
+    expect(JSON.parse(shown.stdout).calculationType).toBe("LLM_JUDGE");
+  });
+
+  it("creates a job and watches it to completion with plain progress lines, then prints values", async () => {
+    const run = await mcj(["jobs", "create", "--all-calls", "--metrics", "cli-turns,cli-sorry", "--watch"]);
+    expect(run.code, run.stderr).toBe(0);
+    const job = JSON.parse(run.stdout);
+    expect(job).toMatchObject({ status: "COMPLETED", totalItems: 4, completedItems: 4 });
+    expect(run.stderr).not.toContain("\r");
+    expect(run.stderr).toMatch(new RegExp(`job ${job.id} (PENDING|PROCESSING) \\d+% \\d+/4 completed=\\d+ failed=0`));
+    expect(run.stderr).toContain(`job ${job.id} COMPLETED after`);
+
+    const csv = await mcj(["jobs", "values", job.id, "--format", "csv"]);
+    expect(csv.code).toBe(0);
+    const lines = csv.stdout.trim().split("\n");
+    expect(lines[0]).toBe("callId,metric,version,status,value,confidence,reasoning,segment");
+    expect(lines).toHaveLength(5);
+    const table = await mcj(["jobs", "values", job.id]);
+    expect(table.stdout).toMatch(/cli-sorry\s+SUCCESS\s+true/);
+    const json = await mcj(["jobs", "values", job.id, "--format", "json", "--status", "success"]);
+    expect(JSON.parse(json.stdout).map((g: { slug: string }) => g.slug)).toEqual(["cli-turns", "cli-sorry"]);
+
+    const listed = await mcj(["jobs", "list", "--status", "completed"]);
+    expect(listed.stdout).toContain(job.id);
+    const shown = await mcj(["jobs", "show", job.id]);
+    expect(JSON.parse(shown.stdout).id).toBe(job.id);
+    const retry = await mcj(["jobs", "retry", job.id]);
+    expect(retry.code).toBe(3);
+    expect(retry.stderr).toContain("API answered 400");
+  });
+
+  it("exits 1 when a watched job ends CANCELED", async () => {
+    // A slow judge keeps the job running until the cancel arrives, however fast the machine.
+    stack.anthropic.configure({ latencyMs: 3_000 });
+    const created = await mcj(["jobs", "create", "--all-calls", "--metrics", "cli-sorry"]);
+    const job = JSON.parse(created.stdout);
+    const canceled = await mcj(["jobs", "cancel", job.id]);
+    stack.anthropic.configure({ latencyMs: 0 });
+    expect(canceled.code).toBe(0);
+    const watched = await mcj(["jobs", "watch", job.id]);
+    expect(watched.code).toBe(1);
+    expect(watched.stderr).toContain("CANCELED");
+  });
+
+  it("exits 2 on usage errors and 3 on API errors", async () => {
+    expect((await mcj(["jobs", "create", "--metrics", "x"])).code).toBe(2);
+    expect((await mcj(["jobs", "frobnicate"])).code).toBe(2);
+    expect((await mcj(["jobs", "list", "--bogus"])).code).toBe(2);
+    expect((await mcj(["jobs", "list"], { MCJ_BASE_URL: "" })).code).toBe(2);
+    const missing = await mcj(["jobs", "show", "no-such-job"]);
+    expect(missing.code).toBe(3);
+    expect(missing.stderr).toContain("404 not_found");
+    expect((await mcj(["jobs", "list"], { MCJ_API_KEY: "mcj_wrong_key_0123456789" })).code).toBe(3);
+    expect((await mcj(["jobs", "list"], { MCJ_BASE_URL: "http://127.0.0.1:1" })).code).toBe(3);
+  });
+
+  it("creates API keys straight in the table (keys create)", async () => {
+    const run = await mcj(["keys", "create", "--org-name", "CLI org", "--role", "member"], {
+      TABLE_NAME: stack.tableName,
+      DYNAMODB_ENDPOINT: inject("dynamodbEndpoint"),
+    });
+    expect(run.code, run.stderr).toBe(0);
+    const key = JSON.parse(run.stdout);
+    expect(key).toMatchObject({ role: "member" });
+    const asNewOrg = await mcj(["calls", "list"], { MCJ_API_KEY: key.apiKey });
+    expect(asNewOrg.code, asNewOrg.stderr).toBe(0);
+    expect(asNewOrg.stdout.trim()).toBe("(none)");
+  });
+});

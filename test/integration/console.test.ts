@@ -1,0 +1,101 @@
+/**
+ * The web console in headless Chromium (Debian's /usr/bin/chromium driven by
+ * playwright-core), served by the local runtime on the API's origin: load, enter the key,
+ * watch a job reach 100%, open its values and the referenced transcript segment.
+ * Screenshots land in test-artifacts/.
+ */
+import { existsSync, mkdirSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import { type Browser, chromium } from "playwright-core";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { builtInMetric, createCalls, createMetrics, llmMetric } from "../support/fixtures.ts";
+import { startTestStack, type TestStack } from "../support/stack.ts";
+
+const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
+const artifacts = fileURLToPath(new URL("../../test-artifacts/", import.meta.url));
+
+describe.skipIf(!existsSync(CHROMIUM))("web console in headless Chromium", () => {
+  let stack: TestStack;
+  let browser: Browser;
+
+  beforeAll(async () => {
+    mkdirSync(artifacts, { recursive: true });
+    // Some latency so the page sees the job while it runs.
+    stack = await startTestStack({ anthropic: { latencyMs: 150 } });
+    browser = await chromium.launch({ executablePath: CHROMIUM, args: ["--no-sandbox"] });
+  });
+  afterAll(async () => {
+    await browser?.close();
+    await stack?.stop();
+  });
+
+  it("serves the page and its assets from /console on the API origin", async () => {
+    const page = await fetch(`${stack.baseUrl}/console`);
+    expect(page.status).toBe(200);
+    expect(page.headers.get("content-type")).toContain("text/html");
+    expect((await fetch(`${stack.baseUrl}/console/app.js`)).headers.get("content-type")).toContain("javascript");
+    expect((await fetch(`${stack.baseUrl}/console/../package.json`)).status).not.toBe(200);
+    expect((await fetch(`${stack.baseUrl}/console/%2e%2e/package.json`)).status).toBe(404);
+  });
+
+  it("shows a job reaching 100%, its values with reasoning and the referenced segment", async () => {
+    const callIds = await createCalls(stack.api, 3);
+    await createMetrics(stack.api, [
+      builtInMetric("console-turns", { kind: "TURN_COUNT" }, "COUNT"),
+      llmMetric("console-refund", "BOOLEAN", 'Did the customer ask for a "refund"?'),
+    ]);
+    const page = await browser.newPage({ viewport: { width: 1200, height: 1000 } });
+    const errors: string[] = [];
+    page.on("pageerror", (error) => errors.push(error.message));
+    await page.goto(`${stack.baseUrl}/console`);
+    await expect(page.title()).resolves.toBe("Metric collection console");
+    await page.fill("#api-key", stack.apiKey);
+    await page.click("#connect");
+    await page.waitForSelector("#jobs tbody td.muted, #jobs tbody tr.job");
+
+    const { body } = await stack.api("POST", "/v1/metric/collection-jobs", {
+      callIds,
+      metrics: [{ id: "console-turns" }, { id: "console-refund" }],
+    });
+    const jobId: string = body.data.id;
+    const row = page.locator(`tr.job[data-job-id="${jobId}"]`);
+    await row.waitFor({ timeout: 60_000 });
+    await page.screenshot({ path: `${artifacts}console-job-running.png`, fullPage: true });
+    await expect
+      .poll(() => row.locator('[data-testid="percent"]').textContent(), { timeout: 180_000, interval: 250 })
+      .toBe("100%");
+    await expect.poll(() => row.locator(".badge").textContent(), { timeout: 60_000 }).toBe("COMPLETED");
+    await page.screenshot({ path: `${artifacts}console-job-complete.png`, fullPage: true });
+
+    await row.click();
+    const refund = page.locator('.metric[data-metric="console-refund"]');
+    await refund.locator("tr.value").first().waitFor();
+    expect(await refund.locator("tr.value").count()).toBe(3);
+    expect(await refund.locator('[data-testid="value"]').first().textContent()).toBe("true");
+    expect(await refund.locator(".reasoning").first().textContent()).toContain('mention "refund"');
+    expect(await page.locator('.metric[data-metric="console-turns"] tr.value').count()).toBe(3);
+
+    await refund.locator('[data-testid="show-transcript"]').first().click();
+    const highlighted = page.locator("#transcript li.highlight");
+    await highlighted.first().waitFor();
+    expect(await highlighted.count()).toBe(1);
+    expect(await highlighted.textContent()).toContain("I need a refund");
+    await page.screenshot({ path: `${artifacts}console-values.png`, fullPage: true });
+
+    // The chart answers from the analytics API, or says it is not there; it never breaks the page.
+    await page.waitForSelector('#chart svg, #chart p, [data-testid="chart-unavailable"]', { timeout: 60_000 });
+    await page.screenshot({ path: `${artifacts}console-chart.png`, fullPage: true });
+    expect(errors).toEqual([]);
+    await page.close();
+  });
+
+  it("refuses a wrong key with a message", async () => {
+    const page = await browser.newPage();
+    await page.goto(`${stack.baseUrl}/console/`);
+    await page.fill("#api-key", "mcj_not_a_real_key_0123456789");
+    await page.click("#connect");
+    await expect.poll(() => page.locator("#status-line").textContent(), { timeout: 30_000 }).toContain("401");
+    expect(await page.locator("#main").isHidden()).toBe(true);
+    await page.close();
+  });
+});

@@ -1,0 +1,192 @@
+/**
+ * The API contract: every route of the wiring table is in the OpenAPI document, the
+ * committed openapi.json is current, and real responses of the handlers validate against
+ * the response schemas they document.
+ */
+import { readFileSync } from "node:fs";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { contract, contractFor } from "../../shared/http/contract.ts";
+import { buildOpenApi } from "../../shared/http/openapi.ts";
+import { errorBodySchema } from "../../shared/schemas/responses.ts";
+import { wiring } from "../../shared/wiring.ts";
+import { builtInMetric, llmMetric, sampleCall } from "../support/fixtures.ts";
+import { startTestStack, type TestStack, waitForJobEnd } from "../support/stack.ts";
+
+const routeKeys = wiring.routes.map((route) => `${route.method} ${route.path}`);
+
+describe("OpenAPI document", () => {
+  const document = buildOpenApi();
+
+  it("documents every route of the wiring table", () => {
+    const documented = Object.entries(document.paths).flatMap(([path, operations]) =>
+      Object.keys(operations).map((method) => `${method.toUpperCase()} ${path}`),
+    );
+    const missing = routeKeys.filter((key) => !documented.includes(key));
+    expect(missing, `routes without a contract entry in shared/http/contract.ts: ${missing.join(", ")}`).toEqual([]);
+    expect(document["x-undocumented-routes"]).toEqual([]);
+  });
+
+  it("has no contract entries for routes that do not exist", () => {
+    expect(Object.keys(contract).filter((key) => !routeKeys.includes(key))).toEqual([]);
+  });
+
+  it("has unique operation ids and resolvable $refs", () => {
+    const ids = Object.values(document.paths).flatMap((ops) =>
+      Object.values(ops).map((op) => (op as { operationId: string }).operationId),
+    );
+    expect(new Set(ids).size).toBe(ids.length);
+    const refs = [...JSON.stringify(document).matchAll(/"\$ref":"#\/components\/schemas\/([^"]+)"/g)].map((m) => m[1]);
+    for (const ref of refs) expect(document.components.schemas, ref).toHaveProperty(ref as string);
+  });
+
+  it("matches the committed openapi.json (run `npm run openapi` after changing the contract)", () => {
+    const committed = JSON.parse(readFileSync(new URL("../../openapi.json", import.meta.url), "utf8"));
+    expect(committed).toEqual(JSON.parse(JSON.stringify(document)));
+  });
+});
+
+describe("real responses match the documented schemas", () => {
+  let stack: TestStack;
+  const exercised = new Set<string>();
+
+  beforeAll(async () => {
+    stack = await startTestStack();
+  });
+  afterAll(() => stack?.stop());
+
+  /** Calls a route by its key, checks status and body against the contract, returns the body. */
+  async function call(
+    routeKey: string,
+    options: {
+      path?: Record<string, string>;
+      query?: Record<string, string>;
+      body?: unknown;
+      expectStatus?: number;
+    } = {},
+  ) {
+    const entry = contractFor(routeKey);
+    if (!entry) throw new Error(`No contract for ${routeKey}`);
+    const [method = "GET", template = "/"] = routeKey.split(" ");
+    const path = template.replace(/\{(\w+)\}/g, (_, name: string) => encodeURIComponent(options.path?.[name] ?? ""));
+    const query = options.query ? `?${new URLSearchParams(options.query)}` : "";
+    const response = await stack.api(method, `${path}${query}`, options.body);
+    const expected = options.expectStatus ?? entry.successStatus ?? 200;
+    expect(response.status, `${routeKey}: ${JSON.stringify(response.body)}`).toBe(expected);
+    const schema = expected < 400 ? entry.response : errorBodySchema;
+    const result = schema.safeParse(response.body);
+    expect(
+      result.success ? [] : result.error.issues,
+      `${routeKey} answered a body that does not match its documented schema`,
+    ).toEqual([]);
+    if (expected < 400) exercised.add(routeKey);
+    return response.body;
+  }
+
+  it("calls, definitions, jobs, values, playground", async () => {
+    const created = await call("POST /v1/call", { body: sampleCall({ externalId: "contract-1" }) });
+    const callId = created.data.id;
+    await call("POST /v1/call", { body: sampleCall({ externalId: "contract-1" }), expectStatus: 409 });
+    await call("POST /v1/call", { body: { agentId: 3 }, expectStatus: 400 });
+    await call("GET /v1/call", { query: { limit: "5" } });
+    await call("GET /v1/call/{callId}", { path: { callId } });
+    await call("GET /v1/call/{callId}", { path: { callId: "missing" }, expectStatus: 404 });
+
+    await call("POST /v1/metric/definitions", {
+      body: builtInMetric("contract-turns", { kind: "TURN_COUNT" }, "COUNT"),
+    });
+    await call("POST /v1/metric/definitions", {
+      body: llmMetric("contract-sorry", "BOOLEAN", 'Did the agent say "sorry"?'),
+    });
+    await call("GET /v1/metric/definitions", { query: { limit: "10" } });
+    await call("GET /v1/metric/definitions/{idOrSlug}", { path: { idOrSlug: "contract-turns" } });
+    await call("PUT /v1/metric/definitions/{idOrSlug}", {
+      path: { idOrSlug: "contract-turns" },
+      body: { description: "Speaker turns" },
+    });
+
+    const job = await call("POST /v1/metric/collection-jobs", {
+      body: { callIds: [callId], metrics: [{ id: "contract-turns" }, { id: "contract-sorry" }] },
+    });
+    const finished = await waitForJobEnd(stack.api, job.data.id);
+    expect(finished.status).toBe("COMPLETED");
+    const done = await call("GET /v1/metric/collection-jobs/{jobId}", { path: { jobId: job.data.id } });
+    expect(done.data.usage).toBeDefined();
+    await call("GET /v1/metric/collection-jobs", { query: { limit: "5" } });
+    const values = await call("GET /v1/metric/collection-jobs/{jobId}/metric-values", {
+      path: { jobId: job.data.id },
+    });
+    const sorry = values.data.find((group: { slug: string }) => group.slug === "contract-sorry");
+    expect(sorry.values[0].captureStatus).toBe("SUCCESS");
+    await call("GET /v1/call/{callId}/metrics", { path: { callId }, query: { status: "all" } });
+    await call("POST /v1/metric/collection-jobs/{jobId}/retry", { path: { jobId: job.data.id }, expectStatus: 400 });
+    await call("POST /v1/metric/collection-jobs/{jobId}/cancel", { path: { jobId: job.data.id }, expectStatus: 409 });
+
+    const slow = await call("POST /v1/metric/collection-jobs", {
+      body: { callIds: [callId], metrics: [{ id: "contract-sorry" }] },
+    });
+    await call("POST /v1/metric/collection-jobs/{jobId}/cancel", { path: { jobId: slow.data.id } });
+
+    // A job whose LLM items all end in ERROR, so that retry has something to retry.
+    stack.anthropic.configure({ fault: () => "malformed_always" });
+    const failing = await call("POST /v1/metric/collection-jobs", {
+      body: { callIds: [callId], metrics: [{ id: "contract-sorry" }] },
+    });
+    expect((await waitForJobEnd(stack.api, failing.data.id)).failedItems).toBe(1);
+    stack.anthropic.configure({ fault: undefined });
+    const retried = await call("POST /v1/metric/collection-jobs/{jobId}/retry", { path: { jobId: failing.data.id } });
+    expect(retried.data.triggeredBy).toBe("RETRY");
+
+    await call("POST /v1/metric/playground", { body: { callId, metric: { id: "contract-sorry" } } });
+    await call("POST /v1/metric/playground", {
+      body: { callId, metric: builtInMetric("inline-turns", { kind: "TURN_COUNT" }, "COUNT") },
+    });
+
+    await call("GET /v1/custom-metrics/names");
+    const range = { startDate: "2026-10-01T00:00:00Z", endDate: "2026-12-01T00:00:00Z" };
+    await call("GET /v1/custom-metrics/aggregate", { query: range });
+    await call("GET /v1/custom-metrics/aggregate", { query: { ...range, groupBy: "agentId" } });
+    await call("GET /v1/custom-metrics/daily", {
+      query: { startDate: "2026-11-01", endDate: "2026-11-03", metricNames: "contract-turns" },
+    });
+    await call("GET /v1/custom-metrics/timeseries", { query: { ...range, metricName: "contract-turns", step: "1d" } });
+    await call("GET /v1/custom-metrics/tags", { query: { metricName: "contract-turns" } });
+    await call("GET /v1/custom-metrics/sessions/{callId}", { path: { callId } });
+  });
+
+  it("policies, backfills, webhook secret", async () => {
+    const policy = await call("POST /v1/metric/policies", {
+      body: { name: "Contract policy", status: "INACTIVE", metrics: [{ id: "contract-turns" }] },
+    });
+    const policyId = policy.data.id;
+    await call("GET /v1/metric/policies");
+    await call("GET /v1/metric/policies/{policyId}", { path: { policyId } });
+    await call("PUT /v1/metric/policies/{policyId}", { path: { policyId }, body: { name: "Renamed" } });
+    await call("DELETE /v1/metric/policies/{policyId}", { path: { policyId } });
+
+    const backfill = await call("POST /v1/backfills", {
+      body: { name: "Contract backfill", schedule: "rate(1 day)", metrics: [{ id: "contract-turns" }] },
+    });
+    const backfillId = backfill.data.id;
+    await call("GET /v1/backfills");
+    await call("GET /v1/backfills/{backfillId}", { path: { backfillId } });
+    await call("PUT /v1/backfills/{backfillId}", { path: { backfillId }, body: { status: "INACTIVE" } });
+    await call("POST /v1/backfills/{backfillId}/run", { path: { backfillId } });
+    await call("DELETE /v1/backfills/{backfillId}", { path: { backfillId } });
+
+    await call("GET /v1/webhook-secret");
+    await call("POST /v1/webhook-secret");
+  });
+
+  it("serves the document at GET /openapi.json without an API key", async () => {
+    const response = await fetch(`${stack.baseUrl}/openapi.json`);
+    expect(response.status).toBe(200);
+    const served = (await response.json()) as { openapi: string; paths: unknown };
+    expect(served.openapi).toBe("3.1.0");
+    expect(served.paths).toEqual(JSON.parse(JSON.stringify(buildOpenApi().paths)));
+    exercised.add("GET /openapi.json");
+  });
+
+  it("exercised every route of the wiring table", () => {
+    expect(routeKeys.filter((key) => !exercised.has(key))).toEqual([]);
+  });
+});
