@@ -20,6 +20,12 @@
  * | PolicyBatch       | ORG#<org>#POLICY#<policy>        | BATCH#<windowStart>[#<nnn>] | POLICYBATCHES#OPEN (until flushed) | <dueAt>#<org>#<policy> |
  * | Backfill          | ORG#<org>#BACKFILL#<backfill>    | BACKFILL                | ORG#<org>#BACKFILLS    | <createdAt>#<backfill>  |
  * | BackfillDue       | ORG#<org>#BACKFILL#<backfill>    | DUE                     | BACKFILLS#DUE          | <nextRunAt>#<org>#<backfill> |
+ * | AnalyticsMetric   | ORG#<org>#ANALYTICS#METRICS      | <slug>                  |                        |                         |
+ * | AnalyticsLabelSet | ORG#<org>#ANALYTICS#LABELSETS#<slug> | <labelSet>          |                        |                         |
+ * | Rollup            | ORG#<org>#ROLLUP#<slug>#<labelSet>#<tier> | <bucket start, ISO> (tiers 5m, 1h, 1d, 10d) |                         |
+ *
+ * Analytics keys are built in shared/analytics/ (index-store.ts, rollup.ts); <labelSet> is
+ * a hash of the sorted labels.
  *
  * POLICYBATCHES#OPEN and BACKFILLS#DUE are the only index partitions shared by all
  * organizations: they hold small, short-lived marker entries that the scheduled flusher and
