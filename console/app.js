@@ -27,8 +27,11 @@ class HttpError extends Error {
   }
 }
 
+/** Where the API lives: the console is served at <api>/console/, under any stage prefix. */
+const API_ROOT = location.pathname.replace(/\/console\/.*$/, "");
+
 async function api(path) {
-  const response = await fetch(path, { headers: { authorization: `Bearer ${state.key}` } });
+  const response = await fetch(`${API_ROOT}${path}`, { headers: { authorization: `Bearer ${state.key}` } });
   const body = await response.json().catch(() => undefined);
   if (!response.ok) throw new HttpError(response.status, body);
   return body;

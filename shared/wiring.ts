@@ -29,6 +29,8 @@ export interface FunctionEntry {
   access: Access;
   timeoutSeconds?: number;
   memoryMb?: number;
+  /** A repo folder the function reads at run time; the CDK app copies it next to the bundle. */
+  assetsFolder?: string;
 }
 
 export type HttpMethod = "GET" | "POST" | "PUT" | "DELETE";
@@ -39,6 +41,8 @@ export interface RouteEntry extends FunctionEntry {
   path: string;
   /** Served without an API key: no authorizer in front of it (GET /openapi.json). */
   public?: boolean;
+  /** Serves files, not JSON: outside the API contract and the OpenAPI document (the web console). */
+  staticFiles?: boolean;
 }
 
 export interface QueueConsumerEntry extends FunctionEntry {
@@ -79,10 +83,21 @@ const api = (method: HttpMethod, path: string, name: string, access: Access = { 
   access,
 });
 
+/** The web console's files, two routes (the page and its assets) on one handler. */
+const consoleRoute = {
+  ...api("GET", "/console", "get-console", {}),
+  public: true,
+  staticFiles: true,
+  assetsFolder: "console",
+  memoryMb: 256,
+} satisfies RouteEntry;
+
 export const wiring: Wiring = {
   authorizer: { id: "api-authorizer", entry: "functions/api/authorizer.ts", access: { table: "read" } },
   routes: [
     { ...api("GET", "/openapi.json", "get-openapi", {}), public: true },
+    { ...consoleRoute, id: "api-get-console", path: "/console" },
+    { ...consoleRoute, id: "api-get-console-file", path: "/console/{file+}" },
     api("POST", "/v1/call", "create-call", { table: "readWrite" }),
     api("GET", "/v1/call", "list-calls"),
     api("GET", "/v1/call/{callId}", "get-call"),

@@ -374,8 +374,6 @@ export interface HttpGatewayOptions {
   port?: number;
   logger: RuntimeLogger;
   maxPayloadBytes?: number;
-  /** Static files (the web console) answered before routing; undefined = not a static path. */
-  staticFiles?(method: string, rawPath: string): Promise<GatewayResponse | undefined>;
 }
 
 export interface HttpGateway {
@@ -469,9 +467,6 @@ export async function startHttpGateway(options: HttpGatewayOptions): Promise<Htt
     if (method === "GET" && rawPath === "/health") {
       return send(response, toGatewayResponse({ status: "ok" }), requestId);
     }
-    const asset = await options.staticFiles?.(method, rawPath);
-    if (asset) return send(response, asset, requestId);
-
     const match = route(method, rawPath);
     if (match.kind === "notFound") {
       return send(response, errorResponse(404, "not_found", `No route for ${method} ${rawPath}`), requestId);

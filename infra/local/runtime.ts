@@ -13,7 +13,6 @@ import { type HttpGatewayStats, startHttpGateway } from "./http-gateway.ts";
 import { createHandlerResolver, invokeHandler, type LambdaHandler, type RuntimeLogger } from "./invoke.ts";
 import { startScheduler } from "./scheduler.ts";
 import { type SqsConsumerStats, type SqsPoller, startSqsPoller } from "./sqs-poller.ts";
-import { serveConsole } from "./static-files.ts";
 import { type StreamConsumerStats, type StreamPoller, startStreamPoller } from "./stream-poller.ts";
 
 export type { LambdaHandler, RuntimeLogger } from "./invoke.ts";
@@ -141,7 +140,6 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
       region,
       port: options.port ?? 0,
       logger,
-      staticFiles: serveConsole,
     });
   } catch (error) {
     await stopAll();

@@ -36,6 +36,13 @@ export interface ServiceFunctionProps {
   projectRoot: string;
 }
 
+/** Bundling hooks that copy a repo folder into the bundle, where the handler reads it at run time. */
+const copyNextToBundle = (folder: string) => ({
+  beforeBundling: () => [],
+  beforeInstall: () => [],
+  afterBundling: (inputDir: string, outputDir: string) => [`cp -R "${inputDir}/${folder}" "${outputDir}/${folder}"`],
+});
+
 export class ServiceFunction extends Construct {
   readonly fn: NodejsFunction;
 
@@ -71,6 +78,7 @@ export class ServiceFunction extends Construct {
         banner: "import { createRequire } from 'module';const require = createRequire(import.meta.url);",
         // The SDK v3 ships with the runtime, but bundling pins the version we test with.
         externalModules: [],
+        ...(props.entry.assetsFolder ? { commandHooks: copyNextToBundle(props.entry.assetsFolder) } : {}),
       },
     });
   }

@@ -119,7 +119,7 @@ export function buildOpenApi(options: OpenApiOptions = {}) {
   const components: JsonSchema = {};
   const paths: Record<string, Record<string, unknown>> = {};
   const missing: string[] = [];
-  for (const route of wiring.routes) {
+  for (const route of wiring.routes.filter((entry) => !entry.staticFiles)) {
     const routeKey = `${route.method} ${route.path}`;
     const entry = contractFor(routeKey);
     if (!entry) {

@@ -91,7 +91,7 @@ describe.skipIf(!existsSync(CHROMIUM))("web console in headless Chromium", () =>
 
   it("refuses a wrong key with a message", async () => {
     const page = await browser.newPage();
-    await page.goto(`${stack.baseUrl}/console/`);
+    await page.goto(`${stack.baseUrl}/console`);
     await page.fill("#api-key", "mcj_not_a_real_key_0123456789");
     await page.click("#connect");
     await expect.poll(() => page.locator("#status-line").textContent(), { timeout: 30_000 }).toContain("401");

@@ -12,7 +12,7 @@ import { wiring } from "../../shared/wiring.ts";
 import { builtInMetric, llmMetric, sampleCall } from "../support/fixtures.ts";
 import { startTestStack, type TestStack, waitForJobEnd } from "../support/stack.ts";
 
-const routeKeys = wiring.routes.map((route) => `${route.method} ${route.path}`);
+const routeKeys = wiring.routes.filter((route) => !route.staticFiles).map((route) => `${route.method} ${route.path}`);
 
 describe("OpenAPI document", () => {
   const document = buildOpenApi();
