@@ -2,10 +2,11 @@
  * The small index the analytics API enumerates instead of scanning: which metrics have
  * values (with their output type) and which label sets each metric has seen.
  */
-import { BatchWriteCommand, QueryCommand } from "@aws-sdk/lib-dynamodb";
+import { BatchWriteCommand } from "@aws-sdk/lib-dynamodb";
 import { dynamo } from "../aws.ts";
 import { config } from "../config.ts";
 import type { OutputType } from "../schemas/metric.ts";
+import { queryAll } from "../store/query.ts";
 import { labelSetId, type RollupInput } from "./rollup.ts";
 
 const metricsPartition = (orgId: string) => `ORG#${orgId}#ANALYTICS#METRICS`;
@@ -54,28 +55,13 @@ export async function indexRollups(inputs: RollupInput[]): Promise<void> {
   for (const id of items.keys()) written.add(`${table}|${id}`);
 }
 
-async function queryAll(pk: string): Promise<Record<string, unknown>[]> {
-  const items: Record<string, unknown>[] = [];
-  let startKey: Record<string, unknown> | undefined;
-  do {
-    const page = await dynamo().send(
-      new QueryCommand({
-        TableName: config().tableName,
-        KeyConditionExpression: "pk = :pk",
-        ExpressionAttributeValues: { ":pk": pk },
-        ExclusiveStartKey: startKey,
-      }),
-    );
-    items.push(...(page.Items ?? []));
-    startKey = page.LastEvaluatedKey;
-  } while (startKey);
-  return items;
-}
+const partitionItems = (pk: string) =>
+  queryAll({ KeyConditionExpression: "pk = :pk", ExpressionAttributeValues: { ":pk": pk } });
 
 export async function indexedMetrics(
   orgId: string,
 ): Promise<{ slug: string; outputType: OutputType; histogram: boolean }[]> {
-  return (await queryAll(metricsPartition(orgId))).map((item) => ({
+  return (await partitionItems(metricsPartition(orgId))).map((item) => ({
     slug: String(item.slug),
     outputType: item.outputType as OutputType,
     histogram: item.histogram === true,
@@ -86,7 +72,7 @@ export async function indexedLabelSets(
   orgId: string,
   slug: string,
 ): Promise<{ id: string; labels: Record<string, string> }[]> {
-  return (await queryAll(labelSetsPartition(orgId, slug))).map((item) => ({
+  return (await partitionItems(labelSetsPartition(orgId, slug))).map((item) => ({
     id: String(item.sk),
     labels: item.labels as Record<string, string>,
   }));

@@ -2,10 +2,11 @@
  * The analytics queries: read rollups (never raw values) for the label sets that pass the
  * filters, over a range decomposed into whole UTC days, hours and 5-minute buckets.
  */
-import { BatchGetCommand, type BatchGetCommandOutput, QueryCommand } from "@aws-sdk/lib-dynamodb";
+import { BatchGetCommand, type BatchGetCommandOutput } from "@aws-sdk/lib-dynamodb";
 import { dynamo } from "../aws.ts";
 import { config } from "../config.ts";
 import type { OutputType } from "../schemas/metric.ts";
+import { queryAll } from "../store/query.ts";
 import { indexedLabelSets, indexedMetrics } from "./index-store.ts";
 import { bucketsOf, quantile, rollupKey, TIERS, type TierName } from "./rollup.ts";
 import { FIVE_MINUTES, invalidParameter } from "./time.ts";
@@ -85,26 +86,16 @@ export function decompose(from: number, to: number): { tier: TierName; from: num
 
 /** Buckets of one label set in one tier starting in [from, to) (both on the tier's grid). */
 async function readTier(orgId: string, slug: string, labelSet: string, tier: TierName, from: number, to: number) {
-  const items: Record<string, unknown>[] = [];
   const key = rollupKey(orgId, slug, labelSet, tier, from);
   const itemMs = TIER_ITEM_MS[tier];
-  let startKey: Record<string, unknown> | undefined;
-  do {
-    const page = await dynamo().send(
-      new QueryCommand({
-        TableName: config().tableName,
-        KeyConditionExpression: "pk = :pk AND sk BETWEEN :from AND :to",
-        ExpressionAttributeValues: {
-          ":pk": key.pk,
-          ":from": new Date(Math.floor(from / itemMs) * itemMs).toISOString(),
-          ":to": new Date(Math.floor((to - TIER_MS[tier]) / itemMs) * itemMs).toISOString(),
-        },
-        ExclusiveStartKey: startKey,
-      }),
-    );
-    items.push(...(page.Items ?? []));
-    startKey = page.LastEvaluatedKey;
-  } while (startKey);
+  const items = await queryAll({
+    KeyConditionExpression: "pk = :pk AND sk BETWEEN :from AND :to",
+    ExpressionAttributeValues: {
+      ":pk": key.pk,
+      ":from": new Date(Math.floor(from / itemMs) * itemMs).toISOString(),
+      ":to": new Date(Math.floor((to - TIER_MS[tier]) / itemMs) * itemMs).toISOString(),
+    },
+  });
   return bucketsIn(items, from, to);
 }
 

@@ -7,7 +7,7 @@
  */
 import { createHash } from "node:crypto";
 import { ConditionalCheckFailedException } from "@aws-sdk/client-dynamodb";
-import { QueryCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
+import { UpdateCommand } from "@aws-sdk/lib-dynamodb";
 import { dynamo } from "../aws.ts";
 import { config } from "../config.ts";
 import { conflict, notFound } from "../http/errors.ts";
@@ -19,8 +19,8 @@ import type { FrozenMetric } from "../schemas/job.ts";
 import { deleteDueMarker, dueBackfills, getBackfill, scheduleNextRun } from "../store/backfills.ts";
 import { getJob } from "../store/jobs.ts";
 import { getMetric } from "../store/metrics.ts";
+import { queryAll, queryItems } from "../store/query.ts";
 
-type Item = Record<string, unknown>;
 const LOCK_MS = 15 * 60_000;
 const COUNTS_AS_VALUE = new Set(["SUCCESS", "NOT_APPLICABLE", "DATA_MISSING"]);
 
@@ -33,28 +33,18 @@ interface CandidateCall {
 
 /** Calls created since `since` (or ever), filtered by the backfill's call filter, oldest first. */
 async function candidateCalls(orgId: string, backfill: Backfill, since: string | undefined, cutoff: string) {
-  const calls: CandidateCall[] = [];
-  let startKey: Item | undefined;
-  do {
-    const page = await dynamo().send(
-      new QueryCommand({
-        TableName: config().tableName,
-        IndexName: "gsi1",
-        KeyConditionExpression: since
-          ? "gsi1pk = :list AND gsi1sk BETWEEN :since AND :cutoff"
-          : "gsi1pk = :list AND gsi1sk <= :cutoff",
-        ExpressionAttributeValues: {
-          ":list": keys.callList(orgId),
-          ":cutoff": `${cutoff}\uffff`,
-          ...(since ? { ":since": since } : {}),
-        },
-        ProjectionExpression: "id, agentId, startedAt, properties",
-        ExclusiveStartKey: startKey,
-      }),
-    );
-    for (const item of page.Items ?? []) calls.push(item as CandidateCall);
-    startKey = page.LastEvaluatedKey;
-  } while (startKey);
+  const calls = (await queryAll({
+    IndexName: "gsi1",
+    KeyConditionExpression: since
+      ? "gsi1pk = :list AND gsi1sk BETWEEN :since AND :cutoff"
+      : "gsi1pk = :list AND gsi1sk <= :cutoff",
+    ExpressionAttributeValues: {
+      ":list": keys.callList(orgId),
+      ":cutoff": `${cutoff}\uffff`,
+      ...(since ? { ":since": since } : {}),
+    },
+    ProjectionExpression: "id, agentId, startedAt, properties",
+  })) as unknown as CandidateCall[];
   const { agentId, properties } = backfill.callFilter;
   return calls
     .filter((call) => (!since || call.startedAt >= since) && call.startedAt <= cutoff)
@@ -66,24 +56,15 @@ async function candidateCalls(orgId: string, backfill: Backfill, since: string |
 /** `metricId@version` of every counted value a call has. */
 async function valuesOf(orgId: string, callId: string): Promise<Set<string>> {
   const found = new Set<string>();
-  let startKey: Item | undefined;
-  do {
-    const page = await dynamo().send(
-      new QueryCommand({
-        TableName: config().tableName,
-        IndexName: "gsi1",
-        KeyConditionExpression: "gsi1pk = :values",
-        ExpressionAttributeValues: { ":values": keys.callValues(orgId, callId) },
-        ProjectionExpression: "metricDefinitionId, metricVersion, captureStatus",
-        ExclusiveStartKey: startKey,
-      }),
-    );
-    for (const item of page.Items ?? []) {
-      if (COUNTS_AS_VALUE.has(String(item.captureStatus)))
-        found.add(`${item.metricDefinitionId}@${item.metricVersion}`);
-    }
-    startKey = page.LastEvaluatedKey;
-  } while (startKey);
+  const values = queryItems({
+    IndexName: "gsi1",
+    KeyConditionExpression: "gsi1pk = :values",
+    ExpressionAttributeValues: { ":values": keys.callValues(orgId, callId) },
+    ProjectionExpression: "metricDefinitionId, metricVersion, captureStatus",
+  });
+  for await (const item of values) {
+    if (COUNTS_AS_VALUE.has(String(item.captureStatus))) found.add(`${item.metricDefinitionId}@${item.metricVersion}`);
+  }
   return found;
 }
 

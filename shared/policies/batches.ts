@@ -15,6 +15,7 @@ import { keys } from "../keys.ts";
 import { logger } from "../logger.ts";
 import { createCollectionJob, redispatchPendingJob } from "../pipeline/create-job.ts";
 import { getPolicy } from "../store/policies.ts";
+import { queryItems } from "../store/query.ts";
 
 type Item = Record<string, unknown>;
 
@@ -128,33 +129,25 @@ async function flushBatch(batch: Item): Promise<void> {
 /** Flushes every batch whose window has ended. */
 export async function flushDuePolicyBatches(now = new Date()): Promise<number> {
   let flushed = 0;
-  let startKey: Item | undefined;
-  do {
-    const page = await dynamo().send(
+  const due = queryItems({
+    IndexName: "gsi1",
+    KeyConditionExpression: "gsi1pk = :open AND gsi1sk < :now",
+    ExpressionAttributeValues: { ":open": keys.openPolicyBatches, ":now": now.toISOString() },
+  });
+  for await (const key of due) {
+    // The index holds keys only for projection ALL tables too; read the batch itself consistently.
+    const { Items } = await dynamo().send(
       new QueryCommand({
         TableName: config().tableName,
-        IndexName: "gsi1",
-        KeyConditionExpression: "gsi1pk = :open AND gsi1sk < :now",
-        ExpressionAttributeValues: { ":open": keys.openPolicyBatches, ":now": now.toISOString() },
-        ExclusiveStartKey: startKey,
+        KeyConditionExpression: "pk = :pk AND sk = :sk",
+        ExpressionAttributeValues: { ":pk": key.pk, ":sk": key.sk },
+        ConsistentRead: true,
       }),
     );
-    for (const key of page.Items ?? []) {
-      // The index holds keys only for projection ALL tables too; read the batch itself consistently.
-      const { Items } = await dynamo().send(
-        new QueryCommand({
-          TableName: config().tableName,
-          KeyConditionExpression: "pk = :pk AND sk = :sk",
-          ExpressionAttributeValues: { ":pk": key.pk, ":sk": key.sk },
-          ConsistentRead: true,
-        }),
-      );
-      const batch = Items?.[0];
-      if (!batch || batch.flushedJobId) continue;
-      await flushBatch(batch);
-      flushed++;
-    }
-    startKey = page.LastEvaluatedKey;
-  } while (startKey);
+    const batch = Items?.[0];
+    if (!batch || batch.flushedJobId) continue;
+    await flushBatch(batch);
+    flushed++;
+  }
   return flushed;
 }

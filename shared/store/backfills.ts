@@ -1,7 +1,7 @@
 /** Scheduled backfills: CRUD (soft delete) and the due-run index. */
 import { randomUUID } from "node:crypto";
 import { ConditionalCheckFailedException } from "@aws-sdk/client-dynamodb";
-import { DeleteCommand, GetCommand, PutCommand, QueryCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
+import { DeleteCommand, GetCommand, PutCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
 import { dynamo } from "../aws.ts";
 import { nextRun, parseSchedule } from "../backfills/schedule.ts";
 import { config } from "../config.ts";
@@ -10,7 +10,7 @@ import { keys } from "../keys.ts";
 import { assertWebhookUrl } from "../pipeline/create-job.ts";
 import { type Backfill, type CreateBackfillInput, createBackfillSchema } from "../schemas/backfill.ts";
 import { getMetric } from "./metrics.ts";
-import { queryPage } from "./query.ts";
+import { queryAll, queryPage } from "./query.ts";
 
 type Item = Record<string, unknown>;
 const storageFields = new Set(["pk", "sk", "entity", "gsi1pk", "gsi1sk", "orgId", "runningUntil"]);
@@ -186,20 +186,10 @@ export async function deleteBackfill(orgId: string, backfillId: string): Promise
 
 /** Backfills whose next run is due, from the global due index (no scan). */
 export async function dueBackfills(now: Date): Promise<{ orgId: string; backfillId: string }[]> {
-  const due: { orgId: string; backfillId: string }[] = [];
-  let startKey: Item | undefined;
-  do {
-    const page = await dynamo().send(
-      new QueryCommand({
-        TableName: config().tableName,
-        IndexName: "gsi1",
-        KeyConditionExpression: "gsi1pk = :due AND gsi1sk < :now",
-        ExpressionAttributeValues: { ":due": keys.dueBackfills, ":now": now.toISOString() },
-        ExclusiveStartKey: startKey,
-      }),
-    );
-    for (const item of page.Items ?? []) due.push({ orgId: String(item.orgId), backfillId: String(item.backfillId) });
-    startKey = page.LastEvaluatedKey;
-  } while (startKey);
-  return due;
+  const due = await queryAll({
+    IndexName: "gsi1",
+    KeyConditionExpression: "gsi1pk = :due AND gsi1sk < :now",
+    ExpressionAttributeValues: { ":due": keys.dueBackfills, ":now": now.toISOString() },
+  });
+  return due.map((item) => ({ orgId: String(item.orgId), backfillId: String(item.backfillId) }));
 }

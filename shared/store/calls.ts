@@ -6,14 +6,14 @@
 import { randomUUID } from "node:crypto";
 import { gunzipSync, gzipSync } from "node:zlib";
 import { TransactionCanceledException } from "@aws-sdk/client-dynamodb";
-import { GetCommand, QueryCommand, TransactWriteCommand } from "@aws-sdk/lib-dynamodb";
+import { GetCommand, TransactWriteCommand } from "@aws-sdk/lib-dynamodb";
 import { dynamo } from "../aws.ts";
 import { config } from "../config.ts";
 import { ApiError, conflict } from "../http/errors.ts";
 import { keys } from "../keys.ts";
 import type { Call, CreateCallInput } from "../schemas/call.ts";
 import { batchGet } from "./batch-get.ts";
-import { queryPage } from "./query.ts";
+import { queryAll, queryPage } from "./query.ts";
 
 const CHUNK_BYTES = 300 * 1024;
 /** A transaction carries at most 4 MB; leave room for the call item itself. */
@@ -104,20 +104,10 @@ export async function createCall(orgId: string, input: CreateCallInput): Promise
 
 /** Reads a call with its transcript: one query over the call's partition. */
 export async function getCall(orgId: string, callId: string): Promise<Call | undefined> {
-  const items: Item[] = [];
-  let startKey: Item | undefined;
-  do {
-    const page = await dynamo().send(
-      new QueryCommand({
-        TableName: config().tableName,
-        KeyConditionExpression: "pk = :pk",
-        ExpressionAttributeValues: { ":pk": keys.callPartition(orgId, callId) },
-        ExclusiveStartKey: startKey,
-      }),
-    );
-    items.push(...((page.Items ?? []) as Item[]));
-    startKey = page.LastEvaluatedKey;
-  } while (startKey);
+  const items = await queryAll({
+    KeyConditionExpression: "pk = :pk",
+    ExpressionAttributeValues: { ":pk": keys.callPartition(orgId, callId) },
+  });
   const callItem = items.find((item) => item.sk === "CALL");
   if (!callItem) return undefined;
   const chunks = items

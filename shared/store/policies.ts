@@ -1,7 +1,7 @@
 /** Metric policies: CRUD (soft delete) and the active policies of an organization. */
 import { randomUUID } from "node:crypto";
 import { ConditionalCheckFailedException } from "@aws-sdk/client-dynamodb";
-import { GetCommand, PutCommand, QueryCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
+import { GetCommand, PutCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
 import { dynamo } from "../aws.ts";
 import { config } from "../config.ts";
 import { badRequest, notFound } from "../http/errors.ts";
@@ -9,7 +9,7 @@ import { keys } from "../keys.ts";
 import { assertWebhookUrl } from "../pipeline/create-job.ts";
 import { type CreatePolicyInput, createPolicySchema, type MetricPolicy } from "../schemas/policy.ts";
 import { getMetric } from "./metrics.ts";
-import { queryPage } from "./query.ts";
+import { queryAll, queryPage } from "./query.ts";
 
 type Item = Record<string, unknown>;
 const storageFields = new Set(["pk", "sk", "entity", "gsi1pk", "gsi1sk", "orgId"]);
@@ -134,22 +134,12 @@ export async function deletePolicy(orgId: string, policyId: string): Promise<voi
 
 /** The organization's ACTIVE policies: one query on its (small) policy list, no scan. */
 export async function activePolicies(orgId: string): Promise<MetricPolicy[]> {
-  const policies: MetricPolicy[] = [];
-  let startKey: Item | undefined;
-  do {
-    const page = await dynamo().send(
-      new QueryCommand({
-        TableName: config().tableName,
-        IndexName: "gsi1",
-        KeyConditionExpression: "gsi1pk = :list",
-        FilterExpression: "#status = :active",
-        ExpressionAttributeNames: { "#status": "status" },
-        ExpressionAttributeValues: { ":list": keys.policyList(orgId), ":active": "ACTIVE" },
-        ExclusiveStartKey: startKey,
-      }),
-    );
-    policies.push(...(page.Items ?? []).map(toPolicy));
-    startKey = page.LastEvaluatedKey;
-  } while (startKey);
-  return policies;
+  const items = await queryAll({
+    IndexName: "gsi1",
+    KeyConditionExpression: "gsi1pk = :list",
+    FilterExpression: "#status = :active",
+    ExpressionAttributeNames: { "#status": "status" },
+    ExpressionAttributeValues: { ":list": keys.policyList(orgId), ":active": "ACTIVE" },
+  });
+  return items.map(toPolicy);
 }

@@ -59,3 +59,24 @@ export async function queryPage<T>(query: PagedQuery, toApi: (item: Item) => T):
     pagination: { hasMore, nextCursor: encodeCursor(nextKey) },
   };
 }
+
+export type QueryAllInput = Omit<QueryCommandInput, "TableName" | "ExclusiveStartKey">;
+
+/** Every item a query matches on the service's table, page after page (1 MB each). */
+export async function* queryItems(input: QueryAllInput): AsyncGenerator<Item> {
+  let startKey: Item | undefined;
+  do {
+    const page = await dynamo().send(
+      new QueryCommand({ ...input, TableName: config().tableName, ExclusiveStartKey: startKey }),
+    );
+    yield* (page.Items ?? []) as Item[];
+    startKey = page.LastEvaluatedKey as Item | undefined;
+  } while (startKey);
+}
+
+/** Every item a query matches, collected. */
+export async function queryAll(input: QueryAllInput): Promise<Item[]> {
+  const items: Item[] = [];
+  for await (const item of queryItems(input)) items.push(item);
+  return items;
+}

@@ -1,11 +1,7 @@
-/** Reading metric values: per job (grouped by definition) and per call (across jobs). */
-import { QueryCommand } from "@aws-sdk/lib-dynamodb";
-import { dynamo } from "../aws.ts";
-import { config } from "../config.ts";
 import { keys } from "../keys.ts";
 import type { CollectionJob, MetricValue } from "../schemas/job.ts";
 import { getMetricVersions } from "./metrics.ts";
-import { type PagedQuery, queryPage } from "./query.ts";
+import { type PagedQuery, queryAll, queryPage } from "./query.ts";
 
 type Item = Record<string, unknown>;
 const storageFields = new Set(["pk", "sk", "entity", "gsi1pk", "gsi1sk", "orgId"]);
@@ -76,27 +72,16 @@ export async function listJobValuesByMetric(orgId: string, job: CollectionJob, q
 
 /** Every (call, metric) pair of a job whose value is ERROR, read page by page. */
 export async function listFailedItems(orgId: string, jobId: string): Promise<{ callId: string; metricId: string }[]> {
-  const failed: { callId: string; metricId: string }[] = [];
-  let startKey: Record<string, unknown> | undefined;
-  do {
-    const page = await dynamo().send(
-      new QueryCommand({
-        TableName: config().tableName,
-        KeyConditionExpression: "pk = :pk AND begins_with(sk, :item)",
-        FilterExpression: "captureStatus = :error",
-        ProjectionExpression: "callId, metricDefinitionId",
-        ExpressionAttributeValues: {
-          ":pk": keys.job(orgId, jobId).pk,
-          ":item": keys.itemResultPrefix,
-          ":error": "ERROR",
-        },
-        ExclusiveStartKey: startKey,
-      }),
-    );
-    for (const item of page.Items ?? []) {
-      failed.push({ callId: String(item.callId), metricId: String(item.metricDefinitionId) });
-    }
-    startKey = page.LastEvaluatedKey;
-  } while (startKey);
+  const items = await queryAll({
+    KeyConditionExpression: "pk = :pk AND begins_with(sk, :item)",
+    FilterExpression: "captureStatus = :error",
+    ProjectionExpression: "callId, metricDefinitionId",
+    ExpressionAttributeValues: {
+      ":pk": keys.job(orgId, jobId).pk,
+      ":item": keys.itemResultPrefix,
+      ":error": "ERROR",
+    },
+  });
+  const failed = items.map((item) => ({ callId: String(item.callId), metricId: String(item.metricDefinitionId) }));
   return failed;
 }
