@@ -1,9 +1,9 @@
 /**
  * Analytics benchmark: seeds the rollups of 1,000,000 metric values (quick: 20,000) over 90
  * days and 50 label combinations into a fresh table on a DynamoDB Local of its own, through
- * the rollup code the evaluator uses (`rollupIncrements` merges values per rollup item;
- * most items are then put whole, the last 1 % of the values goes through the very ADD
- * update the exactly-once transaction applies, so both paths are exercised), and times the
+ * the rollup code the pipeline uses (`rollupIncrements` merges values per rollup item;
+ * most items are then put whole, the last 1 % of the values goes through rollup deltas and
+ * the applier's exactly-once transactions, so both paths are exercised), and times the
  * real `custom-metrics` handlers.
  *
  * It runs in a child process: `config()` and the DynamoDB client are cached per process, so
@@ -13,7 +13,7 @@
 import { spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
-import { BatchWriteCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
+import { BatchWriteCommand } from "@aws-sdk/lib-dynamodb";
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from "aws-lambda";
 
 export interface BenchFigure {
@@ -85,25 +85,26 @@ function random(seed: number) {
 
 /** Everything the child uses, loaded up front (and only in the child) so one run sees one version of the code. */
 async function load() {
-  const [engines, resources, indexStore, rollup, aws, query, gateway, aggregate, daily, timeseries] = await Promise.all(
-    [
+  const [engines, resources, indexStore, rollup, deltas, aws, query, gateway, aggregate, daily, timeseries] =
+    await Promise.all([
       import("../infra/local/engines.ts"),
       import("../infra/local/resources.ts"),
       import("../shared/analytics/index-store.ts"),
       import("../shared/analytics/rollup.ts"),
+      import("../shared/analytics/deltas.ts"),
       import("../shared/aws.ts"),
       import("../shared/analytics/query.ts"),
       import("../infra/local/http-gateway.ts"),
       import("../functions/api/custom-metrics-aggregate.ts"),
       import("../functions/api/custom-metrics-daily.ts"),
       import("../functions/api/custom-metrics-timeseries.ts"),
-    ],
-  );
+    ]);
   return {
     ...engines,
     ...resources,
     ...indexStore,
     ...rollup,
+    ...deltas,
     ...aws,
     ...query,
     ...gateway,
@@ -153,7 +154,8 @@ interface Seeded {
 }
 
 async function seed(modules: Modules, total: number, table: string): Promise<Seeded> {
-  const { indexRollups, rollupIncrements, rollupItem, rollupUpdate, dynamo, mapLimit } = modules;
+  const { indexRollups, rollupIncrements, rollupItem, deltaItem, toDelta, applyRollupDeltas, dynamo, mapLimit } =
+    modules;
   type Input = Parameters<typeof rollupIncrements>[0][number];
 
   const combos = AGENTS.flatMap((agentId) =>
@@ -212,8 +214,22 @@ async function seed(modules: Modules, total: number, table: string): Promise<See
       const increments = rollupIncrements(inputs.slice(0, bulk));
       await putAll(increments.map(rollupItem));
       // The rest: the ADD updates of the evaluator's transaction, on top of the items.
-      const live = rollupIncrements(inputs.slice(bulk));
-      await mapLimit(live, 16, (increment) => dynamo().send(new UpdateCommand(rollupUpdate(table, increment))));
+      // The rest: as the pipeline records them, one delta per ten values, applied by the
+      // rollup applier's code (merged ADD updates, each delta deleted exactly once).
+      const live = inputs.slice(bulk);
+      const deltas = [];
+      for (let i = 0; i < live.length; i += 10) {
+        const group = live.slice(i, i + 10);
+        deltas.push(
+          deltaItem(
+            ORG,
+            group.map((input, n) => `${input.slug}|${comboIndex}|${i + n}`),
+            group,
+          ),
+        );
+      }
+      await putAll(deltas);
+      await applyRollupDeltas(deltas.map(toDelta));
       items += increments.length;
     }
     if ((comboIndex + 1) % 10 === 0) {

@@ -11,7 +11,7 @@ import type { AddressInfo } from "node:net";
 export interface MeterCounts {
   /** Requests per action, e.g. `SendMessageBatch`, `TransactWriteItems`. */
   requests: Record<string, number>;
-  /** DynamoDB read and write capacity units as AWS bills them (transactions at 2×). */
+  /** DynamoDB read and write capacity units as AWS bills them (transactions at 2×, see `transactionWriteUnits`). */
   readUnits: number;
   writeUnits: number;
   /** Messages sent to queues whose URL contains each key (SendMessage + SendMessageBatch entries). */
@@ -35,6 +35,45 @@ const WRITE_ACTIONS = new Set(["PutItem", "UpdateItem", "DeleteItem", "BatchWrit
 const TRANSACTION_FACTOR = 2;
 
 const emptyCounts = (): MeterCounts => ({ requests: {}, readUnits: 0, writeUnits: 0, messagesSentByQueue: {} });
+
+/** DynamoDB's size of an attribute value (AWS's item-size rules, close enough for billing). */
+function valueSize(value: Record<string, unknown>): number {
+  const [type, content] = Object.entries(value)[0] ?? ["NULL", true];
+  switch (type) {
+    case "S":
+      return Buffer.byteLength(String(content));
+    case "N":
+      return Math.ceil(String(content).replace(/^-|\./g, "").length / 2) + 1;
+    case "B":
+      return Buffer.from(String(content), "base64").length;
+    case "M":
+      return 3 + itemSize(content as Record<string, Record<string, unknown>>);
+    case "L":
+      return 3 + (content as Record<string, unknown>[]).reduce((sum, v) => sum + 1 + valueSize(v), 0);
+    case "SS":
+    case "NS":
+      return (content as string[]).reduce((sum, v) => sum + Buffer.byteLength(v), 0);
+    default:
+      return 1;
+  }
+}
+const itemSize = (item: Record<string, Record<string, unknown>>) =>
+  Object.entries(item).reduce((sum, [name, value]) => sum + Buffer.byteLength(name) + valueSize(value), 0);
+
+/**
+ * Write units of a TransactWriteItems request as AWS bills them: 2 per KB of each item
+ * written. DynamoDB Local reports only the puts of a transaction (its updates and deletes
+ * count nothing), so the units are computed from the request: a put by its item's size, an
+ * update, delete or condition check at its 1 KB minimum (rollup and job items are smaller
+ * unless a metric keeps a histogram).
+ */
+function transactionWriteUnits(body: Record<string, unknown> | undefined): number {
+  const actions = (body?.TransactItems ?? []) as Record<string, { Item?: Record<string, Record<string, unknown>> }>[];
+  return actions.reduce((sum, action) => {
+    const put = action.Put?.Item;
+    return sum + TRANSACTION_FACTOR * (put ? Math.max(1, Math.ceil(itemSize(put) / 1024)) : 1);
+  }, 0);
+}
 
 function capacityUnits(body: Record<string, unknown>): number {
   const consumed = body.ConsumedCapacity as { CapacityUnits?: number } | { CapacityUnits?: number }[] | undefined;
@@ -61,11 +100,15 @@ export async function startRequestMeter(target: string, options: { onMessagesSen
       options.onMessagesSent?.();
     }
     if (CAPACITY_ACTIONS.has(action)) {
-      let units = 0;
+      let response: Record<string, unknown> = {};
       try {
-        units = capacityUnits(JSON.parse(responseText) as Record<string, unknown>);
+        response = JSON.parse(responseText) as Record<string, unknown>;
       } catch {}
-      if (action.startsWith("Transact")) units *= TRANSACTION_FACTOR;
+      let units = capacityUnits(response);
+      // Only a transaction that went through reports its capacity (and writes anything).
+      if (action === "TransactWriteItems" && response.ConsumedCapacity) {
+        units = Math.max(units * TRANSACTION_FACTOR, transactionWriteUnits(requestBody));
+      } else if (action.startsWith("Transact")) units *= TRANSACTION_FACTOR;
       if (WRITE_ACTIONS.has(action)) counts.writeUnits += units;
       else counts.readUnits += units;
     }

@@ -23,13 +23,14 @@
  * | AnalyticsMetric   | ORG#<org>#ANALYTICS#METRICS      | <slug>                  |                        |                         |
  * | AnalyticsLabelSet | ORG#<org>#ANALYTICS#LABELSETS#<slug> | <labelSet>          |                        |                         |
  * | Rollup            | ORG#<org>#ROLLUP#<slug>#<labelSet>#<tier> | <bucket start, ISO> (tiers 5m, 1h, 1d, 10d) |                         |
+ * | RollupDelta       | ORG#<org>#ROLLUPDELTA#<id>       | DELTA                   | ROLLUPDELTAS#<0..7> (until applied) | <createdAt>#<org>#<id> |
  *
  * Analytics keys are built in shared/analytics/ (index-store.ts, rollup.ts); <labelSet> is
  * a hash of the sorted labels.
  *
- * POLICYBATCHES#OPEN and BACKFILLS#DUE are the only index partitions shared by all
- * organizations: they hold small, short-lived marker entries that the scheduled flusher and
- * backfill runner read by due time (a Query, never a scan).
+ * POLICYBATCHES#OPEN, BACKFILLS#DUE and ROLLUPDELTAS#<n> are the only index partitions
+ * shared by all organizations: they hold small, short-lived entries that the scheduled
+ * flusher, backfill runner and rollup sweeper read by time (a Query, never a scan).
  */
 const pad = (n: number, width: number): string => String(n).padStart(width, "0");
 

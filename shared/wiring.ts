@@ -197,6 +197,18 @@ export const wiring: Wiring = {
       maxRecordAgeSeconds: 3600,
       filterPattern: { eventName: ["INSERT"], dynamodb: { NewImage: { entity: { S: ["Call"] } } } },
     },
+    {
+      id: "rollup-applier",
+      entry: "functions/workers/rollup-applier.ts",
+      access: { table: "readWrite" },
+      // Large batches merge more values into each rollup update.
+      batchSize: 1000,
+      timeoutSeconds: 120,
+      retryAttempts: 10,
+      // Deltas a failing consumer leaves behind are applied by the rollup-sweeper schedule.
+      maxRecordAgeSeconds: 3600,
+      filterPattern: { eventName: ["INSERT"], dynamodb: { NewImage: { entity: { S: ["RollupDelta"] } } } },
+    },
   ],
   schedules: [
     {
@@ -205,6 +217,13 @@ export const wiring: Wiring = {
       access: { table: "readWrite", sendTo: ["dispatch"] },
       expression: "rate(1 minute)",
       timeoutSeconds: 60,
+    },
+    {
+      id: "rollup-sweeper",
+      entry: "functions/workers/rollup-sweeper.ts",
+      access: { table: "readWrite" },
+      expression: "rate(5 minutes)",
+      timeoutSeconds: 300,
     },
     {
       id: "backfill-runner",

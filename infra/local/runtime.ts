@@ -30,7 +30,7 @@ export interface LocalRuntimeOptions {
   port?: number;
   /** Replace a function's handler by wiring id (tests inject faults). */
   handlerOverrides?: Record<string, LambdaHandler>;
-  /** Invoke every SQS batch twice with identical records before deleting (tests prove idempotency). */
+  /** Invoke every SQS and stream batch twice with identical records (tests prove idempotency). */
   deliverEachBatchTwice?: boolean;
   /** Poll cadence; keep small for tests. Default 200 ms. */
   idlePollMs?: number;
@@ -121,6 +121,7 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
         streams,
         region,
         invoke: (event) => invoke(entry, event),
+        deliverEachBatchTwice: options.deliverEachBatchTwice ?? false,
         idlePollMs,
         logger,
       });

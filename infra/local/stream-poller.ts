@@ -53,6 +53,8 @@ export interface StreamPollerOptions {
   shardDiscoveryMs?: number;
   /** Base delay before a failed batch is retried; doubles per attempt, capped at 5 s. */
   retryDelayMs?: number;
+  /** Invoke every batch twice with identical records (tests prove idempotency). */
+  deliverEachBatchTwice?: boolean;
   logger: RuntimeLogger;
 }
 
@@ -188,6 +190,7 @@ export async function startStreamPoller(options: StreamPollerOptions): Promise<S
     const sequenceNumbers = matching.map((record) => record.dynamodb?.SequenceNumber ?? "");
     counters.invocations++;
     try {
+      if (options.deliverEachBatchTwice) await options.invoke({ Records: matching });
       const outcome = interpretBatchResponse(await options.invoke({ Records: matching }), sequenceNumbers);
       if (outcome.kind === "success") return { kind: "done" };
       if (outcome.kind === "partial") {

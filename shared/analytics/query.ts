@@ -96,11 +96,11 @@ async function readTier(orgId: string, slug: string, labelSet: string, tier: Tie
       ":to": new Date(Math.floor((to - TIER_MS[tier]) / itemMs) * itemMs).toISOString(),
     },
   });
-  return bucketsIn(items, from, to);
+  return bucketsIn(items, tier, from, to);
 }
 
-const bucketsIn = (items: Record<string, unknown>[], from: number, to: number) =>
-  items.flatMap(bucketsOf).filter((bucket) => bucket.at >= from && bucket.at < to);
+const bucketsIn = (items: Record<string, unknown>[], tier: TierName, from: number, to: number) =>
+  items.flatMap((item) => bucketsOf(item, tier)).filter((bucket) => bucket.at >= from && bucket.at < to);
 
 /** Items by key (`pk|sk`), a hundred keys per BatchGetItem, missing ones left out. */
 async function getItems(keys: { pk: string; sk: string }[]): Promise<Map<string, Record<string, unknown>>> {
@@ -142,7 +142,7 @@ export async function mapLimit<T, R>(items: T[], limit: number, task: (item: T) 
 export const QUERY_CONCURRENCY = 32;
 /** Windows of at most this many items are read by key (BatchGetItem) rather than queried. */
 const KEYED_WINDOW_ITEMS = 24;
-/** Segments of one tier closer than this many buckets are read with one query. */
+/** Segments of one tier at most this many buckets apart may be read with one query. */
 const MERGE_GAP_BUCKETS = 48;
 
 export interface Target {
@@ -207,11 +207,10 @@ export async function statsByRange(
   targets: Target[],
   ranges: { from: number; to: number }[],
 ): Promise<Stats[][]> {
-  // One range: the cheapest plan. Consecutive ranges (the days of `daily`) share their edge
-  // items in merged windows anyway, so subtracting would only add reads.
-  const split =
-    ranges.length === 1 ? plan : (a: number, b: number) => decompose(a, b).map((s) => ({ ...s, sign: 1 as const }));
-  const segments: Segment[] = ranges.flatMap((r, range) => split(r.from, r.to).map((s) => ({ ...s, range })));
+  // Each range takes its cheapest plan: the days of `daily` in New York read one day item and
+  // the few hours around each local midnight (shared by the two days it separates, fetched
+  // once), not every hour of the range.
+  const segments: Segment[] = ranges.flatMap((r, range) => plan(r.from, r.to).map((s) => ({ ...s, range })));
   const byTier = new Map<TierName, Segment[]>();
   for (const segment of segments) byTier.set(segment.tier, [...(byTier.get(segment.tier) ?? []), segment]);
   const windows: Window[] = [];
@@ -219,7 +218,13 @@ export async function statsByRange(
     own.sort((a, b) => a.from - b.from);
     let current: (typeof windows)[number] | undefined;
     for (const segment of own) {
-      if (current && segment.from - current.to <= MERGE_GAP_BUCKETS * TIER_MS[tier]) {
+      // Merge across a gap no wider than the segments on either side (and the cap): one query
+      // then reads at most about twice the items it needs; short windows are read by key anyway.
+      const previous = current?.segments.at(-1);
+      const gapLimit = previous
+        ? Math.min(MERGE_GAP_BUCKETS * TIER_MS[tier], segment.to - segment.from, previous.to - previous.from)
+        : 0;
+      if (current && segment.from - current.to <= gapLimit) {
         current.to = Math.max(current.to, segment.to);
         current.segments.push(segment);
       } else {
@@ -273,7 +278,7 @@ export async function statsByRange(
       const item = byKey.get(`${key.pk}|${key.sk}`);
       return item ? [item] : [];
     });
-    assign(index, window, bucketsIn(items, window.from, window.to));
+    assign(index, window, bucketsIn(items, window.tier, window.from, window.to));
   }
   await mapLimit(large, QUERY_CONCURRENCY, async ({ target, index, window }) => {
     assign(index, window, await readTier(orgId, target.slug, target.labelSet, window.tier, window.from, window.to));

@@ -1,7 +1,6 @@
 /**
- * Rollups of metric values for the analytics API, written in the same exactly-once
- * transaction as the values (a redelivered value fails its condition, so its rollup
- * increments are never applied twice). Per organization × metric × label set, buckets at
+ * Rollups of metric values for the analytics API, reached exactly once through rollup
+ * deltas (deltas.ts). Per organization × metric × label set, buckets at
  * four resolutions — 5 minutes, 1 hour, 1 UTC day, 10 days (since the Unix epoch) — so any
  * range on 5-minute boundaries (days in any timezone, :30/:45 offsets and DST days
  * included) reads whole 10-day buckets, then days, then hours, then 5-minute buckets at its
@@ -10,21 +9,26 @@
  * A bucket holds `count`, `sum` and, for metrics flagged `histogram`, a log-bucketed
  * histogram (attributes `h<index>`) whose buckets grow by 2 %: quantiles come back within
  * ±1 % relative error (min and max too: they are the lowest and highest non-empty buckets).
- * Hour and day buckets are one item each; the twelve 5-minute buckets of an hour share one
- * item, their attributes suffixed `@<slot>` (`count@05`), so the finest tier costs one item
- * per hour with data instead of up to twelve.
+ * Two items per value, not four: an hour item holds the hour (`count`, `sum`, …) and its
+ * twelve 5-minute buckets as slots (`count@05`); a 10-day item holds the 10 days and its
+ * ten UTC days as slots (`count@03`).
  */
 import { createHash } from "node:crypto";
 import type { OutputType } from "../schemas/metric.ts";
 
-/** `ms`: bucket length; `itemMs`: the span of one stored item (several buckets when longer). */
+/**
+ * `ms`: bucket length; `item`: the stored item that holds the tier's buckets, spanning
+ * `itemMs` — as numbered slots (`count@05`) when `slotted`, as plain attributes (`count`)
+ * otherwise. Two tiers share each item, so a value updates two items, not four.
+ */
 export const TIERS = [
-  { name: "5m", ms: 5 * 60_000, itemMs: 3_600_000 },
-  { name: "1h", ms: 3_600_000, itemMs: 3_600_000 },
-  { name: "1d", ms: 86_400_000, itemMs: 86_400_000 },
-  { name: "10d", ms: 864_000_000, itemMs: 864_000_000 },
+  { name: "5m", ms: 5 * 60_000, item: "1h", itemMs: 3_600_000, slotted: true },
+  { name: "1h", ms: 3_600_000, item: "1h", itemMs: 3_600_000, slotted: false },
+  { name: "1d", ms: 86_400_000, item: "10d", itemMs: 864_000_000, slotted: true },
+  { name: "10d", ms: 864_000_000, item: "10d", itemMs: 864_000_000, slotted: false },
 ] as const;
 export type TierName = (typeof TIERS)[number]["name"];
+const tierNamed = (name: TierName) => TIERS.find((tier) => tier.name === name) ?? TIERS[0];
 
 export interface RollupInput {
   orgId: string;
@@ -63,10 +67,14 @@ export const labelSetId = (labels: Record<string, string>) =>
 
 export const bucketStart = (atMs: number, tierMs: number) => Math.floor(atMs / tierMs) * tierMs;
 
-export const rollupKey = (orgId: string, slug: string, labelSet: string, tier: TierName, startMs: number) => ({
-  pk: `ORG#${orgId}#ROLLUP#${slug}#${labelSet}#${tier}`,
-  sk: new Date(startMs).toISOString(),
-});
+/** The item holding the `tier` bucket that starts at `startMs`. */
+export function rollupKey(orgId: string, slug: string, labelSet: string, tier: TierName, startMs: number) {
+  const { item, itemMs } = tierNamed(tier);
+  return {
+    pk: `ORG#${orgId}#ROLLUP#${slug}#${labelSet}#${item}`,
+    sk: new Date(bucketStart(startMs, itemMs)).toISOString(),
+  };
+}
 
 // ---- histogram: log buckets with γ = 1.02 (±1 % relative error); sign in the attribute name
 const GAMMA = 1.02;
@@ -114,7 +122,7 @@ export function rollupIncrements(inputs: RollupInput[]) {
     const atMs = Date.parse(input.at);
     for (const tier of TIERS) {
       const itemStart = bucketStart(atMs, tier.itemMs);
-      const slot = tier.itemMs === tier.ms ? undefined : Math.floor((atMs - itemStart) / tier.ms);
+      const slot = tier.slotted ? Math.floor((atMs - itemStart) / tier.ms) : undefined;
       const key = rollupKey(input.orgId, input.slug, labelSet, tier.name, itemStart);
       const id = `${key.pk}|${key.sk}`;
       const entry = increments.get(id) ?? { key, adds: new Map<string, number>() };
@@ -129,8 +137,12 @@ export function rollupIncrements(inputs: RollupInput[]) {
   return [...increments.values()];
 }
 
-/** The buckets stored in one rollup item: itself, or the 5-minute slots of a block. */
-export function bucketsOf(item: Record<string, unknown>): { at: number; fields: Record<string, number> }[] {
+/** The buckets of `tier` stored in one rollup item: its plain attributes, or its slots. */
+export function bucketsOf(
+  item: Record<string, unknown>,
+  tier: TierName,
+): { at: number; fields: Record<string, number> }[] {
+  const { ms, slotted } = tierNamed(tier);
   const start = Date.parse(String(item.sk));
   const plain: Record<string, number> = {};
   const slots = new Map<number, Record<string, number>>();
@@ -145,9 +157,8 @@ export function bucketsOf(item: Record<string, unknown>): { at: number; fields: 
       slots.set(slot, fields);
     }
   }
-  if (slots.size === 0) return [{ at: start, fields: plain }];
-  const fiveMinutes = TIERS[0].ms;
-  return [...slots].map(([slot, fields]) => ({ at: start + slot * fiveMinutes, fields }));
+  if (!slotted) return Object.keys(plain).length > 0 ? [{ at: start, fields: plain }] : [];
+  return [...slots].map(([slot, fields]) => ({ at: start + slot * ms, fields }));
 }
 
 export type RollupIncrement = ReturnType<typeof rollupIncrements>[number];

@@ -1,13 +1,15 @@
 /**
  * Exactly-once counting (DESIGN §3.4): an item's value and the job counter increment are
- * written in one transaction, each value conditioned on not existing yet. Items of one job
+ * written in one transaction, each value conditioned on not existing yet, with one rollup
+ * delta for the analytics (shared/analytics/deltas.ts). Items of one job
  * share a transaction and a single counter update. A redelivered item fails its condition
  * and is dropped from the retry, so it changes nothing.
  */
 import { TransactionCanceledException } from "@aws-sdk/client-dynamodb";
 import { TransactWriteCommand } from "@aws-sdk/lib-dynamodb";
+import { deltaItem } from "../analytics/deltas.ts";
 import { indexRollups } from "../analytics/index-store.ts";
-import { type RollupInput, rollupIncrements, rollupUpdate } from "../analytics/rollup.ts";
+import { type RollupInput, TIERS } from "../analytics/rollup.ts";
 import { dynamo } from "../aws.ts";
 import { config } from "../config.ts";
 import { keys } from "../keys.ts";
@@ -27,10 +29,11 @@ export interface ItemResult {
 export type RecordOutcome = "recorded" | "duplicate" | "job-not-running" | "not-recorded";
 
 /**
- * DynamoDB allows 100 actions per transaction: the counter update, the values and up to
- * four analytics rollup updates per value (one per resolution): 1 + 19 × 5 = 96.
+ * Values per transaction (with the counter update and one rollup delta). The bound is the
+ * delta's: the rollup applier deletes it in one transaction with its updates, at most one
+ * per value and resolution, and a transaction holds at most 100 actions: 1 + 24 × 4 = 97.
  */
-const VALUES_PER_TRANSACTION = 19;
+const VALUES_PER_TRANSACTION = Math.floor((100 - 1) / TIERS.length);
 const MAX_ATTEMPTS = 6;
 const COUNTED_AS_COMPLETED = new Set(["SUCCESS", "NOT_APPLICABLE", "DATA_MISSING"]);
 
@@ -85,7 +88,15 @@ async function recordJobChunk(results: ItemResult[]): Promise<RecordOutcome[]> {
     const completed = pending.filter(({ result }) => COUNTED_AS_COMPLETED.has(result.value.captureStatus)).length;
     const failed = pending.length - completed;
     const usage = usageUpdate(pending.map(({ result }) => result.value));
-    const rollups = rollupIncrements(pending.flatMap(({ result }) => (result.rollup ? [result.rollup] : [])));
+    const rollups = pending.flatMap(({ result }) => (result.rollup ? [result.rollup] : []));
+    const delta =
+      rollups.length > 0
+        ? deltaItem(
+            orgId,
+            pending.map(({ result }) => itemKey(result.item)),
+            rollups,
+          )
+        : undefined;
     try {
       await dynamo().send(
         new TransactWriteCommand({
@@ -110,7 +121,8 @@ async function recordJobChunk(results: ItemResult[]): Promise<RecordOutcome[]> {
             ...pending.map(({ result }) => ({
               Put: { TableName: table, Item: valueItem(result), ConditionExpression: "attribute_not_exists(pk)" },
             })),
-            ...rollups.map((rollup) => ({ Update: rollupUpdate(table, rollup) })),
+            // Never a duplicate: its id comes from these values, which are new if this commits.
+            ...(delta ? [{ Put: { TableName: table, Item: delta } }] : []),
           ],
         }),
       );

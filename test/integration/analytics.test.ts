@@ -1,11 +1,11 @@
 /**
  * The custom-metrics API on a fixed data set, read from rollups written by the real
- * pipeline — with every SQS batch delivered twice, so exact numbers also prove that
- * redelivery never double-counts.
+ * pipeline — with every SQS batch and every stream batch (the rollup applier's too)
+ * delivered twice, so exact numbers also prove that redelivery never double-counts.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { builtInMetric, createCalls, createMetrics, llmMetric } from "../support/fixtures.ts";
-import { startTestStack, type TestStack, waitForJobEnd } from "../support/stack.ts";
+import { startTestStack, type TestStack, waitForJobEnd, waitForRollups } from "../support/stack.ts";
 
 const calls = [
   {
@@ -89,6 +89,8 @@ describe("custom-metrics analytics", () => {
     });
     const job = await waitForJobEnd(stack.api, created.body.data.id);
     expect(job).toMatchObject({ status: "COMPLETED", completedItems: 24 });
+    // Rollups trail the values by the rollup applier's stream delay.
+    await waitForRollups();
   });
   afterAll(() => stack?.stop());
 

@@ -7,6 +7,7 @@ import { randomUUID } from "node:crypto";
 import { inject } from "vitest";
 import { type FakeAnthropicOptions, startFakeAnthropic } from "../../infra/local/fake-anthropic.ts";
 import { type LocalStackOptions, startLocalStack } from "../../infra/local/stack.ts";
+import { pendingDeltaCount } from "../../shared/analytics/deltas.ts";
 import { createApiKey, createOrganization } from "../../shared/store/organizations.ts";
 
 export interface TestStackOptions {
@@ -120,4 +121,13 @@ export async function waitForJobEnd(api: TestStack["api"], jobId: string, timeou
     },
     { timeoutMs, intervalMs: 200, what: `job ${jobId} to finish` },
   );
+}
+
+/** Waits until every rollup delta has been applied: analytics answers are then final. */
+export async function waitForRollups(timeoutMs = 60_000) {
+  await waitFor(async () => ((await pendingDeltaCount()) === 0 ? true : undefined), {
+    timeoutMs,
+    intervalMs: 100,
+    what: "rollup deltas to be applied",
+  });
 }

@@ -1,5 +1,5 @@
 import { TransactionCanceledException } from "@aws-sdk/client-dynamodb";
-import { DynamoDBDocumentClient, TransactWriteCommand } from "@aws-sdk/lib-dynamodb";
+import { BatchWriteCommand, DynamoDBDocumentClient, TransactWriteCommand } from "@aws-sdk/lib-dynamodb";
 import { mockClient } from "aws-sdk-client-mock";
 import { beforeEach, describe, expect, it } from "vitest";
 import { type ItemResult, recordResults } from "../../shared/pipeline/record.ts";
@@ -87,11 +87,56 @@ describe("recordResults (exactly-once counting)", () => {
     expect(ddb.commandCalls(TransactWriteCommand)[0]!.args[0].input.TransactItems).toHaveLength(2);
   });
 
-  it("splits a job's values into sequential transactions that leave room for the rollups", async () => {
+  it("splits a job's values into sequential transactions that leave room for the rollup delta", async () => {
     ddb.on(TransactWriteCommand).resolves({});
     await recordResults(Array.from({ length: 150 }, (_, i) => result(`c${i}`)));
     const sizes = ddb.commandCalls(TransactWriteCommand).map((c) => c.args[0].input.TransactItems!.length);
-    // 19 values + 1 counter per transaction (up to 4 rollups per value fit in the rest).
-    expect(sizes).toEqual([20, 20, 20, 20, 20, 20, 20, 18]);
+    // 24 values + 1 counter per transaction (these values have no rollups, so no delta):
+    // a delta of 24 values is at most 96 rollup updates, which the applier can still apply at once.
+    expect(sizes).toEqual([25, 25, 25, 25, 25, 25, 7]);
+  });
+
+  it("puts one rollup delta with what the transaction's values add, instead of updating rollups", async () => {
+    ddb.on(TransactWriteCommand).resolves({});
+    ddb.on(BatchWriteCommand).resolves({}); // the analytics index of label sets
+    const withRollup = (callId: string, at: string): ItemResult => ({
+      ...result(callId),
+      rollup: {
+        orgId: "o1",
+        slug: "duration",
+        outputType: "NUMERIC",
+        histogram: false,
+        labels: { agentId: "a1" },
+        at,
+        numeric: 7,
+      },
+    });
+    await recordResults([withRollup("c1", "2026-11-24T10:00:00.000Z"), withRollup("c2", "2026-11-25T10:00:00.000Z")]);
+    const actions = ddb.commandCalls(TransactWriteCommand)[0]!.args[0].input.TransactItems!;
+    // The counter, two values and the delta; no rollup item is touched in this transaction.
+    expect(actions).toHaveLength(4);
+    expect(actions.filter((action) => JSON.stringify(action).includes("#ROLLUP#"))).toEqual([]);
+    const delta = actions[3]!.Put!.Item!;
+    expect(delta).toMatchObject({ entity: "RollupDelta", orgId: "o1", sk: "DELTA" });
+    expect(delta.pk).toMatch(/^ORG#o1#ROLLUPDELTA#[0-9a-f]{32}$/);
+    expect(delta.inputs).toEqual([
+      {
+        slug: "duration",
+        outputType: "NUMERIC",
+        histogram: false,
+        labels: { agentId: "a1" },
+        at: "2026-11-24T10:00:00.000Z",
+        numeric: 7,
+      },
+      {
+        slug: "duration",
+        outputType: "NUMERIC",
+        histogram: false,
+        labels: { agentId: "a1" },
+        at: "2026-11-25T10:00:00.000Z",
+        numeric: 7,
+      },
+    ]);
+    expect(actions[3]!.Put!.ConditionExpression).toBeUndefined();
   });
 });

@@ -1,0 +1,120 @@
+/**
+ * Rollup deltas on DynamoDB Local: each delta reaches the rollups exactly once whether it is
+ * delivered twice, applied concurrently, retried after a crash mid-batch, or left to the
+ * sweeper. The stream consumer and the schedule are switched off here so the test decides
+ * who applies what.
+ */
+import { BatchWriteCommand, GetCommand } from "@aws-sdk/lib-dynamodb";
+import { marshall } from "@aws-sdk/util-dynamodb";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { handler as sweep } from "../../functions/workers/rollup-sweeper.ts";
+import { applyStreamedDeltas } from "../../shared/analytics/delta-stream.ts";
+import {
+  applyRollupDeltas,
+  deltaItem,
+  pendingDeltaCount,
+  type RollupDelta,
+  staleDeltas,
+  toDelta,
+} from "../../shared/analytics/deltas.ts";
+import { type RollupInput, rollupIncrements } from "../../shared/analytics/rollup.ts";
+import { dynamo } from "../../shared/aws.ts";
+import { config } from "../../shared/config.ts";
+import { startTestStack, type TestStack } from "../support/stack.ts";
+
+describe("rollup deltas", () => {
+  let stack: TestStack;
+
+  beforeAll(async () => {
+    const idle = async () => ({});
+    stack = await startTestStack({ runtime: { handlerOverrides: { "rollup-applier": idle, "rollup-sweeper": idle } } });
+  });
+  afterAll(() => stack?.stop());
+
+  /** `count` deltas of ten values each, spread over label sets, metrics and hours (many rollup items). */
+  function makeDeltas(orgId: string, count: number, createdAt = new Date(), batch = "b") {
+    const inputs: RollupInput[] = [];
+    const items = Array.from({ length: count }, (_, d) => {
+      const group = Array.from({ length: 10 }, (_, v) => {
+        const input: RollupInput = {
+          orgId,
+          slug: v % 2 ? "talk-ratio" : "resolved",
+          outputType: v % 2 ? "NUMERIC" : "BOOLEAN",
+          histogram: v % 2 === 1,
+          labels: { agentId: `agent-${(d + v) % 3}`, region: v % 3 ? "EU" : "US" },
+          at: new Date(Date.UTC(2026, 10, 1) + (d * 10 + v) * 17 * 60_000).toISOString(),
+          numeric: v % 2 ? d + v : (d + v) % 2,
+        };
+        inputs.push(input);
+        return input;
+      });
+      return deltaItem(
+        orgId,
+        group.map((_, v) => `${batch}-value-${d}-${v}`),
+        group,
+        createdAt,
+      );
+    });
+    return { items, inputs, deltas: items.map(toDelta) };
+  }
+
+  async function put(items: Record<string, unknown>[]) {
+    for (let i = 0; i < items.length; i += 25) {
+      await dynamo().send(
+        new BatchWriteCommand({
+          RequestItems: { [config().tableName]: items.slice(i, i + 25).map((Item) => ({ PutRequest: { Item } })) },
+        }),
+      );
+    }
+  }
+
+  /** The rollup items hold exactly what the inputs add, once. */
+  async function expectRollupsOf(inputs: RollupInput[]) {
+    const expected = rollupIncrements(inputs);
+    expect(expected.length).toBeGreaterThan(100); // more than one transaction's worth
+    for (const increment of expected) {
+      const { Item } = await dynamo().send(
+        new GetCommand({ TableName: config().tableName, Key: increment.key, ConsistentRead: true }),
+      );
+      for (const [attribute, value] of increment.adds) expect(Item?.[attribute], attribute).toBe(value);
+    }
+  }
+
+  it("applies each delta once: twice delivered, a crash mid-batch then the retry, and concurrent appliers", async () => {
+    const { orgId } = await stack.newOrganization("deltas");
+    const { items, inputs, deltas } = makeDeltas(orgId, 30);
+    await put(items);
+
+    // A consumer crashed after its first chunks: a third of the deltas are applied.
+    expect(await applyRollupDeltas(deltas.slice(0, 10))).toEqual({ applied: 10, alreadyApplied: 0 });
+    // The batch comes back whole, and a second consumer gets it at the same time.
+    const [first, second] = await Promise.all([applyRollupDeltas(deltas), applyRollupDeltas(deltas)]);
+    expect(first.applied + second.applied).toBe(20);
+    expect(first.alreadyApplied + second.alreadyApplied).toBe(40);
+    // Delivered yet again, through the stream handler: nothing changes.
+    const records = items.map((item, index) => ({
+      eventName: "INSERT" as const,
+      dynamodb: { SequenceNumber: String(index + 1), NewImage: marshall(item, { removeUndefinedValues: true }) },
+    }));
+    expect(await applyStreamedDeltas(records as never)).toEqual({ batchItemFailures: [] });
+
+    await expectRollupsOf(inputs);
+    expect(await pendingDeltaCount()).toBe(0);
+  });
+
+  it("leaves nothing behind: the sweeper applies deltas the stream consumer never did", async () => {
+    const { orgId } = await stack.newOrganization("sweeper");
+    const old = new Date(Date.now() - 10 * 60_000);
+    const { items, inputs } = makeDeltas(orgId, 12, old);
+    const fresh = makeDeltas(orgId, 1, new Date(), "fresh");
+    await put([...items, ...fresh.items]);
+
+    const stale: RollupDelta[] = await staleDeltas();
+    expect(stale.map((delta) => delta.key.pk).sort()).toEqual(items.map((item) => String(item.pk)).sort());
+    // Only the stale ones: the fresh delta is still the stream consumer's to apply.
+    expect(await sweep()).toEqual({ applied: 12, alreadyApplied: 0 });
+    expect(await pendingDeltaCount()).toBe(1);
+    expect(await sweep()).toEqual({ applied: 0, alreadyApplied: 0 });
+    await expectRollupsOf(inputs);
+  });
+});
