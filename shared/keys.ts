@@ -22,7 +22,7 @@
  * | BackfillDue       | ORG#<org>#BACKFILL#<backfill>    | DUE                     | BACKFILLS#DUE          | <nextRunAt>#<org>#<backfill> |
  * | AnalyticsMetric   | ORG#<org>#ANALYTICS#METRICS      | <slug>                  |                        |                         |
  * | AnalyticsLabelSet | ORG#<org>#ANALYTICS#LABELSETS#<slug> | <labelSet>          |                        |                         |
- * | Rollup            | ORG#<org>#ROLLUP#<slug>#<labelSet>#<tier> | <bucket start, ISO> (tiers 5m, 1h, 1d, 10d) |                         |
+ * | Rollup            | ORG#<org>#ROLLUP#<slug>#<labelSet>#<1h or 10d> | <item start, ISO> (hour + 5m slots; 10 days + day slots) |          |
  * | RollupDelta       | ORG#<org>#ROLLUPDELTA#<id>       | DELTA                   | ROLLUPDELTAS#<0..7> (until applied) | <createdAt>#<org>#<id> |
  *
  * Analytics keys are built in shared/analytics/ (index-store.ts, rollup.ts); <labelSet> is

@@ -9,9 +9,9 @@
  * A bucket holds `count`, `sum` and, for metrics flagged `histogram`, a log-bucketed
  * histogram (attributes `h<index>`) whose buckets grow by 2 %: quantiles come back within
  * ±1 % relative error (min and max too: they are the lowest and highest non-empty buckets).
- * Two items per value, not four: an hour item holds the hour (`count`, `sum`, …) and its
- * twelve 5-minute buckets as slots (`count@05`); a 10-day item holds the 10 days and its
- * ten UTC days as slots (`count@03`).
+ * Hour, day and 10-day buckets are one item each; the twelve 5-minute buckets of an hour
+ * share one item, their attributes suffixed `@<slot>` (`count@05`), so the finest tier
+ * costs one item per hour with data instead of up to twelve.
  */
 import { createHash } from "node:crypto";
 import type { OutputType } from "../schemas/metric.ts";
@@ -19,12 +19,14 @@ import type { OutputType } from "../schemas/metric.ts";
 /**
  * `ms`: bucket length; `item`: the stored item that holds the tier's buckets, spanning
  * `itemMs` — as numbered slots (`count@05`) when `slotted`, as plain attributes (`count`)
- * otherwise. Two tiers share each item, so a value updates two items, not four.
+ * otherwise. Each tier has items of its own, so a read fetches only the resolution it needs
+ * (sharing items halves the writes but made reads of long ranges 2–3× slower: the coarse
+ * buckets then carry every fine bucket's histogram).
  */
 export const TIERS = [
-  { name: "5m", ms: 5 * 60_000, item: "1h", itemMs: 3_600_000, slotted: true },
+  { name: "5m", ms: 5 * 60_000, item: "5m", itemMs: 3_600_000, slotted: true },
   { name: "1h", ms: 3_600_000, item: "1h", itemMs: 3_600_000, slotted: false },
-  { name: "1d", ms: 86_400_000, item: "10d", itemMs: 864_000_000, slotted: true },
+  { name: "1d", ms: 86_400_000, item: "1d", itemMs: 86_400_000, slotted: false },
   { name: "10d", ms: 864_000_000, item: "10d", itemMs: 864_000_000, slotted: false },
 ] as const;
 export type TierName = (typeof TIERS)[number]["name"];

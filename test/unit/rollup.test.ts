@@ -39,21 +39,23 @@ describe("analytics rollups", () => {
     expect(quantile(new Map(), 0.5)).toBeUndefined();
   });
 
-  it("writes each value to four resolutions in two items and merges increments of one item", () => {
+  it("writes each value to four resolutions and merges increments of one item", () => {
     const input = { orgId: "o", slug: "m", outputType: "NUMERIC" as const, histogram: true, labels: { agentId: "a" } };
     const increments = rollupIncrements([
       { ...input, at: "2026-03-08T04:01:00Z", numeric: 2 },
       { ...input, at: "2026-03-08T04:03:00Z", numeric: 3 },
       { ...input, at: "2026-03-08T04:55:00Z", numeric: 3 },
     ]);
-    // The hour item (the hour + its 5-minute slots) and the 10-day item (10 days + its day slots).
+    // One item per tier: the 5-minute buckets of an hour share one item, slotted by attribute name.
     expect(increments.map((i) => [i.key.pk.split("#").at(-1), i.key.sk])).toEqual([
+      ["5m", "2026-03-08T04:00:00.000Z"],
       ["1h", "2026-03-08T04:00:00.000Z"],
+      ["1d", "2026-03-08T00:00:00.000Z"],
       ["10d", "2026-03-08T00:00:00.000Z"],
     ]);
-    const [hour, tenDays] = increments.map((i) => Object.fromEntries(i.adds));
+    const [block, hour] = increments.map((i) => Object.fromEntries(i.adds));
     const [h2, h3] = [histogramBucket(2), histogramBucket(3)];
-    expect(hour).toEqual({
+    expect(block).toEqual({
       "count@00": 2,
       "sum@00": 5,
       [`${h2}@00`]: 1,
@@ -61,39 +63,21 @@ describe("analytics rollups", () => {
       "count@11": 1,
       "sum@11": 3,
       [`${h3}@11`]: 1,
-      count: 3,
-      sum: 8,
-      [h2]: 1,
-      [h3]: 2,
     });
-    // 2026-03-08 is day 0 of its 10-day bucket (10-day buckets count from the Unix epoch).
-    expect(tenDays).toEqual({
-      "count@00": 3,
-      "sum@00": 8,
-      [`${h2}@00`]: 1,
-      [`${h3}@00`]: 2,
-      count: 3,
-      sum: 8,
-      [h2]: 1,
-      [h3]: 2,
-    });
-    // A sequence of ADD updates leaves exactly these buckets, read per tier from the same item.
-    const hourItem = rollupItem(increments[0]!);
-    expect(bucketsOf(hourItem, "5m")).toEqual([
+    expect(hour).toEqual({ count: 3, sum: 8, [h2]: 1, [h3]: 2 });
+    // A sequence of ADD updates leaves exactly these buckets.
+    expect(bucketsOf(rollupItem(increments[0]!), "5m")).toEqual([
       { at: Date.parse("2026-03-08T04:00:00Z"), fields: { count: 2, sum: 5, [h2]: 1, [h3]: 1 } },
       { at: Date.parse("2026-03-08T04:55:00Z"), fields: { count: 1, sum: 3, [h3]: 1 } },
     ]);
-    expect(bucketsOf(hourItem, "1h")).toEqual([
-      { at: Date.parse("2026-03-08T04:00:00Z"), fields: { count: 3, sum: 8, [h2]: 1, [h3]: 2 } },
-    ]);
-    expect(bucketsOf(rollupItem(increments[1]!), "1d")).toEqual([
+    expect(bucketsOf(rollupItem(increments[3]!), "10d")).toEqual([
       { at: Date.parse("2026-03-08T00:00:00Z"), fields: { count: 3, sum: 8, [h2]: 1, [h3]: 2 } },
     ]);
     // Gauges and counters without the histogram flag carry no histogram.
     const plain = rollupIncrements([{ ...input, histogram: false, at: "2026-03-08T04:01:00Z", numeric: 2 }]);
-    expect(Object.fromEntries(plain[0]!.adds)).toEqual({ "count@00": 1, "sum@00": 2, count: 1, sum: 2 });
-    const update = rollupUpdate("t", plain[0]!);
-    expect(update.UpdateExpression).toBe("ADD #a0 :a0, #a1 :a1, #a2 :a2, #a3 :a3");
+    expect(Object.fromEntries(plain[1]!.adds)).toEqual({ count: 1, sum: 2 });
+    const update = rollupUpdate("t", plain[1]!);
+    expect(update.UpdateExpression).toBe("ADD #a0 :a0, #a1 :a1");
   });
 
   it("decomposes a range into whole days, hours and 5-minute buckets", () => {
