@@ -22,7 +22,7 @@
  * | BackfillDue       | ORG#<org>#BACKFILL#<backfill>    | DUE                     | BACKFILLS#DUE          | <nextRunAt>#<org>#<backfill> |
  * | AnalyticsMetric   | ORG#<org>#ANALYTICS#METRICS      | <slug>                  |                        |                         |
  * | AnalyticsLabelSet | ORG#<org>#ANALYTICS#LABELSETS#<slug> | <labelSet>          |                        |                         |
- * | Rollup            | ORG#<org>#ROLLUP#<slug>#<labelSet>#<1h or 10d> | <item start, ISO> (hour + 5m slots; 10 days + day slots) |          |
+ * | Rollup            | ORG#<org>#ROLLUP#<slug>#<labelSet>#<tier> | <item start, ISO> (tiers 5m — an hour of slots per item —, 1h, 1d, 10d) |      |
  * | RollupDelta       | ORG#<org>#ROLLUPDELTA#<id>       | DELTA                   | ROLLUPDELTAS#<0..7> (until applied) | <createdAt>#<org>#<id> |
  *
  * Analytics keys are built in shared/analytics/ (index-store.ts, rollup.ts); <labelSet> is
