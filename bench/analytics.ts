@@ -1,6 +1,7 @@
 /**
  * Analytics benchmark: seeds the rollups of 1,000,000 metric values (quick: 20,000) over 90
- * days and 50 label combinations into a fresh table on a DynamoDB Local of its own, through
+ * days and 50 label combinations into a fresh table on a DynamoDB Local of its own (without
+ * a stream: nothing consumes it here, and its records would slow the seeding), through
  * the rollup code the pipeline uses (`rollupIncrements` merges values per rollup item;
  * most items are then put whole, the last 1 % of the values goes through rollup deltas and
  * the applier's exactly-once transactions, so both paths are exercised), and times the
@@ -13,7 +14,6 @@
 import { spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
-import { BatchWriteCommand } from "@aws-sdk/lib-dynamodb";
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from "aws-lambda";
 
 export interface BenchFigure {
@@ -85,14 +85,14 @@ function random(seed: number) {
 
 /** Everything the child uses, loaded up front (and only in the child) so one run sees one version of the code. */
 async function load() {
-  const [engines, resources, indexStore, rollup, deltas, aws, query, gateway, aggregate, daily, timeseries] =
+  const [engines, resources, indexStore, rollup, deltas, batchWrite, query, gateway, aggregate, daily, timeseries] =
     await Promise.all([
       import("../infra/local/engines.ts"),
       import("../infra/local/resources.ts"),
       import("../shared/analytics/index-store.ts"),
       import("../shared/analytics/rollup.ts"),
       import("../shared/analytics/deltas.ts"),
-      import("../shared/aws.ts"),
+      import("../shared/store/batch-write.ts"),
       import("../shared/analytics/query.ts"),
       import("../infra/local/http-gateway.ts"),
       import("../functions/api/custom-metrics-aggregate.ts"),
@@ -105,7 +105,7 @@ async function load() {
     ...indexStore,
     ...rollup,
     ...deltas,
-    ...aws,
+    ...batchWrite,
     ...query,
     ...gateway,
     handlers: { aggregate: aggregate.handler, daily: daily.handler, timeseries: timeseries.handler },
@@ -135,8 +135,9 @@ async function measure(quick: boolean): Promise<BenchFigure[]> {
         credentials: { accessKeyId: "local", secretAccessKey: "local" },
       }),
       tableName,
+      { stream: false },
     );
-    const seeded = await seed(modules, quick ? 20_000 : 1_000_000, tableName);
+    const seeded = await seed(modules, quick ? 20_000 : 1_000_000);
     return await query(modules, seeded, quick);
   } finally {
     await engine.stop();
@@ -153,9 +154,8 @@ interface Seeded {
   resolvedByGroup: Map<string, number>;
 }
 
-async function seed(modules: Modules, total: number, table: string): Promise<Seeded> {
-  const { indexRollups, rollupIncrements, rollupItem, deltaItem, toDelta, applyRollupDeltas, dynamo, mapLimit } =
-    modules;
+async function seed(modules: Modules, total: number): Promise<Seeded> {
+  const { indexRollups, rollupIncrements, rollupItem, deltaItem, toDelta, applyRollupDeltas, batchPut } = modules;
   type Input = Parameters<typeof rollupIncrements>[0][number];
 
   const combos = AGENTS.flatMap((agentId) =>
@@ -175,19 +175,7 @@ async function seed(modules: Modules, total: number, table: string): Promise<See
   const started = performance.now();
   log(`seeding ${perSeries * combos.length * metrics.length} values (${combos.length} label sets × 2 metrics)`);
 
-  const putAll = async (records: Record<string, unknown>[]) => {
-    const batches = [];
-    for (let i = 0; i < records.length; i += 25) batches.push(records.slice(i, i + 25));
-    await mapLimit(batches, 16, async (batch) => {
-      let pending: unknown[] | undefined = batch.map((Item) => ({ PutRequest: { Item } }));
-      while (pending && pending.length > 0) {
-        const result: { UnprocessedItems?: Record<string, unknown[]> } = await dynamo().send(
-          new BatchWriteCommand({ RequestItems: { [table]: pending as never } }),
-        );
-        pending = result.UnprocessedItems?.[table];
-      }
-    });
-  };
+  const putAll = (records: Record<string, unknown>[]) => batchPut(records, { requestsInFlight: 16 });
 
   for (const [comboIndex, labels] of combos.entries()) {
     for (const metric of metrics) {

@@ -9,7 +9,12 @@ import {
 import { CreateQueueCommand, GetQueueAttributesCommand, type SQSClient } from "@aws-sdk/client-sqs";
 import { type QueueName, queueDeclarations, tableDeclaration } from "../../shared/table.ts";
 
-export async function createTable(client: DynamoDBClient, tableName: string): Promise<void> {
+/** `stream: false` only for a benchmark table that nothing consumes (bench/analytics.ts). */
+export async function createTable(
+  client: DynamoDBClient,
+  tableName: string,
+  options: { stream?: boolean } = {},
+): Promise<void> {
   const keyAttributes = [
     tableDeclaration.partitionKey,
     tableDeclaration.sortKey,
@@ -33,7 +38,9 @@ export async function createTable(client: DynamoDBClient, tableName: string): Pr
           ],
           Projection: { ProjectionType: "ALL" },
         })),
-        StreamSpecification: { StreamEnabled: true, StreamViewType: tableDeclaration.stream },
+        ...(options.stream === false
+          ? {}
+          : { StreamSpecification: { StreamEnabled: true, StreamViewType: tableDeclaration.stream } }),
       }),
     );
   } catch (error) {

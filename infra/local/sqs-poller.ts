@@ -18,6 +18,11 @@ import { errorDetails, type RuntimeLogger, sleep } from "./invoke.ts";
 
 /** SQS returns at most 10 messages per receive. */
 const MAX_RECEIVE = 10;
+/**
+ * Lambda long-polls the queue (20 s, the SQS maximum): an idle consumer costs one receive per
+ * 20 s, not one per second. The emulator answers as soon as a message is sent or visible again.
+ */
+const LONG_POLL_SECONDS = 20;
 const MAX_ERROR_BACKOFF_MS = 5_000;
 
 export interface SqsConsumerStats {
@@ -129,7 +134,7 @@ export async function startSqsPoller(options: SqsPollerOptions): Promise<SqsPoll
     const add = (messages: Message[]) => {
       for (const message of messages) batch.set(message.MessageId ?? "", message);
     };
-    add(await receive(Math.min(entry.batchSize, MAX_RECEIVE), 1));
+    add(await receive(Math.min(entry.batchSize, MAX_RECEIVE), LONG_POLL_SECONDS));
     if (batch.size === 0) return [];
     const deadline = Date.now() + entry.maxBatchingWindowSeconds * 1000;
     while (batch.size < entry.batchSize && !signal.aborted) {

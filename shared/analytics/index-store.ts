@@ -2,10 +2,9 @@
  * The small index the analytics API enumerates instead of scanning: which metrics have
  * values (with their output type) and which label sets each metric has seen.
  */
-import { BatchWriteCommand } from "@aws-sdk/lib-dynamodb";
-import { dynamo } from "../aws.ts";
 import { config } from "../config.ts";
 import type { OutputType } from "../schemas/metric.ts";
+import { batchPut } from "../store/batch-write.ts";
 import { queryAll } from "../store/query.ts";
 import { labelSetId, type RollupInput } from "./rollup.ts";
 
@@ -41,16 +40,7 @@ export async function indexRollups(inputs: RollupInput[]): Promise<void> {
   }
   const table = config().tableName;
   const all = [...items.entries()].filter(([id]) => !written.has(`${table}|${id}`)).map(([, item]) => item);
-  for (let i = 0; i < all.length; i += 25) {
-    let pending: unknown[] | undefined = all.slice(i, i + 25).map((Item) => ({ PutRequest: { Item } }));
-    for (let attempt = 0; pending && pending.length > 0 && attempt < 8; attempt++) {
-      const result: { UnprocessedItems?: Record<string, unknown[]> } = await dynamo().send(
-        new BatchWriteCommand({ RequestItems: { [config().tableName]: pending as never } }),
-      );
-      pending = result.UnprocessedItems?.[config().tableName];
-    }
-    if (pending && pending.length > 0) throw new Error("Could not index analytics label sets");
-  }
+  await batchPut(all);
   if (written.size > WRITTEN_CAP) written.clear();
   for (const id of items.keys()) written.add(`${table}|${id}`);
 }

@@ -41,7 +41,12 @@ function toSummary(item: Item): CallSummary {
   return Object.fromEntries(summaryFields.filter((f) => item[f] !== undefined).map((f) => [f, item[f]])) as CallSummary;
 }
 
-export async function createCall(orgId: string, input: CreateCallInput): Promise<CallSummary> {
+/**
+ * The items that store one call: the call item and its transcript chunks (an externalId
+ * adds its lookup item in `createCall`). Exported for bulk loading (the benchmark), which
+ * must store calls exactly as the API does.
+ */
+export function callItems(orgId: string, input: CreateCallInput): { callItem: Item; chunkItems: Item[] } {
   const id = randomUUID();
   const createdAt = new Date().toISOString();
   const { transcript, toolInvocations, ...fields } = input;
@@ -65,21 +70,27 @@ export async function createCall(orgId: string, input: CreateCallInput): Promise
     transcriptChunks: chunks.length,
     createdAt,
   };
+  const chunkItems = chunks.map((data, index) => ({
+    pk: callItem.pk,
+    sk: keys.transcriptChunkSk(index),
+    entity: "TranscriptChunk",
+    data,
+  }));
+  return { callItem, chunkItems };
+}
+
+export async function createCall(orgId: string, input: CreateCallInput): Promise<CallSummary> {
+  const { callItem, chunkItems } = callItems(orgId, input);
   const table = config().tableName;
   const puts: Item[] = [
     { Put: { TableName: table, Item: callItem, ConditionExpression: "attribute_not_exists(pk)" } },
-    ...chunks.map((data, index) => ({
-      Put: {
-        TableName: table,
-        Item: { pk: callItem.pk, sk: keys.transcriptChunkSk(index), entity: "TranscriptChunk", data },
-      },
-    })),
+    ...chunkItems.map((Item) => ({ Put: { TableName: table, Item } })),
   ];
   if (input.externalId) {
     puts.unshift({
       Put: {
         TableName: table,
-        Item: { ...keys.callExternalId(orgId, input.externalId), entity: "CallExternalId", callId: id },
+        Item: { ...keys.callExternalId(orgId, input.externalId), entity: "CallExternalId", callId: callItem.id },
         ConditionExpression: "attribute_not_exists(pk)",
       },
     });

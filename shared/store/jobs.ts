@@ -1,12 +1,13 @@
 /** Collection jobs: the job item (status + counters) and the pages of call ids it covers. */
 import { ConditionalCheckFailedException } from "@aws-sdk/client-dynamodb";
-import { BatchWriteCommand, GetCommand, PutCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
+import { GetCommand, PutCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
 import { dynamo } from "../aws.ts";
 import { config } from "../config.ts";
 import { conflict, notFound } from "../http/errors.ts";
 import { keys } from "../keys.ts";
 import type { TokenUsage } from "../llm/pricing.ts";
 import type { CollectionJob, JobStatus } from "../schemas/job.ts";
+import { batchPut } from "./batch-write.ts";
 import { queryPage } from "./query.ts";
 
 type Item = Record<string, unknown>;
@@ -44,24 +45,9 @@ export function toCollectionJob(item: Item): CollectionJob {
   return job;
 }
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-async function batchWriteAll(items: Item[]): Promise<void> {
-  const table = config().tableName;
-  for (let i = 0; i < items.length; i += 25) {
-    let pending: Item[] | undefined = items.slice(i, i + 25).map((Item) => ({ PutRequest: { Item } }));
-    for (let attempt = 0; pending && pending.length > 0; attempt++) {
-      if (attempt > 10) throw new Error("BatchWriteItem kept returning unprocessed items");
-      if (attempt > 0) await sleep(Math.min(1000, 25 * 2 ** attempt) * Math.random());
-      const result = await dynamo().send(new BatchWriteCommand({ RequestItems: { [table]: pending as never } }));
-      pending = result.UnprocessedItems?.[table] as Item[] | undefined;
-    }
-  }
-}
-
 /** Writes the pages first and the job last, so a visible job always has all its pages. */
 export async function putNewJob(orgId: string, job: CollectionJob, pages: string[][]): Promise<void> {
-  await batchWriteAll(
+  await batchPut(
     pages.map((callIds, index) => ({ ...keys.jobPage(orgId, job.id, index), entity: "JobPage", callIds })),
   );
   await dynamo().send(

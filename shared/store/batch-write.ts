@@ -1,0 +1,34 @@
+/** BatchWriteItem puts over any number of items: 25 per request, a few requests in flight, unprocessed items retried. */
+import { BatchWriteCommand, type BatchWriteCommandOutput } from "@aws-sdk/lib-dynamodb";
+import { dynamo } from "../aws.ts";
+import { config } from "../config.ts";
+
+type Item = Record<string, unknown>;
+
+const MAX_ITEMS_PER_REQUEST = 25;
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+async function putChunk(table: string, items: Item[]): Promise<void> {
+  let pending: BatchWriteCommandOutput["UnprocessedItems"] = {
+    [table]: items.map((Item) => ({ PutRequest: { Item } })),
+  };
+  for (let attempt = 0; pending?.[table]?.length; attempt++) {
+    if (attempt > 10) throw new Error("BatchWriteItem kept returning unprocessed items");
+    if (attempt > 0) await sleep(Math.min(1000, 25 * 2 ** attempt) * Math.random());
+    const result: BatchWriteCommandOutput = await dynamo().send(new BatchWriteCommand({ RequestItems: pending }));
+    pending = result.UnprocessedItems;
+  }
+}
+
+/** Puts every item (unconditionally: a put of an existing key replaces it). */
+export async function batchPut(items: Item[], options: { requestsInFlight?: number } = {}): Promise<void> {
+  const table = config().tableName;
+  const chunks: Item[][] = [];
+  for (let i = 0; i < items.length; i += MAX_ITEMS_PER_REQUEST) chunks.push(items.slice(i, i + MAX_ITEMS_PER_REQUEST));
+  let next = 0;
+  const worker = async () => {
+    while (next < chunks.length) await putChunk(table, chunks[next++] as Item[]);
+  };
+  await Promise.all(Array.from({ length: Math.min(options.requestsInFlight ?? 1, chunks.length) }, worker));
+}
