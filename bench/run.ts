@@ -4,7 +4,7 @@
  * proxies sit in front of DynamoDB Local and the SQS emulator, so every request the
  * service and its event sources make is counted without touching production code.
  *
- * `--quick` shrinks every job so the run takes about a minute; it fails only when counts
+ * `--quick` shrinks every job so the run takes about 3 minutes; it fails only when counts
  * are wrong (lost or double-counted items, or wrong analytics answers), never on times.
  * Last comes the analytics benchmark (bench/analytics.ts), on a DynamoDB Local of its own.
  */
