@@ -19,6 +19,7 @@ import type { FakeAnthropic } from "../infra/local/fake-anthropic.ts";
 import { startInThread } from "../infra/local/in-thread.ts";
 import { startLocalStack } from "../infra/local/stack.ts";
 import { DELTA_SHARDS, pendingDeltasPartition } from "../shared/analytics/deltas.ts";
+import { sleep } from "../shared/concurrency.ts";
 import { config } from "../shared/config.ts";
 import { keys } from "../shared/keys.ts";
 import { estimateCostUsd, priceOf } from "../shared/llm/pricing.ts";
@@ -62,7 +63,6 @@ const DEFAULT_MEMORY_MB = 512;
 // ---------------------------------------------------------------- set-up
 
 const log = (line: string) => console.log(line);
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 // The stand-ins for AWS services and the model run on threads of their own: the handlers
 // and event sources (Lambda's side) then have the main event loop to themselves.

@@ -16,6 +16,7 @@
 import { createHash, randomUUID } from "node:crypto";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
+import { sleep } from "../../shared/concurrency.ts";
 
 export const FAULTS = [
   "rate_limit",
@@ -92,7 +93,6 @@ const DEFAULTS = { latencyMs: 0, minCacheableTokens: 1024, cacheTtlMs: 5 * 60_00
 /** About four characters per token, like English text in Claude's tokenizer. */
 export const estimateTokens = (text: string) => Math.ceil(text.length / 4);
 const hash = (text: string) => createHash("sha256").update(text).digest("hex").slice(0, 16);
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const blocks = (content: string | ContentBlock[]): ContentBlock[] =>
   typeof content === "string" ? [{ type: "text", text: content }] : content;
 

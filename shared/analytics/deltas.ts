@@ -14,10 +14,10 @@ import { createHash } from "node:crypto";
 import { TransactionCanceledException } from "@aws-sdk/client-dynamodb";
 import { TransactWriteCommand } from "@aws-sdk/lib-dynamodb";
 import { dynamo } from "../aws.ts";
+import { mapLimit, sleep } from "../concurrency.ts";
 import { config } from "../config.ts";
 import { logger } from "../logger.ts";
 import { queryAll } from "../store/query.ts";
-import { mapLimit } from "./query.ts";
 import { type RollupInput, rollupIncrements, rollupUpdate } from "./rollup.ts";
 
 /** Index partitions of pending deltas: spread so a busy pipeline does not make one hot. */
@@ -101,8 +101,6 @@ function chunks(deltas: RollupDelta[]): RollupDelta[][] {
   }
   return groups.map((group) => group.deltas);
 }
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** Applies one chunk; returns how many of its deltas this call applied (the rest were applied before). */
 async function applyChunk(chunk: RollupDelta[]): Promise<number> {

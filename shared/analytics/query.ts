@@ -4,6 +4,7 @@
  */
 import { BatchGetCommand, type BatchGetCommandOutput } from "@aws-sdk/lib-dynamodb";
 import { dynamo } from "../aws.ts";
+import { mapLimit } from "../concurrency.ts";
 import { config } from "../config.ts";
 import type { OutputType } from "../schemas/metric.ts";
 import { queryAll } from "../store/query.ts";
@@ -122,20 +123,6 @@ async function getItems(keys: { pk: string; sk: string }[]): Promise<Map<string,
     }
   });
   return found;
-}
-
-/** Runs tasks with at most `limit` in flight (a query fans out over label sets and tiers). */
-export async function mapLimit<T, R>(items: T[], limit: number, task: (item: T) => Promise<R>): Promise<R[]> {
-  const results: R[] = new Array(items.length);
-  let next = 0;
-  const worker = async () => {
-    while (next < items.length) {
-      const index = next++;
-      results[index] = await task(items[index] as T);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-  return results;
 }
 
 /** Queries in flight per API request. */

@@ -9,6 +9,7 @@ import { createHash } from "node:crypto";
 import { ConditionalCheckFailedException } from "@aws-sdk/client-dynamodb";
 import { UpdateCommand } from "@aws-sdk/lib-dynamodb";
 import { dynamo } from "../aws.ts";
+import { mapLimit } from "../concurrency.ts";
 import { config } from "../config.ts";
 import { conflict, notFound } from "../http/errors.ts";
 import { keys } from "../keys.ts";
@@ -66,20 +67,6 @@ async function valuesOf(orgId: string, callId: string): Promise<Set<string>> {
     if (COUNTS_AS_VALUE.has(String(item.captureStatus))) found.add(`${item.metricDefinitionId}@${item.metricVersion}`);
   }
   return found;
-}
-
-async function mapLimited<T, R>(items: T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
-  const results: R[] = new Array(items.length);
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: Math.min(limit, items.length) }, async () => {
-      while (next < items.length) {
-        const index = next++;
-        results[index] = await fn(items[index] as T);
-      }
-    }),
-  );
-  return results;
 }
 
 /**
@@ -177,7 +164,7 @@ export async function runBackfill(
       .map(({ id, version, slug, name }) => ({ id, version, slug, name }));
     const calls = await candidateCalls(orgId, backfill, since, cutoff);
     const existing = backfill.onlyMissing
-      ? await mapLimited(calls, 16, (call) => valuesOf(orgId, call.id))
+      ? await mapLimit(calls, 16, (call) => valuesOf(orgId, call.id))
       : calls.map(() => new Set<string>());
     let entries = calls
       .map((call, index) => ({

@@ -4,12 +4,11 @@
  */
 import { SendMessageBatchCommand } from "@aws-sdk/client-sqs";
 import { sqs } from "../aws.ts";
+import { chunked, mapLimit, sleep } from "../concurrency.ts";
 
 const ENTRIES_PER_BATCH = 10;
 const REQUESTS_IN_FLIGHT = 10;
 const MAX_ATTEMPTS = 6;
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 async function sendBatch(queueUrl: string, bodies: string[]): Promise<void> {
   let pending = bodies.map((body, index) => ({ Id: String(index), MessageBody: body }));
@@ -26,11 +25,5 @@ async function sendBatch(queueUrl: string, bodies: string[]): Promise<void> {
 
 /** Sends messages in order-preserving batches; items placed adjacently stay in the same or next batch. */
 export async function sendMessages(queueUrl: string, bodies: string[]): Promise<void> {
-  const batches: string[][] = [];
-  for (let i = 0; i < bodies.length; i += ENTRIES_PER_BATCH) batches.push(bodies.slice(i, i + ENTRIES_PER_BATCH));
-  let next = 0;
-  const worker = async () => {
-    while (next < batches.length) await sendBatch(queueUrl, batches[next++] as string[]);
-  };
-  await Promise.all(Array.from({ length: Math.min(REQUESTS_IN_FLIGHT, batches.length) }, worker));
+  await mapLimit(chunked(bodies, ENTRIES_PER_BATCH), REQUESTS_IN_FLIGHT, (batch) => sendBatch(queueUrl, batch));
 }

@@ -11,6 +11,7 @@ import { deltaItem } from "../analytics/deltas.ts";
 import { indexRollups } from "../analytics/index-store.ts";
 import { type RollupInput, TIERS } from "../analytics/rollup.ts";
 import { dynamo } from "../aws.ts";
+import { sleep } from "../concurrency.ts";
 import { config } from "../config.ts";
 import { keys } from "../keys.ts";
 import { logger } from "../logger.ts";
@@ -37,7 +38,6 @@ const VALUES_PER_TRANSACTION = Math.floor((100 - 1) / TIERS.length);
 const MAX_ATTEMPTS = 6;
 const COUNTED_AS_COMPLETED = new Set(["SUCCESS", "NOT_APPLICABLE", "DATA_MISSING"]);
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const itemKey = ({ orgId, jobId, callId, metricId }: WorkItem) => `${orgId}|${jobId}|${callId}|${metricId}`;
 
 function valueItem({ item, value }: ItemResult) {

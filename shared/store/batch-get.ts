@@ -1,6 +1,7 @@
 /** BatchGetItem over any number of keys: 100 per request, a few requests in flight, unprocessed keys retried. */
 import { BatchGetCommand, type BatchGetCommandInput, type BatchGetCommandOutput } from "@aws-sdk/lib-dynamodb";
 import { dynamo } from "../aws.ts";
+import { chunked, mapLimit, sleep } from "../concurrency.ts";
 import { config } from "../config.ts";
 
 type Key = { pk: string; sk: string };
@@ -8,8 +9,6 @@ type Item = Record<string, unknown>;
 
 const MAX_KEYS_PER_REQUEST = 100;
 const REQUESTS_IN_FLIGHT = 8;
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 async function getChunk(keyChunk: Key[], projection?: string[]): Promise<Item[]> {
   const table = config().tableName;
@@ -37,18 +36,8 @@ async function getChunk(keyChunk: Key[], projection?: string[]): Promise<Item[]>
 }
 
 export async function batchGet(keysToGet: Key[], projection?: string[]): Promise<Item[]> {
-  const chunks: Key[][] = [];
-  for (let i = 0; i < keysToGet.length; i += MAX_KEYS_PER_REQUEST) {
-    chunks.push(keysToGet.slice(i, i + MAX_KEYS_PER_REQUEST));
-  }
-  const results: Item[] = [];
-  let next = 0;
-  const worker = async () => {
-    while (next < chunks.length) {
-      const chunk = chunks[next++] as Key[];
-      results.push(...(await getChunk(chunk, projection)));
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(REQUESTS_IN_FLIGHT, chunks.length) }, worker));
-  return results;
+  const found = await mapLimit(chunked(keysToGet, MAX_KEYS_PER_REQUEST), REQUESTS_IN_FLIGHT, (chunk) =>
+    getChunk(chunk, projection),
+  );
+  return found.flat();
 }

@@ -1,13 +1,12 @@
 /** BatchWriteItem puts over any number of items: 25 per request, a few requests in flight, unprocessed items retried. */
 import { BatchWriteCommand, type BatchWriteCommandOutput } from "@aws-sdk/lib-dynamodb";
 import { dynamo } from "../aws.ts";
+import { chunked, mapLimit, sleep } from "../concurrency.ts";
 import { config } from "../config.ts";
 
 type Item = Record<string, unknown>;
 
 const MAX_ITEMS_PER_REQUEST = 25;
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 async function putChunk(table: string, items: Item[]): Promise<void> {
   let pending: BatchWriteCommandOutput["UnprocessedItems"] = {
@@ -24,11 +23,7 @@ async function putChunk(table: string, items: Item[]): Promise<void> {
 /** Puts every item (unconditionally: a put of an existing key replaces it). */
 export async function batchPut(items: Item[], options: { requestsInFlight?: number } = {}): Promise<void> {
   const table = config().tableName;
-  const chunks: Item[][] = [];
-  for (let i = 0; i < items.length; i += MAX_ITEMS_PER_REQUEST) chunks.push(items.slice(i, i + MAX_ITEMS_PER_REQUEST));
-  let next = 0;
-  const worker = async () => {
-    while (next < chunks.length) await putChunk(table, chunks[next++] as Item[]);
-  };
-  await Promise.all(Array.from({ length: Math.min(options.requestsInFlight ?? 1, chunks.length) }, worker));
+  await mapLimit(chunked(items, MAX_ITEMS_PER_REQUEST), options.requestsInFlight ?? 1, (chunk) =>
+    putChunk(table, chunk),
+  );
 }

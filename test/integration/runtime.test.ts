@@ -14,6 +14,7 @@ import {
 import { afterAll, afterEach, describe, expect, inject, it } from "vitest";
 import { createQueues, createTable } from "../../infra/local/resources.ts";
 import { type LocalRuntime, type LocalRuntimeOptions, startLocalRuntime } from "../../infra/local/runtime.ts";
+import { sleep } from "../../shared/concurrency.ts";
 import type { QueueName } from "../../shared/table.ts";
 import type { QueueConsumerEntry, StreamConsumerEntry, Wiring } from "../../shared/wiring.ts";
 import { sqsDeliveries } from "../fixtures/sqs-consumer.ts";
@@ -81,8 +82,6 @@ async function startRuntime(
   });
   return { runtime, tableName, queues };
 }
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 async function waitFor<T>(
   check: () => Promise<T | undefined> | T | undefined,
