@@ -68,18 +68,41 @@ function valueSize(value: Record<string, unknown>): number {
 const itemSize = (item: Record<string, Record<string, unknown>>) =>
   Object.entries(item).reduce((sum, [name, value]) => sum + Buffer.byteLength(name) + valueSize(value), 0);
 
+type WireItem = Record<string, Record<string, unknown>>;
+type TransactAction = Record<string, { Item?: WireItem; Key?: WireItem; TableName?: string }>;
+
+/**
+ * Sizes of the items over 1 KB that transactions put, by table and key, so that a later
+ * transactional update or delete of one is billed by its size, as AWS does, although
+ * DynamoDB Local reports nothing for it (rollup deltas are put by one transaction and
+ * deleted by another).
+ */
+const knownSizes = new Map<string, number>();
+const sizeKey = (table: string | undefined, key: WireItem) =>
+  `${table}|${JSON.stringify(key.pk)}|${JSON.stringify(key.sk)}`;
+
 /**
  * Write units of a TransactWriteItems request as AWS bills them: 2 per KB of each item
  * written. DynamoDB Local reports only the puts of a transaction (its updates and deletes
  * count nothing), so the units are computed from the request: a put by its item's size, an
- * update, delete or condition check at its 1 KB minimum (rollup and job items are smaller
- * unless a metric keeps a histogram).
+ * update, delete or condition check by the size of the item a transaction put earlier
+ * under that key, else at its 1 KB minimum (job and rollup items are put otherwise; they
+ * are smaller unless a metric keeps a histogram).
  */
 function transactionWriteUnits(body: Record<string, unknown> | undefined): number {
-  const actions = (body?.TransactItems ?? []) as Record<string, { Item?: Record<string, Record<string, unknown>> }>[];
+  const actions = (body?.TransactItems ?? []) as TransactAction[];
   return actions.reduce((sum, action) => {
-    const put = action.Put?.Item;
-    return sum + TRANSACTION_FACTOR * (put ? Math.max(1, Math.ceil(itemSize(put) / 1024)) : 1);
+    const [kind, request] = Object.entries(action)[0] ?? [];
+    let bytes = 1;
+    if (kind === "Put" && request?.Item) {
+      bytes = itemSize(request.Item);
+      if (bytes > 1024) knownSizes.set(sizeKey(request.TableName, request.Item), bytes);
+    } else if (request?.Key) {
+      const key = sizeKey(request.TableName, request.Key);
+      bytes = knownSizes.get(key) ?? 1;
+      if (kind === "Delete") knownSizes.delete(key);
+    }
+    return sum + TRANSACTION_FACTOR * Math.max(1, Math.ceil(bytes / 1024));
   }, 0);
 }
 

@@ -24,6 +24,7 @@
  * | AnalyticsLabelSet | ORG#<org>#ANALYTICS#LABELSETS#<slug> | <labelSet>          |                        |                         |
  * | Rollup            | ORG#<org>#ROLLUP#<slug>#<labelSet>#<tier> | <item start, ISO> (tiers 5m — an hour of slots per item —, 1h, 1d, 10d) |      |
  * | RollupDelta       | ORG#<org>#ROLLUPDELTA#<id>       | DELTA                   | ROLLUPDELTAS#<0..7> (until applied) | <createdAt>#<org>#<id> |
+ * | MergedRollupDelta | ORG#<org>#ROLLUPDELTA#<id>       | DELTA                   | ROLLUPDELTAS#<0..7> (until applied) | <mergedAt>#<org>#<id> |
  *
  * Analytics keys are built in shared/analytics/ (index-store.ts, rollup.ts); <labelSet> is
  * a hash of the sorted labels.
@@ -83,6 +84,12 @@ export const keys = {
     sk: `ITEM#${callId}#${metricId}`,
   }),
   itemResultPrefix: "ITEM#",
+  /** The ids a value's keys hold: the value item does not repeat them (it stays under 1 KB). */
+  parseItemResult: (pk: string, sk: string) => ({
+    jobId: pk.slice(pk.lastIndexOf("#JOB#") + "#JOB#".length),
+    callId: sk.split("#")[1] ?? "",
+    metricDefinitionId: sk.split("#")[2] ?? "",
+  }),
   callValues: (orgId: string, callId: string) => `ORG#${orgId}#CALL#${callId}#VALUES`,
 
   /** Sortable list key: newest-first listings read the index backwards. */

@@ -55,6 +55,8 @@ export interface QueueConsumerEntry extends FunctionEntry {
 
 export interface StreamConsumerEntry extends FunctionEntry {
   batchSize: number;
+  /** How long a batch may gather records before the function is invoked (Lambda's default 0: each poll). */
+  maxBatchingWindowSeconds?: number;
   retryAttempts: number;
   maxRecordAgeSeconds: number;
   /** Lambda event filter pattern (EventBridge pattern syntax) applied to stream records. */
@@ -201,8 +203,10 @@ export const wiring: Wiring = {
       id: "rollup-applier",
       entry: "functions/workers/rollup-applier.ts",
       access: { table: "readWrite" },
-      // Large batches merge more values into each rollup update.
+      // Large batches merge more values into each rollup update: values of one metric and
+      // label set in the same hour then share it. A few seconds more of analytics lag.
       batchSize: 1000,
+      maxBatchingWindowSeconds: 5,
       timeoutSeconds: 120,
       retryAttempts: 10,
       // Deltas a failing consumer leaves behind are applied by the rollup-sweeper schedule.

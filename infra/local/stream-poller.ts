@@ -210,6 +210,39 @@ export async function startStreamPoller(options: StreamPollerOptions): Promise<S
     return { kind: "retryFrom", sequenceNumber: sequenceNumbers[0] as string };
   }
 
+  async function readPage(iterator: string) {
+    const page = await streams.send(
+      new GetRecordsCommand({ ShardIterator: iterator, Limit: Math.min(entry.batchSize, MAX_GET_RECORDS) }),
+      { abortSignal: signal },
+    );
+    const records = (page.Records ?? []).map((record) => toDynamoDBRecord(record, streamArn, options.region));
+    counters.records += records.length;
+    return { records, NextShardIterator: page.NextShardIterator };
+  }
+
+  /**
+   * One batch: a page, then, with a batching window, more pages until the batch holds
+   * `batchSize` matching records, the window (counted from the first record) closes, or the
+   * shard ends, as Lambda gathers a batch.
+   */
+  async function readBatch(iterator: string) {
+    const batch = await readPage(iterator);
+    const windowMs = (entry.maxBatchingWindowSeconds ?? 0) * 1000;
+    if (windowMs === 0 || batch.records.length === 0) return batch;
+    const closesAt = Date.now() + windowMs;
+    let matching = batch.records.filter((record) => matchesFilterPattern(entry.filterPattern, record)).length;
+    while (matching < entry.batchSize && batch.NextShardIterator && !signal.aborted) {
+      const left = closesAt - Date.now();
+      if (left <= 0) break;
+      const page = await readPage(batch.NextShardIterator);
+      batch.records.push(...page.records);
+      batch.NextShardIterator = page.NextShardIterator;
+      matching += page.records.filter((record) => matchesFilterPattern(entry.filterPattern, record)).length;
+      if (page.records.length === 0) await sleep(Math.min(options.idlePollMs, left), signal);
+    }
+    return batch;
+  }
+
   async function readShard(shard: Shard): Promise<void> {
     const shardId = shard.ShardId as string;
     const parent = shard.ParentShardId ? readers.get(shard.ParentShardId) : undefined;
@@ -229,13 +262,9 @@ export async function startStreamPoller(options: StreamPollerOptions): Promise<S
     while (!signal.aborted) {
       try {
         iterator ??= await resume();
-        const page = await streams.send(
-          new GetRecordsCommand({ ShardIterator: iterator, Limit: Math.min(entry.batchSize, MAX_GET_RECORDS) }),
-          { abortSignal: signal },
-        );
+        const page = await readBatch(iterator);
         consecutiveErrors = 0;
-        const records = (page.Records ?? []).map((record) => toDynamoDBRecord(record, streamArn, options.region));
-        counters.records += records.length;
+        const { records } = page;
         if (records.length > 0) {
           const delivery = await deliver(records);
           if (delivery.kind === "retryFrom") {

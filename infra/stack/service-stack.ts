@@ -236,6 +236,9 @@ export class ServiceStack extends Stack {
         new DynamoEventSource(table, {
           startingPosition: StartingPosition.LATEST,
           batchSize: consumer.batchSize,
+          maxBatchingWindow: consumer.maxBatchingWindowSeconds
+            ? Duration.seconds(consumer.maxBatchingWindowSeconds)
+            : undefined,
           bisectBatchOnError: true,
           retryAttempts: consumer.retryAttempts,
           maxRecordAge: Duration.seconds(consumer.maxRecordAgeSeconds),

@@ -5,20 +5,20 @@
  * The transaction that records values exactly once (shared/pipeline/record.ts) also puts
  * ONE small delta item listing what those values add. A stream consumer (and, as a
  * backstop, a scheduled sweeper) merges the deltas of many transactions and applies them
- * in transactions that DELETE each delta on condition that it still exists, together with
- * the merged ADD updates. A delta is therefore applied once: a redelivered or swept delta
- * is gone, its condition fails, and it is dropped from the retry. Rollups trail the values
- * by the stream's delay (about a second): the API counts a value once its delta is applied.
+ * with transactions that DELETE each delta on condition that it still exists (see
+ * applyRollupDeltas). A delta is therefore applied once: a redelivered or swept delta is
+ * gone, its condition fails, and it is dropped from the retry. Rollups trail the values by
+ * the stream's delay (about a second): the API counts a value once its delta is applied.
  */
 import { createHash } from "node:crypto";
 import { TransactionCanceledException } from "@aws-sdk/client-dynamodb";
-import { TransactWriteCommand } from "@aws-sdk/lib-dynamodb";
+import { TransactWriteCommand, type TransactWriteCommandInput } from "@aws-sdk/lib-dynamodb";
 import { dynamo } from "../aws.ts";
-import { mapLimit, sleep } from "../concurrency.ts";
+import { chunked, mapLimit, sleep } from "../concurrency.ts";
 import { config } from "../config.ts";
 import { logger } from "../logger.ts";
 import { queryAll } from "../store/query.ts";
-import { type RollupInput, rollupIncrements, rollupUpdate } from "./rollup.ts";
+import { type RollupIncrement, type RollupInput, rollupIncrements, rollupUpdate } from "./rollup.ts";
 
 /** Index partitions of pending deltas: spread so a busy pipeline does not make one hot. */
 export const DELTA_SHARDS = 8;
@@ -27,7 +27,7 @@ export const SWEEP_AFTER_MS = 2 * 60_000;
 /** A transaction holds at most 100 actions: the deltas' deletes and their merged updates. */
 const MAX_ACTIONS = 100;
 const MAX_ATTEMPTS = 6;
-const CHUNKS_IN_FLIGHT = 8;
+const TRANSACTIONS_IN_FLIGHT = 8;
 
 export const deltaKey = (orgId: string, id: string) => ({ pk: `ORG#${orgId}#ROLLUPDELTA#${id}`, sk: "DELTA" });
 export const pendingDeltasPartition = (shard: number) => `ROLLUPDELTAS#${shard}`;
@@ -35,117 +35,215 @@ export const pendingDeltasPartition = (shard: number) => `ROLLUPDELTAS#${shard}`
 /** A value's contribution as stored in a delta (the organization is the delta's). */
 type StoredInput = Omit<RollupInput, "orgId">;
 
+/**
+ * A delta as read back: `inputs` for the one the pipeline writes with its values; `increments`
+ * for a merged delta, which carries the summed increments of many deltas for at most
+ * `MAX_ACTIONS - 1` rollup items (see applyRollupDeltas).
+ */
 export interface RollupDelta {
   key: { pk: string; sk: string };
   orgId: string;
   inputs: StoredInput[];
+  increments?: RollupIncrement[];
 }
+
+const MERGED_ENTITY = "MergedRollupDelta";
+
+function pendingIndexAttributes(orgId: string, id: string, now: Date) {
+  const shard = Number.parseInt(id.slice(0, 4), 16) % DELTA_SHARDS;
+  return { gsi1pk: pendingDeltasPartition(shard), gsi1sk: `${now.toISOString()}#${orgId}#${id}` };
+}
+
+const hashId = (parts: string[]) => createHash("sha256").update(parts.join("\n")).digest("hex").slice(0, 32);
 
 /**
  * The delta item for values recorded in one transaction. Its id is derived from the values'
  * keys, so writing the same values again cannot create a second delta.
  */
 export function deltaItem(orgId: string, valueKeys: string[], inputs: RollupInput[], now = new Date()) {
-  const id = createHash("sha256")
-    .update([...valueKeys].sort().join("\n"))
-    .digest("hex")
-    .slice(0, 32);
-  const shard = Number.parseInt(id.slice(0, 4), 16) % DELTA_SHARDS;
+  const id = hashId([...valueKeys].sort());
   return {
     ...deltaKey(orgId, id),
     entity: "RollupDelta",
     orgId,
-    gsi1pk: pendingDeltasPartition(shard),
-    gsi1sk: `${now.toISOString()}#${orgId}#${id}`,
+    ...pendingIndexAttributes(orgId, id, now),
     inputs: inputs.map(({ orgId: _org, ...input }) => input),
   };
 }
 
+/** Merged delta items for `sources` (deltas of one organization), each for at most MAX_ACTIONS - 1 rollup items. */
+function mergedDeltaItems(orgId: string, sources: RollupDelta[], now = new Date()) {
+  const sourceIds = sources.map((delta) => delta.key.pk).sort();
+  return chunked(incrementsOf(sources), MAX_ACTIONS - 1).map((increments, part) => {
+    // From the sources' ids: merging the same deltas again (they would be gone) cannot collide.
+    const id = hashId([...sourceIds, `part ${part}`]);
+    return {
+      ...deltaKey(orgId, id),
+      entity: MERGED_ENTITY,
+      orgId,
+      ...pendingIndexAttributes(orgId, id, now),
+      increments: increments.map(({ key, adds }) => ({ ...key, adds: Object.fromEntries(adds) })),
+    };
+  });
+}
+
 export function toDelta(item: Record<string, unknown>): RollupDelta {
+  const stored = item.increments as { pk: string; sk: string; adds: Record<string, number> }[] | undefined;
   return {
     key: { pk: String(item.pk), sk: String(item.sk) },
     orgId: String(item.orgId),
     inputs: (item.inputs ?? []) as StoredInput[],
+    ...(stored
+      ? { increments: stored.map(({ pk, sk, adds }) => ({ key: { pk, sk }, adds: new Map(Object.entries(adds)) })) }
+      : {}),
   };
 }
 
-const incrementsOf = (deltas: RollupDelta[]) =>
-  rollupIncrements(deltas.flatMap((delta) => delta.inputs.map((input) => ({ ...input, orgId: delta.orgId }))));
+/** The increments of several deltas, merged per rollup item (a transaction may touch an item once). */
+function incrementsOf(deltas: RollupDelta[]): RollupIncrement[] {
+  const merged = new Map<string, RollupIncrement>();
+  const fromInputs = rollupIncrements(
+    deltas.flatMap((delta) => delta.inputs.map((input) => ({ ...input, orgId: delta.orgId }))),
+  );
+  for (const increment of [...fromInputs, ...deltas.flatMap((delta) => delta.increments ?? [])]) {
+    const id = `${increment.key.pk}|${increment.key.sk}`;
+    const entry = merged.get(id);
+    if (!entry) {
+      merged.set(id, { key: increment.key, adds: new Map(increment.adds) });
+      continue;
+    }
+    for (const [attribute, n] of increment.adds) entry.adds.set(attribute, (entry.adds.get(attribute) ?? 0) + n);
+  }
+  return [...merged.values()];
+}
 
-const itemIds = (deltas: RollupDelta[]) => incrementsOf(deltas).map(({ key }) => `${key.pk}|${key.sk}`);
+/** Positions in a canceled transaction whose condition failed: there, the delta was already gone. */
+function conditionFailures(error: TransactionCanceledException): Set<number> {
+  const failed = new Set<number>();
+  for (const [position, reason] of (error.CancellationReasons ?? []).entries()) {
+    if (reason?.Code === "ConditionalCheckFailed") failed.add(position);
+  }
+  return failed;
+}
+
+const backOff = (attempt: number) => sleep(Math.min(1000, 20 * 2 ** attempt) * (0.5 + Math.random()));
 
 /**
- * Deltas grouped so that each group's deletes and merged updates fit one transaction. Each
- * delta joins the group that already touches most of its rollup items (best fit), so values
- * of the same metric, label set and hours share updates: fewer writes than one update per
- * value and tier.
+ * Runs `transaction(pending)` until it commits, dropping the deltas it finds already gone.
+ * Returns the deltas it committed for (none when every one was gone).
  */
-function chunks(deltas: RollupDelta[]): RollupDelta[][] {
-  const groups: { deltas: RollupDelta[]; items: Set<string> }[] = [];
-  for (const delta of deltas) {
-    const own = itemIds([delta]);
-    let best: (typeof groups)[number] | undefined;
-    let bestAdded = Number.POSITIVE_INFINITY;
-    for (const group of groups) {
-      const added = own.filter((id) => !group.items.has(id)).length;
-      const actions = group.deltas.length + 1 + group.items.size + added;
-      if (actions <= MAX_ACTIONS && added < bestAdded) {
-        best = group;
-        bestAdded = added;
-      }
+async function untilCommitted(
+  deltas: RollupDelta[],
+  transaction: (pending: RollupDelta[]) => TransactWriteCommandInput["TransactItems"],
+): Promise<RollupDelta[]> {
+  let pending = deltas;
+  for (let attempt = 1; pending.length > 0; attempt++) {
+    if (attempt > MAX_ATTEMPTS) throw new Error(`Rollup deltas kept conflicting (${pending.length} left)`);
+    try {
+      await dynamo().send(new TransactWriteCommand({ TransactItems: transaction(pending) }));
+      return pending;
+    } catch (error) {
+      if (!(error instanceof TransactionCanceledException)) throw error;
+      // The deltas' deletes come first, so a failed condition's position is the delta's.
+      const gone = conditionFailures(error);
+      // Nothing was already applied: a conflict with a concurrent transaction; back off.
+      if (gone.size === 0) await backOff(attempt);
+      pending = pending.filter((_, position) => !gone.has(position));
     }
-    if (best) {
-      best.deltas.push(delta);
-      for (const id of own) best.items.add(id);
-    } else groups.push({ deltas: [delta], items: new Set(own) });
+  }
+  return [];
+}
+
+const deleteOf = (table: string, delta: RollupDelta) => ({
+  Delete: { TableName: table, Key: delta.key, ConditionExpression: "attribute_exists(pk)" },
+});
+
+/** Deletes the deltas and applies their merged increments in one transaction; returns how many it applied. */
+async function applyDirectly(deltas: RollupDelta[]): Promise<number> {
+  const table = config().tableName;
+  const applied = await untilCommitted(deltas, (pending) => [
+    ...pending.map((delta) => deleteOf(table, delta)),
+    ...incrementsOf(pending).map((increment) => ({ Update: rollupUpdate(table, increment) })),
+  ]);
+  return applied.length;
+}
+
+/**
+ * Replaces the deltas by merged deltas in one transaction, then applies those (each in a
+ * transaction of its own). Returns how many of `deltas` it merged; merged deltas it could
+ * not apply stay behind for the sweeper.
+ */
+async function mergeAndApply(orgId: string, deltas: RollupDelta[]): Promise<number> {
+  const table = config().tableName;
+  let merged: ReturnType<typeof mergedDeltaItems> = [];
+  const sources = await untilCommitted(deltas, (pending) => {
+    merged = mergedDeltaItems(orgId, pending);
+    return [
+      ...pending.map((delta) => deleteOf(table, delta)),
+      // New items: their ids come from these sources, which exist if this commits.
+      ...merged.map((Item) => ({ Put: { TableName: table, Item } })),
+    ];
+  });
+  if (sources.length === 0) return 0;
+  await mapLimit(merged, TRANSACTIONS_IN_FLIGHT, (item) => applyDirectly([toDelta(item)]));
+  return sources.length;
+}
+
+/** Groups of one organization's deltas, each small enough to merge in one transaction. */
+function mergeGroups(deltas: RollupDelta[]): RollupDelta[][] {
+  const groups: { deltas: RollupDelta[]; items: Set<string> }[] = [];
+  let current: (typeof groups)[number] | undefined;
+  for (const delta of deltas) {
+    const own = incrementsOf([delta]).map(({ key }) => `${key.pk}|${key.sk}`);
+    const items = new Set([...(current?.items ?? []), ...own]);
+    const actions = (current?.deltas.length ?? 0) + 1 + Math.ceil(items.size / (MAX_ACTIONS - 1));
+    if (current && actions <= MAX_ACTIONS) {
+      current.deltas.push(delta);
+      current.items = items;
+    } else {
+      current = { deltas: [delta], items: new Set(own) };
+      groups.push(current);
+    }
   }
   return groups.map((group) => group.deltas);
 }
 
-/** Applies one chunk; returns how many of its deltas this call applied (the rest were applied before). */
-async function applyChunk(chunk: RollupDelta[]): Promise<number> {
-  const table = config().tableName;
-  let pending = chunk;
-  for (let attempt = 1; pending.length > 0; attempt++) {
-    if (attempt > MAX_ATTEMPTS) throw new Error(`Rollup deltas kept conflicting (${pending.length} left)`);
-    try {
-      await dynamo().send(
-        new TransactWriteCommand({
-          TransactItems: [
-            ...pending.map((delta) => ({
-              Delete: { TableName: table, Key: delta.key, ConditionExpression: "attribute_exists(pk)" },
-            })),
-            ...incrementsOf(pending).map((increment) => ({ Update: rollupUpdate(table, increment) })),
-          ],
-        }),
-      );
-      return pending.length;
-    } catch (error) {
-      if (!(error instanceof TransactionCanceledException)) throw error;
-      const reasons = error.CancellationReasons ?? [];
-      const applied = (position: number) => reasons[position]?.Code === "ConditionalCheckFailed";
-      const before = pending.length;
-      pending = pending.filter((_, position) => !applied(position));
-      // Nothing was already applied: a conflict with a concurrent transaction; back off.
-      if (pending.length === before) await sleep(Math.min(1000, 20 * 2 ** attempt) * (0.5 + Math.random()));
-    }
-  }
-  return 0;
-}
-
 /**
- * Applies deltas exactly once. Throws when a chunk failed (the others are applied); calling
- * again with the same deltas finishes the job without applying any twice.
+ * Applies deltas exactly once, each by a transaction that deletes it on condition that it
+ * still exists, so a delta delivered twice, or swept while the stream has it, is applied once.
+ *
+ * Values of one metric and label set in the same hour or day share rollup items, but one
+ * delta already touches up to 4 items per value, and a transaction holds at most 100
+ * actions: deleting deltas together with their updates could merge only two or three
+ * deltas. So the deltas of a batch are first replaced, in one transaction, by merged deltas
+ * that sum their increments per rollup item; each merged delta is then deleted with its
+ * (at most 99) updates. A crash between the two leaves merged deltas, which the sweeper
+ * applies. Deltas whose updates fit one transaction anyway are applied directly.
+ *
+ * Throws when a group failed (the others are applied); calling again with the same deltas
+ * finishes the job without applying any twice.
  */
 export async function applyRollupDeltas(deltas: RollupDelta[]): Promise<{ applied: number; alreadyApplied: number }> {
   const unique = [...new Map(deltas.map((delta) => [delta.key.pk, delta])).values()];
+  const tasks: (() => Promise<number>)[] = [];
+  for (const delta of unique) if (delta.increments) tasks.push(() => applyDirectly([delta]));
+  const byOrg = Map.groupBy(
+    unique.filter((delta) => !delta.increments),
+    (delta) => delta.orgId,
+  );
+  for (const [orgId, orgDeltas] of byOrg) {
+    for (const group of mergeGroups(orgDeltas)) {
+      const direct = group.length + incrementsOf(group).length <= MAX_ACTIONS;
+      tasks.push(() => (direct ? applyDirectly(group) : mergeAndApply(orgId, group)));
+    }
+  }
   let applied = 0;
   let failure: unknown;
-  // Chunks touch mostly different rollup items (best fit groups the overlapping deltas), so
-  // they run side by side; every chunk is tried before a failure is reported.
-  await mapLimit(chunks(unique), CHUNKS_IN_FLIGHT, async (chunk) => {
+  // Groups touch mostly different rollup items, so they run side by side; every group is
+  // tried before a failure is reported.
+  await mapLimit(tasks, TRANSACTIONS_IN_FLIGHT, async (task) => {
     try {
-      const appliedNow = await applyChunk(chunk); // (not `applied += await …`: that reads `applied` too early)
+      const appliedNow = await task(); // (not `applied += await …`: that reads `applied` too early)
       applied += appliedNow;
     } catch (error) {
       failure ??= error;

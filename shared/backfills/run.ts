@@ -61,10 +61,12 @@ async function valuesOf(orgId: string, callId: string): Promise<Set<string>> {
     IndexName: "gsi1",
     KeyConditionExpression: "gsi1pk = :values",
     ExpressionAttributeValues: { ":values": keys.callValues(orgId, callId) },
-    ProjectionExpression: "metricDefinitionId, metricVersion, captureStatus",
+    ProjectionExpression: "pk, sk, metricVersion, captureStatus",
   });
   for await (const item of values) {
-    if (COUNTS_AS_VALUE.has(String(item.captureStatus))) found.add(`${item.metricDefinitionId}@${item.metricVersion}`);
+    if (!COUNTS_AS_VALUE.has(String(item.captureStatus))) continue;
+    const { metricDefinitionId } = keys.parseItemResult(String(item.pk), String(item.sk));
+    found.add(`${metricDefinitionId}@${item.metricVersion}`);
   }
   return found;
 }

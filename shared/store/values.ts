@@ -7,7 +7,10 @@ type Item = Record<string, unknown>;
 const storageFields = new Set(["pk", "sk", "entity", "gsi1pk", "gsi1sk", "orgId"]);
 
 export const toMetricValue = (item: Item): MetricValue =>
-  Object.fromEntries(Object.entries(item).filter(([k]) => !storageFields.has(k))) as never;
+  ({
+    ...keys.parseItemResult(String(item.pk), String(item.sk)),
+    ...Object.fromEntries(Object.entries(item).filter(([k]) => !storageFields.has(k))),
+  }) as never;
 
 interface ValueQuery {
   limit: number;
@@ -75,13 +78,15 @@ export async function listFailedItems(orgId: string, jobId: string): Promise<{ c
   const items = await queryAll({
     KeyConditionExpression: "pk = :pk AND begins_with(sk, :item)",
     FilterExpression: "captureStatus = :error",
-    ProjectionExpression: "callId, metricDefinitionId",
+    ProjectionExpression: "pk, sk",
     ExpressionAttributeValues: {
       ":pk": keys.job(orgId, jobId).pk,
       ":item": keys.itemResultPrefix,
       ":error": "ERROR",
     },
   });
-  const failed = items.map((item) => ({ callId: String(item.callId), metricId: String(item.metricDefinitionId) }));
-  return failed;
+  return items.map((item) => {
+    const { callId, metricDefinitionId } = keys.parseItemResult(String(item.pk), String(item.sk));
+    return { callId, metricId: metricDefinitionId };
+  });
 }

@@ -4,7 +4,7 @@
  * sweeper. The stream consumer and the schedule are switched off here so the test decides
  * who applies what.
  */
-import { BatchWriteCommand, GetCommand } from "@aws-sdk/lib-dynamodb";
+import { BatchWriteCommand, GetCommand, type TransactWriteCommandInput } from "@aws-sdk/lib-dynamodb";
 import { marshall } from "@aws-sdk/util-dynamodb";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { handler as sweep } from "../../functions/workers/rollup-sweeper.ts";
@@ -14,6 +14,7 @@ import {
   deltaItem,
   pendingDeltaCount,
   type RollupDelta,
+  SWEEP_AFTER_MS,
   staleDeltas,
   toDelta,
 } from "../../shared/analytics/deltas.ts";
@@ -68,6 +69,33 @@ describe("rollup deltas", () => {
     }
   }
 
+  type TransactItems = NonNullable<TransactWriteCommandInput["TransactItems"]>;
+  /**
+   * Watches (and can fail) the transactions the shared client sends, as a crash or an outage
+   * at that point would: `fail` returning true makes the call throw before it reaches DynamoDB.
+   */
+  function watchTransactions(fail: (items: TransactItems) => boolean = () => false) {
+    const sent: TransactItems[] = [];
+    const name = `watch-${Math.random()}`;
+    dynamo().middlewareStack.add(
+      (next) => async (args) => {
+        const items = (args.input as TransactWriteCommandInput).TransactItems;
+        if (items) {
+          if (fail(items)) throw new Error("simulated crash");
+          sent.push(items);
+        }
+        return next(args);
+      },
+      { step: "initialize", name },
+    );
+    return { sent, stop: () => dynamo().middlewareStack.remove(name) };
+  }
+  const updatesIn = (transactions: TransactItems[]) =>
+    transactions.reduce((n, items) => n + items.filter((action) => action.Update).length, 0);
+  /** What the sweeper reads once every pending delta, merged ones included, is old enough. */
+  const allPending = async (orgId: string) =>
+    (await staleDeltas(new Date(Date.now() + SWEEP_AFTER_MS + 60_000))).filter((delta) => delta.orgId === orgId);
+
   /** The rollup items hold exactly what the inputs add, once. */
   async function expectRollupsOf(inputs: RollupInput[]) {
     const expected = rollupIncrements(inputs);
@@ -116,5 +144,52 @@ describe("rollup deltas", () => {
     expect(await pendingDeltaCount()).toBe(1);
     expect(await sweep()).toEqual({ applied: 0, alreadyApplied: 0 });
     await expectRollupsOf(inputs);
+  });
+
+  it("merges deltas first: one update per rollup item, however many deltas touch it", async () => {
+    const { orgId } = await stack.newOrganization("merging");
+    const { items, inputs, deltas } = makeDeltas(orgId, 40);
+    await put(items);
+    const watch = watchTransactions();
+    try {
+      expect(await applyRollupDeltas(deltas)).toEqual({ applied: 40, alreadyApplied: 0 });
+    } finally {
+      watch.stop();
+    }
+    // 400 values × 4 resolutions would be 1,600 updates, and deleting deltas together with
+    // their updates in 100-action transactions would merge only two deltas at a time.
+    const distinctItems = rollupIncrements(inputs).length;
+    expect(distinctItems).toBeLessThan(inputs.length * 4 * 0.6); // the hours and days these values share
+    expect(updatesIn(watch.sent)).toBe(distinctItems);
+    for (const transaction of watch.sent) expect(transaction.length).toBeLessThanOrEqual(100);
+    await expectRollupsOf(inputs);
+    expect(await allPending(orgId)).toEqual([]);
+  });
+
+  it("a crash between merging and applying leaves merged deltas that are applied once", async () => {
+    const { orgId } = await stack.newOrganization("merge-crash");
+    const { items, inputs, deltas } = makeDeltas(orgId, 40);
+    await put(items);
+    // Every transaction with updates fails: the merge commits, nothing is applied.
+    const watch = watchTransactions((transaction) => transaction.some((action) => action.Update));
+    try {
+      await expect(applyRollupDeltas(deltas)).rejects.toThrow("simulated crash");
+    } finally {
+      watch.stop();
+    }
+    const merged = await allPending(orgId);
+    expect(merged.length).toBeGreaterThan(0);
+    expect(merged.every((delta) => delta.increments && delta.inputs.length === 0)).toBe(true);
+    // The batch is redelivered: its deltas are gone (merged), so it adds nothing.
+    expect(await applyRollupDeltas(deltas)).toEqual({ applied: 0, alreadyApplied: 40 });
+
+    // The sweeper finds the merged deltas; two sweeps at once still apply each once.
+    const [first, second] = await Promise.all([
+      applyRollupDeltas(await allPending(orgId)),
+      applyRollupDeltas(await allPending(orgId)),
+    ]);
+    expect(first.applied + second.applied).toBe(merged.length);
+    await expectRollupsOf(inputs);
+    expect(await allPending(orgId)).toEqual([]);
   });
 });

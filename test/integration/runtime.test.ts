@@ -400,6 +400,31 @@ describe("local runtime: stream consumers", { timeout: 60_000 }, () => {
     expect(started.stats().streams[id]).toMatchObject({ filteredOut: 4, handlerErrors: 0, retries: 1 });
   });
 
+  it("gathers records written over several polls into one batch within the batching window", async () => {
+    const id = `stream-window-${randomUUID().slice(0, 6)}`;
+    const { tableName } = await startRuntime({
+      streamConsumers: [streamConsumer(id, { filterPattern: {}, batchSize: 4, maxBatchingWindowSeconds: 2 })],
+    });
+    const put = (pk: string) =>
+      dynamodb.send(new PutItemCommand({ TableName: tableName, Item: { pk: { S: pk }, sk: { S: "item" } } }));
+    // Three writes 300 ms apart: without a window each would be a batch of its own.
+    for (const pk of ["w1", "w2", "w3"]) {
+      await put(pk);
+      await sleep(300);
+    }
+    await sleep(2_500); // the window closes: the batch holds three of its four records
+    for (const pk of ["w4", "w5", "w6", "w7", "w8"]) await put(pk);
+    const mine = () => streamDeliveries.filter((delivery) => delivery.functionName === id);
+    await waitFor(() => (mine().length >= 8 ? true : undefined), "every record");
+    const batches = [...new Set(mine().map((delivery) => delivery.invocation))].map((invocation) =>
+      mine()
+        .filter((delivery) => delivery.invocation === invocation)
+        .map(({ record }) => record.dynamodb?.Keys?.pk?.S),
+    );
+    // A full batch (4 records) goes at once; the rest waits for its window.
+    expect(batches).toEqual([["w1", "w2", "w3"], ["w4", "w5", "w6", "w7"], ["w8"]]);
+  });
+
   it("gives up on a record after retryAttempts and goes on with the next ones", async () => {
     const id = `stream-${randomUUID().slice(0, 6)}`;
     const { tableName, runtime: started } = await startRuntime({

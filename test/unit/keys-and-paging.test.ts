@@ -20,6 +20,11 @@ describe("key design", () => {
     expect(keys.callList("o1")).toBe("ORG#o1#CALLS");
   });
 
+  it("reads a value's job, call and metric ids back from its keys", () => {
+    const { pk, sk } = keys.itemResult("o1", "job-1", "call-2", "metric-3");
+    expect(keys.parseItemResult(pk, sk)).toEqual({ jobId: "job-1", callId: "call-2", metricDefinitionId: "metric-3" });
+  });
+
   it("sorts versions, pages and list entries lexicographically in numeric and time order", () => {
     expect(keys.metricVersion("o", "m", 10).sk > keys.metricVersion("o", "m", 9).sk).toBe(true);
     expect(keys.jobPage("o", "j", 10).sk > keys.jobPage("o", "j", 9).sk).toBe(true);
