@@ -158,7 +158,7 @@ interface Seeded {
 
 async function seed(modules: Modules, total: number): Promise<Seeded> {
   const { indexRollups, rollupIncrements, rollupItem, deltaItem, toDelta, applyRollupDeltas, batchPut } = modules;
-  type Input = Parameters<typeof rollupIncrements>[0][number];
+  type Input = Parameters<typeof indexRollups>[0][number];
 
   const combos = AGENTS.flatMap((agentId) =>
     ENVIRONMENTS.flatMap((environmentId) => REGIONS.map((region) => ({ agentId, environmentId, region }))),

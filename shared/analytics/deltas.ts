@@ -18,7 +18,13 @@ import { chunked, mapLimit, sleep } from "../concurrency.ts";
 import { config } from "../config.ts";
 import { logger } from "../logger.ts";
 import { queryAll } from "../store/query.ts";
-import { type RollupIncrement, type RollupInput, rollupIncrements, rollupUpdate } from "./rollup.ts";
+import {
+  type RollupContribution,
+  type RollupIncrement,
+  type RollupInput,
+  rollupIncrements,
+  rollupUpdate,
+} from "./rollup.ts";
 
 /** Index partitions of pending deltas: spread so a busy pipeline does not make one hot. */
 export const DELTA_SHARDS = 8;
@@ -32,8 +38,45 @@ const TRANSACTIONS_IN_FLIGHT = 8;
 export const deltaKey = (orgId: string, id: string) => ({ pk: `ORG#${orgId}#ROLLUPDELTA#${id}`, sk: "DELTA" });
 export const pendingDeltasPartition = (shard: number) => `ROLLUPDELTAS#${shard}`;
 
-/** A value's contribution as stored in a delta (the organization is the delta's). */
-type StoredInput = Omit<RollupInput, "orgId">;
+/** A value's contribution, read from a delta (the organization is the delta's). */
+type StoredInput = Omit<RollupContribution, "orgId">;
+
+/**
+ * How a delta stores its values: grouped by call, so labels and time are stored once per
+ * call, and defaults left out. A delta of ten values then stays under 1 KB, the unit its
+ * transactional put and delete are billed by.
+ */
+interface StoredCall {
+  labels: Record<string, string>;
+  at: string;
+  values: { slug: string; numeric?: number; histogram?: true }[];
+}
+
+function storedCalls(inputs: RollupInput[]): StoredCall[] {
+  const calls = new Map<string, StoredCall>();
+  for (const { labels, at, slug, numeric, histogram } of inputs) {
+    const id = `${at}|${JSON.stringify(labels)}`;
+    const call = calls.get(id) ?? { labels, at, values: [] };
+    call.values.push({
+      slug,
+      ...(numeric !== undefined ? { numeric } : {}),
+      ...(histogram ? { histogram: true } : {}),
+    });
+    calls.set(id, call);
+  }
+  return [...calls.values()];
+}
+
+const fromStoredCalls = (calls: StoredCall[]): StoredInput[] =>
+  calls.flatMap(({ labels, at, values }) =>
+    values.map(({ slug, numeric, histogram }) => ({
+      slug,
+      labels,
+      at,
+      histogram: histogram === true,
+      ...(numeric !== undefined ? { numeric } : {}),
+    })),
+  );
 
 /**
  * A delta as read back: `inputs` for the one the pipeline writes with its values; `increments`
@@ -67,7 +110,7 @@ export function deltaItem(orgId: string, valueKeys: string[], inputs: RollupInpu
     entity: "RollupDelta",
     orgId,
     ...pendingIndexAttributes(orgId, id, now),
-    inputs: inputs.map(({ orgId: _org, ...input }) => input),
+    calls: storedCalls(inputs),
   };
 }
 
@@ -92,7 +135,8 @@ export function toDelta(item: Record<string, unknown>): RollupDelta {
   return {
     key: { pk: String(item.pk), sk: String(item.sk) },
     orgId: String(item.orgId),
-    inputs: (item.inputs ?? []) as StoredInput[],
+    // Deltas written before values were grouped by call hold `inputs`, one per value.
+    inputs: item.calls ? fromStoredCalls(item.calls as StoredCall[]) : ((item.inputs ?? []) as StoredInput[]),
     ...(stored
       ? { increments: stored.map(({ pk, sk, adds }) => ({ key: { pk, sk }, adds: new Map(Object.entries(adds)) })) }
       : {}),

@@ -46,6 +46,9 @@ export interface RollupInput {
   numeric?: number;
 }
 
+/** What the rollups need of a value (its output type is in the analytics index). */
+export type RollupContribution = Pick<RollupInput, "orgId" | "slug" | "histogram" | "labels" | "at" | "numeric">;
+
 /** BOOLEAN counts as 1/0; numbers are themselves; CLASSIFICATION and TEXT are counted only. */
 export function numericValue(value: unknown, outputType: OutputType): number | undefined {
   if (outputType === "BOOLEAN") return value === true ? 1 : value === false ? 0 : undefined;
@@ -116,7 +119,7 @@ const slotted = (name: string, slot: number | undefined) =>
   slot === undefined ? name : `${name}@${String(slot).padStart(2, "0")}`;
 
 /** Increments to apply, merged per rollup item (a transaction may touch an item once). */
-export function rollupIncrements(inputs: RollupInput[]) {
+export function rollupIncrements(inputs: RollupContribution[]) {
   const increments = new Map<string, { key: { pk: string; sk: string }; adds: Map<string, number> }>();
   const add = (adds: Map<string, number>, name: string, n: number) => adds.set(name, (adds.get(name) ?? 0) + n);
   for (const input of inputs) {

@@ -1,10 +1,12 @@
 import { describe, expect, it } from "vitest";
+import { deltaItem, toDelta } from "../../shared/analytics/deltas.ts";
 import { aggregationFor, decompose, plan } from "../../shared/analytics/query.ts";
 import {
   bucketsOf,
   histogramBucket,
   numericValue,
   quantile,
+  type RollupInput,
   rollupIncrements,
   rollupItem,
   rollupUpdate,
@@ -144,5 +146,38 @@ describe("analytics rollups", () => {
       ["2026-03-08", 23],
       ["2026-03-09", 24],
     ]);
+  });
+});
+
+describe("rollup delta items", () => {
+  const orgId = "9f1c2d3e-4b5a-4c6d-8e7f-0a1b2c3d4e5f";
+  const inputs: RollupInput[] = [0, 1].flatMap((call) =>
+    ["refund-asked", "empathy", "call-reason", "verified-identity", "refund-quote"].map((slug, metric) => ({
+      orgId,
+      slug,
+      outputType: metric === 2 || metric === 4 ? ("TEXT" as const) : ("NUMERIC" as const),
+      histogram: metric === 1,
+      labels: { agentId: `agent-${call}`, environmentId: "production", region: "EU" },
+      at: new Date(Date.UTC(2026, 10, 1, 9, call)).toISOString(),
+      ...(metric === 2 || metric === 4 ? {} : { numeric: metric + call / 10 }),
+    })),
+  );
+  const valueKeys = inputs.map((input, n) => `${orgId}|job|call-${n}|${input.slug}`);
+
+  it("stores ten values of two calls in under 1 KB and reads them back", () => {
+    const item = deltaItem(orgId, valueKeys, inputs);
+    // JSON is longer than DynamoDB's size of the same item, so this bounds it.
+    expect(JSON.stringify(item).length).toBeLessThan(1024);
+    const { orgId: readOrg, inputs: read } = toDelta(item);
+    expect(readOrg).toBe(orgId);
+    expect(rollupIncrements(read.map((input) => ({ ...input, orgId })))).toEqual(rollupIncrements(inputs));
+  });
+
+  it("reads deltas stored before values were grouped by call", () => {
+    const { calls: _calls, ...rest } = deltaItem(orgId, valueKeys, inputs);
+    const older = { ...rest, inputs: inputs.map(({ orgId: _org, ...input }) => input) };
+    expect(rollupIncrements(toDelta(older).inputs.map((input) => ({ ...input, orgId })))).toEqual(
+      rollupIncrements(inputs),
+    );
   });
 });
