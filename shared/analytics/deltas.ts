@@ -8,7 +8,8 @@
  * with transactions that DELETE each delta on condition that it still exists (see
  * applyRollupDeltas). A delta is therefore applied once: a redelivered or swept delta is
  * gone, its condition fails, and it is dropped from the retry. Rollups trail the values by
- * the stream's delay (about a second): the API counts a value once its delta is applied.
+ * the stream's delay and the applier's batching window (seconds): the API counts a value
+ * once its delta is applied.
  */
 import { createHash } from "node:crypto";
 import { TransactionCanceledException } from "@aws-sdk/client-dynamodb";
