@@ -2,6 +2,7 @@ import { TransactionCanceledException } from "@aws-sdk/client-dynamodb";
 import { BatchWriteCommand, DynamoDBDocumentClient, TransactWriteCommand } from "@aws-sdk/lib-dynamodb";
 import { mockClient } from "aws-sdk-client-mock";
 import { beforeEach, describe, expect, it } from "vitest";
+import { toDelta } from "../../shared/analytics/deltas.ts";
 import { type ItemResult, recordResults } from "../../shared/pipeline/record.ts";
 
 const ddb = mockClient(DynamoDBDocumentClient);
@@ -123,23 +124,14 @@ describe("recordResults (exactly-once counting)", () => {
     const delta = actions[3]!.Put!.Item!;
     expect(delta).toMatchObject({ entity: "RollupDelta", orgId: "o1", sk: "DELTA" });
     expect(delta.pk).toMatch(/^ORG#o1#ROLLUPDELTA#[0-9a-f]{32}$/);
-    expect(delta.inputs).toEqual([
-      {
-        slug: "duration",
-        outputType: "NUMERIC",
-        histogram: false,
-        labels: { agentId: "a1" },
-        at: "2026-11-24T10:00:00.000Z",
-        numeric: 7,
-      },
-      {
-        slug: "duration",
-        outputType: "NUMERIC",
-        histogram: false,
-        labels: { agentId: "a1" },
-        at: "2026-11-25T10:00:00.000Z",
-        numeric: 7,
-      },
+    // Stored grouped by call (labels and time once per call), read back one input per value.
+    expect(delta.calls).toEqual([
+      { labels: { agentId: "a1" }, at: "2026-11-24T10:00:00.000Z", values: [{ slug: "duration", numeric: 7 }] },
+      { labels: { agentId: "a1" }, at: "2026-11-25T10:00:00.000Z", values: [{ slug: "duration", numeric: 7 }] },
+    ]);
+    expect(toDelta(delta).inputs).toEqual([
+      { slug: "duration", histogram: false, labels: { agentId: "a1" }, at: "2026-11-24T10:00:00.000Z", numeric: 7 },
+      { slug: "duration", histogram: false, labels: { agentId: "a1" }, at: "2026-11-25T10:00:00.000Z", numeric: 7 },
     ]);
     expect(actions[3]!.Put!.ConditionExpression).toBeUndefined();
   });
