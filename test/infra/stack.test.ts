@@ -133,7 +133,12 @@ describe("the CDK app", () => {
         DestinationConfig: { OnFailure: { Destination: expect.anything() } },
         FilterCriteria: { Filters: [{ Pattern: JSON.stringify(consumer.filterPattern) }] },
       });
+      // The rollup applier gathers batches for a few seconds, so more values share an update.
+      expect(mapping?.MaximumBatchingWindowInSeconds, consumer.id).toBe(consumer.maxBatchingWindowSeconds);
     }
+    expect(wiring.streamConsumers.find((consumer) => consumer.id === "rollup-applier")?.maxBatchingWindowSeconds).toBe(
+      5,
+    );
   });
 
   it("never allows a wildcard action, and never grants table or queue access beyond the wiring", () => {
