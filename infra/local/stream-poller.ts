@@ -210,9 +210,9 @@ export async function startStreamPoller(options: StreamPollerOptions): Promise<S
     return { kind: "retryFrom", sequenceNumber: sequenceNumbers[0] as string };
   }
 
-  async function readPage(iterator: string) {
+  async function readPage(iterator: string, limit: number) {
     const page = await streams.send(
-      new GetRecordsCommand({ ShardIterator: iterator, Limit: Math.min(entry.batchSize, MAX_GET_RECORDS) }),
+      new GetRecordsCommand({ ShardIterator: iterator, Limit: Math.min(limit, MAX_GET_RECORDS) }),
       { abortSignal: signal },
     );
     const records = (page.Records ?? []).map((record) => toDynamoDBRecord(record, streamArn, options.region));
@@ -226,7 +226,7 @@ export async function startStreamPoller(options: StreamPollerOptions): Promise<S
    * shard ends, as Lambda gathers a batch.
    */
   async function readBatch(iterator: string) {
-    const batch = await readPage(iterator);
+    const batch = await readPage(iterator, entry.batchSize);
     const windowMs = (entry.maxBatchingWindowSeconds ?? 0) * 1000;
     if (windowMs === 0 || batch.records.length === 0) return batch;
     const closesAt = Date.now() + windowMs;
@@ -234,7 +234,8 @@ export async function startStreamPoller(options: StreamPollerOptions): Promise<S
     while (matching < entry.batchSize && batch.NextShardIterator && !signal.aborted) {
       const left = closesAt - Date.now();
       if (left <= 0) break;
-      const page = await readPage(batch.NextShardIterator);
+      // Never more than batchSize matching records: ask for no more than are still missing.
+      const page = await readPage(batch.NextShardIterator, entry.batchSize - matching);
       batch.records.push(...page.records);
       batch.NextShardIterator = page.NextShardIterator;
       matching += page.records.filter((record) => matchesFilterPattern(entry.filterPattern, record)).length;
