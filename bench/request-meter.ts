@@ -14,6 +14,11 @@ export interface MeterCounts {
   /** DynamoDB read and write capacity units as AWS bills them (transactions at 2×, see `transactionWriteUnits`). */
   readUnits: number;
   writeUnits: number;
+  /**
+   * Write units by what was written: `<action> <item kind>` for transactions (the entity of a
+   * put item, the key type of an updated or deleted one, e.g. `Update JOB`), else the action.
+   */
+  writeUnitsByKind: Record<string, number>;
   /** Messages sent to queues whose URL contains each key (SendMessage + SendMessageBatch entries). */
   messagesSentByQueue: Record<string, number>;
   /** Milliseconds the engine took per action, summed over requests (where the engine's time goes). */
@@ -40,6 +45,7 @@ const emptyCounts = (): MeterCounts => ({
   requests: {},
   readUnits: 0,
   writeUnits: 0,
+  writeUnitsByKind: {},
   messagesSentByQueue: {},
   engineMs: {},
 });
@@ -89,20 +95,26 @@ const sizeKey = (table: string | undefined, key: WireItem) =>
  * under that key, else at its 1 KB minimum (job and rollup items are put otherwise; they
  * are smaller unless a metric keeps a histogram).
  */
-function transactionWriteUnits(body: Record<string, unknown> | undefined): number {
+function transactionWriteUnits(body: Record<string, unknown> | undefined, byKind: Record<string, number>): number {
   const actions = (body?.TransactItems ?? []) as TransactAction[];
   return actions.reduce((sum, action) => {
     const [kind, request] = Object.entries(action)[0] ?? [];
     let bytes = 1;
+    let itemKind = "item";
     if (kind === "Put" && request?.Item) {
       bytes = itemSize(request.Item);
       if (bytes > 1024) knownSizes.set(sizeKey(request.TableName, request.Item), bytes);
+      itemKind = String(request.Item.entity?.S ?? itemKind);
     } else if (request?.Key) {
       const key = sizeKey(request.TableName, request.Key);
       bytes = knownSizes.get(key) ?? 1;
       if (kind === "Delete") knownSizes.delete(key);
+      // Keys read ORG#<org>#<TYPE>#…: the type says what the item is.
+      itemKind = String(request.Key.pk?.S ?? "").split("#")[2] ?? itemKind;
     }
-    return sum + TRANSACTION_FACTOR * Math.max(1, Math.ceil(bytes / 1024));
+    const units = TRANSACTION_FACTOR * Math.max(1, Math.ceil(bytes / 1024));
+    byKind[`${kind} ${itemKind}`] = (byKind[`${kind} ${itemKind}`] ?? 0) + units;
+    return sum + units;
   }, 0);
 }
 
@@ -145,8 +157,11 @@ export async function startRequestMeter(target: string, options: { onMessagesSen
       let units = capacityUnits(response);
       // Only a transaction that went through reports its capacity (and writes anything).
       if (action === "TransactWriteItems" && response.ConsumedCapacity) {
-        units = Math.max(units * TRANSACTION_FACTOR, transactionWriteUnits(requestBody));
+        units = Math.max(units * TRANSACTION_FACTOR, transactionWriteUnits(requestBody, counts.writeUnitsByKind));
       } else if (action.startsWith("Transact")) units *= TRANSACTION_FACTOR;
+      else if (WRITE_ACTIONS.has(action)) {
+        counts.writeUnitsByKind[action] = (counts.writeUnitsByKind[action] ?? 0) + units;
+      }
       if (WRITE_ACTIONS.has(action)) counts.writeUnits += units;
       else counts.readUnits += units;
     }
