@@ -234,8 +234,11 @@ async function mergeAndApply(orgId: string, deltas: RollupDelta[]): Promise<numb
   return sources.length;
 }
 
-/** Groups of one organization's deltas, each small enough to merge in one transaction. */
-function mergeGroups(deltas: RollupDelta[]): RollupDelta[][] {
+/**
+ * Groups of one organization's deltas, each small enough to merge in one transaction, with
+ * the rollup items each group touches.
+ */
+function mergeGroups(deltas: RollupDelta[]): { deltas: RollupDelta[]; items: Set<string> }[] {
   const groups: { deltas: RollupDelta[]; items: Set<string> }[] = [];
   let current: (typeof groups)[number] | undefined;
   for (const delta of deltas) {
@@ -250,7 +253,7 @@ function mergeGroups(deltas: RollupDelta[]): RollupDelta[][] {
       groups.push(current);
     }
   }
-  return groups.map((group) => group.deltas);
+  return groups;
 }
 
 /**
@@ -277,8 +280,8 @@ export async function applyRollupDeltas(deltas: RollupDelta[]): Promise<{ applie
     (delta) => delta.orgId,
   );
   for (const [orgId, orgDeltas] of byOrg) {
-    for (const group of mergeGroups(orgDeltas)) {
-      const direct = group.length + incrementsOf(group).length <= MAX_ACTIONS;
+    for (const { deltas: group, items } of mergeGroups(orgDeltas)) {
+      const direct = group.length + items.size <= MAX_ACTIONS;
       tasks.push(() => (direct ? applyDirectly(group) : mergeAndApply(orgId, group)));
     }
   }
