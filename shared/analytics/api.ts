@@ -87,6 +87,7 @@ async function collect(orgId: string, query: RangeQuery, ranges: { from: number;
           slug: metric.slug,
           labelSet: set.id,
           labels: set.labels,
+          hourItems: metric.hourItems,
         })),
       ),
     )
@@ -167,7 +168,7 @@ export async function timeseries(orgId: string, query: z.infer<typeof timeseries
   const sets = await labelSetsFor(orgId, query.metricName, filterOf(query));
   const series = await seriesByTarget(
     orgId,
-    sets.map((set) => ({ slug: query.metricName, labelSet: set.id })),
+    sets.map((set) => ({ slug: query.metricName, labelSet: set.id, hourItems: metric?.hourItems ?? false })),
     from,
     to,
     stepMs,

@@ -24,6 +24,7 @@ import {
   type RollupIncrement,
   type RollupInput,
   rollupIncrements,
+  rollupKeyPrefix,
   rollupUpdate,
 } from "./rollup.ts";
 
@@ -115,9 +116,18 @@ export function deltaItem(orgId: string, valueKeys: string[], inputs: RollupInpu
   };
 }
 
+/**
+ * How a merged delta stores one increment: the rollup item's key without the prefix its
+ * organization implies, the item's start in epoch milliseconds (its sort key is that
+ * instant in ISO form), and the adds. Half the size of whole keys: a merged delta holds up
+ * to 99 of them and is billed by size twice, when it is put and when it is deleted.
+ */
+type StoredIncrement = [keySuffix: string, startMs: number, adds: Record<string, number>];
+
 /** Merged delta items for `sources` (deltas of one organization), each for at most MAX_ACTIONS - 1 rollup items. */
-function mergedDeltaItems(orgId: string, sources: RollupDelta[], now = new Date()) {
+export function mergedDeltaItems(orgId: string, sources: RollupDelta[], now = new Date()) {
   const sourceIds = sources.map((delta) => delta.key.pk).sort();
+  const prefix = rollupKeyPrefix(orgId);
   return chunked(incrementsOf(sources), MAX_ACTIONS - 1).map((increments, part) => {
     // From the sources' ids: merging the same deltas again (they would be gone) cannot collide.
     const id = hashId([...sourceIds, `part ${part}`]);
@@ -126,21 +136,35 @@ function mergedDeltaItems(orgId: string, sources: RollupDelta[], now = new Date(
       entity: MERGED_ENTITY,
       orgId,
       ...pendingIndexAttributes(orgId, id, now),
-      increments: increments.map(({ key, adds }) => ({ ...key, adds: Object.fromEntries(adds) })),
+      rollups: increments.map(
+        ({ key, adds }): StoredIncrement => [key.pk.slice(prefix.length), Date.parse(key.sk), Object.fromEntries(adds)],
+      ),
     };
   });
 }
 
+function storedIncrements(orgId: string, item: Record<string, unknown>): RollupIncrement[] | undefined {
+  if (item.rollups) {
+    const prefix = rollupKeyPrefix(orgId);
+    return (item.rollups as StoredIncrement[]).map(([keySuffix, startMs, adds]) => ({
+      key: { pk: prefix + keySuffix, sk: new Date(startMs).toISOString() },
+      adds: new Map(Object.entries(adds)),
+    }));
+  }
+  // Merged deltas written before the compact form hold whole keys.
+  const whole = item.increments as { pk: string; sk: string; adds: Record<string, number> }[] | undefined;
+  return whole?.map(({ pk, sk, adds }) => ({ key: { pk, sk }, adds: new Map(Object.entries(adds)) }));
+}
+
 export function toDelta(item: Record<string, unknown>): RollupDelta {
-  const stored = item.increments as { pk: string; sk: string; adds: Record<string, number> }[] | undefined;
+  const orgId = String(item.orgId);
+  const increments = storedIncrements(orgId, item);
   return {
     key: { pk: String(item.pk), sk: String(item.sk) },
-    orgId: String(item.orgId),
+    orgId,
     // Deltas written before values were grouped by call hold `inputs`, one per value.
     inputs: item.calls ? fromStoredCalls(item.calls as StoredCall[]) : ((item.inputs ?? []) as StoredInput[]),
-    ...(stored
-      ? { increments: stored.map(({ pk, sk, adds }) => ({ key: { pk, sk }, adds: new Map(Object.entries(adds)) })) }
-      : {}),
+    ...(increments ? { increments } : {}),
   };
 }
 

@@ -9,6 +9,13 @@ import { queryAll } from "../store/query.ts";
 import { labelSetId, type RollupInput } from "./rollup.ts";
 
 const metricsPartition = (orgId: string) => `ORG#${orgId}#ANALYTICS#METRICS`;
+/**
+ * Marks a metric some of whose values wrote no hour items (they had no histogram, see
+ * rollup.ts): its hours are read from 5-minute items even once it keeps a histogram. Its
+ * sort key starts with "#", which no slug does.
+ */
+const HOURS_FROM_SLOTS = "AnalyticsHoursFromSlots";
+const hoursFromSlotsKey = (slug: string) => `#hours-from-5m#${slug}`;
 const labelSetsPartition = (orgId: string, slug: string) => `ORG#${orgId}#ANALYTICS#LABELSETS#${slug}`;
 
 /**
@@ -30,6 +37,14 @@ export async function indexRollups(inputs: RollupInput[]): Promise<void> {
       outputType: input.outputType,
       histogram: input.histogram,
     });
+    if (!input.histogram) {
+      items.set(`h|${input.orgId}|${input.slug}`, {
+        pk: metricsPartition(input.orgId),
+        sk: hoursFromSlotsKey(input.slug),
+        entity: HOURS_FROM_SLOTS,
+        slug: input.slug,
+      });
+    }
     const labelSet = labelSetId(input.labels);
     items.set(`l|${input.orgId}|${input.slug}|${labelSet}`, {
       pk: labelSetsPartition(input.orgId, input.slug),
@@ -48,14 +63,25 @@ export async function indexRollups(inputs: RollupInput[]): Promise<void> {
 const partitionItems = (pk: string) =>
   queryAll({ KeyConditionExpression: "pk = :pk", ExpressionAttributeValues: { ":pk": pk } });
 
-export async function indexedMetrics(
-  orgId: string,
-): Promise<{ slug: string; outputType: OutputType; histogram: boolean }[]> {
-  return (await partitionItems(metricsPartition(orgId))).map((item) => ({
-    slug: String(item.slug),
-    outputType: item.outputType as OutputType,
-    histogram: item.histogram === true,
-  }));
+export interface IndexedMetric {
+  slug: string;
+  outputType: OutputType;
+  histogram: boolean;
+  /** Every value wrote an hour item: hours are read from hour items, not from 5-minute slots. */
+  hourItems: boolean;
+}
+
+export async function indexedMetrics(orgId: string): Promise<IndexedMetric[]> {
+  const items = await partitionItems(metricsPartition(orgId));
+  const hoursFromSlots = new Set(items.filter((item) => item.entity === HOURS_FROM_SLOTS).map((item) => item.slug));
+  return items
+    .filter((item) => item.entity !== HOURS_FROM_SLOTS)
+    .map((item) => ({
+      slug: String(item.slug),
+      outputType: item.outputType as OutputType,
+      histogram: item.histogram === true,
+      hourItems: item.histogram === true && !hoursFromSlots.has(item.slug),
+    }));
 }
 
 export async function indexedLabelSets(

@@ -9,7 +9,7 @@ import { config } from "../config.ts";
 import type { OutputType } from "../schemas/metric.ts";
 import { queryAll } from "../store/query.ts";
 import { indexedLabelSets, indexedMetrics } from "./index-store.ts";
-import { bucketsOf, quantile, rollupKey, TIERS, type TierName } from "./rollup.ts";
+import { bucketsOf, quantile, rollupKey, storedTier, TIERS, type TierName } from "./rollup.ts";
 import { FIVE_MINUTES, invalidParameter } from "./time.ts";
 
 export type Aggregation = "sum" | "avg" | "p95" | "count";
@@ -135,6 +135,8 @@ const MERGE_GAP_BUCKETS = 48;
 export interface Target {
   slug: string;
   labelSet: string;
+  /** Hours are stored in hour items (IndexedMetric.hourItems), else summed from 5-minute slots. */
+  hourItems: boolean;
 }
 
 interface Window {
@@ -254,21 +256,23 @@ export async function statsByRange(
     tasks.filter((t) => itemsRead(t.window.segments) <= KEYED_WINDOW_ITEMS),
     tasks.filter((t) => itemsRead(t.window.segments) > KEYED_WINDOW_ITEMS),
   ];
+  // Hour items and 5-minute items both span an hour: the same windows read either.
+  const keyOf = (target: Target, tier: TierName, start: number) =>
+    rollupKey(orgId, target.slug, target.labelSet, storedTier(tier, target.hourItems), start);
   const byKey = await getItems(
-    small.flatMap(({ target, window }) =>
-      itemStarts(window).map((start) => rollupKey(orgId, target.slug, target.labelSet, window.tier, start)),
-    ),
+    small.flatMap(({ target, window }) => itemStarts(window).map((start) => keyOf(target, window.tier, start))),
   );
   for (const { target, index, window } of small) {
     const items = itemStarts(window).flatMap((start) => {
-      const key = rollupKey(orgId, target.slug, target.labelSet, window.tier, start);
+      const key = keyOf(target, window.tier, start);
       const item = byKey.get(`${key.pk}|${key.sk}`);
       return item ? [item] : [];
     });
-    assign(index, window, bucketsIn(items, window.tier, window.from, window.to));
+    assign(index, window, bucketsIn(items, storedTier(window.tier, target.hourItems), window.from, window.to));
   }
   await mapLimit(large, QUERY_CONCURRENCY, async ({ target, index, window }) => {
-    assign(index, window, await readTier(orgId, target.slug, target.labelSet, window.tier, window.from, window.to));
+    const tier = storedTier(window.tier, target.hourItems);
+    assign(index, window, await readTier(orgId, target.slug, target.labelSet, tier, window.from, window.to));
   });
   return stats;
 }
@@ -282,7 +286,14 @@ export async function seriesByTarget(orgId: string, targets: Target[], from: num
     [...TIERS].reverse().find((t) => stepMs % t.ms === 0 && from % t.ms === 0 && to % t.ms === 0) ?? TIERS[0];
   const start = Math.floor(from / tier.ms) * tier.ms;
   return mapLimit(targets, QUERY_CONCURRENCY, async (target) => {
-    const read = await readTier(orgId, target.slug, target.labelSet, tier.name, start, to);
+    const read = await readTier(
+      orgId,
+      target.slug,
+      target.labelSet,
+      storedTier(tier.name, target.hourItems),
+      start,
+      to,
+    );
     const buckets = new Map<number, Stats>();
     for (const { at, fields } of read) {
       if (at < from || at >= to) continue;
@@ -313,7 +324,9 @@ export async function resolveMetrics(orgId: string, names: string[] | undefined)
   if (!names) return indexed;
   const bySlug = new Map(indexed.map((m) => [m.slug, m]));
   // A name without values is not an error: it simply has no data (yet).
-  return names.map((slug) => bySlug.get(slug) ?? { slug, outputType: "NUMERIC" as OutputType, histogram: false });
+  return names.map(
+    (slug) => bySlug.get(slug) ?? { slug, outputType: "NUMERIC" as OutputType, histogram: false, hourItems: false },
+  );
 }
 
 export async function labelSetsFor(orgId: string, slug: string, filter: LabelFilter) {

@@ -189,6 +189,13 @@ describe("custom-metrics analytics", () => {
         values: [[Date.parse("2026-03-08T06:30:00Z") / 1000, "2"]],
       },
     ]);
+    // A histogram metric's hours come from hour items of their own: p95 of one hour, one value.
+    const latency = await get(
+      `/v1/custom-metrics/timeseries?metricName=an-lat&${range}&step=1h&tags=${encodeURIComponent('{"region":"US"}')}`,
+    );
+    const [[at, p95]] = latency.body.data.result[0].values;
+    expect(at).toBe(Date.parse("2026-03-08T06:00:00Z") / 1000);
+    expect(Math.abs(Number(p95) - 20_000) / 20_000).toBeLessThanOrEqual(0.01);
     const counter = await get(`/v1/custom-metrics/timeseries?metricName=an-refund&${range}&step=1d&agentId=B`);
     expect(counter.body.data.result.flatMap((s: any) => s.values.map((v: any) => v[1]))).toEqual(["1", "1"]);
   });
@@ -255,5 +262,29 @@ describe("custom-metrics analytics", () => {
       expect(response.body.error.message, path).toMatch(message);
       expect(response.body.error.details?.[0]?.field, path).toMatch(/^query\./);
     }
+  });
+
+  it("still counts a metric's earlier values in hours after it starts keeping a histogram", async () => {
+    // Values without a histogram write no hour items; once the metric keeps one, its hours
+    // must still be summed from 5-minute slots, or the earlier values would be missed.
+    const [metric] = await createMetrics(stack.api, [
+      builtInMetric("an-flip", { kind: "KEYWORD_MATCH_COUNT", keywords: ["sorry"] }, "COUNT"),
+    ]);
+    const runJob = async () => {
+      const created = await stack.api("POST", "/v1/metric/collection-jobs", {
+        callIds: [ids.c2],
+        metrics: [{ id: metric!.id }],
+      });
+      expect(await waitForJobEnd(stack.api, created.body.data.id)).toMatchObject({ status: "COMPLETED" });
+    };
+    await runJob();
+    expect((await stack.api("PUT", `/v1/metric/definitions/${metric!.id}`, { histogram: true })).status).toBe(200);
+    await runJob();
+    await waitForRollups();
+    // One hour, read at hour resolution: the call's 2 "sorry"s, counted by both versions.
+    const hour = await get(
+      "/v1/custom-metrics/aggregate?startDate=2026-03-08T06:00:00Z&endDate=2026-03-08T07:00:00Z&metricNames=an-flip",
+    );
+    expect(hour.body.data).toEqual({ "an-flip": 4 });
   });
 });

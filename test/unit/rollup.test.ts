@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { deltaItem, toDelta } from "../../shared/analytics/deltas.ts";
+import { deltaItem, mergedDeltaItems, toDelta } from "../../shared/analytics/deltas.ts";
 import { aggregationFor, decompose, plan } from "../../shared/analytics/query.ts";
 import {
   bucketsOf,
@@ -10,6 +10,7 @@ import {
   rollupIncrements,
   rollupItem,
   rollupUpdate,
+  storedTier,
 } from "../../shared/analytics/rollup.ts";
 import { localDays, zonedMidnight } from "../../shared/analytics/time.ts";
 
@@ -75,11 +76,21 @@ describe("analytics rollups", () => {
     expect(bucketsOf(rollupItem(increments[3]!), "10d")).toEqual([
       { at: Date.parse("2026-03-08T00:00:00Z"), fields: { count: 3, sum: 8, [h2]: 1, [h3]: 2 } },
     ]);
-    // Gauges and counters without the histogram flag carry no histogram.
-    const plain = rollupIncrements([{ ...input, histogram: false, at: "2026-03-08T04:01:00Z", numeric: 2 }]);
-    expect(Object.fromEntries(plain[1]!.adds)).toEqual({ count: 1, sum: 2 });
+    // Gauges and counters without the histogram flag carry no histogram, and write no hour
+    // item: their hours are summed from the 5-minute slots.
+    const plain = rollupIncrements([
+      { ...input, histogram: false, at: "2026-03-08T04:01:00Z", numeric: 2 },
+      { ...input, histogram: false, at: "2026-03-08T04:55:00Z", numeric: 3 },
+    ]);
+    expect(plain.map((i) => i.key.pk.split("#").at(-1))).toEqual(["5m", "1d", "10d"]);
+    expect(Object.fromEntries(plain[1]!.adds)).toEqual({ count: 2, sum: 5 });
     const update = rollupUpdate("t", plain[1]!);
     expect(update.UpdateExpression).toBe("ADD #a0 :a0, #a1 :a1");
+    expect(storedTier("1h", false)).toBe("5m");
+    expect(storedTier("1h", true)).toBe("1h");
+    expect(storedTier("1d", false)).toBe("1d");
+    const slots = bucketsOf(rollupItem(plain[0]!), storedTier("1h", false));
+    expect(slots.reduce((sum, { fields }) => sum + (fields.sum ?? 0), 0)).toBe(5);
   });
 
   it("decomposes a range into whole days, hours and 5-minute buckets", () => {
@@ -171,6 +182,48 @@ describe("rollup delta items", () => {
     const { orgId: readOrg, inputs: read } = toDelta(item);
     expect(readOrg).toBe(orgId);
     expect(rollupIncrements(read.map((input) => ({ ...input, orgId })))).toEqual(rollupIncrements(inputs));
+  });
+
+  it("stores a merged delta's increments without the organization's key prefix and reads them back", () => {
+    // 30 calls an hour apart: 1,200 rollup items, merged deltas of at most 99 each.
+    const manyCalls = Array.from({ length: 30 }, (_, call) =>
+      inputs.map((input) => ({ ...input, at: new Date(Date.UTC(2026, 10, 1, call)).toISOString() })),
+    );
+    const sources = manyCalls.map((callInputs, call) =>
+      toDelta(
+        deltaItem(
+          orgId,
+          valueKeys.map((key) => `${key}|${call}`),
+          callInputs,
+        ),
+      ),
+    );
+    const merged = mergedDeltaItems(orgId, sources);
+    const expected = rollupIncrements(manyCalls.flat());
+    expect(merged.length).toBe(Math.ceil(expected.length / 99));
+    const read = merged.flatMap((item) => toDelta(item).increments ?? []);
+    const byKey = (list: typeof expected) =>
+      list.map(({ key, adds }) => [key.pk, key.sk, Object.fromEntries(adds)]).sort();
+    expect(byKey(read)).toEqual(byKey(expected));
+    // Whole keys repeat the organization in every increment: the compact form is half the size.
+    for (const item of merged) {
+      expect(JSON.stringify(item)).not.toContain(`ORG#${orgId}#ROLLUP#`);
+      expect(JSON.stringify(item).length).toBeLessThan(JSON.stringify(withWholeKeys(item)).length * 0.6);
+    }
+  });
+
+  /** A merged delta as stored before the compact form. */
+  const withWholeKeys = (item: ReturnType<typeof mergedDeltaItems>[number]) => {
+    const { rollups: _rollups, ...rest } = item;
+    const increments = toDelta(item).increments ?? [];
+    return { ...rest, increments: increments.map(({ key, adds }) => ({ ...key, adds: Object.fromEntries(adds) })) };
+  };
+
+  it("reads merged deltas stored with whole rollup keys", () => {
+    const [merged] = mergedDeltaItems(orgId, [toDelta(deltaItem(orgId, valueKeys, inputs))]);
+    if (!merged) throw new Error("no merged delta");
+    expect(merged.rollups.length).toBe(rollupIncrements(inputs).length);
+    expect(toDelta(withWholeKeys(merged)).increments).toEqual(toDelta(merged).increments);
   });
 
   it("reads deltas stored before values were grouped by call", () => {
