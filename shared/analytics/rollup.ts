@@ -15,10 +15,10 @@
  *
  * Only histogram metrics write hour items. Another metric's hour is the sum of its twelve
  * 5-minute slots, read from the 5-minute item instead: still one item per hour to read,
- * and under 1 KB without histograms. That saves a rollup update per value, about half of
- * them when a job's calls are spread over many hours (values of different hours rarely
- * share an update). Histogram metrics keep hour items: summing twelve slots' histograms
- * made hourly reads of long ranges 2–3× slower.
+ * and under 1 KB without histograms. That saves a rollup update per value, over a third
+ * of them when a job's calls are spread over many hours (values of different hours rarely
+ * share an update). Histogram metrics keep hour items, so that hourly reads do not carry
+ * twelve slots' histograms each.
  */
 import { createHash } from "node:crypto";
 import type { OutputType } from "../schemas/metric.ts";

@@ -185,7 +185,7 @@ describe("rollup delta items", () => {
   });
 
   it("stores a merged delta's increments without the organization's key prefix and reads them back", () => {
-    // 30 calls an hour apart: 1,200 rollup items, merged deltas of at most 99 each.
+    // 30 calls an hour apart: hundreds of rollup items, in merged deltas of at most 99 each.
     const manyCalls = Array.from({ length: 30 }, (_, call) =>
       inputs.map((input) => ({ ...input, at: new Date(Date.UTC(2026, 10, 1, call)).toISOString() })),
     );
