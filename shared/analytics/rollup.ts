@@ -142,7 +142,8 @@ export function rollupIncrements(inputs: RollupContribution[]) {
     const labelSet = labelSetId(input.labels);
     const atMs = Date.parse(input.at);
     for (const tier of TIERS) {
-      if (tier.name === "1h" && !input.histogram) continue;
+      // Buckets stored in another tier's items (a non-histogram hour) are not written twice.
+      if (storedTier(tier.name, input.histogram) !== tier.name) continue;
       const itemStart = bucketStart(atMs, tier.itemMs);
       const slot = tier.slotted ? Math.floor((atMs - itemStart) / tier.ms) : undefined;
       const key = rollupKey(input.orgId, input.slug, labelSet, tier.name, itemStart);
