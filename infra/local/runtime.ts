@@ -13,7 +13,13 @@ import { type HttpGatewayStats, startHttpGateway } from "./http-gateway.ts";
 import { createHandlerResolver, invokeHandler, type LambdaHandler, type RuntimeLogger } from "./invoke.ts";
 import { startScheduler } from "./scheduler.ts";
 import { type SqsConsumerStats, type SqsPoller, startSqsPoller } from "./sqs-poller.ts";
-import { type StreamConsumerStats, type StreamPoller, startStreamPoller } from "./stream-poller.ts";
+import {
+  openSharedStream,
+  type SharedStream,
+  type StreamConsumerStats,
+  type StreamPoller,
+  startStreamPoller,
+} from "./stream-poller.ts";
 
 export type { LambdaHandler, RuntimeLogger } from "./invoke.ts";
 
@@ -91,9 +97,13 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
     intervalMs: options.scheduleIntervalMs,
     logger,
   });
+  let stream: SharedStream | undefined;
   const stopAll = async () => {
     scheduler.stop();
-    await Promise.allSettled([...sqsPollers, ...streamPollers].map(({ poller }) => poller.stop()));
+    // Each poller's stop aborts its loops at once; closing the stream then ends the reads they wait for.
+    const stopping = [...sqsPollers, ...streamPollers].map(({ poller }) => poller.stop());
+    stream?.close();
+    await Promise.allSettled(stopping);
   };
 
   try {
@@ -113,19 +123,30 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
       });
       sqsPollers.push({ queue: entry.queue, id: entry.id, poller });
     }
-    for (const entry of options.wiring.streamConsumers) {
-      const poller = await startStreamPoller({
-        entry,
+    const consumers = options.wiring.streamConsumers;
+    // A table without stream consumers may have no stream.
+    if (consumers.length > 0) {
+      // Read once for all the table's consumers (see openSharedStream).
+      stream = await openSharedStream({
         tableName: options.tableName,
         dynamodb,
         streams,
         region,
-        invoke: (event) => invoke(entry, event),
-        deliverEachBatchTwice: options.deliverEachBatchTwice ?? false,
-        idlePollMs,
+        consumerIds: consumers.map((entry) => entry.id),
+        quietMs: idlePollMs / 4,
         logger,
       });
-      streamPollers.push({ id: entry.id, poller });
+      for (const entry of consumers) {
+        const poller = await startStreamPoller({
+          entry,
+          stream,
+          invoke: (event) => invoke(entry, event),
+          deliverEachBatchTwice: options.deliverEachBatchTwice ?? false,
+          idlePollMs,
+          logger,
+        });
+        streamPollers.push({ id: entry.id, poller });
+      }
     }
   } catch (error) {
     await stopAll();

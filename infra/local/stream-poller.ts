@@ -1,8 +1,9 @@
 /**
- * The DynamoDB stream event source mapping, locally: one reader per shard (children after
- * their parent), Lambda-shaped DynamoDBStreamEvents, event filtering, partial batch
- * responses with checkpointing at the earliest failed record, bounded retries, and
- * recovery from expired iterators.
+ * The DynamoDB stream event source mapping, locally: per consumer, one reader per shard
+ * (children after their parent), Lambda-shaped DynamoDBStreamEvents, event filtering, partial
+ * batch responses with checkpointing at the earliest failed record and bounded retries; the
+ * stream itself is fetched once for all consumers (openSharedStream), which also recovers
+ * from expired iterators.
  */
 import { DescribeTableCommand, type DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import {
@@ -43,10 +44,8 @@ export interface StreamConsumerStats {
 
 export interface StreamPollerOptions {
   entry: StreamConsumerEntry;
-  tableName: string;
-  dynamodb: DynamoDBClient;
-  streams: DynamoDBStreamsClient;
-  region: string;
+  /** The table's stream, read once for every consumer (see openSharedStream). */
+  stream: SharedStream;
   invoke(event: DynamoDBStreamEvent): Promise<unknown>;
   idlePollMs: number;
   /** How often new shards are looked for; DynamoDB (Local) rolls shards over time. */
@@ -106,16 +105,6 @@ export function toDynamoDBRecord(record: StreamRecord, streamArn: string, region
   };
 }
 
-/** Sequence numbers are decimal strings of varying length: compare them as numbers. */
-export function compareSequenceNumbers(a: string, b: string): number {
-  try {
-    const difference = BigInt(a) - BigInt(b);
-    return difference === 0n ? 0 : difference > 0n ? 1 : -1;
-  } catch {
-    return a.localeCompare(b);
-  }
-}
-
 function errorName(error: unknown): string {
   return error instanceof Error ? error.name : "";
 }
@@ -126,10 +115,179 @@ async function getStreamArn(dynamodb: DynamoDBClient, tableName: string): Promis
   return Table.LatestStreamArn;
 }
 
-export async function startStreamPoller(options: StreamPollerOptions): Promise<StreamPoller> {
-  const { entry, streams, logger } = options;
-  validateFilterPattern(entry.filterPattern);
+/** A shard's records as far as they were fetched; `records[i]` is the shard's record number `first + i`. */
+interface ShardBuffer {
+  records: DynamoDBRecord[];
+  first: number;
+  /** Where the next fetch continues; unset before the first fetch and after an expired iterator. */
+  iterator?: string;
+  /** The last record fetched: an expired iterator is re-acquired after it. */
+  lastSequenceNumber?: string;
+  /** The shard is closed and every record of it fetched. */
+  ended: boolean;
+  fetching?: Promise<void>;
+  /** A fetch found nothing new: until then, readers are answered from the buffer. */
+  quietUntil: number;
+  /** Per consumer: the first record it may still read (everything before is handled). */
+  handledUpTo: Map<string, number>;
+}
+
+export interface StreamPage {
+  records: DynamoDBRecord[];
+  /** Number of the page's first record in its shard. */
+  start: number;
+  /** The shard is closed and no record after this page remains. */
+  ended: boolean;
+}
+
+/**
+ * The table's stream as every consumer reads it. Lambda runs one event source mapping per
+ * consumer, each reading the stream on its own; locally those reads and the conversion of
+ * each record would multiply the engine's and this process's work by the number of
+ * consumers (four in the wiring). So each shard is fetched once, into a buffer that every
+ * consumer reads at its own pace, with its own batches, filter, retries and checkpoint.
+ * Records are dropped from the buffer once every consumer has handled them.
+ */
+export interface SharedStream {
+  streamArn: string;
+  listShards(): Promise<Shard[]>;
+  /** Up to `limit` records of the shard from record number `from`, fetching when none are buffered. */
+  read(shardId: string, from: number, limit: number): Promise<StreamPage>;
+  /** The consumer has handled every record before `position` of the shard. */
+  handled(shardId: string, consumerId: string, position: number): void;
+  /** Aborts requests in flight, so that consumers waiting for them stop at once. */
+  close(): void;
+}
+
+export async function openSharedStream(options: {
+  tableName: string;
+  dynamodb: DynamoDBClient;
+  streams: DynamoDBStreamsClient;
+  region: string;
+  /** Every consumer that will read: a record stays buffered until each has handled it. */
+  consumerIds: string[];
+  /** After a fetch found nothing new, reads within this time do not fetch again. */
+  quietMs: number;
+  logger: RuntimeLogger;
+}): Promise<SharedStream> {
+  const { streams, region, logger } = options;
   const streamArn = await getStreamArn(options.dynamodb, options.tableName);
+  const shards = new Map<string, ShardBuffer>();
+  let listing: Promise<Shard[]> | undefined;
+  const closing = new AbortController();
+  const { signal } = closing;
+
+  const bufferOf = (shardId: string): ShardBuffer => {
+    let shard = shards.get(shardId);
+    if (!shard) {
+      shard = { records: [], first: 0, ended: false, quietUntil: 0, handledUpTo: new Map() };
+      shards.set(shardId, shard);
+    }
+    return shard;
+  };
+
+  async function iteratorOf(shardId: string, shard: ShardBuffer): Promise<string> {
+    const type: ShardIteratorType = shard.lastSequenceNumber ? "AFTER_SEQUENCE_NUMBER" : "TRIM_HORIZON";
+    const { ShardIterator } = await streams.send(
+      new GetShardIteratorCommand({
+        StreamArn: streamArn,
+        ShardId: shardId,
+        ShardIteratorType: type,
+        SequenceNumber: shard.lastSequenceNumber,
+      }),
+      { abortSignal: signal },
+    );
+    if (!ShardIterator) throw new Error(`No iterator for shard ${shardId}`);
+    return ShardIterator;
+  }
+
+  async function fetchMore(shardId: string, shard: ShardBuffer): Promise<void> {
+    try {
+      shard.iterator ??= await iteratorOf(shardId, shard);
+      const page = await streams.send(
+        new GetRecordsCommand({ ShardIterator: shard.iterator, Limit: MAX_GET_RECORDS }),
+        {
+          abortSignal: signal,
+        },
+      );
+      const records = (page.Records ?? []).map((record) => toDynamoDBRecord(record, streamArn, region));
+      shard.records.push(...records);
+      shard.lastSequenceNumber = records.at(-1)?.dynamodb?.SequenceNumber ?? shard.lastSequenceNumber;
+      shard.iterator = page.NextShardIterator;
+      if (!page.NextShardIterator) shard.ended = true;
+      if (records.length === 0) shard.quietUntil = Date.now() + options.quietMs;
+    } catch (error) {
+      const name = errorName(error);
+      if (name === "ExpiredIteratorException") {
+        shard.iterator = undefined; // re-acquired after the last record fetched
+        return;
+      }
+      if (name === "TrimmedDataAccessException") {
+        logger.error(`Records of shard ${shardId} were trimmed; resuming at the trim horizon`);
+        shard.iterator = undefined;
+        shard.lastSequenceNumber = undefined;
+        return;
+      }
+      throw error;
+    }
+  }
+
+  return {
+    streamArn,
+    listShards() {
+      // Consumers look for shards on their own schedules; one listing answers those that coincide.
+      listing ??= (async () => {
+        const found: Shard[] = [];
+        let exclusiveStartShardId: string | undefined;
+        do {
+          const { StreamDescription } = await streams.send(
+            new DescribeStreamCommand({ StreamArn: streamArn, ExclusiveStartShardId: exclusiveStartShardId }),
+            { abortSignal: signal },
+          );
+          found.push(...(StreamDescription?.Shards ?? []));
+          exclusiveStartShardId = StreamDescription?.LastEvaluatedShardId;
+        } while (exclusiveStartShardId);
+        return found;
+      })().finally(() => {
+        listing = undefined;
+      });
+      return listing;
+    },
+    async read(shardId, from, limit) {
+      const shard = bufferOf(shardId);
+      const buffered = () => shard.first + shard.records.length - from;
+      if (buffered() <= 0 && !shard.ended && Date.now() >= shard.quietUntil) {
+        shard.fetching ??= fetchMore(shardId, shard).finally(() => {
+          shard.fetching = undefined;
+        });
+        await shard.fetching;
+      }
+      if (from < shard.first) throw new Error(`Shard ${shardId}: record ${from} was dropped before it was handled`);
+      const records = shard.records.slice(from - shard.first, from - shard.first + limit);
+      return {
+        records,
+        start: from,
+        ended: shard.ended && from + records.length >= shard.first + shard.records.length,
+      };
+    },
+    handled(shardId, consumerId, position) {
+      const shard = bufferOf(shardId);
+      shard.handledUpTo.set(consumerId, position);
+      const everyone = options.consumerIds.map((id) => shard.handledUpTo.get(id) ?? shard.first);
+      const drop = Math.min(...everyone) - shard.first;
+      if (drop > 0) {
+        shard.records.splice(0, drop);
+        shard.first += drop;
+      }
+      if (shard.ended && shard.records.length === 0) shards.delete(shardId);
+    },
+    close: () => closing.abort(),
+  };
+}
+
+export async function startStreamPoller(options: StreamPollerOptions): Promise<StreamPoller> {
+  const { entry, stream, logger } = options;
+  validateFilterPattern(entry.filterPattern);
 
   const counters: StreamConsumerStats = {
     records: 0,
@@ -146,26 +304,12 @@ export async function startStreamPoller(options: StreamPollerOptions): Promise<S
   /** Shard id → its reader; a child waits for its parent's reader to finish. */
   const readers = new Map<string, Promise<void>>();
 
-  async function getIterator(shardId: string, type: ShardIteratorType, sequenceNumber?: string): Promise<string> {
-    const { ShardIterator } = await streams.send(
-      new GetShardIteratorCommand({
-        StreamArn: streamArn,
-        ShardId: shardId,
-        ShardIteratorType: type,
-        SequenceNumber: sequenceNumber,
-      }),
-      { abortSignal: signal },
-    );
-    if (!ShardIterator) throw new Error(`No iterator for shard ${shardId}`);
-    return ShardIterator;
-  }
-
   type Delivery =
     | { kind: "done" }
     /** Resume at this record: the earliest failure of the batch. */
     | { kind: "retryFrom"; sequenceNumber: string };
 
-  /** Filters, invokes and reads the batch response of one GetRecords page. */
+  /** Filters, invokes and reads the batch response of one batch. */
   async function deliver(records: DynamoDBRecord[]): Promise<Delivery> {
     const maxAgeSeconds = entry.maxRecordAgeSeconds;
     const nowSeconds = Date.now() / 1000;
@@ -183,14 +327,15 @@ export async function startStreamPoller(options: StreamPollerOptions): Promise<S
       }
       return !tooOld;
     });
-    const matching = fresh.filter((record) => matchesFilterPattern(entry.filterPattern, record));
+    // A copy, as each Lambda gets its own event: the buffered records are every consumer's.
+    const matching = structuredClone(fresh.filter((record) => matchesFilterPattern(entry.filterPattern, record)));
     counters.filteredOut += fresh.length - matching.length;
     if (matching.length === 0) return { kind: "done" };
 
     const sequenceNumbers = matching.map((record) => record.dynamodb?.SequenceNumber ?? "");
     counters.invocations++;
     try {
-      if (options.deliverEachBatchTwice) await options.invoke({ Records: matching });
+      if (options.deliverEachBatchTwice) await options.invoke({ Records: structuredClone(matching) });
       const outcome = interpretBatchResponse(await options.invoke({ Records: matching }), sequenceNumbers);
       if (outcome.kind === "success") return { kind: "done" };
       if (outcome.kind === "partial") {
@@ -210,14 +355,10 @@ export async function startStreamPoller(options: StreamPollerOptions): Promise<S
     return { kind: "retryFrom", sequenceNumber: sequenceNumbers[0] as string };
   }
 
-  async function readPage(iterator: string, limit: number) {
-    const page = await streams.send(
-      new GetRecordsCommand({ ShardIterator: iterator, Limit: Math.min(limit, MAX_GET_RECORDS) }),
-      { abortSignal: signal },
-    );
-    const records = (page.Records ?? []).map((record) => toDynamoDBRecord(record, streamArn, options.region));
-    counters.records += records.length;
-    return { records, NextShardIterator: page.NextShardIterator };
+  async function readPage(shardId: string, from: number, limit: number): Promise<StreamPage> {
+    const page = await stream.read(shardId, from, Math.min(limit, MAX_GET_RECORDS));
+    counters.records += page.records.length;
+    return page;
   }
 
   /**
@@ -225,19 +366,19 @@ export async function startStreamPoller(options: StreamPollerOptions): Promise<S
    * `batchSize` matching records, the window (counted from the first record) closes, or the
    * shard ends, as Lambda gathers a batch.
    */
-  async function readBatch(iterator: string) {
-    const batch = await readPage(iterator, entry.batchSize);
+  async function readBatch(shardId: string, from: number): Promise<StreamPage> {
+    const batch = await readPage(shardId, from, entry.batchSize);
     const windowMs = (entry.maxBatchingWindowSeconds ?? 0) * 1000;
     if (windowMs === 0 || batch.records.length === 0) return batch;
     const closesAt = Date.now() + windowMs;
     let matching = batch.records.filter((record) => matchesFilterPattern(entry.filterPattern, record)).length;
-    while (matching < entry.batchSize && batch.NextShardIterator && !signal.aborted) {
+    while (matching < entry.batchSize && !batch.ended && !signal.aborted) {
       const left = closesAt - Date.now();
       if (left <= 0) break;
       // Never more than batchSize matching records: ask for no more than are still missing.
-      const page = await readPage(batch.NextShardIterator, entry.batchSize - matching);
+      const page = await readPage(shardId, from + batch.records.length, entry.batchSize - matching);
       batch.records.push(...page.records);
-      batch.NextShardIterator = page.NextShardIterator;
+      batch.ended = page.ended;
       matching += page.records.filter((record) => matchesFilterPattern(entry.filterPattern, record)).length;
       if (page.records.length === 0) await sleep(Math.min(options.idlePollMs, left), signal);
     }
@@ -250,70 +391,54 @@ export async function startStreamPoller(options: StreamPollerOptions): Promise<S
     if (parent) await parent; // stream order: a child's records follow its parent's
     counters.shards++;
 
-    let iterator: string | undefined;
-    /** The last record handled (delivered, filtered out or given up on): where to resume after an expired iterator. */
-    let checkpoint: string | undefined;
+    /** The first record not yet handled (delivered, filtered out or given up on): Lambda's checkpoint. */
+    let position = 0;
     let failedSequence: string | undefined;
     let attempts = 0;
     let consecutiveErrors = 0;
 
-    const resume = async () =>
-      checkpoint ? getIterator(shardId, "AFTER_SEQUENCE_NUMBER", checkpoint) : getIterator(shardId, "TRIM_HORIZON");
-
     while (!signal.aborted) {
       try {
-        iterator ??= await resume();
-        const page = await readBatch(iterator);
+        const batch = await readBatch(shardId, position);
         consecutiveErrors = 0;
-        const { records } = page;
+        const { records } = batch;
         if (records.length > 0) {
           const delivery = await deliver(records);
+          let next = position + records.length;
           if (delivery.kind === "retryFrom") {
+            const failedIndex = Math.max(
+              0,
+              records.findIndex((record) => record.dynamodb?.SequenceNumber === delivery.sequenceNumber),
+            );
             attempts = delivery.sequenceNumber === failedSequence ? attempts + 1 : 1;
             failedSequence = delivery.sequenceNumber;
             if (attempts <= entry.retryAttempts) {
               counters.retries++;
-              // Everything before the failure is done: an expired iterator must not replay it.
-              const failedIndex = records.findIndex(
-                (record) => record.dynamodb?.SequenceNumber === delivery.sequenceNumber,
-              );
-              if (failedIndex > 0) checkpoint = records[failedIndex - 1]?.dynamodb?.SequenceNumber ?? checkpoint;
+              // Everything before the failure is done; the batch is read again from the failure.
+              position += failedIndex;
+              stream.handled(shardId, entry.id, position);
               await sleep(Math.min(retryDelayMs * 2 ** (attempts - 1), MAX_ERROR_BACKOFF_MS), signal);
-              iterator = await getIterator(shardId, "AT_SEQUENCE_NUMBER", delivery.sequenceNumber);
               continue;
             }
-            const skipped = records.filter(
-              (record) => compareSequenceNumbers(record.dynamodb?.SequenceNumber ?? "", delivery.sequenceNumber) >= 0,
-            );
-            counters.discarded += skipped.length;
+            counters.discarded += records.length - failedIndex;
             logger.error(`${entry.id}: giving up after ${entry.retryAttempts} retries; skipping records`, {
               shardId,
               from: delivery.sequenceNumber,
               to: records.at(-1)?.dynamodb?.SequenceNumber,
-              count: skipped.length,
+              count: records.length - failedIndex,
             });
+            next = position + records.length;
           }
           attempts = 0;
           failedSequence = undefined;
-          checkpoint = records.at(-1)?.dynamodb?.SequenceNumber ?? checkpoint;
+          position = next;
+          stream.handled(shardId, entry.id, position);
         }
-        if (!page.NextShardIterator) return; // closed shard, fully read
-        iterator = page.NextShardIterator;
+        if (batch.ended) return; // closed shard, fully read
         if (records.length === 0) await sleep(options.idlePollMs, signal);
       } catch (error) {
         if (signal.aborted) return;
-        const name = errorName(error);
-        if (name === "ExpiredIteratorException") {
-          iterator = undefined; // re-acquired after the checkpoint
-          continue;
-        }
-        if (name === "TrimmedDataAccessException") {
-          logger.error(`${entry.id}: records of shard ${shardId} were trimmed; resuming at the trim horizon`);
-          checkpoint = undefined;
-          iterator = undefined;
-          continue;
-        }
-        if (name === "ResourceNotFoundException") {
+        if (errorName(error) === "ResourceNotFoundException") {
           logger.info(`${entry.id}: stream or shard ${shardId} is gone; stopping its reader`);
           return;
         }
@@ -322,20 +447,6 @@ export async function startStreamPoller(options: StreamPollerOptions): Promise<S
         await sleep(Math.min(options.idlePollMs * 2 ** consecutiveErrors, MAX_ERROR_BACKOFF_MS), signal);
       }
     }
-  }
-
-  async function listShards(): Promise<Shard[]> {
-    const shards: Shard[] = [];
-    let exclusiveStartShardId: string | undefined;
-    do {
-      const { StreamDescription } = await streams.send(
-        new DescribeStreamCommand({ StreamArn: streamArn, ExclusiveStartShardId: exclusiveStartShardId }),
-        { abortSignal: signal },
-      );
-      shards.push(...(StreamDescription?.Shards ?? []));
-      exclusiveStartShardId = StreamDescription?.LastEvaluatedShardId;
-    } while (exclusiveStartShardId);
-    return shards;
   }
 
   function startReaders(shards: Shard[]): void {
@@ -359,11 +470,11 @@ export async function startStreamPoller(options: StreamPollerOptions): Promise<S
       await sleep(options.shardDiscoveryMs ?? 2_000, signal);
       if (signal.aborted) break;
       try {
-        startReaders(await listShards());
+        startReaders(await stream.listShards());
       } catch (error) {
         if (signal.aborted) break;
         if (errorName(error) === "ResourceNotFoundException") {
-          logger.info(`${entry.id}: stream ${streamArn} is gone; stopping`);
+          logger.info(`${entry.id}: stream ${stream.streamArn} is gone; stopping`);
           break;
         }
         logger.error(`${entry.id}: DescribeStream failed`, errorDetails(error));
@@ -372,7 +483,7 @@ export async function startStreamPoller(options: StreamPollerOptions): Promise<S
   }
 
   // The first listing happens before returning so records written right after start-up are read.
-  startReaders(await listShards());
+  startReaders(await stream.listShards());
   const discovery = discoverShards();
 
   return {

@@ -1,19 +1,21 @@
 /**
  * The local runtime against the real engines (DynamoDB Local, fauxqs): SQS partial batch
- * failures and redrive, duplicate delivery, and stream filtering and retries — with fixture
- * handlers, not the service's.
+ * failures and redrive, duplicate delivery, and stream filtering, retries and the stream
+ * read once for all its consumers — with fixture handlers, not the service's.
  */
 import { randomUUID } from "node:crypto";
 import { DynamoDBClient, PutItemCommand, UpdateItemCommand } from "@aws-sdk/client-dynamodb";
+import { DynamoDBStreamsClient, GetRecordsCommand } from "@aws-sdk/client-dynamodb-streams";
 import {
   GetQueueAttributesCommand,
   ReceiveMessageCommand,
   SendMessageBatchCommand,
   SQSClient,
 } from "@aws-sdk/client-sqs";
-import { afterAll, afterEach, describe, expect, inject, it } from "vitest";
+import { afterAll, afterEach, describe, expect, inject, it, vi } from "vitest";
 import { createQueues, createTable } from "../../infra/local/resources.ts";
 import { type LocalRuntime, type LocalRuntimeOptions, startLocalRuntime } from "../../infra/local/runtime.ts";
+import { openSharedStream } from "../../infra/local/stream-poller.ts";
 import { sleep } from "../../shared/concurrency.ts";
 import type { QueueName } from "../../shared/table.ts";
 import type { QueueConsumerEntry, StreamConsumerEntry, Wiring } from "../../shared/wiring.ts";
@@ -445,5 +447,87 @@ describe("local runtime: stream consumers", { timeout: 60_000 }, () => {
     // One attempt and two retries.
     expect(deliveriesOf("poison")).toHaveLength(3);
     expect(deliveriesOf("after")).toHaveLength(1);
+  });
+
+  it("gives each consumer every record at its own pace, one retrying while the other goes on", async () => {
+    const [fast, retrying] = ["fast", "retrying"].map((name) => `stream-${name}-${randomUUID().slice(0, 6)}`) as [
+      string,
+      string,
+    ];
+    const { tableName } = await startRuntime({
+      streamConsumers: [
+        streamConsumer(fast, { filterPattern: { dynamodb: { NewImage: { failOnce: { BOOL: [false] } } } } }),
+        streamConsumer(retrying, { filterPattern: {} }),
+      ],
+    });
+    const put = (pk: string, failOnce: boolean) =>
+      dynamodb.send(
+        new PutItemCommand({
+          TableName: tableName,
+          Item: { pk: { S: pk }, sk: { S: "item" }, failOnce: { BOOL: failOnce } },
+        }),
+      );
+    await put("r1", false);
+    await put("r2", true); // only `retrying` sees it: it fails there once
+    for (const pk of ["r3", "r4", "r5"]) await put(pk, false);
+    const keysOf = (id: string) =>
+      streamDeliveries
+        .filter((delivery) => delivery.functionName === id)
+        .map(({ record }) => record.dynamodb?.Keys?.pk?.S);
+    await waitFor(() => (keysOf(retrying).filter((pk) => pk === "r5").length >= 1 ? true : undefined), "retrying");
+    await waitFor(() => (keysOf(fast).includes("r5") ? true : undefined), "fast");
+    expect(keysOf(fast)).toEqual(["r1", "r3", "r4", "r5"]);
+    // Every record once, except the failed one and those after it in its batch, which come again.
+    const retried = keysOf(retrying);
+    expect(new Set(retried)).toEqual(new Set(["r1", "r2", "r3", "r4", "r5"]));
+    expect(retried.filter((pk) => pk === "r2")).toHaveLength(2);
+    expect(retried.filter((pk) => pk === "r1")).toHaveLength(1);
+  });
+
+  it("fetches each record once for all consumers and keeps it until the last one has handled it", async () => {
+    const tableName = `runtime-test-${randomUUID().slice(0, 8)}`;
+    await createTable(dynamodb, tableName);
+    for (let i = 0; i < 30; i++) {
+      await dynamodb.send(
+        new PutItemCommand({ TableName: tableName, Item: { pk: { S: `p${i}` }, sk: { S: "item" } } }),
+      );
+    }
+    const streams = new DynamoDBStreamsClient({ region, endpoint: endpoints.dynamodbEndpoint, credentials });
+    const sent = vi.spyOn(streams, "send");
+    try {
+      const stream = await openSharedStream({
+        tableName,
+        dynamodb,
+        streams,
+        region,
+        consumerIds: ["a", "b", "c"],
+        quietMs: 60_000,
+        logger: quietLogger,
+      });
+      const [shard] = await stream.listShards();
+      const shardId = shard?.ShardId as string;
+      const keysRead = async (from: number, limit: number) =>
+        (await stream.read(shardId, from, limit)).records.map((record) => record.dynamodb?.Keys?.pk?.S);
+      const everyKey = Array.from({ length: 30 }, (_, i) => `p${i}`);
+      // Three consumers, three paces, one fetch.
+      expect(await keysRead(0, 30)).toEqual(everyKey);
+      expect([...(await keysRead(0, 10)), ...(await keysRead(10, 20))]).toEqual(everyKey);
+      expect(await keysRead(5, 3)).toEqual(["p5", "p6", "p7"]);
+      const getRecords = () => sent.mock.calls.filter(([command]) => command instanceof GetRecordsCommand).length;
+      expect(getRecords()).toBe(1);
+      // Nothing new within the quiet time after the last fetch found the end: no fetch either.
+      expect(await keysRead(30, 10)).toEqual([]);
+      expect(await keysRead(30, 10)).toEqual([]);
+      expect(getRecords()).toBe(2);
+
+      stream.handled(shardId, "a", 30);
+      stream.handled(shardId, "b", 30);
+      // "c" has handled only the first 8: those may go, the rest must stay for it.
+      stream.handled(shardId, "c", 8);
+      expect(await keysRead(8, 30)).toEqual(everyKey.slice(8));
+      await expect(stream.read(shardId, 7, 1)).rejects.toThrow(/dropped before it was handled/);
+    } finally {
+      streams.destroy();
+    }
   });
 });
