@@ -65,6 +65,22 @@ function valueSchema(definition: MetricDefinition): z.ZodType<JudgedValue> {
   }
 }
 
+/** Value schemas by the definition fields they depend on: built once per container, not per judgment. */
+const valueSchemas = new Map<string, z.ZodType<JudgedValue>>();
+const MAX_CACHED_SCHEMAS = 1_000;
+
+function valueSchemaOf(definition: MetricDefinition): z.ZodType<JudgedValue> {
+  const { outputType, scaleMin, scaleMax, classificationOptions, maxClassifications } = definition;
+  const key = JSON.stringify([outputType, scaleMin, scaleMax, classificationOptions, maxClassifications]);
+  let schema = valueSchemas.get(key);
+  if (!schema) {
+    if (valueSchemas.size >= MAX_CACHED_SCHEMAS) valueSchemas.clear();
+    schema = valueSchema(definition);
+    valueSchemas.set(key, schema);
+  }
+  return schema;
+}
+
 export type JudgmentResult = { ok: true; judgment: Judgment } | { ok: false; problem: string };
 
 const describe = (error: z.ZodError, prefix: string) =>
@@ -94,7 +110,7 @@ export function interpretJudgment(
       judgment: { captureStatus: "NOT_APPLICABLE", context: "CALL", valueReasoning: reasoning, confidence },
     };
   }
-  const value = valueSchema(definition).safeParse(parsed.data.value);
+  const value = valueSchemaOf(definition).safeParse(parsed.data.value);
   if (!value.success) return { ok: false, problem: describe(value.error, "value") };
 
   if (definition.outputType === "OFFSET") {

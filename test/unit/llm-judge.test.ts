@@ -182,6 +182,26 @@ describe("invalid model output", () => {
     expect(interpretJudgment(definition({ outputType: "COUNT" }), call, answer(-1))).toMatchObject({ ok: false });
     expect(interpretJudgment(definition({ outputType: "OFFSET" }), call, answer("s7"))).toMatchObject({ ok: false });
   });
+
+  it("checks each definition against its own range and options, although value schemas are reused", () => {
+    const answer = (value: unknown) => ({ applicable: true, value, reasoning: "r", confidence: 0.5 });
+    const oneToFive = definition({ outputType: "SCALE", scaleMin: 1, scaleMax: 5 });
+    const oneToTen = definition({ outputType: "SCALE", scaleMin: 1, scaleMax: 10 });
+    expect(interpretJudgment(oneToFive, call, answer(7))).toMatchObject({ ok: false });
+    expect(interpretJudgment(oneToTen, call, answer(7))).toMatchObject({ ok: true, judgment: { value: 7 } });
+    expect(interpretJudgment(oneToFive, call, answer(7))).toMatchObject({ ok: false });
+    const ab = definition({ outputType: "CLASSIFICATION", classificationOptions: ["a", "b"] });
+    const ac = definition({ outputType: "CLASSIFICATION", classificationOptions: ["a", "c"] });
+    const twoOfAb = definition({
+      outputType: "CLASSIFICATION",
+      classificationOptions: ["a", "b"],
+      maxClassifications: 2,
+    });
+    expect(interpretJudgment(ab, call, answer("c"))).toMatchObject({ ok: false });
+    expect(interpretJudgment(ac, call, answer("c"))).toMatchObject({ ok: true });
+    expect(interpretJudgment(ab, call, answer(["a", "b"]))).toMatchObject({ ok: false });
+    expect(interpretJudgment(twoOfAb, call, answer(["a", "b"]))).toMatchObject({ ok: true });
+  });
 });
 
 describe("Anthropic failures", () => {
