@@ -13,6 +13,8 @@ import { startFauxqs } from "fauxqs";
 
 export interface Engine {
   endpoint: string;
+  /** The engine's own process, when it runs in one (DynamoDB Local's JVM). */
+  pid?: number;
   stop(): Promise<void>;
 }
 
@@ -119,6 +121,7 @@ export async function startDynamoDbLocal(options: { port?: number } = {}): Promi
   await Promise.race([waitUntilReady(endpoint, child, () => stderr), spawnError]);
   return {
     endpoint,
+    pid: child.pid,
     stop: () =>
       new Promise<void>((resolve) => {
         if (child.exitCode !== null || child.signalCode !== null) return resolve();
