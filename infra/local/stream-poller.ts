@@ -204,12 +204,8 @@ export async function openSharedStream(options: {
   async function fetchMore(shardId: string, shard: ShardBuffer): Promise<void> {
     try {
       shard.iterator ??= await iteratorOf(shardId, shard);
-      const page = await streams.send(
-        new GetRecordsCommand({ ShardIterator: shard.iterator, Limit: MAX_GET_RECORDS }),
-        {
-          abortSignal: signal,
-        },
-      );
+      const request = new GetRecordsCommand({ ShardIterator: shard.iterator, Limit: MAX_GET_RECORDS });
+      const page = await streams.send(request, { abortSignal: signal });
       const records = (page.Records ?? []).map((record) => toDynamoDBRecord(record, streamArn, region));
       shard.records.push(...records);
       shard.lastSequenceNumber = records.at(-1)?.dynamodb?.SequenceNumber ?? shard.lastSequenceNumber;
@@ -255,8 +251,8 @@ export async function openSharedStream(options: {
     },
     async read(shardId, from, limit) {
       const shard = bufferOf(shardId);
-      const buffered = () => shard.first + shard.records.length - from;
-      if (buffered() <= 0 && !shard.ended && Date.now() >= shard.quietUntil) {
+      const nothingBuffered = from >= shard.first + shard.records.length;
+      if (nothingBuffered && !shard.ended && Date.now() >= shard.quietUntil) {
         shard.fetching ??= fetchMore(shardId, shard).finally(() => {
           shard.fetching = undefined;
         });
@@ -404,7 +400,6 @@ export async function startStreamPoller(options: StreamPollerOptions): Promise<S
         const { records } = batch;
         if (records.length > 0) {
           const delivery = await deliver(records);
-          let next = position + records.length;
           if (delivery.kind === "retryFrom") {
             const failedIndex = Math.max(
               0,
@@ -427,11 +422,10 @@ export async function startStreamPoller(options: StreamPollerOptions): Promise<S
               to: records.at(-1)?.dynamodb?.SequenceNumber,
               count: records.length - failedIndex,
             });
-            next = position + records.length;
           }
           attempts = 0;
           failedSequence = undefined;
-          position = next;
+          position += records.length;
           stream.handled(shardId, entry.id, position);
         }
         if (batch.ended) return; // closed shard, fully read
