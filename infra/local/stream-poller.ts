@@ -352,7 +352,7 @@ export async function startStreamPoller(options: StreamPollerOptions): Promise<S
   }
 
   async function readPage(shardId: string, from: number, limit: number): Promise<StreamPage> {
-    const page = await stream.read(shardId, from, Math.min(limit, MAX_GET_RECORDS));
+    const page = await stream.read(shardId, from, limit);
     counters.records += page.records.length;
     return page;
   }
