@@ -134,8 +134,6 @@ interface ShardBuffer {
 
 export interface StreamPage {
   records: DynamoDBRecord[];
-  /** Number of the page's first record in its shard. */
-  start: number;
   /** The shard is closed and no record after this page remains. */
   ended: boolean;
 }
@@ -260,11 +258,7 @@ export async function openSharedStream(options: {
       }
       if (from < shard.first) throw new Error(`Shard ${shardId}: record ${from} was dropped before it was handled`);
       const records = shard.records.slice(from - shard.first, from - shard.first + limit);
-      return {
-        records,
-        start: from,
-        ended: shard.ended && from + records.length >= shard.first + shard.records.length,
-      };
+      return { records, ended: shard.ended && from + records.length >= shard.first + shard.records.length };
     },
     handled(shardId, consumerId, position) {
       const shard = bufferOf(shardId);
