@@ -1,12 +1,19 @@
 /**
- * A counting HTTP proxy in front of a local AWS engine (DynamoDB Local or the SQS emulator).
- * Everything the service and the local event sources send passes through it unchanged,
- * except that DynamoDB requests ask for `ReturnConsumedCapacity: TOTAL`, so the benchmark
- * can count requests per API action and capacity units per request without touching
- * production code.
+ * Counts the AWS requests of SDK clients per API action, with DynamoDB capacity units: an
+ * SDK middleware the benchmark adds to the service's clients (the handlers' shared ones and
+ * the local runtime's pollers), so every request the service and its event sources make is
+ * counted without changing what they send, except that DynamoDB requests ask for
+ * `ReturnConsumedCapacity: TOTAL`.
+ *
+ * It counts each attempt, as AWS bills retries too. (Counting proxies in front of the
+ * engines did this before; in process it costs far less of the CPU it measures.)
  */
-import { createServer, request as httpRequest, type IncomingMessage, type ServerResponse } from "node:http";
-import type { AddressInfo } from "node:net";
+import type {
+  FinalizeRequestMiddleware,
+  HandlerExecutionContext,
+  InitializeMiddleware,
+  MiddlewareStack,
+} from "@smithy/types";
 
 export interface MeterCounts {
   /** Requests per action, e.g. `SendMessageBatch`, `TransactWriteItems`. */
@@ -21,8 +28,11 @@ export interface MeterCounts {
   writeUnitsByKind: Record<string, number>;
   /** Messages sent to queues whose URL contains each key (SendMessage + SendMessageBatch entries). */
   messagesSentByQueue: Record<string, number>;
-  /** Milliseconds the engine took per action, summed over requests (where the engine's time goes). */
-  engineMs: Record<string, number>;
+  /**
+   * Milliseconds per action from sending to the parsed response, summed over requests: where
+   * the engines' time goes (it includes the client's signing and parsing).
+   */
+  roundTripMs: Record<string, number>;
 }
 
 const CAPACITY_ACTIONS = new Set([
@@ -38,7 +48,7 @@ const CAPACITY_ACTIONS = new Set([
   "TransactGetItems",
 ]);
 const WRITE_ACTIONS = new Set(["PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems"]);
-/** DynamoDB Local reports transactional items at the standard rate; AWS bills them twice. */
+/** AWS bills an item written in a transaction twice: 2 units per KB. */
 const TRANSACTION_FACTOR = 2;
 
 const emptyCounts = (): MeterCounts => ({
@@ -47,7 +57,7 @@ const emptyCounts = (): MeterCounts => ({
   writeUnits: 0,
   writeUnitsByKind: {},
   messagesSentByQueue: {},
-  engineMs: {},
+  roundTripMs: {},
 });
 
 /** DynamoDB's size of an attribute value (AWS's item-size rules, close enough for billing). */
@@ -79,9 +89,8 @@ type TransactAction = Record<string, { Item?: WireItem; Key?: WireItem; TableNam
 
 /**
  * Sizes of the items over 1 KB that transactions put, by table and key, so that a later
- * transactional update or delete of one is billed by its size, as AWS does, although
- * DynamoDB Local reports nothing for it (rollup deltas are put by one transaction and
- * deleted by another).
+ * transactional update or delete of one is billed by its size, as AWS does (rollup deltas
+ * are put by one transaction and deleted by another).
  */
 const knownSizes = new Map<string, number>();
 const sizeKey = (table: string | undefined, key: WireItem) =>
@@ -89,11 +98,11 @@ const sizeKey = (table: string | undefined, key: WireItem) =>
 
 /**
  * Write units of a TransactWriteItems request as AWS bills them: 2 per KB of each item
- * written. DynamoDB Local reports only the puts of a transaction (its updates and deletes
- * count nothing), so the units are computed from the request: a put by its item's size, an
- * update, delete or condition check by the size of the item a transaction put earlier
- * under that key, else at its 1 KB minimum (job and rollup items are put otherwise; they
- * are smaller unless a metric keeps a histogram).
+ * written. DynamoDB Local reports a transaction's units at that rate but counts items of
+ * equal units once (three 1 KB puts report 2 units, not 6), so the units are computed from
+ * the request: a put by its item's size, an update, delete or condition check by the size
+ * of the item a transaction put earlier under that key, else at its 1 KB minimum (job and
+ * rollup items are put otherwise; they are smaller unless a metric keeps a histogram).
  */
 function transactionWriteUnits(body: Record<string, unknown> | undefined, byKind: Record<string, number>): number {
   const actions = (body?.TransactItems ?? []) as TransactAction[];
@@ -118,48 +127,50 @@ function transactionWriteUnits(body: Record<string, unknown> | undefined, byKind
   }, 0);
 }
 
-function capacityUnits(body: Record<string, unknown>): number {
-  const consumed = body.ConsumedCapacity as { CapacityUnits?: number } | { CapacityUnits?: number }[] | undefined;
+function capacityUnits(output: Record<string, unknown>): number {
+  const consumed = output.ConsumedCapacity as { CapacityUnits?: number } | { CapacityUnits?: number }[] | undefined;
   const list = Array.isArray(consumed) ? consumed : consumed ? [consumed] : [];
   return list.reduce((sum, entry) => sum + (entry.CapacityUnits ?? 0), 0);
 }
 
-export async function startRequestMeter(target: string, options: { onMessagesSent?: () => void } = {}) {
-  const upstream = new URL(target);
+/** An AWS SDK v3 client: the meter adds its middleware to the client's stack. */
+export interface MeteredClient {
+  // biome-ignore lint/suspicious/noExplicitAny: every client's stack, whatever its input and output types.
+  middlewareStack: MiddlewareStack<any, any>;
+}
+
+type Input = Record<string, unknown>;
+type Output = Record<string, unknown>;
+
+/** `PutItem`, or `Streams.GetRecords` for the DynamoDB Streams client (it shares DynamoDB's engine). */
+const actionOf = (context: HandlerExecutionContext) =>
+  (context.clientName === "DynamoDBStreamsClient" ? "Streams." : "") +
+  String(context.commandName ?? "unknown").replace(/Command$/, "");
+
+export function createRequestMeter() {
   let counts = emptyCounts();
 
-  function record(
-    action: string,
-    requestBody: Record<string, unknown> | undefined,
-    responseBody: Buffer,
-    engineMs: number,
-  ) {
-    const responseText = () => responseBody.toString("utf8");
+  function record(action: string, input: Input | undefined, output: Output | undefined, roundTripMs: number) {
     counts.requests[action] = (counts.requests[action] ?? 0) + 1;
-    counts.engineMs[action] = (counts.engineMs[action] ?? 0) + engineMs;
+    counts.roundTripMs[action] = (counts.roundTripMs[action] ?? 0) + roundTripMs;
     if (action === "SendMessageBatch" || action === "SendMessage") {
-      const queueUrl = String(requestBody?.QueueUrl ?? "");
-      const queue = queueUrl.split("/").at(-1) ?? "";
-      const entries = action === "SendMessage" ? 1 : ((requestBody?.Entries as unknown[]) ?? []).length;
-      // Failed entries are re-sent by the caller; count only what the emulator accepted.
-      let failed = 0;
-      try {
-        failed = ((JSON.parse(responseText()) as { Failed?: unknown[] }).Failed ?? []).length;
-      } catch {}
+      const queue =
+        String(input?.QueueUrl ?? "")
+          .split("/")
+          .at(-1) ?? "";
+      const entries = action === "SendMessage" ? 1 : ((input?.Entries as unknown[]) ?? []).length;
+      // Failed entries are re-sent by the caller; count only what the emulator accepted (none if it threw).
+      const failed = output ? ((output.Failed as unknown[] | undefined) ?? []).length : entries;
       counts.messagesSentByQueue[queue] = (counts.messagesSentByQueue[queue] ?? 0) + entries - failed;
-      options.onMessagesSent?.();
     }
     if (CAPACITY_ACTIONS.has(action)) {
-      let response: Record<string, unknown> = {};
-      try {
-        response = JSON.parse(responseText()) as Record<string, unknown>;
-      } catch {}
+      const response = output ?? {};
       let units = capacityUnits(response);
       // Only a transaction that went through reports its capacity (and writes anything).
+      // DynamoDB Local's report is a floor: it knows the size of an item it updates.
       if (action === "TransactWriteItems" && response.ConsumedCapacity) {
-        units = Math.max(units * TRANSACTION_FACTOR, transactionWriteUnits(requestBody, counts.writeUnitsByKind));
-      } else if (action.startsWith("Transact")) units *= TRANSACTION_FACTOR;
-      else if (WRITE_ACTIONS.has(action)) {
+        units = Math.max(units, transactionWriteUnits(input, counts.writeUnitsByKind));
+      } else if (WRITE_ACTIONS.has(action)) {
         counts.writeUnitsByKind[action] = (counts.writeUnitsByKind[action] ?? 0) + units;
       }
       if (WRITE_ACTIONS.has(action)) counts.writeUnits += units;
@@ -167,64 +178,47 @@ export async function startRequestMeter(target: string, options: { onMessagesSen
     }
   }
 
-  async function forward(req: IncomingMessage, res: ServerResponse) {
-    const chunks: Buffer[] = [];
-    for await (const chunk of req) chunks.push(chunk as Buffer);
-    let body: Buffer = Buffer.concat(chunks);
-    const target = String(req.headers["x-amz-target"] ?? "");
-    const action = target.split(".").at(-1) ?? "unknown";
-    // Only what is counted is parsed: the proxy shares the 2 cores with what it measures.
-    let parsed: Record<string, unknown> | undefined;
-    if (CAPACITY_ACTIONS.has(action) || action.startsWith("SendMessage")) {
-      try {
-        parsed = JSON.parse(body.toString("utf8")) as Record<string, unknown>;
-      } catch {}
-    }
-    if (parsed && target.startsWith("DynamoDB_") && CAPACITY_ACTIONS.has(action)) {
-      parsed.ReturnConsumedCapacity ??= "TOTAL";
-      body = Buffer.from(JSON.stringify(parsed));
-    }
-    const headers = { ...req.headers, host: upstream.host, "content-length": String(body.length) };
-    const sentAt = performance.now();
-    const upstreamResponse = await new Promise<IncomingMessage>((resolve, reject) => {
-      const outgoing = httpRequest(
-        { hostname: upstream.hostname, port: upstream.port, path: req.url, method: req.method, headers },
-        resolve,
-      );
-      outgoing.on("error", reject);
-      outgoing.end(body);
-    });
-    const responseChunks: Buffer[] = [];
-    for await (const chunk of upstreamResponse) responseChunks.push(chunk as Buffer);
-    const responseBody = Buffer.concat(responseChunks);
-    const prefix = target.startsWith("DynamoDBStreams_") ? "Streams." : "";
-    if (target) record(prefix + action, parsed, responseBody, performance.now() - sentAt);
-    res.writeHead(upstreamResponse.statusCode ?? 502, upstreamResponse.headers);
-    res.end(responseBody);
-  }
+  const askForCapacity: InitializeMiddleware<Input, Output> = (next, context) => (args) =>
+    context.clientName === "DynamoDBClient" && CAPACITY_ACTIONS.has(actionOf(context))
+      ? next({ ...args, input: { ReturnConsumedCapacity: "TOTAL", ...args.input } })
+      : next(args);
 
-  const server = createServer((req, res) => {
-    forward(req, res).catch((error: unknown) => {
-      if (!res.headersSent) res.writeHead(502);
-      res.end(String(error));
-    });
-  });
-  server.keepAliveTimeout = 60_000;
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address() as AddressInfo;
+  // Inside the retry middleware (finalizeRequest, low priority): once per attempt, and the
+  // input is the wire form (the document client has marshalled it), which the transaction
+  // write units are computed from.
+  const count: FinalizeRequestMiddleware<Input, Output> = (next, context) => async (args) => {
+    const started = performance.now();
+    let output: Output | undefined;
+    try {
+      const result = await next(args);
+      output = result.output;
+      return result;
+    } finally {
+      record(actionOf(context), args.input, output, performance.now() - started);
+    }
+  };
 
   return {
-    endpoint: `http://127.0.0.1:${port}`,
+    /** Counts every later request of `client` (and of a document client built on it). */
+    attach(client: MeteredClient) {
+      client.middlewareStack.add(askForCapacity, { step: "initialize", name: "benchAskForCapacity", override: true });
+      client.middlewareStack.add(count, {
+        step: "finalizeRequest",
+        priority: "low",
+        name: "benchRequestMeter",
+        override: true,
+      });
+    },
     counts: (): MeterCounts => structuredClone(counts),
+    /** Messages accepted so far by queues whose name ends with `suffix` (read often: no copy). */
+    messagesSent: (suffix: string) =>
+      Object.entries(counts.messagesSentByQueue)
+        .filter(([queue]) => queue.endsWith(suffix))
+        .reduce((sum, [, n]) => sum + n, 0),
     reset() {
       counts = emptyCounts();
     },
-    stop: () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
   };
 }
 
-export type RequestMeter = Awaited<ReturnType<typeof startRequestMeter>>;
+export type RequestMeter = ReturnType<typeof createRequestMeter>;

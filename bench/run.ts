@@ -1,8 +1,8 @@
 /**
  * `npm run bench [-- --quick]`: the production handlers and wiring on the local engines and
- * the fake Anthropic server, measured as ratios and per-item counts in one run. Counting
- * proxies sit in front of DynamoDB Local and the SQS emulator, so every request the
- * service and its event sources make is counted without touching production code.
+ * the fake Anthropic server, measured as ratios and per-item counts in one run. A counting
+ * middleware on the service's AWS clients (the handlers' and the local event sources')
+ * counts every request they make, without changing the handlers.
  *
  * `--quick` shrinks every job and skips the warm-up so the run takes about 2 minutes; it fails only when counts
  * are wrong (lost or double-counted items, or wrong analytics answers), never on times.
@@ -13,6 +13,7 @@ import os from "node:os";
 import { join } from "node:path";
 import Anthropic from "@anthropic-ai/sdk";
 import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
+import { SQSClient } from "@aws-sdk/client-sqs";
 import { DynamoDBDocumentClient, GetCommand, QueryCommand } from "@aws-sdk/lib-dynamodb";
 import type { Context } from "aws-lambda";
 import { type Engine, startDynamoDbLocal } from "../infra/local/engines.ts";
@@ -20,6 +21,7 @@ import type { FakeAnthropic } from "../infra/local/fake-anthropic.ts";
 import { startInThread } from "../infra/local/in-thread.ts";
 import { startLocalStack } from "../infra/local/stack.ts";
 import { DELTA_SHARDS, pendingDeltasPartition } from "../shared/analytics/deltas.ts";
+import { dynamo, sqs } from "../shared/aws.ts";
 import { sleep } from "../shared/concurrency.ts";
 import { config } from "../shared/config.ts";
 import { keys } from "../shared/keys.ts";
@@ -33,7 +35,7 @@ import { createMetric } from "../shared/store/metrics.ts";
 import { createApiKey, createOrganization } from "../shared/store/organizations.ts";
 import { wiring } from "../shared/wiring.ts";
 import { runAnalyticsBench } from "./analytics.ts";
-import type { MeterCounts, RequestMeter } from "./request-meter.ts";
+import { createRequestMeter, type MeterCounts } from "./request-meter.ts";
 
 const quick = process.argv.includes("--quick");
 
@@ -78,9 +80,8 @@ const sqsEngine = await startInThread<Engine>(
   new URL("../infra/local/engines.ts", import.meta.url),
   "startSqsEmulator",
 );
-const meterModule = new URL("./request-meter.ts", import.meta.url);
-const dynamoMeter = await startInThread<RequestMeter>(meterModule, "startRequestMeter", dynamodbEngine.endpoint);
-const sqsMeter = await startInThread<RequestMeter>(meterModule, "startRequestMeter", sqsEngine.endpoint);
+const dynamoMeter = createRequestMeter();
+const sqsMeter = createRequestMeter();
 const anthropic = await startInThread<FakeAnthropic>(
   new URL("../infra/local/fake-anthropic.ts", import.meta.url),
   "startFakeAnthropic",
@@ -88,8 +89,8 @@ const anthropic = await startInThread<FakeAnthropic>(
 );
 
 /**
- * CPU time (ms) so far of this process (all its threads: handlers, pollers, the emulators and
- * proxies) and of DynamoDB Local's JVM, read from /proc (Linux; elsewhere the JVM's is NaN).
+ * CPU time (ms) so far of this process (all its threads: handlers, pollers, the SQS emulator
+ * and the fake Anthropic server) and of DynamoDB Local's JVM, read from /proc (Linux; elsewhere the JVM's is NaN).
  * On 2 cores, CPU per item says how fast a job can possibly run here, whatever waits.
  */
 async function cpuMs(): Promise<{ node: number; engine: number }> {
@@ -128,8 +129,8 @@ for (const entry of [...wiring.queueConsumers, ...wiring.streamConsumers]) {
 }
 
 const stack = await startLocalStack({
-  dynamodbEndpoint: dynamoMeter.endpoint,
-  sqsEndpoint: sqsMeter.endpoint,
+  dynamodbEndpoint: dynamodbEngine.endpoint,
+  sqsEndpoint: sqsEngine.endpoint,
   tableName: "mcj-bench",
   queuePrefix: "mcj-bench",
   // A crashed item comes back within a minute instead of the production 18.
@@ -145,10 +146,14 @@ const stack = await startLocalStack({
     handlerOverrides: overrides as never,
     maxPollersPerQueue: CONCURRENCY,
     logger: { info() {}, error: (message: string) => console.error(message) },
+    instrumentClient: (client) => (client instanceof SQSClient ? sqsMeter : dynamoMeter).attach(client),
   },
 });
+// The handlers' clients (built once per process, as in a Lambda container).
+dynamoMeter.attach(dynamo());
+sqsMeter.attach(sqs());
 
-/** Reads job state without passing through the meters, so polling does not skew counts. */
+/** Reads job state without the meters, so polling does not skew counts. */
 const observer = DynamoDBDocumentClient.from(
   new DynamoDBClient({
     region: "us-east-1",
@@ -286,7 +291,7 @@ interface JobRun {
   cpuMsPerItem: { node: number; engine: number };
 }
 
-/** Rollup deltas not yet applied, read past the meters. */
+/** Rollup deltas not yet applied, read without the meters. */
 async function pendingRollupDeltas(): Promise<number> {
   let pending = 0;
   for (let shard = 0; shard < DELTA_SHARDS; shard++) {
@@ -305,7 +310,8 @@ async function pendingRollupDeltas(): Promise<number> {
 }
 
 async function runJob(callIds: string[], metrics: MetricDefinition[]): Promise<JobRun> {
-  await Promise.all([dynamoMeter.reset(), sqsMeter.reset()]);
+  dynamoMeter.reset();
+  sqsMeter.reset();
   for (const key of Object.keys(handlerMs)) handlerMs[key] = 0;
   for (const key of Object.keys(invocations)) invocations[key] = 0;
   const items = callIds.length * metrics.length;
@@ -328,9 +334,7 @@ async function runJob(callIds: string[], metrics: MetricDefinition[]): Promise<J
   let lastProgressDone = 0;
   while (Date.now() < deadline) {
     const now = performance.now();
-    const sent = Object.entries((await sqsMeter.counts()).messagesSentByQueue)
-      .filter(([queue]) => queue.endsWith("-work"))
-      .reduce((sum, [, n]) => sum + n, 0);
+    const sent = sqsMeter.messagesSent("-work");
     if (Number.isNaN(enqueueMs) && sent >= items) enqueueMs = now - started;
     const { Item } = await observer.send(new GetCommand({ TableName: "mcj-bench", Key: keys.job(orgId, jobId) }));
     job = Item as JobItem | undefined;
@@ -381,8 +385,8 @@ async function runJob(callIds: string[], metrics: MetricDefinition[]): Promise<J
     rollupLagMs,
     job,
     valuesStored,
-    dynamo: await dynamoMeter.counts(),
-    sqs: await sqsMeter.counts(),
+    dynamo: dynamoMeter.counts(),
+    sqs: sqsMeter.counts(),
     invocations: { ...invocations },
     handlerMs: { ...handlerMs },
     cpuMsPerItem: {
@@ -572,7 +576,7 @@ figures.push({
   target: "(reported)",
   met: null,
   note:
-    `Node process (handlers, pollers, emulators, proxies) ${fmt(big.cpuMsPerItem.node, 1)} ms, DynamoDB Local ` +
+    `Node process (handlers, pollers, SQS emulator, fake LLM) ${fmt(big.cpuMsPerItem.node, 1)} ms, DynamoDB Local ` +
     `${fmt(big.cpuMsPerItem.engine, 1)} ms: ${os.availableParallelism()} cores allow at most ` +
     `${fmt((os.availableParallelism() * 1000) / cpuPerItem(big), 0)} items/s; ` +
     scaling.map((r) => `${r.items}: ${fmt(cpuPerItem(r), 1)} ms`).join(", "),
@@ -651,7 +655,7 @@ figures.push({
 
 // The pipeline's engines are done: stop them so the analytics run has the machine to itself.
 await stack.stop();
-await Promise.all([dynamoMeter.stop(), sqsMeter.stop(), anthropic.stop()]);
+await anthropic.stop();
 await sqsEngine.stop();
 await dynamodbEngine.stop();
 

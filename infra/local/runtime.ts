@@ -45,6 +45,8 @@ export interface LocalRuntimeOptions {
   /** Runs every schedule at this interval instead of its expression's (tests). */
   scheduleIntervalMs?: number;
   logger?: RuntimeLogger;
+  /** Called with each AWS client the runtime builds for its pollers (the benchmark counts their requests). */
+  instrumentClient?: (client: SQSClient | DynamoDBClient | DynamoDBStreamsClient) => void;
 }
 
 export interface LocalRuntimeStats {
@@ -88,6 +90,7 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
   const sqs = new SQSClient({ region, endpoint: options.sqsEndpoint, credentials });
   const dynamodb = new DynamoDBClient({ region, endpoint: options.dynamodbEndpoint, credentials });
   const streams = new DynamoDBStreamsClient({ region, endpoint: options.dynamodbEndpoint, credentials });
+  for (const client of [sqs, dynamodb, streams]) options.instrumentClient?.(client);
 
   const sqsPollers: { queue: QueueName; id: string; poller: SqsPoller }[] = [];
   const streamPollers: { id: string; poller: StreamPoller }[] = [];

@@ -22,7 +22,13 @@ export interface LocalStackOptions {
   env?: Record<string, string>;
   runtime?: Pick<
     LocalRuntimeOptions,
-    "handlerOverrides" | "deliverEachBatchTwice" | "idlePollMs" | "logger" | "maxPollersPerQueue" | "scheduleIntervalMs"
+    | "handlerOverrides"
+    | "deliverEachBatchTwice"
+    | "idlePollMs"
+    | "logger"
+    | "maxPollersPerQueue"
+    | "scheduleIntervalMs"
+    | "instrumentClient"
   >;
 }
 
