@@ -1,7 +1,8 @@
 /**
  * Analytics benchmark: seeds the rollups of 1,000,000 metric values (quick: 5,000) over 90
- * days and 50 label combinations into a fresh table on a DynamoDB Local of its own (without
- * a stream: nothing consumes it here, and its records would slow the seeding), through
+ * days and 50 label combinations into a fresh table (without a stream: nothing consumes it
+ * here, and its records would slow the seeding) on the caller's DynamoDB Local or one of its
+ * own, through
  * the rollup code the pipeline uses (`rollupIncrements` merges values per rollup item;
  * most items are then put whole, the last 1 % of the values goes through rollup deltas and
  * the applier's exactly-once transactions, so both paths are exercised), and times the
@@ -28,11 +29,24 @@ const RESULT_MARKER = "ANALYTICS_BENCH_RESULT ";
 /** The quick run checks answers, not times: fewer values, and each query timed once. */
 const QUICK_VALUES = 5_000;
 
-/** Runs the benchmark in a child process and returns its figures. */
-export async function runAnalyticsBench(options: { quick: boolean }): Promise<BenchFigure[]> {
+/**
+ * Runs the benchmark in a child process and returns its figures. `dynamodbEndpoint`: a running
+ * DynamoDB Local to use (bench/run.ts passes the pipeline's, its JIT compiler done warming up);
+ * without it the child starts one of its own.
+ */
+export async function runAnalyticsBench(options: {
+  quick: boolean;
+  dynamodbEndpoint?: string;
+}): Promise<BenchFigure[]> {
   const child = spawn(
     process.execPath,
-    [...process.execArgv, fileURLToPath(import.meta.url), "--child", ...(options.quick ? ["--quick"] : [])],
+    [
+      ...process.execArgv,
+      fileURLToPath(import.meta.url),
+      "--child",
+      ...(options.quick ? ["--quick"] : []),
+      ...(options.dynamodbEndpoint ? [`--dynamodb-endpoint=${options.dynamodbEndpoint}`] : []),
+    ],
     { stdio: ["ignore", "pipe", "inherit"] },
   );
   let stdout = "";
@@ -87,20 +101,33 @@ function random(seed: number) {
 
 /** Everything the child uses, loaded up front (and only in the child) so one run sees one version of the code. */
 async function load() {
-  const [engines, resources, indexStore, rollup, deltas, batchWrite, query, gateway, aggregate, daily, timeseries] =
-    await Promise.all([
-      import("../infra/local/engines.ts"),
-      import("../infra/local/resources.ts"),
-      import("../shared/analytics/index-store.ts"),
-      import("../shared/analytics/rollup.ts"),
-      import("../shared/analytics/deltas.ts"),
-      import("../shared/store/batch-write.ts"),
-      import("../shared/analytics/query.ts"),
-      import("../infra/local/http-gateway.ts"),
-      import("../functions/api/custom-metrics-aggregate.ts"),
-      import("../functions/api/custom-metrics-daily.ts"),
-      import("../functions/api/custom-metrics-timeseries.ts"),
-    ]);
+  const [
+    engines,
+    resources,
+    indexStore,
+    rollup,
+    deltas,
+    batchWrite,
+    concurrency,
+    query,
+    gateway,
+    aggregate,
+    daily,
+    timeseries,
+  ] = await Promise.all([
+    import("../infra/local/engines.ts"),
+    import("../infra/local/resources.ts"),
+    import("../shared/analytics/index-store.ts"),
+    import("../shared/analytics/rollup.ts"),
+    import("../shared/analytics/deltas.ts"),
+    import("../shared/store/batch-write.ts"),
+    import("../shared/concurrency.ts"),
+    import("../shared/analytics/query.ts"),
+    import("../infra/local/http-gateway.ts"),
+    import("../functions/api/custom-metrics-aggregate.ts"),
+    import("../functions/api/custom-metrics-daily.ts"),
+    import("../functions/api/custom-metrics-timeseries.ts"),
+  ]);
   return {
     ...engines,
     ...resources,
@@ -108,6 +135,7 @@ async function load() {
     ...rollup,
     ...deltas,
     ...batchWrite,
+    ...concurrency,
     ...query,
     ...gateway,
     handlers: { aggregate: aggregate.handler, daily: daily.handler, timeseries: timeseries.handler },
@@ -115,10 +143,10 @@ async function load() {
 }
 type Modules = Awaited<ReturnType<typeof load>>;
 
-async function measure(quick: boolean): Promise<BenchFigure[]> {
+async function measure(quick: boolean, dynamodbEndpoint: string | undefined): Promise<BenchFigure[]> {
   const modules = await load();
   const { startDynamoDbLocal, createTable } = modules;
-  const engine = await startDynamoDbLocal();
+  const engine = dynamodbEndpoint ? { endpoint: dynamodbEndpoint, stop: async () => {} } : await startDynamoDbLocal();
   const tableName = `mcj-analytics-bench-${Date.now()}`;
   Object.assign(process.env, {
     AWS_REGION: "us-east-1",
@@ -156,8 +184,12 @@ interface Seeded {
   resolvedByGroup: Map<string, number>;
 }
 
+/** Series seeded at once: one computes its rollups while another's writes are in flight. */
+const SERIES_IN_FLIGHT = 2;
+
 async function seed(modules: Modules, total: number): Promise<Seeded> {
-  const { indexRollups, rollupIncrements, rollupItem, deltaItem, toDelta, applyRollupDeltas, batchPut } = modules;
+  const { indexRollups, rollupIncrements, rollupItem, deltaItem, toDelta, applyRollupDeltas, batchPut, mapLimit } =
+    modules;
   type Input = Parameters<typeof indexRollups>[0][number];
 
   const combos = AGENTS.flatMap((agentId) =>
@@ -167,67 +199,70 @@ async function seed(modules: Modules, total: number): Promise<Seeded> {
     { slug: LATENCY, outputType: "NUMERIC" as const, histogram: true },
     { slug: RESOLVED, outputType: "BOOLEAN" as const, histogram: false },
   ];
-  const perSeries = Math.floor(total / (combos.length * metrics.length));
-  const next = random(42);
+  const series = combos
+    .flatMap((labels, comboIndex) => metrics.map((metric) => ({ labels, comboIndex, metric })))
+    .map((entry, seriesIndex) => ({ ...entry, seriesIndex }));
+  const perSeries = Math.floor(total / series.length);
   const latencies = new Float64Array(perSeries * combos.length);
   let latencyCount = 0;
   let resolvedSum = 0;
   const resolvedByGroup = new Map<string, number>();
   let items = 0;
+  let seriesDone = 0;
   const started = performance.now();
-  log(`seeding ${perSeries * combos.length * metrics.length} values (${combos.length} label sets × 2 metrics)`);
+  log(`seeding ${perSeries * series.length} values (${combos.length} label sets × 2 metrics)`);
 
   const putAll = (records: Record<string, unknown>[]) => batchPut(records, { requestsInFlight: 16 });
 
-  for (const [comboIndex, labels] of combos.entries()) {
-    for (const metric of metrics) {
-      const inputs: Input[] = [];
-      for (let i = 0; i < perSeries; i++) {
-        const at = START + Math.floor(next() * DAYS * DAY);
-        let numeric: number;
-        if (metric.outputType === "BOOLEAN") {
-          numeric = next() < 0.7 ? 1 : 0;
-          resolvedSum += numeric;
-          const group = `${labels.agentId}|${labels.region}`;
-          resolvedByGroup.set(group, (resolvedByGroup.get(group) ?? 0) + numeric);
-        } else {
-          // Log-normal latency around 800 ms (Box–Muller).
-          const normal = Math.sqrt(-2 * Math.log(1 - next())) * Math.cos(2 * Math.PI * next());
-          numeric = Math.round(Math.exp(Math.log(800) + 0.6 * normal));
-          latencies[latencyCount++] = numeric;
-        }
-        inputs.push({ orgId: ORG, ...metric, labels, at: new Date(at).toISOString(), numeric });
+  await mapLimit(series, SERIES_IN_FLIGHT, async ({ labels, comboIndex, metric, seriesIndex }) => {
+    // A generator per series: the same data set on every run, whatever order the series finish in.
+    const next = random(42 + seriesIndex);
+    const inputs: Input[] = [];
+    for (let i = 0; i < perSeries; i++) {
+      const at = START + Math.floor(next() * DAYS * DAY);
+      let numeric: number;
+      if (metric.outputType === "BOOLEAN") {
+        numeric = next() < 0.7 ? 1 : 0;
+        resolvedSum += numeric;
+        const group = `${labels.agentId}|${labels.region}`;
+        resolvedByGroup.set(group, (resolvedByGroup.get(group) ?? 0) + numeric);
+      } else {
+        // Log-normal latency around 800 ms (Box–Muller).
+        const normal = Math.sqrt(-2 * Math.log(1 - next())) * Math.cos(2 * Math.PI * next());
+        numeric = Math.round(Math.exp(Math.log(800) + 0.6 * normal));
+        latencies[latencyCount++] = numeric;
       }
-      await indexRollups(inputs);
-      // 99 % of the values: merged per rollup item and put whole (a fresh table).
-      const bulk = Math.floor(inputs.length * 0.99);
-      const increments = rollupIncrements(inputs.slice(0, bulk));
-      await putAll(increments.map(rollupItem));
-      // The rest: as the pipeline records them, one delta per ten values, applied by the
-      // rollup applier's code (merged ADD updates, each delta deleted exactly once).
-      const live = inputs.slice(bulk);
-      const deltas = [];
-      for (let i = 0; i < live.length; i += 10) {
-        const group = live.slice(i, i + 10);
-        deltas.push(
-          deltaItem(
-            ORG,
-            group.map((input, n) => `${input.slug}|${comboIndex}|${i + n}`),
-            group,
-          ),
-        );
-      }
-      await putAll(deltas);
-      await applyRollupDeltas(deltas.map(toDelta));
-      items += increments.length;
+      inputs.push({ orgId: ORG, ...metric, labels, at: new Date(at).toISOString(), numeric });
     }
-    if ((comboIndex + 1) % 10 === 0) {
-      log(`  ${comboIndex + 1}/${combos.length} label sets, ${items} rollup items, ${ms(performance.now() - started)}`);
+    await indexRollups(inputs);
+    // 99 % of the values: merged per rollup item and put whole (a fresh table).
+    const bulk = Math.floor(inputs.length * 0.99);
+    const increments = rollupIncrements(inputs.slice(0, bulk));
+    await putAll(increments.map(rollupItem));
+    // The rest: as the pipeline records them, one delta per ten values, applied by the
+    // rollup applier's code (merged ADD updates, each delta deleted exactly once).
+    const live = inputs.slice(bulk);
+    const deltas = [];
+    for (let i = 0; i < live.length; i += 10) {
+      const group = live.slice(i, i + 10);
+      deltas.push(
+        deltaItem(
+          ORG,
+          group.map((input, n) => `${input.slug}|${comboIndex}|${i + n}`),
+          group,
+        ),
+      );
     }
-  }
+    await putAll(deltas);
+    await applyRollupDeltas(deltas.map(toDelta));
+    items += increments.length;
+    if (++seriesDone % 20 === 0) {
+      log(`  ${seriesDone}/${series.length} series, ${items} rollup items, ${ms(performance.now() - started)}`);
+    }
+  });
   const sorted = latencies.slice(0, latencyCount).sort();
   return {
-    values: perSeries * combos.length * metrics.length,
+    values: perSeries * series.length,
     items,
     seconds: (performance.now() - started) / 1000,
     resolvedSum,
@@ -293,7 +328,19 @@ async function query(modules: Modules, seeded: Seeded, quick: boolean): Promise<
   log(`timeseries 1h over 7 d: ${ms(series.median)}, ${series.data.result.length} series, ${points} points`);
 
   // -- growth with range and label count
-  const once = (route: Route, params: Record<string, string>) => timed(route, params, 1);
+  /**
+   * One timed request for the growth curves: a route's first request there comes after a
+   * warm-up of its own (it compiles that route's code), later ones need none.
+   */
+  const warmedRoutes = new Set<Route>(["aggregate", "timeseries"]);
+  const once = async (route: Route, params: Record<string, string>) => {
+    if (!warmedRoutes.has(route)) {
+      warmedRoutes.add(route);
+      return timed(route, params, 1);
+    }
+    const { elapsed, data } = await call(route, params);
+    return { median: elapsed, first: elapsed, data };
+  };
   const byRange = [];
   for (const days of [1, 7, 30, 90]) byRange.push((await once("aggregate", range(days))).median);
   const byLabels = [];
@@ -373,7 +420,8 @@ async function query(modules: Modules, seeded: Seeded, quick: boolean): Promise<
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url) && process.argv.includes("--child")) {
-  const figures = await measure(process.argv.includes("--quick"));
+  const endpoint = process.argv.find((arg) => arg.startsWith("--dynamodb-endpoint="))?.split("=")[1];
+  const figures = await measure(process.argv.includes("--quick"), endpoint);
   process.stdout.write(`${RESULT_MARKER}${JSON.stringify(figures)}\n`);
   process.exit(0);
 }
