@@ -1,8 +1,7 @@
 /**
  * Analytics benchmark: seeds the rollups of 1,000,000 metric values (quick: 5,000) over 90
- * days and 50 label combinations into a fresh table (without a stream: nothing consumes it
- * here, and its records would slow the seeding) on the caller's DynamoDB Local or one of its
- * own, through
+ * days and 50 label combinations into a fresh table on a DynamoDB Local of its own (without
+ * a stream: nothing consumes it here, and its records would slow the seeding), through
  * the rollup code the pipeline uses (`rollupIncrements` merges values per rollup item;
  * most items are then put whole, the last 1 % of the values goes through rollup deltas and
  * the applier's exactly-once transactions, so both paths are exercised), and times the
@@ -29,24 +28,11 @@ const RESULT_MARKER = "ANALYTICS_BENCH_RESULT ";
 /** The quick run checks answers, not times: fewer values, and each query timed once. */
 const QUICK_VALUES = 5_000;
 
-/**
- * Runs the benchmark in a child process and returns its figures. `dynamodbEndpoint`: a running
- * DynamoDB Local to use (bench/run.ts passes the pipeline's, its JIT compiler done warming up);
- * without it the child starts one of its own.
- */
-export async function runAnalyticsBench(options: {
-  quick: boolean;
-  dynamodbEndpoint?: string;
-}): Promise<BenchFigure[]> {
+/** Runs the benchmark in a child process and returns its figures. */
+export async function runAnalyticsBench(options: { quick: boolean }): Promise<BenchFigure[]> {
   const child = spawn(
     process.execPath,
-    [
-      ...process.execArgv,
-      fileURLToPath(import.meta.url),
-      "--child",
-      ...(options.quick ? ["--quick"] : []),
-      ...(options.dynamodbEndpoint ? [`--dynamodb-endpoint=${options.dynamodbEndpoint}`] : []),
-    ],
+    [...process.execArgv, fileURLToPath(import.meta.url), "--child", ...(options.quick ? ["--quick"] : [])],
     { stdio: ["ignore", "pipe", "inherit"] },
   );
   let stdout = "";
@@ -143,10 +129,10 @@ async function load() {
 }
 type Modules = Awaited<ReturnType<typeof load>>;
 
-async function measure(quick: boolean, dynamodbEndpoint: string | undefined): Promise<BenchFigure[]> {
+async function measure(quick: boolean): Promise<BenchFigure[]> {
   const modules = await load();
   const { startDynamoDbLocal, createTable } = modules;
-  const engine = dynamodbEndpoint ? { endpoint: dynamodbEndpoint, stop: async () => {} } : await startDynamoDbLocal();
+  const engine = await startDynamoDbLocal();
   const tableName = `mcj-analytics-bench-${Date.now()}`;
   Object.assign(process.env, {
     AWS_REGION: "us-east-1",
@@ -420,8 +406,7 @@ async function query(modules: Modules, seeded: Seeded, quick: boolean): Promise<
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url) && process.argv.includes("--child")) {
-  const endpoint = process.argv.find((arg) => arg.startsWith("--dynamodb-endpoint="))?.split("=")[1];
-  const figures = await measure(process.argv.includes("--quick"), endpoint);
+  const figures = await measure(process.argv.includes("--quick"));
   process.stdout.write(`${RESULT_MARKER}${JSON.stringify(figures)}\n`);
   process.exit(0);
 }
