@@ -155,7 +155,10 @@ export const wiring: Wiring = {
       access: { table: "readWrite", sendTo: ["work"] },
       batchSize: 1,
       maxBatchingWindowSeconds: 0,
-      maxConcurrency: 5,
+      // Two pages at a time (Lambda's minimum), not more: the work queue then holds a job's
+      // items in about the order of its calls, so values recorded together share rollup
+      // updates (calls listed by time, as backfills list them, share hours and days).
+      maxConcurrency: 2,
       timeoutSeconds: 120,
     },
     {

@@ -7,7 +7,8 @@ import { sqs } from "../aws.ts";
 import { chunked, mapLimit, sleep } from "../concurrency.ts";
 
 const ENTRIES_PER_BATCH = 10;
-const REQUESTS_IN_FLIGHT = 10;
+/** Enough overlap for a dispatcher to enqueue a 5,000-item page in a second or two. */
+const REQUESTS_IN_FLIGHT = 50;
 const MAX_ATTEMPTS = 6;
 
 async function sendBatch(queueUrl: string, bodies: string[]): Promise<void> {
