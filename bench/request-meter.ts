@@ -6,7 +6,7 @@
  * `ReturnConsumedCapacity: TOTAL`.
  *
  * It counts each attempt, as AWS bills retries too. (Counting proxies in front of the
- * engines did this before; in process it costs far less of the CPU it measures.)
+ * engines did this before; in process it costs less of the CPU it measures and adds no hop.)
  */
 import type {
   FinalizeRequestMiddleware,
@@ -220,5 +220,3 @@ export function createRequestMeter() {
     },
   };
 }
-
-export type RequestMeter = ReturnType<typeof createRequestMeter>;
