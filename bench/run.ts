@@ -432,25 +432,34 @@ interface Figure {
 }
 const figures: Figure[] = [];
 const countProblems: string[] = [];
-/** Value items stored for a job, read without the meters. */
+/**
+ * Value items stored for a job, read without the meters. One COUNT query per first hex digit
+ * of the call id (ids are UUIDs; one outside these ranges would show as a count error):
+ * DynamoDB Local seems to resume each 1 MB page of a large partition from its start: one
+ * query over the 100,000-item job's values took about 200 s, and over 30,000 values 3.7 s
+ * against 0.4 s in 16 ranges.
+ */
 async function countStoredValues(jobId: string): Promise<number> {
-  // COUNT queries stop at 1 MB per page like any query: follow the pages.
-  let stored = 0;
-  let startKey: Record<string, unknown> | undefined;
-  do {
-    const page = await observer.send(
-      new QueryCommand({
-        TableName: "mcj-bench",
-        KeyConditionExpression: "pk = :pk AND begins_with(sk, :item)",
-        ExpressionAttributeValues: { ":pk": keys.job(orgId, jobId).pk, ":item": keys.itemResultPrefix },
-        Select: "COUNT",
-        ExclusiveStartKey: startKey,
-      }),
-    );
-    stored += page.Count ?? 0;
-    startKey = page.LastEvaluatedKey;
-  } while (startKey);
-  return stored;
+  const countRange = async (prefix: string) => {
+    let stored = 0;
+    let startKey: Record<string, unknown> | undefined;
+    do {
+      const page = await observer.send(
+        new QueryCommand({
+          TableName: "mcj-bench",
+          KeyConditionExpression: "pk = :pk AND begins_with(sk, :prefix)",
+          ExpressionAttributeValues: { ":pk": keys.job(orgId, jobId).pk, ":prefix": prefix },
+          Select: "COUNT",
+          ExclusiveStartKey: startKey,
+        }),
+      );
+      stored += page.Count ?? 0;
+      startKey = page.LastEvaluatedKey;
+    } while (startKey);
+    return stored;
+  };
+  const counts = await Promise.all([..."0123456789abcdef"].map((digit) => countRange(keys.itemResultPrefix + digit)));
+  return counts.reduce((total, n) => total + n, 0);
 }
 
 /** Every item counted once and its value stored once: what the quick run fails on. */
