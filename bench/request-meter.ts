@@ -133,6 +133,12 @@ function capacityUnits(output: Record<string, unknown>): number {
   return list.reduce((sum, entry) => sum + (entry.CapacityUnits ?? 0), 0);
 }
 
+/** Messages accepted by queues whose name ends with `suffix`. */
+export const messagesSentTo = (counts: Pick<MeterCounts, "messagesSentByQueue">, suffix: string) =>
+  Object.entries(counts.messagesSentByQueue)
+    .filter(([queue]) => queue.endsWith(suffix))
+    .reduce((sum, [, n]) => sum + n, 0);
+
 /** An AWS SDK v3 client: the meter adds its middleware to the client's stack. */
 export interface MeteredClient {
   // biome-ignore lint/suspicious/noExplicitAny: every client's stack, whatever its input and output types.
@@ -211,10 +217,7 @@ export function createRequestMeter() {
     },
     counts: (): MeterCounts => structuredClone(counts),
     /** Messages accepted so far by queues whose name ends with `suffix` (read often: no copy). */
-    messagesSent: (suffix: string) =>
-      Object.entries(counts.messagesSentByQueue)
-        .filter(([queue]) => queue.endsWith(suffix))
-        .reduce((sum, [, n]) => sum + n, 0),
+    messagesSent: (suffix: string) => messagesSentTo(counts, suffix),
     reset() {
       counts = emptyCounts();
     },

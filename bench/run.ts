@@ -35,7 +35,7 @@ import { createMetric } from "../shared/store/metrics.ts";
 import { createApiKey, createOrganization } from "../shared/store/organizations.ts";
 import { wiring } from "../shared/wiring.ts";
 import { runAnalyticsBench } from "./analytics.ts";
-import { createRequestMeter, type MeterCounts } from "./request-meter.ts";
+import { createRequestMeter, type MeterCounts, messagesSentTo } from "./request-meter.ts";
 
 const quick = process.argv.includes("--quick");
 
@@ -471,9 +471,7 @@ async function checkCounts(label: string, run: JobRun) {
       `${label}: expected ${run.items} completed items and values, got completed=${job.completedItems} failed=${job.failedItems} values=${run.valuesStored}`,
     );
   }
-  const sent = Object.entries(run.sqs.messagesSentByQueue)
-    .filter(([queue]) => queue.endsWith("-work"))
-    .reduce((total, [, n]) => total + n, 0);
+  const sent = messagesSentTo(run.sqs, "-work");
   if (sent !== run.items) countProblems.push(`${label}: ${sent} work messages sent for ${run.items} items`);
 }
 const fmt = (n: number, digits = 2) => (Number.isFinite(n) ? n.toFixed(digits) : String(n));
