@@ -485,6 +485,53 @@ describe("local runtime: stream consumers", { timeout: 60_000 }, () => {
     expect(retried.filter((pk) => pk === "r1")).toHaveLength(1);
   });
 
+  it("delivers images in Lambda's JSON form: base64 binaries, empty maps, nested lists", async () => {
+    const tableName = `runtime-test-${randomUUID().slice(0, 8)}`;
+    await createTable(dynamodb, tableName);
+    const bytes = Uint8Array.from([0, 1, 2, 250]);
+    await dynamodb.send(
+      new PutItemCommand({
+        TableName: tableName,
+        Item: {
+          pk: { S: "binary" },
+          sk: { S: "item" },
+          blob: { B: bytes },
+          blobs: { BS: [bytes, Uint8Array.from([7])] },
+          empty: { M: {} },
+          nested: { L: [{ B: bytes }, { M: { n: { N: "1.50" } } }, { NULL: true }, { BOOL: false }] },
+        },
+      }),
+    );
+    const streams = new DynamoDBStreamsClient({ region, endpoint: endpoints.dynamodbEndpoint, credentials });
+    try {
+      const stream = await openSharedStream({
+        tableName,
+        dynamodb,
+        streams,
+        region,
+        consumerIds: ["a"],
+        quietMs: 0,
+        logger: quietLogger,
+      });
+      const [shard] = await stream.listShards();
+      const { records } = await stream.read(shard?.ShardId as string, 0, 10);
+      expect(records).toHaveLength(1);
+      const base64 = Buffer.from(bytes).toString("base64");
+      expect(records[0]?.dynamodb?.NewImage).toEqual({
+        pk: { S: "binary" },
+        sk: { S: "item" },
+        blob: { B: base64 },
+        blobs: { BS: expect.arrayContaining([base64, Buffer.from([7]).toString("base64")]) },
+        empty: { M: {} },
+        nested: { L: [{ B: base64 }, { M: { n: { N: "1.50" } } }, { NULL: true }, { BOOL: false }] },
+      });
+      expect(records[0]?.dynamodb?.Keys).toEqual({ pk: { S: "binary" }, sk: { S: "item" } });
+      expect(Number.isInteger(records[0]?.dynamodb?.ApproximateCreationDateTime)).toBe(true);
+    } finally {
+      streams.destroy();
+    }
+  });
+
   it("fetches each record once for all consumers and keeps it until the last one has handled it", async () => {
     const tableName = `runtime-test-${randomUUID().slice(0, 8)}`;
     await createTable(dynamodb, tableName);
