@@ -24,7 +24,7 @@ export interface QueueDeclaration {
 
 export const queueDeclarations: Record<QueueName, QueueDeclaration> = {
   /** One message per call x metric item. */
-  work: { name: "work", visibilityTimeoutSeconds: 1080, maxReceiveCount: 5, retentionSeconds: 4 * 86_400 },
+  work: { name: "work", visibilityTimeoutSeconds: 1800, maxReceiveCount: 5, retentionSeconds: 4 * 86_400 },
   /** One message per page of a job's calls; expanded into work items by the dispatcher. */
   dispatch: { name: "dispatch", visibilityTimeoutSeconds: 900, maxReceiveCount: 5, retentionSeconds: 4 * 86_400 },
   /** One message per job status to announce; retried with backoff for a day, so many receives. */

@@ -219,7 +219,7 @@ describe("CDK app settings", () => {
       kmsKeyArn: "arn:aws:kms:us-east-1:123456789012:key/11111111-2222-3333-4444-555555555555",
     });
     template.hasResourceProperties("AWS::Lambda::EventSourceMapping", {
-      BatchSize: 10,
+      BatchSize: 20,
       ScalingConfig: { MaximumConcurrency: 7 },
     });
     template.hasResourceProperties("AWS::DynamoDB::Table", {
@@ -253,7 +253,7 @@ describe("CDK app settings", () => {
       ...wiring,
       queueConsumers: wiring.queueConsumers.map((c) => (c.id === "evaluator" ? { ...c, timeoutSeconds: 900 } : c)),
     };
-    expect(() => synth({}, slow)).toThrow(/visibility 1080 s is below 6× its consumer's timeout/);
+    expect(() => synth({}, slow)).toThrow(/visibility 1800 s is below 6× its consumer's timeout/);
   });
 
   it("keeps the stack free of a hard-coded account or region (synth works offline)", () => {

@@ -2,10 +2,13 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createHandler } from "../../functions/workers/evaluator.ts";
 import { defaultEvaluatorDeps } from "../../shared/pipeline/evaluate.ts";
 import { type EvaluateItem, evaluateByCalculationType } from "../../shared/pipeline/evaluators.ts";
+import { wiring } from "../../shared/wiring.ts";
 import { createCalls, createMetrics, jobValues, standardMetrics } from "../support/fixtures.ts";
 import { startTestStack, type TestStack, waitFor } from "../support/stack.ts";
 
 const ITEM_MS = 250;
+/** A batch running when the job is canceled finishes its items (it read the status at its start). */
+const BATCH_MS = (wiring.queueConsumers.find((consumer) => consumer.id === "evaluator")?.batchSize ?? 0) * ITEM_MS;
 
 describe("canceling a running job", () => {
   let stack: TestStack;
@@ -47,7 +50,7 @@ describe("canceling a running job", () => {
     expect(atCancel.completedItems).toBeLessThan(120);
 
     // Batches already running finish; none of their results may land.
-    await new Promise((resolve) => setTimeout(resolve, 3_000));
+    await new Promise((resolve) => setTimeout(resolve, BATCH_MS + 500));
     const { body } = await stack.api("GET", `/v1/metric/collection-jobs/${jobId}`);
     expect(body.data).toMatchObject({
       status: "CANCELED",
@@ -56,8 +59,8 @@ describe("canceling a running job", () => {
     });
     const values = await jobValues(stack.api, jobId);
     expect(values).toHaveLength(atCancel.completedItems + atCancel.failedItems);
-    // No new evaluation starts once in-flight batches (at most one batch of ~10 items) drained.
-    const lateStarts = evaluationStarts.filter((t) => t > canceledAt + 10 * ITEM_MS + 500);
+    // No new evaluation starts once in-flight batches (at most one batch each) drained.
+    const lateStarts = evaluationStarts.filter((t) => t > canceledAt + BATCH_MS + 500);
     expect(lateStarts).toHaveLength(0);
 
     // Cancel is idempotent; a finished job cannot be canceled.
