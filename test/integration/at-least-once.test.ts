@@ -106,7 +106,10 @@ describe("at-least-once delivery", () => {
     let crashes = 0;
     evaluator = async (event) => {
       // Record the first half of the batch, then die before answering: the whole batch is redelivered.
-      if (crashes < 5 && event.Records.length > 1) {
+      // Only batches received for the first time crash, so no message reaches the test queue's
+      // third and last receive through crashes alone (it would go to the dead-letter queue).
+      const firstReceive = event.Records.every((record) => record.attributes.ApproximateReceiveCount === "1");
+      if (crashes < 5 && event.Records.length > 1 && firstReceive) {
         crashes++;
         await realEvaluator({ Records: event.Records.slice(0, Math.ceil(event.Records.length / 2)) });
         throw new Error("worker crashed");
