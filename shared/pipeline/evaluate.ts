@@ -165,12 +165,13 @@ export async function processWorkBatch(records: SQSRecord[], deps: EvaluatorDeps
     }
   }
   const items = parsed.map((p) => p.item);
-  const running = items.length > 0 ? await runningJobs(items) : new Map<string, RunningJob>();
+  // The jobs' status, calls and definitions in parallel: a stopped job's items are rare, and
+  // reading their calls too costs less than a round trip more for every batch.
+  const [running, calls, definitions] =
+    items.length > 0
+      ? await Promise.all([runningJobs(items), loadCalls(items), loadDefinitions(items)])
+      : [new Map<string, RunningJob>(), new Map<string, Call | undefined>(), new Map<string, MetricDefinition>()];
   const active = parsed.filter((p) => running.has(keys.job(p.item.orgId, p.item.jobId).pk));
-  const [calls, definitions] = await Promise.all([
-    loadCalls(active.map((p) => p.item)),
-    loadDefinitions(active.map((p) => p.item)),
-  ]);
 
   const lastAttempt = config().workMaxReceiveCount;
   const stopLlmCalls = async (item: WorkItem, reason: string) => {
