@@ -485,6 +485,9 @@ describe("local runtime: stream consumers", { timeout: 60_000 }, () => {
     expect(retried.filter((pk) => pk === "r1")).toHaveLength(1);
   });
 
+  const openTestStream = (tableName: string, streams: DynamoDBStreamsClient, consumerIds: string[], quietMs: number) =>
+    openSharedStream({ tableName, dynamodb, streams, region, consumerIds, quietMs, logger: quietLogger });
+
   it("delivers images in Lambda's JSON form: base64 binaries, empty maps, nested lists", async () => {
     const tableName = `runtime-test-${randomUUID().slice(0, 8)}`;
     await createTable(dynamodb, tableName);
@@ -504,15 +507,7 @@ describe("local runtime: stream consumers", { timeout: 60_000 }, () => {
     );
     const streams = new DynamoDBStreamsClient({ region, endpoint: endpoints.dynamodbEndpoint, credentials });
     try {
-      const stream = await openSharedStream({
-        tableName,
-        dynamodb,
-        streams,
-        region,
-        consumerIds: ["a"],
-        quietMs: 0,
-        logger: quietLogger,
-      });
+      const stream = await openTestStream(tableName, streams, ["a"], 0);
       const [shard] = await stream.listShards();
       const { records } = await stream.read(shard?.ShardId as string, 0, 10);
       expect(records).toHaveLength(1);
@@ -543,15 +538,7 @@ describe("local runtime: stream consumers", { timeout: 60_000 }, () => {
     const streams = new DynamoDBStreamsClient({ region, endpoint: endpoints.dynamodbEndpoint, credentials });
     const sent = vi.spyOn(streams, "send");
     try {
-      const stream = await openSharedStream({
-        tableName,
-        dynamodb,
-        streams,
-        region,
-        consumerIds: ["a", "b", "c"],
-        quietMs: 60_000,
-        logger: quietLogger,
-      });
+      const stream = await openTestStream(tableName, streams, ["a", "b", "c"], 60_000);
       const [shard] = await stream.listShards();
       const shardId = shard?.ShardId as string;
       const keysRead = async (from: number, limit: number) =>
