@@ -282,12 +282,12 @@ async function query(modules: Modules, seeded: Seeded, quick: boolean): Promise<
     if (response.statusCode !== 200) throw new Error(`${url} answered ${response.statusCode}: ${response.body}`);
     return { elapsed, data: JSON.parse(String(response.body)).data };
   }
+  /** Routes that have had their warm-up request. */
+  const warmedRoutes = new Set<Route>();
   /**
    * Median of `runs` runs after one warm-up (the first request also loads the modules):
    * three for the figures with targets, one for the growth curves, which have none.
    */
-  /** Routes that have had their warm-up request. */
-  const warmedRoutes = new Set<Route>();
   async function timed(route: Route, params: Record<string, string>, runs = quick ? 1 : 3) {
     const first = await call(route, params);
     warmedRoutes.add(route);
