@@ -20,7 +20,17 @@ const configSchema = z.object({
   workMaxReceiveCount: z.coerce.number().int().min(1).default(queueDeclarations.work.maxReceiveCount),
   /** Base and cap of the jittered exponential backoff for retried items. */
   retryBaseDelaySeconds: z.coerce.number().min(0).default(5),
-  retryMaxDelaySeconds: z.coerce.number().min(0).max(43_200).default(300),
+  retryMaxDelaySeconds: z.coerce.number().min(0).max(900).default(300),
+  /**
+   * The evaluator records a result at most this long after it is known (results within the
+   * window share one write): what a crashed invocation can lose, against contended writes.
+   */
+  recordGroupWindowMs: z.coerce.number().int().min(0).max(60_000).default(2000),
+  /** How long an item may keep meeting rate limits and overload (429/529) before it is recorded as ERROR. */
+  rateLimitMaxWaitSeconds: z.coerce
+    .number()
+    .min(0)
+    .default(6 * 3600),
   /** Most items one job may hold (callIds x metrics). */
   maxJobItems: z.coerce.number().int().min(1).default(200_000),
   /** Model for LLM_JUDGE definitions that name none. */
@@ -49,6 +59,12 @@ const configSchema = z.object({
   backfillMaxItems: z.coerce.number().int().min(1).default(50_000),
   /** Calls matched by a policy within one window become one job. */
   policyWindowSeconds: z.coerce.number().int().min(1).max(3600).default(60),
+  /** The reconciler repairs a running job that made no progress (no `updatedAt` change) for this long. */
+  reconcileStallSeconds: z.coerce.number().int().min(60).default(900),
+  /** After this long since creation, the reconciler records a job's unprocessed items as ERROR. */
+  reconcileCeilingSeconds: z.coerce.number().int().min(60).default(86_400),
+  /** Calls per policy batch item; ids are at most 256 characters, so 1,000 stays well under DynamoDB's 400 KB. */
+  policyBatchItemCalls: z.coerce.number().int().min(1).max(1_000).default(1_000),
   /** Overrides/additions to the price table, JSON: {"model": {"input": 3, "output": 15, ...}} in USD per million tokens. */
   llmPricesJson: z.string().optional(),
 });
@@ -74,6 +90,8 @@ export function config(): Config {
     workMaxReceiveCount: process.env.WORK_MAX_RECEIVE_COUNT,
     retryBaseDelaySeconds: process.env.RETRY_BASE_DELAY_SECONDS,
     retryMaxDelaySeconds: process.env.RETRY_MAX_DELAY_SECONDS,
+    rateLimitMaxWaitSeconds: process.env.RATE_LIMIT_MAX_WAIT_SECONDS,
+    recordGroupWindowMs: process.env.RECORD_GROUP_WINDOW_MS,
     maxJobItems: process.env.MAX_JOB_ITEMS,
     judgeModel: process.env.JUDGE_MODEL || undefined,
     judgeMaxTokens: process.env.JUDGE_MAX_TOKENS,
@@ -89,7 +107,10 @@ export function config(): Config {
     webhookRetryHours: process.env.WEBHOOK_RETRY_HOURS,
     webhookTimeoutMs: process.env.WEBHOOK_TIMEOUT_MS,
     policyWindowSeconds: process.env.POLICY_WINDOW_SECONDS,
+    policyBatchItemCalls: process.env.POLICY_BATCH_ITEM_CALLS,
     backfillMaxItems: process.env.BACKFILL_MAX_ITEMS,
+    reconcileStallSeconds: process.env.RECONCILE_STALL_SECONDS,
+    reconcileCeilingSeconds: process.env.RECONCILE_CEILING_SECONDS,
   });
   return cached;
 }

@@ -14,10 +14,12 @@
  * | MetricSlug        | ORG#<org>#METRICSLUG#<slug>      | SLUG                    |                        |                         |
  * | Job               | ORG#<org>#JOB#<job>              | JOB                     | ORG#<org>#JOBS         | <createdAt>#<job>       |
  * | JobPage           | ORG#<org>#JOB#<job>              | PAGE#<nnnn>             |                        |                         |
+ * | RunningJob        | ORG#<org>#JOB#<job>              | RUNNING                 | RUNNINGJOBS (until final) | <createdAt>#<org>#<job> |
  * | ItemResult        | ORG#<org>#JOB#<job>              | ITEM#<call>#<metric>    | ORG#<org>#CALL#<call>#VALUES | <computedAt>#<job>#<metric> |
  * | WebhookSecret     | ORG#<org>                        | WEBHOOKSECRET           |                        |                         |
  * | Policy            | ORG#<org>#POLICY#<policy>        | POLICY                  | ORG#<org>#POLICIES     | <createdAt>#<policy>    |
  * | PolicyBatch       | ORG#<org>#POLICY#<policy>        | BATCH#<windowStart>[#<nnn>] | POLICYBATCHES#OPEN (until flushed) | <dueAt>#<org>#<policy> |
+ * | PolicyCallMatch   | ORG#<org>#POLICY#<policy>        | MATCH#<call>            |                        |                         |
  * | Backfill          | ORG#<org>#BACKFILL#<backfill>    | BACKFILL                | ORG#<org>#BACKFILLS    | <createdAt>#<backfill>  |
  * | BackfillDue       | ORG#<org>#BACKFILL#<backfill>    | DUE                     | BACKFILLS#DUE          | <nextRunAt>#<org>#<backfill> |
  * | AnalyticsMetric   | ORG#<org>#ANALYTICS#METRICS      | <slug>                  |                        |                         |
@@ -29,9 +31,10 @@
  * Analytics keys are built in shared/analytics/ (index-store.ts, rollup.ts); <labelSet> is
  * a hash of the sorted labels.
  *
- * POLICYBATCHES#OPEN, BACKFILLS#DUE and ROLLUPDELTAS#<n> are the only index partitions
- * shared by all organizations: they hold small, short-lived entries that the scheduled
- * flusher, backfill runner and rollup sweeper read by time (a Query, never a scan).
+ * POLICYBATCHES#OPEN, BACKFILLS#DUE, ROLLUPDELTAS#<n> and RUNNINGJOBS are the only index
+ * partitions shared by all organizations: they hold small, short-lived entries that the
+ * scheduled flusher, backfill runner, rollup sweeper and job reconciler read by time (a
+ * Query, never a scan).
  */
 const pad = (n: number, width: number): string => String(n).padStart(width, "0");
 
@@ -63,6 +66,10 @@ export const keys = {
     sk: `PAGE#${pad(page, 4)}`,
   }),
   jobList: (orgId: string) => `ORG#${orgId}#JOBS`,
+  /** Marks a job not yet final, for the reconciler; deleted once the job ends. */
+  runningJob: (orgId: string, jobId: string) => ({ pk: `ORG#${orgId}#JOB#${jobId}`, sk: "RUNNING" }),
+  /** Sparse index partition of running jobs (sort key: creation time). */
+  runningJobs: "RUNNINGJOBS",
 
   policy: (orgId: string, policyId: string) => ({ pk: `ORG#${orgId}#POLICY#${policyId}`, sk: "POLICY" }),
   policyList: (orgId: string) => `ORG#${orgId}#POLICIES`,
@@ -70,6 +77,11 @@ export const keys = {
   policyBatch: (orgId: string, policyId: string, windowStart: string, shard = 0) => ({
     pk: `ORG#${orgId}#POLICY#${policyId}`,
     sk: shard === 0 ? `BATCH#${windowStart}` : `BATCH#${windowStart}#${pad(shard, 3)}`,
+  }),
+  /** The one batch a call matched by a policy belongs to (expires once no stream replay can come). */
+  policyCallMatch: (orgId: string, policyId: string, callId: string) => ({
+    pk: `ORG#${orgId}#POLICY#${policyId}`,
+    sk: `MATCH#${callId}`,
   }),
   backfill: (orgId: string, backfillId: string) => ({ pk: `ORG#${orgId}#BACKFILL#${backfillId}`, sk: "BACKFILL" }),
   backfillList: (orgId: string) => `ORG#${orgId}#BACKFILLS`,

@@ -45,3 +45,27 @@ export function publishEvaluationMetrics(values: MetricValue[]): void {
   );
   m.publishStoredMetrics();
 }
+
+/** Names of the counts an alarm watches; the CDK stack builds its alarms from them. */
+export const ALARMED_COUNTS = {
+  deadLetteredItems: "DeadLetteredItems",
+  malformedWorkMessages: "MalformedWorkMessages",
+  jobsRepaired: "JobsRepaired",
+} as const;
+
+/** Counts of pipeline events an alarm watches (dead-lettered items, malformed messages, repairs). */
+export function publishCount(name: string, count: number): void {
+  if (count === 0) return;
+  const m = instance();
+  m.addMetric(name, MetricUnit.Count, count);
+  m.publishStoredMetrics();
+}
+
+/** Repairs made by the job reconciler: any at all means some delivery was lost (alarmed). */
+export function publishReconcilerMetrics(repairs: { jobs: number; itemsResent: number; itemsExpired: number }): void {
+  const m = instance();
+  m.addMetric(ALARMED_COUNTS.jobsRepaired, MetricUnit.Count, repairs.jobs);
+  m.addMetric("ItemsResent", MetricUnit.Count, repairs.itemsResent);
+  m.addMetric("ItemsExpired", MetricUnit.Count, repairs.itemsExpired);
+  m.publishStoredMetrics();
+}

@@ -2,6 +2,7 @@
  * The wiring table: every route, queue consumer, stream consumer and schedule of the
  * service. The CDK stack deploys exactly this; the local runtime runs exactly this.
  */
+import { CALL_ENTITY, JOB_ENTITY, ROLLUP_DELTA_ENTITY, streamRecordsOf } from "./stream-entities.ts";
 import type { QueueName } from "./table.ts";
 
 export type TableAccess = "read" | "readWrite";
@@ -47,6 +48,8 @@ export interface RouteEntry extends FunctionEntry {
 
 export interface QueueConsumerEntry extends FunctionEntry {
   queue: QueueName;
+  /** Consumes the queue's dead-letter queue instead of the queue itself. */
+  deadLetters?: boolean;
   batchSize: number;
   maxBatchingWindowSeconds: number;
   /** Cap on concurrent invocations (SQS event source maximum concurrency). */
@@ -165,7 +168,8 @@ export const wiring: Wiring = {
       id: "evaluator",
       entry: "functions/workers/evaluator.ts",
       queue: "work",
-      access: { table: "readWrite", secrets: ["anthropic"] },
+      // Sends items that must run again back to the work queue with their retry state.
+      access: { table: "readWrite", sendTo: ["work"], secrets: ["anthropic"] },
       // Twenty items share one recording transaction, one job-status read and one rollup
       // delta. Against ten, that halved the time each item waited for its transaction and
       // cut write units by a fifth (README, "Benchmark").
@@ -174,6 +178,18 @@ export const wiring: Wiring = {
       maxConcurrency: DEFAULT_LLM_MAX_CONCURRENCY,
       // Items run one at a time (one LLM call in flight per invocation); twenty judgments take ~2 min.
       timeoutSeconds: 300,
+    },
+    {
+      // Records items whose every delivery crashed as ERROR, so their jobs still finish.
+      id: "dead-letter-recorder",
+      entry: "functions/workers/dead-letter-recorder.ts",
+      queue: "work",
+      deadLetters: true,
+      access: { table: "readWrite" },
+      batchSize: 10,
+      maxBatchingWindowSeconds: 0,
+      maxConcurrency: 2,
+      timeoutSeconds: 60,
     },
     {
       id: "webhook-sender",
@@ -186,24 +202,19 @@ export const wiring: Wiring = {
       timeoutSeconds: 60,
     },
   ],
+  // Two readers of the table's stream, the most a DynamoDB stream shard serves without
+  // throttling. Finalizing jobs and matching new calls share the low-latency router (each
+  // handler idempotent on its own); rollup deltas keep their own consumer, whose large
+  // batches and 5 s window would otherwise delay every job's end by those 5 s.
   streamConsumers: [
     {
-      id: "finalizer",
-      entry: "functions/workers/finalizer.ts",
+      id: "stream-router",
+      entry: "functions/workers/stream-router.ts",
       access: { table: "readWrite", sendTo: ["webhook"] },
       batchSize: 100,
       retryAttempts: 10,
       maxRecordAgeSeconds: 3600,
-      filterPattern: { eventName: ["MODIFY"], dynamodb: { NewImage: { entity: { S: ["Job"] } } } },
-    },
-    {
-      id: "policy-matcher",
-      entry: "functions/workers/policy-matcher.ts",
-      access: { table: "readWrite" },
-      batchSize: 100,
-      retryAttempts: 10,
-      maxRecordAgeSeconds: 3600,
-      filterPattern: { eventName: ["INSERT"], dynamodb: { NewImage: { entity: { S: ["Call"] } } } },
+      filterPattern: { $or: [streamRecordsOf("MODIFY", JOB_ENTITY), streamRecordsOf("INSERT", CALL_ENTITY)] },
     },
     {
       id: "rollup-applier",
@@ -217,7 +228,7 @@ export const wiring: Wiring = {
       retryAttempts: 10,
       // Deltas a failing consumer leaves behind are applied by the rollup-sweeper schedule.
       maxRecordAgeSeconds: 3600,
-      filterPattern: { eventName: ["INSERT"], dynamodb: { NewImage: { entity: { S: ["RollupDelta"] } } } },
+      filterPattern: streamRecordsOf("INSERT", ROLLUP_DELTA_ENTITY),
     },
   ],
   schedules: [
@@ -240,6 +251,13 @@ export const wiring: Wiring = {
       entry: "functions/workers/backfill-runner.ts",
       access: { table: "readWrite", sendTo: ["dispatch"] },
       expression: "rate(1 minute)",
+      timeoutSeconds: 300,
+    },
+    {
+      id: "reconciler",
+      entry: "functions/workers/reconciler.ts",
+      access: { table: "readWrite", sendTo: ["dispatch", "work", "webhook"] },
+      expression: "rate(5 minutes)",
       timeoutSeconds: 300,
     },
   ],

@@ -1,6 +1,6 @@
 import { apiRoute } from "../../shared/http/api-handler.ts";
 import { contract } from "../../shared/http/contract.ts";
-import { cancelJob } from "../../shared/store/jobs.ts";
+import { cancelJob } from "../../shared/pipeline/cancel-job.ts";
 
 export const handler = apiRoute(
   contract["POST /v1/metric/collection-jobs/{jobId}/cancel"],

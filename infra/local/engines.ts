@@ -4,11 +4,11 @@
  * so they never clash with a developer's running `npm start`.
  */
 import { type ChildProcess, spawn } from "node:child_process";
+import { randomUUID } from "node:crypto";
 import { readdirSync } from "node:fs";
 import { createRequire } from "node:module";
 import { createServer } from "node:net";
 import { dirname, join } from "node:path";
-import { DynamoDBClient, ListTablesCommand } from "@aws-sdk/client-dynamodb";
 import { startFauxqs } from "fauxqs";
 
 export interface Engine {
@@ -60,34 +60,83 @@ function registerCleanup(): void {
   }
 }
 
-async function waitUntilReady(endpoint: string, child: ChildProcess, stderr: () => string): Promise<void> {
-  const client = new DynamoDBClient({
-    endpoint,
-    region: "us-east-1",
-    credentials: { accessKeyId: "local", secretAccessKey: "local" },
-    maxAttempts: 1,
-  });
+/** A port another process holds: DynamoDB Local logs this and exits. */
+class PortInUseError extends Error {}
+
+/**
+ * Whether the endpoint answers as the DynamoDB Local started with `origin`: asked with that
+ * CORS origin, only that instance echoes it. Anything else answering there is another
+ * process holding the port, which must never be talked to in its place.
+ */
+async function answersAs(endpoint: string, origin: string): Promise<boolean> {
+  try {
+    const response = await fetch(endpoint, {
+      method: "POST",
+      headers: {
+        origin,
+        "content-type": "application/x-amz-json-1.0",
+        "x-amz-target": "DynamoDB_20120810.ListTables",
+        // DynamoDB Local checks that a request is signed, not the signature.
+        authorization:
+          "AWS4-HMAC-SHA256 Credential=local/20260101/us-east-1/dynamodb/aws4_request, SignedHeaders=host, Signature=0",
+      },
+      body: "{}",
+      signal: AbortSignal.timeout(2_000),
+    });
+    await response.arrayBuffer();
+    return response.ok && response.headers.get("access-control-allow-origin") === origin;
+  } catch {
+    return false;
+  }
+}
+
+async function waitUntilReady(
+  endpoint: string,
+  port: number,
+  origin: string,
+  child: ChildProcess,
+  stderr: () => string,
+): Promise<void> {
   const deadline = Date.now() + 30_000;
   while (Date.now() < deadline) {
     if (child.exitCode !== null) {
+      if (/Failed to bind|BindException|Address already in use/.test(stderr())) {
+        throw new PortInUseError(`DynamoDB Local could not listen on port ${port}: another process holds it`);
+      }
       throw new Error(`DynamoDB Local exited with code ${child.exitCode}: ${stderr().slice(-2000)}`);
     }
-    try {
-      await client.send(new ListTablesCommand({}));
-      client.destroy();
-      return;
-    } catch {
-      await new Promise((resolve) => setTimeout(resolve, 200));
-    }
+    // Another instance answering means ours has not bound yet, or failed to and is exiting: the exit decides.
+    if (await answersAs(endpoint, origin)) return;
+    await new Promise((resolve) => setTimeout(resolve, 200));
   }
   child.kill("SIGKILL");
-  throw new Error(`DynamoDB Local did not answer within 30 s: ${stderr().slice(-2000)}`);
+  throw new Error(`DynamoDB Local did not answer on port ${port} within 30 s: ${stderr().slice(-2000)}`);
 }
 
+/** Attempts at a fresh free port when the one picked is taken before DynamoDB Local binds it. */
+const FREE_PORT_ATTEMPTS = 3;
+
+/**
+ * Starts DynamoDB Local on `port`, or on a free port. A port another process holds is an
+ * error (a chosen free port taken meanwhile is retried on another): the caller must never
+ * end up sharing a different instance's tables.
+ */
 export async function startDynamoDbLocal(options: { port?: number } = {}): Promise<Engine> {
-  const port = options.port ?? (await freePort());
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startDynamoDbLocalOn(options.port ?? (await freePort()));
+    } catch (error) {
+      if (!(error instanceof PortInUseError) || options.port !== undefined || attempt >= FREE_PORT_ATTEMPTS)
+        throw error;
+    }
+  }
+}
+
+async function startDynamoDbLocalOn(port: number): Promise<Engine> {
   const dir = dynamoDbLocalDir();
   registerCleanup();
+  // The instance's identity: it answers requests from this origin with this origin (see answersAs).
+  const origin = `http://dynamodb-local-${randomUUID()}.invalid`;
   const child = spawn(
     "java",
     [
@@ -99,6 +148,8 @@ export async function startDynamoDbLocal(options: { port?: number } = {}): Promi
       "-disableTelemetry",
       "-port",
       String(port),
+      "-cors",
+      origin,
     ],
     { stdio: ["ignore", "ignore", "pipe"] },
   );
@@ -118,7 +169,12 @@ export async function startDynamoDbLocal(options: { port?: number } = {}): Promi
   );
   child.on("exit", () => running.delete(child));
   const endpoint = `http://127.0.0.1:${port}`;
-  await Promise.race([waitUntilReady(endpoint, child, () => stderr), spawnError]);
+  try {
+    await Promise.race([waitUntilReady(endpoint, port, origin, child, () => stderr), spawnError]);
+  } catch (error) {
+    if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
+    throw error;
+  }
   return {
     endpoint,
     pid: child.pid,

@@ -54,6 +54,8 @@ export interface FakeAnthropicOptions {
   retryAfterSeconds?: number;
   /** Picks a fault per request; tests swap it with `configure`. */
   fault?: (request: FakeRequest) => Fault | undefined;
+  /** When set, any other API key is rejected with a 401 (a rotated-out key). */
+  acceptedApiKeys?: string[];
 }
 
 export interface RecordedRequest extends FakeRequest {
@@ -257,9 +259,13 @@ export async function startFakeAnthropic(initial: FakeAnthropicOptions = {}) {
       isCorrection,
     };
     const headerFault = req.headers["x-fake-fault"];
-    const fault = (FAULTS as readonly string[]).includes(String(headerFault))
-      ? (headerFault as Fault)
-      : options.fault?.(request);
+    const apiKey = String(req.headers["x-api-key"] ?? req.headers.authorization?.replace(/^Bearer /, ""));
+    const keyRejected = options.acceptedApiKeys !== undefined && !options.acceptedApiKeys.includes(apiKey);
+    const fault = keyRejected
+      ? "unauthorized"
+      : (FAULTS as readonly string[]).includes(String(headerFault))
+        ? (headerFault as Fault)
+        : options.fault?.(request);
     const recorded: RecordedRequest = { ...request, status: 200, fault };
     log.push(recorded);
 

@@ -1,12 +1,20 @@
-/** Creates the table and queues on the local engines from the shared declarations. */
+/** Creates (and deletes) the table and queues on the local engines from the shared declarations. */
 import {
   CreateTableCommand,
+  DeleteTableCommand,
   DescribeTableCommand,
   type DynamoDBClient,
   ResourceInUseException,
+  ResourceNotFoundException,
   UpdateTimeToLiveCommand,
 } from "@aws-sdk/client-dynamodb";
-import { CreateQueueCommand, GetQueueAttributesCommand, type SQSClient } from "@aws-sdk/client-sqs";
+import {
+  CreateQueueCommand,
+  DeleteQueueCommand,
+  GetQueueAttributesCommand,
+  QueueDoesNotExist,
+  type SQSClient,
+} from "@aws-sdk/client-sqs";
 import { type QueueName, queueDeclarations, tableDeclaration } from "../../shared/table.ts";
 
 /** `stream: false` only for a benchmark table that nothing consumes (bench/analytics.ts). */
@@ -106,4 +114,27 @@ export async function createQueues(
     created[declaration.name] = { url: queue.url, arn: queue.arn, dlqUrl: dlq.url, dlqArn: dlq.arn };
   }
   return created;
+}
+
+/** Deletes a table made by createTable; one already gone is fine. */
+export async function deleteTable(client: DynamoDBClient, tableName: string): Promise<void> {
+  try {
+    await client.send(new DeleteTableCommand({ TableName: tableName }));
+  } catch (error) {
+    if (!(error instanceof ResourceNotFoundException)) throw error;
+  }
+}
+
+/** Deletes the queues made by createQueues, dead-letter queues included; those already gone are fine. */
+export async function deleteQueues(sqs: SQSClient, queues: Record<QueueName, CreatedQueue>): Promise<void> {
+  const urls = Object.values(queues).flatMap((queue) => [queue.url, queue.dlqUrl]);
+  await Promise.all(
+    urls.map(async (QueueUrl) => {
+      try {
+        await sqs.send(new DeleteQueueCommand({ QueueUrl }));
+      } catch (error) {
+        if (!(error instanceof QueueDoesNotExist)) throw error;
+      }
+    }),
+  );
 }

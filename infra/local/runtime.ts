@@ -20,6 +20,7 @@ import {
   type StreamPoller,
   startStreamPoller,
 } from "./stream-poller.ts";
+import type { TwinDelivery } from "./twins.ts";
 
 export type { LambdaHandler, RuntimeLogger } from "./invoke.ts";
 
@@ -32,12 +33,16 @@ export interface LocalRuntimeOptions {
   region?: string;
   tableName: string;
   queueUrls: Record<QueueName, string>;
+  /** Dead-letter queue URLs, for consumers of a queue's dead letters. */
+  deadLetterQueueUrls?: Partial<Record<QueueName, string>>;
   /** HTTP port; 0 (the default) = a free port. Bound to 127.0.0.1 only. */
   port?: number;
   /** Replace a function's handler by wiring id (tests inject faults). */
   handlerOverrides?: Record<string, LambdaHandler>;
   /** Invoke every SQS and stream batch twice with identical records (tests prove idempotency). */
   deliverEachBatchTwice?: boolean;
+  /** With deliverEachBatchTwice: a twin after its batch, at the same time, or batch by batch each way (the default). */
+  twinDelivery?: TwinDelivery;
   /** Poll cadence; keep small for tests. Default 200 ms. */
   idlePollMs?: number;
   /** Concurrent poll loops per queue consumer, capped by its maxConcurrency. Default 4. */
@@ -72,7 +77,15 @@ const consoleLogger: RuntimeLogger = {
 };
 
 function sumSqsStats(stats: SqsConsumerStats[]): SqsConsumerStats {
-  const total: SqsConsumerStats = { messages: 0, invocations: 0, succeeded: 0, failed: 0, handlerErrors: 0 };
+  const total: SqsConsumerStats = {
+    messages: 0,
+    invocations: 0,
+    twinInvocations: 0,
+    concurrentTwins: 0,
+    succeeded: 0,
+    failed: 0,
+    handlerErrors: 0,
+  };
   for (const entry of stats) {
     for (const key of Object.keys(total) as (keyof SqsConsumerStats)[]) total[key] += entry[key];
   }
@@ -84,6 +97,19 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
   const logger = options.logger ?? consoleLogger;
   const idlePollMs = options.idlePollMs ?? 200;
   const credentials = { accessKeyId: "local", secretAccessKey: "local" };
+  const knownIds = new Set(
+    [
+      ...options.wiring.routes,
+      options.wiring.authorizer,
+      ...options.wiring.queueConsumers,
+      ...options.wiring.streamConsumers,
+      ...options.wiring.schedules,
+    ].map((entry) => entry.id),
+  );
+  // An override for an id the wiring no longer has would silently test the real handler.
+  const unknownOverrides = Object.keys(options.handlerOverrides ?? {}).filter((id) => !knownIds.has(id));
+  if (unknownOverrides.length > 0)
+    throw new Error(`No function in the wiring for overrides: ${unknownOverrides.join(", ")}`);
   const resolveHandler = createHandlerResolver(options.handlerOverrides);
   const invoke = (entry: FunctionEntry, event: unknown) => invokeHandler(resolveHandler, entry, event, region);
 
@@ -111,8 +137,12 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
 
   try {
     for (const entry of options.wiring.queueConsumers) {
-      const queueUrl = options.queueUrls[entry.queue];
-      if (!queueUrl) throw new Error(`No URL for queue "${entry.queue}" consumed by ${entry.id}`);
+      const queueUrl = entry.deadLetters ? options.deadLetterQueueUrls?.[entry.queue] : options.queueUrls[entry.queue];
+      if (!queueUrl) {
+        throw new Error(
+          `No URL for ${entry.deadLetters ? "the dead letters of " : ""}queue "${entry.queue}" consumed by ${entry.id}`,
+        );
+      }
       const poller = await startSqsPoller({
         entry,
         queueUrl,
@@ -121,6 +151,7 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
         invoke: (event) => invoke(entry, event),
         pollers: Math.min(entry.maxConcurrency, options.maxPollersPerQueue ?? 4),
         deliverEachBatchTwice: options.deliverEachBatchTwice ?? false,
+        twinDelivery: options.twinDelivery,
         idlePollMs,
         logger,
       });
@@ -145,6 +176,7 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
           stream,
           invoke: (event) => invoke(entry, event),
           deliverEachBatchTwice: options.deliverEachBatchTwice ?? false,
+          twinDelivery: options.twinDelivery,
           idlePollMs,
           logger,
         });

@@ -15,6 +15,7 @@ import type { SQSEvent, SQSMessageAttribute, SQSRecord, SQSRecordAttributes } fr
 import type { QueueConsumerEntry } from "../../shared/wiring.ts";
 import { interpretBatchResponse } from "./batch-response.ts";
 import { errorDetails, type RuntimeLogger, sleep } from "./invoke.ts";
+import { type TwinDelivery, twinSchedule } from "./twins.ts";
 
 /** SQS returns at most 10 messages per receive. */
 const MAX_RECEIVE = 10;
@@ -30,6 +31,10 @@ export interface SqsConsumerStats {
   messages: number;
   /** Handler invocations (two per batch with deliverEachBatchTwice). */
   invocations: number;
+  /** Second invocations of a batch with deliverEachBatchTwice. */
+  twinInvocations: number;
+  /** Of those, the ones run at the same time as their batch's first invocation. */
+  concurrentTwins: number;
   /** Messages deleted after success. */
   succeeded: number;
   /** Messages left on the queue to be redelivered after their visibility timeout. */
@@ -47,6 +52,8 @@ export interface SqsPollerOptions {
   /** Concurrent poll loops (each runs one invocation at a time). */
   pollers: number;
   deliverEachBatchTwice: boolean;
+  /** How a batch's twin is delivered (default alternating). */
+  twinDelivery?: TwinDelivery;
   idlePollMs: number;
   logger: RuntimeLogger;
 }
@@ -109,7 +116,16 @@ export async function startSqsPoller(options: SqsPollerOptions): Promise<SqsPoll
   const { entry, queueUrl, sqs, logger } = options;
   const queueArn = await getQueueArn(sqs, queueUrl);
 
-  const counters: SqsConsumerStats = { messages: 0, invocations: 0, succeeded: 0, failed: 0, handlerErrors: 0 };
+  const counters: SqsConsumerStats = {
+    messages: 0,
+    invocations: 0,
+    twinInvocations: 0,
+    concurrentTwins: 0,
+    succeeded: 0,
+    failed: 0,
+    handlerErrors: 0,
+  };
+  const twinConcurrently = twinSchedule(options.twinDelivery);
   const abort = new AbortController();
   const { signal } = abort;
 
@@ -195,10 +211,18 @@ export async function startSqsPoller(options: SqsPollerOptions): Promise<SqsPoll
     counters.messages += messages.length;
     const event = toSqsEvent(messages, queueArn, options.region);
     const messageIds = event.Records.map((record) => record.messageId);
-    const failed = new Set<string>();
-    for (let delivery = 0; delivery < (options.deliverEachBatchTwice ? 2 : 1); delivery++) {
-      for (const id of await invokeOnce(event, messageIds)) failed.add(id);
+    const deliver = () => invokeOnce(event, messageIds);
+    let outcomes: Set<string>[];
+    if (!options.deliverEachBatchTwice) {
+      outcomes = [await deliver()];
+    } else {
+      const concurrently = twinConcurrently();
+      counters.twinInvocations++;
+      if (concurrently) counters.concurrentTwins++;
+      outcomes = concurrently ? await Promise.all([deliver(), deliver()]) : [await deliver(), await deliver()];
     }
+    // A message failed in either delivery stays on the queue.
+    const failed = new Set(outcomes.flatMap((outcome) => [...outcome]));
     const succeeded = messages.filter((message) => !failed.has(message.MessageId ?? ""));
     counters.succeeded += succeeded.length;
     counters.failed += messages.length - succeeded.length;

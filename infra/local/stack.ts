@@ -24,6 +24,7 @@ export interface LocalStackOptions {
     LocalRuntimeOptions,
     | "handlerOverrides"
     | "deliverEachBatchTwice"
+    | "twinDelivery"
     | "idlePollMs"
     | "logger"
     | "maxPollersPerQueue"
@@ -67,6 +68,7 @@ export async function startLocalStack(options: LocalStackOptions) {
     region,
     tableName: options.tableName,
     queueUrls,
+    deadLetterQueueUrls: Object.fromEntries(Object.entries(queues).map(([name, q]) => [name, q.dlqUrl])),
     port: options.port ?? 0,
     ...options.runtime,
   });

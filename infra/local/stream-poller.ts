@@ -20,6 +20,7 @@ import type { StreamConsumerEntry } from "../../shared/wiring.ts";
 import { interpretBatchResponse } from "./batch-response.ts";
 import { matchesFilterPattern, validateFilterPattern } from "./event-filter.ts";
 import { errorDetails, type RuntimeLogger, sleep } from "./invoke.ts";
+import { invokeTwice, type TwinDelivery, twinSchedule } from "./twins.ts";
 
 const MAX_ERROR_BACKOFF_MS = 5_000;
 /** DynamoDB Local's ApproximateCreationDateTime is rounded down to the minute. */
@@ -33,6 +34,10 @@ export interface StreamConsumerStats {
   /** Records dropped by the filter pattern (processed without an invocation). */
   filteredOut: number;
   invocations: number;
+  /** Second invocations of a batch with deliverEachBatchTwice. */
+  twinInvocations: number;
+  /** Of those, the ones run at the same time as their batch's first invocation. */
+  concurrentTwins: number;
   /** Batches retried after a throw or a batch item failure. */
   retries: number;
   /** Records given up on after retryAttempts, or older than maxRecordAgeSeconds. */
@@ -53,6 +58,8 @@ export interface StreamPollerOptions {
   retryDelayMs?: number;
   /** Invoke every batch twice with identical records (tests prove idempotency). */
   deliverEachBatchTwice?: boolean;
+  /** How a batch's twin is delivered (default alternating). */
+  twinDelivery?: TwinDelivery;
   logger: RuntimeLogger;
 }
 
@@ -67,7 +74,7 @@ export function localizeArn(arn: string, region: string): string {
 }
 
 /** A stream record as GetRecords sends it: its images are already Lambda's JSON AttributeValues. */
-type WireRecord = Omit<DynamoDBRecord, "eventSourceARN">;
+export type WireRecord = Omit<DynamoDBRecord, "eventSourceARN">;
 
 /**
  * GetRecords's records as the wire's JSON, past the SDK's deserializer. The wire already has
@@ -75,10 +82,10 @@ type WireRecord = Omit<DynamoDBRecord, "eventSourceARN">;
  * image into SDK shapes and converting it back only cost CPU (about 0.2 ms per item in the
  * benchmark). Errors (e.g. an expired iterator) still surface as SDK errors.
  */
-async function getRecordsAsJson(
+export async function getRecordsAsJson(
   streams: DynamoDBStreamsClient,
   input: { ShardIterator: string; Limit: number },
-  signal: AbortSignal,
+  signal?: AbortSignal,
 ): Promise<{ Records?: WireRecord[]; NextShardIterator?: string }> {
   const command = new GetRecordsCommand(input);
   let page: { Records?: WireRecord[]; NextShardIterator?: string } | undefined;
@@ -177,7 +184,7 @@ export interface StreamPage {
  * The table's stream as every consumer reads it. Lambda runs one event source mapping per
  * consumer, each reading the stream on its own; locally those reads and the conversion of
  * each record would multiply the engine's and this process's work by the number of
- * consumers (four in the wiring). So each shard is fetched once, into a buffer that every
+ * consumers. So each shard is fetched once, into a buffer that every
  * consumer reads at its own pace, with its own batches, filter, retries and checkpoint.
  * Records are dropped from the buffer once every consumer has handled them.
  */
@@ -317,6 +324,8 @@ export async function startStreamPoller(options: StreamPollerOptions): Promise<S
     records: 0,
     filteredOut: 0,
     invocations: 0,
+    twinInvocations: 0,
+    concurrentTwins: 0,
     retries: 0,
     discarded: 0,
     handlerErrors: 0,
@@ -325,6 +334,7 @@ export async function startStreamPoller(options: StreamPollerOptions): Promise<S
   const abort = new AbortController();
   const { signal } = abort;
   const retryDelayMs = options.retryDelayMs ?? 200;
+  const twinConcurrently = twinSchedule(options.twinDelivery);
   /** Shard id → its reader; a child waits for its parent's reader to finish. */
   const readers = new Map<string, Promise<void>>();
 
@@ -359,8 +369,17 @@ export async function startStreamPoller(options: StreamPollerOptions): Promise<S
     const sequenceNumbers = matching.map((record) => record.dynamodb?.SequenceNumber ?? "");
     counters.invocations++;
     try {
-      if (options.deliverEachBatchTwice) await options.invoke({ Records: structuredClone(matching) });
-      const outcome = interpretBatchResponse(await options.invoke({ Records: matching }), sequenceNumbers);
+      let response: unknown;
+      if (!options.deliverEachBatchTwice) {
+        response = await options.invoke({ Records: matching });
+      } else {
+        const concurrently = twinConcurrently();
+        counters.twinInvocations++;
+        if (concurrently) counters.concurrentTwins++;
+        // Each twin gets its own copy of the records; the second one's response counts.
+        response = await invokeTwice(() => options.invoke({ Records: structuredClone(matching) }), concurrently);
+      }
+      const outcome = interpretBatchResponse(response, sequenceNumbers);
       if (outcome.kind === "success") return { kind: "done" };
       if (outcome.kind === "partial") {
         // Lambda checkpoints before the earliest failure and resumes there.

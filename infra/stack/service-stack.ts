@@ -34,6 +34,8 @@ import { Topic } from "aws-cdk-lib/aws-sns";
 import { EmailSubscription } from "aws-cdk-lib/aws-sns-subscriptions";
 import { Queue, QueueEncryption } from "aws-cdk-lib/aws-sqs";
 import type { Construct } from "constructs";
+import { queueUrlEnvVar } from "../../shared/config.ts";
+import { ALARMED_COUNTS } from "../../shared/observability.ts";
 import { type QueueName, queueDeclarations, tableDeclaration } from "../../shared/table.ts";
 import {
   DEFAULT_LLM_MAX_CONCURRENCY,
@@ -107,7 +109,7 @@ export class ServiceStack extends Stack {
       Math.max(
         0,
         ...wiring.queueConsumers
-          .filter((c) => c.queue === queue)
+          .filter((c) => c.queue === queue && !c.deadLetters)
           .map((c) => c.timeoutSeconds ?? DEFAULT_TIMEOUT_SECONDS),
       );
     const queues = {} as Record<QueueName, Queue>;
@@ -119,7 +121,14 @@ export class ServiceStack extends Stack {
           `Queue ${declaration.name}: visibility ${declaration.visibilityTimeoutSeconds} s is below ${VISIBILITY_TO_TIMEOUT_RATIO}× its consumer's timeout (${needed} s)`,
         );
       }
+      const dlqConsumerTimeout = Math.max(
+        0,
+        ...wiring.queueConsumers
+          .filter((c) => c.queue === declaration.name && c.deadLetters)
+          .map((c) => c.timeoutSeconds ?? DEFAULT_TIMEOUT_SECONDS),
+      );
       const dlq = new Queue(this, `${declaration.name}-dlq`, {
+        visibilityTimeout: Duration.seconds(Math.max(30, dlqConsumerTimeout * VISIBILITY_TO_TIMEOUT_RATIO)),
         retentionPeriod: Duration.days(14),
         encryption: QueueEncryption.SQS_MANAGED,
         enforceSSL: true,
@@ -207,9 +216,9 @@ export class ServiceStack extends Stack {
     const consumers: Record<string, ServiceFunction> = {};
     for (const consumer of wiring.queueConsumers) {
       const fn = make(consumer);
-      const queue = queues[consumer.queue];
+      const queue = consumer.deadLetters ? deadLetterQueues[consumer.queue] : queues[consumer.queue];
       // The consumer re-times its own failed messages (ChangeMessageVisibility) by URL.
-      fn.fn.addEnvironment(`${consumer.queue.toUpperCase()}_QUEUE_URL`, queue.queueUrl);
+      if (!consumer.deadLetters) fn.fn.addEnvironment(queueUrlEnvVar(consumer.queue), queue.queueUrl);
       const maxConcurrency =
         consumer.id === "evaluator" ? settings.llmMaxConcurrency : Math.max(2, consumer.maxConcurrency);
       fn.fn.addEventSource(
@@ -234,7 +243,9 @@ export class ServiceStack extends Stack {
       const fn = make(consumer);
       fn.fn.addEventSource(
         new DynamoEventSource(table, {
-          startingPosition: StartingPosition.LATEST,
+          // A re-created mapping starts at the oldest record the stream keeps (24 h), so none is lost;
+          // replaying records already handled is harmless, every stream handler being idempotent.
+          startingPosition: StartingPosition.TRIM_HORIZON,
           batchSize: consumer.batchSize,
           maxBatchingWindow: consumer.maxBatchingWindowSeconds
             ? Duration.seconds(consumer.maxBatchingWindowSeconds)
@@ -323,6 +334,25 @@ export class ServiceStack extends Stack {
         statistic: "Sum",
         period: Duration.minutes(5),
       });
+    // The dead-letter recorder empties the work DLQ at once: its own counts carry the alarm.
+    alarm(
+      "dead-lettered-items",
+      business(ALARMED_COUNTS.deadLetteredItems),
+      0,
+      "Work items were dead-lettered (every delivery crashed) and recorded as ERROR",
+    );
+    alarm(
+      "malformed-work-messages",
+      business(ALARMED_COUNTS.malformedWorkMessages),
+      0,
+      "Malformed messages reached the work dead-letter queue and were dropped",
+    );
+    alarm(
+      "reconciler-repairs",
+      business(ALARMED_COUNTS.jobsRepaired),
+      0,
+      "The job reconciler repaired stalled jobs: a dispatch, work item or stream record was lost (see docs/operations.md)",
+    );
     new Dashboard(this, "Dashboard", {
       widgets: [
         [
@@ -359,6 +389,8 @@ export class ServiceStack extends Stack {
     new CfnOutput(this, "ApiUrl", { value: stage.url });
     new CfnOutput(this, "TableName", { value: table.tableName });
     new CfnOutput(this, "AnthropicSecretArn", { value: anthropicSecret.secretArn });
+    // Read by `npm run replay-stream-failures` (docs/operations.md).
+    new CfnOutput(this, "StreamFailuresQueueUrl", { value: streamFailures.queueUrl });
   }
 }
 

@@ -19,6 +19,7 @@ import { chunked, mapLimit, sleep } from "../concurrency.ts";
 import { config } from "../config.ts";
 import { logger } from "../logger.ts";
 import { queryAll } from "../store/query.ts";
+import { ROLLUP_DELTA_ENTITY } from "../stream-entities.ts";
 import {
   type RollupContribution,
   type RollupIncrement,
@@ -109,7 +110,7 @@ export function deltaItem(orgId: string, valueKeys: string[], inputs: RollupInpu
   const id = hashId([...valueKeys].sort());
   return {
     ...deltaKey(orgId, id),
-    entity: "RollupDelta",
+    entity: ROLLUP_DELTA_ENTITY,
     orgId,
     ...pendingIndexAttributes(orgId, id, now),
     calls: storedCalls(inputs),

@@ -2,7 +2,8 @@
  * The LLM judge: one forced tool call per item, validated; one corrective retry when the
  * answer is invalid. Rate limits and outages become retryable errors for the queue to
  * delay (no sleeping here); a rejected key or an empty credit balance stops the job's LLM
- * calls instead of burning retries.
+ * calls instead of burning retries, though a rejected key is read again and tried once
+ * first (it may have been rotated).
  */
 import Anthropic from "@anthropic-ai/sdk";
 import { LlmCallsBlockedError, RetryableEvaluationError } from "../pipeline/evaluation-errors.ts";
@@ -18,6 +19,8 @@ type MessagesClient = Pick<Anthropic, "messages">;
 
 export interface JudgeDeps {
   client: () => Promise<MessagesClient>;
+  /** A client with the key read again, after `rejected` got a 401. */
+  refreshClient?: (rejected: MessagesClient) => Promise<MessagesClient>;
   defaultModel: string;
   maxTokens: number;
   effort?: "low" | "medium" | "high";
@@ -55,10 +58,15 @@ function classifyFailure(error: unknown): string {
     throw new LlmCallsBlockedError(`Anthropic account cannot be billed (${status}): ${message}`);
   }
   if (status === 408 || status === 409 || status === 429 || status >= 500) {
-    throw new RetryableEvaluationError(`Anthropic ${status}: ${message}`, retryAfterSeconds(error.headers));
+    throw new RetryableEvaluationError(`Anthropic ${status}: ${message}`, {
+      retryAfterSeconds: retryAfterSeconds(error.headers),
+      throttled: status === 429 || status === 529,
+    });
   }
   return `Anthropic refused the request (${status}): ${message}`;
 }
+
+const isRejectedKey = (error: unknown) => error instanceof Anthropic.APIError && error.status === 401;
 
 function usageOf(response: Anthropic.Message): TokenUsage {
   return {
@@ -115,14 +123,23 @@ export function createLlmJudge(deps: JudgeDeps) {
       estimatedCostUsd: estimateCostUsd(model, usage),
     });
 
+    const create = async (client: MessagesClient, params: Anthropic.MessageCreateParamsNonStreaming) => {
+      const response = await client.messages.create(params);
+      usage = addUsage(usage, usageOf(response));
+      return response;
+    };
     const send = async (params: Anthropic.MessageCreateParamsNonStreaming) => {
+      let client: MessagesClient | undefined;
       try {
-        const client = await deps.client();
-        const response = await client.messages.create(params);
-        usage = addUsage(usage, usageOf(response));
-        return response;
+        client = await deps.client();
+        return await create(client, params);
       } catch (error) {
-        return { refused: classifyFailure(error) };
+        if (!(client && deps.refreshClient && isRejectedKey(error))) return { refused: classifyFailure(error) };
+        try {
+          return await create(await deps.refreshClient(client), params);
+        } catch (retryError) {
+          return { refused: classifyFailure(retryError) };
+        }
       }
     };
 

@@ -9,7 +9,7 @@ import { ApiError, badRequest } from "../http/errors.ts";
 import { logger } from "../logger.ts";
 import type { CollectionJob, CreateJobInput, DispatchMessage, FrozenMetric } from "../schemas/job.ts";
 import { findMissingCalls } from "../store/calls.ts";
-import { getJobItem, putNewJob, transitionJob } from "../store/jobs.ts";
+import { getJob, getJobItem, putNewJob, transitionJob } from "../store/jobs.ts";
 import { getMetric } from "../store/metrics.ts";
 import { webhookUrlProblem } from "../webhooks/url-safety.ts";
 import { sendMessages } from "./queue.ts";
@@ -165,11 +165,26 @@ export async function startJob(orgId: string, input: StartJobInput): Promise<Col
     await sendDispatchMessages(orgId, job.id, pages.length);
   } catch (error) {
     logger.error("Could not enqueue job fan-out", { jobId: job.id, error: error as Error });
-    const errorMessage = "The job could not be queued for processing; create it again";
-    await transitionJob(orgId, job.id, ["PENDING"], "FAILED", { errorMessage, completedAt: new Date().toISOString() });
-    throw new ApiError(503, "unavailable", errorMessage, { headers: { "retry-after": "5" } });
+    return failUnlessStarted(orgId, job);
   }
   return job;
+}
+
+/**
+ * After a failed fan-out: a job no dispatcher has started yet is FAILED with its reason, and
+ * the caller may create it again (503). A job a dispatcher already started (some pages went
+ * out) lives on: the reconciler re-sends its missing items, so it is answered as created,
+ * never as a job to create a second time.
+ */
+async function failUnlessStarted(orgId: string, job: CollectionJob): Promise<CollectionJob> {
+  const errorMessage = "The job could not be queued for processing; create it again";
+  const failed = await transitionJob(orgId, job.id, ["PENDING"], "FAILED", {
+    errorMessage,
+    completedAt: new Date().toISOString(),
+  });
+  if (failed) throw new ApiError(503, "unavailable", errorMessage, { headers: { "retry-after": "5" } });
+  logger.warn("Job fan-out partly sent; the reconciler completes it", { jobId: job.id });
+  return (await getJob(orgId, job.id)) ?? job;
 }
 
 function sendDispatchMessages(orgId: string, jobId: string, pageCount: number) {

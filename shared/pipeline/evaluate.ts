@@ -1,13 +1,19 @@
 /**
  * The evaluator worker's logic (DESIGN §3.3–3.4) for one SQS batch: skip items of jobs
- * that stopped, load each call and definition once, evaluate, and record results
- * exactly once. Failures go back to the queue with a backoff delay; on the last allowed
- * receive an item is recorded as ERROR so its job can still finish.
+ * that stopped, load each call and definition once, evaluate, and record each result
+ * exactly once within a short window of its being known (`recordGroupWindowMs`), so a
+ * crash loses at most that window's results and the item in flight.
+ *
+ * An item that must run again is re-sent as a new message carrying its retry state, and
+ * the message that brought it is acknowledged. SQS's receive count then counts only
+ * deliveries whose invocation crashed, timed out or ran out of memory; those reach the
+ * dead-letter queue, whose consumer records them as ERROR (dead-letters.ts). Failed
+ * evaluations and crashed deliveries share one budget (`workMaxReceiveCount` attempts, then
+ * ERROR); rate limiting and overload never spend it, only a ceiling in time; a hand-back
+ * for lack of time spends nothing.
  */
-import { ChangeMessageVisibilityBatchCommand } from "@aws-sdk/client-sqs";
 import type { SQSBatchResponse, SQSRecord } from "aws-lambda";
 import { labelsOf, numericValue } from "../analytics/rollup.ts";
-import { sqs } from "../aws.ts";
 import { config, requireQueueUrl } from "../config.ts";
 import { keys } from "../keys.ts";
 import { logger } from "../logger.ts";
@@ -21,16 +27,26 @@ import { blockJobLlmCalls } from "../store/jobs.ts";
 import { getMetricVersions } from "../store/metrics.ts";
 import { LlmCallsBlockedError, RetryableEvaluationError } from "./evaluation-errors.ts";
 import { type EvaluateItem, type EvaluationOutcome, evaluateByCalculationType } from "./evaluators.ts";
-import { type ItemResult, recordResults } from "./record.ts";
+import { sendMessages } from "./queue.ts";
+import { BackgroundRecorder, type ItemResult, recordResults } from "./record.ts";
+
+/** An item to send back to the work queue, with the message that brought it. */
+export interface Retry {
+  messageId: string;
+  item: WorkItem;
+  delaySeconds: number;
+}
 
 export interface EvaluatorDeps {
   evaluate: EvaluateItem;
-  /** Returns failed messages to the queue after a delay (seconds). */
-  delayRetries: (retries: { receiptHandle: string; delaySeconds: number }[]) => Promise<void>;
+  /** Sends items back to the work queue as new messages, each after its delay. */
+  resend: (retries: Retry[]) => Promise<void>;
   /** Milliseconds left in the invocation (Lambda context); unset means no deadline. */
   remainingTimeMs?: () => number;
   /** Records on the job that its LLM calls are futile, so other workers stop making them. */
   blockLlmCalls: (orgId: string, jobId: string, reason: string) => Promise<void>;
+  /** Writes results exactly once (tests inject failures). */
+  record: typeof recordResults;
 }
 
 interface ParsedRecord {
@@ -39,31 +55,35 @@ interface ParsedRecord {
   receiveCount: number;
 }
 
+/** Time kept back for recording the batch's results after the last LLM call. */
 const DEADLINE_MARGIN_MS = 10_000;
 
-export function retryDelaySeconds(receiveCount: number, retryAfterSeconds?: number): number {
+/** SQS delays a message by at most 15 minutes. */
+const MAX_SQS_DELAY_SECONDS = 900;
+
+/**
+ * Jittered exponential backoff for the `attempt`-th retry, capped at `retryMaxDelaySeconds`,
+ * but never sooner than the provider's retry-after (up to SQS's longest delay).
+ */
+export function retryDelaySeconds(attempt: number, retryAfterSeconds?: number): number {
   const { retryBaseDelaySeconds, retryMaxDelaySeconds } = config();
-  const exponential = retryBaseDelaySeconds * 2 ** Math.max(0, receiveCount - 1);
-  // Full jitter spreads a burst of retries instead of stampeding back together.
-  const jittered = exponential * (0.5 + Math.random() / 2);
-  return Math.round(Math.min(retryMaxDelaySeconds, Math.max(jittered, retryAfterSeconds ?? 0)));
+  const exponential = retryBaseDelaySeconds * 2 ** Math.max(0, attempt - 1);
+  // Jitter spreads a burst of retries instead of stampeding back together.
+  const jittered = Math.min(retryMaxDelaySeconds, exponential * (0.5 + Math.random() / 2));
+  return Math.round(Math.max(jittered, Math.min(retryAfterSeconds ?? 0, MAX_SQS_DELAY_SECONDS)));
 }
 
-export const changeVisibility: EvaluatorDeps["delayRetries"] = async (retries) => {
-  for (let i = 0; i < retries.length; i += 10) {
-    const entries = retries.slice(i, i + 10).map((retry, index) => ({
-      Id: String(index),
-      ReceiptHandle: retry.receiptHandle,
-      VisibilityTimeout: retry.delaySeconds,
-    }));
-    await sqs().send(new ChangeMessageVisibilityBatchCommand({ QueueUrl: requireQueueUrl("work"), Entries: entries }));
-  }
-};
+export const resendWorkItems: EvaluatorDeps["resend"] = (retries) =>
+  sendMessages(
+    requireQueueUrl("work"),
+    retries.map(({ item, delaySeconds }) => ({ body: JSON.stringify(item), delaySeconds })),
+  );
 
 export const defaultEvaluatorDeps: EvaluatorDeps = {
   evaluate: evaluateByCalculationType,
-  delayRetries: changeVisibility,
+  resend: resendWorkItems,
   blockLlmCalls: blockJobLlmCalls,
+  record: recordResults,
 };
 
 function parseRecord(record: SQSRecord): ParsedRecord | undefined {
@@ -78,32 +98,60 @@ function parseRecord(record: SQSRecord): ParsedRecord | undefined {
   return { record, item: parsed.data, receiveCount: Number(record.attributes.ApproximateReceiveCount ?? "1") };
 }
 
-/** Running jobs by key, with the reason their LLM calls were stopped, if they were. */
-interface RunningJob {
+/**
+ * The item as it goes back to the queue: deliveries before this one crashed (SQS counted
+ * them), so they join its failed attempts; the new message starts its receive count anew.
+ */
+function carried({ item, receiveCount }: ParsedRecord, failedNow = 0): WorkItem {
+  const failedAttempts = (item.failedAttempts ?? 0) + receiveCount - 1 + failedNow;
+  const { failedAttempts: _previous, ...rest } = item;
+  return failedAttempts > 0 ? { ...rest, failedAttempts } : rest;
+}
+
+/** Attempts an item has used, this one included. */
+const attemptsUsed = ({ item, receiveCount }: ParsedRecord) => (item.failedAttempts ?? 0) + receiveCount;
+
+interface JobState {
+  status: string;
   llmBlockedReason?: string;
   policyIds?: string[];
 }
 
-async function runningJobs(items: WorkItem[]): Promise<Map<string, RunningJob>> {
-  const jobKeys = [...new Map(items.map((i) => [`${i.orgId}|${i.jobId}`, keys.job(i.orgId, i.jobId)])).values()];
-  const jobs = await batchGet(jobKeys, ["pk", "status", "llmBlockedReason", "policyIds"]);
+interface BatchContext {
+  jobs: Map<string, JobState>;
+  calls: Map<string, Call | undefined>;
+  definitions: Map<string, MetricDefinition>;
+  /** Redelivered items already recorded (by an invocation that died after recording them). */
+  recorded: Set<string>;
+}
+
+const jobKey = (item: WorkItem) => keys.job(item.orgId, item.jobId).pk;
+const callKey = (item: WorkItem) => `${item.orgId}|${item.callId}`;
+const definitionKey = (item: WorkItem) => `${item.orgId}|${item.metricId}@${item.metricVersion}`;
+
+async function loadJobs(items: WorkItem[]): Promise<Map<string, JobState>> {
+  const jobKeys = [...new Map(items.map((i) => [jobKey(i), keys.job(i.orgId, i.jobId)])).values()];
+  // Consistent: a job canceled a moment ago must not start another LLM call.
+  const jobs = await batchGet(jobKeys, {
+    projection: ["pk", "status", "llmBlockedReason", "policyIds"],
+    consistent: true,
+  });
   return new Map(
-    jobs
-      .filter((job) => job.status === "PENDING" || job.status === "PROCESSING")
-      .map((job): [string, RunningJob] => [
-        String(job.pk),
-        {
-          llmBlockedReason: job.llmBlockedReason as string | undefined,
-          policyIds: job.policyIds as string[] | undefined,
-        },
-      ]),
+    jobs.map((job): [string, JobState] => [
+      String(job.pk),
+      {
+        status: String(job.status),
+        llmBlockedReason: job.llmBlockedReason as string | undefined,
+        policyIds: job.policyIds as string[] | undefined,
+      },
+    ]),
   );
 }
 
 async function loadCalls(items: WorkItem[]): Promise<Map<string, Call | undefined>> {
-  const callKeys = [...new Map(items.map((i) => [`${i.orgId}|${i.callId}`, i])).values()];
+  const callKeys = [...new Map(items.map((i) => [callKey(i), i])).values()];
   const calls = await Promise.all(callKeys.map((i) => getCall(i.orgId, i.callId)));
-  return new Map(callKeys.map((i, index) => [`${i.orgId}|${i.callId}`, calls[index]]));
+  return new Map(callKeys.map((i, index) => [callKey(i), calls[index]]));
 }
 
 async function loadDefinitions(items: WorkItem[]): Promise<Map<string, MetricDefinition>> {
@@ -119,13 +167,48 @@ async function loadDefinitions(items: WorkItem[]): Promise<Map<string, MetricDef
   return found;
 }
 
+const itemKey = (item: WorkItem) => keys.itemResult(item.orgId, item.jobId, item.callId, item.metricId);
+const itemId = (item: WorkItem) => {
+  const { pk, sk } = itemKey(item);
+  return `${pk}|${sk}`;
+};
+
+/**
+ * Which redelivered items were recorded already, so they are not judged (and paid for)
+ * again. Only redeliveries are checked: a first delivery is almost never recorded.
+ */
+async function loadRecorded(redelivered: WorkItem[]): Promise<Set<string>> {
+  if (redelivered.length === 0) return new Set();
+  const found = await batchGet(redelivered.map(itemKey), { projection: ["pk", "sk"], consistent: true });
+  return new Set(found.map((item) => `${String(item.pk)}|${String(item.sk)}`));
+}
+
+/** The jobs' status, calls, definitions and recorded redeliveries in parallel: one round trip per batch. */
+async function loadBatchContext(entries: ParsedRecord[]): Promise<BatchContext> {
+  const items = entries.map((entry) => entry.item);
+  const redelivered = entries.filter((entry) => entry.receiveCount > 1).map((entry) => entry.item);
+  const [jobs, calls, definitions, recorded] = await Promise.all([
+    loadJobs(items),
+    loadCalls(items),
+    loadDefinitions(items),
+    loadRecorded(redelivered),
+  ]);
+  return { jobs, calls, definitions, recorded };
+}
+
+const errorOutcome = (errorMessage: string): EvaluationOutcome => ({
+  captureStatus: "ERROR",
+  context: "CALL",
+  errorMessage,
+});
+
 function resultOf(
-  record: SQSRecord,
-  item: WorkItem,
+  { record, item }: ParsedRecord,
   outcome: EvaluationOutcome,
-  policyIds?: string[],
-  source?: { call?: Call; definition?: MetricDefinition },
+  job: JobState | undefined,
+  source: { call?: Call; definition?: MetricDefinition } = {},
 ): ItemResult {
+  const policyIds = job?.policyIds;
   const value: MetricValue = {
     ...outcome,
     ...(policyIds && policyIds.length > 0 ? { policyIds } : {}),
@@ -135,7 +218,7 @@ function resultOf(
     metricVersion: item.metricVersion,
     computedAt: new Date().toISOString(),
   };
-  const { call, definition } = source ?? {};
+  const { call, definition } = source;
   const rollup =
     call && definition && outcome.captureStatus === "SUCCESS"
       ? {
@@ -151,121 +234,166 @@ function resultOf(
   return { messageId: record.messageId, item, value, ...(rollup ? { rollup } : {}) };
 }
 
+/** What to do with an item whose evaluation failed: send it back, or record ERROR once its budget is spent. */
+function afterFailure(
+  parsed: ParsedRecord,
+  error: unknown,
+  now = Date.now(),
+): { retry: Retry } | { outcome: EvaluationOutcome } {
+  const message = error instanceof Error ? error.message : String(error);
+  const retryAfter = error instanceof RetryableEvaluationError ? error.retryAfterSeconds : undefined;
+  const messageId = parsed.record.messageId;
+  if (error instanceof RetryableEvaluationError && error.throttled) {
+    const since = parsed.item.throttledSince ?? new Date(now).toISOString();
+    const maxWaitSeconds = config().rateLimitMaxWaitSeconds;
+    if (now - Date.parse(since) >= maxWaitSeconds * 1000) {
+      return { outcome: errorOutcome(`Rate limited for over ${maxWaitSeconds} s: ${message}`) };
+    }
+    const throttledAttempts = (parsed.item.throttledAttempts ?? 0) + 1;
+    return {
+      retry: {
+        messageId,
+        item: { ...carried(parsed), throttledAttempts, throttledSince: since },
+        delaySeconds: retryDelaySeconds(throttledAttempts, retryAfter),
+      },
+    };
+  }
+  const attempts = attemptsUsed(parsed);
+  if (attempts >= config().workMaxReceiveCount) {
+    return { outcome: errorOutcome(`Gave up after ${attempts} attempts: ${message}`) };
+  }
+  logger.warn("Item failed; will retry", { messageId, attempts, error: message });
+  return {
+    retry: {
+      messageId,
+      item: { ...carried(parsed, 1), lastError: message.slice(0, 500) },
+      delaySeconds: retryDelaySeconds(attempts, retryAfter),
+    },
+  };
+}
+
+/** Evaluates one item with what the batch loaded; throws what `afterFailure` handles. */
+async function evaluateItem(
+  { item }: ParsedRecord,
+  context: BatchContext,
+  job: JobState,
+  deps: EvaluatorDeps,
+): Promise<EvaluationOutcome> {
+  const call = context.calls.get(callKey(item));
+  if (!call) throw new Error(`Call ${item.callId} not found`);
+  const definition = context.definitions.get(definitionKey(item));
+  if (!definition) throw new Error(`Metric ${item.metricId} version ${item.metricVersion} not found`);
+  if (definition.calculationType === "LLM_JUDGE" && job.llmBlockedReason) {
+    return errorOutcome(`LLM calls stopped for this job: ${job.llmBlockedReason}`);
+  }
+  return deps.evaluate(definition, call);
+}
+
 export async function processWorkBatch(records: SQSRecord[], deps: EvaluatorDeps): Promise<SQSBatchResponse> {
-  const failures = new Set<string>();
-  const retries: { receiptHandle: string; delaySeconds: number }[] = [];
+  /** Messages left for SQS to redeliver (and, past the queue's receive limit, dead-letter). */
+  const redeliver = new Set<string>();
+  const retries: Retry[] = [];
   const parsed: ParsedRecord[] = [];
   for (const record of records) {
     const result = parseRecord(record);
     if (result) parsed.push(result);
     else {
-      // Not an item we can attribute to a job: let redrive move it to the DLQ, where it alarms.
+      // Names no item: redrive moves it to the DLQ, whose consumer logs it and raises the alarm.
       logger.error("Malformed work message", { messageId: record.messageId });
-      failures.add(record.messageId);
+      redeliver.add(record.messageId);
     }
   }
-  const items = parsed.map((p) => p.item);
-  // The jobs' status, calls and definitions in parallel: a stopped job's items are rare, and
-  // reading their calls too costs less than a round trip more for every batch.
-  const [running, calls, definitions] =
-    items.length > 0
-      ? await Promise.all([runningJobs(items), loadCalls(items), loadDefinitions(items)])
-      : [new Map<string, RunningJob>(), new Map<string, Call | undefined>(), new Map<string, MetricDefinition>()];
-  const active = parsed.filter((p) => running.has(keys.job(p.item.orgId, p.item.jobId).pk));
-
-  const lastAttempt = config().workMaxReceiveCount;
-  const stopLlmCalls = async (item: WorkItem, reason: string) => {
-    const job = running.get(keys.job(item.orgId, item.jobId).pk);
-    if (job?.llmBlockedReason) return;
-    if (job) job.llmBlockedReason = reason;
-    logger.error("LLM calls stopped for job", { jobId: item.jobId, reason });
-    await deps
-      .blockLlmCalls(item.orgId, item.jobId, reason)
-      .catch((error) => logger.warn("Could not mark the job's LLM calls as stopped", { error: error as Error }));
+  const recorder = new BackgroundRecorder(deps.record, config().recordGroupWindowMs);
+  const fail = (entry: ParsedRecord, error: unknown, job?: JobState) => {
+    const next = afterFailure(entry, error);
+    if ("retry" in next) retries.push(next.retry);
+    else recorder.add(resultOf(entry, next.outcome, job));
   };
-  const results: ItemResult[] = [];
-  // One item at a time, so in-flight LLM calls never exceed the event source's maximum
-  // concurrency (the configured cap), and a call's items run back to back to share its prompt
-  // cache even when the batch interleaves them.
-  const ordered = [...Map.groupBy(active, (p) => `${p.item.orgId}|${p.item.callId}`).values()].flat();
-  for (const [position, { record, item, receiveCount }] of ordered.entries()) {
-    if (deps.remainingTimeMs && deps.remainingTimeMs() < config().anthropicTimeoutMs + DEADLINE_MARGIN_MS) {
-      // Not enough time left for another LLM call: hand the rest back instead of timing out mid-batch.
-      for (const rest of ordered.slice(position)) {
-        failures.add(rest.record.messageId);
-        retries.push({ receiptHandle: rest.record.receiptHandle, delaySeconds: 0 });
-      }
-      break;
-    }
-    const call = calls.get(`${item.orgId}|${item.callId}`);
-    const definition = definitions.get(`${item.orgId}|${item.metricId}@${item.metricVersion}`);
-    let outcome: EvaluationOutcome;
+
+  let context: BatchContext | undefined;
+  if (parsed.length > 0) {
     try {
-      if (!call) outcome = { captureStatus: "ERROR", context: "CALL", errorMessage: `Call ${item.callId} not found` };
-      else if (!definition) {
-        outcome = {
-          captureStatus: "ERROR",
-          context: "CALL",
-          errorMessage: `Metric ${item.metricId} version ${item.metricVersion} not found`,
-        };
-      } else {
-        const job = running.get(keys.job(item.orgId, item.jobId).pk);
-        outcome =
-          definition.calculationType === "LLM_JUDGE" && job?.llmBlockedReason
-            ? {
-                captureStatus: "ERROR",
-                context: "CALL",
-                errorMessage: `LLM calls stopped for this job: ${job.llmBlockedReason}`,
-              }
-            : await deps.evaluate(definition, call);
-      }
+      context = await loadBatchContext(parsed);
     } catch (error) {
-      if (error instanceof LlmCallsBlockedError) {
-        outcome = { captureStatus: "ERROR", context: "CALL", errorMessage: error.message };
-        await stopLlmCalls(item, error.message);
-        results.push(
-          resultOf(record, item, outcome, running.get(keys.job(item.orgId, item.jobId).pk)?.policyIds, {
-            call,
-            definition,
-          }),
-        );
-        continue;
-      }
-      const message = error instanceof Error ? error.message : String(error);
-      if (receiveCount < lastAttempt) {
-        const retryAfter = error instanceof RetryableEvaluationError ? error.retryAfterSeconds : undefined;
-        logger.warn("Item failed; will retry", { messageId: record.messageId, receiveCount, error: message });
-        failures.add(record.messageId);
-        retries.push({
-          receiptHandle: record.receiptHandle,
-          delaySeconds: retryDelaySeconds(receiveCount, retryAfter),
-        });
-        continue;
-      }
-      outcome = {
-        captureStatus: "ERROR",
-        context: "CALL",
-        errorMessage: `Gave up after ${receiveCount} attempts: ${message}`,
-      };
+      logger.warn("Could not load the batch's jobs, calls or definitions", { error: error as Error });
+      for (const entry of parsed) fail(entry, error);
     }
-    results.push(
-      resultOf(record, item, outcome, running.get(keys.job(item.orgId, item.jobId).pk)?.policyIds, {
-        call,
-        definition,
-      }),
-    );
   }
 
-  const outcomes = await recordResults(results);
+  if (context) {
+    const loaded = context;
+    const stopLlmCalls = async (item: WorkItem, job: JobState, reason: string) => {
+      if (job.llmBlockedReason) return;
+      job.llmBlockedReason = reason;
+      logger.error("LLM calls stopped for job", { jobId: item.jobId, reason });
+      await deps
+        .blockLlmCalls(item.orgId, item.jobId, reason)
+        .catch((error) => logger.warn("Could not mark the job's LLM calls as stopped", { error: error as Error }));
+    };
+    // One item at a time, so in-flight LLM calls never exceed the event source's maximum
+    // concurrency (the configured cap), and a call's items run back to back to share its
+    // prompt cache even when the batch interleaves them.
+    const ordered = [...Map.groupBy(parsed, (p) => callKey(p.item)).values()].flat();
+    for (const [position, entry] of ordered.entries()) {
+      const job = loaded.jobs.get(jobKey(entry.item));
+      // Canceled or finished job, or an item recorded before its last delivery died: nothing to do.
+      if (job && job.status !== "PENDING" && job.status !== "PROCESSING") continue;
+      if (loaded.recorded.has(itemId(entry.item))) continue;
+      if (!job) {
+        // Not found by a consistent read: retried like any failure, never silently dropped.
+        logger.error("Work item names a job that does not exist", { jobId: entry.item.jobId });
+        fail(entry, new Error(`Job ${entry.item.jobId} not found`));
+        continue;
+      }
+      // The first item always runs, so an invocation short on time from the start still makes progress.
+      if (
+        position > 0 &&
+        deps.remainingTimeMs &&
+        deps.remainingTimeMs() < config().anthropicTimeoutMs + DEADLINE_MARGIN_MS
+      ) {
+        // Not enough time left for another LLM call: hand the rest back, spending none of their attempts.
+        for (const rest of ordered.slice(position)) {
+          retries.push({ messageId: rest.record.messageId, item: carried(rest), delaySeconds: 0 });
+        }
+        break;
+      }
+      const source = {
+        call: loaded.calls.get(callKey(entry.item)),
+        definition: loaded.definitions.get(definitionKey(entry.item)),
+      };
+      try {
+        recorder.add(resultOf(entry, await evaluateItem(entry, loaded, job, deps), job, source));
+      } catch (error) {
+        if (error instanceof LlmCallsBlockedError) {
+          await stopLlmCalls(entry.item, job, error.message);
+          recorder.add(resultOf(entry, errorOutcome(error.message), job, source));
+        } else fail(entry, error, job);
+      }
+    }
+  }
+
+  const { outcomes, results } = await recorder.settled();
+  const byMessage = new Map(parsed.map((entry) => [entry.record.messageId, entry]));
   for (const [messageId, outcome] of outcomes) {
-    if (outcome === "not-recorded") failures.add(messageId);
+    const entry = byMessage.get(messageId);
+    if (outcome !== "not-recorded" || !entry) continue;
+    // The result is lost: run the item again, as a failed attempt, or let SQS redeliver it
+    // towards the dead-letter queue (whose consumer records ERROR) once the budget is spent.
+    const attempts = attemptsUsed(entry);
+    if (attempts < config().workMaxReceiveCount) {
+      const lastError = "its result could not be recorded";
+      retries.push({ messageId, item: { ...carried(entry, 1), lastError }, delaySeconds: retryDelaySeconds(attempts) });
+    } else redeliver.add(messageId);
   }
   publishEvaluationMetrics(results.filter((r) => outcomes.get(r.messageId) === "recorded").map((r) => r.value));
   if (retries.length > 0) {
-    // Best effort: if the delay cannot be set, the message still returns after the queue's timeout.
-    await deps
-      .delayRetries(retries)
-      .catch((error) => logger.warn("Could not delay retries", { error: error as Error }));
+    try {
+      await deps.resend(retries);
+    } catch (error) {
+      // Their messages come back after the queue's visibility timeout instead.
+      logger.warn("Could not re-send items; leaving them to redelivery", { error: error as Error });
+      for (const retry of retries) redeliver.add(retry.messageId);
+    }
   }
-  return { batchItemFailures: [...failures].map((itemIdentifier) => ({ itemIdentifier })) };
+  return { batchItemFailures: [...redeliver].map((itemIdentifier) => ({ itemIdentifier })) };
 }

@@ -3,10 +3,13 @@
 /** Worth retrying later (rate limits, outages, timeouts); the queue owns the delay. */
 export class RetryableEvaluationError extends Error {
   readonly retryAfterSeconds?: number;
-  constructor(message: string, retryAfterSeconds?: number) {
+  /** A rate limit or overload (429/529): the provider's capacity, not the item, is at fault. */
+  readonly throttled: boolean;
+  constructor(message: string, options: { retryAfterSeconds?: number; throttled?: boolean } = {}) {
     super(message);
     this.name = "RetryableEvaluationError";
-    this.retryAfterSeconds = retryAfterSeconds;
+    this.retryAfterSeconds = options.retryAfterSeconds;
+    this.throttled = options.throttled ?? false;
   }
 }
 

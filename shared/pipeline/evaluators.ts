@@ -3,7 +3,7 @@
  * judge. The pipeline only sees `EvaluateItem`, so tests can swap in any evaluation.
  */
 import { config } from "../config.ts";
-import { anthropicClient } from "../llm/client.ts";
+import { anthropicClient, refreshAnthropicClient } from "../llm/client.ts";
 import { createLlmJudge } from "../llm/judge.ts";
 import { computeBuiltInMetric } from "../metrics/builtin.ts";
 import type { Call } from "../schemas/call.ts";
@@ -54,6 +54,7 @@ export const evaluateByCalculationType: EvaluateItem = (definition, call) => {
   defaultEvaluate ??= createEvaluateByCalculationType(
     createLlmJudge({
       client: anthropicClient,
+      refreshClient: refreshAnthropicClient,
       defaultModel: config().judgeModel,
       maxTokens: config().judgeMaxTokens,
       effort: config().judgeEffort || undefined,

@@ -1,19 +1,21 @@
 /**
  * Finalization (DESIGN §3.5), fed by the table's stream: a PROCESSING job whose counters
  * reached its total is conditionally moved to COMPLETED (or FAILED when every item
- * failed). The condition makes replays and concurrent finalizers harmless.
+ * failed). The condition makes replays and concurrent finalizers harmless. The scheduled
+ * reconciler (reconcile.ts) finalizes through the same functions when a record was lost.
  */
 import type { AttributeValue } from "@aws-sdk/client-dynamodb";
 import { unmarshall } from "@aws-sdk/util-dynamodb";
 import type { DynamoDBBatchResponse, DynamoDBRecord } from "aws-lambda";
 import { requireQueueUrl } from "../config.ts";
 import { logger } from "../logger.ts";
-import { transitionJob } from "../store/jobs.ts";
+import { deleteRunningJobMarker, transitionJob } from "../store/jobs.ts";
 import { markWebhookPending } from "../store/webhooks.ts";
 import { deliveryIdFor, type WebhookMessage } from "../webhooks/deliver.ts";
 import { sendMessages } from "./queue.ts";
 
-interface JobImage {
+/** The job fields finalization reads: a stream image or a stored job item. */
+export interface FinalizableJob {
   entity?: string;
   orgId: string;
   id: string;
@@ -26,26 +28,26 @@ interface JobImage {
 }
 
 /** Why a job failed: the reason its LLM calls were stopped, when that is what failed it. */
-const failureMessage = (job: JobImage) =>
+const failureMessage = (job: FinalizableJob) =>
   `All ${job.totalItems} items failed${job.llmBlockedReason ? `: ${job.llmBlockedReason}` : ""}`;
 
-export function finishedStatus(job: JobImage): "COMPLETED" | "FAILED" | undefined {
+export function finishedStatus(job: FinalizableJob): "COMPLETED" | "FAILED" | undefined {
   if (job.entity !== "Job" || job.status !== "PROCESSING") return undefined;
   const done = (job.completedItems ?? 0) + (job.failedItems ?? 0);
   if (done < job.totalItems) return undefined;
   return job.failedItems >= job.totalItems ? "FAILED" : "COMPLETED";
 }
 
-const FINAL = new Set(["COMPLETED", "FAILED", "CANCELED"]);
+export const FINAL_STATUSES: ReadonlySet<string> = new Set(["COMPLETED", "FAILED", "CANCELED"]);
 
-/** The job just reached a final status and wants a webhook: announce it (once per status). */
-async function announceEnd(record: DynamoDBRecord, job: JobImage): Promise<void> {
-  const before = record.dynamodb?.OldImage;
-  const previousStatus = before ? (unmarshall(before as Record<string, AttributeValue>) as JobImage).status : undefined;
-  if (!job.webhookUrl || !FINAL.has(job.status) || !previousStatus || FINAL.has(previousStatus)) return;
+/**
+ * Queues the webhook of a job that reached a final status, once: a replayed record or a
+ * second caller (the reconciler) finds the delivery recorded (and attempted) already.
+ */
+export async function announceJobEnd(job: Pick<FinalizableJob, "orgId" | "id" | "status" | "webhookUrl">) {
+  if (!job.webhookUrl || !FINAL_STATUSES.has(job.status)) return;
   const queuedAt = new Date().toISOString();
   const deliveryId = deliveryIdFor(job.id, job.status);
-  // Enqueued once: a replayed stream record finds the delivery recorded (and attempted) already.
   if (!(await markWebhookPending(job.orgId, job.id, { id: deliveryId, status: "pending", attempts: 0, queuedAt }))) {
     return;
   }
@@ -53,25 +55,47 @@ async function announceEnd(record: DynamoDBRecord, job: JobImage): Promise<void>
   await sendMessages(requireQueueUrl("webhook"), [JSON.stringify(message)]);
 }
 
+/**
+ * Moves a PROCESSING job whose counters reached its total to COMPLETED or FAILED. Returns
+ * the final status when this call made the move; undefined when the job is not finished
+ * or another finalizer got there first.
+ */
+export async function finalizeJob(job: FinalizableJob): Promise<"COMPLETED" | "FAILED" | undefined> {
+  const status = finishedStatus(job);
+  if (!status) return undefined;
+  const finished = await transitionJob(job.orgId, job.id, ["PROCESSING"], status, {
+    completedAt: new Date().toISOString(),
+    ...(status === "FAILED" ? { errorMessage: failureMessage(job) } : {}),
+  });
+  if (!finished) return undefined;
+  logger.info("Job finished", { jobId: job.id, status });
+  return status;
+}
+
+/** The record shows the job entering a final status: announce it and drop its running marker. */
+async function onJobEnded(record: DynamoDBRecord, job: FinalizableJob): Promise<void> {
+  const before = record.dynamodb?.OldImage;
+  const previousStatus = before
+    ? (unmarshall(before as Record<string, AttributeValue>) as FinalizableJob).status
+    : undefined;
+  if (!FINAL_STATUSES.has(job.status) || !previousStatus || FINAL_STATUSES.has(previousStatus)) return;
+  await announceJobEnd(job);
+  await deleteRunningJobMarker(job.orgId, job.id);
+}
+
 export async function finalizeJobs(records: DynamoDBRecord[]): Promise<DynamoDBBatchResponse> {
   for (const record of records) {
     const image = record.dynamodb?.NewImage;
     if (!image) continue;
-    const job = unmarshall(image as Record<string, AttributeValue>) as JobImage;
+    const job = unmarshall(image as Record<string, AttributeValue>) as FinalizableJob;
     try {
-      await announceEnd(record, job);
+      await onJobEnded(record, job);
     } catch (error) {
-      logger.error("Could not queue the job's webhook", { jobId: job.id, error: error as Error });
+      logger.error("Could not announce the end of the job", { jobId: job.id, error: error as Error });
       return { batchItemFailures: [{ itemIdentifier: record.dynamodb?.SequenceNumber ?? "" }] };
     }
-    const status = finishedStatus(job);
-    if (!status) continue;
     try {
-      const finished = await transitionJob(job.orgId, job.id, ["PROCESSING"], status, {
-        completedAt: new Date().toISOString(),
-        ...(status === "FAILED" ? { errorMessage: failureMessage(job) } : {}),
-      });
-      if (finished) logger.info("Job finished", { jobId: job.id, status });
+      await finalizeJob(job);
     } catch (error) {
       logger.error("Could not finalize job", { jobId: job.id, error: error as Error });
       // Lambda resumes from this record; everything before it is done.

@@ -11,8 +11,19 @@ const ENTRIES_PER_BATCH = 10;
 const REQUESTS_IN_FLIGHT = 50;
 const MAX_ATTEMPTS = 6;
 
-async function sendBatch(queueUrl: string, bodies: string[]): Promise<void> {
-  let pending = bodies.map((body, index) => ({ Id: String(index), MessageBody: body }));
+/** A message body, or a body to deliver only after a delay (at most 900 s, SQS's limit). */
+export type OutgoingMessage = string | { body: string; delaySeconds: number };
+
+const MAX_DELAY_SECONDS = 900;
+
+function entryOf(message: OutgoingMessage, index: number) {
+  if (typeof message === "string") return { Id: String(index), MessageBody: message };
+  const delay = Math.min(MAX_DELAY_SECONDS, Math.max(0, Math.round(message.delaySeconds)));
+  return { Id: String(index), MessageBody: message.body, ...(delay > 0 ? { DelaySeconds: delay } : {}) };
+}
+
+async function sendBatch(queueUrl: string, messages: OutgoingMessage[]): Promise<void> {
+  let pending = messages.map(entryOf);
   for (let attempt = 1; pending.length > 0; attempt++) {
     if (attempt > MAX_ATTEMPTS) {
       throw new Error(`SendMessageBatch still failing for ${pending.length} entries after ${MAX_ATTEMPTS} attempts`);
@@ -25,6 +36,6 @@ async function sendBatch(queueUrl: string, bodies: string[]): Promise<void> {
 }
 
 /** Sends messages in order-preserving batches; items placed adjacently stay in the same or next batch. */
-export async function sendMessages(queueUrl: string, bodies: string[]): Promise<void> {
-  await mapLimit(chunked(bodies, ENTRIES_PER_BATCH), REQUESTS_IN_FLIGHT, (batch) => sendBatch(queueUrl, batch));
+export async function sendMessages(queueUrl: string, messages: OutgoingMessage[]): Promise<void> {
+  await mapLimit(chunked(messages, ENTRIES_PER_BATCH), REQUESTS_IN_FLIGHT, (batch) => sendBatch(queueUrl, batch));
 }

@@ -76,6 +76,37 @@ function usageUpdate(values: MetricValue[]): { expression: string; values: Recor
   return { expression: `, ${clauses.join(", ")}`, values: sums };
 }
 
+/** DynamoDB refused what was written (an item too large, a number it cannot hold): retrying cannot help. */
+const isUnstorable = (error: unknown) => error instanceof Error && error.name === "ValidationException";
+
+const backOff = (attempt: number) => sleep(Math.min(1000, 20 * 2 ** attempt) * (0.5 + Math.random()));
+
+/**
+ * The value that replaces one DynamoDB refused: an ERROR that says why, keeping what the
+ * judgment cost (the tokens were billed) and nothing a tenant sent.
+ */
+export function unstorableValue(value: MetricValue, error: unknown): MetricValue {
+  const reason = (error instanceof Error ? error.message : String(error)).slice(0, 300);
+  const { jobId, callId, metricDefinitionId, metricVersion, computedAt, context, policyIds } = value;
+  const billed = value.usage
+    ? { model: value.model, usage: value.usage, estimatedCostUsd: value.estimatedCostUsd }
+    : value.model
+      ? { model: value.model }
+      : {};
+  return {
+    jobId,
+    callId,
+    metricDefinitionId,
+    metricVersion,
+    computedAt,
+    context,
+    ...(policyIds ? { policyIds } : {}),
+    captureStatus: "ERROR",
+    errorMessage: `The value could not be stored: ${reason}`,
+    ...billed,
+  };
+}
+
 /** Writes one job's results; returns the outcome per result (by index in `results`). */
 async function recordJobChunk(results: ItemResult[]): Promise<RecordOutcome[]> {
   const outcomes: RecordOutcome[] = results.map(() => "not-recorded");
@@ -84,10 +115,11 @@ async function recordJobChunk(results: ItemResult[]): Promise<RecordOutcome[]> {
   const first = results[0];
   if (!first) return outcomes;
   const { orgId, jobId } = first.item;
+  let replacedUnstorable = false;
 
   for (let attempt = 1; pending.length > 0; attempt++) {
     if (attempt > MAX_ATTEMPTS) {
-      logger.warn("Transaction kept conflicting; items left for redelivery", { jobId, items: pending.length });
+      logger.warn("Recording kept failing; items left for redelivery", { jobId, items: pending.length });
       return outcomes;
     }
     const completed = pending.filter(({ result }) => COUNTED_AS_COMPLETED.has(result.value.captureStatus)).length;
@@ -134,7 +166,31 @@ async function recordJobChunk(results: ItemResult[]): Promise<RecordOutcome[]> {
       for (const { index } of pending) outcomes[index] = "recorded";
       return outcomes;
     } catch (error) {
-      if (!(error instanceof TransactionCanceledException)) throw error;
+      if (isUnstorable(error)) {
+        if (pending.length > 1) {
+          // One value spoils the transaction for all: write each alone, so only that one pays.
+          for (const { result, index } of pending) {
+            outcomes[index] = (await recordJobChunk([result]))[0] ?? "not-recorded";
+          }
+          return outcomes;
+        }
+        const [only] = pending;
+        if (!only || replacedUnstorable) {
+          logger.error("Could not store even the replacement ERROR value", { jobId, error: error as Error });
+          return outcomes;
+        }
+        logger.warn("Value refused by DynamoDB; recorded as ERROR", { jobId, error: error as Error });
+        const { rollup: _dropped, ...rest } = only.result;
+        pending = [{ index: only.index, result: { ...rest, value: unstorableValue(only.result.value, error) } }];
+        replacedUnstorable = true;
+        continue;
+      }
+      if (!(error instanceof TransactionCanceledException)) {
+        // Throttling or a network failure: back off and retry.
+        logger.warn("Recording transaction failed; retrying", { jobId, attempt, error: error as Error });
+        if (attempt < MAX_ATTEMPTS) await backOff(attempt);
+        continue;
+      }
       const reasons = error.CancellationReasons ?? [];
       if (reasons[0]?.Code === "ConditionalCheckFailed") {
         // Canceled (or otherwise finished) job: nothing more may be recorded for it.
@@ -145,10 +201,8 @@ async function recordJobChunk(results: ItemResult[]): Promise<RecordOutcome[]> {
       const duplicates = pending.filter((_, position) => isDuplicate(position));
       for (const { index } of duplicates) outcomes[index] = "duplicate";
       pending = pending.filter((_, position) => !isDuplicate(position));
-      if (duplicates.length === 0) {
-        // Conflict with a concurrent transaction on the counter, or throttling: back off and retry.
-        await sleep(Math.min(1000, 20 * 2 ** attempt) * (0.5 + Math.random()));
-      }
+      // Conflict with a concurrent transaction on the counter, or throttling: back off and retry.
+      if (duplicates.length === 0 && attempt < MAX_ATTEMPTS) await backOff(attempt);
     }
   }
   return outcomes;
@@ -171,12 +225,16 @@ export async function recordResults(results: ItemResult[]): Promise<Map<string, 
   }
   // Label sets and metric names first (idempotent puts), so recorded rollups are always findable.
   await indexRollups([...firstByItem.values()].flatMap((result) => (result.rollup ? [result.rollup] : [])));
-  // Chunks of one job run one after another (they share the counter); jobs run in parallel.
+  // Chunks of one job run one after another (they share the counter); jobs run in parallel,
+  // and a job whose writes fail leaves only its own items unrecorded.
   await Promise.all(
     [...byJob.values()].map(async (jobResults) => {
       for (let i = 0; i < jobResults.length; i += VALUES_PER_TRANSACTION) {
         const chunk = jobResults.slice(i, i + VALUES_PER_TRANSACTION);
-        const outcomes = await recordJobChunk(chunk);
+        const outcomes = await recordJobChunk(chunk).catch((error) => {
+          logger.error("Could not record a job's values", { jobId: chunk[0]?.item.jobId, error: error as Error });
+          return [];
+        });
         for (const [index, result] of chunk.entries()) {
           byMessage.set(result.messageId, outcomes[index] ?? "not-recorded");
         }
@@ -189,4 +247,60 @@ export async function recordResults(results: ItemResult[]): Promise<Map<string, 
     byMessage.set(repeat.messageId, outcome === "not-recorded" || !outcome ? "not-recorded" : "duplicate");
   }
   return byMessage;
+}
+
+/**
+ * Records results in the background as they are added: a write starts at most
+ * `groupWindowMs` after the oldest result waiting for one, and results added meanwhile
+ * share it. A crash then loses at most the results of that window and the write in
+ * flight, not every paid-for judgment of the batch; the window keeps the job item's
+ * counter (which every evaluator of the job updates) from one contended write per item.
+ */
+export class BackgroundRecorder {
+  private readonly waiting: ItemResult[] = [];
+  private readonly added: ItemResult[] = [];
+  private readonly outcomes = new Map<string, RecordOutcome>();
+  private draining: Promise<void> | undefined;
+  private timer: ReturnType<typeof setTimeout> | undefined;
+  private readonly record: typeof recordResults;
+  private readonly groupWindowMs: number;
+
+  constructor(record: typeof recordResults, groupWindowMs: number) {
+    this.record = record;
+    this.groupWindowMs = groupWindowMs;
+  }
+
+  add(result: ItemResult): void {
+    this.waiting.push(result);
+    this.added.push(result);
+    if (!this.draining && !this.timer) this.timer = setTimeout(() => this.startDrain(), this.groupWindowMs);
+  }
+
+  private startDrain(): void {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    this.draining ??= this.drain();
+  }
+
+  private async drain(): Promise<void> {
+    while (this.waiting.length > 0) {
+      const chunk = this.waiting.splice(0);
+      try {
+        for (const [messageId, outcome] of await this.record(chunk)) this.outcomes.set(messageId, outcome);
+      } catch (error) {
+        logger.error("Could not record results", { items: chunk.length, error: error as Error });
+        for (const result of chunk) this.outcomes.set(result.messageId, "not-recorded");
+      }
+    }
+    this.draining = undefined;
+  }
+
+  /** Writes what is still waiting now and waits for every write; outcomes by message id. */
+  async settled(): Promise<{ outcomes: Map<string, RecordOutcome>; results: ItemResult[] }> {
+    while (this.waiting.length > 0 || this.draining) {
+      if (!this.draining) this.startDrain();
+      await this.draining;
+    }
+    return { outcomes: this.outcomes, results: this.added };
+  }
 }

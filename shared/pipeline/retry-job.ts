@@ -1,15 +1,52 @@
 /**
  * Retry: a new job over exactly the ERROR items of a finished job, with the metric
  * versions that job froze, so a retry re-runs what failed and nothing else.
+ *
+ * Idempotent: the n-th retry of a job has an id derived from (job, n). Concurrent retries
+ * create the same job once and all answer with it; a further retry moves on to n + 1 only
+ * once the n-th has finished.
  */
+import { ConditionalCheckFailedException } from "@aws-sdk/client-dynamodb";
 import { badRequest, conflict, notFound } from "../http/errors.ts";
 import type { CollectionJob } from "../schemas/job.ts";
-import { getJob } from "../store/jobs.ts";
+import { getJobItem, toCollectionJob } from "../store/jobs.ts";
 import { listFailedItems } from "../store/values.ts";
-import { pagesForEntries, startJob } from "./create-job.ts";
+import { pagesForEntries, type StartJobInput, startJob } from "./create-job.ts";
+import { derivedJobId } from "./job-ids.ts";
+
+/** A job is retried a handful of times at most; past this, something is wrong. */
+const MAX_RETRIES = 100;
+
+export const retryJobId = (jobId: string, attempt: number) => derivedJobId(`retry|${jobId}|${attempt}`);
+
+const isRunning = (job: CollectionJob) => job.status === "PENDING" || job.status === "PROCESSING";
+
+/** The running retry of the job, or a new one after the last finished retry. */
+async function startOrJoinRetry(orgId: string, jobId: string, input: StartJobInput): Promise<CollectionJob> {
+  for (let attempt = 1; attempt <= MAX_RETRIES; attempt++) {
+    const id = retryJobId(jobId, attempt);
+    const existing = await getJobItem(orgId, id, true);
+    if (!existing) {
+      try {
+        return await startJob(orgId, { ...input, jobId: id });
+      } catch (error) {
+        // A concurrent retry created it first: answer with that job.
+        if (!(error instanceof ConditionalCheckFailedException)) throw error;
+        const created = await getJobItem(orgId, id, true);
+        if (created) return toCollectionJob(created);
+        throw error;
+      }
+    }
+    const job = toCollectionJob(existing);
+    if (isRunning(job)) return job;
+  }
+  throw conflict(`Job ${jobId} has been retried ${MAX_RETRIES} times already`);
+}
 
 export async function retryFailedItems(orgId: string, jobId: string): Promise<CollectionJob> {
-  const original = await getJob(orgId, jobId);
+  // Consistent: the job and its items were written a moment ago, and concurrent retries must agree.
+  const originalItem = await getJobItem(orgId, jobId, true);
+  const original = originalItem ? toCollectionJob(originalItem) : undefined;
   if (!original) throw notFound("Collection job", jobId);
   if (original.status === "PENDING" || original.status === "PROCESSING") {
     throw conflict(`Job ${jobId} is still ${original.status}; retry it once it has finished`);
@@ -25,7 +62,7 @@ export async function retryFailedItems(orgId: string, jobId: string): Promise<Co
     callId,
     metricIds: metrics.filter((m) => items.some((item) => item.metricId === m.id)).map((m) => m.id),
   }));
-  return startJob(orgId, {
+  return startOrJoinRetry(orgId, jobId, {
     metrics,
     pages: pagesForEntries(entries),
     totalItems: failed.length,

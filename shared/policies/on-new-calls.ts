@@ -9,6 +9,7 @@ import type { DynamoDBBatchResponse, DynamoDBRecord } from "aws-lambda";
 import { logger } from "../logger.ts";
 import type { MetricPolicy } from "../schemas/policy.ts";
 import { activePolicies } from "../store/policies.ts";
+import { CALL_ENTITY } from "../stream-entities.ts";
 import { addToPolicyBatch } from "./batches.ts";
 import { policyMatches } from "./match.ts";
 
@@ -24,7 +25,7 @@ function toNewCall(record: DynamoDBRecord): NewCall | undefined {
   if (!image) return undefined;
   const item = unmarshall(image as Record<string, AttributeValue>);
   const orgId = /^ORG#(.+)#CALL#/.exec(String(item.pk))?.[1];
-  if (item.entity !== "Call" || !orgId) return undefined;
+  if (item.entity !== CALL_ENTITY || !orgId) return undefined;
   return { id: String(item.id), orgId, agentId: String(item.agentId), properties: item.properties ?? {} };
 }
 

@@ -67,6 +67,17 @@ export const workItemSchema = z.object({
   callId: z.string().min(1),
   metricId: z.string().min(1),
   metricVersion: z.number().int().min(1),
+  /**
+   * Retry state, carried when the evaluator re-sends an item instead of letting SQS
+   * redeliver it, so receive counts measure only crashed deliveries. Failed evaluations
+   * so far (the poison budget):
+   */
+  failedAttempts: z.number().int().min(0).optional(),
+  /** Rate-limit and overload answers (429/529) so far, and when the first came: never counted as failures. */
+  throttledAttempts: z.number().int().min(0).optional(),
+  throttledSince: z.iso.datetime().optional(),
+  /** Why the last attempt failed: what the dead-letter consumer reports if the item ends there. */
+  lastError: z.string().max(500).optional(),
 });
 export type WorkItem = z.infer<typeof workItemSchema>;
 

@@ -10,12 +10,20 @@ type Item = Record<string, unknown>;
 const MAX_KEYS_PER_REQUEST = 100;
 const REQUESTS_IN_FLIGHT = 8;
 
-async function getChunk(keyChunk: Key[], projection?: string[]): Promise<Item[]> {
+export interface BatchGetOptions {
+  /** Attributes to read (all when unset). */
+  projection?: string[];
+  /** Strongly consistent: sees every write acknowledged before the read. */
+  consistent?: boolean;
+}
+
+async function getChunk(keyChunk: Key[], { projection, consistent }: BatchGetOptions): Promise<Item[]> {
   const table = config().tableName;
   const found: Item[] = [];
   let pending: BatchGetCommandInput["RequestItems"] = {
     [table]: {
       Keys: keyChunk,
+      ...(consistent ? { ConsistentRead: true } : {}),
       // Attribute names go through placeholders: several (e.g. "status") are reserved words.
       ...(projection
         ? {
@@ -35,9 +43,9 @@ async function getChunk(keyChunk: Key[], projection?: string[]): Promise<Item[]>
   return found;
 }
 
-export async function batchGet(keysToGet: Key[], projection?: string[]): Promise<Item[]> {
+export async function batchGet(keysToGet: Key[], options: BatchGetOptions = {}): Promise<Item[]> {
   const found = await mapLimit(chunked(keysToGet, MAX_KEYS_PER_REQUEST), REQUESTS_IN_FLIGHT, (chunk) =>
-    getChunk(chunk, projection),
+    getChunk(chunk, options),
   );
   return found.flat();
 }

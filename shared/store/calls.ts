@@ -12,6 +12,7 @@ import { config } from "../config.ts";
 import { ApiError, conflict } from "../http/errors.ts";
 import { keys } from "../keys.ts";
 import type { Call, CreateCallInput } from "../schemas/call.ts";
+import { CALL_ENTITY } from "../stream-entities.ts";
 import { batchGet } from "./batch-get.ts";
 import { queryAll, queryPage } from "./query.ts";
 
@@ -60,7 +61,7 @@ export function callItems(orgId: string, input: CreateCallInput): { callItem: It
   }
   const callItem = {
     ...keys.call(orgId, id),
-    entity: "Call",
+    entity: CALL_ENTITY,
     gsi1pk: keys.callList(orgId),
     gsi1sk: keys.listSortKey(createdAt, id),
     ...fields,
@@ -149,7 +150,7 @@ export const listCalls = (orgId: string, limit: number, after?: string) =>
 export async function findMissingCalls(orgId: string, callIds: string[]): Promise<string[]> {
   const found = await batchGet(
     callIds.map((id) => keys.call(orgId, id)),
-    ["id"],
+    { projection: ["id"] },
   );
   const existing = new Set(found.map((item) => item.id));
   return callIds.filter((id) => !existing.has(id));

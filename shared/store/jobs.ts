@@ -1,14 +1,14 @@
 /** Collection jobs: the job item (status + counters) and the pages of call ids it covers. */
 import { ConditionalCheckFailedException } from "@aws-sdk/client-dynamodb";
-import { GetCommand, PutCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
+import { DeleteCommand, GetCommand, PutCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
 import { dynamo } from "../aws.ts";
 import { config } from "../config.ts";
-import { conflict, notFound } from "../http/errors.ts";
 import { keys } from "../keys.ts";
 import type { TokenUsage } from "../llm/pricing.ts";
 import type { CollectionJob, JobStatus } from "../schemas/job.ts";
+import { JOB_ENTITY } from "../stream-entities.ts";
 import { batchPut } from "./batch-write.ts";
-import { queryPage } from "./query.ts";
+import { queryAll, queryPage } from "./query.ts";
 
 type Item = Record<string, unknown>;
 /** Job attributes that sum the token usage and cost of its values (see toCollectionJob). */
@@ -45,17 +45,26 @@ export function toCollectionJob(item: Item): CollectionJob {
   return job;
 }
 
-/** Writes the pages first and the job last, so a visible job always has all its pages. */
+/**
+ * Writes the pages and the running-job marker first and the job last, so a visible job
+ * always has all its pages and is always found by the reconciler until it ends.
+ */
 export async function putNewJob(orgId: string, job: CollectionJob, pages: string[][]): Promise<void> {
-  await batchPut(
-    pages.map((callIds, index) => ({ ...keys.jobPage(orgId, job.id, index), entity: "JobPage", callIds })),
-  );
+  await batchPut([
+    ...pages.map((callIds, index) => ({ ...keys.jobPage(orgId, job.id, index), entity: "JobPage", callIds })),
+    {
+      ...keys.runningJob(orgId, job.id),
+      entity: "RunningJob",
+      gsi1pk: keys.runningJobs,
+      gsi1sk: runningJobSortKey(job.createdAt, orgId, job.id),
+    },
+  ]);
   await dynamo().send(
     new PutCommand({
       TableName: config().tableName,
       Item: {
         ...keys.job(orgId, job.id),
-        entity: "Job",
+        entity: JOB_ENTITY,
         gsi1pk: keys.jobList(orgId),
         gsi1sk: keys.listSortKey(job.createdAt, job.id),
         orgId,
@@ -143,14 +152,47 @@ export async function transitionJob(
   }
 }
 
-export async function cancelJob(orgId: string, jobId: string): Promise<CollectionJob> {
+/**
+ * Cancels `seen`, a running job read consistently, only while it is still short of its
+ * total. A condition cannot add counters, so each counter may grow only within the slack
+ * `seen` left: both growing to their bound still leaves one item unrecorded. Returns
+ * undefined when the job moved past that (the caller reads it again).
+ */
+export async function cancelUnfinishedJob(
+  orgId: string,
+  jobId: string,
+  seen: Item,
+): Promise<CollectionJob | undefined> {
+  const completed = Number(seen.completedItems ?? 0);
+  const failed = Number(seen.failedItems ?? 0);
+  const slack = Number(seen.totalItems) - completed - failed - 1;
+  if (slack < 0) return undefined;
+  const completedSlack = Math.ceil(slack / 2);
   const now = new Date().toISOString();
-  const canceled = await transitionJob(orgId, jobId, ["PENDING", "PROCESSING"], "CANCELED", { canceledAt: now });
-  if (canceled) return canceled;
-  const job = await getJob(orgId, jobId);
-  if (!job) throw notFound("Collection job", jobId);
-  if (job.status === "CANCELED") return job;
-  throw conflict(`Collection job ${jobId} is already ${job.status} and cannot be canceled`);
+  try {
+    const { Attributes } = await dynamo().send(
+      new UpdateCommand({
+        TableName: config().tableName,
+        Key: keys.job(orgId, jobId),
+        UpdateExpression: "SET #status = :canceled, canceledAt = :now, updatedAt = :now",
+        ConditionExpression:
+          "#status = :seenStatus AND (attribute_not_exists(completedItems) OR completedItems <= :maxCompleted) AND (attribute_not_exists(failedItems) OR failedItems <= :maxFailed)",
+        ExpressionAttributeNames: { "#status": "status" },
+        ExpressionAttributeValues: {
+          ":canceled": "CANCELED",
+          ":now": now,
+          ":seenStatus": seen.status,
+          ":maxCompleted": completed + completedSlack,
+          ":maxFailed": failed + slack - completedSlack,
+        },
+        ReturnValues: "ALL_NEW",
+      }),
+    );
+    return Attributes ? toCollectionJob(Attributes) : undefined;
+  } catch (error) {
+    if (error instanceof ConditionalCheckFailedException) return undefined;
+    throw error;
+  }
 }
 
 /**
@@ -171,5 +213,54 @@ export async function blockJobLlmCalls(orgId: string, jobId: string, reason: str
     );
   } catch (error) {
     if (!(error instanceof ConditionalCheckFailedException)) throw error;
+  }
+}
+
+const runningJobSortKey = (createdAt: string, orgId: string, jobId: string) => `${createdAt}#${orgId}#${jobId}`;
+
+/** The jobs whose running marker is still there and that were created before `createdBefore`. */
+export async function listRunningJobs(createdBefore: string): Promise<{ orgId: string; jobId: string }[]> {
+  const markers = await queryAll({
+    IndexName: "gsi1",
+    KeyConditionExpression: "gsi1pk = :running AND gsi1sk < :before",
+    ExpressionAttributeValues: { ":running": keys.runningJobs, ":before": createdBefore },
+  });
+  return markers.map((marker) => {
+    const [, orgId = "", jobId = ""] = String(marker.gsi1sk).split("#");
+    return { orgId, jobId };
+  });
+}
+
+/** Drops a job's running marker (it ended); deleting one already gone is harmless. */
+export async function deleteRunningJobMarker(orgId: string, jobId: string): Promise<void> {
+  await dynamo().send(new DeleteCommand({ TableName: config().tableName, Key: keys.runningJob(orgId, jobId) }));
+}
+
+/**
+ * Claims a stalled job for one repair: moves its `updatedAt` on, on condition that it is
+ * still the value the caller read and the job still runs. Of two reconcilers that read the
+ * same job, one wins; the next run leaves the job alone until it stalls again.
+ */
+export async function claimStalledJob(orgId: string, jobId: string, seenUpdatedAt: string, now: string) {
+  try {
+    await dynamo().send(
+      new UpdateCommand({
+        TableName: config().tableName,
+        Key: keys.job(orgId, jobId),
+        UpdateExpression: "SET updatedAt = :now",
+        ConditionExpression: "updatedAt = :seen AND #status IN (:pending, :processing)",
+        ExpressionAttributeNames: { "#status": "status" },
+        ExpressionAttributeValues: {
+          ":now": now,
+          ":seen": seenUpdatedAt,
+          ":pending": "PENDING",
+          ":processing": "PROCESSING",
+        },
+      }),
+    );
+    return true;
+  } catch (error) {
+    if (error instanceof ConditionalCheckFailedException) return false;
+    throw error;
   }
 }

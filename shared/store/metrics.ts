@@ -183,7 +183,11 @@ export async function getMetricVersions(
   const missing = refs.filter((ref) => !versionCache.has(cacheKey(ref.metricId, ref.version)));
   const unique = [...new Map(missing.map((ref) => [cacheKey(ref.metricId, ref.version), ref])).values()];
   if (unique.length > 0) {
-    const items = await batchGet(unique.map((ref) => keys.metricVersion(orgId, ref.metricId, ref.version)));
+    // Consistent: a version created a moment ago must not read as missing.
+    const items = await batchGet(
+      unique.map((ref) => keys.metricVersion(orgId, ref.metricId, ref.version)),
+      { consistent: true },
+    );
     for (const item of items) {
       const definition = toMetricDefinition(item);
       versionCache.set(cacheKey(definition.id, definition.version), definition);

@@ -79,6 +79,8 @@ export async function listFailedItems(orgId: string, jobId: string): Promise<{ c
     KeyConditionExpression: "pk = :pk AND begins_with(sk, :item)",
     FilterExpression: "captureStatus = :error",
     ProjectionExpression: "pk, sk",
+    // Concurrent retries must compute the same items: they write the same retry job's pages.
+    ConsistentRead: true,
     ExpressionAttributeValues: {
       ":pk": keys.job(orgId, jobId).pk,
       ":item": keys.itemResultPrefix,
@@ -89,4 +91,14 @@ export async function listFailedItems(orgId: string, jobId: string): Promise<{ c
     const { callId, metricDefinitionId } = keys.parseItemResult(String(item.pk), String(item.sk));
     return { callId, metricId: metricDefinitionId };
   });
+}
+
+/** The sort keys (`ITEM#<call>#<metric>`) of every value recorded for a job: keys only, page by page. */
+export async function listRecordedItemKeys(orgId: string, jobId: string): Promise<Set<string>> {
+  const items = await queryAll({
+    KeyConditionExpression: "pk = :pk AND begins_with(sk, :item)",
+    ProjectionExpression: "sk",
+    ExpressionAttributeValues: { ":pk": keys.job(orgId, jobId).pk, ":item": keys.itemResultPrefix },
+  });
+  return new Set(items.map((item) => String(item.sk)));
 }

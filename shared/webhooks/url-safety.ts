@@ -43,17 +43,44 @@ export interface UrlPolicy {
   allowLoopback: boolean;
 }
 
-/** IPv4-mapped IPv6 (::ffff:10.0.0.1) is judged as the IPv4 address it carries. */
-function normalize(address: string): { address: string; family: "ipv4" | "ipv6" } {
-  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address)?.[1];
-  if (mapped) return { address: mapped, family: "ipv4" };
-  return { address, family: isIP(address) === 6 ? "ipv6" : "ipv4" };
+/** The eight 16-bit groups of an IPv6 address (a trailing dotted IPv4 part included). */
+function ipv6Groups(address: string): number[] | undefined {
+  let text = address.toLowerCase();
+  const dotted = /(\d+)\.(\d+)\.(\d+)\.(\d+)$/.exec(text);
+  if (dotted) {
+    const [a, b, c, d] = dotted.slice(1).map(Number) as [number, number, number, number];
+    text = `${text.slice(0, dotted.index)}${((a << 8) | b).toString(16)}:${((c << 8) | d).toString(16)}`;
+  }
+  const [head = "", tail] = text.split("::");
+  const parse = (part: string) => (part ? part.split(":").map((group) => Number.parseInt(group, 16)) : []);
+  const left = parse(head);
+  const right = tail === undefined ? [] : parse(tail);
+  const groups = [...left, ...new Array(Math.max(0, 8 - left.length - right.length)).fill(0), ...right];
+  return groups.length === 8 && groups.every((group) => Number.isInteger(group)) ? groups : undefined;
 }
 
+/**
+ * IPv6 forms that carry an IPv4 address are judged as that IPv4 address: mapped
+ * (::ffff:a.b.c.d), compatible (::a.b.c.d) and translated (::ffff:0:a.b.c.d), whether
+ * written dotted or in hex. Whatever carries an internal IPv4 address is internal.
+ */
+function normalize(address: string): { address: string; family: "ipv4" | "ipv6" } {
+  if (isIP(address) !== 6) return { address, family: "ipv4" };
+  const groups = ipv6Groups(address);
+  if (!groups) return { address, family: "ipv6" };
+  const [g0, g1, g2, g3, g4, g5, g6 = 0, g7 = 0] = groups;
+  const zeroPrefix = g0 === 0 && g1 === 0 && g2 === 0 && g3 === 0;
+  const embedsIpv4 = zeroPrefix && ((g4 === 0 && (g5 === 0xffff || g5 === 0)) || (g4 === 0xffff && g5 === 0));
+  // :: and ::1 are IPv6's own unspecified and loopback addresses, not compatible forms.
+  if (!embedsIpv4 || (g4 === 0 && g5 === 0 && g6 === 0 && g7 <= 1)) return { address, family: "ipv6" };
+  return { address: [g6 >> 8, g6 & 0xff, g7 >> 8, g7 & 0xff].join("."), family: "ipv4" };
+}
+
+/** What kind of internal address `raw` is (never the address itself), or undefined when it is public. */
 export function addressProblem(raw: string, policy: UrlPolicy): string | undefined {
   const { address, family } = normalize(raw);
-  if (loopback.check(address, family)) return policy.allowLoopback ? undefined : `${raw} is a loopback address`;
-  if (forbidden.check(address, family)) return `${raw} is a private, link-local or reserved address`;
+  if (loopback.check(address, family)) return policy.allowLoopback ? undefined : "a loopback address";
+  if (forbidden.check(address, family)) return "a private, link-local or reserved address";
   return undefined;
 }
 
@@ -87,7 +114,8 @@ export async function webhookUrlProblem(
   if (addresses.length === 0) return `host ${host} does not resolve`;
   for (const address of addresses) {
     const problem = addressProblem(address, policy);
-    if (problem) return host === address ? problem : `${host} resolves to ${problem}`;
+    // A resolved address stays out of the message: it would map the internal network for the caller.
+    if (problem) return host === address ? `${host} is ${problem}` : `${host} resolves to ${problem}`;
   }
   return undefined;
 }

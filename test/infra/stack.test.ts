@@ -110,22 +110,51 @@ describe("the CDK app", () => {
       const queue = queues.find(([logicalId]) => logicalId === queueLogicalId)?.[1];
       const timeout = functionOf(consumer.id).Properties.Timeout;
       expect(queue?.Properties.VisibilityTimeout).toBeGreaterThanOrEqual(6 * timeout);
-      expect(queue?.Properties.RedrivePolicy.maxReceiveCount).toBe(queueDeclarations[consumer.queue].maxReceiveCount);
+      if (consumer.deadLetters) {
+        // A dead-letter queue: the queue it serves redrives into it.
+        const served = queues.find(
+          ([, q]) => q.Properties.RedrivePolicy?.deadLetterTargetArn?.["Fn::GetAtt"]?.[0] === queueLogicalId,
+        );
+        expect(served, `${consumer.id} consumes the dead letters of a queue`).toBeDefined();
+        expect(served?.[1].Properties.RedrivePolicy.maxReceiveCount).toBe(
+          queueDeclarations[consumer.queue].maxReceiveCount,
+        );
+      } else {
+        expect(queue?.Properties.RedrivePolicy.maxReceiveCount).toBe(queueDeclarations[consumer.queue].maxReceiveCount);
+      }
     }
-    // The evaluator can re-time its own failed messages and knows the redrive count.
+    // The evaluator re-sends items to its own queue and knows the attempt budget.
     expect(functionOf("evaluator").Properties.Environment.Variables).toMatchObject({
       WORK_QUEUE_URL: expect.anything(),
       WORK_MAX_RECEIVE_COUNT: String(queueDeclarations.work.maxReceiveCount),
     });
+    // The dead-letter recorder sends nowhere.
+    expect(functionOf("dead-letter-recorder").Properties.Environment.Variables.WORK_QUEUE_URL).toBeUndefined();
   });
 
-  it("feeds the finalizer from the stream with a filter, bisection, retries and an on-failure destination", () => {
+  it("reads the table's stream with at most two mappings, as DynamoDB Streams allows per shard", () => {
+    const streamMappings = ofType("AWS::Lambda::EventSourceMapping").filter(
+      ([, r]) => r.Properties.EventSourceArn?.["Fn::GetAtt"]?.[1] === "StreamArn",
+    );
+    expect(streamMappings.length).toBeGreaterThan(0);
+    expect(streamMappings.length).toBeLessThanOrEqual(2);
+    expect(streamMappings).toHaveLength(wiring.streamConsumers.length);
+  });
+
+  it("names the stream-failures queue in an output, for the replay script", () => {
+    const [queueId] = ofType("AWS::SQS::Queue").find(([logicalId]) => logicalId.startsWith("streamfailures")) ?? [];
+    expect(queueId).toBeDefined();
+    template.hasOutput("StreamFailuresQueueUrl", { Value: { Ref: queueId } });
+  });
+
+  it("feeds the stream consumers from the trim horizon with a filter, bisection, retries and an on-failure destination", () => {
     for (const consumer of wiring.streamConsumers) {
       const mapping = ofType("AWS::Lambda::EventSourceMapping")
         .map(([, r]) => r.Properties)
         .find((m) => m.FunctionName?.Ref === logicalIdOf(consumer.id));
       expect(mapping, consumer.id).toMatchObject({
-        StartingPosition: "LATEST",
+        // A re-created mapping starts from the oldest record still kept (24 h), losing none.
+        StartingPosition: "TRIM_HORIZON",
         BisectBatchOnFunctionError: true,
         MaximumRetryAttempts: consumer.retryAttempts,
         MaximumRecordAgeInSeconds: consumer.maxRecordAgeSeconds,
@@ -180,13 +209,17 @@ describe("the CDK app", () => {
     expect(functionOf("api-get-call").Properties.Environment.Variables.ANTHROPIC_API_KEY_SECRET_ID).toBeUndefined();
   });
 
-  it("alarms on dead letters, evaluator errors, finalizer iterator age and API 5xx, and has a dashboard", () => {
+  it("alarms on dead letters, evaluator errors, finalizer iterator age, API 5xx and reconciler repairs, and has a dashboard", () => {
     const alarms = ofType("AWS::CloudWatch::Alarm").map(([, r]) => r.Properties);
     const byMetric = (name: string) => alarms.filter((a) => a.MetricName === name);
     expect(byMetric("ApproximateNumberOfMessagesVisible")).toHaveLength(Object.keys(queueDeclarations).length + 1);
     expect(byMetric("Errors")).toHaveLength(1);
     expect(byMetric("IteratorAge")).toHaveLength(wiring.streamConsumers.length);
     expect(byMetric("5xx")).toHaveLength(1);
+    // The dead-letter recorder empties the work DLQ: its counts of what it found there alarm.
+    expect(byMetric("DeadLetteredItems")).toHaveLength(1);
+    expect(byMetric("MalformedWorkMessages")).toHaveLength(1);
+    expect(byMetric("JobsRepaired")).toHaveLength(1);
     for (const alarm of alarms) expect(alarm.AlarmActions).toHaveLength(1);
     const dashboard = JSON.stringify(ofType("AWS::CloudWatch::Dashboard")[0]?.[1].Properties.DashboardBody);
     for (const metric of ["InputTokens", "OutputTokens", "CacheReadTokens", "ItemsEvaluated"]) {
@@ -238,7 +271,7 @@ describe("CDK app settings", () => {
       schedules: [
         {
           id: "nightly",
-          entry: "functions/workers/finalizer.ts",
+          entry: "functions/workers/stream-router.ts",
           access: { table: "read" },
           expression: "cron(0 2 * * ? *)",
         },

@@ -1,11 +1,16 @@
 /**
  * The custom-metrics API on a fixed data set, read from rollups written by the real
  * pipeline — with every SQS batch and every stream batch (the rollup applier's too)
- * delivered twice, so exact numbers also prove that redelivery never double-counts.
+ * delivered twice, some twins at the same time, so exact numbers also prove that
+ * redelivery never double-counts.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { countDeliveries } from "../support/deliveries.ts";
 import { builtInMetric, createCalls, createMetrics, llmMetric } from "../support/fixtures.ts";
-import { startTestStack, type TestStack, waitForJobEnd, waitForRollups } from "../support/stack.ts";
+import { startTestStack, type TestStack, waitFor, waitForJobEnd, waitForRollups } from "../support/stack.ts";
+
+/** The consumers that carry values into rollups. */
+const consumers = ["evaluator", "rollup-applier"];
 
 const calls = [
   {
@@ -63,9 +68,16 @@ describe("custom-metrics analytics", () => {
   let stack: TestStack;
   const ids: Record<string, string> = {};
   const get = (path: string) => stack.api("GET", path);
+  const deliveries = countDeliveries(consumers);
 
   beforeAll(async () => {
-    stack = await startTestStack({ runtime: { deliverEachBatchTwice: true } });
+    stack = await startTestStack({
+      runtime: {
+        deliverEachBatchTwice: true,
+        twinDelivery: "alternating",
+        handlerOverrides: deliveries.handlerOverrides,
+      },
+    });
     for (const call of calls) {
       const [id] = await createCalls(stack.api, 1, {
         agentId: call.agentId,
@@ -215,8 +227,18 @@ describe("custom-metrics analytics", () => {
   });
 
   it("counted every value once although every batch was delivered twice", async () => {
-    const work = stack.stats().queues.work!;
-    expect(work.invocations).toBeGreaterThanOrEqual(2);
+    // Counted inside the handlers, once every twin has run.
+    const summaries = await waitFor(
+      async () => {
+        const all = consumers.map((id) => ({ id, ...deliveries.summary(id) }));
+        return all.every((s) => s.batches > 0 && s.twinned === s.batches && s.inFlight === 0) ? all : undefined;
+      },
+      { what: "every batch's twin to be delivered" },
+    );
+    // 24 items in batches of at most 20: two batches at least, the second one's twin concurrent.
+    const evaluator = summaries.find((s) => s.id === "evaluator");
+    expect(evaluator?.batches).toBeGreaterThanOrEqual(2);
+    expect(evaluator?.overlapped).toBeGreaterThanOrEqual(1);
     // Per metric, as many values as calls: 6 calls, 2 keywords each.
     const { body } = await get(`/v1/custom-metrics/aggregate?${range}&metricNames=an-sorry,an-refund`);
     expect(body.data).toEqual({ "an-sorry": 12, "an-refund": 6 });

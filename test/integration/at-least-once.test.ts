@@ -5,9 +5,16 @@
 import type { Context, SQSEvent } from "aws-lambda";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { createHandler } from "../../functions/workers/evaluator.ts";
+import type { SqsConsumerStats } from "../../infra/local/sqs-poller.ts";
 import { defaultEvaluatorDeps } from "../../shared/pipeline/evaluate.ts";
 import { type EvaluateItem, evaluateByCalculationType } from "../../shared/pipeline/evaluators.ts";
-import { createCalls, createMetrics, jobValues, standardMetrics } from "../support/fixtures.ts";
+import {
+  createCalls,
+  createJob,
+  createMetrics,
+  expectCountsMatchValues,
+  standardMetrics,
+} from "../support/fixtures.ts";
 import { startTestStack, type TestStack, waitFor, waitForJobEnd } from "../support/stack.ts";
 
 type SqsHandler = (event: SQSEvent) => Promise<unknown>;
@@ -43,29 +50,9 @@ beforeEach(() => {
 let run = 0;
 async function runJob(s: TestStack, calls: number, metrics: { slug: string }[] = standardMetrics) {
   run++;
-  const callIds = await createCalls(s.api, calls);
   // Slugs are unique per organization: each job gets its own definitions.
-  const created = await createMetrics(
-    s.api,
-    metrics.map((metric) => ({ ...metric, slug: `${metric.slug}-${run}` })),
-  );
-  const response = await s.api("POST", "/v1/metric/collection-jobs", {
-    callIds,
-    metrics: created.map((m) => ({ id: m.id })),
-  });
-  expect(response.status).toBe(201);
-  return { job: await waitForJobEnd(s.api, response.body.data.id), callIds };
-}
-
-/** Job counters must equal what its stored values say, item by item. */
-async function expectCountsMatchValues(s: TestStack, job: any) {
-  const values = await jobValues(s.api, job.id);
-  const keys = values.map((v) => `${v.callId}|${v.metricDefinitionId}`);
-  expect(new Set(keys).size).toBe(values.length);
-  expect(values).toHaveLength(job.totalItems);
-  expect(job.completedItems).toBe(values.filter((v) => v.captureStatus !== "ERROR").length);
-  expect(job.failedItems).toBe(values.filter((v) => v.captureStatus === "ERROR").length);
-  return values;
+  const { jobId, callIds } = await createJob(s.api, calls, metrics, String(run));
+  return { job: await waitForJobEnd(s.api, jobId), callIds };
 }
 
 describe("at-least-once delivery", () => {
@@ -78,7 +65,7 @@ describe("at-least-once delivery", () => {
     const messagesBefore = stack.stats().queues.work!.messages;
     const { job } = await runJob(stack, 5);
     expect(job).toMatchObject({ status: "COMPLETED", totalItems: 15, completedItems: 15, failedItems: 0 });
-    await expectCountsMatchValues(stack, job);
+    await expectCountsMatchValues(stack.api, job);
     await waitFor(async () => (stack.stats().queues.work!.messages - messagesBefore >= 30 ? true : undefined), {
       what: "both copies of every item to be delivered",
     });
@@ -99,7 +86,7 @@ describe("at-least-once delivery", () => {
     const { job } = await runJob(stack, 10);
     expect(failedOnce.size).toBeGreaterThan(5);
     expect(job).toMatchObject({ status: "COMPLETED", completedItems: 30, failedItems: 0 });
-    await expectCountsMatchValues(stack, job);
+    await expectCountsMatchValues(stack.api, job);
   });
 
   it("survives a worker that crashes after recording part of its batch", async () => {
@@ -119,7 +106,7 @@ describe("at-least-once delivery", () => {
     const { job } = await runJob(stack, 10);
     expect(crashes).toBeGreaterThan(0);
     expect(job).toMatchObject({ status: "COMPLETED", completedItems: 30, failedItems: 0 });
-    await expectCountsMatchValues(stack, job);
+    await expectCountsMatchValues(stack.api, job);
   });
 
   it("records a poison item as ERROR on its last attempt so the job still finishes", async () => {
@@ -135,29 +122,35 @@ describe("at-least-once delivery", () => {
     expect(job).toMatchObject({ status: "COMPLETED", totalItems: 15, completedItems: 14, failedItems: 1 });
     // maxReceiveCount is 3 in tests: two retries, then ERROR on the third.
     expect(poisonAttempts).toBe(3);
-    const values = await expectCountsMatchValues(stack, job);
+    const values = await expectCountsMatchValues(stack.api, job);
     const error = values.find((v) => v.captureStatus === "ERROR");
     expect(error.errorMessage).toBe("Gave up after 3 attempts: metric exploded");
   });
 
-  it("hands a batch back instead of starting an item it has no time left to finish", async () => {
-    let shortOnTime = 2;
+  it("hands the rest of a batch back when time runs out, spending none of the items' attempts", async () => {
     const evaluated: string[] = [];
     evaluate = async (definition, call) => {
       evaluated.push(`${call.id}|${definition.id}`);
       return evaluateByCalculationType(definition, call);
     };
-    // The first two invocations report 5 s left, less than one LLM call may take.
-    evaluator = (event) =>
-      realEvaluator(event, {
-        getRemainingTimeInMillis: () => (shortOnTime-- > 0 ? 5_000 : 120_000),
-      } as unknown as Context);
-    const { job } = await runJob(stack, 3);
-    expect(job).toMatchObject({ status: "COMPLETED", completedItems: 9, failedItems: 0 });
-    await expectCountsMatchValues(stack, job);
-    // Nothing was evaluated by the invocations that were short on time.
-    expect(new Set(evaluated).size).toBe(9);
-    expect(evaluated).toHaveLength(9);
+    // Every invocation reports 5 s left, less than one LLM call may take: it runs its first
+    // item and hands the others back, again and again, far more often than the 3 receives
+    // the test queue allows before dead-lettering.
+    let invocations = 0;
+    evaluator = (event) => {
+      invocations++;
+      return realEvaluator(event, { getRemainingTimeInMillis: () => 5_000 } as unknown as Context);
+    };
+    const received = stack.stats().queues.work!.messages;
+    const { job } = await runJob(stack, 6);
+    expect(job).toMatchObject({ status: "COMPLETED", totalItems: 18, completedItems: 18, failedItems: 0 });
+    await expectCountsMatchValues(stack.api, job);
+    // Each item was judged once, and the hand-backs really happened: every invocation
+    // judged one item, and the queue delivered the items more often than there are items.
+    expect(new Set(evaluated).size).toBe(18);
+    expect(evaluated).toHaveLength(18);
+    expect(invocations).toBe(18);
+    expect(stack.stats().queues.work!.messages - received).toBeGreaterThan(18);
   });
 
   it("retries exactly the failed items of a finished job in a new job", async () => {
@@ -184,7 +177,7 @@ describe("at-least-once delivery", () => {
     });
     const retryJob = await waitForJobEnd(stack.api, retried.body.data.id);
     expect(retryJob).toMatchObject({ status: "COMPLETED", completedItems: 2, failedItems: 0 });
-    const values = await expectCountsMatchValues(stack, retryJob);
+    const values = await expectCountsMatchValues(stack.api, retryJob);
     expect(values.map((v) => v.callId).sort()).toEqual([callIds[0], callIds[2]].sort());
 
     // Nothing failed in the retry: nothing to retry; unknown jobs 404.
@@ -220,26 +213,24 @@ describe("at-least-once delivery", () => {
     });
   });
 
-  it("sends malformed work messages to the DLQ without touching any job", async () => {
-    const { SQSClient, SendMessageCommand, ReceiveMessageCommand } = await import("@aws-sdk/client-sqs");
+  it("drops a malformed work message at the dead-letter queue without touching any job", async () => {
+    const { SQSClient, SendMessageCommand, GetQueueAttributesCommand } = await import("@aws-sdk/client-sqs");
     const sqs = new SQSClient({ endpoint: process.env.SQS_ENDPOINT, region: "us-east-1" });
+    const deadLetterInvocations = () => (stack.stats().consumers["dead-letter-recorder"] as SqsConsumerStats).succeeded;
+    const before = deadLetterInvocations();
     await sqs.send(new SendMessageCommand({ QueueUrl: stack.queueUrls.work, MessageBody: "{not json" }));
-    // The DLQ may also hold a copy of an earlier test's poison item (received once more
-    // after its last attempt when the 2 s test visibility ran out): look among all of them.
-    const dead = await waitFor(
-      async () => {
-        const { Messages } = await sqs.send(
-          new ReceiveMessageCommand({
-            QueueUrl: stack.queues.work.dlqUrl,
-            WaitTimeSeconds: 1,
-            MaxNumberOfMessages: 10,
-            VisibilityTimeout: 0,
-          }),
-        );
-        return Messages?.find((message) => message.Body === "{not json");
-      },
-      { timeoutMs: 30_000, what: "the malformed message in the DLQ" },
+    // Three receives on the work queue, then the dead-letter recorder takes it and drops it.
+    await waitFor(async () => (deadLetterInvocations() > before ? true : undefined), {
+      what: "the dead-letter recorder to take the malformed message",
+    });
+    const { Attributes } = await sqs.send(
+      new GetQueueAttributesCommand({
+        QueueUrl: stack.queues.work.dlqUrl,
+        AttributeNames: ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+      }),
     );
-    expect(dead.Body).toBe("{not json");
+    expect(
+      Number(Attributes?.ApproximateNumberOfMessages) + Number(Attributes?.ApproximateNumberOfMessagesNotVisible),
+    ).toBe(0);
   });
 });

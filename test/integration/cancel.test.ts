@@ -1,26 +1,68 @@
+import { AsyncLocalStorage } from "node:async_hooks";
+import { GetQueueAttributesCommand } from "@aws-sdk/client-sqs";
+import type { DynamoDBStreamEvent } from "aws-lambda";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createHandler } from "../../functions/workers/evaluator.ts";
+import { streamRoutes } from "../../functions/workers/stream-router.ts";
+import { sqs } from "../../shared/aws.ts";
 import { defaultEvaluatorDeps } from "../../shared/pipeline/evaluate.ts";
 import { type EvaluateItem, evaluateByCalculationType } from "../../shared/pipeline/evaluators.ts";
-import { wiring } from "../../shared/wiring.ts";
+import { routeStreamRecords } from "../../shared/pipeline/stream-router.ts";
 import { createCalls, createMetrics, jobValues, standardMetrics } from "../support/fixtures.ts";
 import { startTestStack, type TestStack, waitFor } from "../support/stack.ts";
 
 const ITEM_MS = 250;
-/** A batch running when the job is canceled finishes its items (it read the status at its start). */
-const BATCH_MS = (wiring.queueConsumers.find((consumer) => consumer.id === "evaluator")?.batchSize ?? 0) * ITEM_MS;
+
+/** Messages on the queue, visible or being processed: 0 once every batch has ended. */
+async function messagesLeft(queueUrl: string): Promise<number> {
+  const { Attributes } = await sqs().send(
+    new GetQueueAttributesCommand({
+      QueueUrl: queueUrl,
+      AttributeNames: ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+    }),
+  );
+  return (
+    Number(Attributes?.ApproximateNumberOfMessages ?? 0) +
+    Number(Attributes?.ApproximateNumberOfMessagesNotVisible ?? 0)
+  );
+}
 
 describe("canceling a running job", () => {
   let stack: TestStack;
-  const evaluationStarts: number[] = [];
+  /** Whether the evaluator batch running this code was handed over after the cancel answered. */
+  const batchAfterCancel = new AsyncLocalStorage<boolean>();
+  let cancelAnswered = false;
+  let evaluationsInBatchesAfterCancel = 0;
+  /** Finalization waits on this gate; tests hold it to cancel between the last count and finalization. */
+  let finalizerGate: Promise<void> = Promise.resolve();
   beforeAll(async () => {
     const slow: EvaluateItem = async (definition, call) => {
-      evaluationStarts.push(Date.now());
+      if (batchAfterCancel.getStore()) evaluationsInBatchesAfterCancel++;
       await new Promise((resolve) => setTimeout(resolve, ITEM_MS));
       return evaluateByCalculationType(definition, call);
     };
+    const evaluator = createHandler({ ...defaultEvaluatorDeps, evaluate: slow });
     stack = await startTestStack({
-      runtime: { handlerOverrides: { evaluator: createHandler({ ...defaultEvaluatorDeps, evaluate: slow }) } },
+      runtime: {
+        handlerOverrides: {
+          evaluator: (event, context) => batchAfterCancel.run(cancelAnswered, () => evaluator(event, context)),
+          "stream-router": (event) =>
+            routeStreamRecords(
+              (event as DynamoDBStreamEvent).Records,
+              streamRoutes.map((route) =>
+                route.name === "finalizer"
+                  ? {
+                      ...route,
+                      handle: async (records) => {
+                        await finalizerGate;
+                        return route.handle(records);
+                      },
+                    }
+                  : route,
+              ),
+            ),
+        },
+      },
     });
   });
   afterAll(() => stack?.stop());
@@ -42,15 +84,21 @@ describe("canceling a running job", () => {
     );
 
     const canceled = await stack.api("POST", `/v1/metric/collection-jobs/${jobId}/cancel`);
-    const canceledAt = Date.now();
+    cancelAnswered = true;
     expect(canceled.status).toBe(200);
     expect(canceled.body.data.status).toBe("CANCELED");
     expect(canceled.body.data.canceledAt).toBeTruthy();
     const atCancel = canceled.body.data;
     expect(atCancel.completedItems).toBeLessThan(120);
 
-    // Batches already running finish; none of their results may land.
-    await new Promise((resolve) => setTimeout(resolve, BATCH_MS + 500));
+    // Batches already running finish and the rest are skipped; none of their results may land.
+    await waitFor(
+      async () => {
+        const left = (await messagesLeft(stack.queueUrls.dispatch)) + (await messagesLeft(stack.queueUrls.work));
+        return left === 0 ? true : undefined;
+      },
+      { what: "the dispatch and work queues to drain" },
+    );
     const { body } = await stack.api("GET", `/v1/metric/collection-jobs/${jobId}`);
     expect(body.data).toMatchObject({
       status: "CANCELED",
@@ -59,14 +107,46 @@ describe("canceling a running job", () => {
     });
     const values = await jobValues(stack.api, jobId);
     expect(values).toHaveLength(atCancel.completedItems + atCancel.failedItems);
-    // No new evaluation starts once in-flight batches (at most one batch each) drained.
-    const lateStarts = evaluationStarts.filter((t) => t > canceledAt + BATCH_MS + 500);
-    expect(lateStarts).toHaveLength(0);
+    // A batch handed over after the cancel starts no evaluation.
+    expect(evaluationsInBatchesAfterCancel).toBe(0);
 
     // Cancel is idempotent; a finished job cannot be canceled.
     const again = await stack.api("POST", `/v1/metric/collection-jobs/${jobId}/cancel`);
     expect(again.status).toBe(200);
     expect(again.body.data.status).toBe("CANCELED");
+  });
+
+  it("finishes a fully recorded job instead of canceling it when the cancel beats the finalizer", async () => {
+    const callIds = await createCalls(stack.api, 2);
+    const [metric] = await createMetrics(stack.api, [{ ...standardMetrics[0], slug: "duration-cancel-race" }]);
+    let openGate = () => {};
+    finalizerGate = new Promise((resolve) => {
+      openGate = resolve;
+    });
+    try {
+      const created = await stack.api("POST", "/v1/metric/collection-jobs", { callIds, metrics: [{ id: metric!.id }] });
+      const jobId = created.body.data.id;
+      await waitFor(
+        async () => {
+          const { body } = await stack.api("GET", `/v1/metric/collection-jobs/${jobId}`);
+          return body.data.completedItems + body.data.failedItems === 2 ? body.data : undefined;
+        },
+        { what: "every item to be recorded" },
+      );
+      const { body: recorded } = await stack.api("GET", `/v1/metric/collection-jobs/${jobId}`);
+      expect(recorded.data.status).toBe("PROCESSING");
+
+      const cancel = await stack.api("POST", `/v1/metric/collection-jobs/${jobId}/cancel`);
+      expect(cancel.status).toBe(409);
+      expect(cancel.body.error.message).toContain("already COMPLETED");
+      const { body } = await stack.api("GET", `/v1/metric/collection-jobs/${jobId}`);
+      expect(body.data).toMatchObject({ status: "COMPLETED", completedItems: 2, failedItems: 0 });
+      expect(body.data.completedAt).toBeTruthy();
+      expect(body.data.canceledAt).toBeUndefined();
+    } finally {
+      openGate();
+      finalizerGate = Promise.resolve();
+    }
   });
 
   it("answers 409 when canceling a finished job and 404 for an unknown one", async () => {

@@ -185,9 +185,36 @@ describe("LLM-judged metrics on the local engines", { timeout: 120_000 }, () => 
     const values = await jobValues(stack.api, job.id);
     expect(values).toHaveLength(30);
     for (const value of values) expect(value.errorMessage).toMatch(/rejected the API key \(401\): invalid x-api-key/);
-    // No retries, and most items never reached the API.
+    // Each item that reached the API tried once more with the key read again; most never reached it.
     const requests = stack.anthropic.requests();
-    expect(requests.length).toBeLessThanOrEqual(10);
-    expect(new Set(requests.map((r) => r.itemHash)).size).toBe(requests.length);
+    expect(requests.length).toBeLessThanOrEqual(20);
+    const perItem = Map.groupBy(requests, (r) => r.itemHash);
+    for (const asked of perItem.values()) expect(asked.length).toBeLessThanOrEqual(2);
+  });
+
+  it("after a 401, re-reads the rotated key and carries on: the job is not blocked", async () => {
+    const previousKey = process.env.ANTHROPIC_API_KEY;
+    const callIds = await createCalls(stack.api, 3);
+    const metrics = await createMetrics(stack.api, [{ ...everyType[0]!, slug: "refund-asked-rotation" }]);
+    try {
+      // The running functions hold a client with the current key...
+      stack.anthropic.configure({ fault: undefined, acceptedApiKeys: [String(previousKey)] });
+      expect(await runJob(stack, callIds, metrics)).toMatchObject({ status: "COMPLETED", completedItems: 3 });
+      // ...when the key is rotated: the old one is refused, the secret holds the new one.
+      process.env.ANTHROPIC_API_KEY = "rotated-key";
+      stack.anthropic.configure({ acceptedApiKeys: ["rotated-key"] });
+      stack.anthropic.reset();
+      const job = await runJob(stack, callIds, metrics);
+      expect(job).toMatchObject({ status: "COMPLETED", completedItems: 3, failedItems: 0 });
+      expect(job.errorMessage).toBeUndefined();
+      const values = await jobValues(stack.api, job.id);
+      expect(values.map((v) => v.captureStatus)).toEqual(["SUCCESS", "SUCCESS", "SUCCESS"]);
+      const statuses = stack.anthropic.requests().map((r) => r.status);
+      expect(statuses).toContain(401);
+      expect(statuses.filter((status) => status === 200)).toHaveLength(3);
+    } finally {
+      process.env.ANTHROPIC_API_KEY = previousKey;
+      stack.anthropic.configure({ acceptedApiKeys: undefined });
+    }
   });
 });

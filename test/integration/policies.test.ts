@@ -1,23 +1,113 @@
 /** Metric policies on the local engines: CRUD, matching new calls, batching bursts into few jobs. */
 import { randomUUID } from "node:crypto";
 import { QueryCommand } from "@aws-sdk/lib-dynamodb";
+import type { DynamoDBStreamEvent } from "aws-lambda";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { streamRoutes } from "../../functions/workers/stream-router.ts";
 import { dynamo } from "../../shared/aws.ts";
 import { config } from "../../shared/config.ts";
 import { keys } from "../../shared/keys.ts";
-import { addToPolicyBatch } from "../../shared/policies/batches.ts";
+import { parsePageEntry } from "../../shared/pipeline/create-job.ts";
+import { routeStreamRecords } from "../../shared/pipeline/stream-router.ts";
+import { addToPolicyBatch, flushDuePolicyBatches } from "../../shared/policies/batches.ts";
+import { getJobItem, getJobPage } from "../../shared/store/jobs.ts";
 import { createCalls, createMetrics, jobValues, standardMetrics } from "../support/fixtures.ts";
 import { startTestStack, type TestStack, waitFor, waitForJobEnd } from "../support/stack.ts";
 
+/** Far-future windows the scheduled flusher leaves alone: the tests flush them themselves. */
+const FAR = Date.parse("2090-01-01T00:00:00Z");
+const MAX_JOB_ITEMS = 40;
+/** Small batch items, so that filling several takes few writes. */
+const CALLS_PER_BATCH_ITEM = 50;
+
 describe("metric policies", () => {
   let stack: TestStack;
+  /** Calls whose new-call stream record the policy matcher has handled. */
+  const matched = new Set<string>();
   beforeAll(async () => {
     stack = await startTestStack({
-      env: { POLICY_WINDOW_SECONDS: "1" },
-      runtime: { scheduleIntervalMs: 300 },
+      env: {
+        POLICY_WINDOW_SECONDS: "1",
+        MAX_JOB_ITEMS: String(MAX_JOB_ITEMS),
+        POLICY_BATCH_ITEM_CALLS: String(CALLS_PER_BATCH_ITEM),
+      },
+      runtime: {
+        scheduleIntervalMs: 300,
+        handlerOverrides: {
+          "stream-router": (event) =>
+            routeStreamRecords(
+              (event as DynamoDBStreamEvent).Records,
+              streamRoutes.map((route) =>
+                route.name === "policy-matcher"
+                  ? {
+                      ...route,
+                      handle: async (records) => {
+                        const response = await route.handle(records);
+                        if (response.batchItemFailures.length === 0) {
+                          for (const record of records) matched.add(String(record.dynamodb?.NewImage?.id?.S));
+                        }
+                        return response;
+                      },
+                    }
+                  : route,
+              ),
+            ),
+        },
+      },
     });
   });
   afterAll(() => stack?.stop());
+
+  /** Waits until the matcher has handled these calls and every batch due by then is flushed. */
+  async function matchedAndFlushed(callIds: (string | undefined)[]) {
+    await waitFor(async () => (callIds.every((id) => matched.has(String(id))) ? true : undefined), {
+      what: "the policy matcher to handle the calls",
+    });
+    const cutoff = new Date(Date.now() + 86_400_000).toISOString();
+    await waitFor(
+      async () => {
+        const { Items = [] } = await dynamo().send(
+          new QueryCommand({
+            TableName: config().tableName,
+            IndexName: "gsi1",
+            KeyConditionExpression: "gsi1pk = :open AND gsi1sk < :cutoff",
+            ExpressionAttributeValues: { ":open": keys.openPolicyBatches, ":cutoff": cutoff },
+          }),
+        );
+        return Items.length === 0 ? true : undefined;
+      },
+      { what: "every due policy batch to be flushed" },
+    );
+  }
+
+  /** Each call of the policy's jobs, once per job that holds it. */
+  async function callsInJobsOf(policyId: string): Promise<{ jobs: string[]; calls: string[] }> {
+    const { body } = await stack.api("GET", "/v1/metric/collection-jobs?limit=50");
+    const jobs: string[] = body.data.filter((job: any) => job.policyIds.includes(policyId)).map((job: any) => job.id);
+    const calls: string[] = [];
+    for (const jobId of jobs) {
+      const item = await getJobItem(stack.orgId, jobId, true);
+      for (let page = 0; page < Number(item?.pageCount ?? 0); page++) {
+        const entries = (await getJobPage(stack.orgId, jobId, page)) ?? [];
+        calls.push(...entries.map((entry) => parsePageEntry(entry).callId));
+      }
+    }
+    return { jobs, calls: calls.sort() };
+  }
+
+  /** A policy no new call matches (the tests hand it calls themselves), on `metricCount` metrics. */
+  async function unmatchedPolicy(slug: string, metricCount = 1) {
+    const metrics = await createMetrics(
+      stack.api,
+      standardMetrics.slice(0, metricCount).map((metric, index) => ({ ...metric, slug: `${slug}-${index}` })),
+    );
+    const { body } = await stack.api("POST", "/v1/metric/policies", {
+      name: slug,
+      metrics: metrics.map((metric) => ({ id: metric.id })),
+      conditions: [[{ conditionType: "AGENT", conditionOperator: "EQUALS", conditionValue: `nobody-${slug}` }]],
+    });
+    return body.data.id as string;
+  }
 
   /** Every (job, call) the policy produced, once its jobs have run. */
   async function callsRunFor(policyId: string, expectedCalls: number) {
@@ -117,7 +207,7 @@ describe("metric policies", () => {
     expect(groupValues.map((v) => v.callId).sort()).toEqual([c2, c3].sort());
     expect(groupValues.map((v) => v.callId)).not.toContain(c4);
 
-    await new Promise((resolve) => setTimeout(resolve, 1500));
+    await matchedAndFlushed([c1, c2, c3, c4]);
     const { body } = await stack.api("GET", "/v1/metric/collection-jobs?limit=50");
     expect(body.data.filter((job: any) => job.policyIds.includes(inactive))).toEqual([]);
   });
@@ -168,8 +258,8 @@ describe("metric policies", () => {
     [calls.c] = await createCalls(stack.api, 1, { agentId: "zz-gamma", properties: { suite: "ops", score: "abc" } });
     // Matches nothing: the scoping condition of every group fails.
     [calls.d] = await createCalls(stack.api, 1, { agentId: "op-delta", properties: { plan: "pro", score: "7" } });
-    // Every window (1 s) has ended and been flushed (every 300 ms): each policy's jobs are all there.
-    await new Promise((resolve) => setTimeout(resolve, 2500));
+    // Every window of these calls has been flushed: each policy's jobs are all there.
+    await matchedAndFlushed(Object.values(calls));
 
     for (const [index, [operator, , expected]] of cases.entries()) {
       const policyId = policyIds[index] as string;
@@ -188,12 +278,16 @@ describe("metric policies", () => {
     for (const id of policyIds) await stack.api("PUT", `/v1/metric/policies/${id}`, { status: "INACTIVE" });
   });
 
-  it("spills a full window batch into further shards instead of failing", async () => {
-    // Far in the future, so the flusher leaves these (fake) calls alone.
+  it("spills a full window batch into further shards, each item bounded by construction", async () => {
+    // Far in the future, so the flusher leaves these (fake) calls alone; ids of the longest kind.
     const now = new Date("2100-01-01T00:00:10Z");
-    const callIds = Array.from({ length: 12_000 }, () => randomUUID());
-    for (let i = 0; i < callIds.length; i += 1_000) {
-      await addToPolicyBatch(stack.orgId, "spill-policy", callIds.slice(i, i + 1_000), now);
+    const callIds = Array.from({ length: 2 * CALLS_PER_BATCH_ITEM + 20 }, () => randomUUID().padEnd(256, "x"));
+    // Two matcher invocations at a time: both may aim at the same shard, one of them moves on.
+    for (let i = 0; i < callIds.length; i += 60) {
+      await Promise.all([
+        addToPolicyBatch(stack.orgId, "spill-policy", callIds.slice(i, i + 30), now),
+        addToPolicyBatch(stack.orgId, "spill-policy", callIds.slice(i + 30, i + 60), now),
+      ]);
     }
     const { Items = [] } = await dynamo().send(
       new QueryCommand({
@@ -205,10 +299,73 @@ describe("metric policies", () => {
         },
       }),
     );
-    expect(Items.length).toBeGreaterThan(1);
+    // Full at a bounded count, not at DynamoDB's size limit (these ids would fit one item).
+    expect(Items.length).toBeGreaterThanOrEqual(3);
+    for (const item of Items) expect((item.callIds as Set<string>).size).toBeLessThanOrEqual(CALLS_PER_BATCH_ITEM);
     const stored = Items.flatMap((item) => [...(item.callIds as Set<string>)]);
     expect(stored).toHaveLength(callIds.length);
     expect(new Set(stored).size).toBe(callIds.length);
+  });
+
+  it("never drops a call added while its window is being flushed: it goes to the next window", async () => {
+    const policyId = await unmatchedPolicy("policy-flush-race");
+    const [early, late] = await createCalls(stack.api, 2);
+    const window = new Date(FAR);
+    await addToPolicyBatch(stack.orgId, policyId, [early!], window);
+    // The late call arrives while the flusher is creating the window's job.
+    let interleaved = false;
+    const client = dynamo();
+    client.middlewareStack.add(
+      (next) => async (args) => {
+        const input = JSON.stringify(args.input);
+        if (!interleaved && input.includes('"Job"') && input.includes(policyId)) {
+          interleaved = true;
+          await addToPolicyBatch(stack.orgId, policyId, [late!], window);
+        }
+        return next(args);
+      },
+      { step: "initialize", name: "addDuringFlush" },
+    );
+    try {
+      await flushDuePolicyBatches(new Date(FAR + 1_500));
+    } finally {
+      client.middlewareStack.remove("addDuringFlush");
+    }
+    expect(interleaved).toBe(true);
+    await flushDuePolicyBatches(new Date(FAR + 5_000));
+    const { jobs, calls } = await callsInJobsOf(policyId);
+    expect(calls).toEqual([early, late].sort());
+    expect(jobs).toHaveLength(2);
+  });
+
+  it("puts a call in one job only, even when its stream record is replayed after the window closed", async () => {
+    const policyId = await unmatchedPolicy("policy-replay");
+    const [call] = await createCalls(stack.api, 1);
+    await addToPolicyBatch(stack.orgId, policyId, [call!], new Date(FAR + 10_000));
+    await flushDuePolicyBatches(new Date(FAR + 11_500));
+    // The same record again, two windows later (a retried stream batch).
+    await addToPolicyBatch(stack.orgId, policyId, [call!], new Date(FAR + 13_000));
+    await flushDuePolicyBatches(new Date(FAR + 15_000));
+    const { jobs, calls } = await callsInJobsOf(policyId);
+    expect(calls).toEqual([call]);
+    expect(jobs).toHaveLength(1);
+  });
+
+  it("splits a batch too large for one job into several jobs instead of dropping it", async () => {
+    const metricCount = 3;
+    const policyId = await unmatchedPolicy("policy-oversized", metricCount);
+    const callIds = await createCalls(stack.api, 15);
+    expect(callIds.length * metricCount).toBeGreaterThan(MAX_JOB_ITEMS);
+    await addToPolicyBatch(stack.orgId, policyId, callIds, new Date(FAR + 20_000));
+    await flushDuePolicyBatches(new Date(FAR + 21_500));
+    const { jobs, calls } = await callsInJobsOf(policyId);
+    expect(calls).toEqual([...callIds].sort());
+    expect(jobs.length).toBeGreaterThan(1);
+    for (const jobId of jobs) {
+      const job = await waitForJobEnd(stack.api, jobId);
+      expect(job).toMatchObject({ status: "COMPLETED", failedItems: 0 });
+      expect(job.totalItems).toBeLessThanOrEqual(MAX_JOB_ITEMS);
+    }
   });
 
   it("batches a burst of matching calls into a few jobs, each call exactly once", async () => {

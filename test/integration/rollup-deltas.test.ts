@@ -4,7 +4,7 @@
  * sweeper. The stream consumer and the schedule are switched off here so the test decides
  * who applies what.
  */
-import { BatchWriteCommand, GetCommand, type TransactWriteCommandInput } from "@aws-sdk/lib-dynamodb";
+import { BatchWriteCommand, ScanCommand, type TransactWriteCommandInput } from "@aws-sdk/lib-dynamodb";
 import { marshall } from "@aws-sdk/util-dynamodb";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { handler as sweep } from "../../functions/workers/rollup-sweeper.ts";
@@ -18,7 +18,7 @@ import {
   staleDeltas,
   toDelta,
 } from "../../shared/analytics/deltas.ts";
-import { type RollupInput, rollupIncrements } from "../../shared/analytics/rollup.ts";
+import { type RollupInput, rollupKeyPrefix } from "../../shared/analytics/rollup.ts";
 import { dynamo } from "../../shared/aws.ts";
 import { config } from "../../shared/config.ts";
 import { startTestStack, type TestStack } from "../support/stack.ts";
@@ -96,21 +96,76 @@ describe("rollup deltas", () => {
   const allPending = async (orgId: string) =>
     (await staleDeltas(new Date(Date.now() + SWEEP_AFTER_MS + 60_000))).filter((delta) => delta.orgId === orgId);
 
-  /** The rollup items hold exactly what the inputs add, once. */
-  async function expectRollupsOf(inputs: RollupInput[]) {
-    const expected = rollupIncrements(inputs);
-    expect(expected.length).toBeGreaterThan(100); // more than one transaction's worth
-    for (const increment of expected) {
-      const { Item } = await dynamo().send(
-        new GetCommand({ TableName: config().tableName, Key: increment.key, ConsistentRead: true }),
+  /** Every rollup item of the organization, read back from the table. */
+  async function rollupItemsOf(orgId: string): Promise<Record<string, unknown>[]> {
+    const items: Record<string, unknown>[] = [];
+    let startKey: Record<string, unknown> | undefined;
+    do {
+      const page = await dynamo().send(
+        new ScanCommand({
+          TableName: config().tableName,
+          FilterExpression: "begins_with(pk, :prefix)",
+          ExpressionAttributeValues: { ":prefix": rollupKeyPrefix(orgId) },
+          ExclusiveStartKey: startKey,
+          ConsistentRead: true,
+        }),
       );
-      for (const [attribute, value] of increment.adds) expect(Item?.[attribute], attribute).toBe(value);
+      items.push(...(page.Items ?? []));
+      startKey = page.LastEvaluatedKey;
+    } while (startKey);
+    return items;
+  }
+
+  /** Per metric and tier (`resolved 1d`): the counts, sums and histogram entries of all its buckets. */
+  async function rollupTotalsOf(orgId: string) {
+    const totals: Record<string, { count: number; sum: number; histogram: number }> = {};
+    for (const item of await rollupItemsOf(orgId)) {
+      const [slug, , tier] = String(item.pk).slice(rollupKeyPrefix(orgId).length).split("#");
+      const total = totals[`${slug} ${tier}`] ?? { count: 0, sum: 0, histogram: 0 };
+      totals[`${slug} ${tier}`] = total;
+      for (const [attribute, value] of Object.entries(item)) {
+        if (typeof value !== "number") continue;
+        const field = attribute.split("@")[0] as string;
+        if (field === "count") total.count += value;
+        else if (field === "sum") total.sum += value;
+        else if (/^h[pnz]/.test(field)) total.histogram += value;
+      }
     }
+    return totals;
+  }
+
+  /**
+   * The rollups hold what `makeDeltas(orgId, deltas)` adds, once, worked out by hand: each
+   * delta d has 5 "resolved" values (v even, value (d + v) % 2 = d % 2, so 5 per odd d) and
+   * 5 "talk-ratio" values (v odd, value d + v, so 5d + 25 per delta). Each tier holds every
+   * value once; "resolved" (no histogram) keeps no hour items, its hours being in 5m items.
+   */
+  const expectedTotals: Record<number, { resolved: number; talkRatio: number }> = {
+    12: { resolved: 30, talkRatio: 630 }, // 6 odd d × 5; 5 × 66 + 12 × 25
+    30: { resolved: 75, talkRatio: 2925 }, // 15 odd d × 5; 5 × 435 + 30 × 25
+    40: { resolved: 100, talkRatio: 4900 }, // 20 odd d × 5; 5 × 780 + 40 × 25
+  };
+
+  async function expectRollupsOf(orgId: string, deltas: number) {
+    const expected = expectedTotals[deltas];
+    if (!expected) throw new Error(`No hand-computed totals for ${deltas} deltas`);
+    const values = deltas * 5;
+    const resolved = { count: values, sum: expected.resolved, histogram: 0 };
+    const talkRatio = { count: values, sum: expected.talkRatio, histogram: values };
+    expect(await rollupTotalsOf(orgId)).toEqual({
+      "resolved 5m": resolved,
+      "resolved 1d": resolved,
+      "resolved 10d": resolved,
+      "talk-ratio 5m": talkRatio,
+      "talk-ratio 1h": talkRatio,
+      "talk-ratio 1d": talkRatio,
+      "talk-ratio 10d": talkRatio,
+    });
   }
 
   it("applies each delta once: twice delivered, a crash mid-batch then the retry, and concurrent appliers", async () => {
     const { orgId } = await stack.newOrganization("deltas");
-    const { items, inputs, deltas } = makeDeltas(orgId, 30);
+    const { items, deltas } = makeDeltas(orgId, 30);
     await put(items);
 
     // A consumer crashed after its first chunks: a third of the deltas are applied.
@@ -126,14 +181,16 @@ describe("rollup deltas", () => {
     }));
     expect(await applyStreamedDeltas(records as never)).toEqual({ batchItemFailures: [] });
 
-    await expectRollupsOf(inputs);
+    await expectRollupsOf(orgId, 30);
+    // More items than one transaction holds.
+    expect((await rollupItemsOf(orgId)).length).toBeGreaterThan(100);
     expect(await pendingDeltaCount()).toBe(0);
   });
 
   it("leaves nothing behind: the sweeper applies deltas the stream consumer never did", async () => {
     const { orgId } = await stack.newOrganization("sweeper");
     const old = new Date(Date.now() - 10 * 60_000);
-    const { items, inputs } = makeDeltas(orgId, 12, old);
+    const { items } = makeDeltas(orgId, 12, old);
     const fresh = makeDeltas(orgId, 1, new Date(), "fresh");
     await put([...items, ...fresh.items]);
 
@@ -143,7 +200,7 @@ describe("rollup deltas", () => {
     expect(await sweep()).toEqual({ applied: 12, alreadyApplied: 0 });
     expect(await pendingDeltaCount()).toBe(1);
     expect(await sweep()).toEqual({ applied: 0, alreadyApplied: 0 });
-    await expectRollupsOf(inputs);
+    await expectRollupsOf(orgId, 12);
   });
 
   it("merges deltas first: one update per rollup item, however many deltas touch it", async () => {
@@ -158,17 +215,17 @@ describe("rollup deltas", () => {
     }
     // 400 values × 4 resolutions would be 1,600 updates, and deleting deltas together with
     // their updates in 100-action transactions would merge only two deltas at a time.
-    const distinctItems = rollupIncrements(inputs).length;
+    const distinctItems = (await rollupItemsOf(orgId)).length;
     expect(distinctItems).toBeLessThan(inputs.length * 4 * 0.6); // the hours and days these values share
     expect(updatesIn(watch.sent)).toBe(distinctItems);
     for (const transaction of watch.sent) expect(transaction.length).toBeLessThanOrEqual(100);
-    await expectRollupsOf(inputs);
+    await expectRollupsOf(orgId, 40);
     expect(await allPending(orgId)).toEqual([]);
   });
 
   it("a crash between merging and applying leaves merged deltas that are applied once", async () => {
     const { orgId } = await stack.newOrganization("merge-crash");
-    const { items, inputs, deltas } = makeDeltas(orgId, 40);
+    const { items, deltas } = makeDeltas(orgId, 40);
     await put(items);
     // Every transaction with updates fails: the merge commits, nothing is applied.
     const watch = watchTransactions((transaction) => transaction.some((action) => action.Update));
@@ -189,7 +246,7 @@ describe("rollup deltas", () => {
       applyRollupDeltas(await allPending(orgId)),
     ]);
     expect(first.applied + second.applied).toBe(merged.length);
-    await expectRollupsOf(inputs);
+    await expectRollupsOf(orgId, 40);
     expect(await allPending(orgId)).toEqual([]);
   });
 });

@@ -126,6 +126,14 @@ async function messagesLeft(queueUrl: string): Promise<number> {
   );
 }
 
+/** Messages received by a consumer and not yet deleted (invisible). */
+async function messagesInFlight(queueUrl: string): Promise<number> {
+  const { Attributes } = await sqs.send(
+    new GetQueueAttributesCommand({ QueueUrl: queueUrl, AttributeNames: ["ApproximateNumberOfMessagesNotVisible"] }),
+  );
+  return Number(Attributes?.ApproximateNumberOfMessagesNotVisible ?? 0);
+}
+
 async function drain(queueUrl: string): Promise<string[]> {
   const bodies: string[] = [];
   for (;;) {
@@ -269,17 +277,78 @@ describe("local runtime: SQS consumers", { timeout: 60_000 }, () => {
     expect(runtime?.stats().queues.dispatch).toMatchObject({ messages: 4, invocations: 4, succeeded: 3, failed: 1 });
   });
 
+  it("with twinDelivery concurrent runs each batch's twin at the same time, queue and stream alike", async () => {
+    const [queueId, streamId] = ["sqs", "stream"].map((kind) => `twin-${kind}-${randomUUID().slice(0, 6)}`) as [
+      string,
+      string,
+    ];
+    const running = new Map<string, number>();
+    const overlapped = new Set<string>();
+    /** Per batch: lets the first delivery go on once its twin has started too. */
+    const twinStarted = new Map<string, () => void>();
+    /**
+     * Records whether a batch (same records) is still running when its twin starts. The first
+     * delivery waits for its twin (at most 5 s, which a twin delivered afterwards would need).
+     */
+    const overlapping =
+      (key: (event: { Records: Record<string, any>[] }) => string) =>
+      async (event: { Records: Record<string, any>[] }) => {
+        const batch = key(event);
+        running.set(batch, (running.get(batch) ?? 0) + 1);
+        if ((running.get(batch) ?? 0) > 1) {
+          overlapped.add(batch);
+          twinStarted.get(batch)?.();
+        } else {
+          await new Promise<void>((resolve) => {
+            const timer = setTimeout(resolve, 5_000);
+            twinStarted.set(batch, () => {
+              clearTimeout(timer);
+              resolve();
+            });
+          });
+        }
+        running.set(batch, (running.get(batch) ?? 0) - 1);
+        return { batchItemFailures: [] };
+      };
+    const { queues, tableName } = await startRuntime(
+      {
+        queueConsumers: [sqsConsumer(queueId, "work", { maxConcurrency: 1 })],
+        streamConsumers: [streamConsumer(streamId, { filterPattern: {} })],
+      },
+      {
+        deliverEachBatchTwice: true,
+        twinDelivery: "concurrent",
+        handlerOverrides: {
+          [queueId]: overlapping((event) => `sqs:${event.Records.map((r) => r.receiptHandle).join()}`),
+          [streamId]: overlapping((event) => `stream:${event.Records.map((r) => r.dynamodb.SequenceNumber).join()}`),
+        },
+      },
+    );
+    await sendMessages(queues.work.url, [{ n: 1 }]);
+    await dynamodb.send(new PutItemCommand({ TableName: tableName, Item: { pk: { S: "p" }, sk: { S: "item" } } }));
+    const stats = await waitFor(() => {
+      const current = runtime?.stats();
+      const done = current?.queues.work?.succeeded === 1 && (current?.streams[streamId]?.invocations ?? 0) >= 1;
+      return done && [...running.values()].every((n) => n === 0) ? current : undefined;
+    }, "both batches and their twins");
+    expect([...overlapped].map((batch) => batch.split(":")[0]).sort()).toEqual(["sqs", "stream"]);
+    expect(stats.queues.work).toMatchObject({ invocations: 2, twinInvocations: 1, concurrentTwins: 1 });
+    expect(stats.streams[streamId]).toMatchObject({ invocations: 1, twinInvocations: 1, concurrentTwins: 1 });
+  });
+
   it("gathers batches larger than one receive within the batching window", async () => {
     const id = `window-${randomUUID().slice(0, 6)}`;
+    // A window long enough for a loaded machine; the batch goes as soon as it holds 25 messages.
     const { queues } = await startRuntime({
-      queueConsumers: [sqsConsumer(id, "work", { batchSize: 25, maxBatchingWindowSeconds: 2, maxConcurrency: 1 })],
+      queueConsumers: [sqsConsumer(id, "work", { batchSize: 25, maxBatchingWindowSeconds: 20, maxConcurrency: 1 })],
     });
     const bodies = Array.from({ length: 25 }, (_, n) => ({ n }));
-    // Sent in three bursts within the 2 s window: Lambda would still make them one batch.
+    // Three bursts, each received (in flight) before the next is sent: Lambda would still make them one batch.
+    const received = (count: number) => async () => (await messagesInFlight(queues.work.url)) === count || undefined;
     await sendMessages(queues.work.url, bodies.slice(0, 10));
-    await sleep(300);
+    await waitFor(received(10), "the first burst to be received");
     await sendMessages(queues.work.url, bodies.slice(10, 20));
-    await sleep(300);
+    await waitFor(received(20), "the second burst to be received");
     await sendMessages(queues.work.url, bodies.slice(20));
     await waitFor(
       () => (sqsDeliveries.filter((delivery) => delivery.functionName === id).length >= 25 ? true : undefined),
@@ -292,14 +361,44 @@ describe("local runtime: SQS consumers", { timeout: 60_000 }, () => {
   });
 
   it("stops promptly, aborting idle long polls", async () => {
-    const { runtime: started } = await startRuntime({
-      queueConsumers: [sqsConsumer(`idle-${randomUUID().slice(0, 6)}`, "work", { maxConcurrency: 4 })],
-      streamConsumers: [streamConsumer(`idle-${randomUUID().slice(0, 6)}`)],
-    });
-    await sleep(300); // let every loop sit in a long poll
+    const receives = { inFlight: 0, aborted: 0, answered: 0 };
+    const streamId = `idle-${randomUUID().slice(0, 6)}`;
+    const { runtime: started } = await startRuntime(
+      {
+        queueConsumers: [sqsConsumer(`idle-${randomUUID().slice(0, 6)}`, "work", { maxConcurrency: 4 })],
+        streamConsumers: [streamConsumer(streamId)],
+      },
+      {
+        instrumentClient: (client) => {
+          if (!(client instanceof SQSClient)) return;
+          client.middlewareStack.add(
+            (next, context) => async (args) => {
+              if (context.commandName !== "ReceiveMessageCommand") return next(args);
+              receives.inFlight++;
+              try {
+                const result = await next(args);
+                receives.answered++;
+                return result;
+              } catch (error) {
+                receives.aborted++;
+                throw error;
+              } finally {
+                receives.inFlight--;
+              }
+            },
+            { step: "initialize", name: "countReceives" },
+          );
+        },
+      },
+    );
+    // Every poll loop sits in a long poll (20 s) on the empty queue; the stream reader idles.
+    await waitFor(() => receives.inFlight === 4 || undefined, "four long polls");
+    await waitFor(() => (started.stats().streams[streamId]?.shards ?? 0) >= 1 || undefined, "the stream reader");
     const began = Date.now();
     await started.stop();
-    expect(Date.now() - began).toBeLessThan(500);
+    // Each long poll was cut short, not waited out: stop took far less than one long poll.
+    expect(receives).toEqual({ inFlight: 0, aborted: 4, answered: 0 });
+    expect(Date.now() - began).toBeLessThan(10_000);
   });
 });
 
@@ -404,19 +503,21 @@ describe("local runtime: stream consumers", { timeout: 60_000 }, () => {
 
   it("gathers records written over several polls into one batch within the batching window", async () => {
     const id = `stream-window-${randomUUID().slice(0, 6)}`;
-    const { tableName } = await startRuntime({
-      streamConsumers: [streamConsumer(id, { filterPattern: {}, batchSize: 4, maxBatchingWindowSeconds: 2 })],
+    // A window long enough for a loaded machine to write three records within it.
+    const { tableName, runtime: started } = await startRuntime({
+      streamConsumers: [streamConsumer(id, { filterPattern: {}, batchSize: 4, maxBatchingWindowSeconds: 5 })],
     });
     const put = (pk: string) =>
       dynamodb.send(new PutItemCommand({ TableName: tableName, Item: { pk: { S: pk }, sk: { S: "item" } } }));
-    // Three writes 300 ms apart: without a window each would be a batch of its own.
-    for (const pk of ["w1", "w2", "w3"]) {
-      await put(pk);
-      await sleep(300);
-    }
-    await sleep(2_500); // the window closes: the batch holds three of its four records
-    for (const pk of ["w4", "w5", "w6", "w7", "w8"]) await put(pk);
     const mine = () => streamDeliveries.filter((delivery) => delivery.functionName === id);
+    // Three writes, each read from the stream before the next: without a window each would be a batch of its own.
+    for (const [index, pk] of ["w1", "w2", "w3"].entries()) {
+      await put(pk);
+      await waitFor(() => (started.stats().streams[id]?.records ?? 0) > index || undefined, `${pk} to be read`);
+    }
+    // The window closes: the batch holds three of its four records.
+    await waitFor(() => mine().length >= 3 || undefined, "the first batch");
+    for (const pk of ["w4", "w5", "w6", "w7", "w8"]) await put(pk);
     await waitFor(() => (mine().length >= 8 ? true : undefined), "every record");
     const batches = [...new Set(mine().map((delivery) => delivery.invocation))].map((invocation) =>
       mine()

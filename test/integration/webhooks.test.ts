@@ -1,7 +1,14 @@
 /** Signed completion webhooks on the local engines: delivery, retries, status, SSRF refusals. */
 import { createServer, type IncomingMessage } from "node:http";
 import type { AddressInfo } from "node:net";
+import { GetQueueAttributesCommand } from "@aws-sdk/client-sqs";
+import { UpdateCommand } from "@aws-sdk/lib-dynamodb";
+import type { SQSRecord } from "aws-lambda";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { dynamo, sqs } from "../../shared/aws.ts";
+import { config } from "../../shared/config.ts";
+import { keys } from "../../shared/keys.ts";
+import { defaultWebhookDeps, deliveryIdFor, processWebhookBatch } from "../../shared/webhooks/deliver.ts";
 import { verifyWebhook } from "../../shared/webhooks/signature.ts";
 import { createCalls, createMetrics, standardMetrics } from "../support/fixtures.ts";
 import { startTestStack, type TestStack, waitFor, waitForJobEnd } from "../support/stack.ts";
@@ -28,7 +35,8 @@ describe("completion webhooks", () => {
   });
 
   beforeAll(async () => {
-    stack = await startTestStack();
+    // A short delivery deadline: the tests below wait for it to pass.
+    stack = await startTestStack({ env: { WEBHOOK_TIMEOUT_MS: "3000" } });
     await new Promise<void>((resolve) => receiver.listen(0, "127.0.0.1", resolve));
     receiverUrl = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/hooks`;
   });
@@ -92,11 +100,124 @@ describe("completion webhooks", () => {
     script = [];
     const jobId = await jobWithWebhook("webhook-2");
     await stack.api("POST", `/v1/metric/collection-jobs/${jobId}/cancel`);
-    await waitFor(async () => (received.length > 0 ? true : undefined), { what: "a webhook" });
-    await new Promise((resolve) => setTimeout(resolve, 1500));
+    // Delivered, and no other message left that could deliver it a second time.
+    await waitFor(
+      async () => {
+        const { body } = await stack.api("GET", `/v1/metric/collection-jobs/${jobId}`);
+        if (body.data.webhook?.status !== "delivered") return undefined;
+        const { Attributes } = await sqs().send(
+          new GetQueueAttributesCommand({
+            QueueUrl: stack.queueUrls.webhook,
+            AttributeNames: ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+          }),
+        );
+        const left =
+          Number(Attributes?.ApproximateNumberOfMessages) + Number(Attributes?.ApproximateNumberOfMessagesNotVisible);
+        return left === 0 ? true : undefined;
+      },
+      { what: "the webhook to be delivered and its queue to drain" },
+    );
     const mine = received.filter((r) => JSON.parse(r.body).data.id === jobId);
     expect(mine).toHaveLength(1);
     expect(JSON.parse(mine[0]!.body).type).toMatch(/^collection_job\.(canceled|completed)$/);
+  });
+
+  /** A finished job (no webhook of its own) whose webhook URL is then set to `url`, and its delivery message. */
+  async function finishedJobDeliveringTo(url: string, slug: string): Promise<{ jobId: string; record: SQSRecord }> {
+    const callIds = await createCalls(stack.api, 1);
+    const [metric] = await createMetrics(stack.api, [{ ...standardMetrics[0], slug }]);
+    const created = await stack.api("POST", "/v1/metric/collection-jobs", { callIds, metrics: [{ id: metric!.id }] });
+    const job = await waitForJobEnd(stack.api, created.body.data.id);
+    await dynamo().send(
+      new UpdateCommand({
+        TableName: config().tableName,
+        Key: keys.job(stack.orgId, job.id),
+        UpdateExpression: "SET webhookUrl = :url",
+        ExpressionAttributeValues: { ":url": url },
+      }),
+    );
+    const message = {
+      orgId: stack.orgId,
+      jobId: job.id,
+      deliveryId: deliveryIdFor(job.id, job.status),
+      queuedAt: new Date().toISOString(),
+    };
+    return {
+      jobId: job.id,
+      record: { messageId: job.id, receiptHandle: job.id, body: JSON.stringify(message) } as SQSRecord,
+    };
+  }
+
+  const deliveryOf = async (jobId: string) =>
+    (await stack.api("GET", `/v1/metric/collection-jobs/${jobId}`)).body.data.webhook;
+
+  it("delivers to a fast endpoint while another endpoint of the same batch hangs", async () => {
+    let hangingOpen = false;
+    let hangingOpenWhenFastServed: boolean | undefined;
+    const hanging = createServer((req) => {
+      hangingOpen = true;
+      req.on("close", () => {
+        hangingOpen = false;
+      });
+    });
+    // The fast endpoint answers once the hanging one holds its request (or after half the
+    // deadline): concurrent deliveries see it open, one after the other never does.
+    const fast = createServer(async (req, res) => {
+      req.resume();
+      const giveUpAt = Date.now() + 1500;
+      while (!hangingOpen && Date.now() < giveUpAt) await new Promise((resolve) => setTimeout(resolve, 10));
+      hangingOpenWhenFastServed = hangingOpen;
+      res.writeHead(204).end();
+    });
+    await Promise.all(
+      [hanging, fast].map((server) => new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve))),
+    );
+    const urlOf = (server: typeof fast) => `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook`;
+    try {
+      const slowJob = await finishedJobDeliveringTo(urlOf(hanging), "webhook-hanging");
+      const fastJob = await finishedJobDeliveringTo(urlOf(fast), "webhook-fast");
+      const delayed: string[] = [];
+      let settled = false;
+      // The hanging endpoint comes first in the batch.
+      const batch = processWebhookBatch([slowJob.record, fastJob.record], {
+        ...defaultWebhookDeps,
+        delay: async (handle) => {
+          delayed.push(handle);
+        },
+      }).finally(() => {
+        settled = true;
+      });
+
+      await waitFor(async () => ((await deliveryOf(fastJob.jobId))?.status === "delivered" ? true : undefined), {
+        what: "the fast endpoint's delivery to be recorded",
+      });
+      expect(hangingOpenWhenFastServed).toBe(true);
+      expect(settled).toBe(false);
+
+      const response = await batch;
+      expect(response.batchItemFailures).toEqual([{ itemIdentifier: slowJob.record.messageId }]);
+      expect(delayed).toEqual([slowJob.record.receiptHandle]);
+      expect(await deliveryOf(slowJob.jobId)).toMatchObject({ status: "pending", attempts: 1, lastError: "timed out" });
+    } finally {
+      hanging.closeAllConnections();
+      hanging.close();
+      fast.close();
+    }
+  });
+
+  it("bounds the DNS lookup of a delivery by its deadline too", async () => {
+    const { jobId, record } = await finishedJobDeliveringTo("http://never-answers.example/hook", "webhook-dns");
+    const delayed: string[] = [];
+    const response = await processWebhookBatch([record], {
+      ...defaultWebhookDeps,
+      resolveHost: () => new Promise<string[]>(() => {}),
+      delay: async (handle) => {
+        delayed.push(handle);
+      },
+    });
+    expect(response.batchItemFailures).toEqual([{ itemIdentifier: record.messageId }]);
+    expect(delayed).toEqual([record.receiptHandle]);
+    expect(await deliveryOf(jobId)).toMatchObject({ status: "pending", attempts: 1, lastError: "timed out" });
   });
 
   it("refuses internal addresses at job creation", async () => {

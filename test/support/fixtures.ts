@@ -85,3 +85,34 @@ export async function jobValues(api: Api, jobId: string, status = "all") {
   } while (after);
   return values;
 }
+
+/** Creates calls and fresh definitions (slugs made unique with `tag`), then a job over them; returns its id. */
+export async function createJob(api: Api, calls: number, metrics: { slug: string }[], tag: string) {
+  const callIds = await createCalls(api, calls);
+  const created = await createMetrics(
+    api,
+    metrics.map((metric) => ({ ...metric, slug: `${metric.slug}-${tag}` })),
+  );
+  const { status, body } = await api("POST", "/v1/metric/collection-jobs", {
+    callIds,
+    metrics: created.map((m) => ({ id: m.id })),
+  });
+  if (status !== 201) throw new Error(`create job: ${status} ${JSON.stringify(body)}`);
+  return { jobId: body.data.id as string, callIds, metrics: created };
+}
+
+/**
+ * A finished job's counters against its stored values, item by item: one value per item,
+ * none twice, and completed/failed counts that match their capture statuses.
+ */
+export async function expectCountsMatchValues(api: Api, job: any) {
+  const { expect } = await import("vitest");
+  const values = await jobValues(api, job.id);
+  const keys = values.map((v) => `${v.callId}|${v.metricDefinitionId}`);
+  expect(new Set(keys).size).toBe(values.length);
+  expect(values).toHaveLength(job.totalItems);
+  expect(job.completedItems + job.failedItems).toBe(job.totalItems);
+  expect(job.completedItems).toBe(values.filter((v) => v.captureStatus !== "ERROR").length);
+  expect(job.failedItems).toBe(values.filter((v) => v.captureStatus === "ERROR").length);
+  return values;
+}

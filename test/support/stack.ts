@@ -4,8 +4,11 @@
  * One stack per test file: vitest runs each file in its own process.
  */
 import { randomUUID } from "node:crypto";
+import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
+import { SQSClient } from "@aws-sdk/client-sqs";
 import { inject } from "vitest";
 import { type FakeAnthropicOptions, startFakeAnthropic } from "../../infra/local/fake-anthropic.ts";
+import { deleteQueues, deleteTable } from "../../infra/local/resources.ts";
 import { type LocalStackOptions, startLocalStack } from "../../infra/local/stack.ts";
 import { pendingDeltaCount } from "../../shared/analytics/deltas.ts";
 import { createApiKey, createOrganization } from "../../shared/store/organizations.ts";
@@ -23,6 +26,9 @@ export interface ApiResponse<T = any> {
   body: T;
   headers: Headers;
 }
+
+const region = "us-east-1";
+const credentials = { accessKeyId: "local", secretAccessKey: "local" };
 
 export async function startTestStack(options: TestStackOptions = {}) {
   const suffix = randomUUID().slice(0, 8);
@@ -83,9 +89,18 @@ export async function startTestStack(options: TestStackOptions = {}) {
   }
 
   const org = await newOrganization();
+  /** Stops everything and deletes the file's table and queues: the shared engines keep nothing of it. */
   const stop = async () => {
     await stack.stop();
     await anthropic.stop();
+    const dynamodb = new DynamoDBClient({ region, endpoint: inject("dynamodbEndpoint"), credentials });
+    const sqs = new SQSClient({ region, endpoint: inject("sqsEndpoint"), credentials });
+    try {
+      await Promise.all([deleteTable(dynamodb, stack.tableName), deleteQueues(sqs, stack.queues)]);
+    } finally {
+      dynamodb.destroy();
+      sqs.destroy();
+    }
   };
   return { ...stack, ...org, stop, anthropic, newOrganization, client };
 }

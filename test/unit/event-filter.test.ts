@@ -19,7 +19,7 @@ const jobModify = {
 
 describe("matchesFilterPattern", () => {
   it("matches the finalizer's pattern only for MODIFY records of jobs", () => {
-    const finalizer = wiring.streamConsumers.find((consumer) => consumer.id === "finalizer");
+    const finalizer = wiring.streamConsumers.find((consumer) => consumer.id === "stream-router");
     const pattern = finalizer?.filterPattern ?? {};
     expect(matchesFilterPattern(pattern, jobModify)).toBe(true);
     expect(matchesFilterPattern(pattern, { ...jobModify, eventName: "INSERT" })).toBe(false);

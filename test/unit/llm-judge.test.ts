@@ -205,16 +205,18 @@ describe("invalid model output", () => {
 });
 
 describe("Anthropic failures", () => {
-  it("429 and 529 become retryable with the server's retry-after; 500 is retryable", async () => {
+  it("429 and 529 become throttled retries with the server's retry-after; 500 is an ordinary retry", async () => {
     fake.configure({ fault: () => "rate_limit", retryAfterSeconds: 7 });
     const rateLimited = await judge(refundAsked, call).catch((error: unknown) => error);
     expect(rateLimited).toBeInstanceOf(RetryableEvaluationError);
-    expect((rateLimited as RetryableEvaluationError).retryAfterSeconds).toBe(7);
+    expect(rateLimited).toMatchObject({ retryAfterSeconds: 7, throttled: true });
     fake.configure({ fault: () => "overloaded", retryAfterSeconds: 3 });
     const overloaded = await judge(refundAsked, call).catch((error: unknown) => error);
-    expect(overloaded).toMatchObject({ name: "RetryableEvaluationError", retryAfterSeconds: 3 });
+    expect(overloaded).toMatchObject({ name: "RetryableEvaluationError", retryAfterSeconds: 3, throttled: true });
     fake.configure({ fault: () => "server_error" });
-    await expect(judge(refundAsked, call)).rejects.toBeInstanceOf(RetryableEvaluationError);
+    const failed = await judge(refundAsked, call).catch((error: unknown) => error);
+    expect(failed).toBeInstanceOf(RetryableEvaluationError);
+    expect(failed).toMatchObject({ throttled: false });
   });
 
   it("a rejected key or an empty credit balance blocks further calls", async () => {
@@ -223,6 +225,40 @@ describe("Anthropic failures", () => {
     await expect(judge(refundAsked, call)).rejects.toThrow(/rejected the API key \(401\): invalid x-api-key/);
     fake.configure({ fault: () => "credit" });
     await expect(judge(refundAsked, call)).rejects.toThrow(/credit balance is too low/);
+  });
+
+  it("after a 401, reads the key again and retries once with the new client", async () => {
+    fake.configure({ acceptedApiKeys: ["rotated"] });
+    try {
+      const stale = new Anthropic({ apiKey: "rotated-out", baseURL: fake.url, maxRetries: 0 });
+      const rotated = new Anthropic({ apiKey: "rotated", baseURL: fake.url, maxRetries: 0 });
+      const refreshedAfter: unknown[] = [];
+      const rotating = createLlmJudge({
+        client: async () => stale,
+        refreshClient: async (failed) => {
+          refreshedAfter.push(failed);
+          return rotated;
+        },
+        defaultModel: "claude-sonnet-5-5",
+        maxTokens: 512,
+      });
+      expect(await rotating(refundAsked, call)).toMatchObject({ captureStatus: "SUCCESS", value: true });
+      expect(refreshedAfter).toEqual([stale]);
+      expect(fake.requests().map((r) => r.status)).toEqual([401, 200]);
+
+      // The secret still holds the rejected key: one retry, then the job's calls are blocked.
+      fake.reset();
+      const unchanged = createLlmJudge({
+        client: async () => stale,
+        refreshClient: async () => stale,
+        defaultModel: "claude-sonnet-5-5",
+        maxTokens: 512,
+      });
+      await expect(unchanged(refundAsked, call)).rejects.toThrow(/rejected the API key \(401\)/);
+      expect(fake.requests().map((r) => r.status)).toEqual([401, 401]);
+    } finally {
+      fake.configure({ acceptedApiKeys: undefined });
+    }
   });
 
   it("an unreachable server is retryable", async () => {

@@ -3,7 +3,7 @@ import type { AddressInfo } from "node:net";
 import { describe, expect, it } from "vitest";
 import { guardedPost } from "../../shared/webhooks/guarded-post.ts";
 import { signWebhook, verifyWebhook } from "../../shared/webhooks/signature.ts";
-import { webhookUrlProblem } from "../../shared/webhooks/url-safety.ts";
+import { addressProblem, webhookUrlProblem } from "../../shared/webhooks/url-safety.ts";
 
 const strict = { allowLoopback: false };
 const local = { allowLoopback: true };
@@ -51,10 +51,39 @@ describe("webhook URL safety", () => {
     }
   });
 
+  it("refuses IPv4-compatible and IPv4-translated IPv6 forms of internal addresses", async () => {
+    for (const url of [
+      "https://[::127.0.0.1]/",
+      "https://[::7f00:1]/",
+      "https://[::10.0.0.1]/",
+      "https://[::169.254.169.254]/",
+      "https://[::ffff:0:127.0.0.1]/",
+      "https://[::ffff:0:a9fe:a9fe]/",
+      "https://[::ffff:7f00:1]/",
+      "https://[0:0:0:0:0:ffff:192.168.0.1]/",
+    ]) {
+      expect(await webhookUrlProblem(url, strict), url).toBeDefined();
+    }
+    for (const address of ["::127.0.0.1", "::ffff:0:127.0.0.1", "::ffff:7f00:1", "::a00:1", "::ffff:0:a00:1"]) {
+      expect(addressProblem(address, strict), address).toBeDefined();
+      expect(await webhookUrlProblem("https://hooks.example.com/", strict, resolvesTo(address)), address).toBeDefined();
+    }
+    // A public address in the same forms is judged as the public IPv4 address it carries.
+    expect(addressProblem("::ffff:93.184.216.34", strict)).toBeUndefined();
+  });
+
+  it("never echoes the internal address a hostname resolved to", async () => {
+    for (const address of ["10.0.0.5", "169.254.169.254", "::ffff:0:a9fe:a9fe", "fd00::7"]) {
+      const problem = await webhookUrlProblem("https://rebind.example/", strict, resolvesTo("93.184.216.34", address));
+      expect(problem).toMatch(/^rebind\.example resolves to an? (private|loopback)/);
+      expect(problem).not.toContain(address);
+    }
+  });
+
   it("refuses a hostname that resolves to an internal address (any of its addresses)", async () => {
     expect(await webhookUrlProblem("https://localhost/x", strict)).toMatch(/localhost resolves to .*loopback/);
     expect(await webhookUrlProblem("https://rebind.example/", strict, resolvesTo("93.184.216.34", "10.0.0.5"))).toMatch(
-      /resolves to 10\.0\.0\.5 is a private/,
+      /resolves to a private/,
     );
     expect(
       await webhookUrlProblem("https://nx.invalid/", strict, async () => Promise.reject(new Error("ENOTFOUND"))),

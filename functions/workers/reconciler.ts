@@ -1,0 +1,6 @@
+import { defaultReconcilerDeps, reconcileJobs } from "../../shared/pipeline/reconcile.ts";
+
+/** Scheduled backstop: repairs running jobs that stopped making progress (see reconcile.ts). */
+export const handler = async () => {
+  await reconcileJobs(defaultReconcilerDeps());
+};

@@ -1,0 +1,259 @@
+/**
+ * The job reconciler (DESIGN §3.7): nothing relies on one delivery. A scheduled run reads
+ * the running-job markers (a sparse index, never a scan), looks only at jobs that made no
+ * progress for the stall threshold, and repairs each:
+ *
+ * - PENDING: its dispatch messages were never sent (or lost): re-send them all; the
+ *   dispatcher is idempotent.
+ * - PROCESSING, counters short of the total: re-send the work items that have no recorded
+ *   value (a page never dispatched, messages lost). Recording is exactly-once, so an item
+ *   that was in flight after all is counted once.
+ * - PROCESSING, counters complete: finalize it as the stream finalizer would (its record
+ *   was lost) and queue its webhook once.
+ * - Past the hard ceiling since creation: record every unrecorded item as ERROR, then
+ *   finalize, so the job ends COMPLETED or FAILED with honest counters.
+ * - Final (or gone) but still marked running: queue a webhook never queued, drop the marker.
+ *
+ * Two runs at once are safe: a repair first claims the job with a conditional write on the
+ * `updatedAt` it read (one run wins), finalization is a conditional transition, and
+ * recording is exactly-once.
+ */
+
+import { mapLimit } from "../concurrency.ts";
+import { config, requireQueueUrl } from "../config.ts";
+import { keys } from "../keys.ts";
+import { logger } from "../logger.ts";
+import { publishReconcilerMetrics } from "../observability.ts";
+import type { DispatchMessage, FrozenMetric, JobStatus, WorkItem } from "../schemas/job.ts";
+import { batchGet } from "../store/batch-get.ts";
+import {
+  claimStalledJob,
+  deleteRunningJobMarker,
+  getJobItem,
+  getJobPage,
+  listRunningJobs,
+  transitionJob,
+} from "../store/jobs.ts";
+import { listRecordedItemKeys } from "../store/values.ts";
+import { workItemsForPage } from "./dispatch.ts";
+import { announceJobEnd, FINAL_STATUSES, type FinalizableJob, finalizeJob, finishedStatus } from "./finalize.ts";
+import { sendMessages } from "./queue.ts";
+import { type ItemResult, type RecordOutcome, recordResults } from "./record.ts";
+
+export type Repair = "forget" | "close" | "finalize" | "expire" | "redispatch" | "resend";
+
+/** A stored job item, as far as the reconciler reads it. */
+export interface StoredJob extends FinalizableJob {
+  status: JobStatus;
+  createdAt: string;
+  updatedAt: string;
+  pageCount?: number;
+  metrics: FrozenMetric[];
+  policyIds?: string[];
+  webhook?: unknown;
+}
+
+export interface ReconcileSettings {
+  now: Date;
+  /** A job whose `updatedAt` is older than this is stalled. */
+  stallSeconds: number;
+  /** A job created longer ago than this has its unrecorded items recorded as ERROR. */
+  ceilingSeconds: number;
+}
+
+const secondsBefore = (now: Date, seconds: number) => new Date(now.getTime() - seconds * 1000).toISOString();
+
+/** What a marked job needs, if anything: nothing unless it stalled. */
+export function repairFor(job: StoredJob | undefined, settings: ReconcileSettings): Repair | undefined {
+  if (!job) return "forget";
+  if (job.updatedAt >= secondsBefore(settings.now, settings.stallSeconds)) return undefined;
+  if (FINAL_STATUSES.has(job.status)) return "close";
+  if (finishedStatus(job)) return "finalize";
+  if (job.createdAt < secondsBefore(settings.now, settings.ceilingSeconds)) return "expire";
+  return job.status === "PENDING" ? "redispatch" : "resend";
+}
+
+export interface ReconcilerDeps {
+  now: () => Date;
+  stallSeconds: number;
+  ceilingSeconds: number;
+  sendDispatch: (messages: DispatchMessage[]) => Promise<void>;
+  sendWork: (items: WorkItem[]) => Promise<void>;
+  recordResults: (results: ItemResult[]) => Promise<Map<string, RecordOutcome>>;
+  publishRepairs: (repairs: { jobs: number; itemsResent: number; itemsExpired: number }) => void;
+}
+
+export const defaultReconcilerDeps = (): ReconcilerDeps => ({
+  now: () => new Date(),
+  stallSeconds: config().reconcileStallSeconds,
+  ceilingSeconds: config().reconcileCeilingSeconds,
+  sendDispatch: (messages) =>
+    sendMessages(
+      requireQueueUrl("dispatch"),
+      messages.map((message) => JSON.stringify(message)),
+    ),
+  sendWork: (items) =>
+    sendMessages(
+      requireQueueUrl("work"),
+      items.map((item) => JSON.stringify(item)),
+    ),
+  recordResults,
+  publishRepairs: publishReconcilerMetrics,
+});
+
+export interface RepairDone {
+  orgId: string;
+  jobId: string;
+  repair: Repair;
+  /** Work items re-sent (resend) or recorded as ERROR (expire). */
+  items?: number;
+}
+
+export interface ReconcileReport {
+  /** Running jobs old enough to have stalled, read by this run. */
+  examined: number;
+  repairs: RepairDone[];
+  /** Jobs whose repair threw; the next run tries again. */
+  failures: number;
+}
+
+/** Repairs that mean a delivery was lost; marker clean-up alone is routine. */
+const ALARMING: ReadonlySet<Repair> = new Set(["finalize", "expire", "redispatch", "resend"]);
+const JOBS_IN_FLIGHT = 4;
+const PAGES_IN_FLIGHT = 8;
+
+export async function reconcileJobs(deps: ReconcilerDeps): Promise<ReconcileReport> {
+  const settings: ReconcileSettings = {
+    now: deps.now(),
+    stallSeconds: deps.stallSeconds,
+    ceilingSeconds: deps.ceilingSeconds,
+  };
+  // A job created within the stall threshold cannot have stalled yet: its marker is not even read.
+  const marked = await listRunningJobs(secondsBefore(settings.now, settings.stallSeconds));
+  const report: ReconcileReport = { examined: marked.length, repairs: [], failures: 0 };
+  if (marked.length === 0) return report;
+  const stored = await batchGet(marked.map(({ orgId, jobId }) => keys.job(orgId, jobId)));
+  const byKey = new Map(stored.map((item) => [String(item.pk), item as unknown as StoredJob]));
+
+  await mapLimit(marked, JOBS_IN_FLIGHT, async ({ orgId, jobId }) => {
+    const job = byKey.get(keys.job(orgId, jobId).pk);
+    const repair = repairFor(job, settings);
+    if (!repair) return;
+    try {
+      const done = await applyRepair(repair, orgId, jobId, job, settings, deps);
+      if (!done) return;
+      report.repairs.push(done);
+      const log = ALARMING.has(repair) ? logger.warn.bind(logger) : logger.info.bind(logger);
+      log("Reconciler repaired a stalled job", { ...done });
+    } catch (error) {
+      report.failures++;
+      logger.error("Reconciler could not repair a job; the next run tries again", {
+        orgId,
+        jobId,
+        repair,
+        error: error as Error,
+      });
+    }
+  });
+
+  const alarming = report.repairs.filter((done) => ALARMING.has(done.repair));
+  if (alarming.length > 0) {
+    const items = (repair: Repair) =>
+      alarming.filter((done) => done.repair === repair).reduce((sum, done) => sum + (done.items ?? 0), 0);
+    deps.publishRepairs({ jobs: alarming.length, itemsResent: items("resend"), itemsExpired: items("expire") });
+  }
+  return report;
+}
+
+/** Applies one repair; undefined when another run claimed the job first. */
+async function applyRepair(
+  repair: Repair,
+  orgId: string,
+  jobId: string,
+  job: StoredJob | undefined,
+  settings: ReconcileSettings,
+  deps: ReconcilerDeps,
+): Promise<RepairDone | undefined> {
+  const done = (items?: number): RepairDone => ({ orgId, jobId, repair, ...(items !== undefined ? { items } : {}) });
+  if (repair === "forget" || !job) {
+    await deleteRunningJobMarker(orgId, jobId);
+    return done();
+  }
+  switch (repair) {
+    case "close":
+      // Its end was never announced when the stream record that showed it was lost.
+      if (job.webhook === undefined) await announceJobEnd(job);
+      await deleteRunningJobMarker(orgId, jobId);
+      return done();
+    case "finalize":
+      return (await finishJob(orgId, jobId)) ? done() : undefined;
+    case "redispatch": {
+      if (!(await claimStalledJob(orgId, jobId, job.updatedAt, settings.now.toISOString()))) return undefined;
+      const pages = Number(job.pageCount ?? 0);
+      await deps.sendDispatch(Array.from({ length: pages }, (_, page) => ({ orgId, jobId, page })));
+      return done(pages);
+    }
+    case "resend": {
+      if (!(await claimStalledJob(orgId, jobId, job.updatedAt, settings.now.toISOString()))) return undefined;
+      const missing = await unrecordedItems(orgId, job);
+      await deps.sendWork(missing);
+      return done(missing.length);
+    }
+    case "expire": {
+      if (!(await claimStalledJob(orgId, jobId, job.updatedAt, settings.now.toISOString()))) return undefined;
+      if (job.status === "PENDING") {
+        await transitionJob(orgId, jobId, ["PENDING"], "PROCESSING", { startedAt: settings.now.toISOString() });
+      }
+      const missing = await unrecordedItems(orgId, job);
+      const outcomes = await deps.recordResults(missing.map((item) => expiredResult(item, job, settings)));
+      await finishJob(orgId, jobId);
+      return done([...outcomes.values()].filter((outcome) => outcome === "recorded").length);
+    }
+  }
+}
+
+/** Finalizes a job whose counters are complete; announces and unmarks it when this call finalized it. */
+async function finishJob(orgId: string, jobId: string): Promise<boolean> {
+  const current = (await getJobItem(orgId, jobId, true)) as StoredJob | undefined;
+  if (!current) return false;
+  const status = await finalizeJob(current);
+  if (!status) return false;
+  await announceJobEnd({ ...current, status });
+  await deleteRunningJobMarker(orgId, jobId);
+  return true;
+}
+
+/** The job's work items that have no recorded value. */
+export async function unrecordedItems(orgId: string, job: StoredJob): Promise<WorkItem[]> {
+  const pageNumbers = Array.from({ length: Number(job.pageCount ?? 0) }, (_, page) => page);
+  const [pages, recorded] = await Promise.all([
+    mapLimit(pageNumbers, PAGES_IN_FLIGHT, async (page) => {
+      const entries = await getJobPage(orgId, job.id, page);
+      if (!entries) throw new Error(`Job ${job.id} has no page ${page}`);
+      return entries;
+    }),
+    listRecordedItemKeys(orgId, job.id),
+  ]);
+  return pages
+    .flatMap((entries) => workItemsForPage(orgId, job.id, entries, job.metrics))
+    .filter((item) => !recorded.has(keys.itemResult(orgId, job.id, item.callId, item.metricId).sk));
+}
+
+function expiredResult(item: WorkItem, job: StoredJob, settings: ReconcileSettings): ItemResult {
+  return {
+    // Not an SQS message: one stable id per item, so a repeated expiry names the same item.
+    messageId: `reconciler:${item.jobId}:${item.callId}:${item.metricId}`,
+    item,
+    value: {
+      jobId: item.jobId,
+      callId: item.callId,
+      metricDefinitionId: item.metricId,
+      metricVersion: item.metricVersion,
+      captureStatus: "ERROR",
+      computedAt: settings.now.toISOString(),
+      context: "CALL",
+      errorMessage: `Not processed within ${settings.ceilingSeconds} seconds of the job's creation`,
+      ...(job.policyIds?.length ? { policyIds: job.policyIds } : {}),
+    },
+  };
+}
