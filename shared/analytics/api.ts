@@ -18,7 +18,7 @@ import {
   seriesByTarget,
   statsByRange,
 } from "./query.ts";
-import { labelsOf, numericValue } from "./rollup.ts";
+import { boundedLabelValue, labelsOf, numericValue } from "./rollup.ts";
 import { checkTimezone, FIVE_MINUTES, invalidParameter, localDays, parseInstant } from "./time.ts";
 
 const SYSTEM_LABELS = new Set(["agentId", "environmentId"]);
@@ -198,7 +198,7 @@ export async function names(orgId: string, agentId: string | undefined) {
 export async function tags(orgId: string, metricName: string, agentId: string | undefined) {
   const values = new Map<string, Set<string>>();
   for (const set of await indexedLabelSets(orgId, metricName)) {
-    if (agentId && set.labels.agentId !== agentId) continue;
+    if (agentId && set.labels.agentId !== boundedLabelValue(agentId)) continue;
     for (const [label, value] of Object.entries(set.labels)) {
       if (SYSTEM_LABELS.has(label)) continue;
       values.set(label, (values.get(label) ?? new Set()).add(value));

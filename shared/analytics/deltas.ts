@@ -21,7 +21,7 @@ import { logger } from "../logger.ts";
 import { queryAll } from "../store/query.ts";
 import { ROLLUP_DELTA_ENTITY } from "../stream-entities.ts";
 import {
-  type RollupContribution,
+  labelSetId,
   type RollupIncrement,
   type RollupInput,
   rollupIncrements,
@@ -42,15 +42,17 @@ export const deltaKey = (orgId: string, id: string) => ({ pk: `ORG#${orgId}#ROLL
 export const pendingDeltasPartition = (shard: number) => `ROLLUPDELTAS#${shard}`;
 
 /** A value's contribution, read from a delta (the organization is the delta's). */
-type StoredInput = Omit<RollupContribution, "orgId">;
+type StoredInput = Pick<RollupInput, "slug" | "histogram" | "at" | "numeric"> &
+  ({ labelSet: string } | { labels: Record<string, string> });
 
 /**
- * How a delta stores its values: grouped by call, so labels and time are stored once per
- * call, and defaults left out. A delta of ten values then stays under 1 KB, the unit its
- * transactional put and delete are billed by.
+ * How a delta stores its values: grouped by call, so the call's label set (by id: the
+ * labels themselves are in the analytics index) and time are stored once per call, and
+ * defaults left out. A delta of ten values then stays under 1 KB, the unit its
+ * transactional put and delete are billed by, whatever properties the calls carry.
  */
 interface StoredCall {
-  labels: Record<string, string>;
+  labelSet: string;
   at: string;
   values: { slug: string; numeric?: number; histogram?: true }[];
 }
@@ -58,8 +60,9 @@ interface StoredCall {
 function storedCalls(inputs: RollupInput[]): StoredCall[] {
   const calls = new Map<string, StoredCall>();
   for (const { labels, at, slug, numeric, histogram } of inputs) {
-    const id = `${at}|${JSON.stringify(labels)}`;
-    const call = calls.get(id) ?? { labels, at, values: [] };
+    const labelSet = labelSetId(labels);
+    const id = `${at}|${labelSet}`;
+    const call = calls.get(id) ?? { labelSet, at, values: [] };
     call.values.push({
       slug,
       ...(numeric !== undefined ? { numeric } : {}),
@@ -70,11 +73,14 @@ function storedCalls(inputs: RollupInput[]): StoredCall[] {
   return [...calls.values()];
 }
 
-const fromStoredCalls = (calls: StoredCall[]): StoredInput[] =>
-  calls.flatMap(({ labels, at, values }) =>
+/** Deltas written before label sets were stored by id carry the labels themselves. */
+type ReadCall = Omit<StoredCall, "labelSet"> & { labelSet?: string; labels?: Record<string, string> };
+
+const fromStoredCalls = (calls: ReadCall[]): StoredInput[] =>
+  calls.flatMap(({ labelSet, labels, at, values }) =>
     values.map(({ slug, numeric, histogram }) => ({
       slug,
-      labels,
+      labelSet: labelSet ?? labelSetId(labels ?? {}),
       at,
       histogram: histogram === true,
       ...(numeric !== undefined ? { numeric } : {}),
@@ -164,7 +170,7 @@ export function toDelta(item: Record<string, unknown>): RollupDelta {
     key: { pk: String(item.pk), sk: String(item.sk) },
     orgId,
     // Deltas written before values were grouped by call hold `inputs`, one per value.
-    inputs: item.calls ? fromStoredCalls(item.calls as StoredCall[]) : ((item.inputs ?? []) as StoredInput[]),
+    inputs: item.calls ? fromStoredCalls(item.calls as ReadCall[]) : ((item.inputs ?? []) as StoredInput[]),
     ...(increments ? { increments } : {}),
   };
 }

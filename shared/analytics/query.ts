@@ -9,7 +9,7 @@ import { config } from "../config.ts";
 import type { OutputType } from "../schemas/metric.ts";
 import { queryAll } from "../store/query.ts";
 import { indexedLabelSets, indexedMetrics } from "./index-store.ts";
-import { bucketsOf, quantile, rollupKey, storedTier, TIERS, type TierName } from "./rollup.ts";
+import { boundedLabelValue, bucketsOf, quantile, rollupKey, storedTier, TIERS, type TierName } from "./rollup.ts";
 import { FIVE_MINUTES, invalidParameter } from "./time.ts";
 
 export type Aggregation = "sum" | "avg" | "p95" | "count";
@@ -312,10 +312,12 @@ export interface LabelFilter {
   tags?: Record<string, string>;
 }
 
+/** Labels are stored bounded (see boundedLabelValue): filter values are compared the same way. */
 export function matchesFilter(labels: Record<string, string>, filter: LabelFilter): boolean {
-  if (filter.agentId && labels.agentId !== filter.agentId) return false;
-  if (filter.environmentId && labels.environmentId !== filter.environmentId) return false;
-  return Object.entries(filter.tags ?? {}).every(([key, value]) => labels[key] === value);
+  const is = (stored: string | undefined, wanted: string) => stored === boundedLabelValue(wanted);
+  if (filter.agentId && !is(labels.agentId, filter.agentId)) return false;
+  if (filter.environmentId && !is(labels.environmentId, filter.environmentId)) return false;
+  return Object.entries(filter.tags ?? {}).every(([key, value]) => is(labels[key], value));
 }
 
 /** The metrics asked for (every metric with values when none are named). */

@@ -20,8 +20,10 @@
  * share an update). Histogram metrics keep hour items, so that hourly reads do not carry
  * twelve slots' histograms each.
  */
+
 import { createHash } from "node:crypto";
 import type { OutputType } from "../schemas/metric.ts";
+import { truncateText } from "../store/item-budget.ts";
 
 /**
  * `ms`: bucket length; `item`: the stored item that holds the tier's buckets, spanning
@@ -59,8 +61,9 @@ export interface RollupInput {
   numeric?: number;
 }
 
-/** What the rollups need of a value (its output type is in the analytics index). */
-export type RollupContribution = Pick<RollupInput, "orgId" | "slug" | "histogram" | "labels" | "at" | "numeric">;
+/** What the rollups need of a value (its output type and labels are in the analytics index). */
+export type RollupContribution = Pick<RollupInput, "orgId" | "slug" | "histogram" | "at" | "numeric"> &
+  ({ labels: Record<string, string> } | { labelSet: string });
 
 /** BOOLEAN counts as 1/0; numbers are themselves; CLASSIFICATION and TEXT are counted only. */
 export function numericValue(value: unknown, outputType: OutputType): number | undefined {
@@ -69,12 +72,30 @@ export function numericValue(value: unknown, outputType: OutputType): number | u
   return typeof value === "number" && Number.isFinite(value) ? value : undefined;
 }
 
+/** Longest label value kept as it is: longer ones keep a prefix and a hash of the whole. */
+export const MAX_LABEL_VALUE_CHARS = 64;
+const LABEL_HASH_CHARS = 12;
+
+/**
+ * A label value as stored and matched: values up to MAX_LABEL_VALUE_CHARS as they are,
+ * longer ones as a prefix, an ellipsis and a hash, so distinct values stay distinct while a
+ * label set of 50 properties stays a few KB (it is written with every value's rollup).
+ */
+export function boundedLabelValue(value: string): string {
+  if (value.length <= MAX_LABEL_VALUE_CHARS) return value;
+  const hash = createHash("sha256").update(value).digest("hex").slice(0, LABEL_HASH_CHARS);
+  // The prefix ends with an ellipsis: "#" and the hash make up the rest.
+  return `${truncateText(value, MAX_LABEL_VALUE_CHARS - LABEL_HASH_CHARS - 1)}#${hash}`;
+}
+
 export function labelsOf(call: { agentId: string; environmentId?: string; properties?: Record<string, string> }) {
-  return {
+  const labels: Record<string, string> = {
     ...(call.properties ?? {}),
     agentId: call.agentId,
     ...(call.environmentId ? { environmentId: call.environmentId } : {}),
   };
+  for (const [name, value] of Object.entries(labels)) labels[name] = boundedLabelValue(value);
+  return labels;
 }
 
 export const labelSetId = (labels: Record<string, string>) =>
@@ -139,7 +160,7 @@ export function rollupIncrements(inputs: RollupContribution[]) {
   const increments = new Map<string, { key: { pk: string; sk: string }; adds: Map<string, number> }>();
   const add = (adds: Map<string, number>, name: string, n: number) => adds.set(name, (adds.get(name) ?? 0) + n);
   for (const input of inputs) {
-    const labelSet = labelSetId(input.labels);
+    const labelSet = "labelSet" in input ? input.labelSet : labelSetId(input.labels);
     const atMs = Date.parse(input.at);
     for (const tier of TIERS) {
       // Buckets stored in another tier's items (a non-histogram hour) are not written twice.

@@ -7,6 +7,7 @@ import { z } from "zod";
 import type { Call } from "../schemas/call.ts";
 import type { SegmentRef } from "../schemas/job.ts";
 import type { MetricDefinition } from "../schemas/metric.ts";
+import { isStorableNumber, segmentExcerpt } from "../store/item-budget.ts";
 
 export type JudgedValue = number | string | boolean | string[];
 
@@ -34,7 +35,9 @@ function valueSchema(definition: MetricDefinition): z.ZodType<JudgedValue> {
     case "BOOLEAN":
       return z.boolean();
     case "NUMERIC":
-      return z.number().finite();
+      return z
+        .number()
+        .refine(isStorableNumber, "must be 0 or a finite number with a magnitude between 1e-130 and 1e125");
     case "SCALE":
       return z
         .number()
@@ -101,7 +104,14 @@ export function interpretJudgment(
     const index = /^s(\d+)$/.exec(id)?.[1];
     const segment = index === undefined ? undefined : call.transcript[Number(index)];
     if (!segment) return { ok: false, problem: `segmentIds: ${id} is not a segment of this transcript` };
-    refs.push({ id, text: segment.text, startOffsetMs: segment.startOffsetMs, endOffsetMs: segment.endOffsetMs });
+    refs.push(
+      segmentExcerpt({
+        id,
+        text: segment.text,
+        startOffsetMs: segment.startOffsetMs,
+        endOffsetMs: segment.endOffsetMs,
+      }),
+    );
   }
 
   if (!applicable) {
@@ -117,7 +127,12 @@ export function interpretJudgment(
     const id = value.data as string;
     const segment = call.transcript[Number(id.slice(1))];
     if (!segment) return { ok: false, problem: `value: ${id} is not a segment of this transcript` };
-    const ref = { id, text: segment.text, startOffsetMs: segment.startOffsetMs, endOffsetMs: segment.endOffsetMs };
+    const ref = segmentExcerpt({
+      id,
+      text: segment.text,
+      startOffsetMs: segment.startOffsetMs,
+      endOffsetMs: segment.endOffsetMs,
+    });
     // The value of an OFFSET metric is where in the call it points, in ms.
     return {
       ok: true,

@@ -16,6 +16,7 @@ import { config } from "../config.ts";
 import { keys } from "../keys.ts";
 import { logger } from "../logger.ts";
 import type { MetricValue, WorkItem } from "../schemas/job.ts";
+import { storableValue } from "../store/item-budget.ts";
 import { JOB_COST_ATTRIBUTE, jobUsageAttributes } from "../store/jobs.ts";
 
 export interface ItemResult {
@@ -208,12 +209,20 @@ async function recordJobChunk(results: ItemResult[]): Promise<RecordOutcome[]> {
   return outcomes;
 }
 
+/** The result as it may be stored (see storableValue); a value turned into an ERROR adds nothing to the rollups. */
+function storable(result: ItemResult): ItemResult {
+  const value = storableValue(result.value);
+  if (value.captureStatus === result.value.captureStatus) return { ...result, value };
+  const { rollup: _dropped, ...rest } = result;
+  return { ...rest, value };
+}
+
 /** Records results of any number of jobs; duplicate items within the batch share one write. */
 export async function recordResults(results: ItemResult[]): Promise<Map<string, RecordOutcome>> {
   const byMessage = new Map<string, RecordOutcome>();
   const firstByItem = new Map<string, ItemResult>();
   const repeats: ItemResult[] = [];
-  for (const result of results) {
+  for (const result of results.map(storable)) {
     const key = itemKey(result.item);
     if (firstByItem.has(key)) repeats.push(result);
     else firstByItem.set(key, result);

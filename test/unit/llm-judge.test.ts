@@ -181,6 +181,14 @@ describe("invalid model output", () => {
     expect(interpretJudgment(refundAsked, call, { ...answer(true), confidence: 2 })).toMatchObject({ ok: false });
     expect(interpretJudgment(definition({ outputType: "COUNT" }), call, answer(-1))).toMatchObject({ ok: false });
     expect(interpretJudgment(definition({ outputType: "OFFSET" }), call, answer("s7"))).toMatchObject({ ok: false });
+    // Numbers the table cannot hold go back to the model, which can answer again.
+    const numeric = definition({ outputType: "NUMERIC" });
+    expect(interpretJudgment(numeric, call, answer(1e200))).toMatchObject({
+      ok: false,
+      problem: "value: must be 0 or a finite number with a magnitude between 1e-130 and 1e125",
+    });
+    expect(interpretJudgment(numeric, call, answer(1e-200))).toMatchObject({ ok: false });
+    expect(interpretJudgment(numeric, call, answer(1e125))).toMatchObject({ ok: true, judgment: { value: 1e125 } });
   });
 
   it("checks each definition against its own range and options, although value schemas are reused", () => {

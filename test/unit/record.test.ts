@@ -124,14 +124,24 @@ describe("recordResults (exactly-once counting)", () => {
     const delta = actions[3]!.Put!.Item!;
     expect(delta).toMatchObject({ entity: "RollupDelta", orgId: "o1", sk: "DELTA" });
     expect(delta.pk).toMatch(/^ORG#o1#ROLLUPDELTA#[0-9a-f]{32}$/);
-    // Stored grouped by call (labels and time once per call), read back one input per value.
+    // Stored grouped by call (label set id and time once per call), read back one input per
+    // value. The id is the first 16 hex digits of sha256('[["agentId","a1"]]').
+    const labelSet = "be24ffd894471012";
     expect(delta.calls).toEqual([
-      { labels: { agentId: "a1" }, at: "2026-11-24T10:00:00.000Z", values: [{ slug: "duration", numeric: 7 }] },
-      { labels: { agentId: "a1" }, at: "2026-11-25T10:00:00.000Z", values: [{ slug: "duration", numeric: 7 }] },
+      { labelSet, at: "2026-11-24T10:00:00.000Z", values: [{ slug: "duration", numeric: 7 }] },
+      { labelSet, at: "2026-11-25T10:00:00.000Z", values: [{ slug: "duration", numeric: 7 }] },
     ]);
     expect(toDelta(delta).inputs).toEqual([
-      { slug: "duration", histogram: false, labels: { agentId: "a1" }, at: "2026-11-24T10:00:00.000Z", numeric: 7 },
-      { slug: "duration", histogram: false, labels: { agentId: "a1" }, at: "2026-11-25T10:00:00.000Z", numeric: 7 },
+      { slug: "duration", histogram: false, labelSet, at: "2026-11-24T10:00:00.000Z", numeric: 7 },
+      { slug: "duration", histogram: false, labelSet, at: "2026-11-25T10:00:00.000Z", numeric: 7 },
+    ]);
+    // A delta written with the labels themselves reads back with their label set's id.
+    const written = {
+      ...delta,
+      calls: [{ labels: { agentId: "a1" }, at: "2026-11-24T10:00:00.000Z", values: [{ slug: "duration" }] }],
+    };
+    expect(toDelta(written).inputs).toEqual([
+      { slug: "duration", histogram: false, labelSet, at: "2026-11-24T10:00:00.000Z" },
     ]);
     expect(actions[3]!.Put!.ConditionExpression).toBeUndefined();
   });
