@@ -17,6 +17,8 @@ import { sendMessages } from "./queue.ts";
 /** A dispatcher invocation expands at most this many items, well inside its timeout. */
 const ITEMS_PER_PAGE = 5_000;
 const MAX_CALLS_PER_PAGE = 2_000;
+/** What a page's list of entries may weigh: a quarter of DynamoDB's item limit, billed once when stored. */
+export const PAGE_BUDGET_BYTES = 100 * 1024;
 const NAMED_IN_MESSAGE = 10;
 
 const unique = <T>(values: T[]): T[] => [...new Set(values)];
@@ -101,19 +103,29 @@ export function parsePageEntry(entry: string): { callId: string; metricIds?: str
   return metricIds === undefined ? { callId } : { callId, metricIds: metricIds.split(",") };
 }
 
-/** Pages of ≤ ITEMS_PER_PAGE items for explicit (call, metrics) entries. */
+/**
+ * Pages of ≤ ITEMS_PER_PAGE items and ≤ PAGE_BUDGET_BYTES for explicit (call, metrics)
+ * entries: 5,000 entries of one metric each would otherwise make a page item of ~370 KB.
+ */
 export function pagesForEntries(entries: { callId: string; metricIds: string[] }[]): string[][] {
   const pages: string[][] = [];
   let page: string[] = [];
   let items = 0;
+  let bytes = 0;
   for (const entry of entries) {
-    if (items + entry.metricIds.length > ITEMS_PER_PAGE && page.length > 0) {
+    const text = pageEntry(entry.callId, entry.metricIds);
+    // A list element costs its UTF-8 bytes and a byte of overhead.
+    const entryBytes = Buffer.byteLength(text) + 1;
+    const full = items + entry.metricIds.length > ITEMS_PER_PAGE || bytes + entryBytes > PAGE_BUDGET_BYTES;
+    if (full && page.length > 0) {
       pages.push(page);
       page = [];
       items = 0;
+      bytes = 0;
     }
-    page.push(pageEntry(entry.callId, entry.metricIds));
+    page.push(text);
     items += entry.metricIds.length;
+    bytes += entryBytes;
   }
   if (page.length > 0) pages.push(page);
   return pages;

@@ -5,6 +5,12 @@ import type { WebhookDelivery } from "../store/webhooks.ts";
 /** Request limits, documented in the README. */
 export const MAX_CALLS_PER_JOB = 10_000;
 export const MAX_METRICS_PER_JOB = 20;
+/**
+ * The job item is rewritten by every counter increment, billed by its size: metadata is
+ * bounded so a job item stays a few KB, not the 170 KB that 50 entries of 1 KB of
+ * multibyte text would make.
+ */
+export const MAX_JOB_METADATA_BYTES = 8 * 1024;
 
 export const jobStatuses = ["PENDING", "PROCESSING", "COMPLETED", "FAILED", "CANCELED"] as const;
 export type JobStatus = (typeof jobStatuses)[number];
@@ -22,6 +28,10 @@ export const createJobSchema = z.strictObject({
   metadata: z
     .record(z.string().max(128), z.union([z.string().max(1024), z.number(), z.boolean()]))
     .refine((m) => Object.keys(m).length <= 50, "at most 50 metadata entries")
+    .refine(
+      (m) => Buffer.byteLength(JSON.stringify(m)) <= MAX_JOB_METADATA_BYTES,
+      `at most ${MAX_JOB_METADATA_BYTES / 1024} KB of metadata (as JSON, UTF-8)`,
+    )
     .optional(),
   /** Receives a signed POST when the job ends (https; checked against internal addresses). */
   webhookUrl: z.url().max(2048).optional(),

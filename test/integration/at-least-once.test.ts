@@ -188,14 +188,20 @@ describe("at-least-once delivery", () => {
   });
 
   it("refuses to retry a job that is still running (409)", async () => {
+    // Evaluations wait until the retry was answered: the job is certainly running when it comes.
+    let answered: () => void = () => {};
+    const retryAnswered = new Promise<void>((resolve) => {
+      answered = resolve;
+    });
     evaluate = async (definition, call) => {
-      await new Promise((resolve) => setTimeout(resolve, 300));
+      await retryAnswered;
       return evaluateByCalculationType(definition, call);
     };
     const callIds = await createCalls(stack.api, 3);
     const [metric] = await createMetrics(stack.api, [{ ...standardMetrics[0], slug: "retry-running" }]);
     const created = await stack.api("POST", "/v1/metric/collection-jobs", { callIds, metrics: [{ id: metric!.id }] });
     const running = await stack.api("POST", `/v1/metric/collection-jobs/${created.body.data.id}/retry`);
+    answered();
     expect(running.status).toBe(409);
     await waitForJobEnd(stack.api, created.body.data.id);
   });

@@ -1,8 +1,14 @@
 import { describe, expect, it } from "vitest";
 import { decodeCursor, encodeCursor } from "../../shared/http/pagination.ts";
 import { keys } from "../../shared/keys.ts";
-import { splitIntoPages } from "../../shared/pipeline/create-job.ts";
+import {
+  PAGE_BUDGET_BYTES,
+  pagesForEntries,
+  parsePageEntry,
+  splitIntoPages,
+} from "../../shared/pipeline/create-job.ts";
 import { workItemsForPage } from "../../shared/pipeline/dispatch.ts";
+import { itemBytes } from "../../shared/store/item-budget.ts";
 
 describe("key design", () => {
   it("prefixes every tenant key with its organization", () => {
@@ -52,6 +58,22 @@ describe("fan-out", () => {
     expect(pages.every((page) => page.length * 20 <= 5_000)).toBe(true);
     expect(pages.flat()).toEqual(calls);
     expect(splitIntoPages(calls, 1)[0]).toHaveLength(2_000);
+  });
+
+  it("bounds the pages of explicit entries by items and by size", () => {
+    const uuid = (n: number) => `00000000-0000-4000-8000-${String(n).padStart(12, "0")}`;
+    // A retry of 5,000 failed items, each on its own call.
+    const entries = Array.from({ length: 5_000 }, (_, n) => ({ callId: uuid(n), metricIds: [uuid(n + 1e6)] }));
+    const pages = pagesForEntries(entries);
+    expect(pages.length).toBeGreaterThan(1);
+    for (const page of pages) expect(itemBytes({ callIds: page })).toBeLessThanOrEqual(PAGE_BUDGET_BYTES + 16);
+    expect(pages.flat().map(parsePageEntry)).toEqual(entries);
+    // Entries of many (short) metric ids are bounded by items: 250 calls × 20 metrics per page.
+    const wide = Array.from({ length: 500 }, (_, n) => ({
+      callId: uuid(n),
+      metricIds: Array.from({ length: 20 }, (_, m) => `m${m}`),
+    }));
+    expect(pagesForEntries(wide).map((page) => page.length)).toEqual([250, 250]);
   });
 
   it("places the metrics of one call adjacently", () => {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { createCallSchema } from "../../shared/schemas/call.ts";
-import { createJobSchema, MAX_CALLS_PER_JOB } from "../../shared/schemas/job.ts";
+import { createJobSchema, MAX_CALLS_PER_JOB, MAX_JOB_METADATA_BYTES } from "../../shared/schemas/job.ts";
 import { createMetricSchema, updateMetricSchema } from "../../shared/schemas/metric.ts";
 
 const fieldsOf = (result: { error?: { issues: { path: PropertyKey[] }[] } }) =>
@@ -89,5 +89,24 @@ describe("call and job schemas", () => {
       metrics: [{ id: "m" }],
     };
     expect(fieldsOf(createJobSchema.safeParse(tooMany))).toEqual(["callIds"]);
+  });
+
+  it("bounds job metadata by entries and by total size, so the job item stays small", () => {
+    const job = (metadata: Record<string, string>) => ({ callIds: ["c"], metrics: [{ id: "m" }], metadata });
+    // 50 entries of 1,024 CJK characters: within each entry's limits, 150 KB in all.
+    const heavy = Object.fromEntries(Array.from({ length: 50 }, (_, i) => [`key-${i}`, "語".repeat(1024)]));
+    const refused = createJobSchema.safeParse(job(heavy));
+    expect(fieldsOf(refused)).toEqual(["metadata"]);
+    expect(refused.error?.issues[0]?.message).toBe("at most 8 KB of metadata (as JSON, UTF-8)");
+    // Entries of up to 1,024 characters filling exactly the limit, then one byte more.
+    const bytes = (metadata: object) => Buffer.byteLength(JSON.stringify(metadata));
+    const atLimit: Record<string, string> = {};
+    for (let i = 0; bytes(atLimit) < MAX_JOB_METADATA_BYTES; i++) {
+      const room = MAX_JOB_METADATA_BYTES - bytes({ ...atLimit, [`k${i}`]: "" });
+      atLimit[`k${i}`] = "x".repeat(Math.min(1024, room));
+    }
+    expect(bytes(atLimit)).toBe(MAX_JOB_METADATA_BYTES);
+    expect(createJobSchema.safeParse(job(atLimit)).success).toBe(true);
+    expect(createJobSchema.safeParse(job({ ...atLimit, k0: `${atLimit.k0?.slice(1)}éé` })).success).toBe(false);
   });
 });
