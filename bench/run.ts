@@ -47,7 +47,7 @@ const CONCURRENCY = 50;
  * curve. L = 150 ms: at 200 ms the 100k-item job alone took 515 s and the whole run 908 s,
  * over the 15-minute budget. A shorter L makes each batch's fixed costs (reads, the
  * recording transaction) weigh more against its model calls, so the efficiency ratios are
- * no more flattering for it (README, "Benchmark").
+ * no more flattering for it (docs/benchmark.md).
  */
 const plan = quick
   ? { latencyMs: 100, warmUp: false, efficiencyItems: [1_000], jobItems: [1_000, 1_500], cost: { calls: 20 } }
@@ -497,7 +497,7 @@ const shape = (items: number) => ({ calls: callIds.slice(0, items / metricsPerCa
 
 // 4. LLM cost with realistic transcripts versus a naive, uncached baseline (its figures are
 // reported after the others). It measures tokens, not time, so it runs first: after the
-// 100k-item job its evaluators failed batches and took 4 minutes instead of 20 s (see README).
+// 100k-item job its evaluators failed batches and took 4 minutes instead of 20 s (see docs/benchmark.md).
 const llmCostStarted = performance.now();
 await anthropic.configure({ latencyMs: 0 });
 await anthropic.reset();

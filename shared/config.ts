@@ -78,40 +78,27 @@ export function resetConfig(): void {
   cached = undefined;
 }
 
+/** The environment variable of each setting: its key in UPPER_SNAKE_CASE (the region is Lambda's AWS_REGION). */
+export const envVarOf = (key: keyof Config): string =>
+  key === "region" ? "AWS_REGION" : key.replace(/[A-Z]/g, (letter) => `_${letter}`).toUpperCase();
+
+export const configKeys = Object.keys(configSchema.shape) as (keyof Config)[];
+
+/** An empty variable is unset, except where empty means something (`JUDGE_EFFORT=""`: the model's default). */
+const EMPTY_IS_A_VALUE: ReadonlySet<keyof Config> = new Set(["judgeEffort"]);
+
+/** The defaults of every setting, for the docs' drift test (docs/configuration.md). */
+export const configDefaults = (): Partial<Config> => configSchema.parse({ tableName: "-" });
+
 export function config(): Config {
-  cached ??= configSchema.parse({
-    tableName: process.env.TABLE_NAME,
-    region: process.env.AWS_REGION,
-    dynamodbEndpoint: process.env.DYNAMODB_ENDPOINT || undefined,
-    sqsEndpoint: process.env.SQS_ENDPOINT || undefined,
-    workQueueUrl: process.env.WORK_QUEUE_URL,
-    dispatchQueueUrl: process.env.DISPATCH_QUEUE_URL,
-    webhookQueueUrl: process.env.WEBHOOK_QUEUE_URL,
-    workMaxReceiveCount: process.env.WORK_MAX_RECEIVE_COUNT,
-    retryBaseDelaySeconds: process.env.RETRY_BASE_DELAY_SECONDS,
-    retryMaxDelaySeconds: process.env.RETRY_MAX_DELAY_SECONDS,
-    rateLimitMaxWaitSeconds: process.env.RATE_LIMIT_MAX_WAIT_SECONDS,
-    recordGroupWindowMs: process.env.RECORD_GROUP_WINDOW_MS,
-    maxJobItems: process.env.MAX_JOB_ITEMS,
-    judgeModel: process.env.JUDGE_MODEL || undefined,
-    judgeMaxTokens: process.env.JUDGE_MAX_TOKENS,
-    judgeEffort: process.env.JUDGE_EFFORT,
-    anthropicBaseUrl: process.env.ANTHROPIC_BASE_URL || undefined,
-    anthropicApiKey: process.env.ANTHROPIC_API_KEY || undefined,
-    anthropicApiKeySecretId: process.env.ANTHROPIC_API_KEY_SECRET_ID || undefined,
-    anthropicTimeoutMs: process.env.ANTHROPIC_TIMEOUT_MS,
-    anthropicMaxRetries: process.env.ANTHROPIC_MAX_RETRIES,
-    llmPricesJson: process.env.LLM_PRICES_JSON || undefined,
-    webhookAllowLoopback: process.env.WEBHOOK_ALLOW_LOOPBACK || undefined,
-    webhookRetryBaseSeconds: process.env.WEBHOOK_RETRY_BASE_SECONDS,
-    webhookRetryHours: process.env.WEBHOOK_RETRY_HOURS,
-    webhookTimeoutMs: process.env.WEBHOOK_TIMEOUT_MS,
-    policyWindowSeconds: process.env.POLICY_WINDOW_SECONDS,
-    policyBatchItemCalls: process.env.POLICY_BATCH_ITEM_CALLS,
-    backfillMaxItems: process.env.BACKFILL_MAX_ITEMS,
-    reconcileStallSeconds: process.env.RECONCILE_STALL_SECONDS,
-    reconcileCeilingSeconds: process.env.RECONCILE_CEILING_SECONDS,
-  });
+  cached ??= configSchema.parse(
+    Object.fromEntries(
+      configKeys.map((key) => {
+        const value = process.env[envVarOf(key)];
+        return [key, value === "" && !EMPTY_IS_A_VALUE.has(key) ? undefined : value];
+      }),
+    ),
+  );
   return cached;
 }
 

@@ -172,7 +172,7 @@ export const wiring: Wiring = {
       access: { table: "readWrite", sendTo: ["work"], secrets: ["anthropic"] },
       // Twenty items share one recording transaction, one job-status read and one rollup
       // delta. Against ten, that halved the time each item waited for its transaction and
-      // cut write units by a fifth (README, "Benchmark").
+      // cut write units by a fifth (docs/benchmark.md).
       batchSize: 20,
       maxBatchingWindowSeconds: 1,
       maxConcurrency: DEFAULT_LLM_MAX_CONCURRENCY,

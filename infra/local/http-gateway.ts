@@ -425,7 +425,7 @@ export async function startHttpGateway(options: HttpGatewayOptions): Promise<Htt
   /**
    * The authorizer's verdict as the deployed API applies it: no Authorization header → refused
    * without invoking it; a refusal → 401 in the service's error shape (API Gateway itself
-   * answers 403 {"message":"Forbidden"} there, see the README); a failure → 500.
+   * answers 403 {"message":"Forbidden"} there, see docs/deploy.md); a failure → 500.
    */
   async function authorize(
     entry: RouteEntry,

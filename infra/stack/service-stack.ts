@@ -45,7 +45,7 @@ import {
 } from "../../shared/wiring.ts";
 import { DEFAULT_TIMEOUT_SECONDS, ServiceFunction, type ServiceResources } from "./service-function.ts";
 
-/** Settings from CDK context (cdk.json or `-c key=value`), documented in the README. */
+/** Settings from CDK context (cdk.json or `-c key=value`), documented in docs/deploy.md. */
 export interface ServiceSettings {
   stageName: string;
   judgeModel: string;

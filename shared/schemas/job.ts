@@ -2,7 +2,7 @@ import { z } from "zod";
 import type { TokenUsage } from "../llm/pricing.ts";
 import type { WebhookDelivery } from "../store/webhooks.ts";
 
-/** Request limits, documented in the README. */
+/** Request limits, documented in docs/api.md. */
 export const MAX_CALLS_PER_JOB = 10_000;
 export const MAX_METRICS_PER_JOB = 20;
 /**
