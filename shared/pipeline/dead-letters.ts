@@ -9,7 +9,7 @@ import type { SQSBatchResponse, SQSRecord } from "aws-lambda";
 import { logger } from "../logger.ts";
 import { ALARMED_COUNTS, publishCount } from "../observability.ts";
 import { workItemSchema } from "../schemas/job.ts";
-import { type ItemResult, recordResults } from "./record.ts";
+import { type ItemResult, itemErrorValue, recordResults } from "./record.ts";
 
 function parse(body: string) {
   try {
@@ -40,16 +40,10 @@ export async function recordDeadLetters(
     results.push({
       messageId: message.messageId,
       item,
-      value: {
-        jobId: item.jobId,
-        callId: item.callId,
-        metricDefinitionId: item.metricId,
-        metricVersion: item.metricVersion,
-        captureStatus: "ERROR",
-        context: "CALL",
-        computedAt: new Date().toISOString(),
-        errorMessage: `Dead-lettered: no evaluation of this item completed (the evaluator crashed, timed out or ran out of memory on every delivery, or its result could not be recorded).${why}`,
-      },
+      value: itemErrorValue(
+        item,
+        `Dead-lettered: no evaluation of this item completed (the evaluator crashed, timed out or ran out of memory on every delivery, or its result could not be recorded).${why}`,
+      ),
     });
   }
   publishCount(ALARMED_COUNTS.malformedWorkMessages, malformed);

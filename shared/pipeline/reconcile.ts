@@ -38,7 +38,7 @@ import { listRecordedItemKeys } from "../store/values.ts";
 import { workItemsForPage } from "./dispatch.ts";
 import { announceJobEnd, FINAL_STATUSES, type FinalizableJob, finalizeJob, finishedStatus } from "./finalize.ts";
 import { sendMessages } from "./queue.ts";
-import { type ItemResult, type RecordOutcome, recordResults } from "./record.ts";
+import { type ItemResult, itemErrorValue, type RecordOutcome, recordResults } from "./record.ts";
 
 export type Repair = "forget" | "close" | "finalize" | "expire" | "redispatch" | "resend";
 
@@ -244,16 +244,9 @@ function expiredResult(item: WorkItem, job: StoredJob, settings: ReconcileSettin
     // Not an SQS message: one stable id per item, so a repeated expiry names the same item.
     messageId: `reconciler:${item.jobId}:${item.callId}:${item.metricId}`,
     item,
-    value: {
-      jobId: item.jobId,
-      callId: item.callId,
-      metricDefinitionId: item.metricId,
-      metricVersion: item.metricVersion,
-      captureStatus: "ERROR",
+    value: itemErrorValue(item, `Not processed within ${settings.ceilingSeconds} seconds of the job's creation`, {
       computedAt: settings.now.toISOString(),
-      context: "CALL",
-      errorMessage: `Not processed within ${settings.ceilingSeconds} seconds of the job's creation`,
-      ...(job.policyIds?.length ? { policyIds: job.policyIds } : {}),
-    },
+      policyIds: job.policyIds,
+    }),
   };
 }

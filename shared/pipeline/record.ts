@@ -16,7 +16,7 @@ import { config } from "../config.ts";
 import { keys } from "../keys.ts";
 import { logger } from "../logger.ts";
 import type { MetricValue, WorkItem } from "../schemas/job.ts";
-import { storableValue } from "../store/item-budget.ts";
+import { replacedByError, storableValue } from "../store/item-budget.ts";
 import { JOB_COST_ATTRIBUTE, jobUsageAttributes } from "../store/jobs.ts";
 
 export interface ItemResult {
@@ -82,29 +82,22 @@ const isUnstorable = (error: unknown) => error instanceof Error && error.name ==
 
 const backOff = (attempt: number) => sleep(Math.min(1000, 20 * 2 ** attempt) * (0.5 + Math.random()));
 
-/**
- * The value that replaces one DynamoDB refused: an ERROR that says why, keeping what the
- * judgment cost (the tokens were billed) and nothing a tenant sent.
- */
-export function unstorableValue(value: MetricValue, error: unknown): MetricValue {
-  const reason = (error instanceof Error ? error.message : String(error)).slice(0, 300);
-  const { jobId, callId, metricDefinitionId, metricVersion, computedAt, context, policyIds } = value;
-  const billed = value.usage
-    ? { model: value.model, usage: value.usage, estimatedCostUsd: value.estimatedCostUsd }
-    : value.model
-      ? { model: value.model }
-      : {};
+/** The ERROR value of an item that no evaluation answered (dead-lettered, expired). */
+export function itemErrorValue(
+  item: WorkItem,
+  errorMessage: string,
+  { computedAt = new Date().toISOString(), policyIds }: { computedAt?: string; policyIds?: string[] } = {},
+): MetricValue {
   return {
-    jobId,
-    callId,
-    metricDefinitionId,
-    metricVersion,
-    computedAt,
-    context,
-    ...(policyIds ? { policyIds } : {}),
+    jobId: item.jobId,
+    callId: item.callId,
+    metricDefinitionId: item.metricId,
+    metricVersion: item.metricVersion,
     captureStatus: "ERROR",
-    errorMessage: `The value could not be stored: ${reason}`,
-    ...billed,
+    context: "CALL",
+    computedAt,
+    errorMessage,
+    ...(policyIds?.length ? { policyIds } : {}),
   };
 }
 
@@ -182,7 +175,9 @@ async function recordJobChunk(results: ItemResult[]): Promise<RecordOutcome[]> {
         }
         logger.warn("Value refused by DynamoDB; recorded as ERROR", { jobId, error: error as Error });
         const { rollup: _dropped, ...rest } = only.result;
-        pending = [{ index: only.index, result: { ...rest, value: unstorableValue(only.result.value, error) } }];
+        const reason = (error instanceof Error ? error.message : String(error)).slice(0, 300);
+        const value = replacedByError(only.result.value, `The value could not be stored: ${reason}`);
+        pending = [{ index: only.index, result: { ...rest, value } }];
         replacedUnstorable = true;
         continue;
       }

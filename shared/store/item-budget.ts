@@ -55,29 +55,36 @@ function unstorableNumber(value: MetricValue): number | undefined {
 }
 
 /**
+ * An ERROR in place of a value that cannot be stored: its item's identity, the reason, and
+ * what the judgment cost (the tokens were billed) when that can be stored; nothing a tenant
+ * or the model sent.
+ */
+export function replacedByError(value: MetricValue, errorMessage: string): MetricValue {
+  const { jobId, callId, metricDefinitionId, metricVersion, computedAt, policyIds, model, usage, estimatedCostUsd } =
+    value;
+  const costStorable = [...Object.values(usage ?? {}), estimatedCostUsd ?? 0].every(isStorableNumber);
+  return {
+    jobId,
+    callId,
+    metricDefinitionId,
+    metricVersion,
+    computedAt,
+    context: "CALL",
+    ...(policyIds ? { policyIds } : {}),
+    captureStatus: "ERROR",
+    errorMessage,
+    ...(model ? { model } : {}),
+    ...(usage && costStorable ? { usage, ...(estimatedCostUsd !== undefined ? { estimatedCostUsd } : {}) } : {}),
+  };
+}
+
+/**
  * The value as it may be stored: long texts cut, segment references kept with an excerpt,
  * and a number DynamoDB cannot hold turned into an ERROR value that names it.
  */
 export function storableValue(value: MetricValue): MetricValue {
   const badNumber = unstorableNumber(value);
-  if (badNumber !== undefined) {
-    const { jobId, callId, metricDefinitionId, metricVersion, computedAt, policyIds } = value;
-    return {
-      jobId,
-      callId,
-      metricDefinitionId,
-      metricVersion,
-      computedAt,
-      context: "CALL",
-      ...(policyIds ? { policyIds } : {}),
-      captureStatus: "ERROR",
-      errorMessage: unstorableNumberMessage(badNumber),
-      // What the judgment cost stays when it can be stored: the tokens were billed.
-      ...(value.usage && Object.values(value.usage).every(isStorableNumber)
-        ? { model: value.model, usage: value.usage }
-        : {}),
-    };
-  }
+  if (badNumber !== undefined) return replacedByError(value, unstorableNumberMessage(badNumber));
   const { segment, fromSegment, toSegment, valueReasoning, errorMessage, ...rest } = value;
   return {
     ...rest,

@@ -1,15 +1,13 @@
 import { AsyncLocalStorage } from "node:async_hooks";
 import { GetQueueAttributesCommand } from "@aws-sdk/client-sqs";
-import type { DynamoDBStreamEvent } from "aws-lambda";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createHandler } from "../../functions/workers/evaluator.ts";
-import { streamRoutes } from "../../functions/workers/stream-router.ts";
 import { sqs } from "../../shared/aws.ts";
 import { defaultEvaluatorDeps } from "../../shared/pipeline/evaluate.ts";
 import { type EvaluateItem, evaluateByCalculationType } from "../../shared/pipeline/evaluators.ts";
-import { routeStreamRecords } from "../../shared/pipeline/stream-router.ts";
 import { createCalls, createMetrics, jobValues, standardMetrics } from "../support/fixtures.ts";
 import { startTestStack, type TestStack, waitFor } from "../support/stack.ts";
+import { streamRouterWith } from "../support/stream-routes.ts";
 
 const ITEM_MS = 250;
 /** Evaluations of the first test's job that may run before its cancel; the rest wait for it. */
@@ -55,21 +53,10 @@ describe("canceling a running job", () => {
       runtime: {
         handlerOverrides: {
           evaluator: (event, context) => batchAfterCancel.run(cancelAnswered, () => evaluator(event, context)),
-          "stream-router": (event) =>
-            routeStreamRecords(
-              (event as DynamoDBStreamEvent).Records,
-              streamRoutes.map((route) =>
-                route.name === "finalizer"
-                  ? {
-                      ...route,
-                      handle: async (records) => {
-                        await finalizerGate;
-                        return route.handle(records);
-                      },
-                    }
-                  : route,
-              ),
-            ),
+          "stream-router": streamRouterWith("finalizer", (finalize) => async (records) => {
+            await finalizerGate;
+            return finalize(records);
+          }),
         },
       },
     });

@@ -1,18 +1,16 @@
 /** Metric policies on the local engines: CRUD, matching new calls, batching bursts into few jobs. */
 import { randomUUID } from "node:crypto";
 import { QueryCommand } from "@aws-sdk/lib-dynamodb";
-import type { DynamoDBStreamEvent } from "aws-lambda";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { streamRoutes } from "../../functions/workers/stream-router.ts";
 import { dynamo } from "../../shared/aws.ts";
 import { config } from "../../shared/config.ts";
 import { keys } from "../../shared/keys.ts";
 import { parsePageEntry } from "../../shared/pipeline/create-job.ts";
-import { routeStreamRecords } from "../../shared/pipeline/stream-router.ts";
 import { addToPolicyBatch, flushDuePolicyBatches } from "../../shared/policies/batches.ts";
 import { getJobItem, getJobPage } from "../../shared/store/jobs.ts";
 import { createCalls, createMetrics, jobValues, standardMetrics } from "../support/fixtures.ts";
 import { startTestStack, type TestStack, waitFor, waitForJobEnd } from "../support/stack.ts";
+import { streamRouterWith } from "../support/stream-routes.ts";
 
 /** Far-future windows the scheduled flusher leaves alone: the tests flush them themselves. */
 const FAR = Date.parse("2090-01-01T00:00:00Z");
@@ -34,24 +32,13 @@ describe("metric policies", () => {
       runtime: {
         scheduleIntervalMs: 300,
         handlerOverrides: {
-          "stream-router": (event) =>
-            routeStreamRecords(
-              (event as DynamoDBStreamEvent).Records,
-              streamRoutes.map((route) =>
-                route.name === "policy-matcher"
-                  ? {
-                      ...route,
-                      handle: async (records) => {
-                        const response = await route.handle(records);
-                        if (response.batchItemFailures.length === 0) {
-                          for (const record of records) matched.add(String(record.dynamodb?.NewImage?.id?.S));
-                        }
-                        return response;
-                      },
-                    }
-                  : route,
-              ),
-            ),
+          "stream-router": streamRouterWith("policy-matcher", (match) => async (records) => {
+            const response = await match(records);
+            if (response.batchItemFailures.length === 0) {
+              for (const record of records) matched.add(String(record.dynamodb?.NewImage?.id?.S));
+            }
+            return response;
+          }),
         },
       },
     });
