@@ -185,18 +185,3 @@ export function computeBuiltInMetric(config: BuiltInConfig, call: CallInput): Bu
     }
   }
 }
-
-export function builtInUnit(kind: BuiltInMetricKind): { name: string; symbol: string } | undefined {
-  switch (kind) {
-    case "CALL_DURATION":
-    case "AGENT_RESPONSE_LATENCY_MEAN":
-    case "AGENT_RESPONSE_LATENCY_P95":
-      return { name: "milliseconds", symbol: "ms" };
-    case "AGENT_TALK_RATIO":
-      return { name: "percent", symbol: "%" };
-    case "WORDS_PER_MINUTE":
-      return { name: "words per minute", symbol: "wpm" };
-    default:
-      return undefined;
-  }
-}

@@ -1,5 +1,5 @@
 /**
- * Cancel (DESIGN §3.6) without racing finalization: a job whose every item is recorded is
+ * Cancel (docs/pipeline.md, step 6) without racing finalization: a job whose every item is recorded is
  * finished, not canceled, even when the cancel arrives before the stream router finalized it.
  */
 import { conflict, notFound } from "../http/errors.ts";

@@ -1,5 +1,5 @@
 /**
- * Job creation (DESIGN §3.1): validate everything, freeze metric versions, store the job
+ * Job creation (docs/pipeline.md, step 1): validate everything, freeze metric versions, store the job
  * with its call pages, and hand fan-out to the dispatcher — one message per page — so the
  * API answers fast whatever the job's size.
  */

@@ -1,5 +1,5 @@
 /**
- * The work queue's dead letters (DESIGN §3.7). An item lands there when every delivery of
+ * The work queue's dead letters (docs/operations.md). An item lands there when every delivery of
  * it crashed, timed out or ran out of memory (or its result could never be recorded): it is
  * recorded as ERROR through the same exactly-once transaction, so its job's counters still
  * converge. A message that names no item is logged and counted for the alarm, then dropped:

@@ -1,5 +1,5 @@
 /**
- * Fan-out (DESIGN §3.2): expands one page of a job into one work message per call x metric,
+ * Fan-out (docs/pipeline.md, step 2): expands one page of a job into one work message per call x metric,
  * the metrics of a call adjacent so one evaluator batch can share the call's load (and
  * the LLM prompt cache). Re-running a page only re-sends messages: counting is exactly-once
  * downstream, so a retried dispatch cannot double-count.

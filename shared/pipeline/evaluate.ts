@@ -1,5 +1,5 @@
 /**
- * The evaluator worker's logic (DESIGN §3.3–3.4) for one SQS batch: skip items of jobs
+ * The evaluator worker's logic (docs/pipeline.md, steps 3–4) for one SQS batch: skip items of jobs
  * that stopped, load each call and definition once, evaluate, and record each result
  * exactly once within a short window of its being known (`recordGroupWindowMs`), so a
  * crash loses at most that window's results and the item in flight.

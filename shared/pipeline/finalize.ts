@@ -1,5 +1,5 @@
 /**
- * Finalization (DESIGN §3.5), fed by the table's stream: a PROCESSING job whose counters
+ * Finalization (docs/pipeline.md, step 5), fed by the table's stream: a PROCESSING job whose counters
  * reached its total is conditionally moved to COMPLETED (or FAILED when every item
  * failed). The condition makes replays and concurrent finalizers harmless. The scheduled
  * reconciler (reconcile.ts) finalizes through the same functions when a record was lost.

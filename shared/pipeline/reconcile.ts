@@ -1,5 +1,5 @@
 /**
- * The job reconciler (DESIGN §3.7): nothing relies on one delivery. A scheduled run reads
+ * The job reconciler (docs/operations.md): nothing relies on one delivery. A scheduled run reads
  * the running-job markers (a sparse index, never a scan), looks only at jobs that made no
  * progress for the stall threshold, and repairs each:
  *

@@ -1,5 +1,5 @@
 /**
- * Exactly-once counting (DESIGN §3.4): an item's value and the job counter increment are
+ * Exactly-once counting (docs/pipeline.md, step 4): an item's value and the job counter increment are
  * written in one transaction, each value conditioned on not existing yet, with one rollup
  * delta for the analytics (shared/analytics/deltas.ts). Items of one job
  * share a transaction and a single counter update. A redelivered item fails its condition

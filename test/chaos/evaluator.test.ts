@@ -13,7 +13,7 @@ import { requireQueueUrl, resetConfig } from "../../shared/config.ts";
 import { defaultEvaluatorDeps } from "../../shared/pipeline/evaluate.ts";
 import { type EvaluateItem, evaluateByCalculationType } from "../../shared/pipeline/evaluators.ts";
 import { createJob, expectCountsMatchValues, llmMetric, standardMetrics } from "../support/fixtures.ts";
-import { startTestStack, type TestStack, waitFor, waitForJobEnd } from "../support/stack.ts";
+import { crashTestQueues, startTestStack, type TestStack, waitFor, waitForJobEnd } from "../support/stack.ts";
 
 type SqsHandler = (event: SQSEvent, context?: Context) => Promise<unknown>;
 
@@ -27,6 +27,7 @@ const realEvaluator = createHandler({
 
 beforeAll(async () => {
   stack = await startTestStack({
+    queueOverrides: crashTestQueues,
     // Results are written within 200 ms of being known: well before the simulated crash below.
     env: { RECORD_GROUP_WINDOW_MS: "200" },
     runtime: { handlerOverrides: { evaluator: (event: SQSEvent, context?: Context) => evaluator(event, context) } },

@@ -15,7 +15,7 @@ import {
   expectCountsMatchValues,
   standardMetrics,
 } from "../support/fixtures.ts";
-import { startTestStack, type TestStack, waitFor, waitForJobEnd } from "../support/stack.ts";
+import { crashTestQueues, startTestStack, type TestStack, waitFor, waitForJobEnd } from "../support/stack.ts";
 
 type SqsHandler = (event: SQSEvent) => Promise<unknown>;
 
@@ -32,6 +32,7 @@ const realEvaluator = createHandler({
 
 beforeAll(async () => {
   stack = await startTestStack({
+    queueOverrides: crashTestQueues,
     runtime: {
       handlerOverrides: {
         evaluator: (event: SQSEvent) => evaluator(event),

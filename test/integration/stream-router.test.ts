@@ -30,9 +30,6 @@ describe("the stream router", () => {
     );
     stack = await startTestStack({
       env: { POLICY_WINDOW_SECONDS: "1" },
-      // Nothing here crashes: a visibility timeout longer than any invocation on a loaded
-      // machine, as in AWS, so no batch is redelivered (and dead-lettered) while it runs.
-      queueOverrides: { work: { visibilityTimeoutSeconds: 30, maxReceiveCount: 3 } },
       runtime: {
         scheduleIntervalMs: 300,
         handlerOverrides: {

@@ -30,6 +30,14 @@ export interface ApiResponse<T = any> {
 const region = "us-east-1";
 const credentials = { accessKeyId: "local", secretAccessKey: "local" };
 
+/**
+ * Work queue settings for files that crash invocations on purpose: a redelivery after 2 s
+ * instead of 20. Elsewhere the timeout stays longer than any invocation on a loaded machine
+ * (as in AWS, where it is six times the function's), so a batch still running is never
+ * redelivered past the receive limit and dead-lettered.
+ */
+export const crashTestQueues = { work: { visibilityTimeoutSeconds: 2, maxReceiveCount: 3 } };
+
 export async function startTestStack(options: TestStackOptions = {}) {
   const suffix = randomUUID().slice(0, 8);
   // Short test transcripts still exercise the prompt cache.
@@ -40,7 +48,7 @@ export async function startTestStack(options: TestStackOptions = {}) {
     tableName: `mcj-test-${suffix}`,
     queuePrefix: `mcj-test-${suffix}`,
     queueOverrides: {
-      work: { visibilityTimeoutSeconds: 2, maxReceiveCount: 3 },
+      work: { visibilityTimeoutSeconds: 20, maxReceiveCount: 3 },
       dispatch: { visibilityTimeoutSeconds: 5 },
       webhook: { visibilityTimeoutSeconds: 5 },
       ...options.queueOverrides,
