@@ -12,7 +12,7 @@ import type { FunctionEntry, Wiring } from "../../shared/wiring.ts";
 import { type HttpGatewayStats, startHttpGateway } from "./http-gateway.ts";
 import { createHandlerResolver, invokeHandler, type LambdaHandler, type RuntimeLogger } from "./invoke.ts";
 import { startScheduler } from "./scheduler.ts";
-import { type SqsConsumerStats, type SqsPoller, startSqsPoller } from "./sqs-poller.ts";
+import { emptySqsStats, type SqsConsumerStats, type SqsPoller, startSqsPoller } from "./sqs-poller.ts";
 import {
   openSharedStream,
   type SharedStream,
@@ -77,15 +77,7 @@ const consoleLogger: RuntimeLogger = {
 };
 
 function sumSqsStats(stats: SqsConsumerStats[]): SqsConsumerStats {
-  const total: SqsConsumerStats = {
-    messages: 0,
-    invocations: 0,
-    twinInvocations: 0,
-    concurrentTwins: 0,
-    succeeded: 0,
-    failed: 0,
-    handlerErrors: 0,
-  };
+  const total = emptySqsStats();
   for (const entry of stats) {
     for (const key of Object.keys(total) as (keyof SqsConsumerStats)[]) total[key] += entry[key];
   }

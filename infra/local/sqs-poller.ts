@@ -112,19 +112,21 @@ async function getQueueArn(sqs: SQSClient, queueUrl: string): Promise<string> {
   return Attributes.QueueArn;
 }
 
+export const emptySqsStats = (): SqsConsumerStats => ({
+  messages: 0,
+  invocations: 0,
+  twinInvocations: 0,
+  concurrentTwins: 0,
+  succeeded: 0,
+  failed: 0,
+  handlerErrors: 0,
+});
+
 export async function startSqsPoller(options: SqsPollerOptions): Promise<SqsPoller> {
   const { entry, queueUrl, sqs, logger } = options;
   const queueArn = await getQueueArn(sqs, queueUrl);
 
-  const counters: SqsConsumerStats = {
-    messages: 0,
-    invocations: 0,
-    twinInvocations: 0,
-    concurrentTwins: 0,
-    succeeded: 0,
-    failed: 0,
-    handlerErrors: 0,
-  };
+  const counters = emptySqsStats();
   const twinConcurrently = twinSchedule(options.twinDelivery);
   const abort = new AbortController();
   const { signal } = abort;

@@ -7,7 +7,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { countDeliveries } from "../support/deliveries.ts";
 import { builtInMetric, createCalls, createMetrics, llmMetric } from "../support/fixtures.ts";
-import { startTestStack, type TestStack, waitFor, waitForJobEnd, waitForRollups } from "../support/stack.ts";
+import { startTestStack, type TestStack, waitForJobEnd, waitForRollups } from "../support/stack.ts";
 
 /** The consumers that carry values into rollups. */
 const consumers = ["evaluator", "rollup-applier"];
@@ -228,13 +228,7 @@ describe("custom-metrics analytics", () => {
 
   it("counted every value once although every batch was delivered twice", async () => {
     // Counted inside the handlers, once every twin has run.
-    const summaries = await waitFor(
-      async () => {
-        const all = consumers.map((id) => ({ id, ...deliveries.summary(id) }));
-        return all.every((s) => s.batches > 0 && s.twinned === s.batches && s.inFlight === 0) ? all : undefined;
-      },
-      { what: "every batch's twin to be delivered" },
-    );
+    const summaries = await deliveries.everyTwinDelivered();
     // 24 items in batches of at most 20: two batches at least, the second one's twin concurrent.
     const evaluator = summaries.find((s) => s.id === "evaluator");
     expect(evaluator?.batches).toBeGreaterThanOrEqual(2);

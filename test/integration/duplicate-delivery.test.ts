@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { countDeliveries } from "../support/deliveries.ts";
 import { createCalls, createMetrics, jobValues, standardMetrics } from "../support/fixtures.ts";
-import { startTestStack, type TestStack, waitFor, waitForJobEnd } from "../support/stack.ts";
+import { startTestStack, type TestStack, waitForJobEnd } from "../support/stack.ts";
 
 /** Every consumer a job's items pass through, queue and stream alike. */
 const consumers = ["dispatcher", "evaluator", "stream-router", "rollup-applier"];
@@ -37,13 +37,7 @@ describe("every SQS and stream batch delivered twice, some twins at the same tim
 
     // Each batch really reached its handler twice: counted inside the handlers, once every
     // twin has run (a batch may still be between its two deliveries when the job ends).
-    const summaries = await waitFor(
-      async () => {
-        const all = consumers.map((id) => ({ id, ...deliveries.summary(id) }));
-        return all.every((s) => s.batches > 0 && s.twinned === s.batches && s.inFlight === 0) ? all : undefined;
-      },
-      { what: "every batch's twin to be delivered" },
-    );
+    const summaries = await deliveries.everyTwinDelivered();
     // 30 items in batches of at most 20: two batches at least, the second one's twin concurrent.
     const evaluator = summaries.find((s) => s.id === "evaluator");
     expect(evaluator?.batches).toBeGreaterThanOrEqual(2);

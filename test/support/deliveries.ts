@@ -6,6 +6,7 @@
 import type { DynamoDBRecord, SQSRecord } from "aws-lambda";
 import { createHandlerResolver, type LambdaHandler } from "../../infra/local/invoke.ts";
 import { wiring } from "../../shared/wiring.ts";
+import { waitFor } from "./stack.ts";
 
 interface BatchDeliveries {
   /** Invocations with exactly these records. */
@@ -71,5 +72,16 @@ export function countDeliveries(functionIds: string[]) {
     };
   }
 
-  return { handlerOverrides, summary };
+  /** Waits until every batch of every counted function reached it twice, and returns their summaries. */
+  function everyTwinDelivered() {
+    return waitFor(
+      async () => {
+        const all = functionIds.map((id) => ({ id, ...summary(id) }));
+        return all.every((s) => s.batches > 0 && s.twinned === s.batches && s.inFlight === 0) ? all : undefined;
+      },
+      { what: "every batch's twin to be delivered" },
+    );
+  }
+
+  return { handlerOverrides, summary, everyTwinDelivered };
 }
