@@ -3,10 +3,8 @@
  * cached briefly per container so a burst of requests costs one read.
  */
 import { createHash, randomBytes } from "node:crypto";
-import { GetCommand, PutCommand } from "@aws-sdk/lib-dynamodb";
-import { dynamo } from "./aws.ts";
-import { config } from "./config.ts";
 import { keys } from "./keys.ts";
+import { table } from "./store/table.ts";
 
 export type Role = "admin" | "member";
 
@@ -34,20 +32,17 @@ export async function storeApiKey(input: {
   const hash = hashApiKey(input.apiKey);
   // The key id is a short, non-secret fingerprint, safe to log and show.
   const keyId = hash.slice(0, 12);
-  await dynamo().send(
-    new PutCommand({
-      TableName: config().tableName,
-      Item: {
-        ...keys.apiKey(hash),
-        entity: "ApiKey",
-        keyId,
-        orgId: input.orgId,
-        role: input.role,
-        name: input.name,
-        createdAt: new Date().toISOString(),
-      },
-    }),
-  );
+  await table.put({
+    Item: {
+      ...keys.apiKey(hash),
+      entity: "ApiKey",
+      keyId,
+      orgId: input.orgId,
+      role: input.role,
+      name: input.name,
+      createdAt: new Date().toISOString(),
+    },
+  });
   return { keyId };
 }
 
@@ -58,9 +53,9 @@ export async function authenticate(authorizationHeader: string | undefined): Pro
   const hash = hashApiKey(apiKey);
   const cached = cache.get(hash);
   if (cached && cached.expires > Date.now()) return cached.principal;
-  const { Item } = await dynamo().send(new GetCommand({ TableName: config().tableName, Key: keys.apiKey(hash) }));
+  const item = await table.get(keys.apiKey(hash));
   const principal: Principal | null =
-    Item && !Item.revokedAt ? { orgId: Item.orgId, role: Item.role, keyId: Item.keyId } : null;
+    item && !item.revokedAt ? { orgId: String(item.orgId), role: item.role as Role, keyId: String(item.keyId) } : null;
   cache.set(hash, { principal, expires: Date.now() + CACHE_TTL_MS });
   return principal;
 }

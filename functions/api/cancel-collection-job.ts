@@ -4,7 +4,5 @@ import { cancelJob } from "../../shared/pipeline/cancel-job.ts";
 
 export const handler = apiRoute(
   contract["POST /v1/metric/collection-jobs/{jobId}/cancel"],
-  async ({ principal, path }) => ({
-    data: await cancelJob(principal.orgId, path.jobId),
-  }),
+  async ({ principal, path }) => cancelJob(principal.orgId, path.jobId),
 );

@@ -2,6 +2,6 @@ import { apiRoute } from "../../shared/http/api-handler.ts";
 import { contract } from "../../shared/http/contract.ts";
 import { createBackfill } from "../../shared/store/backfills.ts";
 
-export const handler = apiRoute(contract["POST /v1/backfills"], async ({ principal, body }) => ({
-  data: await createBackfill(principal.orgId, body),
-}));
+export const handler = apiRoute(contract["POST /v1/backfills"], async ({ principal, body }) =>
+  createBackfill(principal.orgId, body),
+);

@@ -2,6 +2,6 @@ import { apiRoute } from "../../shared/http/api-handler.ts";
 import { contract } from "../../shared/http/contract.ts";
 import { createMetric } from "../../shared/store/metrics.ts";
 
-export const handler = apiRoute(contract["POST /v1/metric/definitions"], async ({ principal, body }) => ({
-  data: await createMetric(principal.orgId, body),
-}));
+export const handler = apiRoute(contract["POST /v1/metric/definitions"], async ({ principal, body }) =>
+  createMetric(principal.orgId, body),
+);

@@ -1,6 +1,7 @@
-import { aggregate, rangeQuerySchema } from "../../shared/analytics/api.ts";
+import { aggregate } from "../../shared/analytics/api.ts";
 import { apiRoute } from "../../shared/http/api-handler.ts";
+import { contract } from "../../shared/http/contract.ts";
 
-export const handler = apiRoute({ query: rangeQuerySchema }, ({ principal, query }) =>
+export const handler = apiRoute(contract["GET /v1/custom-metrics/aggregate"], ({ principal, query }) =>
   aggregate(principal.orgId, query),
 );

@@ -1,4 +1,7 @@
-import { daily, rangeQuerySchema } from "../../shared/analytics/api.ts";
+import { daily } from "../../shared/analytics/api.ts";
 import { apiRoute } from "../../shared/http/api-handler.ts";
+import { contract } from "../../shared/http/contract.ts";
 
-export const handler = apiRoute({ query: rangeQuerySchema }, ({ principal, query }) => daily(principal.orgId, query));
+export const handler = apiRoute(contract["GET /v1/custom-metrics/daily"], ({ principal, query }) =>
+  daily(principal.orgId, query),
+);

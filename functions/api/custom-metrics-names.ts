@@ -1,8 +1,7 @@
-import { z } from "zod";
 import { names } from "../../shared/analytics/api.ts";
 import { apiRoute } from "../../shared/http/api-handler.ts";
+import { contract } from "../../shared/http/contract.ts";
 
-export const handler = apiRoute(
-  { query: z.object({ agentId: z.string().min(1).optional() }) },
-  ({ principal, query }) => names(principal.orgId, query.agentId),
+export const handler = apiRoute(contract["GET /v1/custom-metrics/names"], ({ principal, query }) =>
+  names(principal.orgId, query.agentId),
 );

@@ -1,7 +1,7 @@
-import { z } from "zod";
 import { session } from "../../shared/analytics/api.ts";
 import { apiRoute } from "../../shared/http/api-handler.ts";
+import { contract } from "../../shared/http/contract.ts";
 
-export const handler = apiRoute({ path: z.object({ callId: z.string().min(1) }) }, ({ principal, path }) =>
+export const handler = apiRoute(contract["GET /v1/custom-metrics/sessions/{callId}"], ({ principal, path }) =>
   session(principal.orgId, path.callId),
 );

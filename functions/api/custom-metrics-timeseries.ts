@@ -1,6 +1,7 @@
-import { timeseries, timeseriesQuerySchema } from "../../shared/analytics/api.ts";
+import { timeseries } from "../../shared/analytics/api.ts";
 import { apiRoute } from "../../shared/http/api-handler.ts";
+import { contract } from "../../shared/http/contract.ts";
 
-export const handler = apiRoute({ query: timeseriesQuerySchema }, ({ principal, query }) =>
+export const handler = apiRoute(contract["GET /v1/custom-metrics/timeseries"], ({ principal, query }) =>
   timeseries(principal.orgId, query),
 );

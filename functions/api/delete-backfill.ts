@@ -4,5 +4,5 @@ import { deleteBackfill } from "../../shared/store/backfills.ts";
 
 export const handler = apiRoute(contract["DELETE /v1/backfills/{backfillId}"], async ({ principal, path }) => {
   await deleteBackfill(principal.orgId, path.backfillId);
-  return { data: { id: path.backfillId, deleted: true } };
+  return { id: path.backfillId, deleted: true };
 });

@@ -4,5 +4,5 @@ import { deletePolicy } from "../../shared/store/policies.ts";
 
 export const handler = apiRoute(contract["DELETE /v1/metric/policies/{policyId}"], async ({ principal, path }) => {
   await deletePolicy(principal.orgId, path.policyId);
-  return { data: { id: path.policyId, deleted: true } };
+  return { id: path.policyId, deleted: true };
 });

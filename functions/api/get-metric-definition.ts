@@ -1,10 +1,10 @@
+import { notFound } from "../../shared/errors.ts";
 import { apiRoute } from "../../shared/http/api-handler.ts";
 import { contract } from "../../shared/http/contract.ts";
-import { notFound } from "../../shared/http/errors.ts";
 import { getMetric } from "../../shared/store/metrics.ts";
 
 export const handler = apiRoute(contract["GET /v1/metric/definitions/{idOrSlug}"], async ({ principal, path }) => {
   const definition = await getMetric(principal.orgId, path.idOrSlug);
   if (!definition) throw notFound("Metric definition", path.idOrSlug);
-  return { data: definition };
+  return definition;
 });

@@ -1,6 +1,6 @@
+import { notFound } from "../../shared/errors.ts";
 import { apiRoute } from "../../shared/http/api-handler.ts";
 import { contract } from "../../shared/http/contract.ts";
-import { notFound } from "../../shared/http/errors.ts";
 import { getJob } from "../../shared/store/jobs.ts";
 import { listJobValuesByMetric } from "../../shared/store/values.ts";
 

@@ -4,5 +4,5 @@ import { retryFailedItems } from "../../shared/pipeline/retry-job.ts";
 
 export const handler = apiRoute(
   contract["POST /v1/metric/collection-jobs/{jobId}/retry"],
-  async ({ principal, path }) => ({ data: await retryFailedItems(principal.orgId, path.jobId) }),
+  async ({ principal, path }) => retryFailedItems(principal.orgId, path.jobId),
 );

@@ -1,7 +1,8 @@
 import { z } from "zod";
+import { notFound } from "../../shared/errors.ts";
 import { apiRoute, parse } from "../../shared/http/api-handler.ts";
 import { contract } from "../../shared/http/contract.ts";
-import { ApiError, notFound } from "../../shared/http/errors.ts";
+import { ApiError } from "../../shared/http/errors.ts";
 import { LlmCallsBlockedError, RetryableEvaluationError } from "../../shared/pipeline/evaluation-errors.ts";
 import { evaluateByCalculationType } from "../../shared/pipeline/evaluators.ts";
 import { createMetricSchema, type MetricDefinition } from "../../shared/schemas/metric.ts";
@@ -37,13 +38,11 @@ export const handler = apiRoute(contract["POST /v1/metric/playground"], async ({
   try {
     const outcome = await evaluateByCalculationType(definition, call);
     return {
-      data: {
-        callId: call.id,
-        metricDefinitionId: definition.id,
-        metricVersion: definition.version,
-        computedAt: new Date().toISOString(),
-        ...outcome,
-      },
+      callId: call.id,
+      metricDefinitionId: definition.id,
+      metricVersion: definition.version,
+      computedAt: new Date().toISOString(),
+      ...outcome,
     };
   } catch (error) {
     if (error instanceof RetryableEvaluationError) {

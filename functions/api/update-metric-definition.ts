@@ -1,6 +1,6 @@
+import { notFound } from "../../shared/errors.ts";
 import { apiRoute } from "../../shared/http/api-handler.ts";
 import { contract } from "../../shared/http/contract.ts";
-import { notFound } from "../../shared/http/errors.ts";
 import { getMetric, updateMetric } from "../../shared/store/metrics.ts";
 
 export const handler = apiRoute(
@@ -8,6 +8,6 @@ export const handler = apiRoute(
   async ({ principal, path, body }) => {
     const current = await getMetric(principal.orgId, path.idOrSlug);
     if (!current) throw notFound("Metric definition", path.idOrSlug);
-    return { data: await updateMetric(principal.orgId, current, body) };
+    return await updateMetric(principal.orgId, current, body);
   },
 );

@@ -1,6 +1,6 @@
 /** The custom-metrics analytics endpoints, over rollups only. */
 import { z } from "zod";
-import { notFound } from "../http/errors.ts";
+import { notFound } from "../errors.ts";
 import { getCall } from "../store/calls.ts";
 import { getMetricVersions } from "../store/metrics.ts";
 import { listCallValues } from "../store/values.ts";
@@ -125,21 +125,17 @@ export async function aggregate(orgId: string, query: RangeQuery) {
   const { from, to } = range(query);
   const { groupBy, perRange, valuesOf } = await collect(orgId, query, [{ from, to }]);
   const groups = perRange[0] ?? [];
-  if (groupBy.length === 0) return { data: valuesOf(groups[0]?.stats ?? new Map()) };
-  return {
-    data: groups
-      .map((group) => ({ ...group.labels, metrics: valuesOf(group.stats) }))
-      .sort((a, b) => JSON.stringify(a).localeCompare(JSON.stringify(b))),
-  };
+  if (groupBy.length === 0) return valuesOf(groups[0]?.stats ?? new Map());
+  return groups
+    .map((group) => ({ ...group.labels, metrics: valuesOf(group.stats) }))
+    .sort((a, b) => JSON.stringify(a).localeCompare(JSON.stringify(b)));
 }
 
 export async function daily(orgId: string, query: RangeQuery) {
   const { from, to } = range(query);
   const days = localDays(from, to, query.timezone);
   const { perRange, valuesOf } = await collect(orgId, { ...query, groupBy: undefined }, days);
-  return {
-    data: days.map((day, index) => ({ date: day.date, metrics: valuesOf(perRange[index]?.[0]?.stats ?? new Map()) })),
-  };
+  return days.map((day, index) => ({ date: day.date, metrics: valuesOf(perRange[index]?.[0]?.stats ?? new Map()) }));
 }
 
 export const timeseriesQuerySchema = z.object({
@@ -183,16 +179,16 @@ export async function timeseries(orgId: string, query: z.infer<typeof timeseries
     return values.length > 0 ? [{ metric: { ...set.labels, metric_name: query.metricName }, values }] : [];
   });
   result.sort((a, b) => JSON.stringify(a.metric).localeCompare(JSON.stringify(b.metric)));
-  return { data: { resultType: "matrix", result } };
+  return { resultType: "matrix", result };
 }
 
 export async function names(orgId: string, agentId: string | undefined) {
   const metrics = await indexedMetrics(orgId);
-  if (!agentId) return { data: metrics.map((m) => m.slug).sort() };
+  if (!agentId) return metrics.map((m) => m.slug).sort();
   const withAgent = await Promise.all(
     metrics.map(async (m) => ((await labelSetsFor(orgId, m.slug, { agentId })).length > 0 ? m.slug : undefined)),
   );
-  return { data: withAgent.filter((slug) => slug !== undefined).sort() };
+  return withAgent.filter((slug) => slug !== undefined).sort();
 }
 
 export async function tags(orgId: string, metricName: string, agentId: string | undefined) {
@@ -204,7 +200,7 @@ export async function tags(orgId: string, metricName: string, agentId: string | 
       values.set(label, (values.get(label) ?? new Set()).add(value));
     }
   }
-  return { data: Object.fromEntries([...values].sort().map(([label, set]) => [label, [...set].sort()])) };
+  return Object.fromEntries([...values].sort().map(([label, set]) => [label, [...set].sort()]));
 }
 
 /** The latest successful value of each metric for one call, as an instant vector. */
@@ -212,8 +208,9 @@ export async function session(orgId: string, callId: string) {
   const call = await getCall(orgId, callId);
   if (!call) throw notFound("Call", callId);
   const page = await listCallValues(orgId, callId, { limit: 1000, status: "success" });
-  const latest = new Map<string, (typeof page.data)[number]>();
-  for (const value of page.data) if (!latest.has(value.metricDefinitionId)) latest.set(value.metricDefinitionId, value);
+  const latest = new Map<string, (typeof page.items)[number]>();
+  for (const value of page.items)
+    if (!latest.has(value.metricDefinitionId)) latest.set(value.metricDefinitionId, value);
   const definitions = await getMetricVersions(
     orgId,
     [...latest.values()].map((v) => ({ metricId: v.metricDefinitionId, version: v.metricVersion })),
@@ -232,5 +229,5 @@ export async function session(orgId: string, callId: string) {
           : String(value.value);
     return [{ metric: { ...labels, metric_name: definition.slug }, value: [at, shown] as [number, string] }];
   });
-  return { data: { resultType: "vector", result } };
+  return { resultType: "vector", result };
 }

@@ -12,13 +12,10 @@
  * once its delta is applied.
  */
 import { createHash } from "node:crypto";
-import { TransactionCanceledException } from "@aws-sdk/client-dynamodb";
-import { TransactWriteCommand, type TransactWriteCommandInput } from "@aws-sdk/lib-dynamodb";
-import { dynamo } from "../aws.ts";
 import { chunked, mapLimit, sleep } from "../concurrency.ts";
-import { config } from "../config.ts";
 import { logger } from "../logger.ts";
 import { queryAll } from "../store/query.ts";
+import { failedConditions, type TableTransactItem, table } from "../store/table.ts";
 import { ROLLUP_DELTA_ENTITY } from "../stream-entities.ts";
 import {
   labelSetId,
@@ -193,15 +190,6 @@ function incrementsOf(deltas: RollupDelta[]): RollupIncrement[] {
   return [...merged.values()];
 }
 
-/** Positions in a canceled transaction whose condition failed: there, the delta was already gone. */
-function conditionFailures(error: TransactionCanceledException): Set<number> {
-  const failed = new Set<number>();
-  for (const [position, reason] of (error.CancellationReasons ?? []).entries()) {
-    if (reason?.Code === "ConditionalCheckFailed") failed.add(position);
-  }
-  return failed;
-}
-
 const backOff = (attempt: number) => sleep(Math.min(1000, 20 * 2 ** attempt) * (0.5 + Math.random()));
 
 /**
@@ -210,18 +198,19 @@ const backOff = (attempt: number) => sleep(Math.min(1000, 20 * 2 ** attempt) * (
  */
 async function untilCommitted(
   deltas: RollupDelta[],
-  transaction: (pending: RollupDelta[]) => TransactWriteCommandInput["TransactItems"],
+  transaction: (pending: RollupDelta[]) => TableTransactItem[],
 ): Promise<RollupDelta[]> {
   let pending = deltas;
   for (let attempt = 1; pending.length > 0; attempt++) {
     if (attempt > MAX_ATTEMPTS) throw new Error(`Rollup deltas kept conflicting (${pending.length} left)`);
     try {
-      await dynamo().send(new TransactWriteCommand({ TransactItems: transaction(pending) }));
+      await table.transactWrite(transaction(pending));
       return pending;
     } catch (error) {
-      if (!(error instanceof TransactionCanceledException)) throw error;
-      // The deltas' deletes come first, so a failed condition's position is the delta's.
-      const gone = conditionFailures(error);
+      const failedAt = failedConditions(error);
+      if (!failedAt) throw error;
+      // The deltas' deletes come first, so a failed condition's position is the delta's: gone already.
+      const gone = new Set(failedAt.flatMap((failed, position) => (failed ? [position] : [])));
       // Nothing was already applied: a conflict with a concurrent transaction; back off.
       if (gone.size === 0) await backOff(attempt);
       pending = pending.filter((_, position) => !gone.has(position));
@@ -230,16 +219,15 @@ async function untilCommitted(
   return [];
 }
 
-const deleteOf = (table: string, delta: RollupDelta) => ({
-  Delete: { TableName: table, Key: delta.key, ConditionExpression: "attribute_exists(pk)" },
+const deleteOf = (delta: RollupDelta): TableTransactItem => ({
+  Delete: { Key: delta.key, ConditionExpression: "attribute_exists(pk)" },
 });
 
 /** Deletes the deltas and applies their merged increments in one transaction; returns how many it applied. */
 async function applyDirectly(deltas: RollupDelta[]): Promise<number> {
-  const table = config().tableName;
   const applied = await untilCommitted(deltas, (pending) => [
-    ...pending.map((delta) => deleteOf(table, delta)),
-    ...incrementsOf(pending).map((increment) => ({ Update: rollupUpdate(table, increment) })),
+    ...pending.map(deleteOf),
+    ...incrementsOf(pending).map((increment) => ({ Update: rollupUpdate(increment) })),
   ]);
   return applied.length;
 }
@@ -250,14 +238,13 @@ async function applyDirectly(deltas: RollupDelta[]): Promise<number> {
  * not apply stay behind for the sweeper.
  */
 async function mergeAndApply(orgId: string, deltas: RollupDelta[]): Promise<number> {
-  const table = config().tableName;
   let merged: ReturnType<typeof mergedDeltaItems> = [];
   const sources = await untilCommitted(deltas, (pending) => {
     merged = mergedDeltaItems(orgId, pending);
     return [
-      ...pending.map((delta) => deleteOf(table, delta)),
+      ...pending.map(deleteOf),
       // New items: their ids come from these sources, which exist if this commits.
-      ...merged.map((Item) => ({ Put: { TableName: table, Item } })),
+      ...merged.map((Item) => ({ Put: { Item } })),
     ];
   });
   if (sources.length === 0) return 0;

@@ -2,10 +2,10 @@
  * The small index the analytics API enumerates instead of scanning: which metrics have
  * values (with their output type) and which label sets each metric has seen.
  */
-import { config } from "../config.ts";
 import type { OutputType } from "../schemas/metric.ts";
 import { batchPut } from "../store/batch-write.ts";
 import { queryAll } from "../store/query.ts";
+import { tableName } from "../store/table.ts";
 import { labelSetId, type RollupInput } from "./rollup.ts";
 
 const metricsPartition = (orgId: string) => `ORG#${orgId}#ANALYTICS#METRICS`;
@@ -53,7 +53,7 @@ export async function indexRollups(inputs: RollupInput[]): Promise<void> {
       labels: input.labels,
     });
   }
-  const table = config().tableName;
+  const table = tableName();
   const all = [...items.entries()].filter(([id]) => !written.has(`${table}|${id}`)).map(([, item]) => item);
   await batchPut(all);
   if (written.size > WRITTEN_CAP) written.clear();

@@ -2,11 +2,9 @@
  * The analytics queries: read rollups (never raw values) for the label sets that pass the
  * filters, over a range decomposed into whole UTC days, hours and 5-minute buckets.
  */
-import { BatchGetCommand, type BatchGetCommandOutput } from "@aws-sdk/lib-dynamodb";
-import { dynamo } from "../aws.ts";
 import { mapLimit } from "../concurrency.ts";
-import { config } from "../config.ts";
 import type { OutputType } from "../schemas/metric.ts";
+import { batchGet } from "../store/batch-get.ts";
 import { queryAll } from "../store/query.ts";
 import { indexedLabelSets, indexedMetrics } from "./index-store.ts";
 import { boundedLabelValue, bucketsOf, quantile, rollupKey, storedTier, TIERS, type TierName } from "./rollup.ts";
@@ -103,26 +101,11 @@ async function readTier(orgId: string, slug: string, labelSet: string, tier: Tie
 const bucketsIn = (items: Record<string, unknown>[], tier: TierName, from: number, to: number) =>
   items.flatMap((item) => bucketsOf(item, tier)).filter((bucket) => bucket.at >= from && bucket.at < to);
 
-/** Items by key (`pk|sk`), a hundred keys per BatchGetItem, missing ones left out. */
+/** Items by key (`pk|sk`), missing ones left out. */
 async function getItems(keys: { pk: string; sk: string }[]): Promise<Map<string, Record<string, unknown>>> {
-  const found = new Map<string, Record<string, unknown>>();
-  const table = config().tableName;
   const unique = [...new Map(keys.map((key) => [`${key.pk}|${key.sk}`, key])).values()];
-  const chunks = [];
-  for (let i = 0; i < unique.length; i += 100) chunks.push(unique.slice(i, i + 100));
-  await mapLimit(chunks, QUERY_CONCURRENCY, async (chunk) => {
-    let pending: Record<string, unknown>[] | undefined = chunk;
-    for (let attempt = 0; pending && pending.length > 0; attempt++) {
-      if (attempt > 0) await new Promise((resolve) => setTimeout(resolve, Math.min(1000, 25 * 2 ** attempt)));
-      if (attempt > 8) throw new Error("Rollup reads kept being throttled");
-      const result: BatchGetCommandOutput = await dynamo().send(
-        new BatchGetCommand({ RequestItems: { [table]: { Keys: pending } } }),
-      );
-      for (const item of result.Responses?.[table] ?? []) found.set(`${item.pk}|${item.sk}`, item);
-      pending = result.UnprocessedKeys?.[table]?.Keys;
-    }
-  });
-  return found;
+  const items = await batchGet(unique, { requestsInFlight: QUERY_CONCURRENCY });
+  return new Map(items.map((item) => [`${item.pk}|${item.sk}`, item]));
 }
 
 /** Queries in flight per API request. */

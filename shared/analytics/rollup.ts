@@ -208,7 +208,7 @@ export function bucketsOf(
 export type RollupIncrement = ReturnType<typeof rollupIncrements>[number];
 
 /** The ADD update that applies one increment (inside the value's exactly-once transaction). */
-export function rollupUpdate(table: string, rollup: RollupIncrement) {
+export function rollupUpdate(rollup: RollupIncrement) {
   const names: Record<string, string> = {};
   const values: Record<string, number> = {};
   const clauses: string[] = [];
@@ -218,7 +218,6 @@ export function rollupUpdate(table: string, rollup: RollupIncrement) {
     clauses.push(`#a${index} :a${index}`);
   });
   return {
-    TableName: table,
     Key: rollup.key,
     UpdateExpression: `ADD ${clauses.join(", ")}`,
     ExpressionAttributeNames: names,

@@ -1,9 +1,9 @@
 /** Ranges and days in IANA timezones, on the 5-minute grid of the finest rollups. */
-import { badRequest } from "../http/errors.ts";
+import { invalid } from "../errors.ts";
 
 /** A 400 whose details name the query parameter, like the schema validation's. */
 export const invalidParameter = (field: string, message: string) =>
-  badRequest(message, [{ field: `query.${field}`, message }]);
+  invalid(message, [{ field: `query.${field}`, message }]);
 
 export const FIVE_MINUTES = 5 * 60_000;
 

@@ -6,12 +6,9 @@
  * so overlapping runs cannot evaluate the same pair twice.
  */
 import { createHash } from "node:crypto";
-import { ConditionalCheckFailedException } from "@aws-sdk/client-dynamodb";
-import { UpdateCommand } from "@aws-sdk/lib-dynamodb";
-import { dynamo } from "../aws.ts";
 import { mapLimit } from "../concurrency.ts";
 import { config } from "../config.ts";
-import { conflict, notFound } from "../http/errors.ts";
+import { conflict, isDomainError, notFound } from "../errors.ts";
 import { keys } from "../keys.ts";
 import { logger } from "../logger.ts";
 import { pagesForEntries, startJob } from "../pipeline/create-job.ts";
@@ -21,6 +18,7 @@ import { deleteDueMarker, dueBackfills, getBackfill, scheduleNextRun } from "../
 import { getJob } from "../store/jobs.ts";
 import { getMetric } from "../store/metrics.ts";
 import { queryAll, queryItems } from "../store/query.ts";
+import { conditionHeld, table } from "../store/table.ts";
 
 const LOCK_MS = 15 * 60_000;
 const COUNTS_AS_VALUE = new Set(["SUCCESS", "NOT_APPLICABLE", "DATA_MISSING"]);
@@ -83,41 +81,31 @@ async function acquire(
   jobId: string,
   seenLastJobId: string | undefined,
 ): Promise<boolean> {
-  try {
-    await dynamo().send(
-      new UpdateCommand({
-        TableName: config().tableName,
-        Key: keys.backfill(orgId, backfillId),
-        UpdateExpression: "SET runningUntil = :until, lastJobId = :job",
-        ConditionExpression: `attribute_exists(pk) AND (attribute_not_exists(runningUntil) OR runningUntil < :now) AND ${
-          seenLastJobId ? "lastJobId = :seen" : "attribute_not_exists(lastJobId)"
-        }`,
-        ExpressionAttributeValues: {
-          ":until": new Date(now.getTime() + LOCK_MS).toISOString(),
-          ":now": now.toISOString(),
-          ":job": jobId,
-          ...(seenLastJobId ? { ":seen": seenLastJobId } : {}),
-        },
-      }),
-    );
-    return true;
-  } catch (error) {
-    if (error instanceof ConditionalCheckFailedException) return false;
-    throw error;
-  }
+  return conditionHeld(
+    table.update({
+      Key: keys.backfill(orgId, backfillId),
+      UpdateExpression: "SET runningUntil = :until, lastJobId = :job",
+      ConditionExpression: `attribute_exists(pk) AND (attribute_not_exists(runningUntil) OR runningUntil < :now) AND ${
+        seenLastJobId ? "lastJobId = :seen" : "attribute_not_exists(lastJobId)"
+      }`,
+      ExpressionAttributeValues: {
+        ":until": new Date(now.getTime() + LOCK_MS).toISOString(),
+        ":now": now.toISOString(),
+        ":job": jobId,
+        ...(seenLastJobId ? { ":seen": seenLastJobId } : {}),
+      },
+    }),
+  );
 }
 
 async function release(orgId: string, backfillId: string, run: BackfillRun, keepJob: boolean) {
-  await dynamo().send(
-    new UpdateCommand({
-      TableName: config().tableName,
-      Key: keys.backfill(orgId, backfillId),
-      UpdateExpression: keepJob
-        ? "SET lastRun = :run REMOVE runningUntil"
-        : "SET lastRun = :run REMOVE runningUntil, lastJobId",
-      ExpressionAttributeValues: { ":run": run },
-    }),
-  );
+  await table.update({
+    Key: keys.backfill(orgId, backfillId),
+    UpdateExpression: keepJob
+      ? "SET lastRun = :run REMOVE runningUntil"
+      : "SET lastRun = :run REMOVE runningUntil, lastJobId",
+    ExpressionAttributeValues: { ":run": run },
+  });
 }
 
 export async function runBackfill(
@@ -208,7 +196,8 @@ export async function runBackfill(
         webhookUrl: backfill.webhookUrl,
       });
     } catch (error) {
-      if (!(error instanceof ConditionalCheckFailedException)) throw error;
+      // Started by an earlier run of this cutoff that stopped before releasing the lock.
+      if (!isDomainError(error, "conflict")) throw error;
     }
     const run: BackfillRun = {
       at: cutoff,

@@ -6,8 +6,12 @@ import middy from "@middy/core";
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from "aws-lambda";
 import { ZodError, type z } from "zod";
 import { authenticate, type Principal, type Role } from "../auth.ts";
+import { DomainError, fieldErrors } from "../errors.ts";
 import { logger } from "../logger.ts";
-import { ApiError, badRequest, forbidden, payloadTooLarge, unauthorized } from "./errors.ts";
+import { envelopeOf } from "../schemas/responses.ts";
+import type { KeyPage } from "../store/query.ts";
+import { ApiError, apiErrorOf, badRequest, forbidden, payloadTooLarge, unauthorized } from "./errors.ts";
+import { page } from "./pagination.ts";
 
 /** Lambda's synchronous payload limit; API Gateway would otherwise fail with a bare 413. */
 export const MAX_BODY_BYTES = 6 * 1024 * 1024 - 64 * 1024;
@@ -28,6 +32,8 @@ export interface ApiRouteOptions<B extends z.ZodType, Q extends z.ZodType, P ext
   role?: Role;
   /** Status of a successful answer. */
   successStatus?: number;
+  /** The success body; built with `dataOf` / `pageOf`, it says how the handler's result is wrapped. */
+  response?: z.ZodType;
 }
 
 type Infer<T> = T extends z.ZodType ? z.infer<T> : undefined;
@@ -40,18 +46,11 @@ export function json(statusCode: number, payload: unknown, headers: Record<strin
   } satisfies APIGatewayProxyStructuredResultV2;
 }
 
-function fieldErrors(error: ZodError, source: string) {
-  return error.issues.map((issue) => ({
-    field: [source, ...issue.path.map(String)].join("."),
-    message: issue.message,
-  }));
-}
-
 export function parse<T extends z.ZodType>(schema: T | undefined, input: unknown, source: string): Infer<T> {
   if (!schema) return undefined as Infer<T>;
   const result = schema.safeParse(input);
   if (!result.success) {
-    const details = fieldErrors(result.error, source);
+    const details = fieldErrors(result.error.issues, source);
     const first = details[0];
     throw badRequest(first ? `Invalid ${first.field}: ${first.message}` : `Invalid ${source}`, details);
   }
@@ -88,6 +87,9 @@ export function apiRoute<
   Q extends z.ZodType = z.ZodUndefined,
   P extends z.ZodType = z.ZodUndefined,
 >(options: ApiRouteOptions<B, Q, P>, handle: (request: ApiRequest<Infer<B>, Infer<Q>, Infer<P>>) => Promise<unknown>) {
+  const envelope = envelopeOf(options.response);
+  const wrap = (result: unknown) =>
+    envelope === "page" ? page(result as KeyPage<unknown>) : envelope === "data" ? { data: result } : result;
   const core = async (event: APIGatewayProxyEventV2, _context: Context) => {
     const principal = authorizerPrincipal(event) ?? (await authenticate(event.headers?.authorization));
     if (!principal) throw unauthorized();
@@ -95,11 +97,11 @@ export function apiRoute<
     const body = parse(options.body, options.body ? readJsonBody(event) : undefined, "body");
     const query = parse(options.query, event.queryStringParameters ?? {}, "query");
     const path = parse(options.path, event.pathParameters ?? {}, "path");
-    const data = await handle({ principal, body, query, path, event });
-    return json(options.successStatus ?? 200, data);
+    const result = await handle({ principal, body, query, path, event });
+    return json(options.successStatus ?? 200, wrap(result));
   };
   return middy<APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2>(core).onError((request) => {
-    const error = request.error;
+    const error = request.error instanceof DomainError ? apiErrorOf(request.error) : request.error;
     if (error instanceof ApiError) {
       request.response = json(
         error.status,
@@ -108,7 +110,7 @@ export function apiRoute<
       );
     } else if (error instanceof ZodError) {
       request.response = json(400, {
-        error: { code: "validation_error", message: "Invalid input", details: fieldErrors(error, "input") },
+        error: { code: "validation_error", message: "Invalid input", details: fieldErrors(error.issues, "input") },
       });
     } else {
       logger.error("Unhandled error", { error: error as Error, routeKey: request.event.routeKey });

@@ -1,12 +1,10 @@
 /**
- * Opaque cursors over DynamoDB's LastEvaluatedKey. A cursor is checked against the
- * partition the query is about to read, so a forged cursor cannot reach another
- * organization's data or turn into a 500.
+ * Opaque cursors over DynamoDB's LastEvaluatedKey. The query schema decodes `after` into a
+ * key; the store checks the key against the partition it is about to read, so a forged
+ * cursor cannot reach another organization's data or turn into a 500.
  */
 import { z } from "zod";
-import { badRequest } from "./errors.ts";
-
-type Key = Record<string, string>;
+import type { KeyPage, PageKey } from "../store/query.ts";
 
 export function encodeCursor(key: Record<string, unknown> | undefined): string | null {
   return key ? Buffer.from(JSON.stringify(key)).toString("base64url") : null;
@@ -14,24 +12,30 @@ export function encodeCursor(key: Record<string, unknown> | undefined): string |
 
 const keySchema = z.record(z.string(), z.string());
 
-export function decodeCursor(cursor: string | undefined, expected: Key): Key | undefined {
-  if (!cursor) return undefined;
-  let parsed: unknown;
+/** The key a cursor encodes, or undefined when it is not one of ours. */
+export function decodeCursor(cursor: string): PageKey | undefined {
   try {
-    parsed = JSON.parse(Buffer.from(cursor, "base64url").toString("utf8"));
+    const result = keySchema.safeParse(JSON.parse(Buffer.from(cursor, "base64url").toString("utf8")));
+    return result.success ? result.data : undefined;
   } catch {
-    throw badRequest("Invalid cursor in 'after'");
+    return undefined;
   }
-  const result = keySchema.safeParse(parsed);
-  const belongs = result.success && Object.entries(expected).every(([name, value]) => result.data[name] === value);
-  if (!result.success || !belongs) throw badRequest("Invalid cursor in 'after'");
-  return result.data;
 }
+
+const cursorSchema = z
+  .string()
+  .min(1)
+  .max(2048)
+  .transform((cursor, context): PageKey => {
+    const key = decodeCursor(cursor);
+    if (!key) context.addIssue({ code: "custom", message: "not a cursor this API returned" });
+    return key ?? {};
+  });
 
 export const pageQuerySchema = (maxLimit: number, defaultLimit: number) =>
   z.object({
     limit: z.coerce.number().int().min(1).max(maxLimit).default(defaultLimit),
-    after: z.string().min(1).max(2048).optional(),
+    after: cursorSchema.optional(),
   });
 
 export interface Page<T> {
@@ -39,7 +43,8 @@ export interface Page<T> {
   pagination: { hasMore: boolean; nextCursor: string | null };
 }
 
-export function page<T>(data: T[], lastKey: Record<string, unknown> | undefined): Page<T> {
-  const nextCursor = encodeCursor(lastKey);
-  return { data, pagination: { hasMore: nextCursor !== null, nextCursor } };
+/** A list answer: the page's items and the cursor that continues after them. */
+export function page<T>({ items, nextKey }: KeyPage<T>): Page<T> {
+  const nextCursor = encodeCursor(nextKey);
+  return { data: items, pagination: { hasMore: nextCursor !== null, nextCursor } };
 }

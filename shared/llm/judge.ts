@@ -9,10 +9,11 @@ import Anthropic from "@anthropic-ai/sdk";
 import { LlmCallsBlockedError, RetryableEvaluationError } from "../pipeline/evaluation-errors.ts";
 import type { EvaluationOutcome } from "../pipeline/evaluators.ts";
 import type { Call } from "../schemas/call.ts";
+import type { TokenUsage } from "../schemas/job.ts";
 import type { MetricDefinition } from "../schemas/metric.ts";
 import { MissingApiKeyError } from "./client.ts";
 import { interpretJudgment, type JudgmentResult } from "./judgment.ts";
-import { addUsage, emptyUsage, estimateCostUsd, type TokenUsage } from "./pricing.ts";
+import { addUsage, emptyUsage, estimateCostUsd } from "./pricing.ts";
 import { buildJudgeRequest, JUDGMENT_TOOL_NAME } from "./prompt.ts";
 
 type MessagesClient = Pick<Anthropic, "messages">;

@@ -5,13 +5,7 @@
  */
 import { z } from "zod";
 import { config } from "../config.ts";
-
-export interface TokenUsage {
-  inputTokens: number;
-  outputTokens: number;
-  cacheCreationInputTokens: number;
-  cacheReadInputTokens: number;
-}
+import type { TokenUsage } from "../schemas/job.ts";
 
 const modelPriceSchema = z.strictObject({
   input: z.number().nonnegative(),

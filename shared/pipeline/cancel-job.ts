@@ -2,7 +2,7 @@
  * Cancel (docs/pipeline.md, step 6) without racing finalization: a job whose every item is recorded is
  * finished, not canceled, even when the cancel arrives before the stream router finalized it.
  */
-import { conflict, notFound } from "../http/errors.ts";
+import { conflict, notFound } from "../errors.ts";
 import type { CollectionJob } from "../schemas/job.ts";
 import { cancelUnfinishedJob, getJobItem, toCollectionJob } from "../store/jobs.ts";
 import { type FinalizableJob, finalizeJob, finishedStatus } from "./finalize.ts";

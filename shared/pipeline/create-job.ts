@@ -5,13 +5,13 @@
  */
 import { randomUUID } from "node:crypto";
 import { config, requireQueueUrl } from "../config.ts";
-import { ApiError, badRequest } from "../http/errors.ts";
+import { invalid, unavailable } from "../errors.ts";
 import { logger } from "../logger.ts";
 import type { CollectionJob, CreateJobInput, DispatchMessage, FrozenMetric } from "../schemas/job.ts";
 import { findMissingCalls } from "../store/calls.ts";
 import { getJob, getJobItem, putNewJob, transitionJob } from "../store/jobs.ts";
 import { getMetric } from "../store/metrics.ts";
-import { webhookUrlProblem } from "../webhooks/url-safety.ts";
+import { assertWebhookUrl } from "../webhooks/url-safety.ts";
 import { sendMessages } from "./queue.ts";
 
 /** A dispatcher invocation expands at most this many items, well inside its timeout. */
@@ -60,7 +60,7 @@ export async function createCollectionJob(
       ...(missingMetrics.length ? [describeMissing("metric ids", missingMetrics)] : []),
       ...(missingCalls.length ? [describeMissing("call ids", missingCalls)] : []),
     ];
-    throw badRequest(messages.join("; "), { unknownMetricIds: missingMetrics, unknownCallIds: missingCalls });
+    throw invalid(messages.join("; "), { unknownMetricIds: missingMetrics, unknownCallIds: missingCalls });
   }
   // An id and a slug may name the same definition: keep it once.
   const metrics: FrozenMetric[] = [
@@ -72,9 +72,7 @@ export async function createCollectionJob(
   ];
   const totalItems = callIds.length * metrics.length;
   if (totalItems > config().maxJobItems) {
-    throw badRequest(
-      `A job may hold at most ${config().maxJobItems} items (calls x metrics); this one has ${totalItems}`,
-    );
+    throw invalid(`A job may hold at most ${config().maxJobItems} items (calls x metrics); this one has ${totalItems}`);
   }
 
   if (input.webhookUrl) await assertWebhookUrl(input.webhookUrl);
@@ -144,14 +142,6 @@ export interface StartJobInput {
   jobId?: string;
 }
 
-/** 400 for a webhook URL that is not https or points inside the network. */
-export async function assertWebhookUrl(url: string): Promise<void> {
-  const problem = await webhookUrlProblem(url, { allowLoopback: config().webhookAllowLoopback });
-  if (problem) {
-    throw badRequest(`Invalid webhookUrl: ${problem}`, [{ field: "body.webhookUrl", message: problem }]);
-  }
-}
-
 /** Stores a validated job with its pages and hands the fan-out to the dispatcher. */
 export async function startJob(orgId: string, input: StartJobInput): Promise<CollectionJob> {
   const now = new Date().toISOString();
@@ -194,7 +184,7 @@ async function failUnlessStarted(orgId: string, job: CollectionJob): Promise<Col
     errorMessage,
     completedAt: new Date().toISOString(),
   });
-  if (failed) throw new ApiError(503, "unavailable", errorMessage, { headers: { "retry-after": "5" } });
+  if (failed) throw unavailable(errorMessage, 5);
   logger.warn("Job fan-out partly sent; the reconciler completes it", { jobId: job.id });
   return (await getJob(orgId, job.id)) ?? job;
 }

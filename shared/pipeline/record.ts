@@ -5,19 +5,16 @@
  * share a transaction and a single counter update. A redelivered item fails its condition
  * and is dropped from the retry, so it changes nothing.
  */
-import { TransactionCanceledException } from "@aws-sdk/client-dynamodb";
-import { TransactWriteCommand } from "@aws-sdk/lib-dynamodb";
 import { deltaItem } from "../analytics/deltas.ts";
 import { indexRollups } from "../analytics/index-store.ts";
 import { type RollupInput, TIERS } from "../analytics/rollup.ts";
-import { dynamo } from "../aws.ts";
 import { sleep } from "../concurrency.ts";
-import { config } from "../config.ts";
 import { keys } from "../keys.ts";
 import { logger } from "../logger.ts";
 import type { MetricValue, WorkItem } from "../schemas/job.ts";
 import { replacedByError, storableValue } from "../store/item-budget.ts";
 import { JOB_COST_ATTRIBUTE, jobUsageAttributes } from "../store/jobs.ts";
+import { failedConditions, table } from "../store/table.ts";
 
 export interface ItemResult {
   /** The SQS message that carried the item. */
@@ -105,7 +102,6 @@ export function itemErrorValue(
 async function recordJobChunk(results: ItemResult[]): Promise<RecordOutcome[]> {
   const outcomes: RecordOutcome[] = results.map(() => "not-recorded");
   let pending = results.map((result, index) => ({ result, index }));
-  const table = config().tableName;
   const first = results[0];
   if (!first) return outcomes;
   const { orgId, jobId } = first.item;
@@ -129,34 +125,29 @@ async function recordJobChunk(results: ItemResult[]): Promise<RecordOutcome[]> {
           )
         : undefined;
     try {
-      await dynamo().send(
-        new TransactWriteCommand({
-          TransactItems: [
-            {
-              Update: {
-                TableName: table,
-                Key: keys.job(orgId, jobId),
-                UpdateExpression: `ADD completedItems :completed, failedItems :failed${usage.expression} SET updatedAt = :now`,
-                ConditionExpression: "#status IN (:pending, :processing)",
-                ExpressionAttributeNames: { "#status": "status" },
-                ExpressionAttributeValues: {
-                  ":completed": completed,
-                  ":failed": failed,
-                  ":now": new Date().toISOString(),
-                  ":pending": "PENDING",
-                  ":processing": "PROCESSING",
-                  ...usage.values,
-                },
-              },
+      await table.transactWrite([
+        {
+          Update: {
+            Key: keys.job(orgId, jobId),
+            UpdateExpression: `ADD completedItems :completed, failedItems :failed${usage.expression} SET updatedAt = :now`,
+            ConditionExpression: "#status IN (:pending, :processing)",
+            ExpressionAttributeNames: { "#status": "status" },
+            ExpressionAttributeValues: {
+              ":completed": completed,
+              ":failed": failed,
+              ":now": new Date().toISOString(),
+              ":pending": "PENDING",
+              ":processing": "PROCESSING",
+              ...usage.values,
             },
-            ...pending.map(({ result }) => ({
-              Put: { TableName: table, Item: valueItem(result), ConditionExpression: "attribute_not_exists(pk)" },
-            })),
-            // Never a duplicate: its id comes from these values, which are new if this commits.
-            ...(delta ? [{ Put: { TableName: table, Item: delta } }] : []),
-          ],
-        }),
-      );
+          },
+        },
+        ...pending.map(({ result }) => ({
+          Put: { Item: valueItem(result), ConditionExpression: "attribute_not_exists(pk)" },
+        })),
+        // Never a duplicate: its id comes from these values, which are new if this commits.
+        ...(delta ? [{ Put: { Item: delta } }] : []),
+      ]);
       for (const { index } of pending) outcomes[index] = "recorded";
       return outcomes;
     } catch (error) {
@@ -181,19 +172,19 @@ async function recordJobChunk(results: ItemResult[]): Promise<RecordOutcome[]> {
         replacedUnstorable = true;
         continue;
       }
-      if (!(error instanceof TransactionCanceledException)) {
+      const failedAt = failedConditions(error);
+      if (!failedAt) {
         // Throttling or a network failure: back off and retry.
         logger.warn("Recording transaction failed; retrying", { jobId, attempt, error: error as Error });
         if (attempt < MAX_ATTEMPTS) await backOff(attempt);
         continue;
       }
-      const reasons = error.CancellationReasons ?? [];
-      if (reasons[0]?.Code === "ConditionalCheckFailed") {
+      if (failedAt[0]) {
         // Canceled (or otherwise finished) job: nothing more may be recorded for it.
         for (const { index } of pending) outcomes[index] = "job-not-running";
         return outcomes;
       }
-      const isDuplicate = (position: number) => reasons[position + 1]?.Code === "ConditionalCheckFailed";
+      const isDuplicate = (position: number) => failedAt[position + 1] === true;
       const duplicates = pending.filter((_, position) => isDuplicate(position));
       for (const { index } of duplicates) outcomes[index] = "duplicate";
       pending = pending.filter((_, position) => !isDuplicate(position));

@@ -6,8 +6,7 @@
  * create the same job once and all answer with it; a further retry moves on to n + 1 only
  * once the n-th has finished.
  */
-import { ConditionalCheckFailedException } from "@aws-sdk/client-dynamodb";
-import { badRequest, conflict, notFound } from "../http/errors.ts";
+import { conflict, invalid, isDomainError, notFound } from "../errors.ts";
 import type { CollectionJob } from "../schemas/job.ts";
 import { getJobItem, toCollectionJob } from "../store/jobs.ts";
 import { listFailedItems } from "../store/values.ts";
@@ -31,7 +30,7 @@ async function startOrJoinRetry(orgId: string, jobId: string, input: StartJobInp
         return await startJob(orgId, { ...input, jobId: id });
       } catch (error) {
         // A concurrent retry created it first: answer with that job.
-        if (!(error instanceof ConditionalCheckFailedException)) throw error;
+        if (!isDomainError(error, "conflict")) throw error;
         const created = await getJobItem(orgId, id, true);
         if (created) return toCollectionJob(created);
         throw error;
@@ -52,7 +51,7 @@ export async function retryFailedItems(orgId: string, jobId: string): Promise<Co
     throw conflict(`Job ${jobId} is still ${original.status}; retry it once it has finished`);
   }
   const failed = await listFailedItems(orgId, jobId);
-  if (failed.length === 0) throw badRequest(`Job ${jobId} has no failed items to retry`);
+  if (failed.length === 0) throw invalid(`Job ${jobId} has no failed items to retry`);
 
   const failedMetricIds = new Set(failed.map((item) => item.metricId));
   // The job's own metric order keeps a call's items adjacent in the same order as before.

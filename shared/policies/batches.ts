@@ -12,12 +12,9 @@
  *   only the calls whose marker names its batch;
  * - job ids derive from the batch, so a flush run again finds the jobs it created.
  */
-import { ConditionalCheckFailedException, TransactionCanceledException } from "@aws-sdk/client-dynamodb";
-import { GetCommand, PutCommand, QueryCommand, TransactWriteCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
-import { dynamo } from "../aws.ts";
 import { chunked, mapLimit } from "../concurrency.ts";
 import { config } from "../config.ts";
-import { ApiError } from "../http/errors.ts";
+import { isDomainError } from "../errors.ts";
 import { keys } from "../keys.ts";
 import { logger } from "../logger.ts";
 import { createCollectionJob, redispatchPendingJob } from "../pipeline/create-job.ts";
@@ -25,6 +22,7 @@ import { derivedJobId } from "../pipeline/job-ids.ts";
 import { batchGet } from "../store/batch-get.ts";
 import { getPolicy } from "../store/policies.ts";
 import { queryItems } from "../store/query.ts";
+import { conditionHeld, failedConditions, ifConditionHeld, table } from "../store/table.ts";
 
 type Item = Record<string, unknown>;
 
@@ -62,17 +60,14 @@ const windowAfter = (window: string) =>
 /** The highest shard of the window written so far (0 when none is) and how many more calls it takes. */
 async function openShard(orgId: string, policyId: string, window: string): Promise<{ shard: number; room: number }> {
   const prefix = keys.policyBatch(orgId, policyId, window).sk;
-  const { Items = [] } = await dynamo().send(
-    new QueryCommand({
-      TableName: config().tableName,
-      KeyConditionExpression: "pk = :pk AND begins_with(sk, :prefix)",
-      ExpressionAttributeValues: { ":pk": keys.policyBatch(orgId, policyId, window).pk, ":prefix": prefix },
-      ProjectionExpression: "sk, callCount, closedAt",
-      ScanIndexForward: false,
-      Limit: 1,
-      ConsistentRead: true,
-    }),
-  );
+  const { Items = [] } = await table.query({
+    KeyConditionExpression: "pk = :pk AND begins_with(sk, :prefix)",
+    ExpressionAttributeValues: { ":pk": keys.policyBatch(orgId, policyId, window).pk, ":prefix": prefix },
+    ProjectionExpression: "sk, callCount, closedAt",
+    ScanIndexForward: false,
+    Limit: 1,
+    ConsistentRead: true,
+  });
   const last = Items[0];
   if (!last) return { shard: 0, room: config().policyBatchItemCalls };
   const suffix = String(last.sk).slice(prefix.length);
@@ -81,39 +76,28 @@ async function openShard(orgId: string, policyId: string, window: string): Promi
 }
 
 async function markedBatch(orgId: string, policyId: string, callId: string): Promise<BatchRef | undefined> {
-  const { Item } = await dynamo().send(
-    new GetCommand({
-      TableName: config().tableName,
-      Key: keys.policyCallMatch(orgId, policyId, callId),
-      ConsistentRead: true,
-    }),
-  );
-  return Item ? { window: String(Item.batchWindow), shard: Number(Item.batchShard) } : undefined;
+  const marker = await table.get(keys.policyCallMatch(orgId, policyId, callId), { ConsistentRead: true });
+  return marker ? { window: String(marker.batchWindow), shard: Number(marker.batchShard) } : undefined;
 }
 
 /** Claims `target` for the call, unless an earlier delivery of its record claimed a batch already. */
 async function claimBatch(orgId: string, policyId: string, callId: string, target: BatchRef): Promise<BatchRef> {
-  try {
-    await dynamo().send(
-      new PutCommand({
-        TableName: config().tableName,
-        Item: {
-          ...keys.policyCallMatch(orgId, policyId, callId),
-          entity: "PolicyCallMatch",
-          orgId,
-          policyId,
-          callId,
-          batchWindow: target.window,
-          batchShard: target.shard,
-          expiresAt: Math.floor(Date.now() / 1000) + MATCH_TTL_SECONDS,
-        },
-        ConditionExpression: "attribute_not_exists(pk)",
-      }),
-    );
-    return target;
-  } catch (error) {
-    if (!(error instanceof ConditionalCheckFailedException)) throw error;
-  }
+  const claimed = await conditionHeld(
+    table.put({
+      Item: {
+        ...keys.policyCallMatch(orgId, policyId, callId),
+        entity: "PolicyCallMatch",
+        orgId,
+        policyId,
+        callId,
+        batchWindow: target.window,
+        batchShard: target.shard,
+        expiresAt: Math.floor(Date.now() / 1000) + MATCH_TTL_SECONDS,
+      },
+      ConditionExpression: "attribute_not_exists(pk)",
+    }),
+  );
+  if (claimed) return target;
   return (await markedBatch(orgId, policyId, callId)) ?? target;
 }
 
@@ -130,38 +114,31 @@ async function moveMarker(
   to: BatchRef,
 ): Promise<BatchRef | undefined> {
   try {
-    await dynamo().send(
-      new TransactWriteCommand({
-        TransactItems: [
-          {
-            ConditionCheck: {
-              TableName: config().tableName,
-              Key: batchKey(orgId, policyId, from),
-              ConditionExpression: "attribute_not_exists(callIds) OR NOT contains(callIds, :call)",
-              ExpressionAttributeValues: { ":call": callId },
-            },
+    await table.transactWrite([
+      {
+        ConditionCheck: {
+          Key: batchKey(orgId, policyId, from),
+          ConditionExpression: "attribute_not_exists(callIds) OR NOT contains(callIds, :call)",
+          ExpressionAttributeValues: { ":call": callId },
+        },
+      },
+      {
+        Update: {
+          Key: keys.policyCallMatch(orgId, policyId, callId),
+          UpdateExpression: "SET batchWindow = :toWindow, batchShard = :toShard",
+          ConditionExpression: "batchWindow = :fromWindow AND batchShard = :fromShard",
+          ExpressionAttributeValues: {
+            ":toWindow": to.window,
+            ":toShard": to.shard,
+            ":fromWindow": from.window,
+            ":fromShard": from.shard,
           },
-          {
-            Update: {
-              TableName: config().tableName,
-              Key: keys.policyCallMatch(orgId, policyId, callId),
-              UpdateExpression: "SET batchWindow = :toWindow, batchShard = :toShard",
-              ConditionExpression: "batchWindow = :fromWindow AND batchShard = :fromShard",
-              ExpressionAttributeValues: {
-                ":toWindow": to.window,
-                ":toShard": to.shard,
-                ":fromWindow": from.window,
-                ":fromShard": from.shard,
-              },
-            },
-          },
-        ],
-      }),
-    );
+        },
+      },
+    ]);
     return to;
   } catch (error) {
-    if (!(error instanceof TransactionCanceledException)) throw error;
-    const [inSet, markerMoved] = (error.CancellationReasons ?? []).map((r) => r.Code === "ConditionalCheckFailed");
+    const [inSet, markerMoved] = failedConditions(error) ?? [];
     if (markerMoved) return (await markedBatch(orgId, policyId, callId)) ?? to;
     if (inSet) return undefined;
     // A concurrent transaction on the same items: the stream retries the record.
@@ -178,38 +155,30 @@ async function addToBatchItem(
   callIds: string[],
 ): Promise<AddOutcome> {
   const key = batchKey(orgId, policyId, batch);
-  try {
-    await dynamo().send(
-      new UpdateCommand({
-        TableName: config().tableName,
-        Key: key,
-        UpdateExpression:
-          "ADD callIds :calls, callCount :count SET entity = :entity, orgId = :org, policyId = :policy, batchWindow = :window, batchShard = :shard, gsi1pk = if_not_exists(gsi1pk, :open), gsi1sk = if_not_exists(gsi1sk, :due)",
-        // Counted per add (replays included), so the set can never outgrow the item limit.
-        ConditionExpression:
-          "attribute_not_exists(closedAt) AND (attribute_not_exists(callCount) OR callCount <= :room)",
-        ExpressionAttributeValues: {
-          ":calls": new Set(callIds),
-          ":count": callIds.length,
-          ":room": config().policyBatchItemCalls - callIds.length,
-          ":entity": "PolicyBatch",
-          ":org": orgId,
-          ":policy": policyId,
-          ":window": batch.window,
-          ":shard": batch.shard,
-          ":open": keys.openPolicyBatches,
-          ":due": `${windowAfter(batch.window)}#${orgId}#${policyId}`,
-        },
-      }),
-    );
-    return "added";
-  } catch (error) {
-    if (!(error instanceof ConditionalCheckFailedException)) throw error;
-  }
-  const { Item } = await dynamo().send(
-    new GetCommand({ TableName: config().tableName, Key: key, ConsistentRead: true }),
+  const added = await conditionHeld(
+    table.update({
+      Key: key,
+      UpdateExpression:
+        "ADD callIds :calls, callCount :count SET entity = :entity, orgId = :org, policyId = :policy, batchWindow = :window, batchShard = :shard, gsi1pk = if_not_exists(gsi1pk, :open), gsi1sk = if_not_exists(gsi1sk, :due)",
+      // Counted per add (replays included), so the set can never outgrow the item limit.
+      ConditionExpression: "attribute_not_exists(closedAt) AND (attribute_not_exists(callCount) OR callCount <= :room)",
+      ExpressionAttributeValues: {
+        ":calls": new Set(callIds),
+        ":count": callIds.length,
+        ":room": config().policyBatchItemCalls - callIds.length,
+        ":entity": "PolicyBatch",
+        ":org": orgId,
+        ":policy": policyId,
+        ":window": batch.window,
+        ":shard": batch.shard,
+        ":open": keys.openPolicyBatches,
+        ":due": `${windowAfter(batch.window)}#${orgId}#${policyId}`,
+      },
+    }),
   );
-  return Item?.closedAt ? "closed" : "full";
+  if (added) return "added";
+  const current = await table.get(key, { ConsistentRead: true });
+  return current?.closedAt ? "closed" : "full";
 }
 
 /** Adds the calls to the batch their markers name, moving on when it is full or closed. */
@@ -270,24 +239,17 @@ export function jobIdForBatch(pk: string, sk: string, index = 0): string {
  * Closes the batch to adds and fixes how many calls each of its jobs takes (a re-run splits
  * the same way). Answers the batch as closed, whose set is then final.
  */
-async function closeBatch(key: Item, callsPerJob: number): Promise<Item | undefined> {
-  try {
-    const { Attributes } = await dynamo().send(
-      new UpdateCommand({
-        TableName: config().tableName,
-        Key: { pk: key.pk, sk: key.sk },
-        UpdateExpression:
-          "SET closedAt = if_not_exists(closedAt, :now), callsPerJob = if_not_exists(callsPerJob, :perJob)",
-        ConditionExpression: "attribute_exists(pk)",
-        ExpressionAttributeValues: { ":now": new Date().toISOString(), ":perJob": callsPerJob },
-        ReturnValues: "ALL_NEW",
-      }),
-    );
-    return Attributes;
-  } catch (error) {
-    if (error instanceof ConditionalCheckFailedException) return undefined;
-    throw error;
-  }
+function closeBatch(key: Item, callsPerJob: number): Promise<Item | undefined> {
+  return ifConditionHeld(
+    table.update({
+      Key: { pk: key.pk, sk: key.sk },
+      UpdateExpression:
+        "SET closedAt = if_not_exists(closedAt, :now), callsPerJob = if_not_exists(callsPerJob, :perJob)",
+      ConditionExpression: "attribute_exists(pk)",
+      ExpressionAttributeValues: { ":now": new Date().toISOString(), ":perJob": callsPerJob },
+      ReturnValues: "ALL_NEW",
+    }),
+  );
 }
 
 /** The calls of a closed batch that belong to it: in its set, and named by their marker. */
@@ -309,19 +271,16 @@ async function callsOfBatch(batch: Item): Promise<string[]> {
 }
 
 async function markFlushed(batch: Item, jobIds: string[], problem?: string) {
-  await dynamo().send(
-    new UpdateCommand({
-      TableName: config().tableName,
-      Key: { pk: batch.pk, sk: batch.sk },
-      UpdateExpression: `SET flushedJobId = :job, flushedJobIds = :jobs, flushedAt = :now${problem ? ", flushProblem = :problem" : ""} REMOVE gsi1pk, gsi1sk`,
-      ExpressionAttributeValues: {
-        ":job": jobIds[0] ?? `none: ${problem}`,
-        ":jobs": jobIds,
-        ":now": new Date().toISOString(),
-        ...(problem ? { ":problem": problem } : {}),
-      },
-    }),
-  );
+  await table.update({
+    Key: { pk: batch.pk, sk: batch.sk },
+    UpdateExpression: `SET flushedJobId = :job, flushedJobIds = :jobs, flushedAt = :now${problem ? ", flushProblem = :problem" : ""} REMOVE gsi1pk, gsi1sk`,
+    ExpressionAttributeValues: {
+      ":job": jobIds[0] ?? `none: ${problem}`,
+      ":jobs": jobIds,
+      ":now": new Date().toISOString(),
+      ...(problem ? { ":problem": problem } : {}),
+    },
+  });
 }
 
 async function flushBatch(key: Item): Promise<boolean> {
@@ -351,11 +310,11 @@ async function flushBatch(key: Item): Promise<boolean> {
       );
       jobIds.push(jobId);
     } catch (error) {
-      if (error instanceof ConditionalCheckFailedException) {
+      if (isDomainError(error, "conflict")) {
         // Created by an earlier flush that stopped before marking the batch: make sure it runs.
         await redispatchPendingJob(orgId, jobId);
         jobIds.push(jobId);
-      } else if (error instanceof ApiError && error.status === 400) {
+      } else if (isDomainError(error, "invalid")) {
         // E.g. a metric of the policy was deleted: nothing to run; say why on the batch.
         logger.warn("Policy batch not runnable", { policyId, error: error.message });
         problem ??= error.message;

@@ -1,6 +1,4 @@
 import { z } from "zod";
-import type { TokenUsage } from "../llm/pricing.ts";
-import type { WebhookDelivery } from "../store/webhooks.ts";
 
 /** Request limits, documented in docs/api.md. */
 export const MAX_CALLS_PER_JOB = 10_000;
@@ -126,4 +124,24 @@ export interface MetricValue {
   model?: string;
   usage?: TokenUsage;
   estimatedCostUsd?: number;
+}
+
+/** Tokens an evaluation used, as the Messages API reports them. */
+export interface TokenUsage {
+  inputTokens: number;
+  outputTokens: number;
+  cacheCreationInputTokens: number;
+  cacheReadInputTokens: number;
+}
+
+/** The state of a job's webhook delivery, kept on the job. */
+export interface WebhookDelivery {
+  id: string;
+  status: "pending" | "delivered" | "failed";
+  attempts: number;
+  queuedAt: string;
+  lastAttemptAt?: string;
+  lastResponseCode?: number;
+  lastError?: string;
+  deliveredAt?: string;
 }

@@ -87,8 +87,6 @@ export const updateMetricSchema = z
   .partial()
   .refine((patch) => Object.keys(patch).length > 0, "send at least one field to change");
 
-export const validateMergedDefinition = (merged: unknown) => createMetricSchema.parse(merged);
-
 export interface MetricDefinition extends CreateMetricInput {
   id: string;
   version: number;

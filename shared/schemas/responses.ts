@@ -28,9 +28,21 @@ export const errorBodySchema = z.object({
 
 export const paginationSchema = z.object({ hasMore: z.boolean(), nextCursor: z.string().nullable() });
 
-export const dataOf = <T extends z.ZodType>(schema: T) => z.object({ data: schema });
+/** How a route's answer is wrapped: `{data}` around one value, or `{data, pagination}` around a page. */
+export type Envelope = "data" | "page";
+const envelopes = new WeakMap<z.ZodType, Envelope>();
+
+function enveloped<T extends z.ZodType>(schema: T, envelope: Envelope): T {
+  envelopes.set(schema, envelope);
+  return schema;
+}
+
+export const dataOf = <T extends z.ZodType>(schema: T) => enveloped(z.object({ data: schema }), "data");
 export const pageOf = <T extends z.ZodType>(schema: T) =>
-  z.object({ data: z.array(schema), pagination: paginationSchema });
+  enveloped(z.object({ data: z.array(schema), pagination: paginationSchema }), "page");
+/** The envelope a response schema built by `dataOf` or `pageOf` declares. */
+export const envelopeOf = (schema: z.ZodType | undefined): Envelope | undefined =>
+  schema ? envelopes.get(schema) : undefined;
 
 export const tokenUsageSchema = z.object({
   inputTokens: z.number(),

@@ -1,16 +1,13 @@
 /** Scheduled backfills: CRUD (soft delete) and the due-run index. */
 import { randomUUID } from "node:crypto";
-import { ConditionalCheckFailedException } from "@aws-sdk/client-dynamodb";
-import { DeleteCommand, GetCommand, PutCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
-import { dynamo } from "../aws.ts";
 import { nextRun, parseSchedule } from "../backfills/schedule.ts";
-import { config } from "../config.ts";
-import { badRequest, conflict, notFound } from "../http/errors.ts";
+import { conflict, notFound, parseOrInvalid } from "../errors.ts";
 import { keys } from "../keys.ts";
-import { assertWebhookUrl } from "../pipeline/create-job.ts";
 import { type Backfill, type CreateBackfillInput, createBackfillSchema } from "../schemas/backfill.ts";
-import { getMetric } from "./metrics.ts";
-import { queryAll, queryPage } from "./query.ts";
+import { assertWebhookUrl } from "../webhooks/url-safety.ts";
+import { resolveMetricRefs } from "./metrics.ts";
+import { type PageKey, queryAll, queryPage } from "./query.ts";
+import { conditionHeld, table } from "./table.ts";
 
 type Item = Record<string, unknown>;
 const storageFields = new Set(["pk", "sk", "entity", "gsi1pk", "gsi1sk", "orgId", "runningUntil"]);
@@ -18,16 +15,12 @@ export const toBackfill = (item: Item): Backfill =>
   Object.fromEntries(Object.entries(item).filter(([k]) => !storageFields.has(k))) as never;
 
 async function validated(orgId: string, input: CreateBackfillInput): Promise<CreateBackfillInput> {
-  const resolved = await Promise.all(input.metrics.map((m) => getMetric(orgId, m.id)));
-  const unknown = input.metrics.filter((_, index) => !resolved[index]).map((m) => m.id);
-  if (unknown.length > 0) throw badRequest(`Unknown metric ids: ${unknown.join(", ")}`, { unknownMetricIds: unknown });
   if (input.webhookUrl) await assertWebhookUrl(input.webhookUrl);
-  return { ...input, metrics: [...new Set(resolved.map((m) => m?.id as string))].map((id) => ({ id })) };
+  return { ...input, metrics: await resolveMetricRefs(orgId, input.metrics) };
 }
 
-export async function deleteDueMarker(orgId: string, backfillId: string): Promise<void> {
-  await dynamo().send(new DeleteCommand({ TableName: config().tableName, Key: keys.backfillDue(orgId, backfillId) }));
-}
+export const deleteDueMarker = (orgId: string, backfillId: string): Promise<void> =>
+  table.delete({ Key: keys.backfillDue(orgId, backfillId) });
 
 /** Writes (or removes) the due marker so the scheduled runner finds the next run. */
 export async function scheduleNextRun(
@@ -37,34 +30,26 @@ export async function scheduleNextRun(
 ): Promise<string | undefined> {
   const next = backfill.status === "ACTIVE" ? nextRun(parseSchedule(backfill.schedule), after) : undefined;
   if (!next) {
-    await dynamo().send(
-      new DeleteCommand({ TableName: config().tableName, Key: keys.backfillDue(orgId, backfill.id) }),
-    );
+    await deleteDueMarker(orgId, backfill.id);
     return undefined;
   }
   const nextRunAt = next.toISOString();
-  await dynamo().send(
-    new PutCommand({
-      TableName: config().tableName,
-      Item: {
-        ...keys.backfillDue(orgId, backfill.id),
-        entity: "BackfillDue",
-        gsi1pk: keys.dueBackfills,
-        gsi1sk: `${nextRunAt}#${orgId}#${backfill.id}`,
-        orgId,
-        backfillId: backfill.id,
-      },
-    }),
-  );
-  await dynamo().send(
-    new UpdateCommand({
-      TableName: config().tableName,
-      Key: keys.backfill(orgId, backfill.id),
-      UpdateExpression: "SET nextRunAt = :next",
-      ConditionExpression: "attribute_exists(pk)",
-      ExpressionAttributeValues: { ":next": nextRunAt },
-    }),
-  );
+  await table.put({
+    Item: {
+      ...keys.backfillDue(orgId, backfill.id),
+      entity: "BackfillDue",
+      gsi1pk: keys.dueBackfills,
+      gsi1sk: `${nextRunAt}#${orgId}#${backfill.id}`,
+      orgId,
+      backfillId: backfill.id,
+    },
+  });
+  await table.update({
+    Key: keys.backfill(orgId, backfill.id),
+    UpdateExpression: "SET nextRunAt = :next",
+    ConditionExpression: "attribute_exists(pk)",
+    ExpressionAttributeValues: { ":next": nextRunAt },
+  });
   return nextRunAt;
 }
 
@@ -73,33 +58,30 @@ export async function scheduleNextRun(
  * its lock and no run started a job since it was read (`backfill.lastJobId` is current), so
  * an edit can neither drop a run's lock nor hide the job a later run must wait for.
  */
-async function putBackfill(orgId: string, backfill: Backfill, replace: boolean) {
-  await dynamo().send(
-    new PutCommand({
-      TableName: config().tableName,
-      Item: {
-        ...keys.backfill(orgId, backfill.id),
-        entity: "Backfill",
-        gsi1pk: keys.backfillList(orgId),
-        gsi1sk: keys.listSortKey(backfill.createdAt, backfill.id),
-        orgId,
-        ...backfill,
-      },
-      ...(replace
-        ? {
-            ConditionExpression: `attribute_exists(pk) AND #status <> :deleted AND (attribute_not_exists(runningUntil) OR runningUntil < :now) AND ${
-              backfill.lastJobId ? "lastJobId = :seen" : "attribute_not_exists(lastJobId)"
-            }`,
-            ExpressionAttributeNames: { "#status": "status" },
-            ExpressionAttributeValues: {
-              ":deleted": "DELETED",
-              ":now": new Date().toISOString(),
-              ...(backfill.lastJobId ? { ":seen": backfill.lastJobId } : {}),
-            },
-          }
-        : { ConditionExpression: "attribute_not_exists(pk)" }),
-    }),
-  );
+function putBackfill(orgId: string, backfill: Backfill, replace: boolean) {
+  return table.put({
+    Item: {
+      ...keys.backfill(orgId, backfill.id),
+      entity: "Backfill",
+      gsi1pk: keys.backfillList(orgId),
+      gsi1sk: keys.listSortKey(backfill.createdAt, backfill.id),
+      orgId,
+      ...backfill,
+    },
+    ...(replace
+      ? {
+          ConditionExpression: `attribute_exists(pk) AND #status <> :deleted AND (attribute_not_exists(runningUntil) OR runningUntil < :now) AND ${
+            backfill.lastJobId ? "lastJobId = :seen" : "attribute_not_exists(lastJobId)"
+          }`,
+          ExpressionAttributeNames: { "#status": "status" },
+          ExpressionAttributeValues: {
+            ":deleted": "DELETED",
+            ":now": new Date().toISOString(),
+            ...(backfill.lastJobId ? { ":seen": backfill.lastJobId } : {}),
+          },
+        }
+      : { ConditionExpression: "attribute_not_exists(pk)" }),
+  });
 }
 
 export async function createBackfill(orgId: string, input: CreateBackfillInput): Promise<Backfill> {
@@ -111,13 +93,11 @@ export async function createBackfill(orgId: string, input: CreateBackfillInput):
 }
 
 export async function getBackfill(orgId: string, backfillId: string): Promise<Backfill | undefined> {
-  const { Item } = await dynamo().send(
-    new GetCommand({ TableName: config().tableName, Key: keys.backfill(orgId, backfillId), ConsistentRead: true }),
-  );
-  return Item && Item.status !== "DELETED" ? toBackfill(Item) : undefined;
+  const item = await table.get(keys.backfill(orgId, backfillId), { ConsistentRead: true });
+  return item && item.status !== "DELETED" ? toBackfill(item) : undefined;
 }
 
-export const listBackfills = (orgId: string, options: { limit: number; after?: string }) =>
+export const listBackfills = (orgId: string, options: { limit: number; after?: PageKey }) =>
   queryPage(
     {
       partition: ["gsi1pk", keys.backfillList(orgId)],
@@ -139,26 +119,16 @@ export async function updateBackfill(orgId: string, backfillId: string, patch: P
   const current = await getBackfill(orgId, backfillId);
   if (!current) throw notFound("Backfill", backfillId);
   const { id, createdAt, updatedAt: _u, nextRunAt: _n, lastJobId, lastRun, ...fields } = current;
-  const merged = createBackfillSchema.safeParse({ ...fields, ...patch });
-  if (!merged.success) {
-    const details = merged.error.issues.map((i) => ({
-      field: ["body", ...i.path.map(String)].join("."),
-      message: i.message,
-    }));
-    throw badRequest(`Invalid backfill: ${details[0]?.field}: ${details[0]?.message}`, details);
-  }
+  const merged = parseOrInvalid(createBackfillSchema, { ...fields, ...patch }, "backfill");
   const backfill: Backfill = {
-    ...(await validated(orgId, merged.data)),
+    ...(await validated(orgId, merged)),
     id,
     createdAt,
     updatedAt: new Date().toISOString(),
     ...(lastJobId ? { lastJobId } : {}),
     ...(lastRun ? { lastRun } : {}),
   };
-  try {
-    await putBackfill(orgId, backfill, true);
-  } catch (error) {
-    if (!(error instanceof ConditionalCheckFailedException)) throw error;
+  if (!(await conditionHeld(putBackfill(orgId, backfill, true)))) {
     if (!(await getBackfill(orgId, backfillId))) throw notFound("Backfill", backfillId);
     throw conflict(`Backfill ${backfillId} is starting a run; send the change again`);
   }
@@ -166,21 +136,16 @@ export async function updateBackfill(orgId: string, backfillId: string, patch: P
 }
 
 export async function deleteBackfill(orgId: string, backfillId: string): Promise<void> {
-  try {
-    await dynamo().send(
-      new UpdateCommand({
-        TableName: config().tableName,
-        Key: keys.backfill(orgId, backfillId),
-        UpdateExpression: "SET #status = :deleted, deletedAt = :now REMOVE nextRunAt",
-        ConditionExpression: "attribute_exists(pk) AND #status <> :deleted",
-        ExpressionAttributeNames: { "#status": "status" },
-        ExpressionAttributeValues: { ":deleted": "DELETED", ":now": new Date().toISOString() },
-      }),
-    );
-  } catch (error) {
-    if (error instanceof ConditionalCheckFailedException) throw notFound("Backfill", backfillId);
-    throw error;
-  }
+  const deleted = await conditionHeld(
+    table.update({
+      Key: keys.backfill(orgId, backfillId),
+      UpdateExpression: "SET #status = :deleted, deletedAt = :now REMOVE nextRunAt",
+      ConditionExpression: "attribute_exists(pk) AND #status <> :deleted",
+      ExpressionAttributeNames: { "#status": "status" },
+      ExpressionAttributeValues: { ":deleted": "DELETED", ":now": new Date().toISOString() },
+    }),
+  );
+  if (!deleted) throw notFound("Backfill", backfillId);
   await deleteDueMarker(orgId, backfillId);
 }
 

@@ -2,7 +2,7 @@
 import { BatchGetCommand, type BatchGetCommandInput, type BatchGetCommandOutput } from "@aws-sdk/lib-dynamodb";
 import { dynamo } from "../aws.ts";
 import { chunked, mapLimit, sleep } from "../concurrency.ts";
-import { config } from "../config.ts";
+import { tableName } from "./table.ts";
 
 type Key = { pk: string; sk: string };
 type Item = Record<string, unknown>;
@@ -15,10 +15,12 @@ export interface BatchGetOptions {
   projection?: string[];
   /** Strongly consistent: sees every write acknowledged before the read. */
   consistent?: boolean;
+  /** Requests of 100 keys in flight at once. */
+  requestsInFlight?: number;
 }
 
 async function getChunk(keyChunk: Key[], { projection, consistent }: BatchGetOptions): Promise<Item[]> {
-  const table = config().tableName;
+  const table = tableName();
   const found: Item[] = [];
   let pending: BatchGetCommandInput["RequestItems"] = {
     [table]: {
@@ -44,8 +46,7 @@ async function getChunk(keyChunk: Key[], { projection, consistent }: BatchGetOpt
 }
 
 export async function batchGet(keysToGet: Key[], options: BatchGetOptions = {}): Promise<Item[]> {
-  const found = await mapLimit(chunked(keysToGet, MAX_KEYS_PER_REQUEST), REQUESTS_IN_FLIGHT, (chunk) =>
-    getChunk(chunk, options),
-  );
+  const inFlight = options.requestsInFlight ?? REQUESTS_IN_FLIGHT;
+  const found = await mapLimit(chunked(keysToGet, MAX_KEYS_PER_REQUEST), inFlight, (chunk) => getChunk(chunk, options));
   return found.flat();
 }

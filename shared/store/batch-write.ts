@@ -2,7 +2,7 @@
 import { BatchWriteCommand, type BatchWriteCommandOutput } from "@aws-sdk/lib-dynamodb";
 import { dynamo } from "../aws.ts";
 import { chunked, mapLimit, sleep } from "../concurrency.ts";
-import { config } from "../config.ts";
+import { tableName } from "./table.ts";
 
 type Item = Record<string, unknown>;
 
@@ -22,7 +22,7 @@ async function putChunk(table: string, items: Item[]): Promise<void> {
 
 /** Puts every item (unconditionally: a put of an existing key replaces it). */
 export async function batchPut(items: Item[], options: { requestsInFlight?: number } = {}): Promise<void> {
-  const table = config().tableName;
+  const table = tableName();
   await mapLimit(chunked(items, MAX_ITEMS_PER_REQUEST), options.requestsInFlight ?? 1, (chunk) =>
     putChunk(table, chunk),
   );

@@ -5,16 +5,13 @@
  */
 import { randomUUID } from "node:crypto";
 import { gunzipSync, gzipSync } from "node:zlib";
-import { TransactionCanceledException } from "@aws-sdk/client-dynamodb";
-import { GetCommand, TransactWriteCommand } from "@aws-sdk/lib-dynamodb";
-import { dynamo } from "../aws.ts";
-import { config } from "../config.ts";
-import { ApiError, conflict } from "../http/errors.ts";
+import { conflict, tooLarge } from "../errors.ts";
 import { keys } from "../keys.ts";
 import type { Call, CreateCallInput } from "../schemas/call.ts";
 import { CALL_ENTITY } from "../stream-entities.ts";
 import { batchGet } from "./batch-get.ts";
-import { queryAll, queryPage } from "./query.ts";
+import { type PageKey, queryAll, queryPage } from "./query.ts";
+import { failedConditions, type TableTransactItem, table } from "./table.ts";
 
 const CHUNK_BYTES = 300 * 1024;
 /** A transaction carries at most 4 MB; leave room for the call item itself. */
@@ -53,7 +50,7 @@ export function callItems(orgId: string, input: CreateCallInput): { callItem: It
   const { transcript, toolInvocations, ...fields } = input;
   const blob = gzipSync(JSON.stringify({ transcript, toolInvocations }));
   if (blob.byteLength > MAX_COMPRESSED_TRANSCRIPT_BYTES) {
-    throw new ApiError(413, "payload_too_large", "Transcript is too large to store (compressed size over 3.5 MB)");
+    throw tooLarge("Transcript is too large to store (compressed size over 3.5 MB)");
   }
   const chunks: Buffer[] = [];
   for (let offset = 0; offset < blob.byteLength; offset += CHUNK_BYTES) {
@@ -82,32 +79,24 @@ export function callItems(orgId: string, input: CreateCallInput): { callItem: It
 
 export async function createCall(orgId: string, input: CreateCallInput): Promise<CallSummary> {
   const { callItem, chunkItems } = callItems(orgId, input);
-  const table = config().tableName;
-  const puts: Item[] = [
-    { Put: { TableName: table, Item: callItem, ConditionExpression: "attribute_not_exists(pk)" } },
-    ...chunkItems.map((Item) => ({ Put: { TableName: table, Item } })),
+  const puts: TableTransactItem[] = [
+    { Put: { Item: callItem, ConditionExpression: "attribute_not_exists(pk)" } },
+    ...chunkItems.map((Item) => ({ Put: { Item } })),
   ];
   if (input.externalId) {
     puts.unshift({
       Put: {
-        TableName: table,
         Item: { ...keys.callExternalId(orgId, input.externalId), entity: "CallExternalId", callId: callItem.id },
         ConditionExpression: "attribute_not_exists(pk)",
       },
     });
   }
   try {
-    await dynamo().send(new TransactWriteCommand({ TransactItems: puts as never }));
+    await table.transactWrite(puts);
   } catch (error) {
-    if (input.externalId && error instanceof TransactionCanceledException) {
-      if (error.CancellationReasons?.[0]?.Code === "ConditionalCheckFailed") {
-        const existing = await dynamo().send(
-          new GetCommand({ TableName: table, Key: keys.callExternalId(orgId, input.externalId) }),
-        );
-        throw conflict(`A call with externalId '${input.externalId}' already exists`, {
-          callId: existing.Item?.callId,
-        });
-      }
+    if (input.externalId && failedConditions(error)?.[0]) {
+      const existing = await table.get(keys.callExternalId(orgId, input.externalId));
+      throw conflict(`A call with externalId '${input.externalId}' already exists`, { callId: existing?.callId });
     }
     throw error;
   }
@@ -133,7 +122,7 @@ export async function getCall(orgId: string, callId: string): Promise<Call | und
   return { ...summary, transcript, ...(toolInvocations ? { toolInvocations } : {}) } as Call;
 }
 
-export const listCalls = (orgId: string, limit: number, after?: string) =>
+export const listCalls = (orgId: string, limit: number, after?: PageKey) =>
   queryPage(
     {
       partition: ["gsi1pk", keys.callList(orgId)],
@@ -157,8 +146,5 @@ export async function findMissingCalls(orgId: string, callIds: string[]): Promis
 }
 
 export async function callExists(orgId: string, callId: string): Promise<boolean> {
-  const { Item } = await dynamo().send(
-    new GetCommand({ TableName: config().tableName, Key: keys.call(orgId, callId), ProjectionExpression: "pk" }),
-  );
-  return Item !== undefined;
+  return (await table.get(keys.call(orgId, callId), { ProjectionExpression: "pk" })) !== undefined;
 }

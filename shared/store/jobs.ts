@@ -1,14 +1,11 @@
 /** Collection jobs: the job item (status + counters) and the pages of call ids it covers. */
-import { ConditionalCheckFailedException } from "@aws-sdk/client-dynamodb";
-import { DeleteCommand, GetCommand, PutCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
-import { dynamo } from "../aws.ts";
-import { config } from "../config.ts";
+import { conflict } from "../errors.ts";
 import { keys } from "../keys.ts";
-import type { TokenUsage } from "../llm/pricing.ts";
-import type { CollectionJob, JobStatus } from "../schemas/job.ts";
+import type { CollectionJob, JobStatus, TokenUsage } from "../schemas/job.ts";
 import { JOB_ENTITY } from "../stream-entities.ts";
 import { batchPut } from "./batch-write.ts";
-import { queryAll, queryPage } from "./query.ts";
+import { type PageKey, queryAll, queryPage } from "./query.ts";
+import { conditionHeld, ifConditionHeld, table } from "./table.ts";
 
 type Item = Record<string, unknown>;
 /** Job attributes that sum the token usage and cost of its values (see toCollectionJob). */
@@ -47,7 +44,8 @@ export function toCollectionJob(item: Item): CollectionJob {
 
 /**
  * Writes the pages and the running-job marker first and the job last, so a visible job
- * always has all its pages and is always found by the reconciler until it ends.
+ * always has all its pages and is always found by the reconciler until it ends. A job with
+ * this id that exists already (a caller-chosen id used twice) is a conflict.
  */
 export async function putNewJob(orgId: string, job: CollectionJob, pages: string[][]): Promise<void> {
   await batchPut([
@@ -59,9 +57,8 @@ export async function putNewJob(orgId: string, job: CollectionJob, pages: string
       gsi1sk: runningJobSortKey(job.createdAt, orgId, job.id),
     },
   ]);
-  await dynamo().send(
-    new PutCommand({
-      TableName: config().tableName,
+  const created = await conditionHeld(
+    table.put({
       Item: {
         ...keys.job(orgId, job.id),
         entity: JOB_ENTITY,
@@ -74,14 +71,11 @@ export async function putNewJob(orgId: string, job: CollectionJob, pages: string
       ConditionExpression: "attribute_not_exists(pk)",
     }),
   );
+  if (!created) throw conflict(`Collection job ${job.id} already exists`, { jobId: job.id });
 }
 
-export async function getJobItem(orgId: string, jobId: string, consistent = false): Promise<Item | undefined> {
-  const { Item } = await dynamo().send(
-    new GetCommand({ TableName: config().tableName, Key: keys.job(orgId, jobId), ConsistentRead: consistent }),
-  );
-  return Item;
-}
+export const getJobItem = (orgId: string, jobId: string, consistent = false): Promise<Item | undefined> =>
+  table.get(keys.job(orgId, jobId), { ConsistentRead: consistent });
 
 export async function getJob(orgId: string, jobId: string): Promise<CollectionJob | undefined> {
   const item = await getJobItem(orgId, jobId);
@@ -89,13 +83,11 @@ export async function getJob(orgId: string, jobId: string): Promise<CollectionJo
 }
 
 export async function getJobPage(orgId: string, jobId: string, page: number): Promise<string[] | undefined> {
-  const { Item } = await dynamo().send(
-    new GetCommand({ TableName: config().tableName, Key: keys.jobPage(orgId, jobId, page), ConsistentRead: true }),
-  );
-  return Item?.callIds as string[] | undefined;
+  const item = await table.get(keys.jobPage(orgId, jobId, page), { ConsistentRead: true });
+  return item?.callIds as string[] | undefined;
 }
 
-export const listJobs = (orgId: string, options: { limit: number; after?: string; status?: JobStatus }) =>
+export const listJobs = (orgId: string, options: { limit: number; after?: PageKey; status?: JobStatus }) =>
   queryPage(
     {
       partition: ["gsi1pk", keys.jobList(orgId)],
@@ -131,25 +123,19 @@ export async function transitionJob(
   const names = Object.fromEntries(Object.keys(fields).map((f, i) => [`#f${i}`, f]));
   const values = Object.fromEntries(Object.values(fields).map((v, i) => [`:f${i}`, v]));
   const fromValues = Object.fromEntries(from.map((s, i) => [`:from${i}`, s]));
-  try {
-    const { Attributes } = await dynamo().send(
-      new UpdateCommand({
-        TableName: config().tableName,
-        Key: keys.job(orgId, jobId),
-        UpdateExpression: `SET ${Object.keys(fields)
-          .map((_, i) => `#f${i} = :f${i}`)
-          .join(", ")}`,
-        ConditionExpression: `attribute_exists(pk) AND #status IN (${Object.keys(fromValues).join(", ")})`,
-        ExpressionAttributeNames: { ...names, "#status": "status" },
-        ExpressionAttributeValues: { ...values, ...fromValues },
-        ReturnValues: "ALL_NEW",
-      }),
-    );
-    return Attributes ? toCollectionJob(Attributes) : undefined;
-  } catch (error) {
-    if (error instanceof ConditionalCheckFailedException) return undefined;
-    throw error;
-  }
+  const updated = await ifConditionHeld(
+    table.update({
+      Key: keys.job(orgId, jobId),
+      UpdateExpression: `SET ${Object.keys(fields)
+        .map((_, i) => `#f${i} = :f${i}`)
+        .join(", ")}`,
+      ConditionExpression: `attribute_exists(pk) AND #status IN (${Object.keys(fromValues).join(", ")})`,
+      ExpressionAttributeNames: { ...names, "#status": "status" },
+      ExpressionAttributeValues: { ...values, ...fromValues },
+      ReturnValues: "ALL_NEW",
+    }),
+  );
+  return updated ? toCollectionJob(updated) : undefined;
 }
 
 /**
@@ -169,30 +155,24 @@ export async function cancelUnfinishedJob(
   if (slack < 0) return undefined;
   const completedSlack = Math.ceil(slack / 2);
   const now = new Date().toISOString();
-  try {
-    const { Attributes } = await dynamo().send(
-      new UpdateCommand({
-        TableName: config().tableName,
-        Key: keys.job(orgId, jobId),
-        UpdateExpression: "SET #status = :canceled, canceledAt = :now, updatedAt = :now",
-        ConditionExpression:
-          "#status = :seenStatus AND (attribute_not_exists(completedItems) OR completedItems <= :maxCompleted) AND (attribute_not_exists(failedItems) OR failedItems <= :maxFailed)",
-        ExpressionAttributeNames: { "#status": "status" },
-        ExpressionAttributeValues: {
-          ":canceled": "CANCELED",
-          ":now": now,
-          ":seenStatus": seen.status,
-          ":maxCompleted": completed + completedSlack,
-          ":maxFailed": failed + slack - completedSlack,
-        },
-        ReturnValues: "ALL_NEW",
-      }),
-    );
-    return Attributes ? toCollectionJob(Attributes) : undefined;
-  } catch (error) {
-    if (error instanceof ConditionalCheckFailedException) return undefined;
-    throw error;
-  }
+  const canceled = await ifConditionHeld(
+    table.update({
+      Key: keys.job(orgId, jobId),
+      UpdateExpression: "SET #status = :canceled, canceledAt = :now, updatedAt = :now",
+      ConditionExpression:
+        "#status = :seenStatus AND (attribute_not_exists(completedItems) OR completedItems <= :maxCompleted) AND (attribute_not_exists(failedItems) OR failedItems <= :maxFailed)",
+      ExpressionAttributeNames: { "#status": "status" },
+      ExpressionAttributeValues: {
+        ":canceled": "CANCELED",
+        ":now": now,
+        ":seenStatus": seen.status,
+        ":maxCompleted": completed + completedSlack,
+        ":maxFailed": failed + slack - completedSlack,
+      },
+      ReturnValues: "ALL_NEW",
+    }),
+  );
+  return canceled ? toCollectionJob(canceled) : undefined;
 }
 
 /**
@@ -200,20 +180,15 @@ export async function cancelUnfinishedJob(
  * ERROR with this reason without calling the model. The first reason wins.
  */
 export async function blockJobLlmCalls(orgId: string, jobId: string, reason: string): Promise<void> {
-  try {
-    await dynamo().send(
-      new UpdateCommand({
-        TableName: config().tableName,
-        Key: keys.job(orgId, jobId),
-        UpdateExpression: "SET llmBlockedReason = :reason, errorMessage = if_not_exists(errorMessage, :reason)",
-        ConditionExpression: "#status IN (:pending, :processing) AND attribute_not_exists(llmBlockedReason)",
-        ExpressionAttributeNames: { "#status": "status" },
-        ExpressionAttributeValues: { ":reason": reason, ":pending": "PENDING", ":processing": "PROCESSING" },
-      }),
-    );
-  } catch (error) {
-    if (!(error instanceof ConditionalCheckFailedException)) throw error;
-  }
+  await conditionHeld(
+    table.update({
+      Key: keys.job(orgId, jobId),
+      UpdateExpression: "SET llmBlockedReason = :reason, errorMessage = if_not_exists(errorMessage, :reason)",
+      ConditionExpression: "#status IN (:pending, :processing) AND attribute_not_exists(llmBlockedReason)",
+      ExpressionAttributeNames: { "#status": "status" },
+      ExpressionAttributeValues: { ":reason": reason, ":pending": "PENDING", ":processing": "PROCESSING" },
+    }),
+  );
 }
 
 const runningJobSortKey = (createdAt: string, orgId: string, jobId: string) => `${createdAt}#${orgId}#${jobId}`;
@@ -233,7 +208,7 @@ export async function listRunningJobs(createdBefore: string): Promise<{ orgId: s
 
 /** Drops a job's running marker (it ended); deleting one already gone is harmless. */
 export async function deleteRunningJobMarker(orgId: string, jobId: string): Promise<void> {
-  await dynamo().send(new DeleteCommand({ TableName: config().tableName, Key: keys.runningJob(orgId, jobId) }));
+  await table.delete({ Key: keys.runningJob(orgId, jobId) });
 }
 
 /**
@@ -241,26 +216,19 @@ export async function deleteRunningJobMarker(orgId: string, jobId: string): Prom
  * still the value the caller read and the job still runs. Of two reconcilers that read the
  * same job, one wins; the next run leaves the job alone until it stalls again.
  */
-export async function claimStalledJob(orgId: string, jobId: string, seenUpdatedAt: string, now: string) {
-  try {
-    await dynamo().send(
-      new UpdateCommand({
-        TableName: config().tableName,
-        Key: keys.job(orgId, jobId),
-        UpdateExpression: "SET updatedAt = :now",
-        ConditionExpression: "updatedAt = :seen AND #status IN (:pending, :processing)",
-        ExpressionAttributeNames: { "#status": "status" },
-        ExpressionAttributeValues: {
-          ":now": now,
-          ":seen": seenUpdatedAt,
-          ":pending": "PENDING",
-          ":processing": "PROCESSING",
-        },
-      }),
-    );
-    return true;
-  } catch (error) {
-    if (error instanceof ConditionalCheckFailedException) return false;
-    throw error;
-  }
+export function claimStalledJob(orgId: string, jobId: string, seenUpdatedAt: string, now: string) {
+  return conditionHeld(
+    table.update({
+      Key: keys.job(orgId, jobId),
+      UpdateExpression: "SET updatedAt = :now",
+      ConditionExpression: "updatedAt = :seen AND #status IN (:pending, :processing)",
+      ExpressionAttributeNames: { "#status": "status" },
+      ExpressionAttributeValues: {
+        ":now": now,
+        ":seen": seenUpdatedAt,
+        ":pending": "PENDING",
+        ":processing": "PROCESSING",
+      },
+    }),
+  );
 }

@@ -3,15 +3,12 @@
  * as an immutable V#<n> item so jobs can evaluate exactly the version they froze.
  */
 import { randomUUID } from "node:crypto";
-import { TransactionCanceledException } from "@aws-sdk/client-dynamodb";
-import { GetCommand, TransactWriteCommand } from "@aws-sdk/lib-dynamodb";
-import { dynamo } from "../aws.ts";
-import { config } from "../config.ts";
-import { conflict } from "../http/errors.ts";
+import { conflict, invalid, parseOrInvalid } from "../errors.ts";
 import { keys } from "../keys.ts";
-import { type CreateMetricInput, type MetricDefinition, validateMergedDefinition } from "../schemas/metric.ts";
+import { type CreateMetricInput, createMetricSchema, type MetricDefinition } from "../schemas/metric.ts";
 import { batchGet } from "./batch-get.ts";
-import { queryPage } from "./query.ts";
+import { type PageKey, queryPage } from "./query.ts";
+import { failedConditions, table } from "./table.ts";
 
 type Item = Record<string, unknown>;
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
@@ -51,40 +48,22 @@ export async function createMetric(orgId: string, input: CreateMetricInput): Pro
   const now = new Date().toISOString();
   const definition: MetricDefinition = { ...input, id: randomUUID(), version: 1, createdAt: now, updatedAt: now };
   const { latest, version } = metricItems(orgId, definition);
-  const table = config().tableName;
   try {
-    await dynamo().send(
-      new TransactWriteCommand({
-        TransactItems: [
-          {
-            Put: {
-              TableName: table,
-              Item: slugGuard(orgId, input.slug, definition.id),
-              ConditionExpression: "attribute_not_exists(pk)",
-            },
-          },
-          { Put: { TableName: table, Item: latest } },
-          { Put: { TableName: table, Item: version } },
-        ],
-      }),
-    );
+    await table.transactWrite([
+      { Put: { Item: slugGuard(orgId, input.slug, definition.id), ConditionExpression: "attribute_not_exists(pk)" } },
+      { Put: { Item: latest } },
+      { Put: { Item: version } },
+    ]);
   } catch (error) {
-    if (
-      error instanceof TransactionCanceledException &&
-      error.CancellationReasons?.[0]?.Code === "ConditionalCheckFailed"
-    ) {
-      throw slugTaken(input.slug);
-    }
+    if (failedConditions(error)?.[0]) throw slugTaken(input.slug);
     throw error;
   }
   return definition;
 }
 
 async function getById(orgId: string, metricId: string): Promise<MetricDefinition | undefined> {
-  const { Item } = await dynamo().send(
-    new GetCommand({ TableName: config().tableName, Key: keys.metric(orgId, metricId) }),
-  );
-  return Item ? toMetricDefinition(Item) : undefined;
+  const item = await table.get(keys.metric(orgId, metricId));
+  return item ? toMetricDefinition(item) : undefined;
 }
 
 /** Looks a definition up by id, then by slug. */
@@ -93,13 +72,22 @@ export async function getMetric(orgId: string, idOrSlug: string): Promise<Metric
     const byId = await getById(orgId, idOrSlug);
     if (byId) return byId;
   }
-  const { Item } = await dynamo().send(
-    new GetCommand({ TableName: config().tableName, Key: keys.metricSlug(orgId, idOrSlug) }),
-  );
-  return Item ? getById(orgId, Item.metricId as string) : undefined;
+  const slug = await table.get(keys.metricSlug(orgId, idOrSlug));
+  return slug ? getById(orgId, String(slug.metricId)) : undefined;
 }
 
-export const listMetrics = (orgId: string, limit: number, after?: string) =>
+/**
+ * The definitions `refs` name (by id or slug) as stored ids, each once — what policies and
+ * backfills keep, so renaming a slug later does not detach them. Invalid when one is unknown.
+ */
+export async function resolveMetricRefs(orgId: string, refs: { id: string }[]): Promise<{ id: string }[]> {
+  const resolved = await Promise.all(refs.map((ref) => getMetric(orgId, ref.id)));
+  const unknown = refs.filter((_, index) => !resolved[index]).map((ref) => ref.id);
+  if (unknown.length > 0) throw invalid(`Unknown metric ids: ${unknown.join(", ")}`, { unknownMetricIds: unknown });
+  return [...new Set(resolved.map((definition) => definition?.id as string))].map((id) => ({ id }));
+}
+
+export const listMetrics = (orgId: string, limit: number, after?: PageKey) =>
   queryPage(
     {
       partition: ["gsi1pk", keys.metricList(orgId)],
@@ -119,7 +107,7 @@ export async function updateMetric(
   patch: Partial<CreateMetricInput>,
 ): Promise<MetricDefinition> {
   const { id, version, createdAt, updatedAt: _updatedAt, ...currentFields } = current;
-  const merged = validateMergedDefinition({ ...currentFields, ...patch });
+  const merged = parseOrInvalid(createMetricSchema, { ...currentFields, ...patch }, "metric definition");
   const next: MetricDefinition = {
     ...merged,
     id,
@@ -128,44 +116,30 @@ export async function updateMetric(
     updatedAt: new Date().toISOString(),
   };
   const { latest, version: versionItem } = metricItems(orgId, next);
-  const table = config().tableName;
   const slugChanged = next.slug !== current.slug;
   try {
-    await dynamo().send(
-      new TransactWriteCommand({
-        TransactItems: [
-          {
-            Put: {
-              TableName: table,
-              Item: latest,
-              ConditionExpression: "#version = :current",
-              ExpressionAttributeNames: { "#version": "version" },
-              ExpressionAttributeValues: { ":current": version },
-            },
-          },
-          { Put: { TableName: table, Item: versionItem, ConditionExpression: "attribute_not_exists(pk)" } },
-          ...(slugChanged
-            ? [
-                {
-                  Put: {
-                    TableName: table,
-                    Item: slugGuard(orgId, next.slug, id),
-                    ConditionExpression: "attribute_not_exists(pk)",
-                  },
-                },
-                { Delete: { TableName: table, Key: keys.metricSlug(orgId, current.slug) } },
-              ]
-            : []),
-        ],
-      }),
-    );
+    await table.transactWrite([
+      {
+        Put: {
+          Item: latest,
+          ConditionExpression: "#version = :current",
+          ExpressionAttributeNames: { "#version": "version" },
+          ExpressionAttributeValues: { ":current": version },
+        },
+      },
+      { Put: { Item: versionItem, ConditionExpression: "attribute_not_exists(pk)" } },
+      ...(slugChanged
+        ? [
+            { Put: { Item: slugGuard(orgId, next.slug, id), ConditionExpression: "attribute_not_exists(pk)" } },
+            { Delete: { Key: keys.metricSlug(orgId, current.slug) } },
+          ]
+        : []),
+    ]);
   } catch (error) {
-    if (error instanceof TransactionCanceledException) {
-      const reasons = error.CancellationReasons ?? [];
-      if (reasons[2]?.Code === "ConditionalCheckFailed") throw slugTaken(next.slug);
-      if (reasons[0]?.Code === "ConditionalCheckFailed" || reasons[1]?.Code === "ConditionalCheckFailed") {
-        throw conflict("The metric definition was updated concurrently; fetch it and try again");
-      }
+    const failed = failedConditions(error);
+    if (failed?.[2]) throw slugTaken(next.slug);
+    if (failed?.[0] || failed?.[1]) {
+      throw conflict("The metric definition was updated concurrently; fetch it and try again");
     }
     throw error;
   }

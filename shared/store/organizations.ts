@@ -1,18 +1,13 @@
 /** Organizations (tenants) and their first API key. */
 import { randomUUID } from "node:crypto";
-import { PutCommand } from "@aws-sdk/lib-dynamodb";
 import { generateApiKey, type Role, storeApiKey } from "../auth.ts";
-import { dynamo } from "../aws.ts";
-import { config } from "../config.ts";
 import { keys } from "../keys.ts";
+import { table } from "./table.ts";
 
 export async function createOrganization(name: string, orgId: string = randomUUID()): Promise<{ orgId: string }> {
-  await dynamo().send(
-    new PutCommand({
-      TableName: config().tableName,
-      Item: { ...keys.organization(orgId), entity: "Organization", orgId, name, createdAt: new Date().toISOString() },
-    }),
-  );
+  await table.put({
+    Item: { ...keys.organization(orgId), entity: "Organization", orgId, name, createdAt: new Date().toISOString() },
+  });
   return { orgId };
 }
 

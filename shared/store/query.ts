@@ -1,10 +1,17 @@
-/** Paged queries with exact `hasMore` and cursors bound to the partition being read. */
-import { QueryCommand, type QueryCommandInput } from "@aws-sdk/lib-dynamodb";
-import { dynamo } from "../aws.ts";
-import { config } from "../config.ts";
-import { decodeCursor, encodeCursor, type Page } from "../http/pagination.ts";
+/** Paged queries with an exact "more after this" and start keys bound to the partition being read. */
+import type { QueryCommandInput } from "@aws-sdk/lib-dynamodb";
+import { invalid } from "../errors.ts";
+import { table } from "./table.ts";
 
 type Item = Record<string, unknown>;
+/** Where a page starts: the key of the last item of the page before. */
+export type PageKey = Record<string, string>;
+
+export interface KeyPage<T> {
+  items: T[];
+  /** Set when more items follow: pass it as `after` to read them. */
+  nextKey?: Record<string, unknown>;
+}
 
 export interface PagedQuery {
   /** Partition to read: [attribute name, value]. */
@@ -15,11 +22,11 @@ export interface PagedQuery {
   newestFirst?: boolean;
   filter?: Pick<QueryCommandInput, "FilterExpression" | "ExpressionAttributeNames" | "ExpressionAttributeValues">;
   limit: number;
-  after?: string;
+  after?: PageKey;
 }
 
 /** Reads up to `limit` matching items, looping past filtered-out items, and one beyond to know if more exist. */
-export async function queryPage<T>(query: PagedQuery, toApi: (item: Item) => T): Promise<Page<T>> {
+export async function queryPage<T>(query: PagedQuery, toApi: (item: Item) => T): Promise<KeyPage<T>> {
   const [partitionName, partitionValue] = query.partition;
   const keyNames = query.indexName ? [partitionName, query.sortKeyName, "pk", "sk"] : ["pk", "sk"];
   const names: Record<string, string> = { "#p": partitionName, ...query.filter?.ExpressionAttributeNames };
@@ -31,21 +38,21 @@ export async function queryPage<T>(query: PagedQuery, toApi: (item: Item) => T):
     keyCondition += " AND begins_with(#s, :s)";
   }
   const items: Item[] = [];
-  let startKey: Item | undefined = decodeCursor(query.after, { [partitionName]: partitionValue });
+  if (query.after && query.after[partitionName] !== partitionValue) {
+    throw invalid("Invalid cursor in 'after'", [{ field: "query.after", message: "not a cursor of this list" }]);
+  }
+  let startKey: Item | undefined = query.after;
   do {
-    const result = await dynamo().send(
-      new QueryCommand({
-        TableName: config().tableName,
-        IndexName: query.indexName,
-        KeyConditionExpression: keyCondition,
-        FilterExpression: query.filter?.FilterExpression,
-        ExpressionAttributeNames: names,
-        ExpressionAttributeValues: values,
-        ScanIndexForward: !query.newestFirst,
-        ExclusiveStartKey: startKey,
-        Limit: query.limit + 1 - items.length,
-      }),
-    );
+    const result = await table.query({
+      IndexName: query.indexName,
+      KeyConditionExpression: keyCondition,
+      FilterExpression: query.filter?.FilterExpression,
+      ExpressionAttributeNames: names,
+      ExpressionAttributeValues: values,
+      ScanIndexForward: !query.newestFirst,
+      ExclusiveStartKey: startKey,
+      Limit: query.limit + 1 - items.length,
+    });
     items.push(...((result.Items ?? []) as Item[]));
     startKey = result.LastEvaluatedKey as Item | undefined;
   } while (startKey && items.length <= query.limit);
@@ -54,10 +61,7 @@ export async function queryPage<T>(query: PagedQuery, toApi: (item: Item) => T):
   const pageItems = items.slice(0, query.limit);
   const last = pageItems.at(-1);
   const nextKey = hasMore && last ? Object.fromEntries(keyNames.map((name) => [name, last[name]])) : undefined;
-  return {
-    data: pageItems.map(toApi),
-    pagination: { hasMore, nextCursor: encodeCursor(nextKey) },
-  };
+  return { items: pageItems.map(toApi), nextKey };
 }
 
 export type QueryAllInput = Omit<QueryCommandInput, "TableName" | "ExclusiveStartKey">;
@@ -66,9 +70,7 @@ export type QueryAllInput = Omit<QueryCommandInput, "TableName" | "ExclusiveStar
 export async function* queryItems(input: QueryAllInput): AsyncGenerator<Item> {
   let startKey: Item | undefined;
   do {
-    const page = await dynamo().send(
-      new QueryCommand({ ...input, TableName: config().tableName, ExclusiveStartKey: startKey }),
-    );
+    const page = await table.query({ ...input, ExclusiveStartKey: startKey });
     yield* (page.Items ?? []) as Item[];
     startKey = page.LastEvaluatedKey as Item | undefined;
   } while (startKey);

@@ -1,7 +1,7 @@
 import { keys } from "../keys.ts";
 import type { CollectionJob, MetricValue } from "../schemas/job.ts";
 import { getMetricVersions } from "./metrics.ts";
-import { type PagedQuery, queryAll, queryPage } from "./query.ts";
+import { type PagedQuery, type PageKey, queryAll, queryPage } from "./query.ts";
 
 type Item = Record<string, unknown>;
 const storageFields = new Set(["pk", "sk", "entity", "gsi1pk", "gsi1sk", "orgId"]);
@@ -14,7 +14,7 @@ export const toMetricValue = (item: Item): MetricValue =>
 
 interface ValueQuery {
   limit: number;
-  after?: string;
+  after?: PageKey;
   status: "success" | "all";
 }
 
@@ -67,10 +67,10 @@ export async function listJobValuesByMetric(orgId: string, job: CollectionJob, q
       description: definition?.description ?? "",
       type: definition?.outputType,
       ...(definition?.unit ? { unit: definition.unit } : {}),
-      values: valuesPage.data.filter((value) => value.metricDefinitionId === metric.id),
+      values: valuesPage.items.filter((value) => value.metricDefinitionId === metric.id),
     };
   });
-  return { data, pagination: valuesPage.pagination };
+  return { items: data, nextKey: valuesPage.nextKey };
 }
 
 /** Every (call, metric) pair of a job whose value is ERROR, read page by page. */

@@ -1,10 +1,8 @@
 /** The organization's webhook signing secret and each job's delivery state. */
-import { ConditionalCheckFailedException } from "@aws-sdk/client-dynamodb";
-import { GetCommand, PutCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
-import { dynamo } from "../aws.ts";
-import { config } from "../config.ts";
 import { keys } from "../keys.ts";
+import type { WebhookDelivery } from "../schemas/job.ts";
 import { generateWebhookSecret } from "../webhooks/signature.ts";
+import { conditionHeld, table } from "./table.ts";
 
 export interface WebhookSecret {
   secret: string;
@@ -12,10 +10,8 @@ export interface WebhookSecret {
 }
 
 export async function getWebhookSecret(orgId: string): Promise<WebhookSecret | undefined> {
-  const { Item } = await dynamo().send(
-    new GetCommand({ TableName: config().tableName, Key: keys.webhookSecret(orgId), ConsistentRead: true }),
-  );
-  return Item ? { secret: String(Item.secret), createdAt: String(Item.createdAt) } : undefined;
+  const item = await table.get(keys.webhookSecret(orgId), { ConsistentRead: true });
+  return item ? { secret: String(item.secret), createdAt: String(item.createdAt) } : undefined;
 }
 
 /** The current secret, created on first use (concurrent first uses agree on one). */
@@ -23,41 +19,19 @@ export async function getOrCreateWebhookSecret(orgId: string): Promise<WebhookSe
   const existing = await getWebhookSecret(orgId);
   if (existing) return existing;
   const created = { secret: generateWebhookSecret(), createdAt: new Date().toISOString() };
-  try {
-    await dynamo().send(
-      new PutCommand({
-        TableName: config().tableName,
-        Item: { ...keys.webhookSecret(orgId), entity: "WebhookSecret", orgId, ...created },
-        ConditionExpression: "attribute_not_exists(pk)",
-      }),
-    );
-    return created;
-  } catch (error) {
-    if (!(error instanceof ConditionalCheckFailedException)) throw error;
-    return (await getWebhookSecret(orgId)) as WebhookSecret;
-  }
+  const stored = await conditionHeld(
+    table.put({
+      Item: { ...keys.webhookSecret(orgId), entity: "WebhookSecret", orgId, ...created },
+      ConditionExpression: "attribute_not_exists(pk)",
+    }),
+  );
+  return stored ? created : ((await getWebhookSecret(orgId)) as WebhookSecret);
 }
 
 export async function rotateWebhookSecret(orgId: string): Promise<WebhookSecret> {
   const rotated = { secret: generateWebhookSecret(), createdAt: new Date().toISOString() };
-  await dynamo().send(
-    new PutCommand({
-      TableName: config().tableName,
-      Item: { ...keys.webhookSecret(orgId), entity: "WebhookSecret", orgId, ...rotated },
-    }),
-  );
+  await table.put({ Item: { ...keys.webhookSecret(orgId), entity: "WebhookSecret", orgId, ...rotated } });
   return rotated;
-}
-
-export interface WebhookDelivery {
-  id: string;
-  status: "pending" | "delivered" | "failed";
-  attempts: number;
-  queuedAt: string;
-  lastAttemptAt?: string;
-  lastResponseCode?: number;
-  lastError?: string;
-  deliveredAt?: string;
 }
 
 /**
@@ -67,48 +41,29 @@ export interface WebhookDelivery {
  * stopped before sending its message).
  */
 export async function markWebhookPending(orgId: string, jobId: string, delivery: WebhookDelivery): Promise<boolean> {
-  try {
-    await dynamo().send(
-      new UpdateCommand({
-        TableName: config().tableName,
-        Key: keys.job(orgId, jobId),
-        UpdateExpression: "SET webhook = :delivery",
-        ConditionExpression: "attribute_exists(pk) AND attribute_not_exists(webhook)",
-        ExpressionAttributeValues: { ":delivery": delivery },
-      }),
-    );
-    return true;
-  } catch (error) {
-    if (!(error instanceof ConditionalCheckFailedException)) throw error;
-  }
-  const { Item } = await dynamo().send(
-    new GetCommand({
-      TableName: config().tableName,
+  const recorded = await conditionHeld(
+    table.update({
       Key: keys.job(orgId, jobId),
-      ProjectionExpression: "webhook",
-      ConsistentRead: true,
+      UpdateExpression: "SET webhook = :delivery",
+      ConditionExpression: "attribute_exists(pk) AND attribute_not_exists(webhook)",
+      ExpressionAttributeValues: { ":delivery": delivery },
     }),
   );
-  const existing = Item?.webhook as WebhookDelivery | undefined;
+  if (recorded) return true;
+  const item = await table.get(keys.job(orgId, jobId), { ProjectionExpression: "webhook", ConsistentRead: true });
+  const existing = item?.webhook as WebhookDelivery | undefined;
   return existing?.status === "pending" && existing.attempts === 0;
 }
 
 /** Saves the outcome of an attempt, unless the delivery already ended (a duplicate message). */
-export async function saveWebhookAttempt(orgId: string, jobId: string, delivery: WebhookDelivery): Promise<boolean> {
-  try {
-    await dynamo().send(
-      new UpdateCommand({
-        TableName: config().tableName,
-        Key: keys.job(orgId, jobId),
-        UpdateExpression: "SET webhook = :delivery",
-        ConditionExpression: "attribute_not_exists(webhook) OR webhook.#status = :pending",
-        ExpressionAttributeNames: { "#status": "status" },
-        ExpressionAttributeValues: { ":delivery": delivery, ":pending": "pending" },
-      }),
-    );
-    return true;
-  } catch (error) {
-    if (error instanceof ConditionalCheckFailedException) return false;
-    throw error;
-  }
+export function saveWebhookAttempt(orgId: string, jobId: string, delivery: WebhookDelivery): Promise<boolean> {
+  return conditionHeld(
+    table.update({
+      Key: keys.job(orgId, jobId),
+      UpdateExpression: "SET webhook = :delivery",
+      ConditionExpression: "attribute_not_exists(webhook) OR webhook.#status = :pending",
+      ExpressionAttributeNames: { "#status": "status" },
+      ExpressionAttributeValues: { ":delivery": delivery, ":pending": "pending" },
+    }),
+  );
 }

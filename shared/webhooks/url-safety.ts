@@ -6,6 +6,8 @@
  */
 import { lookup } from "node:dns/promises";
 import { BlockList, isIP } from "node:net";
+import { config } from "../config.ts";
+import { invalid } from "../errors.ts";
 
 const forbidden = new BlockList();
 for (const [network, prefix] of [
@@ -118,4 +120,12 @@ export async function webhookUrlProblem(
     if (problem) return host === address ? `${host} is ${problem}` : `${host} resolves to ${problem}`;
   }
   return undefined;
+}
+
+/** Refuses (as invalid input) a webhook URL that is not https or points inside the network. */
+export async function assertWebhookUrl(url: string): Promise<void> {
+  const problem = await webhookUrlProblem(url, { allowLoopback: config().webhookAllowLoopback });
+  if (problem) {
+    throw invalid(`Invalid webhookUrl: ${problem}`, [{ field: "body.webhookUrl", message: problem }]);
+  }
 }

@@ -10,7 +10,7 @@ import { SendMessageBatchCommand } from "@aws-sdk/client-sqs";
 import type { DynamoDBStreamEvent, SQSEvent } from "aws-lambda";
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { dynamo, sqs } from "../../shared/aws.ts";
-import { ApiError } from "../../shared/http/errors.ts";
+import { DomainError } from "../../shared/errors.ts";
 import { startJob } from "../../shared/pipeline/create-job.ts";
 import {
   defaultReconcilerDeps,
@@ -211,8 +211,8 @@ describe("job reconciler", () => {
     }) as never);
     const error = await startJob(stack.orgId, parts).catch((thrown: unknown) => thrown);
     vi.restoreAllMocks();
-    expect(error).toBeInstanceOf(ApiError);
-    expect((error as ApiError).status).toBe(503);
+    expect(error).toBeInstanceOf(DomainError);
+    expect(error).toMatchObject({ kind: "unavailable", retryAfterSeconds: 5 });
     const [failed] = (await stack.api("GET", "/v1/metric/collection-jobs?status=FAILED")).body.data;
     expect(failed).toMatchObject({
       status: "FAILED",

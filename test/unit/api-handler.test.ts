@@ -5,8 +5,9 @@ import { beforeEach, describe, expect, it } from "vitest";
 import { z } from "zod";
 import { buildAuthorizerEvent, toAuthorizerDecision, withAuthorizerContext } from "../../infra/local/http-gateway.ts";
 import { hashApiKey } from "../../shared/auth.ts";
+import { conflict, invalid, notFound, tooLarge, unavailable } from "../../shared/errors.ts";
 import { apiRoute } from "../../shared/http/api-handler.ts";
-import { conflict } from "../../shared/http/errors.ts";
+import { dataOf, pageOf } from "../../shared/schemas/responses.ts";
 
 const ddb = mockClient(DynamoDBDocumentClient);
 const KEY = "mcj_unit_test_key_0123456789";
@@ -118,6 +119,39 @@ describe("apiRoute", () => {
     const crash = await invoke(event({ body: JSON.stringify({ name: "boom" }) }));
     expect(crash.statusCode).toBe(500);
     expect(crash.body).not.toContain("secret internals");
+  });
+
+  it("answers each kind of domain error with its status, and a retry hint as Retry-After", async () => {
+    const failing = (error: Error) => apiRoute({}, async () => Promise.reject(error));
+    const answer = async (error: Error) => (await failing(error)(event(), {} as Context)) as any;
+    const statuses = await Promise.all(
+      [invalid("bad"), notFound("Call", "c1"), conflict("taken"), tooLarge("big")].map(async (error) => {
+        const response = await answer(error);
+        return [response.statusCode, JSON.parse(response.body).error.code];
+      }),
+    );
+    expect(statuses).toEqual([
+      [400, "validation_error"],
+      [404, "not_found"],
+      [409, "conflict"],
+      [413, "payload_too_large"],
+    ]);
+    const busy = await answer(unavailable("try later", 7));
+    expect([busy.statusCode, busy.headers["retry-after"]]).toEqual([503, "7"]);
+  });
+
+  it("wraps a result in the envelope its response schema declares", async () => {
+    const one = apiRoute({ response: dataOf(z.string()) }, async () => "value");
+    const listed = apiRoute({ response: pageOf(z.number()) }, async () => ({ items: [1, 2], nextKey: { pk: "p" } }));
+    const last = apiRoute({ response: pageOf(z.number()) }, async () => ({ items: [3] }));
+    const body = async (route: ReturnType<typeof apiRoute>) =>
+      JSON.parse(((await route(event(), {} as Context)) as any).body);
+    expect(await body(one)).toEqual({ data: "value" });
+    expect(await body(listed)).toEqual({
+      data: [1, 2],
+      pagination: { hasMore: true, nextCursor: Buffer.from('{"pk":"p"}').toString("base64url") },
+    });
+    expect(await body(last)).toEqual({ data: [3], pagination: { hasMore: false, nextCursor: null } });
   });
 
   it("decodes base64 bodies", async () => {

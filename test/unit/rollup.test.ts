@@ -84,7 +84,7 @@ describe("analytics rollups", () => {
     ]);
     expect(plain.map((i) => i.key.pk.split("#").at(-1))).toEqual(["5m", "1d", "10d"]);
     expect(Object.fromEntries(plain[1]!.adds)).toEqual({ count: 2, sum: 5 });
-    const update = rollupUpdate("t", plain[1]!);
+    const update = rollupUpdate(plain[1]!);
     expect(update.UpdateExpression).toBe("ADD #a0 :a0, #a1 :a1");
     expect(storedTier("1h", false)).toBe("5m");
     expect(storedTier("1h", true)).toBe("1h");

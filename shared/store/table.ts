@@ -1,0 +1,100 @@
+/**
+ * The service's one table, named here only: store code reads and writes through these
+ * calls, which take DynamoDB's command inputs without `TableName`, and treats a condition
+ * that did not hold as a value (`conditionHeld`, `ifConditionHeld`, `failedConditions`)
+ * instead of catching SDK exceptions by hand.
+ */
+import { ConditionalCheckFailedException, TransactionCanceledException } from "@aws-sdk/client-dynamodb";
+import {
+  DeleteCommand,
+  type DeleteCommandInput,
+  GetCommand,
+  type GetCommandInput,
+  PutCommand,
+  type PutCommandInput,
+  QueryCommand,
+  type QueryCommandInput,
+  type QueryCommandOutput,
+  TransactWriteCommand,
+  type TransactWriteCommandInput,
+  UpdateCommand,
+  type UpdateCommandInput,
+} from "@aws-sdk/lib-dynamodb";
+import { dynamo } from "../aws.ts";
+import { config } from "../config.ts";
+
+type Item = Record<string, unknown>;
+type WithoutTable<T> = Omit<T, "TableName">;
+type TransactItem = NonNullable<TransactWriteCommandInput["TransactItems"]>[number];
+
+/** A transaction's item on this table: one of Put, Update, Delete or ConditionCheck, without `TableName`. */
+export type TableTransactItem = {
+  [Action in keyof TransactItem]?: WithoutTable<NonNullable<TransactItem[Action]>>;
+};
+
+/** The table's name, for the batch calls that key their requests by it. */
+export const tableName = () => config().tableName;
+
+export const table = {
+  async get(key: Item, options: Omit<WithoutTable<GetCommandInput>, "Key"> = {}): Promise<Item | undefined> {
+    const { Item } = await dynamo().send(new GetCommand({ ...options, TableName: tableName(), Key: key }));
+    return Item;
+  },
+
+  async put(input: WithoutTable<PutCommandInput>): Promise<void> {
+    await dynamo().send(new PutCommand({ ...input, TableName: tableName() }));
+  },
+
+  /** Answers the item's attributes as `ReturnValues` asks (none unless asked). */
+  async update(input: WithoutTable<UpdateCommandInput>): Promise<Item | undefined> {
+    const { Attributes } = await dynamo().send(new UpdateCommand({ ...input, TableName: tableName() }));
+    return Attributes;
+  },
+
+  async delete(input: WithoutTable<DeleteCommandInput>): Promise<void> {
+    await dynamo().send(new DeleteCommand({ ...input, TableName: tableName() }));
+  },
+
+  query(input: WithoutTable<QueryCommandInput>): Promise<QueryCommandOutput> {
+    return dynamo().send(new QueryCommand({ ...input, TableName: tableName() }));
+  },
+
+  /** All of `items` or none of them (DynamoDB's transaction, at most 100 items). */
+  async transactWrite(items: TableTransactItem[]): Promise<void> {
+    const TableName = tableName();
+    const TransactItems = items.map((item) =>
+      Object.fromEntries(Object.entries(item).map(([action, input]) => [action, { ...input, TableName }])),
+    ) as TransactItem[];
+    await dynamo().send(new TransactWriteCommand({ TransactItems }));
+  },
+};
+
+/** Runs a conditional write: true when it applied, false when its condition did not hold. */
+export async function conditionHeld(write: Promise<unknown>): Promise<boolean> {
+  try {
+    await write;
+    return true;
+  } catch (error) {
+    if (error instanceof ConditionalCheckFailedException) return false;
+    throw error;
+  }
+}
+
+/** Runs a conditional write: what it answers, or undefined when its condition did not hold. */
+export async function ifConditionHeld<T>(write: Promise<T>): Promise<T | undefined> {
+  try {
+    return await write;
+  } catch (error) {
+    if (error instanceof ConditionalCheckFailedException) return undefined;
+    throw error;
+  }
+}
+
+/**
+ * For a transaction canceled because conditions did not hold: per item, in order, whether
+ * its condition failed. Undefined for any other error (the caller rethrows it).
+ */
+export function failedConditions(error: unknown): boolean[] | undefined {
+  if (!(error instanceof TransactionCanceledException)) return undefined;
+  return (error.CancellationReasons ?? []).map((reason) => reason.Code === "ConditionalCheckFailed");
+}
