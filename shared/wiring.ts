@@ -1,7 +1,9 @@
 /**
  * The wiring table: every route, queue consumer, stream consumer and schedule of the
- * service. The CDK stack deploys exactly this; the local runtime runs exactly this.
+ * service. The CDK stack deploys exactly this; the local runtime runs exactly this. API
+ * routes come from the contract (shared/http/contract.ts), where each is declared once.
  */
+import { contract, type RouteContract } from "./http/contract.ts";
 import { CALL_ENTITY, JOB_ENTITY, ROLLUP_DELTA_ENTITY, streamRecordsOf } from "./stream-entities.ts";
 import type { QueueName } from "./table.ts";
 
@@ -100,55 +102,16 @@ const consoleRoute = {
 export const wiring: Wiring = {
   authorizer: { id: "api-authorizer", entry: "functions/api/authorizer.ts", access: { table: "read" } },
   routes: [
-    { ...api("GET", "/openapi.json", "get-openapi", {}), public: true },
     { ...consoleRoute, id: "api-get-console", path: "/console" },
     { ...consoleRoute, id: "api-get-console-file", path: "/console/{file+}" },
-    api("POST", "/v1/call", "create-call", { table: "readWrite" }),
-    api("GET", "/v1/call", "list-calls"),
-    api("GET", "/v1/call/{callId}", "get-call"),
-    api("GET", "/v1/call/{callId}/metrics", "list-call-metrics"),
-    api("POST", "/v1/metric/definitions", "create-metric-definition", { table: "readWrite" }),
-    api("GET", "/v1/metric/definitions", "list-metric-definitions"),
-    api("GET", "/v1/metric/definitions/{idOrSlug}", "get-metric-definition"),
-    api("PUT", "/v1/metric/definitions/{idOrSlug}", "update-metric-definition", { table: "readWrite" }),
-    api("POST", "/v1/metric/collection-jobs", "create-collection-job", {
-      table: "readWrite",
-      sendTo: ["dispatch"],
+    ...Object.entries(contract).map(([routeKey, entry]: [string, RouteContract]) => {
+      const [method, path] = routeKey.split(" ") as [HttpMethod, string];
+      return {
+        ...api(method, path, entry.handler, entry.access),
+        ...(entry.public ? { public: true } : {}),
+        ...(entry.timeoutSeconds ? { timeoutSeconds: entry.timeoutSeconds } : {}),
+      };
     }),
-    api("GET", "/v1/metric/collection-jobs", "list-collection-jobs"),
-    api("GET", "/v1/metric/collection-jobs/{jobId}", "get-collection-job"),
-    api("POST", "/v1/metric/collection-jobs/{jobId}/cancel", "cancel-collection-job", { table: "readWrite" }),
-    api("POST", "/v1/metric/collection-jobs/{jobId}/retry", "retry-collection-job", {
-      table: "readWrite",
-      sendTo: ["dispatch"],
-    }),
-    api("GET", "/v1/metric/collection-jobs/{jobId}/metric-values", "list-job-metric-values"),
-    api("POST", "/v1/metric/policies", "create-metric-policy", { table: "readWrite" }),
-    api("GET", "/v1/metric/policies", "list-metric-policies"),
-    api("GET", "/v1/metric/policies/{policyId}", "get-metric-policy"),
-    api("PUT", "/v1/metric/policies/{policyId}", "update-metric-policy", { table: "readWrite" }),
-    api("DELETE", "/v1/metric/policies/{policyId}", "delete-metric-policy", { table: "readWrite" }),
-    api("POST", "/v1/backfills", "create-backfill", { table: "readWrite" }),
-    api("GET", "/v1/backfills", "list-backfills"),
-    api("GET", "/v1/backfills/{backfillId}", "get-backfill"),
-    api("PUT", "/v1/backfills/{backfillId}", "update-backfill", { table: "readWrite" }),
-    api("DELETE", "/v1/backfills/{backfillId}", "delete-backfill", { table: "readWrite" }),
-    {
-      ...api("POST", "/v1/backfills/{backfillId}/run", "run-backfill", { table: "readWrite", sendTo: ["dispatch"] }),
-      timeoutSeconds: 29,
-    },
-    api("GET", "/v1/custom-metrics/names", "custom-metrics-names"),
-    api("GET", "/v1/custom-metrics/aggregate", "custom-metrics-aggregate"),
-    api("GET", "/v1/custom-metrics/daily", "custom-metrics-daily"),
-    api("GET", "/v1/custom-metrics/timeseries", "custom-metrics-timeseries"),
-    api("GET", "/v1/custom-metrics/tags", "custom-metrics-tags"),
-    api("GET", "/v1/custom-metrics/sessions/{callId}", "custom-metrics-session"),
-    api("GET", "/v1/webhook-secret", "get-webhook-secret", { table: "readWrite" }),
-    api("POST", "/v1/webhook-secret", "rotate-webhook-secret", { table: "readWrite" }),
-    {
-      ...api("POST", "/v1/metric/playground", "run-playground", { table: "read", secrets: ["anthropic"] }),
-      timeoutSeconds: 60,
-    },
   ],
   queueConsumers: [
     {

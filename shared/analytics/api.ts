@@ -1,6 +1,7 @@
 /** The custom-metrics analytics endpoints, over rollups only. */
 import { z } from "zod";
 import { notFound } from "../errors.ts";
+import type { rangeQuerySchema, timeseriesQuerySchema } from "../schemas/analytics.ts";
 import { getCall } from "../store/calls.ts";
 import { getMetricVersions } from "../store/metrics.ts";
 import { listCallValues } from "../store/values.ts";
@@ -44,16 +45,6 @@ function parseTags(tags: string | undefined): Record<string, string> | undefined
   return result.data;
 }
 
-export const rangeQuerySchema = z.object({
-  startDate: z.string().min(1),
-  endDate: z.string().min(1),
-  metricNames: z.string().optional(),
-  agentId: z.string().min(1).optional(),
-  environmentId: z.string().min(1).optional(),
-  tags: z.string().optional(),
-  timezone: z.string().min(1).default("UTC"),
-  groupBy: z.string().optional(),
-});
 type RangeQuery = z.infer<typeof rangeQuerySchema>;
 
 function range(query: Pick<RangeQuery, "startDate" | "endDate" | "timezone">) {
@@ -137,17 +128,6 @@ export async function daily(orgId: string, query: RangeQuery) {
   const { perRange, valuesOf } = await collect(orgId, { ...query, groupBy: undefined }, days);
   return days.map((day, index) => ({ date: day.date, metrics: valuesOf(perRange[index]?.[0]?.stats ?? new Map()) }));
 }
-
-export const timeseriesQuerySchema = z.object({
-  metricName: z.string().min(1),
-  startDate: z.string().min(1),
-  endDate: z.string().min(1),
-  step: z.string().default("1h"),
-  agentId: z.string().min(1).optional(),
-  environmentId: z.string().min(1).optional(),
-  tags: z.string().optional(),
-  timezone: z.string().min(1).default("UTC"),
-});
 
 export async function timeseries(orgId: string, query: z.infer<typeof timeseriesQuerySchema>) {
   const { from, to } = range(query);

@@ -7,8 +7,13 @@
  * one source of truth.
  */
 import { z } from "zod";
-import { rangeQuerySchema, timeseriesQuerySchema } from "../analytics/api.ts";
 import type { Role } from "../auth.ts";
+import {
+  customMetricNamesQuerySchema,
+  customMetricTagsQuerySchema,
+  rangeQuerySchema,
+  timeseriesQuerySchema,
+} from "../schemas/analytics.ts";
 import { createBackfillSchema, updateBackfillSchema } from "../schemas/backfill.ts";
 import { createCallSchema } from "../schemas/call.ts";
 import { createJobSchema, jobStatuses } from "../schemas/job.ts";
@@ -35,9 +40,15 @@ import {
   timeseriesResultSchema,
   webhookSecretSchema,
 } from "../schemas/responses.ts";
+import type { Access } from "../wiring.ts";
 import { pageQuerySchema } from "./pagination.ts";
 
 export interface RouteContract {
+  /** The file in functions/api/ that serves the route (without `.ts`); it passes this entry to apiRoute. */
+  handler: string;
+  /** What the route's function may touch; reading the table unless said otherwise. */
+  access?: Access;
+  timeoutSeconds?: number;
   summary: string;
   description?: string;
   /** Groups operations in the document (OpenAPI tags). */
@@ -65,14 +76,10 @@ export const playgroundBodySchema = z.strictObject({
   metric: z.record(z.string(), z.unknown()),
 });
 
-export const customMetricNamesQuerySchema = z.object({ agentId: z.string().min(1).optional() });
-export const customMetricTagsQuerySchema = z.object({
-  metricName: z.string().min(1),
-  agentId: z.string().min(1).optional(),
-});
-
 export const contract = {
   "GET /openapi.json": {
+    handler: "get-openapi",
+    access: {},
     summary: "This API's OpenAPI document",
     tag: "meta",
     operationId: "getOpenApi",
@@ -82,6 +89,8 @@ export const contract = {
 
   // ---- calls
   "POST /v1/call": {
+    handler: "create-call",
+    access: { table: "readWrite" },
     summary: "Store a call",
     description:
       "409 on a duplicate externalId (details name the existing call); 413 when the transcript is too large.",
@@ -92,6 +101,7 @@ export const contract = {
     successStatus: 201,
   },
   "GET /v1/call": {
+    handler: "list-calls",
     summary: "List calls, newest first (no transcripts)",
     tag: "calls",
     operationId: "listCalls",
@@ -99,6 +109,7 @@ export const contract = {
     response: pageOf(callSummarySchema),
   },
   "GET /v1/call/{callId}": {
+    handler: "get-call",
     summary: "One call with its transcript",
     tag: "calls",
     operationId: "getCall",
@@ -106,6 +117,7 @@ export const contract = {
     response: dataOf(callSchema),
   },
   "GET /v1/call/{callId}/metrics": {
+    handler: "list-call-metrics",
     summary: "Every metric value of a call, across jobs",
     tag: "calls",
     operationId: "listCallMetrics",
@@ -116,6 +128,8 @@ export const contract = {
 
   // ---- metric definitions
   "POST /v1/metric/definitions": {
+    handler: "create-metric-definition",
+    access: { table: "readWrite" },
     summary: "Create a metric definition",
     description: "409 if the slug is taken.",
     tag: "metrics",
@@ -125,6 +139,7 @@ export const contract = {
     successStatus: 201,
   },
   "GET /v1/metric/definitions": {
+    handler: "list-metric-definitions",
     summary: "List metric definitions, newest first",
     tag: "metrics",
     operationId: "listMetricDefinitions",
@@ -132,6 +147,7 @@ export const contract = {
     response: pageOf(metricDefinitionSchema),
   },
   "GET /v1/metric/definitions/{idOrSlug}": {
+    handler: "get-metric-definition",
     summary: "One metric definition (latest version)",
     tag: "metrics",
     operationId: "getMetricDefinition",
@@ -139,6 +155,8 @@ export const contract = {
     response: dataOf(metricDefinitionSchema),
   },
   "PUT /v1/metric/definitions/{idOrSlug}": {
+    handler: "update-metric-definition",
+    access: { table: "readWrite" },
     summary: "Update a metric definition",
     description: "A partial body merged into the current definition, stored as a new version.",
     tag: "metrics",
@@ -150,6 +168,8 @@ export const contract = {
 
   // ---- collection jobs
   "POST /v1/metric/collection-jobs": {
+    handler: "create-collection-job",
+    access: { table: "readWrite", sendTo: ["dispatch"] },
     summary: "Create a collection job (calls × metrics)",
     description: "Metrics by id or slug; unknown call or metric ids answer 400 naming them.",
     tag: "jobs",
@@ -159,6 +179,7 @@ export const contract = {
     successStatus: 201,
   },
   "GET /v1/metric/collection-jobs": {
+    handler: "list-collection-jobs",
     summary: "List collection jobs, newest first",
     tag: "jobs",
     operationId: "listCollectionJobs",
@@ -166,6 +187,7 @@ export const contract = {
     response: pageOf(collectionJobSchema),
   },
   "GET /v1/metric/collection-jobs/{jobId}": {
+    handler: "get-collection-job",
     summary: "One collection job: status, counters, frozen metric versions, usage and cost",
     tag: "jobs",
     operationId: "getCollectionJob",
@@ -173,6 +195,8 @@ export const contract = {
     response: dataOf(collectionJobSchema),
   },
   "POST /v1/metric/collection-jobs/{jobId}/cancel": {
+    handler: "cancel-collection-job",
+    access: { table: "readWrite" },
     summary: "Cancel a pending or running job",
     description: "Idempotent; 409 once the job has finished.",
     tag: "jobs",
@@ -181,6 +205,8 @@ export const contract = {
     response: dataOf(collectionJobSchema),
   },
   "POST /v1/metric/collection-jobs/{jobId}/retry": {
+    handler: "retry-collection-job",
+    access: { table: "readWrite", sendTo: ["dispatch"] },
     summary: "Retry the failed items of a finished job as a new job",
     description: "409 while the job runs, 400 if nothing failed.",
     tag: "jobs",
@@ -190,6 +216,7 @@ export const contract = {
     successStatus: 201,
   },
   "GET /v1/metric/collection-jobs/{jobId}/metric-values": {
+    handler: "list-job-metric-values",
     summary: "A job's values, grouped per metric definition",
     tag: "jobs",
     operationId: "listJobMetricValues",
@@ -200,6 +227,8 @@ export const contract = {
 
   // ---- policies
   "POST /v1/metric/policies": {
+    handler: "create-metric-policy",
+    access: { table: "readWrite" },
     summary: "Create a metric policy",
     tag: "policies",
     operationId: "createMetricPolicy",
@@ -208,6 +237,7 @@ export const contract = {
     successStatus: 201,
   },
   "GET /v1/metric/policies": {
+    handler: "list-metric-policies",
     summary: "List metric policies",
     tag: "policies",
     operationId: "listMetricPolicies",
@@ -215,6 +245,7 @@ export const contract = {
     response: pageOf(metricPolicySchema),
   },
   "GET /v1/metric/policies/{policyId}": {
+    handler: "get-metric-policy",
     summary: "One metric policy",
     tag: "policies",
     operationId: "getMetricPolicy",
@@ -222,6 +253,8 @@ export const contract = {
     response: dataOf(metricPolicySchema),
   },
   "PUT /v1/metric/policies/{policyId}": {
+    handler: "update-metric-policy",
+    access: { table: "readWrite" },
     summary: "Update a metric policy (partial body)",
     tag: "policies",
     operationId: "updateMetricPolicy",
@@ -230,6 +263,8 @@ export const contract = {
     response: dataOf(metricPolicySchema),
   },
   "DELETE /v1/metric/policies/{policyId}": {
+    handler: "delete-metric-policy",
+    access: { table: "readWrite" },
     summary: "Delete a metric policy (soft)",
     tag: "policies",
     operationId: "deleteMetricPolicy",
@@ -239,6 +274,8 @@ export const contract = {
 
   // ---- backfills
   "POST /v1/backfills": {
+    handler: "create-backfill",
+    access: { table: "readWrite" },
     summary: "Create a scheduled backfill",
     tag: "backfills",
     operationId: "createBackfill",
@@ -247,6 +284,7 @@ export const contract = {
     successStatus: 201,
   },
   "GET /v1/backfills": {
+    handler: "list-backfills",
     summary: "List backfills",
     tag: "backfills",
     operationId: "listBackfills",
@@ -254,6 +292,7 @@ export const contract = {
     response: pageOf(backfillSchema),
   },
   "GET /v1/backfills/{backfillId}": {
+    handler: "get-backfill",
     summary: "One backfill",
     tag: "backfills",
     operationId: "getBackfill",
@@ -261,6 +300,8 @@ export const contract = {
     response: dataOf(backfillSchema),
   },
   "PUT /v1/backfills/{backfillId}": {
+    handler: "update-backfill",
+    access: { table: "readWrite" },
     summary: "Update a backfill (partial body)",
     tag: "backfills",
     operationId: "updateBackfill",
@@ -269,6 +310,8 @@ export const contract = {
     response: dataOf(backfillSchema),
   },
   "DELETE /v1/backfills/{backfillId}": {
+    handler: "delete-backfill",
+    access: { table: "readWrite" },
     summary: "Delete a backfill",
     tag: "backfills",
     operationId: "deleteBackfill",
@@ -276,6 +319,9 @@ export const contract = {
     response: dataOf(deletedSchema),
   },
   "POST /v1/backfills/{backfillId}/run": {
+    handler: "run-backfill",
+    access: { table: "readWrite", sendTo: ["dispatch"] },
+    timeoutSeconds: 29,
     summary: "Run a backfill now",
     description: "201 with the run; 409 while the previous run's job is still running.",
     tag: "backfills",
@@ -287,6 +333,7 @@ export const contract = {
 
   // ---- analytics
   "GET /v1/custom-metrics/names": {
+    handler: "custom-metrics-names",
     summary: "Names (slugs) of metrics with analytics data",
     tag: "analytics",
     operationId: "customMetricNames",
@@ -294,6 +341,7 @@ export const contract = {
     response: dataOf(z.array(z.string())),
   },
   "GET /v1/custom-metrics/aggregate": {
+    handler: "custom-metrics-aggregate",
     summary: "One value per metric (and per group with groupBy) over a range",
     tag: "analytics",
     operationId: "customMetricsAggregate",
@@ -301,6 +349,7 @@ export const contract = {
     response: dataOf(aggregateResultSchema),
   },
   "GET /v1/custom-metrics/daily": {
+    handler: "custom-metrics-daily",
     summary: "One value per metric per local day",
     tag: "analytics",
     operationId: "customMetricsDaily",
@@ -308,6 +357,7 @@ export const contract = {
     response: dataOf(dailyResultSchema),
   },
   "GET /v1/custom-metrics/timeseries": {
+    handler: "custom-metrics-timeseries",
     summary: "A metric over time (Prometheus-style matrix)",
     tag: "analytics",
     operationId: "customMetricsTimeseries",
@@ -315,6 +365,7 @@ export const contract = {
     response: dataOf(timeseriesResultSchema),
   },
   "GET /v1/custom-metrics/tags": {
+    handler: "custom-metrics-tags",
     summary: "Label names and values seen for a metric",
     tag: "analytics",
     operationId: "customMetricTags",
@@ -322,6 +373,7 @@ export const contract = {
     response: dataOf(tagsResultSchema),
   },
   "GET /v1/custom-metrics/sessions/{callId}": {
+    handler: "custom-metrics-session",
     summary: "The latest value of each metric for one call",
     tag: "analytics",
     operationId: "customMetricsSession",
@@ -331,6 +383,8 @@ export const contract = {
 
   // ---- webhooks
   "GET /v1/webhook-secret": {
+    handler: "get-webhook-secret",
+    access: { table: "readWrite" },
     summary: "The secret that signs this organization's webhooks (created on first read)",
     tag: "webhooks",
     operationId: "getWebhookSecret",
@@ -338,6 +392,8 @@ export const contract = {
     role: "admin",
   },
   "POST /v1/webhook-secret": {
+    handler: "rotate-webhook-secret",
+    access: { table: "readWrite" },
     summary: "Rotate the webhook signing secret",
     tag: "webhooks",
     operationId: "rotateWebhookSecret",
@@ -348,6 +404,9 @@ export const contract = {
 
   // ---- playground
   "POST /v1/metric/playground": {
+    handler: "run-playground",
+    access: { table: "read", secrets: ["anthropic"] },
+    timeoutSeconds: 60,
     summary: "Evaluate one metric on one call now; nothing is stored",
     description:
       "`metric` is `{id}` (id or slug of a saved definition) or an inline definition (the body of POST /v1/metric/definitions). 503 + Retry-After when the LLM is rate-limited.",
