@@ -1,4 +1,9 @@
-import type { SQSEvent } from "aws-lambda";
-import { recordDeadLetters } from "../../shared/pipeline/dead-letters.ts";
+import { sqsBatch } from "../../shared/consumers.ts";
+import { countMalformedDeadLetters, recordDeadLetters } from "../../shared/pipeline/dead-letters.ts";
+import { workItemSchema } from "../../shared/schemas/job.ts";
 
-export const handler = (event: SQSEvent) => recordDeadLetters(event.Records);
+/** A dead letter that names no item can never succeed: counted for the alarm and dropped. */
+export const handler = sqsBatch(workItemSchema, (messages) => recordDeadLetters(messages), {
+  malformed: "drop",
+  onMalformed: countMalformedDeadLetters,
+});

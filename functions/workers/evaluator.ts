@@ -1,11 +1,11 @@
-import type { Context, SQSEvent } from "aws-lambda";
+import { sqsBatch } from "../../shared/consumers.ts";
 import { defaultEvaluatorDeps, type EvaluatorDeps, processWorkBatch } from "../../shared/pipeline/evaluate.ts";
+import { workItemSchema } from "../../shared/schemas/job.ts";
 
 /** Tests build the handler with injected evaluation; Lambda uses the defaults. */
-export const createHandler = (deps: EvaluatorDeps) => (event: SQSEvent, context?: Context) =>
-  processWorkBatch(event.Records, {
-    ...deps,
-    remainingTimeMs: context ? () => context.getRemainingTimeInMillis() : deps.remainingTimeMs,
-  });
+export const createHandler = (deps: EvaluatorDeps) =>
+  sqsBatch(workItemSchema, (messages, context) =>
+    processWorkBatch(messages, { ...deps, remainingTimeMs: () => context.getRemainingTimeInMillis() }),
+  );
 
 export const handler = createHandler(defaultEvaluatorDeps);

@@ -1,4 +1,4 @@
-import type { DynamoDBStreamEvent } from "aws-lambda";
 import { applyStreamedDeltas } from "../../shared/analytics/delta-stream.ts";
+import { streamBatch } from "../../shared/consumers.ts";
 
-export const handler = (event: DynamoDBStreamEvent) => applyStreamedDeltas(event.Records);
+export const handler = streamBatch(applyStreamedDeltas);

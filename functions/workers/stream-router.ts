@@ -1,4 +1,4 @@
-import type { DynamoDBStreamEvent } from "aws-lambda";
+import { streamBatch } from "../../shared/consumers.ts";
 import { finalizeJobs } from "../../shared/pipeline/finalize.ts";
 import { routeStreamRecords, type StreamRoute } from "../../shared/pipeline/stream-router.ts";
 import { matchNewCalls } from "../../shared/policies/on-new-calls.ts";
@@ -10,4 +10,4 @@ export const streamRoutes: StreamRoute[] = [
   { name: "policy-matcher", eventName: "INSERT", entity: CALL_ENTITY, handle: matchNewCalls },
 ];
 
-export const handler = (event: DynamoDBStreamEvent) => routeStreamRecords(event.Records, streamRoutes);
+export const handler = streamBatch((records) => routeStreamRecords(records, streamRoutes));

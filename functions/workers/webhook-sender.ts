@@ -1,6 +1,12 @@
-import type { SQSEvent } from "aws-lambda";
-import { defaultWebhookDeps, processWebhookBatch, type WebhookDeps } from "../../shared/webhooks/deliver.ts";
+import { sqsBatch } from "../../shared/consumers.ts";
+import {
+  defaultWebhookDeps,
+  deliverWebhooks,
+  type WebhookDeps,
+  webhookMessageSchema,
+} from "../../shared/webhooks/deliver.ts";
 
-export const createHandler = (deps: WebhookDeps) => (event: SQSEvent) => processWebhookBatch(event.Records, deps);
+/** Tests build the handler with injected fetch and delay; Lambda uses the defaults. */
+export const createHandler = (deps: WebhookDeps) => sqsBatch(webhookMessageSchema, deliverWebhooks(deps));
 
 export const handler = createHandler(defaultWebhookDeps);

@@ -5,49 +5,31 @@
  * converge. A message that names no item is logged and counted for the alarm, then dropped:
  * retrying it could never succeed.
  */
-import type { SQSBatchResponse, SQSRecord } from "aws-lambda";
+import type { QueueMessage, Redeliver } from "../consumers.ts";
 import { logger } from "../logger.ts";
 import { ALARMED_COUNTS, publishCount } from "../observability.ts";
-import { workItemSchema } from "../schemas/job.ts";
+import type { WorkItem } from "../schemas/job.ts";
 import { type ItemResult, itemErrorValue, recordResults } from "./record.ts";
 
-function parse(body: string) {
-  try {
-    const parsed = workItemSchema.safeParse(JSON.parse(body));
-    return parsed.success ? parsed.data : undefined;
-  } catch {
-    return undefined;
-  }
-}
+/** Counts the dead letters that name no item, for the alarm (`sqsBatch` drops them). */
+export const countMalformedDeadLetters = (count: number) => publishCount(ALARMED_COUNTS.malformedWorkMessages, count);
 
 export async function recordDeadLetters(
-  records: SQSRecord[],
+  messages: QueueMessage<WorkItem>[],
   record: typeof recordResults = recordResults,
-): Promise<SQSBatchResponse> {
-  const results: ItemResult[] = [];
-  let malformed = 0;
-  for (const message of records) {
-    const item = parse(message.body);
-    if (!item) {
-      malformed++;
-      logger.error("Malformed work message dead-lettered; dropped", {
-        messageId: message.messageId,
-        bodyBytes: Buffer.byteLength(message.body),
-      });
-      continue;
-    }
+): Promise<Redeliver> {
+  const results: ItemResult[] = messages.map(({ record: { messageId }, body: item }) => {
     const why = item.lastError ? ` Last error: ${item.lastError}` : "";
-    results.push({
-      messageId: message.messageId,
+    return {
+      messageId,
       item,
       value: itemErrorValue(
         item,
         `Dead-lettered: no evaluation of this item completed (the evaluator crashed, timed out or ran out of memory on every delivery, or its result could not be recorded).${why}`,
       ),
-    });
-  }
-  publishCount(ALARMED_COUNTS.malformedWorkMessages, malformed);
-  const outcomes = results.length > 0 ? await record(results) : new Map();
+    };
+  });
+  const outcomes = await record(results);
   const unrecorded = results.filter((result) => (outcomes.get(result.messageId) ?? "not-recorded") === "not-recorded");
   const recorded = results.filter((result) => outcomes.get(result.messageId) === "recorded");
   publishCount(ALARMED_COUNTS.deadLetteredItems, recorded.length);
@@ -56,5 +38,5 @@ export async function recordDeadLetters(
       items: recorded.map(({ item }) => ({ jobId: item.jobId, callId: item.callId, metricId: item.metricId })),
     });
   }
-  return { batchItemFailures: unrecorded.map((result) => ({ itemIdentifier: result.messageId })) };
+  return unrecorded.map((result) => result.messageId);
 }

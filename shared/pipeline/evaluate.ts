@@ -12,14 +12,15 @@
  * ERROR); rate limiting and overload never spend it, only a ceiling in time; a hand-back
  * for lack of time spends nothing.
  */
-import type { SQSBatchResponse, SQSRecord } from "aws-lambda";
+import type { SQSRecord } from "aws-lambda";
 import { labelsOf, numericValue } from "../analytics/rollup.ts";
 import { config, requireQueueUrl } from "../config.ts";
+import type { QueueMessage, Redeliver } from "../consumers.ts";
 import { keys } from "../keys.ts";
 import { logger } from "../logger.ts";
 import { publishEvaluationMetrics } from "../observability.ts";
 import type { Call } from "../schemas/call.ts";
-import { type MetricValue, type WorkItem, workItemSchema } from "../schemas/job.ts";
+import type { MetricValue, WorkItem } from "../schemas/job.ts";
 import type { MetricDefinition } from "../schemas/metric.ts";
 import { batchGet } from "../store/batch-get.ts";
 import { getCall } from "../store/calls.ts";
@@ -85,18 +86,6 @@ export const defaultEvaluatorDeps: EvaluatorDeps = {
   blockLlmCalls: blockJobLlmCalls,
   record: recordResults,
 };
-
-function parseRecord(record: SQSRecord): ParsedRecord | undefined {
-  let body: unknown;
-  try {
-    body = JSON.parse(record.body);
-  } catch {
-    return undefined;
-  }
-  const parsed = workItemSchema.safeParse(body);
-  if (!parsed.success) return undefined;
-  return { record, item: parsed.data, receiveCount: Number(record.attributes.ApproximateReceiveCount ?? "1") };
-}
 
 /**
  * The item as it goes back to the queue: deliveries before this one crashed (SQS counted
@@ -289,20 +278,16 @@ async function evaluateItem(
   return deps.evaluate(definition, call);
 }
 
-export async function processWorkBatch(records: SQSRecord[], deps: EvaluatorDeps): Promise<SQSBatchResponse> {
+/** Evaluates a batch of work items; answers the messages SQS must deliver again. */
+export async function processWorkBatch(messages: QueueMessage<WorkItem>[], deps: EvaluatorDeps): Promise<Redeliver> {
   /** Messages left for SQS to redeliver (and, past the queue's receive limit, dead-letter). */
   const redeliver = new Set<string>();
   const retries: Retry[] = [];
-  const parsed: ParsedRecord[] = [];
-  for (const record of records) {
-    const result = parseRecord(record);
-    if (result) parsed.push(result);
-    else {
-      // Names no item: redrive moves it to the DLQ, whose consumer logs it and raises the alarm.
-      logger.error("Malformed work message", { messageId: record.messageId });
-      redeliver.add(record.messageId);
-    }
-  }
+  const parsed: ParsedRecord[] = messages.map(({ record, body, receiveCount }) => ({
+    record,
+    item: body,
+    receiveCount,
+  }));
   const recorder = new BackgroundRecorder(deps.record, config().recordGroupWindowMs);
   const fail = (entry: ParsedRecord, error: unknown, job?: JobState) => {
     const next = afterFailure(entry, error);
@@ -395,5 +380,5 @@ export async function processWorkBatch(records: SQSRecord[], deps: EvaluatorDeps
       for (const retry of retries) redeliver.add(retry.messageId);
     }
   }
-  return { batchItemFailures: [...redeliver].map((itemIdentifier) => ({ itemIdentifier })) };
+  return redeliver;
 }

@@ -9,12 +9,11 @@
  * DNS lookup, the connection and the answer: one tenant's hanging endpoint delays nobody else's.
  */
 import { ChangeMessageVisibilityCommand } from "@aws-sdk/client-sqs";
-import type { SQSBatchResponse, SQSRecord } from "aws-lambda";
+import type { SQSRecord } from "aws-lambda";
 import { z } from "zod";
 import { sqs } from "../aws.ts";
-import { mapLimit } from "../concurrency.ts";
 import { config, requireQueueUrl } from "../config.ts";
-import { logger } from "../logger.ts";
+import { eachMessage } from "../consumers.ts";
 import type { WebhookDelivery } from "../schemas/job.ts";
 import { getJobItem, toCollectionJob } from "../store/jobs.ts";
 import { getOrCreateWebhookSecret, saveWebhookAttempt } from "../store/webhooks.ts";
@@ -153,22 +152,9 @@ async function deliver(message: WebhookMessage, record: SQSRecord, deps: Webhook
   return "retry";
 }
 
-export async function processWebhookBatch(records: SQSRecord[], deps: WebhookDeps): Promise<SQSBatchResponse> {
-  const outcomes = await mapLimit(records, DELIVERY_CONCURRENCY, async (record): Promise<Outcome> => {
-    let message: WebhookMessage;
-    try {
-      message = webhookMessageSchema.parse(JSON.parse(record.body));
-    } catch {
-      logger.error("Malformed webhook message", { messageId: record.messageId });
-      return "retry";
-    }
-    try {
-      return await deliver(message, record, deps);
-    } catch (error) {
-      logger.warn("Webhook delivery failed; will retry", { jobId: message.jobId, error: error as Error });
-      return "retry";
-    }
+/** Delivers each message of a batch, several at a time: one slow endpoint does not hold up the others. */
+export const deliverWebhooks = (deps: WebhookDeps) =>
+  eachMessage<WebhookMessage>(({ body, record }) => deliver(body, record, deps), {
+    concurrency: DELIVERY_CONCURRENCY,
+    failure: "Webhook delivery failed; will retry",
   });
-  const failures = records.filter((_, index) => outcomes[index] === "retry");
-  return { batchItemFailures: failures.map((record) => ({ itemIdentifier: record.messageId })) };
-}

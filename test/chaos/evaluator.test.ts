@@ -15,7 +15,7 @@ import { type EvaluateItem, evaluateByCalculationType } from "../../shared/pipel
 import { createJob, expectCountsMatchValues, llmMetric, standardMetrics } from "../support/fixtures.ts";
 import { crashTestQueues, startTestStack, type TestStack, waitFor, waitForJobEnd } from "../support/stack.ts";
 
-type SqsHandler = (event: SQSEvent, context?: Context) => Promise<unknown>;
+type SqsHandler = (event: SQSEvent, context: Context) => Promise<unknown>;
 
 let stack: TestStack;
 let evaluate: EvaluateItem = evaluateByCalculationType;
@@ -30,7 +30,7 @@ beforeAll(async () => {
     queueOverrides: crashTestQueues,
     // Results are written within 200 ms of being known: well before the simulated crash below.
     env: { RECORD_GROUP_WINDOW_MS: "200" },
-    runtime: { handlerOverrides: { evaluator: (event: SQSEvent, context?: Context) => evaluator(event, context) } },
+    runtime: { handlerOverrides: { evaluator: (event: SQSEvent, context: Context) => evaluator(event, context) } },
   });
 });
 afterAll(() => stack?.stop());

@@ -17,7 +17,7 @@ import {
 } from "../support/fixtures.ts";
 import { crashTestQueues, startTestStack, type TestStack, waitFor, waitForJobEnd } from "../support/stack.ts";
 
-type SqsHandler = (event: SQSEvent) => Promise<unknown>;
+type SqsHandler = (event: SQSEvent, context: Context) => Promise<unknown>;
 
 // One stack per file (config is per process); each test swaps the behaviour it needs.
 let stack: TestStack;
@@ -35,8 +35,8 @@ beforeAll(async () => {
     queueOverrides: crashTestQueues,
     runtime: {
       handlerOverrides: {
-        evaluator: (event: SQSEvent) => evaluator(event),
-        dispatcher: (event: SQSEvent) => dispatcher(event),
+        evaluator: (event: SQSEvent, context: Context) => evaluator(event, context),
+        dispatcher: (event: SQSEvent, context: Context) => dispatcher(event, context),
       },
     },
   });
@@ -59,8 +59,8 @@ async function runJob(s: TestStack, calls: number, metrics: { slug: string }[] =
 describe("at-least-once delivery", () => {
   it("counts once when the fan-out sends every item message twice", async () => {
     // Two concurrent dispatches of each page: every work message is in the queue twice.
-    dispatcher = async (event) => {
-      const [first] = await Promise.all([realDispatcher(event), realDispatcher(event)]);
+    dispatcher = async (event, context) => {
+      const [first] = await Promise.all([realDispatcher(event, context), realDispatcher(event, context)]);
       return first;
     };
     const messagesBefore = stack.stats().queues.work!.messages;
@@ -92,17 +92,17 @@ describe("at-least-once delivery", () => {
 
   it("survives a worker that crashes after recording part of its batch", async () => {
     let crashes = 0;
-    evaluator = async (event) => {
+    evaluator = async (event, context) => {
       // Record the first half of the batch, then die before answering: the whole batch is redelivered.
       // Only batches received for the first time crash, so no message reaches the test queue's
       // third and last receive through crashes alone (it would go to the dead-letter queue).
       const firstReceive = event.Records.every((record) => record.attributes.ApproximateReceiveCount === "1");
       if (crashes < 5 && event.Records.length > 1 && firstReceive) {
         crashes++;
-        await realEvaluator({ Records: event.Records.slice(0, Math.ceil(event.Records.length / 2)) });
+        await realEvaluator({ Records: event.Records.slice(0, Math.ceil(event.Records.length / 2)) }, context);
         throw new Error("worker crashed");
       }
-      return realEvaluator(event);
+      return realEvaluator(event, context);
     };
     const { job } = await runJob(stack, 10);
     expect(crashes).toBeGreaterThan(0);
@@ -138,9 +138,9 @@ describe("at-least-once delivery", () => {
     // item and hands the others back, again and again, far more often than the 3 receives
     // the test queue allows before dead-lettering.
     let invocations = 0;
-    evaluator = (event) => {
+    evaluator = (event, context) => {
       invocations++;
-      return realEvaluator(event, { getRemainingTimeInMillis: () => 5_000 } as unknown as Context);
+      return realEvaluator(event, { ...context, getRemainingTimeInMillis: () => 5_000 });
     };
     const received = stack.stats().queues.work!.messages;
     const { job } = await runJob(stack, 6);

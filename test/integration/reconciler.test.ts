@@ -7,7 +7,7 @@ import { randomUUID } from "node:crypto";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { SendMessageBatchCommand } from "@aws-sdk/client-sqs";
-import type { DynamoDBStreamEvent, SQSEvent } from "aws-lambda";
+import type { Context, DynamoDBStreamEvent, SQSEvent } from "aws-lambda";
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { dynamo, sqs } from "../../shared/aws.ts";
 import { DomainError } from "../../shared/errors.ts";
@@ -23,8 +23,8 @@ import { listRunningJobs, putNewJob } from "../../shared/store/jobs.ts";
 import { createCalls, createMetrics, jobValues, standardMetrics } from "../support/fixtures.ts";
 import { startTestStack, type TestStack, waitFor, waitForJobEnd } from "../support/stack.ts";
 
-type SqsHandler = (event: SQSEvent) => Promise<unknown>;
-type StreamHandler = (event: DynamoDBStreamEvent) => Promise<unknown>;
+type SqsHandler = (event: SQSEvent, context: Context) => Promise<unknown>;
+type StreamHandler = (event: DynamoDBStreamEvent, context: Context) => Promise<unknown>;
 
 const realEvaluator: SqsHandler = (await import("../../functions/workers/evaluator.ts")).handler;
 const realStreamRouter: StreamHandler = (await import("../../functions/workers/stream-router.ts")).handler;
@@ -47,8 +47,8 @@ beforeAll(async () => {
   stack = await startTestStack({
     runtime: {
       handlerOverrides: {
-        evaluator: (event: SQSEvent) => evaluator(event),
-        "stream-router": (event: DynamoDBStreamEvent) => streamRouter(event),
+        evaluator: (event: SQSEvent, context: Context) => evaluator(event, context),
+        "stream-router": (event: DynamoDBStreamEvent, context: Context) => streamRouter(event, context),
         // Only the runs each test starts, with its own clock.
         reconciler: async () => {},
       },
@@ -150,8 +150,11 @@ async function expectExactCounts(job: any) {
 /** Work items of one call are acknowledged without being recorded: their messages are lost. */
 const losingItemsOf =
   (lostCallId: string): SqsHandler =>
-  (event) =>
-    realEvaluator({ Records: event.Records.filter((record) => JSON.parse(record.body).callId !== lostCallId) });
+  (event, context) =>
+    realEvaluator(
+      { Records: event.Records.filter((record) => JSON.parse(record.body).callId !== lostCallId) },
+      context,
+    );
 
 describe("job reconciler", () => {
   it("does nothing, and writes nothing, when no job is stalled", async () => {

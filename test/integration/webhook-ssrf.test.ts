@@ -8,8 +8,9 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { dynamo } from "../../shared/aws.ts";
 import { config } from "../../shared/config.ts";
 import { keys } from "../../shared/keys.ts";
-import { deliveryIdFor, processWebhookBatch } from "../../shared/webhooks/deliver.ts";
+import { deliveryIdFor } from "../../shared/webhooks/deliver.ts";
 import { createCalls, createMetrics, standardMetrics } from "../support/fixtures.ts";
+import { sendWebhookBatch } from "../support/lambda.ts";
 import { startTestStack, type TestStack, waitForJobEnd } from "../support/stack.ts";
 
 describe("webhook SSRF guard (loopback not allowed)", () => {
@@ -102,7 +103,7 @@ describe("webhook SSRF guard (loopback not allowed)", () => {
       queuedAt: new Date().toISOString(),
     };
     const record = { messageId: "m1", receiptHandle: "r1", body: JSON.stringify(message) } as SQSRecord;
-    const response = await processWebhookBatch([record], {
+    const response = await sendWebhookBatch([record], {
       fetch: async (input) => {
         fetched.push(String(input));
         return new Response(null, { status: 200 });

@@ -8,9 +8,10 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { dynamo, sqs } from "../../shared/aws.ts";
 import { config } from "../../shared/config.ts";
 import { keys } from "../../shared/keys.ts";
-import { defaultWebhookDeps, deliveryIdFor, processWebhookBatch } from "../../shared/webhooks/deliver.ts";
+import { defaultWebhookDeps, deliveryIdFor } from "../../shared/webhooks/deliver.ts";
 import { verifyWebhook } from "../../shared/webhooks/signature.ts";
 import { createCalls, createMetrics, standardMetrics } from "../support/fixtures.ts";
+import { sendWebhookBatch } from "../support/lambda.ts";
 import { startTestStack, type TestStack, waitFor, waitForJobEnd } from "../support/stack.ts";
 
 interface Received {
@@ -179,7 +180,7 @@ describe("completion webhooks", () => {
       const delayed: string[] = [];
       let settled = false;
       // The hanging endpoint comes first in the batch.
-      const batch = processWebhookBatch([slowJob.record, fastJob.record], {
+      const batch = sendWebhookBatch([slowJob.record, fastJob.record], {
         ...defaultWebhookDeps,
         delay: async (handle) => {
           delayed.push(handle);
@@ -208,7 +209,7 @@ describe("completion webhooks", () => {
   it("bounds the DNS lookup of a delivery by its deadline too", async () => {
     const { jobId, record } = await finishedJobDeliveringTo("http://never-answers.example/hook", "webhook-dns");
     const delayed: string[] = [];
-    const response = await processWebhookBatch([record], {
+    const response = await sendWebhookBatch([record], {
       ...defaultWebhookDeps,
       resolveHost: () => new Promise<string[]>(() => {}),
       delay: async (handle) => {

@@ -1,0 +1,113 @@
+/**
+ * The two shapes every event consumer takes, so a queue or stream handler is one line of
+ * wiring to its domain code:
+ * - `sqsBatch(schema, handle)`: each message body parsed with `schema`; `handle` gets the
+ *   batch and answers which messages SQS must deliver again (partial batch response).
+ * - `streamBatch(handle)`: a DynamoDB stream batch; `handle` answers the failed records.
+ * Both put the Lambda context (request id, function, cold start) on every log line.
+ */
+import { injectLambdaContext } from "@aws-lambda-powertools/logger/middleware";
+import middy from "@middy/core";
+import type {
+  Context,
+  DynamoDBBatchResponse,
+  DynamoDBRecord,
+  DynamoDBStreamEvent,
+  SQSBatchResponse,
+  SQSEvent,
+  SQSRecord,
+} from "aws-lambda";
+import type { z } from "zod";
+import { mapLimit } from "./concurrency.ts";
+import { logger } from "./logger.ts";
+
+export interface QueueMessage<T> {
+  record: SQSRecord;
+  body: T;
+  /** Deliveries of this message so far, this one included. */
+  receiveCount: number;
+}
+
+export interface SqsBatchOptions {
+  /**
+   * What becomes of a message whose body does not parse: `redeliver` leaves it to the
+   * queue's redrive policy (its dead-letter consumer counts it for the alarm); `drop`
+   * (for that dead-letter consumer itself) logs it and lets it go.
+   */
+  malformed?: "redeliver" | "drop";
+  /** Told how many messages of the batch did not parse (for a metric). */
+  onMalformed?: (count: number) => void;
+}
+
+/** Messages to deliver again, by message id. */
+export type Redeliver = Iterable<string>;
+
+function parseBody<T>(record: SQSRecord, schema: z.ZodType<T>): T | undefined {
+  try {
+    const parsed = schema.safeParse(JSON.parse(record.body));
+    return parsed.success ? parsed.data : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Splits a batch into parsed messages and the records that did not parse. */
+export function parseMessages<T>(records: SQSRecord[], schema: z.ZodType<T>) {
+  const messages: QueueMessage<T>[] = [];
+  const malformed: SQSRecord[] = [];
+  for (const record of records) {
+    const body = parseBody(record, schema);
+    if (body === undefined) malformed.push(record);
+    else messages.push({ record, body, receiveCount: Number(record.attributes?.ApproximateReceiveCount ?? "1") });
+  }
+  return { messages, malformed };
+}
+
+const withLambdaContext = <E, R>(handler: (event: E, context: Context) => Promise<R>) =>
+  middy<E, R>(handler).use(injectLambdaContext(logger, { resetKeys: true }));
+
+export function sqsBatch<T>(
+  schema: z.ZodType<T>,
+  handle: (messages: QueueMessage<T>[], context: Context) => Promise<Redeliver>,
+  options: SqsBatchOptions = {},
+) {
+  return withLambdaContext<SQSEvent, SQSBatchResponse>(async (event, context) => {
+    const { messages, malformed } = parseMessages(event.Records, schema);
+    for (const record of malformed) {
+      logger.error("Malformed queue message", {
+        messageId: record.messageId,
+        bodyBytes: Buffer.byteLength(record.body),
+        outcome: options.malformed === "drop" ? "dropped" : "left for the dead-letter queue",
+      });
+    }
+    if (malformed.length > 0) options.onMalformed?.(malformed.length);
+    const redeliver = new Set(messages.length > 0 ? await handle(messages, context) : []);
+    if (options.malformed !== "drop") for (const record of malformed) redeliver.add(record.messageId);
+    return { batchItemFailures: [...redeliver].map((itemIdentifier) => ({ itemIdentifier })) };
+  });
+}
+
+/**
+ * A batch handler that handles each message on its own, `concurrency` at a time: a message
+ * whose handling throws (or answers "retry") is delivered again, the others are done.
+ */
+export function eachMessage<T>(
+  handle: (message: QueueMessage<T>) => Promise<unknown>,
+  { concurrency = 1, failure }: { concurrency?: number; failure: string },
+) {
+  return async (messages: QueueMessage<T>[]): Promise<Redeliver> => {
+    const outcomes = await mapLimit(messages, concurrency, async (message) => {
+      try {
+        return (await handle(message)) === "retry" ? "retry" : "done";
+      } catch (error) {
+        logger.warn(failure, { messageId: message.record.messageId, error: error as Error });
+        return "retry";
+      }
+    });
+    return messages.filter((_, index) => outcomes[index] === "retry").map((message) => message.record.messageId);
+  };
+}
+
+export function streamBatch(handle: (records: DynamoDBRecord[]) => Promise<DynamoDBBatchResponse>) {
+  return withLambdaContext<DynamoDBStreamEvent, DynamoDBBatchResponse>((event) => handle(event.Records));
+}
