@@ -153,35 +153,41 @@ const actionOf = (context: HandlerExecutionContext) =>
   (context.clientName === "DynamoDBStreamsClient" ? "Streams." : "") +
   String(context.commandName ?? "unknown").replace(/Command$/, "");
 
+/** Messages a send put on its queue. */
+function countMessagesSent(counts: MeterCounts, action: string, input: Input | undefined, output: Output | undefined) {
+  const queue =
+    String(input?.QueueUrl ?? "")
+      .split("/")
+      .at(-1) ?? "";
+  const entries = action === "SendMessage" ? 1 : ((input?.Entries as unknown[]) ?? []).length;
+  // Failed entries are re-sent by the caller; count only what the emulator accepted (none if it threw).
+  const failed = output ? ((output.Failed as unknown[] | undefined) ?? []).length : entries;
+  counts.messagesSentByQueue[queue] = (counts.messagesSentByQueue[queue] ?? 0) + entries - failed;
+}
+
+/** The read or write units a request consumed. */
+function countCapacity(counts: MeterCounts, action: string, input: Input | undefined, output: Output | undefined) {
+  const response = output ?? {};
+  let units = capacityUnits(response);
+  // Only a transaction that went through reports its capacity (and writes anything).
+  // DynamoDB Local's report is a floor: it knows the size of an item it updates.
+  if (action === "TransactWriteItems" && response.ConsumedCapacity) {
+    units = Math.max(units, transactionWriteUnits(input, counts.writeUnitsByKind));
+  } else if (WRITE_ACTIONS.has(action)) {
+    counts.writeUnitsByKind[action] = (counts.writeUnitsByKind[action] ?? 0) + units;
+  }
+  if (WRITE_ACTIONS.has(action)) counts.writeUnits += units;
+  else counts.readUnits += units;
+}
+
 export function createRequestMeter() {
   let counts = emptyCounts();
 
   function record(action: string, input: Input | undefined, output: Output | undefined, roundTripMs: number) {
     counts.requests[action] = (counts.requests[action] ?? 0) + 1;
     counts.roundTripMs[action] = (counts.roundTripMs[action] ?? 0) + roundTripMs;
-    if (action === "SendMessageBatch" || action === "SendMessage") {
-      const queue =
-        String(input?.QueueUrl ?? "")
-          .split("/")
-          .at(-1) ?? "";
-      const entries = action === "SendMessage" ? 1 : ((input?.Entries as unknown[]) ?? []).length;
-      // Failed entries are re-sent by the caller; count only what the emulator accepted (none if it threw).
-      const failed = output ? ((output.Failed as unknown[] | undefined) ?? []).length : entries;
-      counts.messagesSentByQueue[queue] = (counts.messagesSentByQueue[queue] ?? 0) + entries - failed;
-    }
-    if (CAPACITY_ACTIONS.has(action)) {
-      const response = output ?? {};
-      let units = capacityUnits(response);
-      // Only a transaction that went through reports its capacity (and writes anything).
-      // DynamoDB Local's report is a floor: it knows the size of an item it updates.
-      if (action === "TransactWriteItems" && response.ConsumedCapacity) {
-        units = Math.max(units, transactionWriteUnits(input, counts.writeUnitsByKind));
-      } else if (WRITE_ACTIONS.has(action)) {
-        counts.writeUnitsByKind[action] = (counts.writeUnitsByKind[action] ?? 0) + units;
-      }
-      if (WRITE_ACTIONS.has(action)) counts.writeUnits += units;
-      else counts.readUnits += units;
-    }
+    if (action === "SendMessageBatch" || action === "SendMessage") countMessagesSent(counts, action, input, output);
+    if (CAPACITY_ACTIONS.has(action)) countCapacity(counts, action, input, output);
   }
 
   const askForCapacity: InitializeMiddleware<Input, Output> = (next, context) => (args) =>

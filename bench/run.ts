@@ -497,7 +497,7 @@ const shape = (items: number) => ({ calls: callIds.slice(0, items / metricsPerCa
 
 // 4. LLM cost with realistic transcripts versus a naive, uncached baseline (its figures are
 // reported after the others). It measures tokens, not time, so it runs first: after the
-// 100k-item job its evaluators failed batches and took 4 minutes instead of 20 s (see docs/benchmark.md).
+// 100k-item job its evaluators failed batches and took 4 minutes instead of 20 s (see docs/benchmark-log.md).
 const llmCostStarted = performance.now();
 await anthropic.configure({ latencyMs: 0 });
 await anthropic.reset();

@@ -87,6 +87,128 @@ function need(value: string | undefined, what: string): string {
   return value;
 }
 
+interface CommandContext {
+  client: Client;
+  values: Values;
+  /** Positionals after the group and command. */
+  rest: string[];
+  io: Io;
+}
+
+const printJson = (io: Io, value: unknown) => io.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
+const printed = (io: Io, value: unknown) => {
+  printJson(io, value);
+  return EXIT.ok;
+};
+const printTable = (io: Io, headers: string[], rows: string[][]) => {
+  io.stdout.write(`${table(headers, rows)}\n`);
+  return EXIT.ok;
+};
+
+async function readDefinition(values: Values): Promise<unknown> {
+  const text = values.json ?? (values.file ? await readFile(values.file, "utf8") : undefined);
+  if (!text) throw new UsageError("metrics create needs --file def.json or --json '{...}'");
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw new UsageError("The metric definition is not valid JSON");
+  }
+}
+
+function metadataOf(values: Values): Record<string, string> {
+  return Object.fromEntries(
+    (values.metadata ?? []).map((entry) => {
+      const at = entry.indexOf("=");
+      if (at < 1) throw new UsageError(`--metadata takes key=value, got "${entry}"`);
+      return [entry.slice(0, at), entry.slice(at + 1)];
+    }),
+  );
+}
+
+async function createJob({ client, values, io }: CommandContext): Promise<number> {
+  const metrics = list(values.metrics).map((id) => ({ id }));
+  if (metrics.length === 0) throw new UsageError("jobs create needs --metrics slug,slug,…");
+  const callIds = await resolveCalls(client, values);
+  const metadata = metadataOf(values);
+  const job = await client.jobs.create({ callIds, metrics, ...(Object.keys(metadata).length > 0 ? { metadata } : {}) });
+  return values.watch ? watch(client, job, io) : printed(io, job);
+}
+
+/** Every API command, by "group command". */
+const commands: Record<string, (context: CommandContext) => Promise<number>> = {
+  "calls import": ({ client, values, rest, io }) =>
+    importCalls(client, need(rest[0], "<file.jsonl>"), positiveInt(values.concurrency, "concurrency", 8), io),
+  "calls list": async ({ client, values, io }) => {
+    const page = await client.calls.list({ limit: positiveInt(values.limit, "limit", 20) });
+    return printTable(
+      io,
+      ["id", "agentId", "startedAt", "segments", "externalId"],
+      page.data.map((c) => [c.id, c.agentId, c.startedAt, String(c.segmentCount), c.externalId ?? ""]),
+    );
+  },
+  "metrics create": async ({ client, values, io }) =>
+    printed(io, await client.metrics.create((await readDefinition(values)) as never)),
+  "metrics list": async ({ client, io }) => {
+    const rows: string[][] = [];
+    for await (const m of client.metrics.iterate({ limit: 100 })) {
+      rows.push([m.slug, m.name, m.calculationType, m.outputType, String(m.version), m.id]);
+    }
+    return printTable(io, ["slug", "name", "calculation", "output", "version", "id"], rows);
+  },
+  "metrics show": async ({ client, rest, io }) => printed(io, await client.metrics.get(need(rest[0], "<idOrSlug>"))),
+  "jobs create": createJob,
+  "jobs list": async ({ client, values, io }) => {
+    const status = values.status?.toUpperCase() as "PENDING" | undefined;
+    const page = await client.jobs.list({ limit: positiveInt(values.limit, "limit", 20), status });
+    return printTable(
+      io,
+      ["id", "status", "progress", "failed", "total", "createdAt"],
+      page.data.map((j) => [
+        j.id,
+        j.status,
+        `${percent(j)}%`,
+        String(j.failedItems),
+        String(j.totalItems),
+        j.createdAt,
+      ]),
+    );
+  },
+  "jobs show": async ({ client, rest, io }) => printed(io, await client.jobs.get(need(rest[0], "<jobId>"))),
+  "jobs watch": async ({ client, rest, io }) => watch(client, await client.jobs.get(need(rest[0], "<jobId>")), io),
+  "jobs cancel": async ({ client, rest, io }) => printed(io, await client.jobs.cancel(need(rest[0], "<jobId>"))),
+  "jobs retry": async ({ client, values, rest, io }) => {
+    const job = await client.jobs.retry(need(rest[0], "<jobId>"));
+    return values.watch ? watch(client, job, io) : printed(io, job);
+  },
+  "jobs values": ({ client, values, rest, io }) => jobValues(client, need(rest[0], "<jobId>"), values, io),
+};
+
+function clientOf(values: Values, io: Io): Client {
+  const baseURL = values["base-url"] ?? io.env.MCJ_BASE_URL;
+  const apiKey = values["api-key"] ?? io.env.MCJ_API_KEY;
+  if (!baseURL) throw new UsageError("Set --base-url or MCJ_BASE_URL (e.g. http://127.0.0.1:3000)");
+  if (!apiKey) throw new UsageError("Set --api-key or MCJ_API_KEY");
+  return new Client({ baseURL, apiKey });
+}
+
+/** The exit code and message for an error a command ended with. */
+function reportError(error: unknown, io: Io): number {
+  if (error instanceof UsageError) {
+    io.stderr.write(`error: ${error.message}\n\nRun "mcj help" for usage.\n`);
+    return EXIT.usage;
+  }
+  if (error instanceof ApiError) {
+    const details = error.details === undefined ? "" : `\n${JSON.stringify(error.details, null, 2)}`;
+    io.stderr.write(`error: API answered ${error.status} ${error.code}: ${error.message}${details}\n`);
+    return EXIT.api;
+  }
+  if (error instanceof ApiConnectionError) {
+    io.stderr.write(`error: ${error.message}\n`);
+    return EXIT.api;
+  }
+  throw error;
+}
+
 export async function main(argv: string[], io: Io): Promise<number> {
   let parsed: { values: Values; positionals: string[] };
   try {
@@ -101,129 +223,14 @@ export async function main(argv: string[], io: Io): Promise<number> {
     io.stdout.write(`${HELP}\n`);
     return group || values.help ? EXIT.ok : EXIT.usage;
   }
-  const out = (text: string) => io.stdout.write(`${text}\n`);
-  const printJson = (value: unknown) => out(JSON.stringify(value, null, 2));
   try {
     if (group === "keys") return await keys(command, values, io);
-    const baseURL = values["base-url"] ?? io.env.MCJ_BASE_URL;
-    const apiKey = values["api-key"] ?? io.env.MCJ_API_KEY;
-    if (!baseURL) throw new UsageError("Set --base-url or MCJ_BASE_URL (e.g. http://127.0.0.1:3000)");
-    if (!apiKey) throw new UsageError("Set --api-key or MCJ_API_KEY");
-    const client = new Client({ baseURL, apiKey });
     const key = `${group} ${command ?? ""}`.trim();
-    switch (key) {
-      case "calls import":
-        return await importCalls(
-          client,
-          need(rest[0], "<file.jsonl>"),
-          positiveInt(values.concurrency, "concurrency", 8),
-          io,
-        );
-      case "calls list": {
-        const page = await client.calls.list({ limit: positiveInt(values.limit, "limit", 20) });
-        out(
-          table(
-            ["id", "agentId", "startedAt", "segments", "externalId"],
-            page.data.map((c) => [c.id, c.agentId, c.startedAt, String(c.segmentCount), c.externalId ?? ""]),
-          ),
-        );
-        return EXIT.ok;
-      }
-      case "metrics create": {
-        const text = values.json ?? (values.file ? await readFile(values.file, "utf8") : undefined);
-        if (!text) throw new UsageError("metrics create needs --file def.json or --json '{...}'");
-        let definition: unknown;
-        try {
-          definition = JSON.parse(text);
-        } catch {
-          throw new UsageError("The metric definition is not valid JSON");
-        }
-        printJson(await client.metrics.create(definition as never));
-        return EXIT.ok;
-      }
-      case "metrics list": {
-        const rows: string[][] = [];
-        for await (const m of client.metrics.iterate({ limit: 100 })) {
-          rows.push([m.slug, m.name, m.calculationType, m.outputType, String(m.version), m.id]);
-        }
-        out(table(["slug", "name", "calculation", "output", "version", "id"], rows));
-        return EXIT.ok;
-      }
-      case "metrics show":
-        printJson(await client.metrics.get(need(rest[0], "<idOrSlug>")));
-        return EXIT.ok;
-      case "jobs create": {
-        const metrics = list(values.metrics).map((id) => ({ id }));
-        if (metrics.length === 0) throw new UsageError("jobs create needs --metrics slug,slug,…");
-        const callIds = await resolveCalls(client, values);
-        const metadata = Object.fromEntries(
-          (values.metadata ?? []).map((entry) => {
-            const at = entry.indexOf("=");
-            if (at < 1) throw new UsageError(`--metadata takes key=value, got "${entry}"`);
-            return [entry.slice(0, at), entry.slice(at + 1)];
-          }),
-        );
-        const job = await client.jobs.create({
-          callIds,
-          metrics,
-          ...(Object.keys(metadata).length > 0 ? { metadata } : {}),
-        });
-        if (values.watch) return await watch(client, job, io);
-        printJson(job);
-        return EXIT.ok;
-      }
-      case "jobs list": {
-        const status = values.status?.toUpperCase() as "PENDING" | undefined;
-        const page = await client.jobs.list({ limit: positiveInt(values.limit, "limit", 20), status });
-        out(
-          table(
-            ["id", "status", "progress", "failed", "total", "createdAt"],
-            page.data.map((j) => [
-              j.id,
-              j.status,
-              `${percent(j)}%`,
-              String(j.failedItems),
-              String(j.totalItems),
-              j.createdAt,
-            ]),
-          ),
-        );
-        return EXIT.ok;
-      }
-      case "jobs show":
-        printJson(await client.jobs.get(need(rest[0], "<jobId>")));
-        return EXIT.ok;
-      case "jobs watch":
-        return await watch(client, await client.jobs.get(need(rest[0], "<jobId>")), io);
-      case "jobs cancel":
-        printJson(await client.jobs.cancel(need(rest[0], "<jobId>")));
-        return EXIT.ok;
-      case "jobs retry": {
-        const job = await client.jobs.retry(need(rest[0], "<jobId>"));
-        if (values.watch) return await watch(client, job, io);
-        printJson(job);
-        return EXIT.ok;
-      }
-      case "jobs values":
-        return await jobValues(client, need(rest[0], "<jobId>"), values, io);
-      default:
-        throw new UsageError(`Unknown command "${key}"`);
-    }
+    const run = commands[key];
+    if (!run) throw new UsageError(`Unknown command "${key}"`);
+    return await run({ client: clientOf(values, io), values, rest, io });
   } catch (error) {
-    if (error instanceof UsageError) {
-      io.stderr.write(`error: ${error.message}\n\nRun "mcj help" for usage.\n`);
-      return EXIT.usage;
-    }
-    if (error instanceof ApiError) {
-      const details = error.details === undefined ? "" : `\n${JSON.stringify(error.details, null, 2)}`;
-      io.stderr.write(`error: API answered ${error.status} ${error.code}: ${error.message}${details}\n`);
-      return EXIT.api;
-    }
-    if (error instanceof ApiConnectionError) {
-      io.stderr.write(`error: ${error.message}\n`);
-      return EXIT.api;
-    }
-    throw error;
+    return reportError(error, io);
   }
 }
 

@@ -27,26 +27,29 @@ const matcherKeys = new Set(["prefix", "suffix", "equals-ignore-case", "exists",
 export function validateFilterPattern(pattern: FilterPattern, path = ""): void {
   for (const [key, expected] of Object.entries(pattern)) {
     const where = path ? `${path}.${key}` : key;
-    if (key === "$or") {
-      if (!Array.isArray(expected)) throw new Error(`Invalid filter pattern at "${where}": $or needs an array`);
-      for (const alternative of expected) {
-        if (!isPlainObject(alternative)) throw new Error(`Invalid filter pattern at "${where}": $or needs patterns`);
-        validateFilterPattern(alternative, where);
-      }
-    } else if (Array.isArray(expected)) {
-      for (const condition of expected) {
-        if (!isPlainObject(condition)) continue;
-        const [matcher, ...extra] = Object.keys(condition);
-        if (matcher === undefined || extra.length > 0 || !matcherKeys.has(matcher)) {
-          throw new Error(`Unsupported filter matcher at "${where}": ${JSON.stringify(condition)}`);
-        }
-        if (matcher === "numeric") matchNumeric(condition.numeric, 0);
-      }
-    } else if (isPlainObject(expected)) {
-      validateFilterPattern(expected, where);
-    } else {
-      throw new Error(`Invalid filter pattern at "${where}": leaves must be arrays of allowed values`);
+    if (key === "$or") validateAlternatives(expected, where);
+    else if (Array.isArray(expected)) validateLeaf(expected, where);
+    else if (isPlainObject(expected)) validateFilterPattern(expected, where);
+    else throw new Error(`Invalid filter pattern at "${where}": leaves must be arrays of allowed values`);
+  }
+}
+
+function validateAlternatives(alternatives: unknown, where: string): void {
+  if (!Array.isArray(alternatives)) throw new Error(`Invalid filter pattern at "${where}": $or needs an array`);
+  for (const alternative of alternatives) {
+    if (!isPlainObject(alternative)) throw new Error(`Invalid filter pattern at "${where}": $or needs patterns`);
+    validateFilterPattern(alternative, where);
+  }
+}
+
+function validateLeaf(allowed: unknown[], where: string): void {
+  for (const condition of allowed) {
+    if (!isPlainObject(condition)) continue;
+    const [matcher, ...extra] = Object.keys(condition);
+    if (matcher === undefined || extra.length > 0 || !matcherKeys.has(matcher)) {
+      throw new Error(`Unsupported filter matcher at "${where}": ${JSON.stringify(condition)}`);
     }
+    if (matcher === "numeric") matchNumeric(condition.numeric, 0);
   }
 }
 

@@ -305,37 +305,42 @@ export class InvalidLambdaResponseError extends Error {
  */
 export function toGatewayResponse(result: unknown): GatewayResponse {
   if (typeof result === "object" && result !== null && !Array.isArray(result) && "statusCode" in result) {
-    const structured = result as Record<string, unknown>;
-    const { statusCode, body, isBase64Encoded } = structured;
-    if (typeof statusCode !== "number" || !Number.isInteger(statusCode) || statusCode < 100 || statusCode > 599) {
-      throw new InvalidLambdaResponseError(`Invalid statusCode: ${JSON.stringify(statusCode)}`);
-    }
-    if (body !== undefined && body !== null && typeof body !== "string") {
-      throw new InvalidLambdaResponseError("body must be a string");
-    }
-    const headers: Record<string, string> = {};
-    const rawHeaders = structured.headers;
-    if (rawHeaders !== undefined && rawHeaders !== null) {
-      if (typeof rawHeaders !== "object") throw new InvalidLambdaResponseError("headers must be an object");
-      for (const [name, value] of Object.entries(rawHeaders)) {
-        if (value === undefined || value === null) continue;
-        headers[name.toLowerCase()] = String(value);
-      }
-    }
-    const cookies = structured.cookies;
-    if (cookies !== undefined && (!Array.isArray(cookies) || cookies.some((cookie) => typeof cookie !== "string"))) {
-      throw new InvalidLambdaResponseError("cookies must be an array of strings");
-    }
-    const text = typeof body === "string" ? body : "";
-    return {
-      statusCode,
-      headers,
-      cookies: (cookies as string[] | undefined) ?? [],
-      body: Buffer.from(text, isBase64Encoded === true ? "base64" : "utf8"),
-    };
+    return structuredResponse(result as Record<string, unknown>);
   }
   const body = typeof result === "string" ? result : (JSON.stringify(result) ?? "");
   return { statusCode: 200, headers: { "content-type": "application/json" }, cookies: [], body: Buffer.from(body) };
+}
+
+/** A result with statusCode, checked as API Gateway checks it. */
+function structuredResponse(structured: Record<string, unknown>): GatewayResponse {
+  const { statusCode, body, isBase64Encoded, cookies } = structured;
+  if (typeof statusCode !== "number" || !Number.isInteger(statusCode) || statusCode < 100 || statusCode > 599) {
+    throw new InvalidLambdaResponseError(`Invalid statusCode: ${JSON.stringify(statusCode)}`);
+  }
+  if (body !== undefined && body !== null && typeof body !== "string") {
+    throw new InvalidLambdaResponseError("body must be a string");
+  }
+  if (cookies !== undefined && (!Array.isArray(cookies) || cookies.some((cookie) => typeof cookie !== "string"))) {
+    throw new InvalidLambdaResponseError("cookies must be an array of strings");
+  }
+  const text = typeof body === "string" ? body : "";
+  return {
+    statusCode,
+    headers: lowerCaseHeaders(structured.headers),
+    cookies: (cookies as string[] | undefined) ?? [],
+    body: Buffer.from(text, isBase64Encoded === true ? "base64" : "utf8"),
+  };
+}
+
+function lowerCaseHeaders(rawHeaders: unknown): Record<string, string> {
+  const headers: Record<string, string> = {};
+  if (rawHeaders === undefined || rawHeaders === null) return headers;
+  if (typeof rawHeaders !== "object") throw new InvalidLambdaResponseError("headers must be an object");
+  for (const [name, value] of Object.entries(rawHeaders)) {
+    if (value === undefined || value === null) continue;
+    headers[name.toLowerCase()] = String(value);
+  }
+  return headers;
 }
 
 export function errorResponse(statusCode: number, code: string, message: string): GatewayResponse {

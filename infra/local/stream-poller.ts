@@ -316,6 +316,14 @@ export async function openSharedStream(options: {
   };
 }
 
+/** A shard reader's place: Lambda's checkpoint and the retries of the batch that failed. */
+interface ShardCursor {
+  /** The first record not yet handled (delivered, filtered out or given up on). */
+  position: number;
+  failedSequence?: string;
+  attempts: number;
+}
+
 export async function startStreamPoller(options: StreamPollerOptions): Promise<StreamPoller> {
   const { entry, stream, logger } = options;
   validateFilterPattern(entry.filterPattern);
@@ -428,66 +436,75 @@ export async function startStreamPoller(options: StreamPollerOptions): Promise<S
     return batch;
   }
 
+  /**
+   * Delivers a batch and moves the shard's checkpoint: past the batch, or, when the consumer
+   * failed part of it, to the failed record, to read it again after a backoff, until the
+   * retries run out and the rest of the batch is skipped. Answers whether it will be retried.
+   */
+  async function deliverBatch(shardId: string, records: DynamoDBRecord[], cursor: ShardCursor): Promise<boolean> {
+    const delivery = await deliver(records);
+    if (delivery.kind === "retryFrom") {
+      const failedIndex = Math.max(
+        0,
+        records.findIndex((record) => record.dynamodb?.SequenceNumber === delivery.sequenceNumber),
+      );
+      cursor.attempts = delivery.sequenceNumber === cursor.failedSequence ? cursor.attempts + 1 : 1;
+      cursor.failedSequence = delivery.sequenceNumber;
+      if (cursor.attempts <= entry.retryAttempts) {
+        counters.retries++;
+        // Everything before the failure is done; the batch is read again from the failure.
+        cursor.position += failedIndex;
+        stream.handled(shardId, entry.id, cursor.position);
+        await sleep(Math.min(retryDelayMs * 2 ** (cursor.attempts - 1), MAX_ERROR_BACKOFF_MS), signal);
+        return true;
+      }
+      counters.discarded += records.length - failedIndex;
+      logger.error(`${entry.id}: giving up after ${entry.retryAttempts} retries; skipping records`, {
+        shardId,
+        from: delivery.sequenceNumber,
+        to: records.at(-1)?.dynamodb?.SequenceNumber,
+        count: records.length - failedIndex,
+      });
+    }
+    cursor.attempts = 0;
+    cursor.failedSequence = undefined;
+    cursor.position += records.length;
+    stream.handled(shardId, entry.id, cursor.position);
+    return false;
+  }
+
   async function readShard(shard: Shard): Promise<void> {
     const shardId = shard.ShardId as string;
     const parent = shard.ParentShardId ? readers.get(shard.ParentShardId) : undefined;
     if (parent) await parent; // stream order: a child's records follow its parent's
     counters.shards++;
 
-    /** The first record not yet handled (delivered, filtered out or given up on): Lambda's checkpoint. */
-    let position = 0;
-    let failedSequence: string | undefined;
-    let attempts = 0;
+    const cursor: ShardCursor = { position: 0, attempts: 0 };
     let consecutiveErrors = 0;
-
     while (!signal.aborted) {
       try {
-        const batch = await readBatch(shardId, position);
+        const batch = await readBatch(shardId, cursor.position);
         consecutiveErrors = 0;
-        const { records } = batch;
-        if (records.length > 0) {
-          const delivery = await deliver(records);
-          if (delivery.kind === "retryFrom") {
-            const failedIndex = Math.max(
-              0,
-              records.findIndex((record) => record.dynamodb?.SequenceNumber === delivery.sequenceNumber),
-            );
-            attempts = delivery.sequenceNumber === failedSequence ? attempts + 1 : 1;
-            failedSequence = delivery.sequenceNumber;
-            if (attempts <= entry.retryAttempts) {
-              counters.retries++;
-              // Everything before the failure is done; the batch is read again from the failure.
-              position += failedIndex;
-              stream.handled(shardId, entry.id, position);
-              await sleep(Math.min(retryDelayMs * 2 ** (attempts - 1), MAX_ERROR_BACKOFF_MS), signal);
-              continue;
-            }
-            counters.discarded += records.length - failedIndex;
-            logger.error(`${entry.id}: giving up after ${entry.retryAttempts} retries; skipping records`, {
-              shardId,
-              from: delivery.sequenceNumber,
-              to: records.at(-1)?.dynamodb?.SequenceNumber,
-              count: records.length - failedIndex,
-            });
-          }
-          attempts = 0;
-          failedSequence = undefined;
-          position += records.length;
-          stream.handled(shardId, entry.id, position);
-        }
+        if (batch.records.length > 0 && (await deliverBatch(shardId, batch.records, cursor))) continue;
         if (batch.ended) return; // closed shard, fully read
-        if (records.length === 0) await sleep(options.idlePollMs, signal);
+        if (batch.records.length === 0) await sleep(options.idlePollMs, signal);
       } catch (error) {
-        if (signal.aborted) return;
-        if (errorName(error) === "ResourceNotFoundException") {
-          logger.info(`${entry.id}: stream or shard ${shardId} is gone; stopping its reader`);
-          return;
-        }
+        if (readerStops(error, shardId)) return;
         consecutiveErrors++;
-        logger.error(`${entry.id}: reading shard ${shardId} failed`, errorDetails(error));
         await sleep(Math.min(options.idlePollMs * 2 ** consecutiveErrors, MAX_ERROR_BACKOFF_MS), signal);
       }
     }
+  }
+
+  /** After a failed read: whether the reader stops (shutting down, or the stream is gone), else it is logged. */
+  function readerStops(error: unknown, shardId: string): boolean {
+    if (signal.aborted) return true;
+    if (errorName(error) === "ResourceNotFoundException") {
+      logger.info(`${entry.id}: stream or shard ${shardId} is gone; stopping its reader`);
+      return true;
+    }
+    logger.error(`${entry.id}: reading shard ${shardId} failed`, errorDetails(error));
+    return false;
   }
 
   function startReaders(shards: Shard[]): void {

@@ -72,6 +72,12 @@ export interface ServiceStackProps extends StackProps {
 /** Visibility must outlast every retry of a batch by the consumer (AWS's guidance: 6×). */
 export const VISIBILITY_TO_TIMEOUT_RATIO = 6;
 
+type MakeFunction = (entry: FunctionEntry) => ServiceFunction;
+interface QueueSet {
+  queues: Record<QueueName, Queue>;
+  deadLetterQueues: Record<QueueName, Queue>;
+}
+
 export class ServiceStack extends Stack {
   constructor(scope: Construct, id: string, props: ServiceStackProps) {
     super(scope, id, props);
@@ -79,7 +85,56 @@ export class ServiceStack extends Stack {
     const wiring = props.wiring ?? defaultWiring;
     const retain = settings.deletionProtection ? RemovalPolicy.RETAIN : RemovalPolicy.DESTROY;
 
-    // ---- data: the single table, from the shared declaration
+    const table = this.createTable(settings, retain);
+    const { queues, deadLetterQueues } = this.createQueues(wiring);
+
+    // ---- the Anthropic key: never in an env var; functions read it at run time
+    const anthropicSecret = settings.anthropicSecretName
+      ? Secret.fromSecretNameV2(this, "AnthropicKey", settings.anthropicSecretName)
+      : new Secret(this, "AnthropicKey", {
+          description: "Anthropic API key for the LLM judge (set it with put-secret-value)",
+          removalPolicy: retain,
+        });
+
+    const resources: ServiceResources = { table, queues, anthropicSecret };
+    const environment = {
+      POWERTOOLS_SERVICE_NAME: "metric-collection",
+      POWERTOOLS_METRICS_NAMESPACE: "MetricCollection",
+      LOG_LEVEL: "INFO",
+      JUDGE_MODEL: settings.judgeModel,
+      WORK_MAX_RECEIVE_COUNT: String(queueDeclarations.work.maxReceiveCount),
+    };
+    const make = (entry: FunctionEntry) =>
+      new ServiceFunction(this, entry.id, {
+        entry,
+        environment,
+        projectRoot,
+        logRetention: settings.logRetentionDays,
+        logRemovalPolicy: retain,
+      }).grant(entry.access, resources);
+
+    const { api, stage } = this.createApi(wiring, settings, retain, make);
+    const streamFailures = new Queue(this, "stream-failures", {
+      retentionPeriod: Duration.days(14),
+      encryption: QueueEncryption.SQS_MANAGED,
+      enforceSSL: true,
+    });
+    const consumers: Record<string, ServiceFunction> = {
+      ...this.addQueueConsumers(wiring, settings, { queues, deadLetterQueues }, make),
+      ...this.addStreamConsumers(wiring, table, streamFailures, make),
+      ...this.addSchedules(wiring, make),
+    };
+    this.addAlarms(settings, { deadLetterQueues, streamFailures, queues }, consumers, wiring, api);
+
+    new CfnOutput(this, "ApiUrl", { value: stage.url });
+    new CfnOutput(this, "TableName", { value: table.tableName });
+    new CfnOutput(this, "AnthropicSecretArn", { value: anthropicSecret.secretArn });
+    // Read by `npm run replay-stream-failures` (docs/operations.md).
+    new CfnOutput(this, "StreamFailuresQueueUrl", { value: streamFailures.queueUrl });
+  }
+
+  /** The single table, from the shared declaration. */
+  private createTable(settings: ServiceSettings, retain: RemovalPolicy): Table {
     const table = new Table(this, "Table", {
       partitionKey: { name: tableDeclaration.partitionKey, type: AttributeType.STRING },
       sortKey: { name: tableDeclaration.sortKey, type: AttributeType.STRING },
@@ -104,7 +159,11 @@ export class ServiceStack extends Stack {
       });
     }
 
-    // ---- queues: one per declaration, each with a DLQ and the declared redrive count
+    return table;
+  }
+
+  /** One queue per declaration, each with a DLQ and the declared redrive count. */
+  private createQueues(wiring: Wiring) {
     const consumerTimeout = (queue: QueueName) =>
       Math.max(
         0,
@@ -143,32 +202,11 @@ export class ServiceStack extends Stack {
       });
     }
 
-    // ---- the Anthropic key: never in an env var; functions read it at run time
-    const anthropicSecret = settings.anthropicSecretName
-      ? Secret.fromSecretNameV2(this, "AnthropicKey", settings.anthropicSecretName)
-      : new Secret(this, "AnthropicKey", {
-          description: "Anthropic API key for the LLM judge (set it with put-secret-value)",
-          removalPolicy: retain,
-        });
+    return { queues, deadLetterQueues };
+  }
 
-    const resources: ServiceResources = { table, queues, anthropicSecret };
-    const environment = {
-      POWERTOOLS_SERVICE_NAME: "metric-collection",
-      POWERTOOLS_METRICS_NAMESPACE: "MetricCollection",
-      LOG_LEVEL: "INFO",
-      JUDGE_MODEL: settings.judgeModel,
-      WORK_MAX_RECEIVE_COUNT: String(queueDeclarations.work.maxReceiveCount),
-    };
-    const make = (entry: FunctionEntry) =>
-      new ServiceFunction(this, entry.id, {
-        entry,
-        environment,
-        projectRoot,
-        logRetention: settings.logRetentionDays,
-        logRemovalPolicy: retain,
-      }).grant(entry.access, resources);
-
-    // ---- API: every route its own function, behind a caching request authorizer
+  /** Every route its own function, behind a caching request authorizer. */
+  private createApi(wiring: Wiring, settings: ServiceSettings, retain: RemovalPolicy, make: MakeFunction) {
     const authorizerFunction = make(wiring.authorizer);
     const authorizer = new HttpLambdaAuthorizer("ApiKeyAuthorizer", authorizerFunction.fn, {
       responseTypes: [HttpLambdaResponseType.SIMPLE],
@@ -212,7 +250,12 @@ export class ServiceStack extends Stack {
       }
     }
 
-    // ---- queue consumers: partial batch responses, batch/window/concurrency from the wiring
+    return { api, stage };
+  }
+
+  /** Partial batch responses; batch size, window and concurrency from the wiring. */
+  private addQueueConsumers(wiring: Wiring, settings: ServiceSettings, queueSet: QueueSet, make: MakeFunction) {
+    const { queues, deadLetterQueues } = queueSet;
     const consumers: Record<string, ServiceFunction> = {};
     for (const consumer of wiring.queueConsumers) {
       const fn = make(consumer);
@@ -233,12 +276,12 @@ export class ServiceStack extends Stack {
       consumers[consumer.id] = fn;
     }
 
-    // ---- stream consumers: filtered, bisecting, with an on-failure destination
-    const streamFailures = new Queue(this, "stream-failures", {
-      retentionPeriod: Duration.days(14),
-      encryption: QueueEncryption.SQS_MANAGED,
-      enforceSSL: true,
-    });
+    return consumers;
+  }
+
+  /** Filtered, bisecting, with an on-failure destination. */
+  private addStreamConsumers(wiring: Wiring, table: Table, streamFailures: Queue, make: MakeFunction) {
+    const consumers: Record<string, ServiceFunction> = {};
     for (const consumer of wiring.streamConsumers) {
       const fn = make(consumer);
       fn.fn.addEventSource(
@@ -261,7 +304,12 @@ export class ServiceStack extends Stack {
       consumers[consumer.id] = fn;
     }
 
-    // ---- schedules (EventBridge Scheduler)
+    return consumers;
+  }
+
+  /** EventBridge Scheduler schedules. */
+  private addSchedules(wiring: Wiring, make: MakeFunction) {
+    const consumers: Record<string, ServiceFunction> = {};
     for (const schedule of wiring.schedules) {
       const fn = make(schedule);
       new Schedule(this, `${schedule.id}-schedule`, {
@@ -277,7 +325,17 @@ export class ServiceStack extends Stack {
       consumers[schedule.id] = fn;
     }
 
-    // ---- alarms and dashboard
+    return consumers;
+  }
+
+  private addAlarms(
+    settings: ServiceSettings,
+    queueSet: QueueSet & { streamFailures: Queue },
+    consumers: Record<string, ServiceFunction>,
+    wiring: Wiring,
+    api: HttpApi,
+  ) {
+    const { queues, deadLetterQueues, streamFailures } = queueSet;
     const alarmTopic = settings.alarmEmail ? new Topic(this, "Alarms", { enforceSSL: true }) : undefined;
     if (alarmTopic && settings.alarmEmail) alarmTopic.addSubscription(new EmailSubscription(settings.alarmEmail));
     const alarm = (id: string, metric: Metric, threshold: number, description: string) => {
@@ -385,12 +443,6 @@ export class ServiceStack extends Stack {
         ],
       ],
     });
-
-    new CfnOutput(this, "ApiUrl", { value: stage.url });
-    new CfnOutput(this, "TableName", { value: table.tableName });
-    new CfnOutput(this, "AnthropicSecretArn", { value: anthropicSecret.secretArn });
-    // Read by `npm run replay-stream-failures` (docs/operations.md).
-    new CfnOutput(this, "StreamFailuresQueueUrl", { value: streamFailures.queueUrl });
   }
 }
 

@@ -108,6 +108,50 @@ async function release(orgId: string, backfillId: string, run: BackfillRun, keep
   });
 }
 
+type RunEntry = { callId: string; metricIds: string[] };
+
+/** The calls the run covers, each with the metrics it still needs (all, unless onlyMissing). */
+async function entriesToRun(orgId: string, backfill: Backfill, now: Date, cutoff: string) {
+  const lookbackMs = backfill.callFilter.lookback ? parseLookback(backfill.callFilter.lookback) : undefined;
+  const since =
+    backfill.callFilter.startedAfter ??
+    (lookbackMs !== undefined ? new Date(now.getTime() - lookbackMs).toISOString() : undefined);
+  const definitions = await Promise.all(backfill.metrics.map((m) => getMetric(orgId, m.id)));
+  // Current versions: values from older versions count as missing (re-run after a change).
+  const metrics: FrozenMetric[] = definitions
+    .filter((d) => d !== undefined)
+    .map(({ id, version, slug, name }) => ({ id, version, slug, name }));
+  const calls = await candidateCalls(orgId, backfill, since, cutoff);
+  const existing = backfill.onlyMissing
+    ? await mapLimit(calls, 16, (call) => valuesOf(orgId, call.id))
+    : calls.map(() => new Set<string>());
+  const entries: RunEntry[] = calls
+    .map((call, index) => ({
+      callId: call.id,
+      metricIds: metrics.filter((m) => !existing[index]?.has(`${m.id}@${m.version}`)).map((m) => m.id),
+    }))
+    .filter((entry) => entry.metricIds.length > 0);
+  return { metrics, entries };
+}
+
+/** The oldest entries up to `cap` items; the rest wait for the next run, which says so. */
+function capped(entries: RunEntry[], cap: number): { entries: RunEntry[]; items: number; errorMessage?: string } {
+  const items = entries.reduce((sum, e) => sum + e.metricIds.length, 0);
+  if (items <= cap) return { entries, items };
+  const kept: RunEntry[] = [];
+  let count = 0;
+  for (const entry of entries) {
+    if (count + entry.metricIds.length > cap) break;
+    kept.push(entry);
+    count += entry.metricIds.length;
+  }
+  return {
+    entries: kept,
+    items: count,
+    errorMessage: `Run capped at ${count} of ${items} items (BACKFILL_MAX_ITEMS=${cap}); the oldest calls ran first, the rest run next time`,
+  };
+}
+
 export async function runBackfill(
   orgId: string,
   backfillId: string,
@@ -143,41 +187,8 @@ export async function runBackfill(
   }
 
   try {
-    const lookbackMs = backfill.callFilter.lookback ? parseLookback(backfill.callFilter.lookback) : undefined;
-    const since =
-      backfill.callFilter.startedAfter ??
-      (lookbackMs !== undefined ? new Date(now.getTime() - lookbackMs).toISOString() : undefined);
-    const definitions = await Promise.all(backfill.metrics.map((m) => getMetric(orgId, m.id)));
-    // Current versions: values from older versions count as missing (re-run after a change).
-    const metrics: FrozenMetric[] = definitions
-      .filter((d) => d !== undefined)
-      .map(({ id, version, slug, name }) => ({ id, version, slug, name }));
-    const calls = await candidateCalls(orgId, backfill, since, cutoff);
-    const existing = backfill.onlyMissing
-      ? await mapLimit(calls, 16, (call) => valuesOf(orgId, call.id))
-      : calls.map(() => new Set<string>());
-    let entries = calls
-      .map((call, index) => ({
-        callId: call.id,
-        metricIds: metrics.filter((m) => !existing[index]?.has(`${m.id}@${m.version}`)).map((m) => m.id),
-      }))
-      .filter((entry) => entry.metricIds.length > 0);
-
-    let items = entries.reduce((sum, e) => sum + e.metricIds.length, 0);
-    let errorMessage: string | undefined;
-    const cap = config().backfillMaxItems;
-    if (items > cap) {
-      const kept: typeof entries = [];
-      let count = 0;
-      for (const entry of entries) {
-        if (count + entry.metricIds.length > cap) break;
-        kept.push(entry);
-        count += entry.metricIds.length;
-      }
-      errorMessage = `Run capped at ${count} of ${items} items (BACKFILL_MAX_ITEMS=${cap}); the oldest calls ran first, the rest run next time`;
-      entries = kept;
-      items = count;
-    }
+    const { metrics, entries: found } = await entriesToRun(orgId, backfill, now, cutoff);
+    const { entries, items, errorMessage } = capped(found, config().backfillMaxItems);
     if (items === 0) {
       const run: BackfillRun = { at: cutoff, trigger, status: "nothing-to-do", items: 0, cutoff };
       await release(orgId, backfillId, run, false);

@@ -114,74 +114,89 @@ function keywordRegex(config: BuiltInConfig): RegExp {
   return new RegExp(`(?<![\\p{L}\\p{N}])(?:${alternatives.join("|")})(?![\\p{L}\\p{N}])`, "giu");
 }
 
-export function computeBuiltInMetric(config: BuiltInConfig, call: CallInput): BuiltInResult {
-  const transcript = call.transcript ?? [];
-  switch (config.kind) {
-    case "CALL_DURATION": {
-      if (call.durationMs !== undefined) return success(call.durationMs, `Call lasted ${seconds(call.durationMs)}.`);
-      if (call.endedAt) {
-        const ms = Date.parse(call.endedAt) - Date.parse(call.startedAt);
-        return success(ms, `Call lasted ${seconds(ms)} (endedAt − startedAt).`);
-      }
-      if (transcript.length === 0) return missing("No duration, end time or transcript to measure.");
-      const ms =
-        Math.max(...transcript.map((s) => s.endOffsetMs)) - Math.min(...transcript.map((s) => s.startOffsetMs));
-      return success(ms, `Transcript spans ${seconds(ms)}.`);
-    }
-    case "AGENT_TALK_RATIO": {
-      const total = transcript.reduce((sum, s) => sum + duration(s), 0);
-      if (total === 0) return missing("The transcript has no speech to measure.");
-      const agent = transcript.filter((s) => s.role === "AGENT").reduce((sum, s) => sum + duration(s), 0);
-      const ratio = round((agent / total) * 100);
-      return success(ratio, `Agent spoke ${ratio}% of ${seconds(total)} of speech.`);
-    }
-    case "TURN_COUNT": {
-      if (transcript.length === 0) return missing("The transcript is empty.");
-      const count = turns(transcript).length;
-      return success(count, `${count} speaker turns over ${transcript.length} segments.`);
-    }
-    case "AGENT_RESPONSE_LATENCY_MEAN":
-    case "AGENT_RESPONSE_LATENCY_P95": {
-      const latencies = responseLatencies(transcript);
-      if (latencies.length === 0) return missing("No agent reply follows a customer turn.");
-      if (config.kind === "AGENT_RESPONSE_LATENCY_MEAN") {
-        const mean = Math.round(latencies.reduce((a, b) => a + b, 0) / latencies.length);
-        return success(mean, `Mean agent response latency ${mean} ms over ${latencies.length} replies.`);
-      }
-      const p95 = percentile(latencies, 95);
-      return success(p95, `95th percentile agent response latency ${p95} ms over ${latencies.length} replies.`);
-    }
-    case "INTERRUPTION_COUNT": {
-      if (transcript.length === 0) return missing("The transcript is empty.");
-      const sorted = byStart(transcript);
-      let count = 0;
-      const lastEndByRole = new Map<string, number>();
-      for (const segment of sorted) {
-        const otherRole = segment.role === "AGENT" ? "CUSTOMER" : "AGENT";
-        if (segment.startOffsetMs < (lastEndByRole.get(otherRole) ?? -1)) count++;
-        lastEndByRole.set(segment.role, Math.max(lastEndByRole.get(segment.role) ?? 0, segment.endOffsetMs));
-      }
-      return success(count, `${count} turns started while the other speaker was still talking.`);
-    }
-    case "WORDS_PER_MINUTE": {
-      const role = config.role ?? "AGENT";
-      const segments = transcript.filter((s) => s.role === role);
-      const ms = segments.reduce((sum, s) => sum + duration(s), 0);
-      if (ms === 0) return missing(`The ${role.toLowerCase()} never speaks.`);
-      const words = segments.reduce((sum, s) => sum + s.text.split(/\s+/).filter(Boolean).length, 0);
-      const wpm = round(words / (ms / 60_000));
-      return success(wpm, `${words} ${role.toLowerCase()} words in ${seconds(ms)} of speech: ${wpm} wpm.`);
-    }
-    case "KEYWORD_MATCH_COUNT": {
-      if (transcript.length === 0) return missing("The transcript is empty.");
-      const segments = config.role ? transcript.filter((s) => s.role === config.role) : transcript;
-      const regex = keywordRegex(config);
-      const count = segments.reduce((sum, s) => sum + countMatches(regex, s.text), 0);
-      const what = config.pattern ? `/${config.pattern}/` : config.keywords?.join(", ");
-      return success(
-        count,
-        `${count} matches of ${what}${config.role ? ` in ${config.role.toLowerCase()} speech` : ""}.`,
-      );
-    }
+function callDuration(transcript: TranscriptSegment[], _config: BuiltInConfig, call: CallInput): BuiltInResult {
+  if (call.durationMs !== undefined) return success(call.durationMs, `Call lasted ${seconds(call.durationMs)}.`);
+  if (call.endedAt) {
+    const ms = Date.parse(call.endedAt) - Date.parse(call.startedAt);
+    return success(ms, `Call lasted ${seconds(ms)} (endedAt − startedAt).`);
   }
+  if (transcript.length === 0) return missing("No duration, end time or transcript to measure.");
+  const ms = Math.max(...transcript.map((s) => s.endOffsetMs)) - Math.min(...transcript.map((s) => s.startOffsetMs));
+  return success(ms, `Transcript spans ${seconds(ms)}.`);
+}
+
+function agentTalkRatio(transcript: TranscriptSegment[]): BuiltInResult {
+  const total = transcript.reduce((sum, s) => sum + duration(s), 0);
+  if (total === 0) return missing("The transcript has no speech to measure.");
+  const agent = transcript.filter((s) => s.role === "AGENT").reduce((sum, s) => sum + duration(s), 0);
+  const ratio = round((agent / total) * 100);
+  return success(ratio, `Agent spoke ${ratio}% of ${seconds(total)} of speech.`);
+}
+
+function turnCount(transcript: TranscriptSegment[]): BuiltInResult {
+  if (transcript.length === 0) return missing("The transcript is empty.");
+  const count = turns(transcript).length;
+  return success(count, `${count} speaker turns over ${transcript.length} segments.`);
+}
+
+function responseLatency(transcript: TranscriptSegment[], config: BuiltInConfig): BuiltInResult {
+  const latencies = responseLatencies(transcript);
+  if (latencies.length === 0) return missing("No agent reply follows a customer turn.");
+  if (config.kind === "AGENT_RESPONSE_LATENCY_MEAN") {
+    const mean = Math.round(latencies.reduce((a, b) => a + b, 0) / latencies.length);
+    return success(mean, `Mean agent response latency ${mean} ms over ${latencies.length} replies.`);
+  }
+  const p95 = percentile(latencies, 95);
+  return success(p95, `95th percentile agent response latency ${p95} ms over ${latencies.length} replies.`);
+}
+
+function interruptionCount(transcript: TranscriptSegment[]): BuiltInResult {
+  if (transcript.length === 0) return missing("The transcript is empty.");
+  const sorted = byStart(transcript);
+  let count = 0;
+  const lastEndByRole = new Map<string, number>();
+  for (const segment of sorted) {
+    const otherRole = segment.role === "AGENT" ? "CUSTOMER" : "AGENT";
+    if (segment.startOffsetMs < (lastEndByRole.get(otherRole) ?? -1)) count++;
+    lastEndByRole.set(segment.role, Math.max(lastEndByRole.get(segment.role) ?? 0, segment.endOffsetMs));
+  }
+  return success(count, `${count} turns started while the other speaker was still talking.`);
+}
+
+function wordsPerMinute(transcript: TranscriptSegment[], config: BuiltInConfig): BuiltInResult {
+  const role = config.role ?? "AGENT";
+  const segments = transcript.filter((s) => s.role === role);
+  const ms = segments.reduce((sum, s) => sum + duration(s), 0);
+  if (ms === 0) return missing(`The ${role.toLowerCase()} never speaks.`);
+  const words = segments.reduce((sum, s) => sum + s.text.split(/\s+/).filter(Boolean).length, 0);
+  const wpm = round(words / (ms / 60_000));
+  return success(wpm, `${words} ${role.toLowerCase()} words in ${seconds(ms)} of speech: ${wpm} wpm.`);
+}
+
+function keywordMatchCount(transcript: TranscriptSegment[], config: BuiltInConfig): BuiltInResult {
+  if (transcript.length === 0) return missing("The transcript is empty.");
+  const segments = config.role ? transcript.filter((s) => s.role === config.role) : transcript;
+  const regex = keywordRegex(config);
+  const count = segments.reduce((sum, s) => sum + countMatches(regex, s.text), 0);
+  const what = config.pattern ? `/${config.pattern}/` : config.keywords?.join(", ");
+  return success(count, `${count} matches of ${what}${config.role ? ` in ${config.role.toLowerCase()} speech` : ""}.`);
+}
+
+/** How each built-in metric is computed from a call. */
+const computeByKind: Record<
+  BuiltInConfig["kind"],
+  (transcript: TranscriptSegment[], config: BuiltInConfig, call: CallInput) => BuiltInResult
+> = {
+  CALL_DURATION: callDuration,
+  AGENT_TALK_RATIO: agentTalkRatio,
+  TURN_COUNT: turnCount,
+  AGENT_RESPONSE_LATENCY_MEAN: responseLatency,
+  AGENT_RESPONSE_LATENCY_P95: responseLatency,
+  INTERRUPTION_COUNT: interruptionCount,
+  WORDS_PER_MINUTE: wordsPerMinute,
+  KEYWORD_MATCH_COUNT: keywordMatchCount,
+};
+
+export function computeBuiltInMetric(config: BuiltInConfig, call: CallInput): BuiltInResult {
+  return computeByKind[config.kind](call.transcript ?? [], config, call);
 }

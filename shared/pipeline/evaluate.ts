@@ -29,7 +29,7 @@ import { getMetricVersions } from "../store/metrics.ts";
 import { LlmCallsBlockedError, RetryableEvaluationError } from "./evaluation-errors.ts";
 import { type EvaluateItem, type EvaluationOutcome, evaluateByCalculationType } from "./evaluators.ts";
 import { sendMessages } from "./queue.ts";
-import { BackgroundRecorder, type ItemResult, recordResults } from "./record.ts";
+import { BackgroundRecorder, type ItemResult, type RecordOutcome, recordResults } from "./record.ts";
 
 /** An item to send back to the work queue, with the message that brought it. */
 export interface Retry {
@@ -278,107 +278,134 @@ async function evaluateItem(
   return deps.evaluate(definition, call);
 }
 
+/** What a batch run collects: results on their way to the table, and items to send again. */
+interface BatchRun {
+  recorder: BackgroundRecorder;
+  retries: Retry[];
+  /** A failed attempt: the item runs again later, or, its attempts spent, records ERROR. */
+  fail(entry: ParsedRecord, error: unknown, job?: JobState): void;
+}
+
 /** Evaluates a batch of work items; answers the messages SQS must deliver again. */
 export async function processWorkBatch(messages: QueueMessage<WorkItem>[], deps: EvaluatorDeps): Promise<Redeliver> {
-  /** Messages left for SQS to redeliver (and, past the queue's receive limit, dead-letter). */
-  const redeliver = new Set<string>();
-  const retries: Retry[] = [];
   const parsed: ParsedRecord[] = messages.map(({ record, body, receiveCount }) => ({
     record,
     item: body,
     receiveCount,
   }));
-  const recorder = new BackgroundRecorder(deps.record, config().recordGroupWindowMs);
-  const fail = (entry: ParsedRecord, error: unknown, job?: JobState) => {
-    const next = afterFailure(entry, error);
-    if ("retry" in next) retries.push(next.retry);
-    else recorder.add(resultOf(entry, next.outcome, job));
+  const run: BatchRun = {
+    recorder: new BackgroundRecorder(deps.record, config().recordGroupWindowMs),
+    retries: [],
+    fail(entry, error, job) {
+      const next = afterFailure(entry, error);
+      if ("retry" in next) this.retries.push(next.retry);
+      else this.recorder.add(resultOf(entry, next.outcome, job));
+    },
   };
-
   let context: BatchContext | undefined;
-  if (parsed.length > 0) {
+  try {
+    if (parsed.length > 0) context = await loadBatchContext(parsed);
+  } catch (error) {
+    logger.warn("Could not load the batch's jobs, calls or definitions", { error: error as Error });
+    for (const entry of parsed) run.fail(entry, error);
+  }
+  if (context) await evaluateInOrder(parsed, context, deps, run);
+
+  const { outcomes, results } = await run.recorder.settled();
+  publishEvaluationMetrics(results.filter((r) => outcomes.get(r.messageId) === "recorded").map((r) => r.value));
+  /** Messages left for SQS to redeliver (and, past the queue's receive limit, dead-letter). */
+  const redeliver = new Set(retryUnrecorded(parsed, outcomes, run.retries));
+  if (run.retries.length > 0) {
     try {
-      context = await loadBatchContext(parsed);
+      await deps.resend(run.retries);
     } catch (error) {
-      logger.warn("Could not load the batch's jobs, calls or definitions", { error: error as Error });
-      for (const entry of parsed) fail(entry, error);
+      // Their messages come back after the queue's visibility timeout instead.
+      logger.warn("Could not re-send items; leaving them to redelivery", { error: error as Error });
+      for (const retry of run.retries) redeliver.add(retry.messageId);
     }
   }
+  return redeliver;
+}
 
-  if (context) {
-    const loaded = context;
-    const stopLlmCalls = async (item: WorkItem, job: JobState, reason: string) => {
-      if (job.llmBlockedReason) return;
-      job.llmBlockedReason = reason;
-      logger.error("LLM calls stopped for job", { jobId: item.jobId, reason });
-      await deps
-        .blockLlmCalls(item.orgId, item.jobId, reason)
-        .catch((error) => logger.warn("Could not mark the job's LLM calls as stopped", { error: error as Error }));
-    };
-    // One item at a time, so in-flight LLM calls never exceed the event source's maximum
-    // concurrency (the configured cap), and a call's items run back to back to share its
-    // prompt cache even when the batch interleaves them.
-    const ordered = [...Map.groupBy(parsed, (p) => callKey(p.item)).values()].flat();
-    for (const [position, entry] of ordered.entries()) {
-      const job = loaded.jobs.get(jobKey(entry.item));
-      // Canceled or finished job, or an item recorded before its last delivery died: nothing to do.
-      if (job && job.status !== "PENDING" && job.status !== "PROCESSING") continue;
-      if (loaded.recorded.has(itemId(entry.item))) continue;
-      if (!job) {
-        // Not found by a consistent read: retried like any failure, never silently dropped.
-        logger.error("Work item names a job that does not exist", { jobId: entry.item.jobId });
-        fail(entry, new Error(`Job ${entry.item.jobId} not found`));
-        continue;
-      }
-      // The first item always runs, so an invocation short on time from the start still makes progress.
-      if (
-        position > 0 &&
-        deps.remainingTimeMs &&
-        deps.remainingTimeMs() < config().anthropicTimeoutMs + DEADLINE_MARGIN_MS
-      ) {
-        // Not enough time left for another LLM call: hand the rest back, spending none of their attempts.
-        for (const rest of ordered.slice(position)) {
-          retries.push({ messageId: rest.record.messageId, item: carried(rest), delaySeconds: 0 });
-        }
-        break;
-      }
-      const source = {
-        call: loaded.calls.get(callKey(entry.item)),
-        definition: loaded.definitions.get(definitionKey(entry.item)),
-      };
-      try {
-        recorder.add(resultOf(entry, await evaluateItem(entry, loaded, job, deps), job, source));
-      } catch (error) {
-        if (error instanceof LlmCallsBlockedError) {
-          await stopLlmCalls(entry.item, job, error.message);
-          recorder.add(resultOf(entry, errorOutcome(error.message), job, source));
-        } else fail(entry, error, job);
-      }
+/**
+ * One item at a time, so in-flight LLM calls never exceed the event source's maximum
+ * concurrency (the configured cap), and a call's items run back to back to share its prompt
+ * cache even when the batch interleaves them.
+ */
+async function evaluateInOrder(parsed: ParsedRecord[], loaded: BatchContext, deps: EvaluatorDeps, run: BatchRun) {
+  const ordered = [...Map.groupBy(parsed, (p) => callKey(p.item)).values()].flat();
+  for (const [position, entry] of ordered.entries()) {
+    const job = loaded.jobs.get(jobKey(entry.item));
+    // Canceled or finished job, or an item recorded before its last delivery died: nothing to do.
+    if (job && job.status !== "PENDING" && job.status !== "PROCESSING") continue;
+    if (loaded.recorded.has(itemId(entry.item))) continue;
+    if (!job) {
+      // Not found by a consistent read: retried like any failure, never silently dropped.
+      logger.error("Work item names a job that does not exist", { jobId: entry.item.jobId });
+      run.fail(entry, new Error(`Job ${entry.item.jobId} not found`));
+      continue;
     }
+    // The first item always runs, so an invocation short on time from the start still makes progress.
+    if (position > 0 && outOfTime(deps)) {
+      // Not enough time left for another LLM call: hand the rest back, spending none of their attempts.
+      for (const rest of ordered.slice(position)) {
+        run.retries.push({ messageId: rest.record.messageId, item: carried(rest), delaySeconds: 0 });
+      }
+      return;
+    }
+    await evaluateOne(entry, loaded, job, deps, run);
   }
+}
 
-  const { outcomes, results } = await recorder.settled();
+const outOfTime = (deps: EvaluatorDeps) =>
+  deps.remainingTimeMs !== undefined && deps.remainingTimeMs() < config().anthropicTimeoutMs + DEADLINE_MARGIN_MS;
+
+async function evaluateOne(
+  entry: ParsedRecord,
+  loaded: BatchContext,
+  job: JobState,
+  deps: EvaluatorDeps,
+  run: BatchRun,
+) {
+  const source = {
+    call: loaded.calls.get(callKey(entry.item)),
+    definition: loaded.definitions.get(definitionKey(entry.item)),
+  };
+  try {
+    run.recorder.add(resultOf(entry, await evaluateItem(entry, loaded, job, deps), job, source));
+  } catch (error) {
+    if (!(error instanceof LlmCallsBlockedError)) return run.fail(entry, error, job);
+    await stopLlmCalls(entry.item, job, error.message, deps);
+    run.recorder.add(resultOf(entry, errorOutcome(error.message), job, source));
+  }
+}
+
+/** Marks the job's LLM calls as futile, once: its later items record ERROR without calling the model. */
+async function stopLlmCalls(item: WorkItem, job: JobState, reason: string, deps: EvaluatorDeps) {
+  if (job.llmBlockedReason) return;
+  job.llmBlockedReason = reason;
+  logger.error("LLM calls stopped for job", { jobId: item.jobId, reason });
+  await deps
+    .blockLlmCalls(item.orgId, item.jobId, reason)
+    .catch((error) => logger.warn("Could not mark the job's LLM calls as stopped", { error: error as Error }));
+}
+
+/**
+ * Items whose result is lost run again, as a failed attempt; once their budget is spent,
+ * they are answered for SQS to redeliver towards the dead-letter queue (whose consumer
+ * records ERROR).
+ */
+function retryUnrecorded(parsed: ParsedRecord[], outcomes: Map<string, RecordOutcome>, retries: Retry[]): string[] {
   const byMessage = new Map(parsed.map((entry) => [entry.record.messageId, entry]));
+  const redeliver: string[] = [];
   for (const [messageId, outcome] of outcomes) {
     const entry = byMessage.get(messageId);
     if (outcome !== "not-recorded" || !entry) continue;
-    // The result is lost: run the item again, as a failed attempt, or let SQS redeliver it
-    // towards the dead-letter queue (whose consumer records ERROR) once the budget is spent.
     const attempts = attemptsUsed(entry);
     if (attempts < config().workMaxReceiveCount) {
       const lastError = "its result could not be recorded";
       retries.push({ messageId, item: { ...carried(entry, 1), lastError }, delaySeconds: retryDelaySeconds(attempts) });
-    } else redeliver.add(messageId);
-  }
-  publishEvaluationMetrics(results.filter((r) => outcomes.get(r.messageId) === "recorded").map((r) => r.value));
-  if (retries.length > 0) {
-    try {
-      await deps.resend(retries);
-    } catch (error) {
-      // Their messages come back after the queue's visibility timeout instead.
-      logger.warn("Could not re-send items; leaving them to redelivery", { error: error as Error });
-      for (const retry of retries) redeliver.add(retry.messageId);
-    }
+    } else redeliver.push(messageId);
   }
   return redeliver;
 }

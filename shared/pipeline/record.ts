@@ -14,7 +14,7 @@ import { logger } from "../logger.ts";
 import type { MetricValue, WorkItem } from "../schemas/job.ts";
 import { replacedByError, storableValue } from "../store/item-budget.ts";
 import { JOB_COST_ATTRIBUTE, jobUsageAttributes } from "../store/jobs.ts";
-import { failedConditions, table } from "../store/table.ts";
+import { failedConditions, type TableTransactItem, table } from "../store/table.ts";
 
 export interface ItemResult {
   /** The SQS message that carried the item. */
@@ -98,100 +98,148 @@ export function itemErrorValue(
   };
 }
 
+type Pending = { result: ItemResult; index: number };
+
+/** One transaction: the job's counters and usage (only while it runs), each value once, and their rollup delta. */
+function jobChunkTransaction(orgId: string, jobId: string, results: ItemResult[]): TableTransactItem[] {
+  const completed = results.filter((result) => COUNTED_AS_COMPLETED.has(result.value.captureStatus)).length;
+  const usage = usageUpdate(results.map((result) => result.value));
+  const rollups = results.flatMap((result) => (result.rollup ? [result.rollup] : []));
+  const delta =
+    rollups.length > 0
+      ? deltaItem(
+          orgId,
+          results.map((result) => itemKey(result.item)),
+          rollups,
+        )
+      : undefined;
+  return [
+    {
+      Update: {
+        Key: keys.job(orgId, jobId),
+        UpdateExpression: `ADD completedItems :completed, failedItems :failed${usage.expression} SET updatedAt = :now`,
+        ConditionExpression: "#status IN (:pending, :processing)",
+        ExpressionAttributeNames: { "#status": "status" },
+        ExpressionAttributeValues: {
+          ":completed": completed,
+          ":failed": results.length - completed,
+          ":now": new Date().toISOString(),
+          ":pending": "PENDING",
+          ":processing": "PROCESSING",
+          ...usage.values,
+        },
+      },
+    },
+    ...results.map((result) => ({
+      Put: { Item: valueItem(result), ConditionExpression: "attribute_not_exists(pk)" },
+    })),
+    // Never a duplicate: its id comes from these values, which are new if this commits.
+    ...(delta ? [{ Put: { Item: delta } }] : []),
+  ];
+}
+
+/** The single value DynamoDB refused, replaced by an ERROR value saying why (and adding nothing to rollups). */
+function replacedUnstorable({ result, index }: Pending, error: unknown): Pending {
+  const { rollup: _dropped, ...rest } = result;
+  const reason = (error instanceof Error ? error.message : String(error)).slice(0, 300);
+  return {
+    index,
+    result: { ...rest, value: replacedByError(result.value, `The value could not be stored: ${reason}`) },
+  };
+}
+
+/**
+ * After a transaction canceled by conditions: marks the values already recorded as
+ * duplicates and answers the ones still to write. (The job's own condition is checked first.)
+ */
+function withoutDuplicates(pending: Pending[], failedAt: boolean[], outcomes: RecordOutcome[]): Pending[] {
+  const isDuplicate = (position: number) => failedAt[position + 1] === true;
+  for (const [position, { index }] of pending.entries()) if (isDuplicate(position)) outcomes[index] = "duplicate";
+  return pending.filter((_, position) => !isDuplicate(position));
+}
+
+/** A job's results on their way to the table: what is still to write, and the outcome of each. */
+interface JobChunk {
+  orgId: string;
+  jobId: string;
+  pending: Pending[];
+  outcomes: RecordOutcome[];
+  /** An unstorable value was replaced by its ERROR value already. */
+  replaced: boolean;
+}
+
 /** Writes one job's results; returns the outcome per result (by index in `results`). */
 async function recordJobChunk(results: ItemResult[]): Promise<RecordOutcome[]> {
   const outcomes: RecordOutcome[] = results.map(() => "not-recorded");
-  let pending = results.map((result, index) => ({ result, index }));
   const first = results[0];
   if (!first) return outcomes;
   const { orgId, jobId } = first.item;
-  let replacedUnstorable = false;
+  const chunk: JobChunk = {
+    orgId,
+    jobId,
+    outcomes,
+    replaced: false,
+    pending: results.map((result, index) => ({ result, index })),
+  };
 
-  for (let attempt = 1; pending.length > 0; attempt++) {
+  for (let attempt = 1; chunk.pending.length > 0; attempt++) {
     if (attempt > MAX_ATTEMPTS) {
-      logger.warn("Recording kept failing; items left for redelivery", { jobId, items: pending.length });
+      logger.warn("Recording kept failing; items left for redelivery", { jobId, items: chunk.pending.length });
       return outcomes;
     }
-    const completed = pending.filter(({ result }) => COUNTED_AS_COMPLETED.has(result.value.captureStatus)).length;
-    const failed = pending.length - completed;
-    const usage = usageUpdate(pending.map(({ result }) => result.value));
-    const rollups = pending.flatMap(({ result }) => (result.rollup ? [result.rollup] : []));
-    const delta =
-      rollups.length > 0
-        ? deltaItem(
-            orgId,
-            pending.map(({ result }) => itemKey(result.item)),
-            rollups,
-          )
-        : undefined;
     try {
-      await table.transactWrite([
-        {
-          Update: {
-            Key: keys.job(orgId, jobId),
-            UpdateExpression: `ADD completedItems :completed, failedItems :failed${usage.expression} SET updatedAt = :now`,
-            ConditionExpression: "#status IN (:pending, :processing)",
-            ExpressionAttributeNames: { "#status": "status" },
-            ExpressionAttributeValues: {
-              ":completed": completed,
-              ":failed": failed,
-              ":now": new Date().toISOString(),
-              ":pending": "PENDING",
-              ":processing": "PROCESSING",
-              ...usage.values,
-            },
-          },
-        },
-        ...pending.map(({ result }) => ({
-          Put: { Item: valueItem(result), ConditionExpression: "attribute_not_exists(pk)" },
-        })),
-        // Never a duplicate: its id comes from these values, which are new if this commits.
-        ...(delta ? [{ Put: { Item: delta } }] : []),
-      ]);
-      for (const { index } of pending) outcomes[index] = "recorded";
+      await table.transactWrite(
+        jobChunkTransaction(
+          orgId,
+          jobId,
+          chunk.pending.map(({ result }) => result),
+        ),
+      );
+      for (const { index } of chunk.pending) outcomes[index] = "recorded";
       return outcomes;
     } catch (error) {
-      if (isUnstorable(error)) {
-        if (pending.length > 1) {
-          // One value spoils the transaction for all: write each alone, so only that one pays.
-          for (const { result, index } of pending) {
-            outcomes[index] = (await recordJobChunk([result]))[0] ?? "not-recorded";
-          }
-          return outcomes;
-        }
-        const [only] = pending;
-        if (!only || replacedUnstorable) {
-          logger.error("Could not store even the replacement ERROR value", { jobId, error: error as Error });
-          return outcomes;
-        }
-        logger.warn("Value refused by DynamoDB; recorded as ERROR", { jobId, error: error as Error });
-        const { rollup: _dropped, ...rest } = only.result;
-        const reason = (error instanceof Error ? error.message : String(error)).slice(0, 300);
-        const value = replacedByError(only.result.value, `The value could not be stored: ${reason}`);
-        pending = [{ index: only.index, result: { ...rest, value } }];
-        replacedUnstorable = true;
-        continue;
-      }
-      const failedAt = failedConditions(error);
-      if (!failedAt) {
-        // Throttling or a network failure: back off and retry.
-        logger.warn("Recording transaction failed; retrying", { jobId, attempt, error: error as Error });
-        if (attempt < MAX_ATTEMPTS) await backOff(attempt);
-        continue;
-      }
-      if (failedAt[0]) {
-        // Canceled (or otherwise finished) job: nothing more may be recorded for it.
-        for (const { index } of pending) outcomes[index] = "job-not-running";
-        return outcomes;
-      }
-      const isDuplicate = (position: number) => failedAt[position + 1] === true;
-      const duplicates = pending.filter((_, position) => isDuplicate(position));
-      for (const { index } of duplicates) outcomes[index] = "duplicate";
-      pending = pending.filter((_, position) => !isDuplicate(position));
-      // Conflict with a concurrent transaction on the counter, or throttling: back off and retry.
-      if (duplicates.length === 0 && attempt < MAX_ATTEMPTS) await backOff(attempt);
+      if ((await afterFailedWrite(error, chunk, attempt)) === "done") return outcomes;
     }
   }
+  return outcomes;
+}
+
+/** What a failed write leaves to do: nothing more ("done"), or another attempt with what is still pending. */
+async function afterFailedWrite(error: unknown, chunk: JobChunk, attempt: number): Promise<"done" | "again"> {
+  if (isUnstorable(error)) return withoutUnstorable(error, chunk);
+  const failedAt = failedConditions(error);
+  if (failedAt?.[0]) {
+    // Canceled (or otherwise finished) job: nothing more may be recorded for it.
+    for (const { index } of chunk.pending) chunk.outcomes[index] = "job-not-running";
+    return "done";
+  }
+  const before = chunk.pending.length;
+  if (failedAt) chunk.pending = withoutDuplicates(chunk.pending, failedAt, chunk.outcomes);
+  else logger.warn("Recording transaction failed; retrying", { jobId: chunk.jobId, attempt, error: error as Error });
+  // Throttling, a network failure or a conflict with a concurrent transaction: back off and retry.
+  if (chunk.pending.length === before && attempt < MAX_ATTEMPTS) await backOff(attempt);
+  return "again";
+}
+
+/** One value DynamoDB refused spoils the transaction for all: each is written alone, so only that one pays. */
+async function withoutUnstorable(error: unknown, chunk: JobChunk): Promise<"done" | "again"> {
+  if (chunk.pending.length > 1) {
+    await recordEachAlone(chunk.pending, chunk.outcomes);
+    return "done";
+  }
+  const [only] = chunk.pending;
+  if (!only || chunk.replaced) {
+    logger.error("Could not store even the replacement ERROR value", { jobId: chunk.jobId, error: error as Error });
+    return "done";
+  }
+  logger.warn("Value refused by DynamoDB; recorded as ERROR", { jobId: chunk.jobId, error: error as Error });
+  chunk.pending = [replacedUnstorable(only, error)];
+  chunk.replaced = true;
+  return "again";
+}
+
+async function recordEachAlone(pending: Pending[], outcomes: RecordOutcome[]): Promise<RecordOutcome[]> {
+  for (const { result, index } of pending) outcomes[index] = (await recordJobChunk([result]))[0] ?? "not-recorded";
   return outcomes;
 }
 

@@ -36,9 +36,18 @@ const metricFields = {
   builtIn: builtInConfigSchema.optional(),
 };
 
+type Definition = z.infer<typeof metricShape>;
+type Issue = (path: string, message: string) => void;
+
 /** Cross-field rules, shared by create and by update (applied to the merged definition). */
-function checkDefinition(definition: z.infer<typeof metricShape>, ctx: z.RefinementCtx): void {
-  const issue = (path: string, message: string) => ctx.addIssue({ code: "custom", path: [path], message });
+function checkDefinition(definition: Definition, ctx: z.RefinementCtx): void {
+  const issue: Issue = (path, message) => ctx.addIssue({ code: "custom", path: [path], message });
+  checkCalculation(definition, issue);
+  checkScale(definition, issue);
+  checkClassification(definition, issue);
+}
+
+function checkCalculation(definition: Definition, issue: Issue): void {
   if (definition.calculationType === "BUILT_IN") {
     if (!definition.builtIn) issue("builtIn", "required when calculationType is BUILT_IN");
     if (!["NUMERIC", "COUNT"].includes(definition.outputType)) {
@@ -48,28 +57,33 @@ function checkDefinition(definition: z.infer<typeof metricShape>, ctx: z.Refinem
     if (definition.builtIn) issue("builtIn", "only allowed when calculationType is BUILT_IN");
     if (!definition.llmPrompt) issue("llmPrompt", "required when calculationType is LLM_JUDGE");
   }
-  if (definition.outputType === "SCALE") {
-    if (definition.scaleMin === undefined || definition.scaleMax === undefined) {
-      issue("scaleMin", "scaleMin and scaleMax are required for SCALE");
-    } else if (definition.scaleMin >= definition.scaleMax) {
-      issue("scaleMax", "must be greater than scaleMin");
-    } else {
-      const { scaleMin, scaleMax } = definition;
-      const outside = Object.keys(definition.scaleLabels ?? {}).filter(
-        (k) => Number(k) < scaleMin || Number(k) > scaleMax,
-      );
-      if (outside.length > 0) issue("scaleLabels", `points outside ${scaleMin}..${scaleMax}: ${outside.join(", ")}`);
-    }
-  } else if (definition.scaleLabels) {
-    issue("scaleLabels", "only allowed for SCALE");
+}
+
+function checkScale(definition: Definition, issue: Issue): void {
+  if (definition.outputType !== "SCALE") {
+    if (definition.scaleLabels) issue("scaleLabels", "only allowed for SCALE");
+    return;
   }
-  if (definition.outputType === "CLASSIFICATION") {
-    const options = definition.classificationOptions;
-    if (!options) issue("classificationOptions", "required for CLASSIFICATION");
-    else if (new Set(options).size !== options.length) issue("classificationOptions", "options must be unique");
-    if (options && definition.maxClassifications && definition.maxClassifications > options.length) {
-      issue("maxClassifications", "cannot exceed the number of options");
-    }
+  const { scaleMin, scaleMax } = definition;
+  if (scaleMin === undefined || scaleMax === undefined) {
+    issue("scaleMin", "scaleMin and scaleMax are required for SCALE");
+  } else if (scaleMin >= scaleMax) {
+    issue("scaleMax", "must be greater than scaleMin");
+  } else {
+    const outside = Object.keys(definition.scaleLabels ?? {}).filter(
+      (k) => Number(k) < scaleMin || Number(k) > scaleMax,
+    );
+    if (outside.length > 0) issue("scaleLabels", `points outside ${scaleMin}..${scaleMax}: ${outside.join(", ")}`);
+  }
+}
+
+function checkClassification(definition: Definition, issue: Issue): void {
+  if (definition.outputType !== "CLASSIFICATION") return;
+  const options = definition.classificationOptions;
+  if (!options) issue("classificationOptions", "required for CLASSIFICATION");
+  else if (new Set(options).size !== options.length) issue("classificationOptions", "options must be unique");
+  if (options && definition.maxClassifications && definition.maxClassifications > options.length) {
+    issue("maxClassifications", "cannot exceed the number of options");
   }
 }
 

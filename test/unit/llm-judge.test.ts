@@ -5,7 +5,8 @@
  */
 import Anthropic from "@anthropic-ai/sdk";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { type FakeAnthropic, fakeJudgment, startFakeAnthropic } from "../../infra/local/fake-anthropic.ts";
+import { type FakeAnthropic, startFakeAnthropic } from "../../infra/local/fake-anthropic.ts";
+import { fakeJudgment } from "../../infra/local/fake-judgments.ts";
 import { createLlmJudge, retryAfterSeconds } from "../../shared/llm/judge.ts";
 import { interpretJudgment } from "../../shared/llm/judgment.ts";
 import { estimateCostUsd } from "../../shared/llm/pricing.ts";
