@@ -15,6 +15,7 @@ import { spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from "aws-lambda";
+import { envFor } from "../shared/config.ts";
 
 export interface BenchFigure {
   name: string;
@@ -138,8 +139,7 @@ async function measure(quick: boolean): Promise<BenchFigure[]> {
     AWS_REGION: "us-east-1",
     AWS_ACCESS_KEY_ID: "local",
     AWS_SECRET_ACCESS_KEY: "local",
-    TABLE_NAME: tableName,
-    DYNAMODB_ENDPOINT: engine.endpoint,
+    ...envFor({ tableName, dynamodbEndpoint: engine.endpoint }),
     POWERTOOLS_METRICS_DISABLED: "true",
     LOG_LEVEL: process.env.LOG_LEVEL ?? "WARN",
   });

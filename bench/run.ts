@@ -33,10 +33,15 @@ import { batchPut } from "../shared/store/batch-write.ts";
 import { callItems, getCall } from "../shared/store/calls.ts";
 import { createMetric } from "../shared/store/metrics.ts";
 import { createApiKey, createOrganization } from "../shared/store/organizations.ts";
-import { wiring } from "../shared/wiring.ts";
+import { FUNCTION_DEFAULTS, memoryOf, wiring } from "../shared/wiring.ts";
 import { runAnalyticsBench } from "./analytics.ts";
 import { createRequestMeter, type MeterCounts, messagesSentTo } from "./request-meter.ts";
 
+/** Memory of a function of the wiring, as deployed. */
+const memoryOfFunction = (id: string) => {
+  const entry = [...wiring.queueConsumers, ...wiring.streamConsumers, ...wiring.schedules].find((e) => e.id === id);
+  return entry ? memoryOf(entry) : FUNCTION_DEFAULTS.memoryMb;
+};
 const quick = process.argv.includes("--quick");
 
 /** Concurrency cap C: evaluator invocations in flight (one LLM call each). */
@@ -69,7 +74,6 @@ const AWS_PRICES = {
   httpApiPerMillionRequests: 1.0,
 };
 /** Memory the CDK app gives functions that set none (see infra/). */
-const DEFAULT_MEMORY_MB = 512;
 
 // ---------------------------------------------------------------- set-up
 
@@ -395,9 +399,7 @@ const sum = (record: Record<string, number>) => Object.values(record).reduce((a,
 /** AWS cost of one item (USD), excluding the LLM bill and LLM wait time in Lambda. */
 function awsCostPerItem(run: JobRun, llmLatencyMs: number) {
   const perItem = (n: number) => n / run.items;
-  const memoryGb = (id: string) =>
-    ([...wiring.queueConsumers, ...wiring.streamConsumers].find((e) => e.id === id)?.memoryMb ?? DEFAULT_MEMORY_MB) /
-    1024;
+  const memoryGb = (id: string) => memoryOfFunction(id) / 1024;
   // Lambda bills the time spent waiting for the model too; that part scales with the real
   // model's latency, so it is reported separately below instead of at the fake's latency.
   const llmWaitMs = run.items * llmLatencyMs;
@@ -419,9 +421,7 @@ function awsCostPerItem(run: JobRun, llmLatencyMs: number) {
 }
 
 /** Lambda cost of one second of LLM latency per item (evaluator memory), USD. */
-const llmWaitCostPerItemSecond =
-  ((wiring.queueConsumers.find((e) => e.id === "evaluator")?.memoryMb ?? DEFAULT_MEMORY_MB) / 1024) *
-  AWS_PRICES.lambdaArmPerGbSecond;
+const llmWaitCostPerItemSecond = (memoryOfFunction("evaluator") / 1024) * AWS_PRICES.lambdaArmPerGbSecond;
 
 // ---------------------------------------------------------------- the run
 
@@ -721,7 +721,7 @@ for (const figure of figures) {
 }
 log("");
 log(
-  `Assumptions: on-demand us-east-1 prices ${JSON.stringify(AWS_PRICES)}; arm64 Lambda at ${DEFAULT_MEMORY_MB} MB unless the wiring says otherwise; ` +
+  `Assumptions: on-demand us-east-1 prices ${JSON.stringify(AWS_PRICES)}; arm64 Lambda at ${FUNCTION_DEFAULTS.memoryMb} MB unless the wiring says otherwise; ` +
     "Lambda time waiting for the model excluded from the cost model (see the per-second figure); storage and data transfer excluded; " +
     "SQS requests include the local event source's receives and deletes, as Lambda's poller makes them in AWS.",
 );

@@ -7,6 +7,9 @@ import { type QueueName, queueDeclarations } from "./table.ts";
 
 const optionalUrl = z.url().optional();
 
+/** The model of LLM_JUDGE definitions that name none, unless JUDGE_MODEL (or the CDK app's judgeModel) says otherwise. */
+export const DEFAULT_JUDGE_MODEL = "claude-sonnet-5-5";
+
 const configSchema = z.object({
   tableName: z.string().min(1),
   region: z.string().min(1).default("us-east-1"),
@@ -34,7 +37,7 @@ const configSchema = z.object({
   /** Most items one job may hold (callIds x metrics). */
   maxJobItems: z.coerce.number().int().min(1).default(200_000),
   /** Model for LLM_JUDGE definitions that name none. */
-  judgeModel: z.string().min(1).default("claude-sonnet-5-5"),
+  judgeModel: z.string().min(1).default(DEFAULT_JUDGE_MODEL),
   /** Cap on the judge's answer: a small tool call plus (on current models) adaptive thinking. */
   judgeMaxTokens: z.coerce.number().int().min(64).max(32_000).default(4096),
   /** `output_config.effort` for models that take it; empty string to leave the model's default. */
@@ -102,12 +105,26 @@ export function config(): Config {
   return cached;
 }
 
+/** The environment variables that carry these settings, named as config() reads them. */
+export const envFor = (settings: { [K in keyof Config]?: string | number | boolean }): Record<string, string> =>
+  Object.fromEntries(
+    Object.entries(settings).flatMap(([key, value]) =>
+      value === undefined ? [] : [[envVarOf(key as keyof Config), String(value)]],
+    ),
+  );
+
+/** The setting that holds each queue's URL. */
+const queueUrlKeys = {
+  work: "workQueueUrl",
+  dispatch: "dispatchQueueUrl",
+  webhook: "webhookQueueUrl",
+} as const satisfies Record<QueueName, keyof Config>;
+
 /** The env var that carries a queue's URL; the CDK stack sets it next to the grant. */
-export const queueUrlEnvVar = (queue: string): string => `${queue.toUpperCase()}_QUEUE_URL`;
+export const queueUrlEnvVar = (queue: QueueName): string => envVarOf(queueUrlKeys[queue]);
 
 export function requireQueueUrl(name: QueueName): string {
-  const { workQueueUrl, dispatchQueueUrl, webhookQueueUrl } = config();
-  const url = { work: workQueueUrl, dispatch: dispatchQueueUrl, webhook: webhookQueueUrl }[name];
+  const url = config()[queueUrlKeys[name]];
   if (!url) throw new Error(`${queueUrlEnvVar(name)} is not set: this function has no access to the ${name} queue`);
   return url;
 }

@@ -52,7 +52,7 @@ function parseBody<T>(record: SQSRecord, schema: z.ZodType<T>): T | undefined {
 }
 
 /** Splits a batch into parsed messages and the records that did not parse. */
-export function parseMessages<T>(records: SQSRecord[], schema: z.ZodType<T>) {
+function parseMessages<T>(records: SQSRecord[], schema: z.ZodType<T>) {
   const messages: QueueMessage<T>[] = [];
   const malformed: SQSRecord[] = [];
   for (const record of records) {

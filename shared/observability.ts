@@ -5,12 +5,16 @@
 import { Metrics, MetricUnit } from "@aws-lambda-powertools/metrics";
 import type { MetricValue } from "./schemas/job.ts";
 
+/** The service's name on log lines and metrics, and the CloudWatch namespace of its metrics. */
+export const SERVICE_NAME = "metric-collection";
+export const METRICS_NAMESPACE = "MetricCollection";
+
 let metrics: Metrics | undefined;
 
 const instance = () => {
   metrics ??= new Metrics({
-    namespace: process.env.POWERTOOLS_METRICS_NAMESPACE ?? "MetricCollection",
-    serviceName: process.env.POWERTOOLS_SERVICE_NAME ?? "metric-collection",
+    namespace: process.env.POWERTOOLS_METRICS_NAMESPACE ?? METRICS_NAMESPACE,
+    serviceName: process.env.POWERTOOLS_SERVICE_NAME ?? SERVICE_NAME,
   });
   return metrics;
 };

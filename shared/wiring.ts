@@ -24,6 +24,12 @@ export type SecretName = "anthropic";
 /** Default cap on concurrent evaluator invocations, i.e. on in-flight LLM calls (one per invocation at a time). */
 export const DEFAULT_LLM_MAX_CONCURRENCY = 50;
 
+/** Memory and timeout of a function whose entry names none, in AWS and locally alike. */
+export const FUNCTION_DEFAULTS = { memoryMb: 512, timeoutSeconds: 29 } as const;
+
+export const memoryOf = (entry: FunctionEntry): number => entry.memoryMb ?? FUNCTION_DEFAULTS.memoryMb;
+export const timeoutOf = (entry: FunctionEntry): number => entry.timeoutSeconds ?? FUNCTION_DEFAULTS.timeoutSeconds;
+
 export interface FunctionEntry {
   /** Stable id, used for construct ids and log names. */
   id: string;

@@ -21,7 +21,7 @@ import { errorDetails, LOCAL_ACCOUNT_ID, type RuntimeLogger } from "./invoke.ts"
 /** API Gateway's payload limit for HTTP APIs. */
 export const MAX_PAYLOAD_BYTES = 10 * 1024 * 1024;
 
-export const LOCAL_API_ID = "local";
+const LOCAL_API_ID = "local";
 
 // ---------------------------------------------------------------------------------------
 // Route matching
@@ -232,7 +232,7 @@ export function buildHttpApiEvent(request: GatewayRequest, context: EventContext
 // Request authorizer (payload 2.0, simple responses), as the CDK stack configures it
 
 /** The identity source of the deployed authorizer: `$request.header.Authorization`. */
-export const AUTHORIZER_IDENTITY_HEADER = "authorization";
+const AUTHORIZER_IDENTITY_HEADER = "authorization";
 
 export type AuthorizerDecision = { authorized: true; context: Record<string, unknown> } | { authorized: false };
 
@@ -292,7 +292,7 @@ export interface GatewayResponse {
 }
 
 /** A result API Gateway could not turn into a response; it answers 500 then. */
-export class InvalidLambdaResponseError extends Error {
+class InvalidLambdaResponseError extends Error {
   constructor(message: string) {
     super(message);
     this.name = "InvalidLambdaResponseError";
@@ -343,7 +343,7 @@ function lowerCaseHeaders(rawHeaders: unknown): Record<string, string> {
   return headers;
 }
 
-export function errorResponse(statusCode: number, code: string, message: string): GatewayResponse {
+function errorResponse(statusCode: number, code: string, message: string): GatewayResponse {
   return {
     statusCode,
     headers: { "content-type": "application/json" },

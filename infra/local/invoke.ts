@@ -6,7 +6,7 @@ import { randomUUID } from "node:crypto";
 import { dirname, resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import type { Context } from "aws-lambda";
-import type { FunctionEntry } from "../../shared/wiring.ts";
+import { type FunctionEntry, memoryOf, timeoutOf } from "../../shared/wiring.ts";
 
 // biome-ignore lint/suspicious/noExplicitAny: handlers of every trigger type go through here.
 export type LambdaHandler = (event: any, context: any) => Promise<any>;
@@ -16,14 +16,11 @@ export interface RuntimeLogger {
   error(msg: string, extra?: object): void;
 }
 
-export const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
-
-/** Lambda's default timeout when the wiring does not set one. */
-export const DEFAULT_TIMEOUT_SECONDS = 30;
+const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 
 export const LOCAL_ACCOUNT_ID = "000000000000";
 
-export class LambdaTimeoutError extends Error {
+class LambdaTimeoutError extends Error {
   constructor(functionName: string, seconds: number) {
     super(`${functionName} timed out after ${seconds} seconds`);
     this.name = "LambdaTimeoutError";
@@ -64,7 +61,7 @@ export function createLambdaContext(entry: FunctionEntry, region: string, deadli
     functionName: entry.id,
     functionVersion: "$LATEST",
     invokedFunctionArn: `arn:aws:lambda:${region}:${LOCAL_ACCOUNT_ID}:function:${entry.id}`,
-    memoryLimitInMB: String(entry.memoryMb ?? 128),
+    memoryLimitInMB: String(memoryOf(entry)),
     awsRequestId,
     logGroupName: `/aws/lambda/${entry.id}`,
     logStreamName: `${day}/[$LATEST]${awsRequestId.replaceAll("-", "")}`,
@@ -86,7 +83,7 @@ export async function invokeHandler(
   event: unknown,
   region: string,
 ): Promise<unknown> {
-  const timeoutSeconds = entry.timeoutSeconds ?? DEFAULT_TIMEOUT_SECONDS;
+  const timeoutSeconds = timeoutOf(entry);
   const deadline = Date.now() + timeoutSeconds * 1000;
   const handler = await resolveHandler(entry);
   const context = createLambdaContext(entry, region, deadline);

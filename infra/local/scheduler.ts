@@ -8,7 +8,7 @@ import { errorDetails, type RuntimeLogger } from "./invoke.ts";
 
 const UNIT_MS: Record<string, number> = { minute: 60_000, hour: 3_600_000, day: 86_400_000 };
 
-export function scheduleIntervalMs(expression: string): number {
+function scheduleIntervalMs(expression: string): number {
   const rate = /^rate\((\d+) (minute|hour|day)s?\)$/.exec(expression);
   if (rate) return Number(rate[1]) * (UNIT_MS[rate[2] ?? "minute"] ?? 60_000);
   if (/^cron\(.+\)$/.test(expression)) return 60_000;

@@ -80,7 +80,7 @@ function toMessageAttribute(attribute: {
 }
 
 /** The event Lambda's SQS poller builds: attributes as strings, message attributes camel-cased, binary as base64. */
-export function toSqsEvent(messages: Message[], queueArn: string, region: string): SQSEvent {
+function toSqsEvent(messages: Message[], queueArn: string, region: string): SQSEvent {
   const records = messages.map(
     (message): SQSRecord => ({
       messageId: message.MessageId ?? "",

@@ -5,7 +5,7 @@
  */
 import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { SQSClient } from "@aws-sdk/client-sqs";
-import { queueUrlEnvVar } from "../../shared/config.ts";
+import { envFor, queueUrlEnvVar } from "../../shared/config.ts";
 import type { QueueName } from "../../shared/table.ts";
 import { wiring } from "../../shared/wiring.ts";
 import { createQueues, createTable } from "./resources.ts";
@@ -50,15 +50,15 @@ export async function startLocalStack(options: LocalStackOptions) {
     AWS_REGION: region,
     AWS_ACCESS_KEY_ID: credentials.accessKeyId,
     AWS_SECRET_ACCESS_KEY: credentials.secretAccessKey,
-    TABLE_NAME: options.tableName,
     // No CloudWatch here: EMF output would only clutter the console.
     POWERTOOLS_METRICS_DISABLED: "true",
-    DYNAMODB_ENDPOINT: options.dynamodbEndpoint,
-    SQS_ENDPOINT: options.sqsEndpoint,
-    ...Object.fromEntries(Object.entries(queueUrls).map(([name, url]) => [queueUrlEnvVar(name), url])),
-    ...(options.queueOverrides?.work?.maxReceiveCount
-      ? { WORK_MAX_RECEIVE_COUNT: String(options.queueOverrides.work.maxReceiveCount) }
-      : {}),
+    ...envFor({
+      tableName: options.tableName,
+      dynamodbEndpoint: options.dynamodbEndpoint,
+      sqsEndpoint: options.sqsEndpoint,
+      workMaxReceiveCount: options.queueOverrides?.work?.maxReceiveCount,
+    }),
+    ...Object.fromEntries(Object.entries(queueUrls).map(([name, url]) => [queueUrlEnvVar(name as QueueName), url])),
     ...options.env,
   });
   const runtime = await startLocalRuntime({

@@ -3,11 +3,12 @@
  * API and every worker from the wiring table — seeded with a demo organization.
  */
 import { MIN_KEY_LENGTH } from "../../shared/auth.ts";
-import { demoCalls, demoMetricDefinitions } from "../../shared/demo/demo-data.ts";
+import { DEFAULT_JUDGE_MODEL } from "../../shared/config.ts";
 import { createMetricSchema } from "../../shared/schemas/metric.ts";
 import { createCall } from "../../shared/store/calls.ts";
 import { createMetric } from "../../shared/store/metrics.ts";
 import { createApiKey, createOrganization } from "../../shared/store/organizations.ts";
+import { demoCalls, demoMetricDefinitions } from "./demo-data.ts";
 import { startDynamoDbLocal, startSqsEmulator } from "./engines.ts";
 import { type FakeAnthropic, startFakeAnthropic } from "./fake-anthropic.ts";
 import { startLocalStack } from "./stack.ts";
@@ -75,7 +76,7 @@ const judge = fakeAnthropic
   ? `LLM judge: SIMULATED — ANTHROPIC_API_KEY is not set, so LLM_JUDGE metrics are answered by the fake
   Anthropic server at ${fakeAnthropic.url} (deterministic keyword rules, not real judgments).
   Set ANTHROPIC_API_KEY to judge with Claude.`
-  : `LLM judge: Anthropic API (ANTHROPIC_API_KEY is set; default model ${process.env.JUDGE_MODEL ?? "claude-sonnet-5-5"}).`;
+  : `LLM judge: Anthropic API (ANTHROPIC_API_KEY is set; default model ${process.env.JUDGE_MODEL || DEFAULT_JUDGE_MODEL}).`;
 console.log(`
 Metric collection service running at ${base}
   DynamoDB Local ${dynamodb.endpoint} · SQS emulator ${sqsEmulator.endpoint}

@@ -69,7 +69,7 @@ export interface StreamPoller {
 }
 
 /** DynamoDB Local names its region "ddblocal" in ARNs and records; Lambda would show the real one. */
-export function localizeArn(arn: string, region: string): string {
+function localizeArn(arn: string, region: string): string {
   return arn.replace(/^(arn:aws:dynamodb:)ddblocal:/, `$1${region}:`);
 }
 

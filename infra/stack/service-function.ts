@@ -13,12 +13,9 @@ import { LogGroup, type RetentionDays } from "aws-cdk-lib/aws-logs";
 import type { ISecret } from "aws-cdk-lib/aws-secretsmanager";
 import type { IQueue } from "aws-cdk-lib/aws-sqs";
 import { Construct } from "constructs";
-import { queueUrlEnvVar } from "../../shared/config.ts";
+import { envVarOf, queueUrlEnvVar } from "../../shared/config.ts";
 import type { QueueName } from "../../shared/table.ts";
-import type { Access, FunctionEntry } from "../../shared/wiring.ts";
-
-export const DEFAULT_MEMORY_MB = 512;
-export const DEFAULT_TIMEOUT_SECONDS = 29;
+import { type Access, type FunctionEntry, memoryOf, timeoutOf } from "../../shared/wiring.ts";
 
 export interface ServiceResources {
   table: ITable;
@@ -64,8 +61,8 @@ export class ServiceFunction extends Construct {
       projectRoot: props.projectRoot,
       runtime: Runtime.NODEJS_24_X,
       architecture: Architecture.ARM_64,
-      memorySize: props.entry.memoryMb ?? DEFAULT_MEMORY_MB,
-      timeout: Duration.seconds(props.entry.timeoutSeconds ?? DEFAULT_TIMEOUT_SECONDS),
+      memorySize: memoryOf(props.entry),
+      timeout: Duration.seconds(timeoutOf(props.entry)),
       tracing: Tracing.ACTIVE,
       logGroup,
       environment: { NODE_OPTIONS: "--enable-source-maps", ...props.environment },
@@ -88,7 +85,7 @@ export class ServiceFunction extends Construct {
     if (access.table) {
       if (access.table === "readWrite") resources.table.grantReadWriteData(this.fn);
       else resources.table.grantReadData(this.fn);
-      this.fn.addEnvironment("TABLE_NAME", resources.table.tableName);
+      this.fn.addEnvironment(envVarOf("tableName"), resources.table.tableName);
     }
     for (const queue of access.sendTo ?? []) {
       resources.queues[queue].grantSendMessages(this.fn);
@@ -98,7 +95,7 @@ export class ServiceFunction extends Construct {
       if (secret === "anthropic") {
         resources.anthropicSecret.grantRead(this.fn);
         // The secret's name, never its value: the function reads it at run time.
-        this.fn.addEnvironment("ANTHROPIC_API_KEY_SECRET_ID", resources.anthropicSecret.secretArn);
+        this.fn.addEnvironment(envVarOf("anthropicApiKeySecretId"), resources.anthropicSecret.secretArn);
       }
     }
     return this;

@@ -34,16 +34,17 @@ import { Topic } from "aws-cdk-lib/aws-sns";
 import { EmailSubscription } from "aws-cdk-lib/aws-sns-subscriptions";
 import { Queue, QueueEncryption } from "aws-cdk-lib/aws-sqs";
 import type { Construct } from "constructs";
-import { queueUrlEnvVar } from "../../shared/config.ts";
-import { ALARMED_COUNTS } from "../../shared/observability.ts";
+import { DEFAULT_JUDGE_MODEL, envFor, queueUrlEnvVar } from "../../shared/config.ts";
+import { ALARMED_COUNTS, METRICS_NAMESPACE, SERVICE_NAME } from "../../shared/observability.ts";
 import { type QueueName, queueDeclarations, tableDeclaration } from "../../shared/table.ts";
 import {
   DEFAULT_LLM_MAX_CONCURRENCY,
   wiring as defaultWiring,
   type FunctionEntry,
+  timeoutOf,
   type Wiring,
 } from "../../shared/wiring.ts";
-import { DEFAULT_TIMEOUT_SECONDS, ServiceFunction, type ServiceResources } from "./service-function.ts";
+import { ServiceFunction, type ServiceResources } from "./service-function.ts";
 
 /** Settings from CDK context (cdk.json or `-c key=value`), documented in docs/deploy.md. */
 export interface ServiceSettings {
@@ -70,7 +71,7 @@ export interface ServiceStackProps extends StackProps {
 }
 
 /** Visibility must outlast every retry of a batch by the consumer (AWS's guidance: 6×). */
-export const VISIBILITY_TO_TIMEOUT_RATIO = 6;
+const VISIBILITY_TO_TIMEOUT_RATIO = 6;
 
 type MakeFunction = (entry: FunctionEntry) => ServiceFunction;
 interface QueueSet {
@@ -98,11 +99,10 @@ export class ServiceStack extends Stack {
 
     const resources: ServiceResources = { table, queues, anthropicSecret };
     const environment = {
-      POWERTOOLS_SERVICE_NAME: "metric-collection",
-      POWERTOOLS_METRICS_NAMESPACE: "MetricCollection",
+      POWERTOOLS_SERVICE_NAME: SERVICE_NAME,
+      POWERTOOLS_METRICS_NAMESPACE: METRICS_NAMESPACE,
       LOG_LEVEL: "INFO",
-      JUDGE_MODEL: settings.judgeModel,
-      WORK_MAX_RECEIVE_COUNT: String(queueDeclarations.work.maxReceiveCount),
+      ...envFor({ judgeModel: settings.judgeModel, workMaxReceiveCount: queueDeclarations.work.maxReceiveCount }),
     };
     const make = (entry: FunctionEntry) =>
       new ServiceFunction(this, entry.id, {
@@ -165,12 +165,7 @@ export class ServiceStack extends Stack {
   /** One queue per declaration, each with a DLQ and the declared redrive count. */
   private createQueues(wiring: Wiring) {
     const consumerTimeout = (queue: QueueName) =>
-      Math.max(
-        0,
-        ...wiring.queueConsumers
-          .filter((c) => c.queue === queue && !c.deadLetters)
-          .map((c) => c.timeoutSeconds ?? DEFAULT_TIMEOUT_SECONDS),
-      );
+      Math.max(0, ...wiring.queueConsumers.filter((c) => c.queue === queue && !c.deadLetters).map(timeoutOf));
     const queues = {} as Record<QueueName, Queue>;
     const deadLetterQueues = {} as Record<QueueName, Queue>;
     for (const declaration of Object.values(queueDeclarations)) {
@@ -182,9 +177,7 @@ export class ServiceStack extends Stack {
       }
       const dlqConsumerTimeout = Math.max(
         0,
-        ...wiring.queueConsumers
-          .filter((c) => c.queue === declaration.name && c.deadLetters)
-          .map((c) => c.timeoutSeconds ?? DEFAULT_TIMEOUT_SECONDS),
+        ...wiring.queueConsumers.filter((c) => c.queue === declaration.name && c.deadLetters).map(timeoutOf),
       );
       const dlq = new Queue(this, `${declaration.name}-dlq`, {
         visibilityTimeout: Duration.seconds(Math.max(30, dlqConsumerTimeout * VISIBILITY_TO_TIMEOUT_RATIO)),
@@ -386,9 +379,9 @@ export class ServiceStack extends Stack {
 
     const business = (metricName: string) =>
       new Metric({
-        namespace: "MetricCollection",
+        namespace: METRICS_NAMESPACE,
         metricName,
-        dimensionsMap: { service: "metric-collection" },
+        dimensionsMap: { service: SERVICE_NAME },
         statistic: "Sum",
         period: Duration.minutes(5),
       });
@@ -449,7 +442,7 @@ export class ServiceStack extends Stack {
 export const defaultSettings: ServiceSettings = {
   /** `$default` serves the API at the root: https://…/v1/call. */
   stageName: "$default",
-  judgeModel: "claude-sonnet-5-5",
+  judgeModel: DEFAULT_JUDGE_MODEL,
   llmMaxConcurrency: DEFAULT_LLM_MAX_CONCURRENCY,
   logRetentionDays: RetentionDays.ONE_MONTH,
   deletionProtection: true,

@@ -35,7 +35,7 @@ const MAX_ACTIONS = 100;
 const MAX_ATTEMPTS = 6;
 const TRANSACTIONS_IN_FLIGHT = 8;
 
-export const deltaKey = (orgId: string, id: string) => ({ pk: `ORG#${orgId}#ROLLUPDELTA#${id}`, sk: "DELTA" });
+const deltaKey = (orgId: string, id: string) => ({ pk: `ORG#${orgId}#ROLLUPDELTA#${id}`, sk: "DELTA" });
 export const pendingDeltasPartition = (shard: number) => `ROLLUPDELTAS#${shard}`;
 
 /** A value's contribution, read from a delta (the organization is the delta's). */

@@ -109,7 +109,7 @@ async function getItems(keys: { pk: string; sk: string }[]): Promise<Map<string,
 }
 
 /** Queries in flight per API request. */
-export const QUERY_CONCURRENCY = 32;
+const QUERY_CONCURRENCY = 32;
 /** Windows of at most this many items are read by key (BatchGetItem) rather than queried. */
 const KEYED_WINDOW_ITEMS = 24;
 /** Segments of one tier at most this many buckets apart may be read with one query. */
@@ -296,7 +296,7 @@ export interface LabelFilter {
 }
 
 /** Labels are stored bounded (see boundedLabelValue): filter values are compared the same way. */
-export function matchesFilter(labels: Record<string, string>, filter: LabelFilter): boolean {
+function matchesFilter(labels: Record<string, string>, filter: LabelFilter): boolean {
   const is = (stored: string | undefined, wanted: string) => stored === boundedLabelValue(wanted);
   if (filter.agentId && !is(labels.agentId, filter.agentId)) return false;
   if (filter.environmentId && !is(labels.environmentId, filter.environmentId)) return false;

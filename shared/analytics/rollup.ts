@@ -104,7 +104,7 @@ export const labelSetId = (labels: Record<string, string>) =>
     .digest("hex")
     .slice(0, 16);
 
-export const bucketStart = (atMs: number, tierMs: number) => Math.floor(atMs / tierMs) * tierMs;
+const bucketStart = (atMs: number, tierMs: number) => Math.floor(atMs / tierMs) * tierMs;
 
 /** How every rollup item's key of an organization starts. */
 export const rollupKeyPrefix = (orgId: string) => `ORG#${orgId}#ROLLUP#`;

@@ -67,7 +67,7 @@ export function zonedMidnight(year: number, month: number, day: number, timezone
   return instant;
 }
 
-export function localDate(ms: number, timezone: string): string {
+function localDate(ms: number, timezone: string): string {
   const w = wallClock(ms, timezone);
   return `${w.year}-${String(w.month).padStart(2, "0")}-${String(w.day).padStart(2, "0")}`;
 }

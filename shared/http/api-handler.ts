@@ -14,7 +14,7 @@ import { ApiError, apiErrorOf, badRequest, forbidden, payloadTooLarge, unauthori
 import { page } from "./pagination.ts";
 
 /** Lambda's synchronous payload limit; API Gateway would otherwise fail with a bare 413. */
-export const MAX_BODY_BYTES = 6 * 1024 * 1024 - 64 * 1024;
+const MAX_BODY_BYTES = 6 * 1024 * 1024 - 64 * 1024;
 
 export interface ApiRequest<B, Q, P> {
   principal: Principal;
@@ -38,7 +38,7 @@ export interface ApiRouteOptions<B extends z.ZodType, Q extends z.ZodType, P ext
 
 type Infer<T> = T extends z.ZodType ? z.infer<T> : undefined;
 
-export function json(statusCode: number, payload: unknown, headers: Record<string, string> = {}) {
+function json(statusCode: number, payload: unknown, headers: Record<string, string> = {}) {
   return {
     statusCode,
     headers: { "content-type": "application/json", ...headers },

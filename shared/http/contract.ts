@@ -70,7 +70,7 @@ export interface RouteContract {
 const idParam = <K extends string>(name: K) => z.object({ [name]: z.string().min(1) } as Record<K, z.ZodString>);
 const valueStatusQuery = z.enum(["success", "all"]).default("all");
 
-export const playgroundBodySchema = z.strictObject({
+const playgroundBodySchema = z.strictObject({
   callId: z.string().trim().min(1).max(256),
   /** `{id}` (id or slug) of a saved definition, or a whole definition to try before saving it. */
   metric: z.record(z.string(), z.unknown()),

@@ -23,7 +23,7 @@ const listPrice = (input: number, output: number): ModelPrice => ({
 });
 
 /** Published list prices as of November 2026; check https://claude.com/pricing and override as needed. */
-export const defaultPriceTable: Record<string, ModelPrice> = {
+const defaultPriceTable: Record<string, ModelPrice> = {
   "claude-sonnet-5-5": listPrice(2, 10),
   "claude-sonnet-5": listPrice(2, 10),
   "claude-opus-5-5": { ...listPrice(4, 20), cacheRead: 0.2 },
@@ -39,7 +39,7 @@ export const defaultPriceTable: Record<string, ModelPrice> = {
 
 let priceTable: Record<string, ModelPrice> | undefined;
 
-export function prices(): Record<string, ModelPrice> {
+function prices(): Record<string, ModelPrice> {
   if (!priceTable) {
     const overrides = config().llmPricesJson;
     priceTable = {

@@ -15,7 +15,7 @@ import type { MetricDefinition } from "../schemas/metric.ts";
 export const JUDGMENT_TOOL_NAME = "record_judgment";
 
 /** Stable ids: the segment's index in the stored transcript. */
-export const segmentId = (index: number) => `s${index}`;
+const segmentId = (index: number) => `s${index}`;
 
 const judgmentTool: Anthropic.Tool = {
   name: JUDGMENT_TOOL_NAME,
@@ -65,7 +65,7 @@ export function renderTranscript(call: Pick<Call, "transcript">): string {
 }
 
 /** What a valid `value` is, in words; the fake server and the validator agree with it. */
-export function answerInstructions(definition: MetricDefinition): string {
+function answerInstructions(definition: MetricDefinition): string {
   switch (definition.outputType) {
     case "BOOLEAN": {
       const yes = definition.booleanTrueLabel ? ` (true means "${definition.booleanTrueLabel}")` : "";

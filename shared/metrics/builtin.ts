@@ -5,7 +5,7 @@
 import { z } from "zod";
 import type { Call, TranscriptSegment } from "../schemas/call.ts";
 
-export const builtInMetricKinds = [
+const builtInMetricKinds = [
   "CALL_DURATION",
   "AGENT_TALK_RATIO",
   "TURN_COUNT",

@@ -93,8 +93,7 @@ export async function createCollectionJob(
  * (`callId|metricId,metricId`), for jobs that are not a full calls × metrics grid
  * (retries of failed items, backfills of missing values).
  */
-export const pageEntry = (callId: string, metricIds?: string[]) =>
-  metricIds ? `${callId}|${metricIds.join(",")}` : callId;
+const pageEntry = (callId: string, metricIds?: string[]) => (metricIds ? `${callId}|${metricIds.join(",")}` : callId);
 
 export function parsePageEntry(entry: string): { callId: string; metricIds?: string[] } {
   const [callId = "", metricIds] = entry.split("|");

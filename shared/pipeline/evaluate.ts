@@ -74,7 +74,7 @@ export function retryDelaySeconds(attempt: number, retryAfterSeconds?: number): 
   return Math.round(Math.max(jittered, Math.min(retryAfterSeconds ?? 0, MAX_SQS_DELAY_SECONDS)));
 }
 
-export const resendWorkItems: EvaluatorDeps["resend"] = (retries) =>
+const resendWorkItems: EvaluatorDeps["resend"] = (retries) =>
   sendMessages(
     requireQueueUrl("work"),
     retries.map(({ item, delaySeconds }) => ({ body: JSON.stringify(item), delaySeconds })),

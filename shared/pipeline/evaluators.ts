@@ -10,8 +10,6 @@ import type { Call } from "../schemas/call.ts";
 import type { MetricValue } from "../schemas/job.ts";
 import type { MetricDefinition } from "../schemas/metric.ts";
 
-export { LlmCallsBlockedError, RetryableEvaluationError } from "./evaluation-errors.ts";
-
 /** What an evaluation yields; the pipeline adds ids, version and timestamps. */
 export type EvaluationOutcome = Pick<
   MetricValue,
@@ -31,7 +29,7 @@ export type EvaluationOutcome = Pick<
 
 export type EvaluateItem = (definition: MetricDefinition, call: Call) => Promise<EvaluationOutcome>;
 
-export const evaluateBuiltIn: EvaluateItem = async (definition, call) => {
+const evaluateBuiltIn: EvaluateItem = async (definition, call) => {
   if (!definition.builtIn) {
     return { captureStatus: "ERROR", context: "CALL", errorMessage: "Built-in metric has no builtIn configuration" };
   }
@@ -42,7 +40,7 @@ export const evaluateBuiltIn: EvaluateItem = async (definition, call) => {
   return { captureStatus: result.status, context: "CALL", valueReasoning: result.reasoning };
 };
 
-export function createEvaluateByCalculationType(judge: EvaluateItem): EvaluateItem {
+function createEvaluateByCalculationType(judge: EvaluateItem): EvaluateItem {
   return (definition, call) =>
     definition.calculationType === "BUILT_IN" ? evaluateBuiltIn(definition, call) : judge(definition, call);
 }

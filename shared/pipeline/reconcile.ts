@@ -224,7 +224,7 @@ async function finishJob(orgId: string, jobId: string): Promise<boolean> {
 }
 
 /** The job's work items that have no recorded value. */
-export async function unrecordedItems(orgId: string, job: StoredJob): Promise<WorkItem[]> {
+async function unrecordedItems(orgId: string, job: StoredJob): Promise<WorkItem[]> {
   const pageNumbers = Array.from({ length: Number(job.pageCount ?? 0) }, (_, page) => page);
   const [pages, recorded] = await Promise.all([
     mapLimit(pageNumbers, PAGES_IN_FLIGHT, async (page) => {

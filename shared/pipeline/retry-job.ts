@@ -16,7 +16,7 @@ import { derivedJobId } from "./job-ids.ts";
 /** A job is retried a handful of times at most; past this, something is wrong. */
 const MAX_RETRIES = 100;
 
-export const retryJobId = (jobId: string, attempt: number) => derivedJobId(`retry|${jobId}|${attempt}`);
+const retryJobId = (jobId: string, attempt: number) => derivedJobId(`retry|${jobId}|${attempt}`);
 
 const isRunning = (job: CollectionJob) => job.status === "PENDING" || job.status === "PROCESSING";
 

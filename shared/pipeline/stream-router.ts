@@ -20,7 +20,7 @@ export interface StreamRoute {
 }
 
 /** The route a record belongs to, if any (the event filter lets only routed records through). */
-export function routeOf(record: DynamoDBRecord, routes: readonly StreamRoute[]): StreamRoute | undefined {
+function routeOf(record: DynamoDBRecord, routes: readonly StreamRoute[]): StreamRoute | undefined {
   const entity = record.dynamodb?.NewImage?.entity?.S;
   return routes.find((route) => route.eventName === record.eventName && route.entity === entity);
 }

@@ -49,7 +49,7 @@ const batchKey = (orgId: string, policyId: string, batch: BatchRef) =>
   keys.policyBatch(orgId, policyId, batch.window, batch.shard);
 const later = (a: string, b: string) => (a > b ? a : b);
 
-export function windowStart(now: Date, windowSeconds: number): string {
+function windowStart(now: Date, windowSeconds: number): string {
   const ms = windowSeconds * 1000;
   return new Date(Math.floor(now.getTime() / ms) * ms).toISOString();
 }
@@ -231,7 +231,7 @@ export async function addToPolicyBatch(
 }
 
 /** A UUID-shaped id derived from the batch key (and which of its jobs): the same batch names the same jobs. */
-export function jobIdForBatch(pk: string, sk: string, index = 0): string {
+function jobIdForBatch(pk: string, sk: string, index = 0): string {
   return derivedJobId(index === 0 ? `${pk}|${sk}` : `${pk}|${sk}|${index}`);
 }
 

@@ -3,10 +3,10 @@ import { builtInConfigSchema } from "../metrics/builtin.ts";
 
 export const outputTypes = ["BOOLEAN", "NUMERIC", "SCALE", "CLASSIFICATION", "TEXT", "COUNT", "OFFSET"] as const;
 export type OutputType = (typeof outputTypes)[number];
-export const calculationTypes = ["LLM_JUDGE", "BUILT_IN"] as const;
+const calculationTypes = ["LLM_JUDGE", "BUILT_IN"] as const;
 export type CalculationType = (typeof calculationTypes)[number];
 
-export const slugSchema = z
+const slugSchema = z
   .string()
   .regex(
     /^[a-z0-9][a-z0-9_-]{0,62}$/,

@@ -1,7 +1,7 @@
 import { z } from "zod";
 import { MAX_METRICS_PER_JOB } from "./job.ts";
 
-export const conditionOperators = [
+const conditionOperators = [
   "EQUALS",
   "NOT_EQUALS",
   "CONTAINS",

@@ -11,7 +11,7 @@ import { conditionHeld, table } from "./table.ts";
 
 type Item = Record<string, unknown>;
 const storageFields = new Set(["pk", "sk", "entity", "gsi1pk", "gsi1sk", "orgId", "runningUntil"]);
-export const toBackfill = (item: Item): Backfill =>
+const toBackfill = (item: Item): Backfill =>
   Object.fromEntries(Object.entries(item).filter(([k]) => !storageFields.has(k))) as never;
 
 async function validated(orgId: string, input: CreateBackfillInput): Promise<CreateBackfillInput> {

@@ -15,7 +15,7 @@ import { failedConditions, type TableTransactItem, table } from "./table.ts";
 
 const CHUNK_BYTES = 300 * 1024;
 /** A transaction carries at most 4 MB; leave room for the call item itself. */
-export const MAX_COMPRESSED_TRANSCRIPT_BYTES = 3_500_000;
+const MAX_COMPRESSED_TRANSCRIPT_BYTES = 3_500_000;
 
 type CallSummary = Omit<Call, "transcript" | "toolInvocations"> & { segmentCount: number };
 type Item = Record<string, unknown>;

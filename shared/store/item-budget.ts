@@ -10,10 +10,10 @@ import type { MetricValue, SegmentRef } from "../schemas/job.ts";
 /** Longest excerpt of a transcript segment a value keeps beside its reference. */
 export const MAX_SEGMENT_EXCERPT_CHARS = 500;
 /** Longest reasoning, error message or text value kept (the judge's own limits are lower). */
-export const MAX_VALUE_TEXT_CHARS = 4_000;
+const MAX_VALUE_TEXT_CHARS = 4_000;
 /** Most labels a CLASSIFICATION value keeps, each at most MAX_LABEL_CHARS. */
-export const MAX_VALUE_LABELS = 50;
-export const MAX_LABEL_CHARS = 200;
+const MAX_VALUE_LABELS = 50;
+const MAX_LABEL_CHARS = 200;
 /** What a stored value may weigh at most, keys and index attributes included. */
 export const VALUE_ITEM_BUDGET_BYTES = 64 * 1024;
 
@@ -24,7 +24,7 @@ export function isStorableNumber(value: number): boolean {
   return magnitude === 0 || (magnitude >= 1e-130 && magnitude < 1e126);
 }
 
-export const unstorableNumberMessage = (value: number) =>
+const unstorableNumberMessage = (value: number) =>
   `The value ${String(value)} cannot be stored: numbers must be finite, with a magnitude between 1e-130 and 1e125 (or 0)`;
 
 /** `text` cut to `maxChars` UTF-16 units, never inside a surrogate pair, marked with an ellipsis when cut. */

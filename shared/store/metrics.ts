@@ -14,7 +14,7 @@ type Item = Record<string, unknown>;
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 const storageFields = ["pk", "sk", "entity", "gsi1pk", "gsi1sk", "orgId"];
 
-export function toMetricDefinition(item: Item): MetricDefinition {
+function toMetricDefinition(item: Item): MetricDefinition {
   return Object.fromEntries(Object.entries(item).filter(([k]) => !storageFields.includes(k))) as never;
 }
 

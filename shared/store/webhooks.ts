@@ -9,7 +9,7 @@ export interface WebhookSecret {
   createdAt: string;
 }
 
-export async function getWebhookSecret(orgId: string): Promise<WebhookSecret | undefined> {
+async function getWebhookSecret(orgId: string): Promise<WebhookSecret | undefined> {
   const item = await table.get(keys.webhookSecret(orgId), { ConsistentRead: true });
   return item ? { secret: String(item.secret), createdAt: String(item.createdAt) } : undefined;
 }

@@ -60,7 +60,7 @@ export const defaultWebhookDeps: WebhookDeps = {
 };
 
 /** Jittered exponential backoff, capped at an hour. */
-export function webhookRetryDelay(attempts: number): number {
+function webhookRetryDelay(attempts: number): number {
   const base = config().webhookRetryBaseSeconds * 2 ** Math.max(0, attempts - 1);
   return Math.round(Math.min(MAX_DELAY_SECONDS, base * (0.75 + Math.random() / 2)));
 }

@@ -10,7 +10,7 @@ import { request as httpsRequest } from "node:https";
 import type { LookupFunction } from "node:net";
 import { addressProblem, type UrlPolicy } from "./url-safety.ts";
 
-export function guardedLookup(policy: UrlPolicy): LookupFunction {
+function guardedLookup(policy: UrlPolicy): LookupFunction {
   return (hostname, options, callback) => {
     lookup(hostname, { family: options.family, hints: options.hints, all: true, verbatim: true }, (error, found) => {
       const addresses = found as LookupAddress[];

@@ -5,11 +5,14 @@
  */
 import { App, Stack } from "aws-cdk-lib";
 import { Match, Template } from "aws-cdk-lib/assertions";
+import type { Context } from "aws-lambda";
 import { AwsSolutionsChecks } from "cdk-nag";
 import { beforeAll, describe, expect, it } from "vitest";
 import { buildApp } from "../../infra/app.ts";
+import { invokeHandler } from "../../infra/local/invoke.ts";
 import { acknowledgedFindings } from "../../infra/stack/nag-suppressions.ts";
 import { defaultSettings, ServiceStack } from "../../infra/stack/service-stack.ts";
+import { configKeys, envVarOf } from "../../shared/config.ts";
 import { queueDeclarations } from "../../shared/table.ts";
 import { type Wiring, wiring } from "../../shared/wiring.ts";
 
@@ -41,6 +44,37 @@ beforeAll(() => {
 });
 
 describe("the CDK app", () => {
+  it("gives a function that names no memory or timeout what the local runtime gives it", async () => {
+    const route = wiring.routes.find((entry) => entry.id === "api-list-calls");
+    if (!route || route.memoryMb !== undefined || route.timeoutSeconds !== undefined)
+      throw new Error("fixture changed");
+    const deployed = functionOf("api-list-calls").Properties;
+    const seen = (await invokeHandler(
+      async () => async (_event: unknown, context: Context) => ({
+        memory: Number(context.memoryLimitInMB),
+        secondsLeft: Math.round(context.getRemainingTimeInMillis() / 1000),
+      }),
+      route,
+      {},
+      "us-east-1",
+    )) as { memory: number; secondsLeft: number };
+    expect(seen).toEqual({ memory: deployed.MemorySize, secondsLeft: deployed.Timeout });
+  });
+
+  it("sets only environment variables the functions read, under the names config() reads", () => {
+    const known = new Set([
+      ...configKeys.map(envVarOf),
+      "NODE_OPTIONS",
+      "LOG_LEVEL",
+      "POWERTOOLS_SERVICE_NAME",
+      "POWERTOOLS_METRICS_NAMESPACE",
+    ]);
+    const names = ofType("AWS::Lambda::Function").flatMap(([, r]) =>
+      Object.keys(r.Properties.Environment?.Variables ?? {}),
+    );
+    expect([...new Set(names)].filter((name) => !known.has(name))).toEqual([]);
+  });
+
   it("deploys every route of the wiring as its own function, behind the authorizer unless public", () => {
     const routes = ofType("AWS::ApiGatewayV2::Route").map(([, r]) => r.Properties);
     for (const route of wiring.routes) {

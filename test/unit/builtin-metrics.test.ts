@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { demoCalls, demoMetricDefinitions } from "../../shared/demo/demo-data.ts";
+import { demoCalls, demoMetricDefinitions } from "../../infra/local/demo-data.ts";
 import { type BuiltInConfig, builtInConfigSchema, computeBuiltInMetric } from "../../shared/metrics/builtin.ts";
 import type { TranscriptSegment } from "../../shared/schemas/call.ts";
 import { createCallSchema } from "../../shared/schemas/call.ts";

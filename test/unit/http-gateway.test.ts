@@ -10,7 +10,7 @@ import {
   toGatewayResponse,
 } from "../../infra/local/http-gateway.ts";
 import { type LocalRuntime, startLocalRuntime } from "../../infra/local/runtime.ts";
-import type { RouteEntry, Wiring } from "../../shared/wiring.ts";
+import { FUNCTION_DEFAULTS, type RouteEntry, type Wiring } from "../../shared/wiring.ts";
 
 const echo = "test/fixtures/echo-handler.ts";
 
@@ -316,9 +316,10 @@ describe("local HTTP gateway", () => {
     expect(event.requestContext.requestId).toBe(response.headers.get("apigw-requestid"));
     expect(context.functionName).toBe("get-call");
     expect(context.invokedFunctionArn).toMatch(/^arn:aws:lambda:us-east-1:\d{12}:function:get-call$/);
-    // Default Lambda timeout is 30 s.
-    expect(context.remainingTimeInMillis).toBeGreaterThan(29_000);
-    expect(context.remainingTimeInMillis).toBeLessThanOrEqual(30_000);
+    // The wiring's default timeout, as in AWS.
+    const timeoutMs = FUNCTION_DEFAULTS.timeoutSeconds * 1000;
+    expect(context.remainingTimeInMillis).toBeGreaterThan(timeoutMs - 1000);
+    expect(context.remainingTimeInMillis).toBeLessThanOrEqual(timeoutMs);
   });
 
   it("uses the entry's timeout for the context's remaining time", async () => {

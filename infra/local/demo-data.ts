@@ -3,7 +3,7 @@
  * metric definitions to run on them. Offsets come from word counts (~150 wpm) and fixed
  * pauses, so the numbers the metrics produce are stable from run to run.
  */
-import type { CreateCallInput } from "../schemas/call.ts";
+import type { CreateCallInput } from "../../shared/schemas/call.ts";
 
 type Line = [speaker: "A" | "C", text: string, options?: { overlapMs?: number; pauseMs?: number }];
 
@@ -423,7 +423,7 @@ export function demoMetricDefinitions() {
  * LLM-judged demo metrics, one per output type. The quoted phrase in each prompt is a
  * useful hint for a real model and the keyword the fake Anthropic server judges by.
  */
-export function demoLlmMetricDefinitions() {
+function demoLlmMetricDefinitions() {
   const judged = { calculationType: "LLM_JUDGE", description: "" } as const;
   return [
     {
