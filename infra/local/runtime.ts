@@ -12,14 +12,9 @@ import type { FunctionEntry, Wiring } from "../../shared/wiring.ts";
 import { type HttpGatewayStats, startHttpGateway } from "./http-gateway.ts";
 import { createHandlerResolver, invokeHandler, type LambdaHandler, type RuntimeLogger } from "./invoke.ts";
 import { startScheduler } from "./scheduler.ts";
+import { openSharedStream, type SharedStream } from "./shared-stream.ts";
 import { emptySqsStats, type SqsConsumerStats, type SqsPoller, startSqsPoller } from "./sqs-poller.ts";
-import {
-  openSharedStream,
-  type SharedStream,
-  type StreamConsumerStats,
-  type StreamPoller,
-  startStreamPoller,
-} from "./stream-poller.ts";
+import { type StreamConsumerStats, type StreamPoller, startStreamPoller } from "./stream-poller.ts";
 import type { TwinDelivery } from "./twins.ts";
 
 export type { LambdaHandler, RuntimeLogger } from "./invoke.ts";

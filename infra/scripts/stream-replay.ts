@@ -11,7 +11,7 @@ import { DeleteMessageCommand, type Message, ReceiveMessageCommand, type SQSClie
 import type { DynamoDBRecord } from "aws-lambda";
 import { type StreamConsumerEntry, wiring } from "../../shared/wiring.ts";
 import { matchesFilterPattern } from "../local/event-filter.ts";
-import { getRecordsAsJson, toDynamoDBRecord } from "../local/stream-poller.ts";
+import { getRecordsAsJson, toDynamoDBRecord } from "../local/stream-wire.ts";
 
 /** The invocation record Lambda sends a DynamoDB stream mapping's on-failure destination. */
 export interface StreamFailure {

@@ -13,7 +13,7 @@ import { keys } from "../keys.ts";
 import { logger } from "../logger.ts";
 import type { MetricValue, WorkItem } from "../schemas/job.ts";
 import { replacedByError, storableValue } from "../store/item-budget.ts";
-import { JOB_COST_ATTRIBUTE, jobUsageAttributes } from "../store/jobs.ts";
+import { JOB_COST_ATTRIBUTE, jobStillRuns, jobUsageAttributes } from "../store/jobs.ts";
 import { failedConditions, type TableTransactItem, table } from "../store/table.ts";
 
 export interface ItemResult {
@@ -118,15 +118,13 @@ function jobChunkTransaction(orgId: string, jobId: string, results: ItemResult[]
       Update: {
         Key: keys.job(orgId, jobId),
         UpdateExpression: `ADD completedItems :completed, failedItems :failed${usage.expression} SET updatedAt = :now`,
-        ConditionExpression: "#status IN (:pending, :processing)",
-        ExpressionAttributeNames: { "#status": "status" },
+        ...jobStillRuns,
         ExpressionAttributeValues: {
           ":completed": completed,
           ":failed": results.length - completed,
           ":now": new Date().toISOString(),
-          ":pending": "PENDING",
-          ":processing": "PROCESSING",
           ...usage.values,
+          ...jobStillRuns.ExpressionAttributeValues,
         },
       },
     },

@@ -175,20 +175,40 @@ export async function cancelUnfinishedJob(
   return canceled ? toCollectionJob(canceled) : undefined;
 }
 
+/** The condition that a job still runs (PENDING or PROCESSING), with its placeholders. */
+export const jobStillRuns = {
+  ConditionExpression: "#status IN (:pending, :processing)",
+  ExpressionAttributeNames: { "#status": "status" },
+  ExpressionAttributeValues: { ":pending": "PENDING", ":processing": "PROCESSING" },
+};
+
+/** Updates a job only while it runs and `update`'s own condition holds; answers whether it did. */
+function updateRunningJob(
+  orgId: string,
+  jobId: string,
+  update: { UpdateExpression: string; ConditionExpression: string; ExpressionAttributeValues: Record<string, unknown> },
+): Promise<boolean> {
+  return conditionHeld(
+    table.update({
+      Key: keys.job(orgId, jobId),
+      UpdateExpression: update.UpdateExpression,
+      ConditionExpression: `${update.ConditionExpression} AND ${jobStillRuns.ConditionExpression}`,
+      ExpressionAttributeNames: jobStillRuns.ExpressionAttributeNames,
+      ExpressionAttributeValues: { ...update.ExpressionAttributeValues, ...jobStillRuns.ExpressionAttributeValues },
+    }),
+  );
+}
+
 /**
  * Marks a running job's LLM calls as futile (rejected key, no credit): later items record
  * ERROR with this reason without calling the model. The first reason wins.
  */
 export async function blockJobLlmCalls(orgId: string, jobId: string, reason: string): Promise<void> {
-  await conditionHeld(
-    table.update({
-      Key: keys.job(orgId, jobId),
-      UpdateExpression: "SET llmBlockedReason = :reason, errorMessage = if_not_exists(errorMessage, :reason)",
-      ConditionExpression: "#status IN (:pending, :processing) AND attribute_not_exists(llmBlockedReason)",
-      ExpressionAttributeNames: { "#status": "status" },
-      ExpressionAttributeValues: { ":reason": reason, ":pending": "PENDING", ":processing": "PROCESSING" },
-    }),
-  );
+  await updateRunningJob(orgId, jobId, {
+    UpdateExpression: "SET llmBlockedReason = :reason, errorMessage = if_not_exists(errorMessage, :reason)",
+    ConditionExpression: "attribute_not_exists(llmBlockedReason)",
+    ExpressionAttributeValues: { ":reason": reason },
+  });
 }
 
 const runningJobSortKey = (createdAt: string, orgId: string, jobId: string) => `${createdAt}#${orgId}#${jobId}`;
@@ -217,18 +237,9 @@ export async function deleteRunningJobMarker(orgId: string, jobId: string): Prom
  * same job, one wins; the next run leaves the job alone until it stalls again.
  */
 export function claimStalledJob(orgId: string, jobId: string, seenUpdatedAt: string, now: string) {
-  return conditionHeld(
-    table.update({
-      Key: keys.job(orgId, jobId),
-      UpdateExpression: "SET updatedAt = :now",
-      ConditionExpression: "updatedAt = :seen AND #status IN (:pending, :processing)",
-      ExpressionAttributeNames: { "#status": "status" },
-      ExpressionAttributeValues: {
-        ":now": now,
-        ":seen": seenUpdatedAt,
-        ":pending": "PENDING",
-        ":processing": "PROCESSING",
-      },
-    }),
-  );
+  return updateRunningJob(orgId, jobId, {
+    UpdateExpression: "SET updatedAt = :now",
+    ConditionExpression: "updatedAt = :seen",
+    ExpressionAttributeValues: { ":now": now, ":seen": seenUpdatedAt },
+  });
 }

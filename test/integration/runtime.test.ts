@@ -15,7 +15,7 @@ import {
 import { afterAll, afterEach, describe, expect, inject, it, vi } from "vitest";
 import { createQueues, createTable } from "../../infra/local/resources.ts";
 import { type LocalRuntime, type LocalRuntimeOptions, startLocalRuntime } from "../../infra/local/runtime.ts";
-import { openSharedStream } from "../../infra/local/stream-poller.ts";
+import { openSharedStream } from "../../infra/local/shared-stream.ts";
 import { sleep } from "../../shared/concurrency.ts";
 import type { QueueName } from "../../shared/table.ts";
 import type { QueueConsumerEntry, StreamConsumerEntry, Wiring } from "../../shared/wiring.ts";

@@ -20,7 +20,7 @@ import {
 import type { DynamoDBRecord } from "aws-lambda";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { createTable, deleteTable } from "../../infra/local/resources.ts";
-import { getRecordsAsJson } from "../../infra/local/stream-poller.ts";
+import { getRecordsAsJson } from "../../infra/local/stream-wire.ts";
 import { replayStreamFailures, type StreamFailure } from "../../infra/scripts/stream-replay.ts";
 import { CALL_ENTITY, JOB_ENTITY, ROLLUP_DELTA_ENTITY } from "../../shared/stream-entities.ts";
 
