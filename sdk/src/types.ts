@@ -886,6 +886,20 @@ export interface Operations {
       };
     };
   };
+  /** GET /v1/me: The organization and role of the API key in use
+   * For checking a key before using it: answers 401 for a key that is unknown or revoked. */
+  getMe: {
+    path: never;
+    query: never;
+    body: never;
+    response: {
+      data: {
+        orgId: string;
+        role: "admin" | "member";
+        keyId: string;
+      };
+    };
+  };
   /** GET /v1/webhook-secret: The secret that signs this organization's webhooks (created on first read) */
   getWebhookSecret: {
     path: never;
@@ -955,6 +969,7 @@ export const routes = {
   customMetricsTimeseries: { method: "GET", path: "/v1/custom-metrics/timeseries", status: 200 },
   customMetricTags: { method: "GET", path: "/v1/custom-metrics/tags", status: 200 },
   customMetricsSession: { method: "GET", path: "/v1/custom-metrics/sessions/{callId}", status: 200 },
+  getMe: { method: "GET", path: "/v1/me", status: 200 },
   getWebhookSecret: { method: "GET", path: "/v1/webhook-secret", status: 200 },
   rotateWebhookSecret: { method: "POST", path: "/v1/webhook-secret", status: 201 },
   runPlayground: { method: "POST", path: "/v1/metric/playground", status: 200 },

@@ -35,6 +35,7 @@ import {
   metricValueSchema,
   pageOf,
   playgroundResultSchema,
+  principalSchema,
   sessionResultSchema,
   tagsResultSchema,
   timeseriesResultSchema,
@@ -379,6 +380,16 @@ export const contract = {
     operationId: "customMetricsSession",
     path: idParam("callId"),
     response: dataOf(sessionResultSchema),
+  },
+
+  // ---- keys
+  "GET /v1/me": {
+    handler: "get-me",
+    summary: "The organization and role of the API key in use",
+    description: "For checking a key before using it: answers 401 for a key that is unknown or revoked.",
+    tag: "keys",
+    operationId: "getMe",
+    response: dataOf(principalSchema),
   },
 
   // ---- webhooks

@@ -211,6 +211,8 @@ export const backfillSchema = z.object({
 export const deletedSchema = z.object({ id: z.string(), deleted: z.literal(true) });
 
 export const webhookSecretSchema = z.object({ secret: z.string(), createdAt: timestamp });
+/** The API key in use: its organization, role and (non-secret) id. */
+export const principalSchema = z.object({ orgId: z.string(), role: z.enum(["admin", "member"]), keyId: z.string() });
 
 // ---- analytics (/v1/custom-metrics/*)
 

@@ -17,6 +17,13 @@ describe("HTTP API on the local engines", () => {
         expect(response.body.error.code).toBe("unauthorized");
       }
     });
+
+    it("tells each key which organization and role it has", async () => {
+      const other = await stack.newOrganization("Who am I");
+      expect((await stack.api("GET", "/v1/me")).body.data).toMatchObject({ orgId: stack.orgId, role: "admin" });
+      expect((await other.api("GET", "/v1/me")).body.data).toMatchObject({ orgId: other.orgId, role: "admin" });
+      expect((await stack.client(undefined)("GET", "/v1/me")).status).toBe(401);
+    });
   });
 
   describe("calls", () => {

@@ -182,6 +182,9 @@ describe("real responses match the documented schemas", () => {
 
     await call("GET /v1/webhook-secret");
     await call("POST /v1/webhook-secret");
+
+    const me = await call("GET /v1/me");
+    expect(me.data).toMatchObject({ orgId: stack.orgId, role: "admin" });
   });
 
   it("serves the document at GET /openapi.json without an API key", async () => {
