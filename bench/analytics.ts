@@ -110,7 +110,7 @@ async function load() {
     import("../shared/store/batch-write.ts"),
     import("../shared/concurrency.ts"),
     import("../shared/analytics/query.ts"),
-    import("../infra/local/http-gateway.ts"),
+    import("../infra/local/gateway-payloads.ts"),
     import("../functions/api/custom-metrics-aggregate.ts"),
     import("../functions/api/custom-metrics-daily.ts"),
     import("../functions/api/custom-metrics-timeseries.ts"),

@@ -3,7 +3,11 @@ import type { APIGatewayProxyEventV2, Context } from "aws-lambda";
 import { mockClient } from "aws-sdk-client-mock";
 import { beforeEach, describe, expect, it } from "vitest";
 import { z } from "zod";
-import { buildAuthorizerEvent, toAuthorizerDecision, withAuthorizerContext } from "../../infra/local/http-gateway.ts";
+import {
+  buildAuthorizerEvent,
+  toAuthorizerDecision,
+  withAuthorizerContext,
+} from "../../infra/local/gateway-payloads.ts";
 import { hashApiKey } from "../../shared/auth.ts";
 import { conflict, invalid, notFound, tooLarge, unavailable } from "../../shared/errors.ts";
 import { apiRoute } from "../../shared/http/api-handler.ts";

@@ -3,12 +3,12 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   buildAuthorizerEvent,
   buildHttpApiEvent,
-  createRouter,
   isTextContentType,
-  MAX_PAYLOAD_BYTES,
   toAuthorizerDecision,
   toGatewayResponse,
-} from "../../infra/local/http-gateway.ts";
+} from "../../infra/local/gateway-payloads.ts";
+import { createRouter } from "../../infra/local/gateway-routes.ts";
+import { MAX_PAYLOAD_BYTES } from "../../infra/local/http-gateway.ts";
 import { type LocalRuntime, startLocalRuntime } from "../../infra/local/runtime.ts";
 import { FUNCTION_DEFAULTS, type RouteEntry, type Wiring } from "../../shared/wiring.ts";
 
