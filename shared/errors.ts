@@ -39,12 +39,19 @@ export function fieldErrors(issues: { path: PropertyKey[]; message: string }[], 
 }
 
 /**
- * Parses `input` (a stored entity with a patch applied) or throws `invalid` naming the first
- * bad field in the message and all of them in the details, as the request body's fields.
+ * Parses `input` or throws `invalid`, with the first bad field in the message and all of them
+ * in the details, named from `source` ("body", "query", "path"). `what` names the entity when
+ * the input is a stored one with a patch applied ("Invalid policy: body.name: …").
  */
-export function parseOrInvalid<T extends z.ZodType>(schema: T, input: unknown, what: string): z.infer<T> {
+export function parseOrInvalid<T extends z.ZodType>(
+  schema: T,
+  input: unknown,
+  { source, what }: { source: string; what?: string },
+): z.infer<T> {
   const result = schema.safeParse(input);
   if (result.success) return result.data;
-  const details = fieldErrors(result.error.issues, "body");
-  throw invalid(`Invalid ${what}: ${details[0]?.field}: ${details[0]?.message}`, details);
+  const details = fieldErrors(result.error.issues, source);
+  const first = details[0];
+  const prefix = what ? `Invalid ${what}: ` : "Invalid ";
+  throw invalid(first ? `${prefix}${first.field}: ${first.message}` : `Invalid ${what ?? source}`, details);
 }

@@ -1,6 +1,6 @@
 import { z } from "zod";
-import { notFound } from "../../shared/errors.ts";
-import { apiRoute, parse } from "../../shared/http/api-handler.ts";
+import { notFound, parseOrInvalid } from "../../shared/errors.ts";
+import { apiRoute } from "../../shared/http/api-handler.ts";
 import { contract } from "../../shared/http/contract.ts";
 import { ApiError } from "../../shared/http/errors.ts";
 import { LlmCallsBlockedError, RetryableEvaluationError } from "../../shared/pipeline/evaluation-errors.ts";
@@ -13,14 +13,14 @@ const savedMetricSchema = z.strictObject({ id: z.string().trim().min(1).max(256)
 
 async function resolveDefinition(orgId: string, metric: Record<string, unknown>): Promise<MetricDefinition> {
   if (Object.keys(metric).length === 1 && "id" in metric) {
-    const { id } = parse(savedMetricSchema, metric, "body.metric");
+    const { id } = parseOrInvalid(savedMetricSchema, metric, { source: "body.metric" });
     const saved = await getMetric(orgId, id);
     if (!saved) throw notFound("Metric definition", id);
     return saved;
   }
   const now = new Date().toISOString();
   return {
-    ...parse(createMetricSchema, metric, "body.metric"),
+    ...parseOrInvalid(createMetricSchema, metric, { source: "body.metric" }),
     id: "inline",
     version: 0,
     createdAt: now,

@@ -6,7 +6,7 @@ import middy from "@middy/core";
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from "aws-lambda";
 import { ZodError, type z } from "zod";
 import { authenticate, type Principal, type Role } from "../auth.ts";
-import { DomainError, fieldErrors } from "../errors.ts";
+import { DomainError, fieldErrors, parseOrInvalid } from "../errors.ts";
 import { logger } from "../logger.ts";
 import { envelopeOf } from "../schemas/responses.ts";
 import type { KeyPage } from "../store/query.ts";
@@ -46,15 +46,8 @@ function json(statusCode: number, payload: unknown, headers: Record<string, stri
   } satisfies APIGatewayProxyStructuredResultV2;
 }
 
-export function parse<T extends z.ZodType>(schema: T | undefined, input: unknown, source: string): Infer<T> {
-  if (!schema) return undefined as Infer<T>;
-  const result = schema.safeParse(input);
-  if (!result.success) {
-    const details = fieldErrors(result.error.issues, source);
-    const first = details[0];
-    throw badRequest(first ? `Invalid ${first.field}: ${first.message}` : `Invalid ${source}`, details);
-  }
-  return result.data as Infer<T>;
+function parse<T extends z.ZodType>(schema: T | undefined, input: unknown, source: string): Infer<T> {
+  return (schema ? parseOrInvalid(schema, input, { source }) : undefined) as Infer<T>;
 }
 
 /**

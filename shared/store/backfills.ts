@@ -119,7 +119,7 @@ export async function updateBackfill(orgId: string, backfillId: string, patch: P
   const current = await getBackfill(orgId, backfillId);
   if (!current) throw notFound("Backfill", backfillId);
   const { id, createdAt, updatedAt: _u, nextRunAt: _n, lastJobId, lastRun, ...fields } = current;
-  const merged = parseOrInvalid(createBackfillSchema, { ...fields, ...patch }, "backfill");
+  const merged = parseOrInvalid(createBackfillSchema, { ...fields, ...patch }, { source: "body", what: "backfill" });
   const backfill: Backfill = {
     ...(await validated(orgId, merged)),
     id,

@@ -107,7 +107,11 @@ export async function updateMetric(
   patch: Partial<CreateMetricInput>,
 ): Promise<MetricDefinition> {
   const { id, version, createdAt, updatedAt: _updatedAt, ...currentFields } = current;
-  const merged = parseOrInvalid(createMetricSchema, { ...currentFields, ...patch }, "metric definition");
+  const merged = parseOrInvalid(
+    createMetricSchema,
+    { ...currentFields, ...patch },
+    { source: "body", what: "metric definition" },
+  );
   const next: MetricDefinition = {
     ...merged,
     id,

@@ -78,7 +78,7 @@ export async function updatePolicy(orgId: string, policyId: string, patch: Parti
   const current = await getPolicy(orgId, policyId);
   if (!current) throw notFound("Metric policy", policyId);
   const { id, createdAt, updatedAt: _updatedAt, ...fields } = current;
-  const merged = parseOrInvalid(createPolicySchema, { ...fields, ...patch }, "policy");
+  const merged = parseOrInvalid(createPolicySchema, { ...fields, ...patch }, { source: "body", what: "policy" });
   const policy: MetricPolicy = {
     ...(await validateReferences(orgId, merged)),
     id,
