@@ -16,14 +16,7 @@ import { fileURLToPath } from "node:url";
 import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from "aws-lambda";
 import { envFor } from "../shared/config.ts";
-
-export interface BenchFigure {
-  name: string;
-  measured: string;
-  target: string;
-  met: boolean | null;
-  note?: string;
-}
+import type { BenchFigure } from "./report.ts";
 
 const RESULT_MARKER = "ANALYTICS_BENCH_RESULT ";
 /** The quick run checks answers, not times: fewer values, and each query timed once. */
