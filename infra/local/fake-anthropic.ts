@@ -1,17 +1,18 @@
 /**
  * A fake Anthropic Messages API on 127.0.0.1 for tests, the benchmark and `npm start`
- * without a key. It answers the judge's forced tool call with deterministic judgments from
- * simple transcript rules, reports realistic usage (cache creation on the first sight of a
- * prefix, cache reads after), and injects latency and faults by option or per-request
- * header (`x-fake-fault`, `x-fake-latency-ms`). Like the real API, Sonnet/Opus 5.5 answer with a
- * thinking block first and refuse a forced tool choice.
- * The judgments themselves follow simple transcript rules (fake-judgments.ts).
+ * without a key. It answers a structured-output request (`output_config.format`, checked as
+ * the real API checks it: fake-output-format.ts) with a JSON judgment from simple transcript
+ * rules (fake-judgments.ts), reports realistic usage (cache creation on the first sight of a
+ * prefix, cache reads after; the format is part of the cache key), and injects latency and
+ * faults by option or per-request header (`x-fake-fault`, `x-fake-latency-ms`). Like the real
+ * API, Sonnet/Opus 5.5 answer with a thinking block first and refuse a forced tool choice.
  */
 import { createHash, randomUUID } from "node:crypto";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { sleep } from "../../shared/concurrency.ts";
 import { fakeJudgment, malformed } from "./fake-judgments.ts";
+import { outputFormatProblem, shapedAnswer } from "./fake-output-format.ts";
 
 export const FAULTS = [
   "rate_limit",
@@ -19,7 +20,7 @@ export const FAULTS = [
   "server_error",
   "malformed",
   "malformed_always",
-  "prose",
+  "refusal",
   "unauthorized",
   "credit",
 ] as const;
@@ -29,7 +30,7 @@ export interface FakeRequest {
   /** 1-based index of the request since start (or reset). */
   index: number;
   model: string;
-  /** Hash of the cacheable prefix (tools, system, transcript). */
+  /** Hash of the cacheable prefix (tools, output format, system, transcript). */
   prefixHash: string;
   /** Hash of the whole first user turn: one call × one metric. */
   itemHash: string;
@@ -79,6 +80,7 @@ interface MessagesBody {
   max_tokens?: unknown;
   system?: unknown;
   tools?: unknown;
+  output_config?: { format?: unknown; effort?: unknown };
   messages?: { role: string; content: string | ContentBlock[] }[];
 }
 /** A body that passed the API's checks. */
@@ -143,13 +145,16 @@ async function readMessagesRequest(req: IncomingMessage): Promise<ParsedRequest>
   if (FORCED_TOOL_CHOICE_REFUSED.test(body.model) && ["tool", "any"].includes(body.tool_choice?.type ?? "")) {
     return invalidRequest(`Forced tool use is not supported with ${body.model}.`);
   }
+  const formatProblem =
+    body.output_config?.format === undefined ? undefined : outputFormatProblem(body.output_config.format);
+  if (formatProblem) return invalidRequest(formatProblem);
   return { body: { ...body, model: body.model }, firstTurn };
 }
 
 interface PromptParts {
   /** Index of the last block marked with cache_control (-1: none). */
   breakpoint: number;
-  /** Tools, system and the first turn through the breakpoint: what the prompt cache keeps. */
+  /** Tools, output format, system and the first turn through the breakpoint: what the prompt cache keeps. */
   prefixText: string;
   restText: string;
 }
@@ -158,6 +163,7 @@ function promptParts(body: MessagesBody, firstTurn: ContentBlock[]): PromptParts
   const breakpoint = firstTurn.findLastIndex((b) => b.cache_control);
   const prefixText =
     JSON.stringify(body.tools ?? []) +
+    JSON.stringify(body.output_config?.format ?? null) +
     JSON.stringify(body.system ?? "") +
     firstTurn
       .slice(0, breakpoint + 1)
@@ -179,11 +185,16 @@ function judgmentFor(firstTurn: ContentBlock[], fault: Fault | undefined, isCorr
   return badAnswer ? malformed(type) : fakeJudgment(transcriptText, metricText);
 }
 
-/** The assistant message: a thinking block first on models that think, then the tool call (or prose). */
-function answerMessage(body: ValidBody, usage: Usage, input: Record<string, unknown>, prose: boolean) {
-  const toolName = (body.tools as { name?: string }[] | undefined)?.[0]?.name ?? "record_judgment";
+/**
+ * The assistant message: a thinking block first on models that think, then the answer: the
+ * judgment as JSON text shaped by the requested format, prose without one, nothing on a refusal.
+ */
+function answerMessage(body: ValidBody, usage: Usage, judgment: Record<string, unknown>, refuses: boolean) {
   const thinks = FORCED_TOOL_CHOICE_REFUSED.test(body.model);
   if (thinks) usage.output_tokens += 12;
+  const format = body.output_config?.format;
+  const text =
+    format === undefined ? "The agent handled the call well." : JSON.stringify(shapedAnswer(judgment, format));
   return {
     id: `msg_${randomUUID().replaceAll("-", "")}`,
     type: "message",
@@ -193,11 +204,9 @@ function answerMessage(body: ValidBody, usage: Usage, input: Record<string, unkn
       ...(thinks
         ? [{ type: "thinking", thinking: "Checking the transcript for the question.", signature: "fake-sig" }]
         : []),
-      prose
-        ? { type: "text", text: "The agent handled the call well." }
-        : { type: "tool_use", id: `toolu_${randomUUID().replaceAll("-", "")}`, name: toolName, input },
+      ...(refuses ? [] : [{ type: "text", text }]),
     ],
-    stop_reason: prose ? "end_turn" : "tool_use",
+    stop_reason: refuses ? "refusal" : "end_turn",
     stop_sequence: null,
     usage,
   };
@@ -247,7 +256,7 @@ export async function startFakeAnthropic(initial: FakeAnthropicOptions = {}) {
     }
     const input = judgmentFor(firstTurn, fault, isCorrection);
     recorded.usage = usageFor(prompt, request.prefixHash, JSON.stringify(input));
-    send(res, 200, answerMessage(body, recorded.usage, input, fault === "prose" && !isCorrection));
+    send(res, 200, answerMessage(body, recorded.usage, input, fault === "refusal" && !isCorrection));
   }
 
   /** The fault to inject: a rejected key, the request's `x-fake-fault` header, or the configured rule. */

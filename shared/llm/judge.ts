@@ -1,6 +1,7 @@
 /**
- * The LLM judge: one forced tool call per item, validated; one corrective retry when the
- * answer is invalid. Rate limits and outages become retryable errors for the queue to
+ * The LLM judge: one structured-output request per item, its answer validated; one
+ * corrective retry when the answer is invalid (constrained decoding fixes the answer's shape,
+ * not a refusal, a cut-off answer or a value of the wrong type or range for the metric). Rate limits and outages become retryable errors for the queue to
  * delay (no sleeping here); a rejected key or an empty credit balance stops the job's LLM
  * calls instead of burning retries, though a rejected key is read again and tried once
  * first (it may have been rotated).
@@ -14,7 +15,7 @@ import type { MetricDefinition } from "../schemas/metric.ts";
 import { MissingApiKeyError } from "./client.ts";
 import { interpretJudgment, type JudgmentResult } from "./judgment.ts";
 import { addUsage, emptyUsage, estimateCostUsd } from "./pricing.ts";
-import { buildJudgeRequest, JUDGMENT_TOOL_NAME } from "./prompt.ts";
+import { buildJudgeRequest } from "./prompt.ts";
 
 type MessagesClient = Pick<Anthropic, "messages">;
 
@@ -78,17 +79,23 @@ function usageOf(response: Anthropic.Message): TokenUsage {
   };
 }
 
-function judgmentTool(response: Anthropic.Message): Anthropic.ToolUseBlock | undefined {
-  return response.content.find(
-    (block): block is Anthropic.ToolUseBlock => block.type === "tool_use" && block.name === JUDGMENT_TOOL_NAME,
-  );
-}
+/** The answer's text: the JSON object the format asks for (thinking blocks come before it). */
+const answerText = (response: Anthropic.Message) =>
+  response.content
+    .filter((block): block is Anthropic.TextBlock => block.type === "text")
+    .map((block) => block.text)
+    .join("");
 
 function interpret(definition: MetricDefinition, call: Call, response: Anthropic.Message): JudgmentResult {
   if (response.stop_reason === "max_tokens") return { ok: false, problem: "the answer was cut off at max_tokens" };
-  const tool = judgmentTool(response);
-  if (!tool) return { ok: false, problem: `no ${JUDGMENT_TOOL_NAME} tool call in the answer` };
-  return interpretJudgment(definition, call, tool.input);
+  if (response.stop_reason === "refusal") return { ok: false, problem: "the model declined to answer (refusal)" };
+  let answer: unknown;
+  try {
+    answer = JSON.parse(answerText(response));
+  } catch {
+    return { ok: false, problem: "the answer is not a JSON object" };
+  }
+  return interpretJudgment(definition, call, answer);
 }
 
 /** The conversation so far plus a note on what to fix, for the one corrective retry. */
@@ -97,16 +104,13 @@ function correctionMessages(
   response: Anthropic.Message,
   problem: string,
 ): Anthropic.MessageParam[] {
-  const tool = judgmentTool(response);
-  const note = `Invalid answer: ${problem}. Call ${JUDGMENT_TOOL_NAME} again with a corrected answer.`;
-  // The answer goes back unchanged: thinking blocks must accompany their tool call.
-  const assistant = (response.content.length > 0
-    ? response.content
-    : [{ type: "text", text: "(no answer)" }]) as unknown as Anthropic.ContentBlockParam[];
-  const correction: Anthropic.ContentBlockParam[] = tool
-    ? [{ type: "tool_result", tool_use_id: tool.id, is_error: true, content: note }]
-    : [{ type: "text", text: note }];
-  return [...request.messages, { role: "assistant", content: assistant }, { role: "user", content: correction }];
+  const note = `Invalid answer: ${problem}. Answer again with the corrected JSON object.`;
+  const text = answerText(response);
+  return [
+    ...request.messages,
+    { role: "assistant", content: text.length > 0 ? text : "(no answer)" },
+    { role: "user", content: note },
+  ];
 }
 
 export function createLlmJudge(deps: JudgeDeps) {

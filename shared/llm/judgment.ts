@@ -1,5 +1,5 @@
 /**
- * Validates the judge's tool input against the definition (type, range, options, segment
+ * Validates the judge's answer against the definition (type, range, options, segment
  * ids) and turns it into an evaluation outcome. Anything off is reported in words the
  * model can act on in its one corrective retry.
  */
@@ -22,12 +22,31 @@ export interface Judgment {
   toSegment?: SegmentRef;
 }
 
-const toolInputSchema = z.object({
-  applicable: z.boolean(),
-  value: z.unknown(),
-  reasoning: z.string().trim().min(1).max(4000),
-  confidence: z.number().min(0).max(1),
-  segmentIds: z.array(z.string()).max(200).optional(),
+/**
+ * The judge's answer, as the model writes it: evidence before verdict. Models write an answer
+ * in the order of its schema, so the segments and the reasoning come before the value they
+ * decide. The same schema, with its limits folded into descriptions, is the structured-output
+ * format of the request (prompt.ts); one schema for every metric keeps the prompt cache's key
+ * the same across a call's metrics, so the value's type is checked here, per definition.
+ */
+export const judgmentAnswerSchema = z.object({
+  segmentIds: z
+    .array(z.string())
+    .max(200)
+    .describe("Ids (like s3) of the transcript segments the judgment rests on, in order; empty if none"),
+  reasoning: z
+    .string()
+    .trim()
+    .min(1)
+    .max(4000)
+    .describe("One or two sentences citing what in the transcript decides the answer"),
+  applicable: z.boolean().describe("false when the question does not apply to this call at all (then value is null)"),
+  value: z
+    .union([z.boolean(), z.number(), z.string(), z.array(z.string()), z.null()])
+    .describe(
+      "The answer, of exactly the type the metric asks for: true/false, a number, a list of labels, a text or a segment id",
+    ),
+  confidence: z.number().min(0).max(1).describe("How sure you are, from 0 to 1"),
 });
 
 function valueSchema(definition: MetricDefinition): z.ZodType<JudgedValue> {
@@ -94,11 +113,11 @@ export function interpretJudgment(
   call: Pick<Call, "transcript">,
   input: unknown,
 ): JudgmentResult {
-  const parsed = toolInputSchema.safeParse(input);
+  const parsed = judgmentAnswerSchema.safeParse(input);
   if (!parsed.success) return { ok: false, problem: describe(parsed.error, "") };
   const { applicable, reasoning, confidence } = parsed.data;
 
-  const referenced = [...(parsed.data.segmentIds ?? [])];
+  const referenced = parsed.data.segmentIds;
   const refs: SegmentRef[] = [];
   for (const id of referenced) {
     const index = /^s(\d+)$/.exec(id)?.[1];

@@ -1,52 +1,33 @@
 /**
- * The judge's request. Tools, system prompt and the transcript are identical for every
- * metric of a call and end in a `cache_control` breakpoint, so the second and later metrics
- * of a call read that prefix from Anthropic's prompt cache; only the short metric-specific
- * question after it is billed at the full input price.
+ * The judge's request. System prompt and transcript are identical for every metric of a
+ * call and end in a `cache_control` breakpoint, so the second and later metrics of a call
+ * read that prefix from Anthropic's prompt cache; only the short metric-specific question
+ * after it is billed at the full input price.
  *
- * The answer comes through the one tool offered, with `tool_choice: auto`: current models
- * (Sonnet 5.5, Opus 5.5) answer a forced tool choice with a 400, so the system prompt asks
- * for the tool and an answer without it counts as invalid (one corrective retry).
+ * The answer is structured output (`output_config.format`): constrained decoding makes it
+ * a JSON object of the judgment schema, which works with thinking models, unlike a forced
+ * tool choice. The format is part of the prompt cache's key, so every metric shares one
+ * schema and the value's type per metric is checked after (judgment.ts).
  */
 import type Anthropic from "@anthropic-ai/sdk";
+import { zodOutputFormat } from "@anthropic-ai/sdk/helpers/zod";
 import type { Call } from "../schemas/call.ts";
 import type { MetricDefinition } from "../schemas/metric.ts";
-
-export const JUDGMENT_TOOL_NAME = "record_judgment";
+import { judgmentAnswerSchema } from "./judgment.ts";
 
 /** Stable ids: the segment's index in the stored transcript. */
 const segmentId = (index: number) => `s${index}`;
 
-const judgmentTool: Anthropic.Tool = {
-  name: JUDGMENT_TOOL_NAME,
-  description: "Record your judgment of the call for the metric in question. Always answer through this tool.",
-  input_schema: {
-    type: "object",
-    properties: {
-      applicable: {
-        type: "boolean",
-        description: "false when the question does not apply to this call at all (then value may be null)",
-      },
-      value: {
-        description:
-          "The answer, of exactly the type the metric asks for: true/false, a number, a list of labels, a text or a segment id",
-      },
-      reasoning: { type: "string", description: "One to three sentences citing what in the transcript decided it" },
-      confidence: { type: "number", minimum: 0, maximum: 1, description: "How sure you are, from 0 to 1" },
-      segmentIds: {
-        type: "array",
-        items: { type: "string" },
-        description: "Ids (like s3) of the transcript segments the judgment rests on, in order; empty if none",
-      },
-    },
-    required: ["applicable", "value", "reasoning", "confidence"],
-  },
+/** The JSON schema the SDK derives from the zod schema (limits it cannot enforce folded into descriptions). */
+const JUDGMENT_FORMAT: Anthropic.JSONOutputFormat = {
+  type: "json_schema",
+  schema: zodOutputFormat(judgmentAnswerSchema).schema,
 };
 
 const SYSTEM_PROMPT = [
   "You evaluate conversations between an AI agent and a customer against quality metrics.",
   "The transcript comes first; each line starts with its segment id in brackets, the time from the start of the call, and the speaker.",
-  "Judge only from the transcript. Always answer by calling the record_judgment tool exactly once, with a value of exactly the requested type; do not answer in prose.",
+  "Judge only from the transcript. Answer with one JSON object: first the segments the judgment rests on and your reasoning, then whether the question applies, the value of exactly the requested type, and your confidence.",
   "Set applicable to false only when the question cannot apply to this call.",
 ].join("\n");
 
@@ -112,10 +93,11 @@ export function buildJudgeRequest(
     model: options.model,
     max_tokens: options.maxTokens,
     // A judgment needs little deliberation; low effort keeps thinking tokens (billed as output) down.
-    ...(options.effort && EFFORT_MODELS.test(options.model) ? { output_config: { effort: options.effort } } : {}),
+    output_config: {
+      format: JUDGMENT_FORMAT,
+      ...(options.effort && EFFORT_MODELS.test(options.model) ? { effort: options.effort } : {}),
+    },
     system: SYSTEM_PROMPT,
-    tools: [judgmentTool],
-    tool_choice: { type: "auto" },
     messages: [
       {
         role: "user",

@@ -140,8 +140,8 @@ describe("invalid model output", () => {
     expect(outcome.usage?.outputTokens).toBe(summed);
   });
 
-  it("treats an answer in prose (no tool call) as invalid and corrects it", async () => {
-    fake.configure({ fault: () => "prose" });
+  it("treats a refusal as invalid and asks once more", async () => {
+    fake.configure({ fault: () => "refusal" });
     const outcome = await judge(refundAsked, call);
     expect(outcome).toMatchObject({ captureStatus: "SUCCESS", value: true });
     expect(fake.requests().map((r) => r.isCorrection)).toEqual([false, true]);
@@ -193,7 +193,7 @@ describe("invalid model output", () => {
   });
 
   it("checks each definition against its own range and options, although value schemas are reused", () => {
-    const answer = (value: unknown) => ({ applicable: true, value, reasoning: "r", confidence: 0.5 });
+    const answer = (value: unknown) => ({ segmentIds: [], reasoning: "r", applicable: true, value, confidence: 0.5 });
     const oneToFive = definition({ outputType: "SCALE", scaleMin: 1, scaleMax: 5 });
     const oneToTen = definition({ outputType: "SCALE", scaleMin: 1, scaleMax: 10 });
     expect(interpretJudgment(oneToFive, call, answer(7))).toMatchObject({ ok: false });
@@ -302,12 +302,12 @@ describe("usage, cost and prompt caching", () => {
     const content = request.messages[0]?.content as { text: string; cache_control?: unknown }[];
     expect(content[0]).toMatchObject({ text: renderTranscript(call), cache_control: { type: "ephemeral" } });
     expect(content[1]).toEqual({ type: "text", text: metricInstructions(refundAsked) });
-    // Current models refuse a forced tool choice: one tool, chosen by the model, low effort.
-    expect(request.tool_choice).toEqual({ type: "auto" });
-    expect(request.tools).toEqual([expect.objectContaining({ name: "record_judgment" })]);
-    expect(request.output_config).toEqual({ effort: "low" });
+    // Structured output, no tools; low effort where the model takes it.
+    expect(request.tools).toBeUndefined();
+    expect(request.tool_choice).toBeUndefined();
+    expect(request.output_config).toEqual({ format: expect.objectContaining({ type: "json_schema" }), effort: "low" });
     const older = buildJudgeRequest(refundAsked, call, { model: "claude-haiku-4-5", maxTokens: 100, effort: "low" });
-    expect(older.output_config).toBeUndefined();
+    expect(older.output_config).toEqual({ format: request.output_config?.format });
   });
 
   it("estimates cost from the price table, cache reads at a tenth and writes at 1.25x", async () => {
@@ -325,6 +325,81 @@ describe("usage, cost and prompt caching", () => {
     expect(outcome.estimatedCostUsd).toBe(estimateCostUsd("claude-sonnet-5-5", outcome.usage!));
     // Sonnet 5.5: $2 input, $10 output, $2.50 cache writes, $0.20 cache reads per million.
     expect(estimateCostUsd("claude-sonnet-5-5", usage)).toBe(0.01);
+  });
+});
+
+describe("structured output", () => {
+  const formatOf = (d: MetricDefinition) =>
+    buildJudgeRequest(d, call, { model: "claude-sonnet-5-5", maxTokens: 100 }).output_config?.format;
+
+  it("asks for evidence before the verdict, with one schema for every metric (the format is part of the cache key)", () => {
+    const format = formatOf(refundAsked);
+    const schema = format?.schema as { properties: Record<string, { description?: string }>; required: string[] };
+    expect(Object.keys(schema.properties)).toEqual(["segmentIds", "reasoning", "applicable", "value", "confidence"]);
+    expect(schema.required).toEqual(Object.keys(schema.properties));
+    // Limits the decoder cannot enforce are folded into descriptions and checked by zod after.
+    expect(schema.properties.confidence).not.toHaveProperty("minimum");
+    expect(schema.properties.confidence?.description).toMatch(/minimum: 0, maximum: 1/);
+    const scale = definition({ outputType: "SCALE", scaleMin: 1, scaleMax: 5, llmPrompt: "Empathy?" });
+    expect(formatOf(scale)).toEqual(format);
+  });
+
+  it("the fake server answers a JSON object in the schema's order, after the thinking block", async () => {
+    const client = new Anthropic({ apiKey: "test", baseURL: fake.url, maxRetries: 0 });
+    const response = await client.messages.create(
+      buildJudgeRequest(refundAsked, call, { model: "claude-sonnet-5-5", maxTokens: 100 }),
+    );
+    expect(response.stop_reason).toBe("end_turn");
+    expect(response.content.map((block) => block.type)).toEqual(["thinking", "text"]);
+    const text = (response.content[1] as Anthropic.TextBlock).text;
+    expect(Object.keys(JSON.parse(text))).toEqual(["segmentIds", "reasoning", "applicable", "value", "confidence"]);
+  });
+
+  it("the fake server refuses schema features the API does not support, with the API's 400", async () => {
+    const client = new Anthropic({ apiKey: "test", baseURL: fake.url, maxRetries: 0 });
+    const ask = (schema: Record<string, unknown>) =>
+      client.messages.create({
+        model: "claude-sonnet-5-5",
+        max_tokens: 100,
+        messages: [{ role: "user", content: "hi" }],
+        output_config: { format: { type: "json_schema", schema } },
+      });
+    const object = (properties: Record<string, unknown>) => ({
+      type: "object",
+      properties,
+      required: Object.keys(properties),
+      additionalProperties: false,
+    });
+    await expect(ask(object({ score: { type: "number", minimum: 0, maximum: 1 } }))).rejects.toMatchObject({
+      status: 400,
+      error: {
+        error: { type: "invalid_request_error", message: expect.stringMatching(/maximum, minimum are not supported/) },
+      },
+    });
+    await expect(ask({ type: "object", properties: {} })).rejects.toMatchObject({
+      status: 400,
+      error: { error: { message: expect.stringMatching(/additionalProperties' must be explicitly set to false/) } },
+    });
+    await expect(
+      ask(object({ tags: { type: "array", items: { type: "string" }, minItems: 2 } })),
+    ).rejects.toMatchObject({
+      status: 400,
+    });
+    const accepted = await ask(object({ tags: { type: "array", items: { type: "string" }, minItems: 1 } }));
+    expect(JSON.parse((accepted.content.at(-1) as Anthropic.TextBlock).text)).toHaveProperty("tags");
+  });
+
+  it("a changed format misses the prompt cache, as the format is part of its key", async () => {
+    const client = new Anthropic({ apiKey: "test", baseURL: fake.url, maxRetries: 0 });
+    const request = buildJudgeRequest(refundAsked, call, { model: "claude-sonnet-5-5", maxTokens: 100 });
+    const format = request.output_config?.format as Anthropic.JSONOutputFormat;
+    const otherFormat = { ...format, schema: { ...format.schema, description: "another metric's schema" } };
+    await client.messages.create(request);
+    const same = await client.messages.create(request);
+    const other = await client.messages.create({ ...request, output_config: { format: otherFormat } });
+    expect(same.usage.cache_read_input_tokens).toBeGreaterThan(0);
+    expect(other.usage.cache_read_input_tokens).toBe(0);
+    expect(other.usage.cache_creation_input_tokens).toBeGreaterThan(0);
   });
 });
 
