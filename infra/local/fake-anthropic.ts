@@ -38,6 +38,8 @@ export interface FakeRequest {
   attempt: number;
   /** A corrective retry after an invalid answer. */
   isCorrection: boolean;
+  /** Questions asked: more than one in a grouped request ([q1], [q2], …). */
+  questions: number;
 }
 
 export interface FakeAnthropicOptions {
@@ -176,13 +178,31 @@ function promptParts(body: MessagesBody, firstTurn: ContentBlock[]): PromptParts
   return { breakpoint, prefixText, restText };
 }
 
-/** The judgment the request's transcript and metric call for, or a wrong-typed one when the fault says so. */
+/** The questions of a grouped request by key ([q1] …), or none for a single question. */
+function groupedQuestions(metricText: string): { key: string; text: string }[] {
+  if (!metricText.startsWith("[q1]\n")) return [];
+  return metricText.split(/\n\n(?=\[q\d+\]\n)/).map((part) => {
+    const [, key = "", text = ""] = /^\[(q\d+)\]\n([\s\S]*)$/.exec(part) ?? [];
+    return { key, text };
+  });
+}
+
+/**
+ * The judgment the request's transcript and question call for (one per question of a
+ * grouped request), or a wrong-typed one when the fault says so: in a grouped request, only
+ * the first question's.
+ */
 function judgmentFor(firstTurn: ContentBlock[], fault: Fault | undefined, isCorrection: boolean) {
   const transcriptText = firstTurn.find((b) => b.text?.startsWith("<transcript>"))?.text ?? "";
   const metricText = firstTurn.at(-1)?.text ?? "";
-  const type = /^Answer type: (\w+)/m.exec(metricText)?.[1] ?? "TEXT";
   const badAnswer = fault === "malformed_always" || (fault === "malformed" && !isCorrection);
-  return badAnswer ? malformed(type) : fakeJudgment(transcriptText, metricText);
+  const judge = (text: string, bad: boolean) => {
+    const type = /^Answer type: (\w+)/m.exec(text)?.[1] ?? "TEXT";
+    return bad ? malformed(type) : fakeJudgment(transcriptText, text);
+  };
+  const questions = groupedQuestions(metricText);
+  if (questions.length === 0) return judge(metricText, badAnswer);
+  return Object.fromEntries(questions.map(({ key, text }, i) => [key, judge(text, badAnswer && i === 0)]));
 }
 
 /**
@@ -239,6 +259,7 @@ export async function startFakeAnthropic(initial: FakeAnthropicOptions = {}) {
       itemHash,
       attempt,
       isCorrection,
+      questions: Math.max(1, groupedQuestions(firstTurn.at(-1)?.text ?? "").length),
     };
     const fault = faultFor(req, request);
     const recorded: RecordedRequest = { ...request, status: 200, fault };

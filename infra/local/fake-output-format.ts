@@ -71,16 +71,33 @@ export function outputFormatProblem(format: unknown): string | undefined {
 }
 
 /**
- * The answer as constrained decoding would write it: the schema's properties in order,
- * a missing array as [] and any other missing property as null.
+ * The answer as constrained decoding would write it: each object's properties in the
+ * schema's order (through local `$ref`s), a missing array as [] and any other missing
+ * property as null.
  */
 export function shapedAnswer(answer: Record<string, unknown>, format: unknown): Record<string, unknown> {
-  const schema = isSchema(format) && isSchema(format.schema) ? format.schema : {};
-  const properties = isSchema(schema.properties) ? schema.properties : {};
+  const root = isSchema(format) && isSchema(format.schema) ? format.schema : {};
+  return shape(answer, root, root) as Record<string, unknown>;
+}
+
+function resolve(node: Schema, root: Schema): Schema {
+  if (typeof node.$ref !== "string") return node;
+  const target = node.$ref
+    .replace(/^#\//, "")
+    .split("/")
+    .reduce<unknown>((at, key) => (isSchema(at) ? at[key] : undefined), root);
+  return isSchema(target) ? resolve(target, root) : {};
+}
+
+function shape(value: unknown, node: Schema, root: Schema): unknown {
+  const schema = resolve(node, root);
+  if (schema.type !== "object" || !isSchema(schema.properties)) return value;
+  const given = isSchema(value) ? value : {};
   return Object.fromEntries(
-    Object.entries(properties).map(([key, property]) => {
-      const fallback = isSchema(property) && property.type === "array" ? [] : null;
-      return [key, answer[key] ?? fallback];
+    Object.entries(schema.properties).map(([key, property]) => {
+      const propertySchema = isSchema(property) ? resolve(property, root) : {};
+      const fallback = propertySchema.type === "array" ? [] : propertySchema.type === "object" ? {} : null;
+      return [key, shape(given[key] ?? fallback, propertySchema, root)];
     }),
   );
 }

@@ -15,7 +15,7 @@ import type { MetricDefinition } from "../schemas/metric.ts";
 import { MissingApiKeyError } from "./client.ts";
 import { interpretJudgment, type JudgmentResult } from "./judgment.ts";
 import { addUsage, emptyUsage, estimateCostUsd } from "./pricing.ts";
-import { buildJudgeRequest } from "./prompt.ts";
+import { buildGroupedJudgeRequest, buildJudgeRequest, questionKey } from "./prompt.ts";
 
 type MessagesClient = Pick<Anthropic, "messages">;
 
@@ -113,57 +113,159 @@ function correctionMessages(
   ];
 }
 
-export function createLlmJudge(deps: JudgeDeps) {
-  return async function judge(definition: MetricDefinition, call: Call): Promise<EvaluationOutcome> {
-    if (call.transcript.length === 0) {
-      return { captureStatus: "DATA_MISSING", context: "CALL", valueReasoning: "The call has no transcript to judge." };
+type SendResult = Anthropic.Message | { refused: string };
+
+/**
+ * Sends a request, after a 401 once more with the key read again; reports each response's
+ * usage to `onUsage` (every billed attempt counts) and returns the response, or the reason
+ * the API refused it. Retryable failures and blocked keys are thrown (classifyFailure).
+ */
+function messageSender(deps: JudgeDeps) {
+  const create = async (
+    client: MessagesClient,
+    params: Anthropic.MessageCreateParamsNonStreaming,
+    onUsage: (usage: TokenUsage) => void,
+  ) => {
+    const response = await client.messages.create(params);
+    onUsage(usageOf(response));
+    return response;
+  };
+  return async (
+    params: Anthropic.MessageCreateParamsNonStreaming,
+    onUsage: (usage: TokenUsage) => void,
+  ): Promise<SendResult> => {
+    let client: MessagesClient | undefined;
+    try {
+      client = await deps.client();
+      return await create(client, params, onUsage);
+    } catch (error) {
+      if (!(client && deps.refreshClient && isRejectedKey(error))) return { refused: classifyFailure(error) };
+      try {
+        return await create(await deps.refreshClient(client), params, onUsage);
+      } catch (retryError) {
+        return { refused: classifyFailure(retryError) };
+      }
     }
+  };
+}
+
+const noTranscript = (): EvaluationOutcome => ({
+  captureStatus: "DATA_MISSING",
+  context: "CALL",
+  valueReasoning: "The call has no transcript to judge.",
+});
+
+const priced = (outcome: EvaluationOutcome, model: string, usage: TokenUsage): EvaluationOutcome => ({
+  ...outcome,
+  model,
+  usage,
+  estimatedCostUsd: estimateCostUsd(model, usage),
+});
+
+const refusedOutcome = (message: string): EvaluationOutcome => ({
+  captureStatus: "ERROR",
+  context: "CALL",
+  errorMessage: message,
+});
+
+export function createLlmJudge(deps: JudgeDeps) {
+  const send = messageSender(deps);
+  return async function judge(definition: MetricDefinition, call: Call): Promise<EvaluationOutcome> {
+    if (call.transcript.length === 0) return noTranscript();
     const model = definition.model ?? deps.defaultModel;
     const request = buildJudgeRequest(definition, call, { model, maxTokens: deps.maxTokens, effort: deps.effort });
     let usage = emptyUsage();
-    const priced = (outcome: EvaluationOutcome): EvaluationOutcome => ({
-      ...outcome,
-      model,
-      usage,
-      estimatedCostUsd: estimateCostUsd(model, usage),
-    });
-
-    const create = async (client: MessagesClient, params: Anthropic.MessageCreateParamsNonStreaming) => {
-      const response = await client.messages.create(params);
-      usage = addUsage(usage, usageOf(response));
-      return response;
-    };
-    const send = async (params: Anthropic.MessageCreateParamsNonStreaming) => {
-      let client: MessagesClient | undefined;
-      try {
-        client = await deps.client();
-        return await create(client, params);
-      } catch (error) {
-        if (!(client && deps.refreshClient && isRejectedKey(error))) return { refused: classifyFailure(error) };
-        try {
-          return await create(await deps.refreshClient(client), params);
-        } catch (retryError) {
-          return { refused: classifyFailure(retryError) };
-        }
-      }
+    const onUsage = (more: TokenUsage) => {
+      usage = addUsage(usage, more);
     };
 
-    const first = await send(request);
-    if ("refused" in first) return priced({ captureStatus: "ERROR", context: "CALL", errorMessage: first.refused });
+    const first = await send(request, onUsage);
+    if ("refused" in first) return priced(refusedOutcome(first.refused), model, usage);
     let result = interpret(definition, call, first);
     if (!result.ok) {
-      const second = await send({ ...request, messages: correctionMessages(request, first, result.problem) });
-      if ("refused" in second) return priced({ captureStatus: "ERROR", context: "CALL", errorMessage: second.refused });
+      const second = await send({ ...request, messages: correctionMessages(request, first, result.problem) }, onUsage);
+      if ("refused" in second) return priced(refusedOutcome(second.refused), model, usage);
       const firstProblem = result.problem;
       result = interpret(definition, call, second);
       if (!result.ok) {
-        return priced({
-          captureStatus: "ERROR",
-          context: "CALL",
-          errorMessage: `The model's answer was invalid twice (first: ${firstProblem}; then: ${result.problem})`,
-        });
+        return priced(
+          refusedOutcome(`The model's answer was invalid twice (first: ${firstProblem}; then: ${result.problem})`),
+          model,
+          usage,
+        );
       }
     }
-    return priced(result.judgment);
+    return priced(result.judgment, model, usage);
   };
 }
+
+/** `usage` split into `parts` integer shares that add up to it exactly (the remainder to the first shares). */
+export function splitUsage(usage: TokenUsage, parts: number): TokenUsage[] {
+  const share = (total: number, index: number) => Math.floor(total / parts) + (index < total % parts ? 1 : 0);
+  return Array.from({ length: parts }, (_, index) => ({
+    inputTokens: share(usage.inputTokens, index),
+    outputTokens: share(usage.outputTokens, index),
+    cacheCreationInputTokens: share(usage.cacheCreationInputTokens, index),
+    cacheReadInputTokens: share(usage.cacheReadInputTokens, index),
+  }));
+}
+
+/** The grouped answer's fields by question key, or what is wrong with the answer as a whole. */
+function groupedAnswers(response: Anthropic.Message): { ok: true; fields: Record<string, unknown> } | { ok: false } {
+  if (response.stop_reason !== "end_turn") return { ok: false };
+  try {
+    const parsed: unknown = JSON.parse(answerText(response));
+    return typeof parsed === "object" && parsed !== null
+      ? { ok: true, fields: parsed as Record<string, unknown> }
+      : { ok: false };
+  } catch {
+    return { ok: false };
+  }
+}
+
+/**
+ * Grouped judging: every question about one call that shares a model, in one request (the
+ * transcript read once). Each answer field is validated against its own definition; a field
+ * that is invalid, or an answer that is as a whole (a refusal, cut off, not JSON), sends its
+ * metrics to the isolated judge with its one corrective retry, so one bad field fails only
+ * its own item. The grouped request's usage is split across its metrics in integer shares,
+ * so the items add up to what was billed.
+ */
+export function createGroupedLlmJudge(deps: JudgeDeps) {
+  const send = messageSender(deps);
+  const judgeAlone = createLlmJudge(deps);
+  return async function judgeGroup(definitions: MetricDefinition[], call: Call): Promise<EvaluationOutcome[]> {
+    const [only] = definitions;
+    if (definitions.length === 1 && only) return [await judgeAlone(only, call)];
+    if (call.transcript.length === 0) return definitions.map(noTranscript);
+    const model = definitions[0]?.model ?? deps.defaultModel;
+    // The answer holds one judgment per question: room for each, within what models write at most.
+    const maxTokens = Math.min(deps.maxTokens * definitions.length, MAX_GROUPED_OUTPUT_TOKENS);
+    const request = buildGroupedJudgeRequest(definitions, call, { model, maxTokens, effort: deps.effort });
+    let usage = emptyUsage();
+    const response = await send(request, (more) => {
+      usage = addUsage(usage, more);
+    });
+    const shares = splitUsage(usage, definitions.length);
+    if ("refused" in response) {
+      return definitions.map((_, i) => priced(refusedOutcome(response.refused), model, shares[i] ?? emptyUsage()));
+    }
+    const answers = groupedAnswers(response);
+    const outcomes: EvaluationOutcome[] = [];
+    // One after another: an evaluator makes one model call at a time (the concurrency cap).
+    for (const [i, definition] of definitions.entries()) {
+      const share = shares[i] ?? emptyUsage();
+      const result = answers.ok ? interpretJudgment(definition, call, answers.fields[questionKey(i)]) : answers;
+      if (result.ok) {
+        outcomes.push(priced(result.judgment, model, share));
+        continue;
+      }
+      const alone = await judgeAlone(definition, call);
+      outcomes.push(priced(alone, model, addUsage(share, alone.usage ?? emptyUsage())));
+    }
+    return outcomes;
+  };
+}
+
+/** Output tokens a grouped request may use at most. */
+const MAX_GROUPED_OUTPUT_TOKENS = 32_000;

@@ -11,6 +11,7 @@
  */
 import type Anthropic from "@anthropic-ai/sdk";
 import { zodOutputFormat } from "@anthropic-ai/sdk/helpers/zod";
+import { z } from "zod";
 import type { Call } from "../schemas/call.ts";
 import type { MetricDefinition } from "../schemas/metric.ts";
 import { judgmentAnswerSchema } from "./judgment.ts";
@@ -24,11 +25,26 @@ const JUDGMENT_FORMAT: Anthropic.JSONOutputFormat = {
   schema: zodOutputFormat(judgmentAnswerSchema).schema,
 };
 
+const ROLE = "You evaluate conversations between an AI agent and a customer against quality metrics.";
+const TRANSCRIPT_FORMAT =
+  "The transcript comes first; each line starts with its segment id in brackets, the time from the start of the call, and the speaker.";
+const APPLICABILITY = "Set applicable to false only when the question cannot apply to this call.";
+const ANSWER_ORDER =
+  "first the segments the judgment rests on and your reasoning, then whether the question applies, the value of exactly the requested type, and your confidence.";
+
 const SYSTEM_PROMPT = [
-  "You evaluate conversations between an AI agent and a customer against quality metrics.",
-  "The transcript comes first; each line starts with its segment id in brackets, the time from the start of the call, and the speaker.",
-  "Judge only from the transcript. Answer with one JSON object: first the segments the judgment rests on and your reasoning, then whether the question applies, the value of exactly the requested type, and your confidence.",
-  "Set applicable to false only when the question cannot apply to this call.",
+  ROLE,
+  TRANSCRIPT_FORMAT,
+  `Judge only from the transcript. Answer with one JSON object: ${ANSWER_ORDER}`,
+  APPLICABILITY,
+].join("\n");
+
+const GROUPED_SYSTEM_PROMPT = [
+  ROLE,
+  TRANSCRIPT_FORMAT,
+  "Several questions follow, each under its key in brackets ([q1], [q2], …). Judge each one on its own, only from the transcript.",
+  `Answer with one JSON object holding one answer per question, under the question's key; in each answer, ${ANSWER_ORDER}`,
+  APPLICABILITY,
 ].join("\n");
 
 function timestamp(ms: number): string {
@@ -84,19 +100,71 @@ export function metricInstructions(definition: MetricDefinition): string {
 /** Models that take `output_config.effort`; older ones reject it. */
 const EFFORT_MODELS = /^claude-(opus-4-[5-9]|opus-5|sonnet-5|haiku-5|fable|mythos)/;
 
+interface RequestOptions {
+  model: string;
+  maxTokens: number;
+  effort?: "low" | "medium" | "high";
+}
+
+/** A judgment needs little deliberation; low effort keeps thinking tokens (billed as output) down. */
+const effortOf = (options: RequestOptions) =>
+  options.effort && EFFORT_MODELS.test(options.model) ? { effort: options.effort } : {};
+
+/** The key of the `index`-th question in a grouped request and its answer. */
+export const questionKey = (index: number) => `q${index + 1}`;
+
+/** One format per number of questions: the same for every call of a job, built once per container. */
+const groupedFormats = new Map<number, Anthropic.JSONOutputFormat>();
+
+function groupedFormat(questions: number): Anthropic.JSONOutputFormat {
+  let format = groupedFormats.get(questions);
+  if (!format) {
+    const fields = Object.fromEntries(
+      Array.from({ length: questions }, (_, i) => [questionKey(i), judgmentAnswerSchema]),
+    );
+    format = { type: "json_schema", schema: zodOutputFormat(z.object(fields)).schema };
+    groupedFormats.set(questions, format);
+  }
+  return format;
+}
+
+/**
+ * Every question about one call in one request: the transcript once, an answer per
+ * question. No cache breakpoint: the transcript is read once, and a cache write costs
+ * 1.25× the input price.
+ */
+export function buildGroupedJudgeRequest(
+  definitions: MetricDefinition[],
+  call: Pick<Call, "transcript">,
+  options: RequestOptions,
+): Anthropic.MessageCreateParamsNonStreaming {
+  const questions = definitions.map((definition, i) => `[${questionKey(i)}]\n${metricInstructions(definition)}`);
+  return {
+    model: options.model,
+    max_tokens: options.maxTokens,
+    output_config: { format: groupedFormat(definitions.length), ...effortOf(options) },
+    system: GROUPED_SYSTEM_PROMPT,
+    messages: [
+      {
+        role: "user",
+        content: [
+          { type: "text", text: renderTranscript(call) },
+          { type: "text", text: questions.join("\n\n") },
+        ],
+      },
+    ],
+  };
+}
+
 export function buildJudgeRequest(
   definition: MetricDefinition,
   call: Pick<Call, "transcript">,
-  options: { model: string; maxTokens: number; effort?: "low" | "medium" | "high" },
+  options: RequestOptions,
 ): Anthropic.MessageCreateParamsNonStreaming {
   return {
     model: options.model,
     max_tokens: options.maxTokens,
-    // A judgment needs little deliberation; low effort keeps thinking tokens (billed as output) down.
-    output_config: {
-      format: JUDGMENT_FORMAT,
-      ...(options.effort && EFFORT_MODELS.test(options.model) ? { effort: options.effort } : {}),
-    },
+    output_config: { format: JUDGMENT_FORMAT, ...effortOf(options) },
     system: SYSTEM_PROMPT,
     messages: [
       {

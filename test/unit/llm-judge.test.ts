@@ -12,38 +12,8 @@ import { interpretJudgment } from "../../shared/llm/judgment.ts";
 import { estimateCostUsd } from "../../shared/llm/pricing.ts";
 import { buildJudgeRequest, metricInstructions, renderTranscript } from "../../shared/llm/prompt.ts";
 import { LlmCallsBlockedError, RetryableEvaluationError } from "../../shared/pipeline/evaluation-errors.ts";
-import type { Call } from "../../shared/schemas/call.ts";
 import type { MetricDefinition } from "../../shared/schemas/metric.ts";
-
-const call: Call = {
-  id: "call-1",
-  createdAt: "2026-11-01T09:00:00Z",
-  agentId: "agent",
-  callDirection: "INBOUND",
-  interfaceType: "PHONE",
-  startedAt: "2026-11-01T09:00:00Z",
-  properties: {},
-  transcript: [
-    { role: "AGENT", text: "Northwind Bank, how can I help?", startOffsetMs: 0, endOffsetMs: 2000 },
-    { role: "CUSTOMER", text: "I was charged twice on my billing statement.", startOffsetMs: 2500, endOffsetMs: 5000 },
-    { role: "AGENT", text: "I'm sorry. I can issue a refund today.", startOffsetMs: 5600, endOffsetMs: 8000 },
-    { role: "CUSTOMER", text: "A refund would be great, thanks.", startOffsetMs: 8400, endOffsetMs: 10_000 },
-  ],
-};
-
-const definition = (overrides: Partial<MetricDefinition>): MetricDefinition => ({
-  id: "m1",
-  version: 1,
-  slug: "m",
-  name: "Metric",
-  description: "",
-  calculationType: "LLM_JUDGE",
-  outputType: "BOOLEAN",
-  supportedContexts: ["CALL"],
-  createdAt: "2026-11-01T00:00:00Z",
-  updatedAt: "2026-11-01T00:00:00Z",
-  ...overrides,
-});
+import { judgedCall as call, judgedDefinition as definition } from "../support/judge-fixtures.ts";
 
 const refundAsked = definition({ outputType: "BOOLEAN", llmPrompt: 'Was a "refund" offered?' });
 
