@@ -16,6 +16,7 @@ export interface Backfill {
   onlyMissing: boolean;
   status: "ACTIVE" | "INACTIVE";
   webhookUrl?: string;
+  judgeMode?: "isolated" | "grouped";
   id: string;
   nextRunAt?: string;
   lastJobId?: string;
@@ -85,6 +86,7 @@ export interface CollectionJob {
   failedItems: number;
   callCount: number;
   metrics: FrozenMetric[];
+  judgeMode: "isolated" | "grouped";
   startedAt?: string;
   completedAt?: string;
   canceledAt?: string;
@@ -148,6 +150,7 @@ export interface MetricDefinition {
   };
   supportedContexts: ("CALL" | "SEGMENT")[];
   model?: string;
+  isolated?: boolean;
   histogram?: boolean;
   builtIn?: {
     kind:
@@ -191,6 +194,7 @@ export interface MetricPolicy {
     conditionValue: string;
   }[][];
   webhookUrl?: string;
+  judgeMode?: "isolated" | "grouped";
   id: string;
   createdAt: string;
   updatedAt: string;
@@ -395,6 +399,7 @@ export interface Operations {
       /** @default ["CALL"] */
       supportedContexts?: ("CALL" | "SEGMENT")[];
       model?: string;
+      isolated?: boolean;
       histogram?: boolean;
       builtIn?: {
         kind:
@@ -468,6 +473,7 @@ export interface Operations {
       };
       supportedContexts?: ("CALL" | "SEGMENT")[];
       model?: string;
+      isolated?: boolean;
       histogram?: boolean;
       builtIn?: {
         kind:
@@ -501,6 +507,7 @@ export interface Operations {
       }[];
       metadata?: Record<string, string | number | boolean>;
       webhookUrl?: string;
+      judgeMode?: "isolated" | "grouped";
     };
     response: {
       data: CollectionJob;
@@ -601,6 +608,7 @@ export interface Operations {
         conditionValue: string;
       }[][];
       webhookUrl?: string;
+      judgeMode?: "isolated" | "grouped";
     };
     response: {
       data: MetricPolicy;
@@ -658,6 +666,7 @@ export interface Operations {
         conditionValue: string;
       }[][];
       webhookUrl?: string;
+      judgeMode?: "isolated" | "grouped";
     };
     response: {
       data: MetricPolicy;
@@ -699,6 +708,7 @@ export interface Operations {
       /** @default "ACTIVE" */
       status?: "ACTIVE" | "INACTIVE";
       webhookUrl?: string;
+      judgeMode?: "isolated" | "grouped";
     };
     response: {
       data: Backfill;
@@ -750,6 +760,7 @@ export interface Operations {
       onlyMissing?: boolean;
       status?: "ACTIVE" | "INACTIVE";
       webhookUrl?: string;
+      judgeMode?: "isolated" | "grouped";
     };
     response: {
       data: Backfill;

@@ -205,6 +205,7 @@ export async function runBackfill(
         metadata: { backfillId, cutoff },
         triggeredBy: "SCHEDULE",
         webhookUrl: backfill.webhookUrl,
+        judgeMode: backfill.judgeMode,
       });
     } catch (error) {
       // Started by an earlier run of this cutoff that stopped before releasing the lock.

@@ -7,7 +7,7 @@ import { randomUUID } from "node:crypto";
 import { config, requireQueueUrl } from "../config.ts";
 import { invalid, unavailable } from "../errors.ts";
 import { logger } from "../logger.ts";
-import type { CollectionJob, CreateJobInput, DispatchMessage, FrozenMetric } from "../schemas/job.ts";
+import type { CollectionJob, CreateJobInput, DispatchMessage, FrozenMetric, JudgeMode } from "../schemas/job.ts";
 import { findMissingCalls } from "../store/calls.ts";
 import { getJob, getJobItem, putNewJob, transitionJob } from "../store/jobs.ts";
 import { getMetric } from "../store/metrics.ts";
@@ -84,6 +84,7 @@ export async function createCollectionJob(
     callCount: callIds.length,
     metadata: input.metadata,
     webhookUrl: input.webhookUrl,
+    judgeMode: input.judgeMode,
     ...options,
   });
 }
@@ -137,6 +138,7 @@ export interface StartJobInput {
   triggeredBy?: CollectionJob["triggeredBy"];
   policyIds?: string[];
   webhookUrl?: string;
+  judgeMode?: JudgeMode;
   /** A caller-chosen id makes creation idempotent: a second start with it fails its condition. */
   jobId?: string;
 }
@@ -153,6 +155,7 @@ export async function startJob(orgId: string, input: StartJobInput): Promise<Col
     failedItems: 0,
     callCount: input.callCount,
     metrics: input.metrics,
+    judgeMode: input.judgeMode ?? "isolated",
     policyIds: input.policyIds ?? [],
     metadata: input.metadata ?? {},
     ...(input.webhookUrl ? { webhookUrl: input.webhookUrl } : {}),

@@ -20,14 +20,20 @@ import { keys } from "../keys.ts";
 import { logger } from "../logger.ts";
 import { publishEvaluationMetrics } from "../observability.ts";
 import type { Call } from "../schemas/call.ts";
-import type { MetricValue, WorkItem } from "../schemas/job.ts";
+import type { JudgeMode, MetricValue, WorkItem } from "../schemas/job.ts";
 import type { MetricDefinition } from "../schemas/metric.ts";
 import { batchGet } from "../store/batch-get.ts";
 import { getCall } from "../store/calls.ts";
 import { blockJobLlmCalls } from "../store/jobs.ts";
 import { getMetricVersions } from "../store/metrics.ts";
 import { LlmCallsBlockedError, RetryableEvaluationError } from "./evaluation-errors.ts";
-import { type EvaluateItem, type EvaluationOutcome, evaluateByCalculationType } from "./evaluators.ts";
+import {
+  type EvaluateGroup,
+  type EvaluateItem,
+  type EvaluationOutcome,
+  evaluateByCalculationType,
+  judgeTogether,
+} from "./evaluators.ts";
 import { sendMessages } from "./queue.ts";
 import { BackgroundRecorder, type ItemResult, type RecordOutcome, recordResults } from "./record.ts";
 
@@ -40,6 +46,8 @@ export interface Retry {
 
 export interface EvaluatorDeps {
   evaluate: EvaluateItem;
+  /** Judges a grouped job's LLM metrics of one call together. */
+  evaluateGroup: EvaluateGroup;
   /** Sends items back to the work queue as new messages, each after its delay. */
   resend: (retries: Retry[]) => Promise<void>;
   /** Milliseconds left in the invocation (Lambda context); unset means no deadline. */
@@ -82,6 +90,7 @@ const resendWorkItems: EvaluatorDeps["resend"] = (retries) =>
 
 export const defaultEvaluatorDeps: EvaluatorDeps = {
   evaluate: evaluateByCalculationType,
+  evaluateGroup: judgeTogether,
   resend: resendWorkItems,
   blockLlmCalls: blockJobLlmCalls,
   record: recordResults,
@@ -104,6 +113,7 @@ interface JobState {
   status: string;
   llmBlockedReason?: string;
   policyIds?: string[];
+  judgeMode?: JudgeMode;
 }
 
 interface BatchContext {
@@ -122,7 +132,7 @@ async function loadJobs(items: WorkItem[]): Promise<Map<string, JobState>> {
   const jobKeys = [...new Map(items.map((i) => [jobKey(i), keys.job(i.orgId, i.jobId)])).values()];
   // Consistent: a job canceled a moment ago must not start another LLM call.
   const jobs = await batchGet(jobKeys, {
-    projection: ["pk", "status", "llmBlockedReason", "policyIds"],
+    projection: ["pk", "status", "llmBlockedReason", "policyIds", "judgeMode"],
     consistent: true,
   });
   return new Map(
@@ -132,6 +142,7 @@ async function loadJobs(items: WorkItem[]): Promise<Map<string, JobState>> {
         status: String(job.status),
         llmBlockedReason: job.llmBlockedReason as string | undefined,
         policyIds: job.policyIds as string[] | undefined,
+        judgeMode: job.judgeMode as JudgeMode | undefined,
       },
     ]),
   );
@@ -327,14 +338,20 @@ export async function processWorkBatch(messages: QueueMessage<WorkItem>[], deps:
   return redeliver;
 }
 
+/** An item to evaluate, with its job. */
+interface Runnable {
+  entry: ParsedRecord;
+  job: JobState;
+}
+
 /**
- * One item at a time, so in-flight LLM calls never exceed the event source's maximum
- * concurrency (the configured cap), and a call's items run back to back to share its prompt
- * cache even when the batch interleaves them.
+ * The batch's items to evaluate, a call's items next to each other: items of jobs that
+ * stopped and redeliveries recorded already are left out, and an item of an unknown job fails.
  */
-async function evaluateInOrder(parsed: ParsedRecord[], loaded: BatchContext, deps: EvaluatorDeps, run: BatchRun) {
+function runnableItems(parsed: ParsedRecord[], loaded: BatchContext, run: BatchRun): Runnable[] {
   const ordered = [...Map.groupBy(parsed, (p) => callKey(p.item)).values()].flat();
-  for (const [position, entry] of ordered.entries()) {
+  const runnable: Runnable[] = [];
+  for (const entry of ordered) {
     const job = loaded.jobs.get(jobKey(entry.item));
     // Canceled or finished job, or an item recorded before its last delivery died: nothing to do.
     if (job && job.status !== "PENDING" && job.status !== "PROCESSING") continue;
@@ -345,15 +362,62 @@ async function evaluateInOrder(parsed: ParsedRecord[], loaded: BatchContext, dep
       run.fail(entry, new Error(`Job ${entry.item.jobId} not found`));
       continue;
     }
-    // The first item always runs, so an invocation short on time from the start still makes progress.
+    runnable.push({ entry, job });
+  }
+  return runnable;
+}
+
+/** Items judged in one request: a grouped job's LLM items of one call that share a model and accept grouping. */
+function groupKey({ entry, job }: Runnable, loaded: BatchContext): string | undefined {
+  const definition = loaded.definitions.get(definitionKey(entry.item));
+  const groupable =
+    job.judgeMode === "grouped" &&
+    !job.llmBlockedReason &&
+    definition?.calculationType === "LLM_JUDGE" &&
+    !definition.isolated &&
+    loaded.calls.get(callKey(entry.item)) !== undefined;
+  return groupable
+    ? `${jobKey(entry.item)}|${callKey(entry.item)}|${definition.model ?? config().judgeModel}`
+    : undefined;
+}
+
+/** Units of evaluation, in order: single items, and groups judged in one request. */
+function evaluationUnits(runnable: Runnable[], loaded: BatchContext): Runnable[][] {
+  const units: Runnable[][] = [];
+  const groups = new Map<string, Runnable[]>();
+  for (const item of runnable) {
+    const key = groupKey(item, loaded);
+    const group = key === undefined ? undefined : groups.get(key);
+    if (group) {
+      group.push(item);
+      continue;
+    }
+    const unit = [item];
+    if (key !== undefined) groups.set(key, unit);
+    units.push(unit);
+  }
+  return units;
+}
+
+/**
+ * One unit at a time (an item, or a group judged in one request), so in-flight LLM calls
+ * never exceed the event source's maximum concurrency (the configured cap), and a call's
+ * items run back to back to share its prompt cache even when the batch interleaves them.
+ */
+async function evaluateInOrder(parsed: ParsedRecord[], loaded: BatchContext, deps: EvaluatorDeps, run: BatchRun) {
+  const units = evaluationUnits(runnableItems(parsed, loaded, run), loaded);
+  for (const [position, unit] of units.entries()) {
+    // The first unit always runs, so an invocation short on time from the start still makes progress.
     if (position > 0 && outOfTime(deps)) {
       // Not enough time left for another LLM call: hand the rest back, spending none of their attempts.
-      for (const rest of ordered.slice(position)) {
-        run.retries.push({ messageId: rest.record.messageId, item: carried(rest), delaySeconds: 0 });
+      for (const { entry } of units.slice(position).flat()) {
+        run.retries.push({ messageId: entry.record.messageId, item: carried(entry), delaySeconds: 0 });
       }
       return;
     }
-    await evaluateOne(entry, loaded, job, deps, run);
+    const [first] = unit;
+    if (unit.length === 1 && first) await evaluateOne(first.entry, loaded, first.job, deps, run);
+    else await evaluateTogether(unit, loaded, deps, run);
   }
 }
 
@@ -377,6 +441,36 @@ async function evaluateOne(
     if (!(error instanceof LlmCallsBlockedError)) return run.fail(entry, error, job);
     await stopLlmCalls(entry.item, job, error.message, deps);
     run.recorder.add(resultOf(entry, errorOutcome(error.message), job, source));
+  }
+}
+
+/** A group of one call's items judged in one request; its outcomes are recorded item by item. */
+async function evaluateTogether(unit: Runnable[], loaded: BatchContext, deps: EvaluatorDeps, run: BatchRun) {
+  const sources = unit.map(({ entry }) => ({
+    call: loaded.calls.get(callKey(entry.item)) as Call,
+    definition: loaded.definitions.get(definitionKey(entry.item)) as MetricDefinition,
+  }));
+  const [first] = unit;
+  const [source] = sources;
+  if (!first || !source) return;
+  try {
+    const outcomes = await deps.evaluateGroup(
+      sources.map((s) => s.definition),
+      source.call,
+    );
+    for (const [i, { entry, job }] of unit.entries()) {
+      const outcome = outcomes[i] ?? errorOutcome("The grouped judgment returned no answer for this metric");
+      run.recorder.add(resultOf(entry, outcome, job, sources[i]));
+    }
+  } catch (error) {
+    if (!(error instanceof LlmCallsBlockedError)) {
+      for (const { entry, job } of unit) run.fail(entry, error, job);
+      return;
+    }
+    await stopLlmCalls(first.entry.item, first.job, error.message, deps);
+    for (const [i, { entry, job }] of unit.entries()) {
+      run.recorder.add(resultOf(entry, errorOutcome(error.message), job, sources[i]));
+    }
   }
 }
 

@@ -1,10 +1,11 @@
 /**
  * How one item is computed, by calculation type: built-in programmatic metrics or the LLM
- * judge. The pipeline only sees `EvaluateItem`, so tests can swap in any evaluation.
+ * judge; and how a call's LLM metrics are judged together (a job's `grouped` mode). The
+ * pipeline only sees `EvaluateItem` and `EvaluateGroup`, so tests can swap in any evaluation.
  */
 import { config } from "../config.ts";
 import { anthropicClient, refreshAnthropicClient } from "../llm/client.ts";
-import { createLlmJudge } from "../llm/judge.ts";
+import { createGroupedLlmJudge, createLlmJudge, type JudgeDeps } from "../llm/judge.ts";
 import { computeBuiltInMetric } from "../metrics/builtin.ts";
 import type { Call } from "../schemas/call.ts";
 import type { MetricValue } from "../schemas/job.ts";
@@ -28,6 +29,8 @@ export type EvaluationOutcome = Pick<
 >;
 
 export type EvaluateItem = (definition: MetricDefinition, call: Call) => Promise<EvaluationOutcome>;
+/** Judges LLM metrics of one call that share a model together; an outcome per definition, in order. */
+export type EvaluateGroup = (definitions: MetricDefinition[], call: Call) => Promise<EvaluationOutcome[]>;
 
 const evaluateBuiltIn: EvaluateItem = async (definition, call) => {
   if (!definition.builtIn) {
@@ -45,18 +48,26 @@ function createEvaluateByCalculationType(judge: EvaluateItem): EvaluateItem {
     definition.calculationType === "BUILT_IN" ? evaluateBuiltIn(definition, call) : judge(definition, call);
 }
 
-let defaultEvaluate: EvaluateItem | undefined;
+/** The judge on the configured Anthropic client. */
+const judgeDeps = (): JudgeDeps => ({
+  client: anthropicClient,
+  refreshClient: refreshAnthropicClient,
+  defaultModel: config().judgeModel,
+  maxTokens: config().judgeMaxTokens,
+  effort: config().judgeEffort || undefined,
+});
 
-/** Built-ins plus the judge on the configured Anthropic client; built on first use. */
+let defaultEvaluate: EvaluateItem | undefined;
+let defaultEvaluateGroup: EvaluateGroup | undefined;
+
+/** Built-ins plus the judge; built on first use. */
 export const evaluateByCalculationType: EvaluateItem = (definition, call) => {
-  defaultEvaluate ??= createEvaluateByCalculationType(
-    createLlmJudge({
-      client: anthropicClient,
-      refreshClient: refreshAnthropicClient,
-      defaultModel: config().judgeModel,
-      maxTokens: config().judgeMaxTokens,
-      effort: config().judgeEffort || undefined,
-    }),
-  );
+  defaultEvaluate ??= createEvaluateByCalculationType(createLlmJudge(judgeDeps()));
   return defaultEvaluate(definition, call);
+};
+
+/** The grouped judge; built on first use. */
+export const judgeTogether: EvaluateGroup = (definitions, call) => {
+  defaultEvaluateGroup ??= createGroupedLlmJudge(judgeDeps());
+  return defaultEvaluateGroup(definitions, call);
 };

@@ -70,5 +70,6 @@ export async function retryFailedItems(orgId: string, jobId: string): Promise<Co
     triggeredBy: "RETRY",
     policyIds: original.policyIds,
     webhookUrl: original.webhookUrl,
+    judgeMode: original.judgeMode,
   });
 }

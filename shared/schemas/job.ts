@@ -17,6 +17,15 @@ export type CaptureStatus = (typeof captureStatuses)[number];
 
 const idSchema = z.string().trim().min(1).max(256);
 
+/**
+ * How a job's LLM metrics reach the model: `isolated`, one request per call × metric (the
+ * transcript from the prompt cache after the first); `grouped`, one request per call for
+ * its metrics that share a model (the transcript read once).
+ */
+export const judgeModes = ["isolated", "grouped"] as const;
+export type JudgeMode = (typeof judgeModes)[number];
+export const judgeModeSchema = z.enum(judgeModes);
+
 export const createJobSchema = z.strictObject({
   callIds: z.array(idSchema).min(1).max(MAX_CALLS_PER_JOB),
   metrics: z
@@ -33,6 +42,7 @@ export const createJobSchema = z.strictObject({
     .optional(),
   /** Receives a signed POST when the job ends (https; checked against internal addresses). */
   webhookUrl: z.url().max(2048).optional(),
+  judgeMode: judgeModeSchema.optional(),
 });
 export type CreateJobInput = z.infer<typeof createJobSchema>;
 
@@ -52,6 +62,7 @@ export interface CollectionJob {
   failedItems: number;
   callCount: number;
   metrics: FrozenMetric[];
+  judgeMode: JudgeMode;
   startedAt?: string;
   completedAt?: string;
   canceledAt?: string;

@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { MAX_METRICS_PER_JOB } from "./job.ts";
+import { judgeModeSchema, MAX_METRICS_PER_JOB } from "./job.ts";
 
 const conditionOperators = [
   "EQUALS",
@@ -40,6 +40,8 @@ const policyFields = {
   /** OR of groups, each an AND of conditions; empty = every call. */
   conditions: z.array(z.array(conditionSchema).min(1).max(20)).max(20),
   webhookUrl: z.url().max(2048).optional(),
+  /** The judge mode of the jobs the policy starts. */
+  judgeMode: judgeModeSchema.optional(),
 };
 
 export const createPolicySchema = z.strictObject({

@@ -9,7 +9,7 @@ import { createBackfillSchema } from "./backfill.ts";
 import type { Call } from "./call.ts";
 import { createCallSchema, toolInvocationSchema, transcriptSegmentSchema } from "./call.ts";
 import type { CollectionJob, MetricValue } from "./job.ts";
-import { captureStatuses, jobStatuses } from "./job.ts";
+import { captureStatuses, jobStatuses, judgeModes } from "./job.ts";
 import type { MetricDefinition } from "./metric.ts";
 import { createMetricSchema, outputTypes } from "./metric.ts";
 import type { MetricPolicy } from "./policy.ts";
@@ -115,6 +115,7 @@ export const collectionJobSchema = z.object({
   failedItems: z.number().int(),
   callCount: z.number().int(),
   metrics: z.array(frozenMetricSchema),
+  judgeMode: z.enum(judgeModes),
   startedAt: timestamp.optional(),
   completedAt: timestamp.optional(),
   canceledAt: timestamp.optional(),

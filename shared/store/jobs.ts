@@ -34,6 +34,8 @@ export function toCollectionJob(item: Item): CollectionJob {
   const job = Object.fromEntries(
     Object.entries(item).filter(([k]) => !storageFields.has(k)),
   ) as unknown as CollectionJob;
+  // Jobs stored before judge modes existed were judged one request per item.
+  job.judgeMode ??= "isolated";
   if (item[jobUsageAttributes.inputTokens] !== undefined) {
     job.usage = Object.fromEntries(
       Object.entries(jobUsageAttributes).map(([field, attribute]) => [field, Number(item[attribute] ?? 0)]),

@@ -73,6 +73,7 @@ describe("scheduled backfills", () => {
       schedule: "cron(0 2 * * ? *)",
       metrics: [{ id: m1!.id }, { id: m2!.id }],
       callFilter: { agentId: "bf-agent" },
+      judgeMode: "grouped",
     });
     // 3 calls × 2 metrics − 2 existing = 4 missing: under the cap of 5.
     const first = await run(created.id);
@@ -82,6 +83,7 @@ describe("scheduled backfills", () => {
     expect(job).toMatchObject({
       status: "COMPLETED",
       triggeredBy: "SCHEDULE",
+      judgeMode: "grouped",
       totalItems: 4,
       metadata: { backfillId: created.id },
     });

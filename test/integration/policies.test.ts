@@ -152,8 +152,16 @@ describe("metric policies", () => {
   it("runs each ACTIVE policy's metrics on the new calls that match it, and records the policy", async () => {
     await createMetrics(stack.api, [{ ...standardMetrics[1], slug: "policy-turns" }]);
     const policy = async (name: string, conditions: unknown[], status = "ACTIVE") =>
-      (await stack.api("POST", "/v1/metric/policies", { name, status, metrics: [{ id: "policy-turns" }], conditions }))
-        .body.data.id as string;
+      (
+        await stack.api("POST", "/v1/metric/policies", {
+          name,
+          status,
+          metrics: [{ id: "policy-turns" }],
+          conditions,
+          // Its jobs are judged in this mode (the built-in metric is never grouped).
+          judgeMode: "grouped",
+        })
+      ).body.data.id as string;
     const byAgent = await policy("agent x", [
       [{ conditionType: "AGENT", conditionOperator: "EQUALS", conditionValue: "agent-x" }],
     ]);
@@ -182,7 +190,7 @@ describe("metric policies", () => {
       const values = [];
       for (const job of jobs) {
         const finished = await waitForJobEnd(stack.api, job.id);
-        expect(finished).toMatchObject({ status: "COMPLETED", triggeredBy: "METRIC_POLICY" });
+        expect(finished).toMatchObject({ status: "COMPLETED", triggeredBy: "METRIC_POLICY", judgeMode: "grouped" });
         values.push(...(await jobValues(stack.api, job.id)));
       }
       return values;

@@ -108,6 +108,7 @@ async function storeJobWithoutDispatch(parts: Awaited<ReturnType<typeof jobParts
     id: randomUUID(),
     status: "PENDING",
     triggeredBy: "API",
+    judgeMode: "isolated",
     totalItems: parts.totalItems,
     completedItems: 0,
     failedItems: 0,
