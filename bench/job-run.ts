@@ -3,6 +3,7 @@ import { GetCommand, QueryCommand } from "@aws-sdk/lib-dynamodb";
 import { DELTA_SHARDS, pendingDeltasPartition } from "../shared/analytics/deltas.ts";
 import { sleep } from "../shared/concurrency.ts";
 import { keys } from "../shared/keys.ts";
+import type { JudgeMode } from "../shared/schemas/job.ts";
 import type { MetricDefinition } from "../shared/schemas/metric.ts";
 import { BENCH_TABLE, type PipelineHarness } from "./harness.ts";
 import { fmt, log } from "./report.ts";
@@ -52,6 +53,7 @@ export async function runJob(
   harness: PipelineHarness,
   callIds: string[],
   metrics: MetricDefinition[],
+  options: { judgeMode?: JudgeMode } = {},
 ): Promise<JobRun> {
   const { meters, times } = harness;
   meters.dynamo.reset();
@@ -65,6 +67,7 @@ export async function runJob(
   const created = await harness.api<{ data: { id: string } }>("POST", "/v1/metric/collection-jobs", {
     callIds,
     metrics: metrics.map((m) => ({ id: m.id })),
+    ...options,
   });
   const acceptMs = performance.now() - started;
   if (created.status !== 201) throw new Error(`job creation failed: ${created.status} ${JSON.stringify(created.body)}`);
