@@ -62,6 +62,7 @@ export async function measureLlmCost(harness: PipelineHarness, calls: number) {
     outputTokens: Number(isolated.usage.usageOutputTokens),
     cacheCreationInputTokens: 0,
     cacheReadInputTokens: 0,
+    thinkingTokens: 0,
   });
   const naivePerThousand = ((naiveCost ?? 0) / items) * 1000;
   const tokens = ({ usage }: ModeCost) =>

@@ -38,7 +38,7 @@ const configSchema = z.object({
   maxJobItems: z.coerce.number().int().min(1).default(200_000),
   /** Model for LLM_JUDGE definitions that name none. */
   judgeModel: z.string().min(1).default(DEFAULT_JUDGE_MODEL),
-  /** Cap on the judge's answer: a small tool call plus (on current models) adaptive thinking. */
+  /** Cap on the judge's answer: a small JSON object plus (on current models) adaptive thinking. */
   judgeMaxTokens: z.coerce.number().int().min(64).max(32_000).default(4096),
   /** `output_config.effort` for models that take it; empty string to leave the model's default. */
   judgeEffort: z.enum(["low", "medium", "high", ""]).default("low"),

@@ -47,6 +47,11 @@ export function publishEvaluationMetrics(values: MetricValue[]): void {
     MetricUnit.Count,
     sum((v) => v.usage?.cacheCreationInputTokens),
   );
+  m.addMetric(
+    "ThinkingTokens",
+    MetricUnit.Count,
+    sum((v) => v.usage?.thinkingTokens),
+  );
   m.publishStoredMetrics();
 }
 

@@ -40,6 +40,8 @@ export interface FakeRequest {
   isCorrection: boolean;
   /** Questions asked: more than one in a grouped request ([q1], [q2], …). */
   questions: number;
+  /** `output_config.effort`, when the request sets it. */
+  effort?: string;
 }
 
 export interface FakeAnthropicOptions {
@@ -67,6 +69,7 @@ interface Usage {
   output_tokens: number;
   cache_creation_input_tokens: number;
   cache_read_input_tokens: number;
+  output_tokens_details?: { thinking_tokens: number };
 }
 
 interface ContentBlock {
@@ -90,6 +93,9 @@ type ValidBody = MessagesBody & { model: string };
 
 /** Models that think by default and reject forced tool choice (Sonnet 5.5, Opus 5.5). */
 const FORCED_TOOL_CHOICE_REFUSED = /^claude-[a-z]+-5-5/;
+
+/** Thinking tokens per answer by `output_config.effort` (the API's default is high). */
+const THINKING_TOKENS: Record<string, number> = { low: 12, medium: 48, high: 120 };
 
 const DEFAULTS = { latencyMs: 0, minCacheableTokens: 1024, cacheTtlMs: 5 * 60_000, retryAfterSeconds: 1 };
 
@@ -211,7 +217,12 @@ function judgmentFor(firstTurn: ContentBlock[], fault: Fault | undefined, isCorr
  */
 function answerMessage(body: ValidBody, usage: Usage, judgment: Record<string, unknown>, refuses: boolean) {
   const thinks = FORCED_TOOL_CHOICE_REFUSED.test(body.model);
-  if (thinks) usage.output_tokens += 12;
+  if (thinks) {
+    const effort = String(body.output_config?.effort ?? "high");
+    const thinking = THINKING_TOKENS[effort] ?? THINKING_TOKENS.high ?? 0;
+    usage.output_tokens += thinking;
+    usage.output_tokens_details = { thinking_tokens: thinking };
+  }
   const format = body.output_config?.format;
   const text =
     format === undefined ? "The agent handled the call well." : JSON.stringify(shapedAnswer(judgment, format));
@@ -248,19 +259,8 @@ export async function startFakeAnthropic(initial: FakeAnthropicOptions = {}) {
     if ("error" in parsed) return send(res, parsed.status, { type: "error", error: parsed.error });
     const { body, firstTurn } = parsed;
     const prompt = promptParts(body, firstTurn);
-    const isCorrection = (body.messages?.length ?? 0) > 1;
-    const itemHash = hash(JSON.stringify(firstTurn));
-    const attempt = isCorrection ? (attempts.get(itemHash) ?? 1) : (attempts.get(itemHash) ?? 0) + 1;
-    if (!isCorrection) attempts.set(itemHash, attempt);
-    const request: FakeRequest = {
-      index: log.length + 1,
-      model: body.model,
-      prefixHash: prompt.breakpoint >= 0 ? hash(prompt.prefixText) : "",
-      itemHash,
-      attempt,
-      isCorrection,
-      questions: Math.max(1, groupedQuestions(firstTurn.at(-1)?.text ?? "").length),
-    };
+    const request = describe(body, firstTurn, prompt);
+    const { isCorrection } = request;
     const fault = faultFor(req, request);
     const recorded: RecordedRequest = { ...request, status: 200, fault };
     log.push(recorded);
@@ -278,6 +278,25 @@ export async function startFakeAnthropic(initial: FakeAnthropicOptions = {}) {
     const input = judgmentFor(firstTurn, fault, isCorrection);
     recorded.usage = usageFor(prompt, request.prefixHash, JSON.stringify(input));
     send(res, 200, answerMessage(body, recorded.usage, input, fault === "refusal" && !isCorrection));
+  }
+
+  /** What the log records of a request; counts the item's attempts. */
+  function describe(body: ValidBody, firstTurn: ContentBlock[], prompt: PromptParts): FakeRequest {
+    const isCorrection = (body.messages?.length ?? 0) > 1;
+    const itemHash = hash(JSON.stringify(firstTurn));
+    const attempt = isCorrection ? (attempts.get(itemHash) ?? 1) : (attempts.get(itemHash) ?? 0) + 1;
+    if (!isCorrection) attempts.set(itemHash, attempt);
+    const effort = body.output_config?.effort;
+    return {
+      index: log.length + 1,
+      model: body.model,
+      prefixHash: prompt.breakpoint >= 0 ? hash(prompt.prefixText) : "",
+      itemHash,
+      attempt,
+      isCorrection,
+      questions: Math.max(1, groupedQuestions(firstTurn.at(-1)?.text ?? "").length),
+      ...(typeof effort === "string" ? { effort } : {}),
+    };
   }
 
   /** The fault to inject: a rejected key, the request's `x-fake-fault` header, or the configured rule. */

@@ -281,6 +281,9 @@ export class Client {
 
   readonly playground = {
     run: (body: Body<"runPlayground">) => this.request("runPlayground", { body }).then((r) => r.data),
+    /** Several metrics on one call in both judge modes, side by side. */
+    compareJudgeModes: (body: Body<"compareJudgeModes">) =>
+      this.request("compareJudgeModes", { body }).then((r) => r.data),
   };
 
   async #wait(jobId: string, options: WaitOptions): Promise<Job> {

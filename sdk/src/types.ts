@@ -150,6 +150,7 @@ export interface MetricDefinition {
   };
   supportedContexts: ("CALL" | "SEGMENT")[];
   model?: string;
+  effort?: "low" | "medium" | "high";
   isolated?: boolean;
   histogram?: boolean;
   builtIn?: {
@@ -265,6 +266,7 @@ export interface TokenUsage {
   outputTokens: number;
   cacheCreationInputTokens: number;
   cacheReadInputTokens: number;
+  thinkingTokens?: number;
 }
 
 export interface WebhookDelivery {
@@ -399,6 +401,7 @@ export interface Operations {
       /** @default ["CALL"] */
       supportedContexts?: ("CALL" | "SEGMENT")[];
       model?: string;
+      effort?: "low" | "medium" | "high";
       isolated?: boolean;
       histogram?: boolean;
       builtIn?: {
@@ -473,6 +476,7 @@ export interface Operations {
       };
       supportedContexts?: ("CALL" | "SEGMENT")[];
       model?: string;
+      effort?: "low" | "medium" | "high";
       isolated?: boolean;
       histogram?: boolean;
       builtIn?: {
@@ -942,6 +946,35 @@ export interface Operations {
       data: PlaygroundResult;
     };
   };
+  /** POST /v1/metric/playground/judge-modes: Judge one call with several metrics in both judge modes, side by side; nothing is stored
+   * Each of `metrics` is `{id}` (id or slug) or an inline definition. Every metric is judged alone (`isolated`) and as a grouped job would judge it (`grouped`); `sameAnswer` says whether the two agree on status and value. 503 + Retry-After when the LLM is rate-limited. */
+  compareJudgeModes: {
+    path: never;
+    query: never;
+    body: {
+      callId: string;
+      metrics: Record<string, unknown>[];
+    };
+    response: {
+      data: {
+        callId: string;
+        metrics: {
+          slug: string;
+          isolated: PlaygroundResult;
+          grouped: PlaygroundResult;
+          sameAnswer: boolean;
+        }[];
+        usage: {
+          isolated: TokenUsage;
+          grouped: TokenUsage;
+        };
+        estimatedCostUsd: {
+          isolated: number;
+          grouped: number;
+        };
+      };
+    };
+  };
 }
 
 export type OperationId = keyof Operations;
@@ -984,6 +1017,7 @@ export const routes = {
   getWebhookSecret: { method: "GET", path: "/v1/webhook-secret", status: 200 },
   rotateWebhookSecret: { method: "POST", path: "/v1/webhook-secret", status: 201 },
   runPlayground: { method: "POST", path: "/v1/metric/playground", status: 200 },
+  compareJudgeModes: { method: "POST", path: "/v1/metric/playground/judge-modes", status: 200 },
 } as const satisfies Record<OperationId, { method: string; path: string; status: number }>;
 
 export const apiVersion = "1.0.0";

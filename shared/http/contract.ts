@@ -16,7 +16,7 @@ import {
 } from "../schemas/analytics.ts";
 import { createBackfillSchema, updateBackfillSchema } from "../schemas/backfill.ts";
 import { createCallSchema } from "../schemas/call.ts";
-import { createJobSchema, jobStatuses } from "../schemas/job.ts";
+import { createJobSchema, jobStatuses, MAX_METRICS_PER_JOB } from "../schemas/job.ts";
 import { createMetricSchema, updateMetricSchema } from "../schemas/metric.ts";
 import { createPolicySchema, updatePolicySchema } from "../schemas/policy.ts";
 import {
@@ -30,6 +30,7 @@ import {
   dataOf,
   deletedSchema,
   jobMetricValuesSchema,
+  judgeModeComparisonSchema,
   metricDefinitionSchema,
   metricPolicySchema,
   metricValueSchema,
@@ -71,10 +72,17 @@ export interface RouteContract {
 const idParam = <K extends string>(name: K) => z.object({ [name]: z.string().min(1) } as Record<K, z.ZodString>);
 const valueStatusQuery = z.enum(["success", "all"]).default("all");
 
+/** `{id}` (id or slug) of a saved definition, or a whole definition to try before saving it. */
+const playgroundMetricSchema = z.record(z.string(), z.unknown());
+
 const playgroundBodySchema = z.strictObject({
   callId: z.string().trim().min(1).max(256),
-  /** `{id}` (id or slug) of a saved definition, or a whole definition to try before saving it. */
-  metric: z.record(z.string(), z.unknown()),
+  metric: playgroundMetricSchema,
+});
+
+const judgeModesBodySchema = z.strictObject({
+  callId: z.string().trim().min(1).max(256),
+  metrics: z.array(playgroundMetricSchema).min(1).max(MAX_METRICS_PER_JOB),
 });
 
 export const contract = {
@@ -425,6 +433,18 @@ export const contract = {
     operationId: "runPlayground",
     body: playgroundBodySchema,
     response: dataOf(playgroundResultSchema),
+  },
+  "POST /v1/metric/playground/judge-modes": {
+    handler: "compare-judge-modes",
+    access: { table: "read", secrets: ["anthropic"] },
+    timeoutSeconds: 120,
+    summary: "Judge one call with several metrics in both judge modes, side by side; nothing is stored",
+    description:
+      "Each of `metrics` is `{id}` (id or slug) or an inline definition. Every metric is judged alone (`isolated`) and as a grouped job would judge it (`grouped`); `sameAnswer` says whether the two agree on status and value. 503 + Retry-After when the LLM is rate-limited.",
+    tag: "playground",
+    operationId: "compareJudgeModes",
+    body: judgeModesBodySchema,
+    response: dataOf(judgeModeComparisonSchema),
   },
 } satisfies Record<string, RouteContract>;
 

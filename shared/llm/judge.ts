@@ -76,6 +76,7 @@ function usageOf(response: Anthropic.Message): TokenUsage {
     outputTokens: response.usage.output_tokens,
     cacheCreationInputTokens: response.usage.cache_creation_input_tokens ?? 0,
     cacheReadInputTokens: response.usage.cache_read_input_tokens ?? 0,
+    thinkingTokens: response.usage.output_tokens_details?.thinking_tokens ?? 0,
   };
 }
 
@@ -173,7 +174,8 @@ export function createLlmJudge(deps: JudgeDeps) {
   return async function judge(definition: MetricDefinition, call: Call): Promise<EvaluationOutcome> {
     if (call.transcript.length === 0) return noTranscript();
     const model = definition.model ?? deps.defaultModel;
-    const request = buildJudgeRequest(definition, call, { model, maxTokens: deps.maxTokens, effort: deps.effort });
+    const effort = definition.effort ?? deps.effort;
+    const request = buildJudgeRequest(definition, call, { model, maxTokens: deps.maxTokens, effort });
     let usage = emptyUsage();
     const onUsage = (more: TokenUsage) => {
       usage = addUsage(usage, more);
@@ -207,6 +209,7 @@ export function splitUsage(usage: TokenUsage, parts: number): TokenUsage[] {
     outputTokens: share(usage.outputTokens, index),
     cacheCreationInputTokens: share(usage.cacheCreationInputTokens, index),
     cacheReadInputTokens: share(usage.cacheReadInputTokens, index),
+    thinkingTokens: share(usage.thinkingTokens, index),
   }));
 }
 
@@ -224,7 +227,7 @@ function groupedAnswers(response: Anthropic.Message): { ok: true; fields: Record
 }
 
 /**
- * Grouped judging: every question about one call that shares a model, in one request (the
+ * Grouped judging: every question about one call that shares a model and effort, in one request (the
  * transcript read once). Each answer field is validated against its own definition; a field
  * that is invalid, or an answer that is as a whole (a refusal, cut off, not JSON), sends its
  * metrics to the isolated judge with its one corrective retry, so one bad field fails only
@@ -241,7 +244,8 @@ export function createGroupedLlmJudge(deps: JudgeDeps) {
     const model = definitions[0]?.model ?? deps.defaultModel;
     // The answer holds one judgment per question: room for each, within what models write at most.
     const maxTokens = Math.min(deps.maxTokens * definitions.length, MAX_GROUPED_OUTPUT_TOKENS);
-    const request = buildGroupedJudgeRequest(definitions, call, { model, maxTokens, effort: deps.effort });
+    const effort = definitions[0]?.effort ?? deps.effort;
+    const request = buildGroupedJudgeRequest(definitions, call, { model, maxTokens, effort });
     let usage = emptyUsage();
     const response = await send(request, (more) => {
       usage = addUsage(usage, more);

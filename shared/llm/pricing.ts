@@ -73,6 +73,7 @@ export const emptyUsage = (): TokenUsage => ({
   outputTokens: 0,
   cacheCreationInputTokens: 0,
   cacheReadInputTokens: 0,
+  thinkingTokens: 0,
 });
 
 export function addUsage(a: TokenUsage, b: TokenUsage): TokenUsage {
@@ -81,5 +82,7 @@ export function addUsage(a: TokenUsage, b: TokenUsage): TokenUsage {
     outputTokens: a.outputTokens + b.outputTokens,
     cacheCreationInputTokens: a.cacheCreationInputTokens + b.cacheCreationInputTokens,
     cacheReadInputTokens: a.cacheReadInputTokens + b.cacheReadInputTokens,
+    // Values stored before thinking tokens were recorded have none.
+    thinkingTokens: (a.thinkingTokens ?? 0) + (b.thinkingTokens ?? 0),
   };
 }

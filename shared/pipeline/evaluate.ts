@@ -32,6 +32,7 @@ import {
   type EvaluateItem,
   type EvaluationOutcome,
   evaluateByCalculationType,
+  groupingKey,
   judgeTogether,
 } from "./evaluators.ts";
 import { sendMessages } from "./queue.ts";
@@ -367,18 +368,16 @@ function runnableItems(parsed: ParsedRecord[], loaded: BatchContext, run: BatchR
   return runnable;
 }
 
-/** Items judged in one request: a grouped job's LLM items of one call that share a model and accept grouping. */
+/** Items judged in one request: a grouped job's items of one call that share a grouping key. */
 function groupKey({ entry, job }: Runnable, loaded: BatchContext): string | undefined {
   const definition = loaded.definitions.get(definitionKey(entry.item));
+  const key = definition && groupingKey(definition);
   const groupable =
+    key !== undefined &&
     job.judgeMode === "grouped" &&
     !job.llmBlockedReason &&
-    definition?.calculationType === "LLM_JUDGE" &&
-    !definition.isolated &&
     loaded.calls.get(callKey(entry.item)) !== undefined;
-  return groupable
-    ? `${jobKey(entry.item)}|${callKey(entry.item)}|${definition.model ?? config().judgeModel}`
-    : undefined;
+  return groupable ? `${jobKey(entry.item)}|${callKey(entry.item)}|${key}` : undefined;
 }
 
 /** Units of evaluation, in order: single items, and groups judged in one request. */

@@ -48,6 +48,15 @@ function createEvaluateByCalculationType(judge: EvaluateItem): EvaluateItem {
     definition.calculationType === "BUILT_IN" ? evaluateBuiltIn(definition, call) : judge(definition, call);
 }
 
+/**
+ * Definitions a grouped job may judge in one request share this key (same model and
+ * effort); undefined for those always judged alone (built-ins, `isolated: true`).
+ */
+export function groupingKey(definition: MetricDefinition): string | undefined {
+  if (definition.calculationType !== "LLM_JUDGE" || definition.isolated) return undefined;
+  return `${definition.model ?? config().judgeModel}|${definition.effort ?? ""}`;
+}
+
 /** The judge on the configured Anthropic client. */
 const judgeDeps = (): JudgeDeps => ({
   client: anthropicClient,

@@ -143,6 +143,8 @@ export interface TokenUsage {
   outputTokens: number;
   cacheCreationInputTokens: number;
   cacheReadInputTokens: number;
+  /** Of the output tokens, those the model spent thinking (billed as output). */
+  thinkingTokens: number;
 }
 
 /** The state of a job's webhook delivery, kept on the job. */

@@ -31,6 +31,8 @@ const metricFields = {
   unit: z.strictObject({ name: z.string().min(1).max(50), symbol: z.string().max(10) }).optional(),
   supportedContexts: z.array(z.enum(["CALL", "SEGMENT"])).min(1),
   model: z.string().min(1).max(100).optional(),
+  /** How much the model deliberates on this metric (thinking is billed as output); JUDGE_EFFORT otherwise. */
+  effort: z.enum(["low", "medium", "high"]).optional(),
   /** Never judged together with other questions (a job's `grouped` mode), so that they cannot sway its answer. */
   isolated: z.boolean().optional(),
   /** Latency-like: analytics report the p95 of its values instead of their average. */

@@ -49,6 +49,8 @@ export const tokenUsageSchema = z.object({
   outputTokens: z.number(),
   cacheCreationInputTokens: z.number(),
   cacheReadInputTokens: z.number(),
+  /** Of outputTokens, those spent thinking; absent on values stored before it was recorded. */
+  thinkingTokens: z.number().optional(),
 });
 
 // ---- calls
@@ -174,6 +176,21 @@ export const jobMetricValuesSchema = z.object({
 
 /** A playground evaluation: a metric value that was not stored (no job). */
 export const playgroundResultSchema = metricValueSchema.omit({ jobId: true, policyIds: true });
+
+/** One call judged with several metrics in both judge modes. */
+export const judgeModeComparisonSchema = z.object({
+  callId: z.string(),
+  metrics: z.array(
+    z.object({
+      slug: z.string(),
+      isolated: playgroundResultSchema,
+      grouped: playgroundResultSchema,
+      sameAnswer: z.boolean(),
+    }),
+  ),
+  usage: z.object({ isolated: tokenUsageSchema, grouped: tokenUsageSchema }),
+  estimatedCostUsd: z.object({ isolated: z.number(), grouped: z.number() }),
+});
 
 // ---- policies, backfills, webhooks
 

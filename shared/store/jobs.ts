@@ -14,6 +14,7 @@ export const jobUsageAttributes = {
   outputTokens: "usageOutputTokens",
   cacheCreationInputTokens: "usageCacheCreationInputTokens",
   cacheReadInputTokens: "usageCacheReadInputTokens",
+  thinkingTokens: "usageThinkingTokens",
 } as const;
 export const JOB_COST_ATTRIBUTE = "estimatedCostUsd";
 

@@ -47,6 +47,7 @@ describe("grouped judging on the local engines", { timeout: 120_000 }, () => {
       outputTokens: sum("output_tokens"),
       cacheCreationInputTokens: sum("cache_creation_input_tokens"),
       cacheReadInputTokens: sum("cache_read_input_tokens"),
+      thinkingTokens: served.reduce((total, r) => total + (r.usage?.output_tokens_details?.thinking_tokens ?? 0), 0),
     };
   };
 

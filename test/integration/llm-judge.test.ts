@@ -97,6 +97,7 @@ describe("LLM-judged metrics on the local engines", { timeout: 120_000 }, () => 
       outputTokens: sum("outputTokens"),
       cacheCreationInputTokens: sum("cacheCreationInputTokens"),
       cacheReadInputTokens: sum("cacheReadInputTokens"),
+      thinkingTokens: sum("thinkingTokens"),
     });
     const served = stack.anthropic.requests();
     expect(served).toHaveLength(24);

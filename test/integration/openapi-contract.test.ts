@@ -147,6 +147,13 @@ describe("real responses match the documented schemas", () => {
     await call("POST /v1/metric/playground", {
       body: { callId, metric: builtInMetric("inline-turns", { kind: "TURN_COUNT" }, "COUNT") },
     });
+    const compared = await call("POST /v1/metric/playground/judge-modes", {
+      body: {
+        callId,
+        metrics: [{ id: "contract-sorry" }, builtInMetric("inline-turns", { kind: "TURN_COUNT" }, "COUNT")],
+      },
+    });
+    expect(compared.data.metrics).toHaveLength(2);
 
     await call("GET /v1/custom-metrics/names");
     const range = { startDate: "2026-10-01T00:00:00Z", endDate: "2026-12-01T00:00:00Z" };

@@ -1,4 +1,4 @@
-/** The playground: one definition on one call, synchronously, nothing stored. */
+/** The playground: definitions tried on one call, synchronously, nothing stored; alone, or in both judge modes side by side. */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createCalls, createMetrics, llmMetric } from "../support/fixtures.ts";
 import { startTestStack, type TestStack } from "../support/stack.ts";
@@ -65,5 +65,45 @@ describe("metric playground", () => {
     expect(limited.status).toBe(503);
     expect(limited.headers.get("retry-after")).toBe("9");
     expect(limited.body.error.code).toBe("llm_unavailable");
+  });
+
+  it("judges a call with several metrics in both judge modes, side by side", async () => {
+    const quote = llmMetric("quote", "TEXT", 'Quote what was said about the "refund".', { isolated: true });
+    const turns = {
+      slug: "turns",
+      name: "Turns",
+      calculationType: "BUILT_IN",
+      outputType: "COUNT",
+      builtIn: { kind: "TURN_COUNT" },
+    };
+    stack.anthropic.reset();
+    const compared = await stack.api("POST", "/v1/metric/playground/judge-modes", {
+      callId,
+      metrics: [{ id: "refund-asked" }, empathy, quote, turns],
+    });
+    expect(compared.status).toBe(200);
+    const { metrics, usage, estimatedCostUsd } = compared.body.data;
+    expect(metrics.map((m: any) => [m.slug, m.isolated.value, m.grouped.value, m.sameAnswer])).toEqual([
+      ["refund-asked", true, true, true],
+      ["empathy", 3, 3, true],
+      ["quote", "I need a refund, sorry to bother you.", "I need a refund, sorry to bother you.", true],
+      ["turns", 4, 4, true],
+    ]);
+    // Isolated: three LLM requests; grouped: refund and empathy together, the quote alone.
+    expect(stack.anthropic.requests().map((r) => r.questions)).toEqual([1, 1, 1, 2, 1]);
+    expect(usage.grouped.inputTokens + usage.grouped.cacheReadInputTokens).toBeGreaterThan(0);
+    expect(estimatedCostUsd.grouped).toBeGreaterThan(0);
+    expect(estimatedCostUsd.isolated).toBeGreaterThan(0);
+    const stored = await stack.api("GET", `/v1/call/${callId}/metrics`);
+    expect(stored.body.data).toEqual([]);
+
+    const bad = await stack.api("POST", "/v1/metric/playground/judge-modes", { callId, metrics: [{ id: "nope" }] });
+    expect(bad.status).toBe(404);
+    const invalid = await stack.api("POST", "/v1/metric/playground/judge-modes", {
+      callId,
+      metrics: [refundAsked, { slug: "x" }],
+    });
+    expect(invalid.status).toBe(400);
+    expect(JSON.stringify(invalid.body.error.details)).toMatch(/body\.metrics\.1/);
   });
 });

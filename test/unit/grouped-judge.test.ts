@@ -52,6 +52,7 @@ const billed = () =>
         outputTokens: r.usage?.output_tokens ?? 0,
         cacheCreationInputTokens: r.usage?.cache_creation_input_tokens ?? 0,
         cacheReadInputTokens: r.usage?.cache_read_input_tokens ?? 0,
+        thinkingTokens: r.usage?.output_tokens_details?.thinking_tokens ?? 0,
       }),
     emptyUsage(),
   );
@@ -107,11 +108,18 @@ describe("grouped judging", () => {
   });
 
   it("splits usage in integer shares that add up exactly", () => {
-    const usage = { inputTokens: 10, outputTokens: 7, cacheCreationInputTokens: 0, cacheReadInputTokens: 2 };
+    const usage = {
+      inputTokens: 10,
+      outputTokens: 7,
+      cacheCreationInputTokens: 0,
+      cacheReadInputTokens: 2,
+      thinkingTokens: 5,
+    };
     const shares = splitUsage(usage, 3);
     expect(shares.map((s) => s.inputTokens)).toEqual([4, 3, 3]);
     expect(shares.map((s) => s.outputTokens)).toEqual([3, 2, 2]);
     expect(shares.map((s) => s.cacheReadInputTokens)).toEqual([1, 1, 0]);
+    expect(shares.map((s) => s.thinkingTokens)).toEqual([2, 2, 1]);
     expect(shares.reduce(addUsage, emptyUsage())).toEqual(usage);
   });
 });

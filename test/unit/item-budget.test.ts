@@ -50,7 +50,13 @@ describe("value budgets", () => {
   });
 
   it("turns a number DynamoDB cannot hold into an ERROR that names it, keeping the billed usage", () => {
-    const usage = { inputTokens: 10, outputTokens: 2, cacheCreationInputTokens: 0, cacheReadInputTokens: 0 };
+    const usage = {
+      inputTokens: 10,
+      outputTokens: 2,
+      cacheCreationInputTokens: 0,
+      cacheReadInputTokens: 0,
+      thinkingTokens: 0,
+    };
     expect(storableValue({ ...base, value: 1e126, usage, model: "m", valueReasoning: "big" })).toEqual({
       jobId: "job",
       callId: "call",

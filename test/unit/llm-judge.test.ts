@@ -280,12 +280,25 @@ describe("usage, cost and prompt caching", () => {
     expect(older.output_config).toEqual({ format: request.output_config?.format });
   });
 
+  it("records thinking tokens apart, within the output tokens they are billed as; a definition may ask for more effort", async () => {
+    const low = await judge(refundAsked, call);
+    expect(low.usage?.thinkingTokens).toBe(fake.requests()[0]?.usage?.output_tokens_details?.thinking_tokens);
+    expect(low.usage?.thinkingTokens).toBeGreaterThan(0);
+    expect(low.usage?.outputTokens).toBeGreaterThan(low.usage?.thinkingTokens ?? 0);
+    const high = await judge({ ...refundAsked, effort: "high" }, call);
+    expect(high.usage?.thinkingTokens).toBeGreaterThan(low.usage?.thinkingTokens ?? 0);
+    expect(fake.requests().map((r) => r.effort)).toEqual(["low", "high"]);
+    const plain = await judge({ ...refundAsked, model: "claude-haiku-4-5" }, call);
+    expect(plain.usage?.thinkingTokens).toBe(0);
+  });
+
   it("estimates cost from the price table, cache reads at a tenth and writes at 1.25x", async () => {
     const usage = {
       inputTokens: 1000,
       outputTokens: 100,
       cacheCreationInputTokens: 2000,
       cacheReadInputTokens: 10_000,
+      thinkingTokens: 0,
     };
     // Sonnet: 1000*3 + 100*15 + 2000*3.75 + 10000*0.3 = 15,000 per million = $0.015.
     expect(estimateCostUsd("claude-sonnet-4-5", usage)).toBe(0.015);

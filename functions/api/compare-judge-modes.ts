@@ -1,0 +1,16 @@
+import { notFound } from "../../shared/errors.ts";
+import { apiRoute } from "../../shared/http/api-handler.ts";
+import { contract } from "../../shared/http/contract.ts";
+import { llmFailureAsHttp } from "../../shared/http/llm-errors.ts";
+import { compareJudgeModes, resolveDefinition } from "../../shared/playground/evaluate-now.ts";
+import { getCall } from "../../shared/store/calls.ts";
+
+/** Judges one call with several definitions in both judge modes, side by side; nothing is stored. */
+export const handler = apiRoute(contract["POST /v1/metric/playground/judge-modes"], async ({ principal, body }) => {
+  const [definitions, call] = await Promise.all([
+    Promise.all(body.metrics.map((metric, i) => resolveDefinition(principal.orgId, metric, `body.metrics.${i}`))),
+    getCall(principal.orgId, body.callId),
+  ]);
+  if (!call) throw notFound("Call", body.callId);
+  return compareJudgeModes(definitions, call).catch(llmFailureAsHttp);
+});

@@ -1,0 +1,113 @@
+/**
+ * The playground (docs/api.md): definitions tried on one call now, nothing stored. One
+ * definition alone, or several in both judge modes side by side, so a user sees whether
+ * grouping changes their answers before switching a job or policy to it.
+ */
+import { z } from "zod";
+import { notFound, parseOrInvalid } from "../errors.ts";
+import { addUsage, emptyUsage } from "../llm/pricing.ts";
+import {
+  type EvaluateGroup,
+  type EvaluateItem,
+  type EvaluationOutcome,
+  evaluateByCalculationType,
+  groupingKey,
+  judgeTogether,
+} from "../pipeline/evaluators.ts";
+import type { Call } from "../schemas/call.ts";
+import { createMetricSchema, type MetricDefinition } from "../schemas/metric.ts";
+import { getMetric } from "../store/metrics.ts";
+
+const savedMetricSchema = z.strictObject({ id: z.string().trim().min(1).max(256) });
+
+/** `{id}` (id or slug) of a saved definition, or a whole definition to try before saving it. */
+export async function resolveDefinition(
+  orgId: string,
+  metric: Record<string, unknown>,
+  source = "body.metric",
+): Promise<MetricDefinition> {
+  if (Object.keys(metric).length === 1 && "id" in metric) {
+    const { id } = parseOrInvalid(savedMetricSchema, metric, { source });
+    const saved = await getMetric(orgId, id);
+    if (!saved) throw notFound("Metric definition", id);
+    return saved;
+  }
+  const now = new Date().toISOString();
+  return {
+    ...parseOrInvalid(createMetricSchema, metric, { source }),
+    id: "inline",
+    version: 0,
+    createdAt: now,
+    updatedAt: now,
+  };
+}
+
+export interface JudgeModeDeps {
+  evaluate: EvaluateItem;
+  evaluateGroup: EvaluateGroup;
+}
+
+const defaultDeps: JudgeModeDeps = { evaluate: evaluateByCalculationType, evaluateGroup: judgeTogether };
+
+/** Each definition judged on its own, in order. */
+async function judgeIsolated(definitions: MetricDefinition[], call: Call, deps: JudgeModeDeps) {
+  const outcomes: EvaluationOutcome[] = [];
+  for (const definition of definitions) outcomes.push(await deps.evaluate(definition, call));
+  return outcomes;
+}
+
+/** As a grouped job judges them: the definitions that share a grouping key together, the rest alone. */
+async function judgeGrouped(definitions: MetricDefinition[], call: Call, deps: JudgeModeDeps) {
+  const outcomes: EvaluationOutcome[] = [];
+  const groups = Map.groupBy(definitions.entries(), ([index, definition]) => groupingKey(definition) ?? index);
+  for (const members of groups.values()) {
+    const [[firstIndex, first] = []] = members;
+    if (first === undefined || firstIndex === undefined) continue;
+    if (groupingKey(first) === undefined) {
+      outcomes[firstIndex] = await deps.evaluate(first, call);
+      continue;
+    }
+    const judged = await deps.evaluateGroup(
+      members.map(([, definition]) => definition),
+      call,
+    );
+    for (const [k, [index]] of members.entries()) outcomes[index] = judged[k] as EvaluationOutcome;
+  }
+  return outcomes;
+}
+
+const sameAnswer = (a: EvaluationOutcome, b: EvaluationOutcome) =>
+  a.captureStatus === b.captureStatus && JSON.stringify(a.value) === JSON.stringify(b.value);
+
+const totalUsage = (outcomes: EvaluationOutcome[]) =>
+  outcomes.reduce((sum, outcome) => addUsage(sum, outcome.usage ?? emptyUsage()), emptyUsage());
+const totalCost = (outcomes: EvaluationOutcome[]) =>
+  Math.round(outcomes.reduce((sum, outcome) => sum + (outcome.estimatedCostUsd ?? 0), 0) * 1e6) / 1e6;
+
+/** The definitions judged on the call in both modes, per metric side by side, with what each mode cost. */
+export async function compareJudgeModes(definitions: MetricDefinition[], call: Call, deps = defaultDeps) {
+  const isolated = await judgeIsolated(definitions, call, deps);
+  const grouped = await judgeGrouped(definitions, call, deps);
+  const computedAt = new Date().toISOString();
+  const result = (definition: MetricDefinition, outcome: EvaluationOutcome) => ({
+    callId: call.id,
+    metricDefinitionId: definition.id,
+    metricVersion: definition.version,
+    computedAt,
+    ...outcome,
+  });
+  return {
+    callId: call.id,
+    metrics: definitions.map((definition, i) => {
+      const [alone, together] = [isolated[i], grouped[i]] as [EvaluationOutcome, EvaluationOutcome];
+      return {
+        slug: definition.slug,
+        isolated: result(definition, alone),
+        grouped: result(definition, together),
+        sameAnswer: sameAnswer(alone, together),
+      };
+    }),
+    usage: { isolated: totalUsage(isolated), grouped: totalUsage(grouped) },
+    estimatedCostUsd: { isolated: totalCost(isolated), grouped: totalCost(grouped) },
+  };
+}
