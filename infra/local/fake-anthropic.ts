@@ -162,26 +162,31 @@ async function readMessagesRequest(req: IncomingMessage): Promise<ParsedRequest>
 interface PromptParts {
   /** Index of the last block marked with cache_control (-1: none). */
   breakpoint: number;
-  /** Tools, output format, system and the first turn through the breakpoint: what the prompt cache keeps. */
+  /** Tools, output format, system and the first turn through the last breakpoint. */
   prefixText: string;
+  /** The prefix through each breakpoint, shortest first: what the prompt cache keeps. */
+  prefixes: string[];
   restText: string;
 }
 
 function promptParts(body: MessagesBody, firstTurn: ContentBlock[]): PromptParts {
-  const breakpoint = firstTurn.findLastIndex((b) => b.cache_control);
-  const prefixText =
+  const head =
     JSON.stringify(body.tools ?? []) +
     JSON.stringify(body.output_config?.format ?? null) +
-    JSON.stringify(body.system ?? "") +
+    JSON.stringify(body.system ?? "");
+  const through = (index: number) =>
+    head +
     firstTurn
-      .slice(0, breakpoint + 1)
+      .slice(0, index + 1)
       .map((b) => b.text ?? "")
       .join("");
+  const breakpoints = firstTurn.flatMap((block, index) => (block.cache_control ? [index] : []));
+  const breakpoint = breakpoints.at(-1) ?? -1;
   const restText = [
     ...firstTurn.slice(breakpoint + 1).map((b) => b.text ?? ""),
     ...(body.messages ?? []).slice(1).map((m) => JSON.stringify(m.content)),
   ].join("");
-  return { breakpoint, prefixText, restText };
+  return { breakpoint, prefixText: through(breakpoint), prefixes: breakpoints.map(through), restText };
 }
 
 /** The questions of a grouped request by key ([q1] …), or none for a single question. */
@@ -200,11 +205,12 @@ function groupedQuestions(metricText: string): { key: string; text: string }[] {
  */
 function judgmentFor(firstTurn: ContentBlock[], fault: Fault | undefined, isCorrection: boolean) {
   const transcriptText = firstTurn.find((b) => b.text?.startsWith("<transcript>"))?.text ?? "";
+  const contextText = firstTurn.find((b) => /^<(tool_invocations|call_properties)>/.test(b.text ?? ""))?.text ?? "";
   const metricText = firstTurn.at(-1)?.text ?? "";
   const badAnswer = fault === "malformed_always" || (fault === "malformed" && !isCorrection);
   const judge = (text: string, bad: boolean) => {
     const type = /^Answer type: (\w+)/m.exec(text)?.[1] ?? "TEXT";
-    return bad ? malformed(type) : fakeJudgment(transcriptText, text);
+    return bad ? malformed(type) : fakeJudgment(transcriptText, text, contextText);
   };
   const questions = groupedQuestions(metricText);
   if (questions.length === 0) return judge(metricText, badAnswer);
@@ -276,7 +282,7 @@ export async function startFakeAnthropic(initial: FakeAnthropicOptions = {}) {
       return send(res, error.status, errorBody(fault as string), retryAfter);
     }
     const input = judgmentFor(firstTurn, fault, isCorrection);
-    recorded.usage = usageFor(prompt, request.prefixHash, JSON.stringify(input));
+    recorded.usage = usageFor(prompt, JSON.stringify(input));
     send(res, 200, answerMessage(body, recorded.usage, input, fault === "refusal" && !isCorrection));
   }
 
@@ -308,18 +314,24 @@ export async function startFakeAnthropic(initial: FakeAnthropicOptions = {}) {
     return options.fault?.(request);
   }
 
-  /** Tools and system always count; they are cacheable only up to a breakpoint, and cached for the TTL. */
-  function usageFor(prompt: PromptParts, prefixHash: string, answer: string): Usage {
-    const prefixTokens = estimateTokens(prompt.prefixText);
-    const cacheable = prompt.breakpoint >= 0 && prefixTokens >= options.minCacheableTokens;
+  /**
+   * Tools and system always count. Each breakpoint's prefix is cacheable once long enough;
+   * the longest prefix cached (within its TTL) is read, the rest up to the last breakpoint
+   * written, as the API bills several breakpoints.
+   */
+  function usageFor(prompt: PromptParts, answer: string): Usage {
+    const cacheable = prompt.prefixes.filter((prefix) => estimateTokens(prefix) >= options.minCacheableTokens);
     const now = Date.now();
-    const cached = cacheable && (cache.get(prefixHash) ?? 0) > now;
-    if (cacheable) cache.set(prefixHash, now + options.cacheTtlMs);
+    const hit = cacheable.findLast((prefix) => (cache.get(hash(prefix)) ?? 0) > now);
+    for (const prefix of cacheable) cache.set(hash(prefix), now + options.cacheTtlMs);
+    const readTokens = hit ? estimateTokens(hit) : 0;
+    const cachedThrough = cacheable.at(-1);
+    const cachedTokens = cachedThrough ? estimateTokens(cachedThrough) : 0;
     return {
-      input_tokens: estimateTokens(prompt.restText) + (cacheable ? 0 : prefixTokens),
+      input_tokens: estimateTokens(prompt.restText) + estimateTokens(prompt.prefixText) - cachedTokens,
       output_tokens: 20 + estimateTokens(answer),
-      cache_creation_input_tokens: cacheable && !cached ? prefixTokens : 0,
-      cache_read_input_tokens: cached ? prefixTokens : 0,
+      cache_creation_input_tokens: cachedTokens - readTokens,
+      cache_read_input_tokens: readTokens,
     };
   }
 

@@ -3,7 +3,8 @@
  *
  * From the metric's question: the first "quoted phrase" is the keyword;
  * `only if the transcript mentions "X"` makes the metric NOT_APPLICABLE when X is absent.
- * BOOLEAN = some segment mentions the keyword; COUNT = segments mentioning it; NUMERIC =
+ * BOOLEAN = some segment, or the context the definition asked for (tool invocations, call
+ * properties), mentions the keyword; COUNT = segments mentioning it; NUMERIC =
  * occurrences of it; SCALE = min + mentioning segments, capped at max; CLASSIFICATION =
  * options that appear in the transcript (else the first); TEXT = the first mentioning
  * segment; OFFSET = the first mentioning segment (NOT_APPLICABLE when none).
@@ -24,7 +25,7 @@ function parseTranscript(text: string): Segment[] {
 const occurrences = (haystack: string, needle: string) => haystack.toLowerCase().split(needle.toLowerCase()).length - 1;
 
 /** The deterministic judgment described at the top of this file. */
-export function fakeJudgment(transcriptText: string, metricText: string): Record<string, unknown> {
+export function fakeJudgment(transcriptText: string, metricText: string, contextText = ""): Record<string, unknown> {
   const segments = parseTranscript(transcriptText);
   const whole = segments.map((s) => s.text).join("\n");
   const question = /^Question: (.*)$/m.exec(metricText)?.[1] ?? "";
@@ -48,7 +49,7 @@ export function fakeJudgment(transcriptText: string, metricText: string): Record
   });
   switch (type) {
     case "BOOLEAN":
-      return answer(mentioning.length > 0);
+      return answer(mentioning.length > 0 || (keyword !== undefined && occurrences(contextText, keyword) > 0));
     case "COUNT":
       return answer(mentioning.length);
     case "NUMERIC":

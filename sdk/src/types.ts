@@ -151,6 +151,7 @@ export interface MetricDefinition {
   supportedContexts: ("CALL" | "SEGMENT")[];
   model?: string;
   effort?: "low" | "medium" | "high";
+  include?: string[];
   isolated?: boolean;
   histogram?: boolean;
   builtIn?: {
@@ -402,6 +403,7 @@ export interface Operations {
       supportedContexts?: ("CALL" | "SEGMENT")[];
       model?: string;
       effort?: "low" | "medium" | "high";
+      include?: string[];
       isolated?: boolean;
       histogram?: boolean;
       builtIn?: {
@@ -477,6 +479,7 @@ export interface Operations {
       supportedContexts?: ("CALL" | "SEGMENT")[];
       model?: string;
       effort?: "low" | "medium" | "high";
+      include?: string[];
       isolated?: boolean;
       histogram?: boolean;
       builtIn?: {

@@ -213,7 +213,7 @@ export function splitUsage(usage: TokenUsage, parts: number): TokenUsage[] {
   }));
 }
 
-/** The grouped answer's fields by question key, or what is wrong with the answer as a whole. */
+/** The grouped answer's fields by question key; not ok when the answer as a whole is unusable. */
 function groupedAnswers(response: Anthropic.Message): { ok: true; fields: Record<string, unknown> } | { ok: false } {
   if (response.stop_reason !== "end_turn") return { ok: false };
   try {

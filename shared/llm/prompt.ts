@@ -61,6 +61,53 @@ export function renderTranscript(call: Pick<Call, "transcript">): string {
   return `<transcript>\n${lines.join("\n")}\n</transcript>`;
 }
 
+/** A tool call's parameters or result, cut to keep one invocation's line short. */
+const MAX_TOOL_JSON_CHARS = 500;
+
+const compactJson = (value: unknown) => {
+  const json = JSON.stringify(value ?? null);
+  return json.length > MAX_TOOL_JSON_CHARS ? `${json.slice(0, MAX_TOOL_JSON_CHARS)}…` : json;
+};
+
+/**
+ * The call context a definition asks for (`include`), in a stable order: tool invocations
+ * with their time, parameters and result, then the chosen properties. Undefined when there
+ * is nothing to show.
+ */
+export function renderContext(call: Pick<Call, "toolInvocations" | "properties">, include: readonly string[]) {
+  const names = new Set(include);
+  const sections: string[] = [];
+  if (names.has("toolInvocations")) {
+    const lines = (call.toolInvocations ?? []).map(
+      (tool, index) =>
+        `[t${index}] ${tool.startOffsetMs === undefined ? "--:--.-" : timestamp(tool.startOffsetMs)} ${tool.name}(${compactJson(tool.parameters)}) → ${compactJson(tool.result)}`,
+    );
+    sections.push(`<tool_invocations>\n${lines.length > 0 ? lines.join("\n") : "(none)"}\n</tool_invocations>`);
+  }
+  const keys = [...names].filter((name) => name.startsWith("properties.")).sort();
+  if (keys.length > 0) {
+    const lines = keys.map((name) => {
+      const key = name.slice("properties.".length);
+      return `${key}: ${call.properties?.[key] ?? "(not set)"}`;
+    });
+    sections.push(`<call_properties>\n${lines.join("\n")}\n</call_properties>`);
+  }
+  return sections.length > 0 ? sections.join("\n") : undefined;
+}
+
+/** The first turn: the transcript (cached), the context asked for (cached apart, shared by the metrics that ask for the same), then the question. */
+function firstTurn(call: JudgedCall, include: readonly string[], question: string, cached: boolean) {
+  const context = renderContext(call, include);
+  const cache = cached ? { cache_control: { type: "ephemeral" as const } } : {};
+  return [
+    { type: "text" as const, text: renderTranscript(call), ...cache },
+    ...(context ? [{ type: "text" as const, text: context, ...cache }] : []),
+    { type: "text" as const, text: question },
+  ];
+}
+
+type JudgedCall = Pick<Call, "transcript" | "toolInvocations" | "properties">;
+
 /** What a valid `value` is, in words; the fake server and the validator agree with it. */
 function answerInstructions(definition: MetricDefinition): string {
   switch (definition.outputType) {
@@ -135,7 +182,7 @@ function groupedFormat(questions: number): Anthropic.JSONOutputFormat {
  */
 export function buildGroupedJudgeRequest(
   definitions: MetricDefinition[],
-  call: Pick<Call, "transcript">,
+  call: JudgedCall,
   options: RequestOptions,
 ): Anthropic.MessageCreateParamsNonStreaming {
   const questions = definitions.map((definition, i) => `[${questionKey(i)}]\n${metricInstructions(definition)}`);
@@ -147,10 +194,13 @@ export function buildGroupedJudgeRequest(
     messages: [
       {
         role: "user",
-        content: [
-          { type: "text", text: renderTranscript(call) },
-          { type: "text", text: questions.join("\n\n") },
-        ],
+        // Every context any of the questions asks for, once.
+        content: firstTurn(
+          call,
+          [...new Set(definitions.flatMap((d) => d.include ?? []))],
+          questions.join("\n\n"),
+          false,
+        ),
       },
     ],
   };
@@ -158,7 +208,7 @@ export function buildGroupedJudgeRequest(
 
 export function buildJudgeRequest(
   definition: MetricDefinition,
-  call: Pick<Call, "transcript">,
+  call: JudgedCall,
   options: RequestOptions,
 ): Anthropic.MessageCreateParamsNonStreaming {
   return {
@@ -169,10 +219,7 @@ export function buildJudgeRequest(
     messages: [
       {
         role: "user",
-        content: [
-          { type: "text", text: renderTranscript(call), cache_control: { type: "ephemeral" } },
-          { type: "text", text: metricInstructions(definition) },
-        ],
+        content: firstTurn(call, definition.include ?? [], metricInstructions(definition), true),
       },
     ],
   };

@@ -33,6 +33,17 @@ const metricFields = {
   model: z.string().min(1).max(100).optional(),
   /** How much the model deliberates on this metric (thinking is billed as output); JUDGE_EFFORT otherwise. */
   effort: z.enum(["low", "medium", "high"]).optional(),
+  /**
+   * What the judge sees besides the transcript: `toolInvocations` (the agent's tool calls)
+   * and `properties.<key>` (a call property), in a cached block after the transcript.
+   */
+  include: z
+    .array(
+      z.string().regex(/^(toolInvocations|properties\.[^\s]{1,128})$/, 'use "toolInvocations" or "properties.<key>"'),
+    )
+    .max(20)
+    .refine((names) => new Set(names).size === names.length, "names must not repeat")
+    .optional(),
   /** Never judged together with other questions (a job's `grouped` mode), so that they cannot sway its answer. */
   isolated: z.boolean().optional(),
   /** Latency-like: analytics report the p95 of its values instead of their average. */

@@ -218,4 +218,25 @@ describe("LLM-judged metrics on the local engines", { timeout: 120_000 }, () => 
       stack.anthropic.configure({ acceptedApiKeys: undefined });
     }
   });
+  it("shows the judge the tool invocations and call properties a definition includes", async () => {
+    const toolInvocations = [{ name: "lookup_account", startOffsetMs: 1000, parameters: { id: "42" }, result: "ok" }];
+    const [callId] = await createCalls(stack.api, 1, { toolInvocations, properties: { plan: "gold" } });
+    const question = 'Was the "lookup_account" tool used on a "gold" plan?';
+    const [blind, sighted] = await createMetrics(stack.api, [
+      judged("tool-used-blind", "BOOLEAN", question),
+      judged("tool-used", "BOOLEAN", question, { include: ["toolInvocations", "properties.plan"] }),
+    ]);
+    const job = await runJob(stack, [callId!], [blind!, sighted!]);
+    expect(job).toMatchObject({ status: "COMPLETED", completedItems: 2 });
+    const values = await jobValues(stack.api, job.id);
+    expect(values.find((v) => v.slug === "tool-used-blind")).toMatchObject({ captureStatus: "SUCCESS", value: false });
+    expect(values.find((v) => v.slug === "tool-used")).toMatchObject({ captureStatus: "SUCCESS", value: true });
+    const bad = await stack.api(
+      "POST",
+      "/v1/metric/definitions",
+      judged("bad-include", "BOOLEAN", "?", { include: ["crm"] }),
+    );
+    expect(bad.status).toBe(400);
+    expect(JSON.stringify(bad.body.error.details)).toMatch(/include\.0.*toolInvocations/);
+  });
 });

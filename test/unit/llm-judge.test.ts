@@ -12,7 +12,8 @@ import { interpretJudgment } from "../../shared/llm/judgment.ts";
 import { estimateCostUsd } from "../../shared/llm/pricing.ts";
 import { buildJudgeRequest, metricInstructions, renderTranscript } from "../../shared/llm/prompt.ts";
 import { LlmCallsBlockedError, RetryableEvaluationError } from "../../shared/pipeline/evaluation-errors.ts";
-import type { MetricDefinition } from "../../shared/schemas/metric.ts";
+import type { Call } from "../../shared/schemas/call.ts";
+import { createMetricSchema, type MetricDefinition } from "../../shared/schemas/metric.ts";
 import { judgedCall as call, judgedDefinition as definition } from "../support/judge-fixtures.ts";
 
 const refundAsked = definition({ outputType: "BOOLEAN", llmPrompt: 'Was a "refund" offered?' });
@@ -308,6 +309,48 @@ describe("usage, cost and prompt caching", () => {
     expect(outcome.estimatedCostUsd).toBe(estimateCostUsd("claude-sonnet-5-5", outcome.usage!));
     // Sonnet 5.5: $2 input, $10 output, $2.50 cache writes, $0.20 cache reads per million.
     expect(estimateCostUsd("claude-sonnet-5-5", usage)).toBe(0.01);
+  });
+});
+
+describe("context a definition asks for", () => {
+  const withTools: Call = {
+    ...call,
+    properties: { plan: "gold", region: "EU" },
+    toolInvocations: [{ name: "lookup_account", startOffsetMs: 2600, parameters: { id: "42" }, result: { ok: true } }],
+  };
+  const asks = { ...refundAsked, include: ["toolInvocations", "properties.plan"] };
+
+  it("renders the tool invocations and chosen properties after the transcript, in a cached block of their own", () => {
+    const request = buildJudgeRequest(asks, withTools, { model: "claude-sonnet-5-5", maxTokens: 100 });
+    const content = request.messages[0]?.content as { text: string; cache_control?: unknown }[];
+    expect(content.map((block) => Boolean(block.cache_control))).toEqual([true, true, false]);
+    expect(content[1]?.text).toContain('[t0] 00:02.6 lookup_account({"id":"42"}) → {"ok":true}');
+    expect(content[1]?.text).toContain("plan: gold");
+    expect(content[1]?.text).not.toContain("region");
+    const plain = buildJudgeRequest(refundAsked, withTools, { model: "claude-sonnet-5-5", maxTokens: 100 });
+    expect(plain.messages[0]?.content).toHaveLength(2);
+  });
+
+  it("keeps the transcript a cache prefix of its own: metrics with and without context share it", async () => {
+    const first = await judge(refundAsked, withTools);
+    const second = await judge(asks, withTools);
+    const third = await judge({ ...asks, llmPrompt: 'Was "billing" discussed?' }, withTools);
+    // The second reads the transcript and writes the context; the third reads both.
+    expect(second.usage?.cacheReadInputTokens).toBe(first.usage?.cacheCreationInputTokens);
+    expect(second.usage?.cacheCreationInputTokens).toBeGreaterThan(0);
+    expect(third.usage?.cacheReadInputTokens).toBe(
+      (second.usage?.cacheReadInputTokens ?? 0) + (second.usage?.cacheCreationInputTokens ?? 0),
+    );
+    expect(third.usage?.cacheCreationInputTokens).toBe(0);
+  });
+
+  it("accepts only the context it knows how to render", () => {
+    const base = { slug: "x", name: "x", calculationType: "LLM_JUDGE", outputType: "BOOLEAN", llmPrompt: "?" };
+    expect(createMetricSchema.safeParse({ ...base, include: ["toolInvocations", "properties.plan"] }).success).toBe(
+      true,
+    );
+    const wrong = createMetricSchema.safeParse({ ...base, include: ["tools", "properties."] });
+    expect(wrong.error?.issues.map((issue) => issue.path.join("."))).toEqual(["include.0", "include.1"]);
   });
 });
 
