@@ -74,7 +74,7 @@ const compactJson = (value: unknown) => {
  * with their time, parameters and result, then the chosen properties. Undefined when there
  * is nothing to show.
  */
-export function renderContext(call: Pick<Call, "toolInvocations" | "properties">, include: readonly string[]) {
+function renderContext(call: Pick<Call, "toolInvocations" | "properties">, include: readonly string[]) {
   const names = new Set(include);
   const sections: string[] = [];
   if (names.has("toolInvocations")) {

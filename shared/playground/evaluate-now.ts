@@ -42,7 +42,7 @@ export async function resolveDefinition(
   };
 }
 
-export interface JudgeModeDeps {
+interface JudgeModeDeps {
   evaluate: EvaluateItem;
   evaluateGroup: EvaluateGroup;
 }
