@@ -34,6 +34,7 @@ import {
   evaluateByCalculationType,
   groupingKey,
   judgeTogether,
+  judgingUnits,
 } from "./evaluators.ts";
 import { sendMessages } from "./queue.ts";
 import { BackgroundRecorder, type ItemResult, type RecordOutcome, recordResults } from "./record.ts";
@@ -380,31 +381,13 @@ function groupKey({ entry, job }: Runnable, loaded: BatchContext): string | unde
   return groupable ? `${jobKey(entry.item)}|${callKey(entry.item)}|${key}` : undefined;
 }
 
-/** Units of evaluation, in order: single items, and groups judged in one request. */
-function evaluationUnits(runnable: Runnable[], loaded: BatchContext): Runnable[][] {
-  const units: Runnable[][] = [];
-  const groups = new Map<string, Runnable[]>();
-  for (const item of runnable) {
-    const key = groupKey(item, loaded);
-    const group = key === undefined ? undefined : groups.get(key);
-    if (group) {
-      group.push(item);
-      continue;
-    }
-    const unit = [item];
-    if (key !== undefined) groups.set(key, unit);
-    units.push(unit);
-  }
-  return units;
-}
-
 /**
  * One unit at a time (an item, or a group judged in one request), so in-flight LLM calls
  * never exceed the event source's maximum concurrency (the configured cap), and a call's
  * items run back to back to share its prompt cache even when the batch interleaves them.
  */
 async function evaluateInOrder(parsed: ParsedRecord[], loaded: BatchContext, deps: EvaluatorDeps, run: BatchRun) {
-  const units = evaluationUnits(runnableItems(parsed, loaded, run), loaded);
+  const units = judgingUnits(runnableItems(parsed, loaded, run), (item) => groupKey(item, loaded));
   for (const [position, unit] of units.entries()) {
     // The first unit always runs, so an invocation short on time from the start still makes progress.
     if (position > 0 && outOfTime(deps)) {

@@ -57,6 +57,27 @@ export function groupingKey(definition: MetricDefinition): string | undefined {
   return `${definition.model ?? config().judgeModel}|${definition.effort ?? ""}`;
 }
 
+/**
+ * Items in order as units to judge: items with the same key together, at the first one's
+ * place; items without a key alone.
+ */
+export function judgingUnits<T>(items: T[], keyOf: (item: T) => string | undefined): T[][] {
+  const units: T[][] = [];
+  const groups = new Map<string, T[]>();
+  for (const item of items) {
+    const key = keyOf(item);
+    const group = key === undefined ? undefined : groups.get(key);
+    if (group) {
+      group.push(item);
+      continue;
+    }
+    const unit = [item];
+    if (key !== undefined) groups.set(key, unit);
+    units.push(unit);
+  }
+  return units;
+}
+
 /** The judge on the configured Anthropic client. */
 const judgeDeps = (): JudgeDeps => ({
   client: anthropicClient,

@@ -13,6 +13,7 @@ import {
   evaluateByCalculationType,
   groupingKey,
   judgeTogether,
+  judgingUnits,
 } from "../pipeline/evaluators.ts";
 import type { Call } from "../schemas/call.ts";
 import { createMetricSchema, type MetricDefinition } from "../schemas/metric.ts";
@@ -59,19 +60,15 @@ async function judgeIsolated(definitions: MetricDefinition[], call: Call, deps: 
 /** As a grouped job judges them: the definitions that share a grouping key together, the rest alone. */
 async function judgeGrouped(definitions: MetricDefinition[], call: Call, deps: JudgeModeDeps) {
   const outcomes: EvaluationOutcome[] = [];
-  const groups = Map.groupBy(definitions.entries(), ([index, definition]) => groupingKey(definition) ?? index);
-  for (const members of groups.values()) {
-    const [[firstIndex, first] = []] = members;
-    if (first === undefined || firstIndex === undefined) continue;
-    if (groupingKey(first) === undefined) {
-      outcomes[firstIndex] = await deps.evaluate(first, call);
-      continue;
-    }
-    const judged = await deps.evaluateGroup(
-      members.map(([, definition]) => definition),
-      call,
-    );
-    for (const [k, [index]] of members.entries()) outcomes[index] = judged[k] as EvaluationOutcome;
+  for (const unit of judgingUnits([...definitions.entries()], ([, definition]) => groupingKey(definition))) {
+    const judged =
+      unit.length === 1
+        ? [await deps.evaluate(unit[0]?.[1] as MetricDefinition, call)]
+        : await deps.evaluateGroup(
+            unit.map(([, definition]) => definition),
+            call,
+          );
+    for (const [k, [index]] of unit.entries()) outcomes[index] = judged[k] as EvaluationOutcome;
   }
   return outcomes;
 }
