@@ -11,6 +11,7 @@ import { createHash, randomUUID } from "node:crypto";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { sleep } from "../../shared/concurrency.ts";
+import { createFakeBatches } from "./fake-batches.ts";
 import { fakeJudgment, malformed } from "./fake-judgments.ts";
 import { outputFormatProblem, shapedAnswer } from "./fake-output-format.ts";
 
@@ -56,10 +57,16 @@ export interface FakeAnthropicOptions {
   fault?: (request: FakeRequest) => Fault | undefined;
   /** When set, any other API key is rejected with a 401 (a rotated-out key). */
   acceptedApiKeys?: string[];
+  /** How long a message batch takes to end after it is created (0: at the next look). */
+  batchProcessingMs?: number;
+  /** Batches reach their 24-hour expiry unprocessed: every request ends `expired`. */
+  batchesExpire?: boolean;
 }
 
 export interface RecordedRequest extends FakeRequest {
   status: number;
+  /** The message batch the request came in, if any. */
+  batchId?: string;
   fault?: Fault;
   usage?: Usage;
 }
@@ -97,7 +104,13 @@ const FORCED_TOOL_CHOICE_REFUSED = /^claude-[a-z]+-5-5/;
 /** Thinking tokens per answer by `output_config.effort` (the API's default is high). */
 const THINKING_TOKENS: Record<string, number> = { low: 12, medium: 48, high: 120 };
 
-const DEFAULTS = { latencyMs: 0, minCacheableTokens: 1024, cacheTtlMs: 5 * 60_000, retryAfterSeconds: 1 };
+const DEFAULTS = {
+  latencyMs: 0,
+  minCacheableTokens: 1024,
+  cacheTtlMs: 5 * 60_000,
+  retryAfterSeconds: 1,
+  batchProcessingMs: 0,
+};
 
 /** About four characters per token, like English text in Claude's tokenizer. */
 export const estimateTokens = (text: string) => Math.ceil(text.length / 4);
@@ -122,29 +135,57 @@ const errorBodies: Record<string, { status: number; type: string; message: strin
   },
 };
 
-const invalidRequest = (message: string) => ({ status: 400, error: { type: "invalid_request_error", message } });
+const fallbackError = { type: "api_error", message: "Internal server error" };
 
-type ParsedRequest =
-  | { body: ValidBody; firstTurn: ContentBlock[] }
-  | { status: number; error: { type: string; message: string } };
+const unauthorized: FakeResponse = {
+  status: 401,
+  error: { type: "authentication_error", message: "invalid x-api-key" },
+};
 
-/** The request as the real API validates it, or the error it answers with. */
-async function readMessagesRequest(req: IncomingMessage): Promise<ParsedRequest> {
-  if (req.method !== "POST" || !req.url?.startsWith("/v1/messages")) {
-    return { status: 404, error: { type: "not_found_error", message: "Not found" } };
-  }
+const invalidRequest = (message: string): FakeResponse => ({
+  status: 400,
+  error: { type: "invalid_request_error", message },
+});
+
+/** An error answer: its HTTP status and the API's error object. */
+export interface FakeResponse {
+  status: number;
+  error: { type: string; message: string };
+}
+
+type ParsedRequest = { body: ValidBody; firstTurn: ContentBlock[] } | FakeResponse;
+
+/** The request body as sent, or the error the API answers a body that is not JSON with. */
+async function readJsonBody(req: IncomingMessage): Promise<{ body: unknown } | FakeResponse> {
   const chunks: Buffer[] = [];
   for await (const chunk of req) chunks.push(chunk as Buffer);
-  let body: MessagesBody;
+  const text = Buffer.concat(chunks).toString("utf8");
+  // A POST without a body (cancel) is fine; a body must be JSON.
+  if (text === "") return { body: undefined };
   try {
-    body = JSON.parse(Buffer.concat(chunks).toString("utf8")) as MessagesBody;
+    return { body: JSON.parse(text) as unknown };
   } catch {
     return invalidRequest("Invalid JSON");
   }
+}
+
+/** The request's API key, or undefined when it sends none. */
+function apiKeyOf(req: IncomingMessage): string | undefined {
   // The SDK sends `Authorization: Bearer <key>`; older clients and curl use `x-api-key`.
-  if (!req.headers["x-api-key"] && !/^Bearer \S+/.test(req.headers.authorization ?? "")) {
-    return { status: 401, error: { type: "authentication_error", message: "invalid x-api-key" } };
-  }
+  const bearer = /^Bearer (\S+)/.exec(req.headers.authorization ?? "")?.[1];
+  const key = req.headers["x-api-key"];
+  return typeof key === "string" && key !== "" ? key : bearer;
+}
+
+/** The fault a request asks for in its `x-fake-fault` header. */
+function headerFault(req: IncomingMessage): Fault | undefined {
+  const fault = String(req.headers["x-fake-fault"]);
+  return (FAULTS as readonly string[]).includes(fault) ? (fault as Fault) : undefined;
+}
+
+/** A Messages request body as the real API validates it, or the error it answers with. */
+function validateMessagesBody(raw: unknown): ParsedRequest {
+  const body = (raw ?? {}) as MessagesBody;
   const firstTurn = body.messages?.[0] ? blocks(body.messages[0].content) : undefined;
   if (typeof body.model !== "string" || typeof body.max_tokens !== "number" || !firstTurn) {
     return invalidRequest("model, max_tokens and messages are required");
@@ -257,34 +298,75 @@ export async function startFakeAnthropic(initial: FakeAnthropicOptions = {}) {
 
   function send(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}) {
     res.writeHead(status, { "content-type": "application/json", "request-id": `req_${randomUUID()}`, ...headers });
-    res.end(JSON.stringify(body));
+    res.end(typeof body === "string" ? body : JSON.stringify(body));
   }
 
-  async function handle(req: IncomingMessage, res: ServerResponse) {
-    const parsed = await readMessagesRequest(req);
-    if ("error" in parsed) return send(res, parsed.status, { type: "error", error: parsed.error });
+  /** How the server answers one Messages request body, sent directly or inside a batch. */
+  interface Answer {
+    status: number;
+    body: unknown;
+    headers?: Record<string, string>;
+  }
+
+  /**
+   * Answers one Messages request and logs it. `fault` comes from the caller (a rejected key,
+   * the `x-fake-fault` header); otherwise the configured rule picks one.
+   */
+  function answerMessages(raw: unknown, fault: Fault | undefined, batchId?: string): Answer {
+    const parsed = validateMessagesBody(raw);
+    if ("error" in parsed) return { status: parsed.status, body: { type: "error", error: parsed.error } };
     const { body, firstTurn } = parsed;
     const prompt = promptParts(body, firstTurn);
     const request = describe(body, firstTurn, prompt);
-    const { isCorrection } = request;
-    const fault = faultFor(req, request);
-    const recorded: RecordedRequest = { ...request, status: 200, fault };
+    const chosenFault = fault ?? options.fault?.(request);
+    const recorded: RecordedRequest = { ...request, status: 200, fault: chosenFault, ...(batchId ? { batchId } : {}) };
     log.push(recorded);
-
-    const latency = Number(req.headers["x-fake-latency-ms"] ?? options.latencyMs);
-    if (latency > 0) await sleep(latency);
-
-    const error = fault ? errorBodies[fault] : undefined;
+    const error = chosenFault ? errorBodies[chosenFault] : undefined;
     if (error) {
       recorded.status = error.status;
       const retryAfter: Record<string, string> =
         error.status === 429 || error.status === 529 ? { "retry-after": String(options.retryAfterSeconds) } : {};
-      return send(res, error.status, errorBody(fault as string), retryAfter);
+      return { status: error.status, body: errorBody(chosenFault as string), headers: retryAfter };
     }
-    const input = judgmentFor(firstTurn, fault, isCorrection);
-    recorded.usage = usageFor(prompt, JSON.stringify(input));
-    send(res, 200, answerMessage(body, recorded.usage, input, fault === "refusal" && !isCorrection));
+    const judgment = judgmentFor(firstTurn, chosenFault, request.isCorrection);
+    recorded.usage = usageFor(prompt, JSON.stringify(judgment));
+    const refuses = chosenFault === "refusal" && !request.isCorrection;
+    return { status: 200, body: answerMessage(body, recorded.usage, judgment, refuses) };
   }
+
+  const batches = createFakeBatches({
+    url: () => url,
+    processingMs: () => options.batchProcessingMs,
+    expires: () => options.batchesExpire === true,
+    answer: (params, batchId) => answerMessages(params, undefined, batchId),
+  });
+
+  async function handle(req: IncomingMessage, res: ServerResponse) {
+    const path = new URL(req.url ?? "/", "http://fake").pathname;
+    const apiKey = apiKeyOf(req);
+    if (!apiKey) return sendError(res, unauthorized);
+    const keyRejected = options.acceptedApiKeys !== undefined && !options.acceptedApiKeys.includes(apiKey);
+    if (path.startsWith("/v1/messages/batches")) return handleBatches(req, res, path, keyRejected);
+    if (req.method !== "POST" || path !== "/v1/messages") {
+      return sendError(res, { status: 404, error: { type: "not_found_error", message: "Not found" } });
+    }
+    const read = await readJsonBody(req);
+    if ("error" in read) return sendError(res, read);
+    const latency = Number(req.headers["x-fake-latency-ms"] ?? options.latencyMs);
+    const answer = answerMessages(read.body, keyRejected ? "unauthorized" : headerFault(req));
+    if (latency > 0) await sleep(latency);
+    send(res, answer.status, answer.body, answer.headers);
+  }
+
+  async function handleBatches(req: IncomingMessage, res: ServerResponse, path: string, keyRejected: boolean) {
+    if (keyRejected) return sendError(res, unauthorized);
+    const read = req.method === "POST" ? await readJsonBody(req) : { body: undefined };
+    const answer = "error" in read ? read : batches.handle(req.method ?? "GET", path, read.body, req.url ?? "");
+    return "error" in answer ? sendError(res, answer) : send(res, answer.status, answer.body, answer.headers);
+  }
+
+  const sendError = (res: ServerResponse, { status, error }: FakeResponse) =>
+    send(res, status, { type: "error", error });
 
   /** What the log records of a request; counts the item's attempts. */
   function describe(body: ValidBody, firstTurn: ContentBlock[], prompt: PromptParts): FakeRequest {
@@ -303,15 +385,6 @@ export async function startFakeAnthropic(initial: FakeAnthropicOptions = {}) {
       questions: Math.max(1, groupedQuestions(firstTurn.at(-1)?.text ?? "").length),
       ...(typeof effort === "string" ? { effort } : {}),
     };
-  }
-
-  /** The fault to inject: a rejected key, the request's `x-fake-fault` header, or the configured rule. */
-  function faultFor(req: IncomingMessage, request: FakeRequest): Fault | undefined {
-    const apiKey = String(req.headers["x-api-key"] ?? req.headers.authorization?.replace(/^Bearer /, ""));
-    if (options.acceptedApiKeys !== undefined && !options.acceptedApiKeys.includes(apiKey)) return "unauthorized";
-    const headerFault = String(req.headers["x-fake-fault"]);
-    if ((FAULTS as readonly string[]).includes(headerFault)) return headerFault as Fault;
-    return options.fault?.(request);
   }
 
   /**
@@ -336,8 +409,8 @@ export async function startFakeAnthropic(initial: FakeAnthropicOptions = {}) {
   }
 
   function errorBody(fault: string) {
-    const error = errorBodies[fault] ?? errorBodies.server_error;
-    return { type: "error", error: { type: error?.type, message: error?.message } };
+    const error = errorBodies[fault] ?? fallbackError;
+    return { type: "error", error: { type: error.type, message: error.message } };
   }
 
   const server = createServer((req, res) => {
@@ -347,20 +420,24 @@ export async function startFakeAnthropic(initial: FakeAnthropicOptions = {}) {
   });
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   const { port } = server.address() as AddressInfo;
+  const url = `http://127.0.0.1:${port}`;
 
   return {
-    url: `http://127.0.0.1:${port}`,
+    url,
     /** Changes options from now on (e.g. a different fault rule per test). */
     configure(update: Partial<FakeAnthropicOptions>) {
       options = { ...options, ...update };
     },
     /** Every request so far, in order. */
     requests: (): readonly RecordedRequest[] => log,
-    /** Forgets requests, attempts and the prompt cache. */
+    /** Message batches created so far, newest first, as the API lists them. */
+    batches: batches.list,
+    /** Forgets requests, attempts, the prompt cache and batches. */
     reset() {
       log = [];
       attempts.clear();
       cache.clear();
+      batches.clear();
     },
     stop: () =>
       new Promise<void>((resolve) => {

@@ -1,11 +1,12 @@
 /**
  * List prices in USD per million tokens, used to estimate the cost of each judgment and of
- * a job. Cache writes (5-minute TTL) cost 1.25× input, cache reads 0.1× input.
- * `LLM_PRICES_JSON` overrides or adds models without a release.
+ * a job. Cache writes (5-minute TTL) cost 1.25× input, cache reads 0.1× input; the Message
+ * Batches API bills every kind of token at half its price. `LLM_PRICES_JSON` overrides or
+ * adds models without a release.
  */
 import { z } from "zod";
 import { config } from "../config.ts";
-import type { TokenUsage } from "../schemas/job.ts";
+import type { LlmMode, TokenUsage } from "../schemas/job.ts";
 
 const modelPriceSchema = z.strictObject({
   input: z.number().nonnegative(),
@@ -56,8 +57,11 @@ export function priceOf(model: string): ModelPrice | undefined {
   return table[model] ?? table[model.replace(/-\d{8}$/, "")];
 }
 
+/** The Message Batches API's discount on every kind of token. */
+const BATCH_PRICE_FACTOR = 0.5;
+
 /** Estimated cost in USD, rounded to a millionth of a dollar; undefined for an unpriced model. */
-export function estimateCostUsd(model: string, usage: TokenUsage): number | undefined {
+export function estimateCostUsd(model: string, usage: TokenUsage, mode: LlmMode = "realtime"): number | undefined {
   const price = priceOf(model);
   if (!price) return undefined;
   const perMillion =
@@ -65,7 +69,7 @@ export function estimateCostUsd(model: string, usage: TokenUsage): number | unde
     usage.outputTokens * price.output +
     usage.cacheCreationInputTokens * price.cacheWrite +
     usage.cacheReadInputTokens * price.cacheRead;
-  return Math.round(perMillion) / 1_000_000;
+  return Math.round(perMillion * (mode === "batch" ? BATCH_PRICE_FACTOR : 1)) / 1_000_000;
 }
 
 export const emptyUsage = (): TokenUsage => ({

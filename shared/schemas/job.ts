@@ -26,6 +26,13 @@ export const judgeModes = ["isolated", "grouped"] as const;
 export type JudgeMode = (typeof judgeModes)[number];
 export const judgeModeSchema = z.enum(judgeModes);
 
+/**
+ * How LLM items reach the model: `realtime`, one Messages request at a time; `batch`, through
+ * the Message Batches API, at half the price, usually within an hour and always within a day.
+ */
+export const llmModes = ["realtime", "batch"] as const;
+export type LlmMode = (typeof llmModes)[number];
+
 export const createJobSchema = z.strictObject({
   callIds: z.array(idSchema).min(1).max(MAX_CALLS_PER_JOB),
   metrics: z
