@@ -19,6 +19,7 @@ const configSchema = z.object({
   workQueueUrl: z.string().optional(),
   dispatchQueueUrl: z.string().optional(),
   webhookQueueUrl: z.string().optional(),
+  batchQueueUrl: z.string().optional(),
   /** Receives after which the evaluator records ERROR instead of retrying (mirrors the redrive policy). */
   workMaxReceiveCount: z.coerce.number().int().min(1).default(queueDeclarations.work.maxReceiveCount),
   /** Base and cap of the jittered exponential backoff for retried items. */
@@ -66,6 +67,11 @@ const configSchema = z.object({
   reconcileStallSeconds: z.coerce.number().int().min(60).default(900),
   /** After this long since creation, the reconciler records a job's unprocessed items as ERROR. */
   reconcileCeilingSeconds: z.coerce.number().int().min(60).default(86_400),
+  /**
+   * A batch submission still without its provider batch this long after it was written was
+   * left by a submitter that died (its timeout is far shorter): the collector finishes it.
+   */
+  llmBatchStaleSeconds: z.coerce.number().int().min(1).default(300),
   /** Calls per policy batch item; ids are at most 256 characters, so 1,000 stays well under DynamoDB's 400 KB. */
   policyBatchItemCalls: z.coerce.number().int().min(1).max(1_000).default(1_000),
   /** Overrides/additions to the price table, JSON: {"model": {"input": 3, "output": 15, ...}} in USD per million tokens. */
@@ -118,6 +124,7 @@ const queueUrlKeys = {
   work: "workQueueUrl",
   dispatch: "dispatchQueueUrl",
   webhook: "webhookQueueUrl",
+  batch: "batchQueueUrl",
 } as const satisfies Record<QueueName, keyof Config>;
 
 /** The env var that carries a queue's URL; the CDK stack sets it next to the grant. */

@@ -15,6 +15,8 @@
  * | Job               | ORG#<org>#JOB#<job>              | JOB                     | ORG#<org>#JOBS         | <createdAt>#<job>       |
  * | JobPage           | ORG#<org>#JOB#<job>              | PAGE#<nnnn>             |                        |                         |
  * | RunningJob        | ORG#<org>#JOB#<job>              | RUNNING                 | RUNNINGJOBS (until final) | <createdAt>#<org>#<job> |
+ * | LlmSubmission     | ORG#<org>#JOB#<job>              | SUBMISSION#<id>         | LLMSUBMISSIONS#OPEN (until collected) | <createdAt>#<org>#<job>#<id> |
+ * | ProviderBatch     | LLMBATCH#<provider batch id>     | LLMBATCH                |                        |                         |
  * | ItemResult        | ORG#<org>#JOB#<job>              | ITEM#<call>#<metric>    | ORG#<org>#CALL#<call>#VALUES | <computedAt>#<job>#<metric> |
  * | WebhookSecret     | ORG#<org>                        | WEBHOOKSECRET           |                        |                         |
  * | Policy            | ORG#<org>#POLICY#<policy>        | POLICY                  | ORG#<org>#POLICIES     | <createdAt>#<policy>    |
@@ -31,10 +33,10 @@
  * Analytics keys are built in shared/analytics/ (index-store.ts, rollup.ts); <labelSet> is
  * a hash of the sorted labels.
  *
- * POLICYBATCHES#OPEN, BACKFILLS#DUE, ROLLUPDELTAS#<n> and RUNNINGJOBS are the only index
- * partitions shared by all organizations: they hold small, short-lived entries that the
- * scheduled flusher, backfill runner, rollup sweeper and job reconciler read by time (a
- * Query, never a scan).
+ * POLICYBATCHES#OPEN, BACKFILLS#DUE, ROLLUPDELTAS#<n>, RUNNINGJOBS and LLMSUBMISSIONS#OPEN
+ * are the only index partitions shared by all organizations: they hold small, short-lived
+ * entries that the scheduled flusher, backfill runner, rollup sweeper, job reconciler and
+ * batch collector read by time (a Query, never a scan).
  */
 const pad = (n: number, width: number): string => String(n).padStart(width, "0");
 
@@ -90,6 +92,17 @@ export const keys = {
   dueBackfills: "BACKFILLS#DUE",
   /** Sparse index partition of batches not yet flushed (sort key: due time). */
   openPolicyBatches: "POLICYBATCHES#OPEN",
+
+  /** A batch-mode job's items handed to the Message Batches API together. */
+  llmSubmission: (orgId: string, jobId: string, submissionId: string) => ({
+    pk: `ORG#${orgId}#JOB#${jobId}`,
+    sk: `SUBMISSION#${submissionId}`,
+  }),
+  llmSubmissionPrefix: "SUBMISSION#",
+  /** Which submission a provider batch belongs to: one at most, so a batch is never adopted twice. */
+  providerBatch: (batchId: string) => ({ pk: `LLMBATCH#${batchId}`, sk: "LLMBATCH" }),
+  /** Sparse index partition of submissions whose results are not all recorded (sort key: creation time). */
+  openLlmSubmissions: "LLMSUBMISSIONS#OPEN",
 
   itemResult: (orgId: string, jobId: string, callId: string, metricId: string) => ({
     pk: `ORG#${orgId}#JOB#${jobId}`,

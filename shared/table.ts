@@ -11,7 +11,7 @@ export const tableDeclaration = {
   stream: "NEW_AND_OLD_IMAGES",
 } as const;
 
-export type QueueName = "work" | "dispatch" | "webhook";
+export type QueueName = "work" | "dispatch" | "webhook" | "batch";
 
 export interface QueueDeclaration {
   name: QueueName;
@@ -27,6 +27,8 @@ export const queueDeclarations: Record<QueueName, QueueDeclaration> = {
   work: { name: "work", visibilityTimeoutSeconds: 1800, maxReceiveCount: 5, retentionSeconds: 4 * 86_400 },
   /** One message per page of a job's calls; expanded into work items by the dispatcher. */
   dispatch: { name: "dispatch", visibilityTimeoutSeconds: 900, maxReceiveCount: 5, retentionSeconds: 4 * 86_400 },
+  /** One message per LLM item of a batch-mode job, gathered into Message Batches by the submitter. */
+  batch: { name: "batch", visibilityTimeoutSeconds: 900, maxReceiveCount: 5, retentionSeconds: 4 * 86_400 },
   /** One message per job status to announce; retried with backoff for a day, so many receives. */
   webhook: { name: "webhook", visibilityTimeoutSeconds: 360, maxReceiveCount: 100, retentionSeconds: 2 * 86_400 },
 };

@@ -138,7 +138,7 @@ export const wiring: Wiring = {
       entry: "functions/workers/evaluator.ts",
       queue: "work",
       // Sends items that must run again back to the work queue with their retry state.
-      access: { table: "readWrite", sendTo: ["work"], secrets: ["anthropic"] },
+      access: { table: "readWrite", sendTo: ["work", "batch"], secrets: ["anthropic"] },
       // Twenty items share one recording transaction, one job-status read and one rollup
       // delta. Against ten, that halved the time each item waited for its transaction and
       // cut write units by a fifth (docs/benchmark.md).
@@ -153,6 +153,30 @@ export const wiring: Wiring = {
       id: "dead-letter-recorder",
       entry: "functions/workers/dead-letter-recorder.ts",
       queue: "work",
+      deadLetters: true,
+      access: { table: "readWrite" },
+      batchSize: 10,
+      maxBatchingWindowSeconds: 0,
+      maxConcurrency: 2,
+      timeoutSeconds: 60,
+    },
+    {
+      // Gathers batch-mode items into Message Batches: large batches make few, large provider batches.
+      id: "batch-submitter",
+      entry: "functions/workers/batch-submitter.ts",
+      queue: "batch",
+      access: { table: "readWrite", sendTo: ["batch"], secrets: ["anthropic"] },
+      batchSize: 1000,
+      maxBatchingWindowSeconds: 5,
+      maxConcurrency: 2,
+      timeoutSeconds: 120,
+      memoryMb: 1024,
+    },
+    {
+      // Items whose every submission attempt crashed: recorded as ERROR, like the work queue's.
+      id: "batch-dead-letter-recorder",
+      entry: "functions/workers/dead-letter-recorder.ts",
+      queue: "batch",
       deadLetters: true,
       access: { table: "readWrite" },
       batchSize: 10,
@@ -221,6 +245,15 @@ export const wiring: Wiring = {
       access: { table: "readWrite", sendTo: ["dispatch"] },
       expression: "rate(1 minute)",
       timeoutSeconds: 300,
+    },
+    {
+      // Creates the batches submitters left and records the results of ended batches.
+      id: "batch-collector",
+      entry: "functions/workers/batch-collector.ts",
+      access: { table: "readWrite", sendTo: ["batch"], secrets: ["anthropic"] },
+      expression: "rate(1 minute)",
+      timeoutSeconds: 300,
+      memoryMb: 1024,
     },
     {
       id: "reconciler",

@@ -17,6 +17,7 @@ export interface Backfill {
   status: "ACTIVE" | "INACTIVE";
   webhookUrl?: string;
   judgeMode?: "isolated" | "grouped";
+  llmMode?: "realtime" | "batch";
   id: string;
   nextRunAt?: string;
   lastJobId?: string;
@@ -87,6 +88,8 @@ export interface CollectionJob {
   callCount: number;
   metrics: FrozenMetric[];
   judgeMode: "isolated" | "grouped";
+  llmMode: "realtime" | "batch";
+  itemsWaitingOnProvider?: number;
   startedAt?: string;
   completedAt?: string;
   canceledAt?: string;
@@ -197,6 +200,7 @@ export interface MetricPolicy {
   }[][];
   webhookUrl?: string;
   judgeMode?: "isolated" | "grouped";
+  llmMode?: "realtime" | "batch";
   id: string;
   createdAt: string;
   updatedAt: string;
@@ -515,6 +519,7 @@ export interface Operations {
       metadata?: Record<string, string | number | boolean>;
       webhookUrl?: string;
       judgeMode?: "isolated" | "grouped";
+      llmMode?: "realtime" | "batch";
     };
     response: {
       data: CollectionJob;
@@ -616,6 +621,7 @@ export interface Operations {
       }[][];
       webhookUrl?: string;
       judgeMode?: "isolated" | "grouped";
+      llmMode?: "realtime" | "batch";
     };
     response: {
       data: MetricPolicy;
@@ -674,6 +680,7 @@ export interface Operations {
       }[][];
       webhookUrl?: string;
       judgeMode?: "isolated" | "grouped";
+      llmMode?: "realtime" | "batch";
     };
     response: {
       data: MetricPolicy;
@@ -716,6 +723,7 @@ export interface Operations {
       status?: "ACTIVE" | "INACTIVE";
       webhookUrl?: string;
       judgeMode?: "isolated" | "grouped";
+      llmMode?: "realtime" | "batch";
     };
     response: {
       data: Backfill;
@@ -768,6 +776,7 @@ export interface Operations {
       status?: "ACTIVE" | "INACTIVE";
       webhookUrl?: string;
       judgeMode?: "isolated" | "grouped";
+      llmMode?: "realtime" | "batch";
     };
     response: {
       data: Backfill;

@@ -10,7 +10,7 @@ import Anthropic from "@anthropic-ai/sdk";
 import { LlmCallsBlockedError, RetryableEvaluationError } from "../pipeline/evaluation-errors.ts";
 import type { EvaluationOutcome } from "../pipeline/evaluators.ts";
 import type { Call } from "../schemas/call.ts";
-import type { TokenUsage } from "../schemas/job.ts";
+import type { LlmMode, TokenUsage } from "../schemas/job.ts";
 import type { MetricDefinition } from "../schemas/metric.ts";
 import { MissingApiKeyError } from "./client.ts";
 import { interpretJudgment, type JudgmentResult } from "./judgment.ts";
@@ -156,12 +156,72 @@ const noTranscript = (): EvaluationOutcome => ({
   valueReasoning: "The call has no transcript to judge.",
 });
 
-const priced = (outcome: EvaluationOutcome, model: string, usage: TokenUsage): EvaluationOutcome => ({
+const priced = (
+  outcome: EvaluationOutcome,
+  model: string,
+  usage: TokenUsage,
+  mode: LlmMode = "realtime",
+): EvaluationOutcome => ({
   ...outcome,
   model,
   usage,
-  estimatedCostUsd: estimateCostUsd(model, usage),
+  estimatedCostUsd: estimateCostUsd(model, usage, mode),
 });
+
+type JudgeSettings = Pick<JudgeDeps, "defaultModel" | "maxTokens" | "effort">;
+
+/**
+ * The request that judges `definitions` on one call: one question, or several grouped (they
+ * share a model and effort), with room in the answer for each.
+ */
+export function judgeRequestFor(
+  definitions: MetricDefinition[],
+  call: Call,
+  settings: JudgeSettings,
+): { request: Anthropic.MessageCreateParamsNonStreaming; model: string } {
+  const [first] = definitions;
+  const model = first?.model ?? settings.defaultModel;
+  const effort = first?.effort ?? settings.effort;
+  if (definitions.length === 1 && first) {
+    return { request: buildJudgeRequest(first, call, { model, maxTokens: settings.maxTokens, effort }), model };
+  }
+  // The answer holds one judgment per question: room for each, within what models write at most.
+  const maxTokens = Math.min(settings.maxTokens * definitions.length, MAX_GROUPED_OUTPUT_TOKENS);
+  return { request: buildGroupedJudgeRequest(definitions, call, { model, maxTokens, effort }), model };
+}
+
+/** What one answer of the Message Batches API says about each of its questions. */
+export type BatchAnswer = { ok: true; outcome: EvaluationOutcome } | { ok: false; problem: string };
+
+/**
+ * Reads a batch request's answer for each of `definitions`, priced at the batch price, its
+ * usage split across them. No corrective retry inside a batch: an invalid answer is
+ * reported, for the item to be asked again.
+ */
+export function interpretBatchAnswer(
+  definitions: MetricDefinition[],
+  call: Call,
+  response: Anthropic.Message,
+  model: string,
+): BatchAnswer[] {
+  const shares = splitUsage(usageOf(response), definitions.length);
+  const [only] = definitions;
+  const answers = groupedAnswers(response);
+  const results: JudgmentResult[] =
+    definitions.length === 1 && only
+      ? [interpret(only, call, response)]
+      : definitions.map((definition, i) =>
+          answers.ok
+            ? interpretJudgment(definition, call, answers.fields[questionKey(i)])
+            : { ok: false, problem: `the grouped answer is unusable (stop reason ${response.stop_reason})` },
+        );
+  return results.map((result, i) => {
+    const usage = shares[i] ?? emptyUsage();
+    return result.ok
+      ? { ok: true, outcome: priced(result.judgment, model, usage, "batch") }
+      : { ok: false, problem: result.problem };
+  });
+}
 
 const refusedOutcome = (message: string): EvaluationOutcome => ({
   captureStatus: "ERROR",
@@ -173,9 +233,7 @@ export function createLlmJudge(deps: JudgeDeps) {
   const send = messageSender(deps);
   return async function judge(definition: MetricDefinition, call: Call): Promise<EvaluationOutcome> {
     if (call.transcript.length === 0) return noTranscript();
-    const model = definition.model ?? deps.defaultModel;
-    const effort = definition.effort ?? deps.effort;
-    const request = buildJudgeRequest(definition, call, { model, maxTokens: deps.maxTokens, effort });
+    const { request, model } = judgeRequestFor([definition], call, deps);
     let usage = emptyUsage();
     const onUsage = (more: TokenUsage) => {
       usage = addUsage(usage, more);
@@ -241,11 +299,7 @@ export function createGroupedLlmJudge(deps: JudgeDeps) {
     const [only] = definitions;
     if (definitions.length === 1 && only) return [await judgeAlone(only, call)];
     if (call.transcript.length === 0) return definitions.map(noTranscript);
-    const model = definitions[0]?.model ?? deps.defaultModel;
-    // The answer holds one judgment per question: room for each, within what models write at most.
-    const maxTokens = Math.min(deps.maxTokens * definitions.length, MAX_GROUPED_OUTPUT_TOKENS);
-    const effort = definitions[0]?.effort ?? deps.effort;
-    const request = buildGroupedJudgeRequest(definitions, call, { model, maxTokens, effort });
+    const { request, model } = judgeRequestFor(definitions, call, deps);
     let usage = emptyUsage();
     const response = await send(request, (more) => {
       usage = addUsage(usage, more);

@@ -7,7 +7,14 @@ import { randomUUID } from "node:crypto";
 import { config, requireQueueUrl } from "../config.ts";
 import { invalid, unavailable } from "../errors.ts";
 import { logger } from "../logger.ts";
-import type { CollectionJob, CreateJobInput, DispatchMessage, FrozenMetric, JudgeMode } from "../schemas/job.ts";
+import type {
+  CollectionJob,
+  CreateJobInput,
+  DispatchMessage,
+  FrozenMetric,
+  JudgeMode,
+  LlmMode,
+} from "../schemas/job.ts";
 import { findMissingCalls } from "../store/calls.ts";
 import { getJob, getJobItem, putNewJob, transitionJob } from "../store/jobs.ts";
 import { getMetric } from "../store/metrics.ts";
@@ -85,6 +92,7 @@ export async function createCollectionJob(
     metadata: input.metadata,
     webhookUrl: input.webhookUrl,
     judgeMode: input.judgeMode,
+    llmMode: input.llmMode,
     ...options,
   });
 }
@@ -139,6 +147,7 @@ export interface StartJobInput {
   policyIds?: string[];
   webhookUrl?: string;
   judgeMode?: JudgeMode;
+  llmMode?: LlmMode;
   /** A caller-chosen id makes creation idempotent: a second start with it fails its condition. */
   jobId?: string;
 }
@@ -156,6 +165,7 @@ export async function startJob(orgId: string, input: StartJobInput): Promise<Col
     callCount: input.callCount,
     metrics: input.metrics,
     judgeMode: input.judgeMode ?? "isolated",
+    llmMode: input.llmMode ?? "realtime",
     policyIds: input.policyIds ?? [],
     metadata: input.metadata ?? {},
     ...(input.webhookUrl ? { webhookUrl: input.webhookUrl } : {}),

@@ -13,14 +13,13 @@
  * for lack of time spends nothing.
  */
 import type { SQSRecord } from "aws-lambda";
-import { labelsOf, numericValue } from "../analytics/rollup.ts";
 import { config, requireQueueUrl } from "../config.ts";
 import type { QueueMessage, Redeliver } from "../consumers.ts";
 import { keys } from "../keys.ts";
 import { logger } from "../logger.ts";
 import { publishEvaluationMetrics } from "../observability.ts";
 import type { Call } from "../schemas/call.ts";
-import type { JudgeMode, MetricValue, WorkItem } from "../schemas/job.ts";
+import type { JudgeMode, LlmMode, WorkItem } from "../schemas/job.ts";
 import type { MetricDefinition } from "../schemas/metric.ts";
 import { batchGet } from "../store/batch-get.ts";
 import { getCall } from "../store/calls.ts";
@@ -37,7 +36,7 @@ import {
   judgingUnits,
 } from "./evaluators.ts";
 import { sendMessages } from "./queue.ts";
-import { BackgroundRecorder, type ItemResult, type RecordOutcome, recordResults } from "./record.ts";
+import { BackgroundRecorder, type ItemResult, itemResultOf, type RecordOutcome, recordResults } from "./record.ts";
 
 /** An item to send back to the work queue, with the message that brought it. */
 export interface Retry {
@@ -54,6 +53,8 @@ export interface EvaluatorDeps {
   resend: (retries: Retry[]) => Promise<void>;
   /** Milliseconds left in the invocation (Lambda context); unset means no deadline. */
   remainingTimeMs?: () => number;
+  /** Hands a batch-mode job's LLM items to the batch queue (the Message Batches API). */
+  forwardToBatch: (items: WorkItem[]) => Promise<void>;
   /** Records on the job that its LLM calls are futile, so other workers stop making them. */
   blockLlmCalls: (orgId: string, jobId: string, reason: string) => Promise<void>;
   /** Writes results exactly once (tests inject failures). */
@@ -94,6 +95,11 @@ export const defaultEvaluatorDeps: EvaluatorDeps = {
   evaluate: evaluateByCalculationType,
   evaluateGroup: judgeTogether,
   resend: resendWorkItems,
+  forwardToBatch: (items) =>
+    sendMessages(
+      requireQueueUrl("batch"),
+      items.map((item) => JSON.stringify(item)),
+    ),
   blockLlmCalls: blockJobLlmCalls,
   record: recordResults,
 };
@@ -116,6 +122,7 @@ interface JobState {
   llmBlockedReason?: string;
   policyIds?: string[];
   judgeMode?: JudgeMode;
+  llmMode?: LlmMode;
 }
 
 interface BatchContext {
@@ -134,7 +141,7 @@ async function loadJobs(items: WorkItem[]): Promise<Map<string, JobState>> {
   const jobKeys = [...new Map(items.map((i) => [jobKey(i), keys.job(i.orgId, i.jobId)])).values()];
   // Consistent: a job canceled a moment ago must not start another LLM call.
   const jobs = await batchGet(jobKeys, {
-    projection: ["pk", "status", "llmBlockedReason", "policyIds", "judgeMode"],
+    projection: ["pk", "status", "llmBlockedReason", "policyIds", "judgeMode", "llmMode"],
     consistent: true,
   });
   return new Map(
@@ -145,6 +152,7 @@ async function loadJobs(items: WorkItem[]): Promise<Map<string, JobState>> {
         llmBlockedReason: job.llmBlockedReason as string | undefined,
         policyIds: job.policyIds as string[] | undefined,
         judgeMode: job.judgeMode as JudgeMode | undefined,
+        llmMode: job.llmMode as LlmMode | undefined,
       },
     ]),
   );
@@ -210,30 +218,7 @@ function resultOf(
   job: JobState | undefined,
   source: { call?: Call; definition?: MetricDefinition } = {},
 ): ItemResult {
-  const policyIds = job?.policyIds;
-  const value: MetricValue = {
-    ...outcome,
-    ...(policyIds && policyIds.length > 0 ? { policyIds } : {}),
-    jobId: item.jobId,
-    callId: item.callId,
-    metricDefinitionId: item.metricId,
-    metricVersion: item.metricVersion,
-    computedAt: new Date().toISOString(),
-  };
-  const { call, definition } = source;
-  const rollup =
-    call && definition && outcome.captureStatus === "SUCCESS"
-      ? {
-          orgId: item.orgId,
-          slug: definition.slug,
-          outputType: definition.outputType,
-          histogram: definition.histogram === true,
-          labels: labelsOf(call),
-          at: call.startedAt,
-          numeric: numericValue(outcome.value, definition.outputType),
-        }
-      : undefined;
-  return { messageId: record.messageId, item, value, ...(rollup ? { rollup } : {}) };
+  return itemResultOf(record.messageId, item, outcome, { policyIds: job?.policyIds, ...source });
 }
 
 /** What to do with an item whose evaluation failed: send it back, or record ERROR once its budget is spent. */
@@ -295,6 +280,8 @@ async function evaluateItem(
 interface BatchRun {
   recorder: BackgroundRecorder;
   retries: Retry[];
+  /** Items handed to the batch queue; their messages are acknowledged once they are sent. */
+  forwards: ParsedRecord[];
   /** A failed attempt: the item runs again later, or, its attempts spent, records ERROR. */
   fail(entry: ParsedRecord, error: unknown, job?: JobState): void;
 }
@@ -309,6 +296,7 @@ export async function processWorkBatch(messages: QueueMessage<WorkItem>[], deps:
   const run: BatchRun = {
     recorder: new BackgroundRecorder(deps.record, config().recordGroupWindowMs),
     retries: [],
+    forwards: [],
     fail(entry, error, job) {
       const next = afterFailure(entry, error);
       if ("retry" in next) this.retries.push(next.retry);
@@ -328,6 +316,14 @@ export async function processWorkBatch(messages: QueueMessage<WorkItem>[], deps:
   publishEvaluationMetrics(results.filter((r) => outcomes.get(r.messageId) === "recorded").map((r) => r.value));
   /** Messages left for SQS to redeliver (and, past the queue's receive limit, dead-letter). */
   const redeliver = new Set(retryUnrecorded(parsed, outcomes, run.retries));
+  if (run.forwards.length > 0) {
+    try {
+      await deps.forwardToBatch(run.forwards.map((entry) => carried(entry)));
+    } catch (error) {
+      logger.warn("Could not hand items to the batch queue; leaving them to redelivery", { error: error as Error });
+      for (const entry of run.forwards) redeliver.add(entry.record.messageId);
+    }
+  }
   if (run.retries.length > 0) {
     try {
       await deps.resend(run.retries);
@@ -364,9 +360,18 @@ function runnableItems(parsed: ParsedRecord[], loaded: BatchContext, run: BatchR
       run.fail(entry, new Error(`Job ${entry.item.jobId} not found`));
       continue;
     }
-    runnable.push({ entry, job });
+    if (goesToBatch(entry.item, job, loaded)) run.forwards.push(entry);
+    else runnable.push({ entry, job });
   }
   return runnable;
+}
+
+/** A batch-mode job's item the model judges (there is a transcript to judge): the Message Batches API's. */
+function goesToBatch(item: WorkItem, job: JobState, loaded: BatchContext): boolean {
+  if (job.llmMode !== "batch" || job.llmBlockedReason) return false;
+  const definition = loaded.definitions.get(definitionKey(item));
+  const call = loaded.calls.get(callKey(item));
+  return definition?.calculationType === "LLM_JUDGE" && call !== undefined && call.transcript.length > 0;
 }
 
 /** Items judged in one request: a grouped job's items of one call that share a grouping key. */

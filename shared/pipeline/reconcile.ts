@@ -6,8 +6,9 @@
  * - PENDING: its dispatch messages were never sent (or lost): re-send them all; the
  *   dispatcher is idempotent.
  * - PROCESSING, counters short of the total: re-send the work items that have no recorded
- *   value (a page never dispatched, messages lost). Recording is exactly-once, so an item
- *   that was in flight after all is counted once.
+ *   value (a page never dispatched, messages lost), except those waiting in a message batch
+ *   (batch mode: hours without progress are normal there). Recording is exactly-once, so an
+ *   item that was in flight after all is counted once.
  * - PROCESSING, counters complete: finalize it as the stream finalizer would (its record
  *   was lost) and queue its webhook once.
  * - Past the hard ceiling since creation: record every unrecorded item as ERROR, then
@@ -34,6 +35,7 @@ import {
   listRunningJobs,
   transitionJob,
 } from "../store/jobs.ts";
+import { itemsInOpenSubmissions } from "../store/llm-submissions.ts";
 import { listRecordedItemKeys } from "../store/values.ts";
 import { workItemsForPage } from "./dispatch.ts";
 import { announceJobEnd, FINAL_STATUSES, type FinalizableJob, finalizeJob, finishedStatus } from "./finalize.ts";
@@ -156,7 +158,10 @@ export async function reconcileJobs(deps: ReconcilerDeps): Promise<ReconcileRepo
     }
   });
 
-  const alarming = report.repairs.filter((done) => ALARMING.has(done.repair));
+  // A batch-mode job whose items all wait on the provider is re-read, not repaired.
+  const alarming = report.repairs.filter(
+    (done) => ALARMING.has(done.repair) && !(done.repair === "resend" && done.items === 0),
+  );
   if (alarming.length > 0) {
     const items = (repair: Repair) =>
       alarming.filter((done) => done.repair === repair).reduce((sum, done) => sum + (done.items ?? 0), 0);
@@ -223,20 +228,24 @@ async function finishJob(orgId: string, jobId: string): Promise<boolean> {
   return true;
 }
 
-/** The job's work items that have no recorded value. */
+/** The job's work items that have no recorded value and are not waiting in a message batch. */
 async function unrecordedItems(orgId: string, job: StoredJob): Promise<WorkItem[]> {
   const pageNumbers = Array.from({ length: Number(job.pageCount ?? 0) }, (_, page) => page);
-  const [pages, recorded] = await Promise.all([
+  const [pages, recorded, waiting] = await Promise.all([
     mapLimit(pageNumbers, PAGES_IN_FLIGHT, async (page) => {
       const entries = await getJobPage(orgId, job.id, page);
       if (!entries) throw new Error(`Job ${job.id} has no page ${page}`);
       return entries;
     }),
     listRecordedItemKeys(orgId, job.id),
+    itemsInOpenSubmissions(orgId, job.id),
   ]);
   return pages
     .flatMap((entries) => workItemsForPage(orgId, job.id, entries, job.metrics))
-    .filter((item) => !recorded.has(keys.itemResult(orgId, job.id, item.callId, item.metricId).sk));
+    .filter((item) => {
+      const { sk } = keys.itemResult(orgId, job.id, item.callId, item.metricId);
+      return !recorded.has(sk) && !waiting.has(sk);
+    });
 }
 
 function expiredResult(item: WorkItem, job: StoredJob, settings: ReconcileSettings): ItemResult {

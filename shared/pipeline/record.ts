@@ -7,14 +7,17 @@
  */
 import { deltaItem } from "../analytics/deltas.ts";
 import { indexRollups } from "../analytics/index-store.ts";
-import { type RollupInput, TIERS } from "../analytics/rollup.ts";
+import { labelsOf, numericValue, type RollupInput, TIERS } from "../analytics/rollup.ts";
 import { sleep } from "../concurrency.ts";
 import { keys } from "../keys.ts";
 import { logger } from "../logger.ts";
+import type { Call } from "../schemas/call.ts";
 import type { MetricValue, WorkItem } from "../schemas/job.ts";
+import type { MetricDefinition } from "../schemas/metric.ts";
 import { replacedByError, storableValue } from "../store/item-budget.ts";
 import { JOB_COST_ATTRIBUTE, jobStillRuns, jobUsageAttributes } from "../store/jobs.ts";
 import { failedConditions, type TableTransactItem, table } from "../store/table.ts";
+import type { EvaluationOutcome } from "./evaluators.ts";
 
 export interface ItemResult {
   /** The SQS message that carried the item. */
@@ -78,6 +81,40 @@ function usageUpdate(values: MetricValue[]): { expression: string; values: Recor
 const isUnstorable = (error: unknown) => error instanceof Error && error.name === "ValidationException";
 
 const backOff = (attempt: number) => sleep(Math.min(1000, 20 * 2 ** attempt) * (0.5 + Math.random()));
+
+/**
+ * An item's evaluated outcome as the result to record: the value with its identity and the
+ * policies that started its job, and (for a SUCCESS) what the analytics rollups add.
+ */
+export function itemResultOf(
+  messageId: string,
+  item: WorkItem,
+  outcome: EvaluationOutcome,
+  { policyIds, call, definition }: { policyIds?: string[]; call?: Call; definition?: MetricDefinition },
+): ItemResult {
+  const value: MetricValue = {
+    ...outcome,
+    ...(policyIds && policyIds.length > 0 ? { policyIds } : {}),
+    jobId: item.jobId,
+    callId: item.callId,
+    metricDefinitionId: item.metricId,
+    metricVersion: item.metricVersion,
+    computedAt: new Date().toISOString(),
+  };
+  const rollup =
+    call && definition && outcome.captureStatus === "SUCCESS"
+      ? {
+          orgId: item.orgId,
+          slug: definition.slug,
+          outputType: definition.outputType,
+          histogram: definition.histogram === true,
+          labels: labelsOf(call),
+          at: call.startedAt,
+          numeric: numericValue(outcome.value, definition.outputType),
+        }
+      : undefined;
+  return { messageId, item, value, ...(rollup ? { rollup } : {}) };
+}
 
 /** The ERROR value of an item that no evaluation answered (dead-lettered, expired). */
 export function itemErrorValue(

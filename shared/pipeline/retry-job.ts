@@ -71,5 +71,6 @@ export async function retryFailedItems(orgId: string, jobId: string): Promise<Co
     policyIds: original.policyIds,
     webhookUrl: original.webhookUrl,
     judgeMode: original.judgeMode,
+    llmMode: original.llmMode,
   });
 }

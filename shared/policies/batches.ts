@@ -303,7 +303,7 @@ async function flushBatch(key: Item): Promise<boolean> {
     try {
       await createCollectionJob(
         orgId,
-        { callIds: calls, metrics: policy.metrics, judgeMode: policy.judgeMode },
+        { callIds: calls, metrics: policy.metrics, judgeMode: policy.judgeMode, llmMode: policy.llmMode },
         // Not re-validated here: a webhook host that stopped resolving must not drop the calls'
         // evaluation; the delivery checks the URL again (and fails the delivery, not the job).
         { triggeredBy: "METRIC_POLICY", policyIds: [policyId], jobId, webhookUrl: policy.webhookUrl },

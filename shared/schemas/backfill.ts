@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { parseSchedule } from "../backfills/schedule.ts";
-import { judgeModeSchema, MAX_METRICS_PER_JOB } from "./job.ts";
+import { judgeModeSchema, llmModeSchema, MAX_METRICS_PER_JOB } from "./job.ts";
 
 /** ISO-8601 durations in days, hours and minutes: P1D, PT6H, P7DT12H. */
 export function parseLookback(lookback: string): number | undefined {
@@ -51,6 +51,8 @@ const backfillFields = {
   webhookUrl: z.url().max(2048).optional(),
   /** The judge mode of the jobs the backfill starts. */
   judgeMode: judgeModeSchema.optional(),
+  /** How the jobs the backfill starts reach the model; unset means `batch` (half price, within a day). */
+  llmMode: llmModeSchema.optional(),
 };
 
 export const createBackfillSchema = z.strictObject({

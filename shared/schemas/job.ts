@@ -32,6 +32,7 @@ export const judgeModeSchema = z.enum(judgeModes);
  */
 export const llmModes = ["realtime", "batch"] as const;
 export type LlmMode = (typeof llmModes)[number];
+export const llmModeSchema = z.enum(llmModes);
 
 export const createJobSchema = z.strictObject({
   callIds: z.array(idSchema).min(1).max(MAX_CALLS_PER_JOB),
@@ -50,6 +51,7 @@ export const createJobSchema = z.strictObject({
   /** Receives a signed POST when the job ends (https; checked against internal addresses). */
   webhookUrl: z.url().max(2048).optional(),
   judgeMode: judgeModeSchema.optional(),
+  llmMode: llmModeSchema.optional(),
 });
 export type CreateJobInput = z.infer<typeof createJobSchema>;
 
@@ -70,6 +72,9 @@ export interface CollectionJob {
   callCount: number;
   metrics: FrozenMetric[];
   judgeMode: JudgeMode;
+  llmMode: LlmMode;
+  /** Items of a batch-mode job handed to the Message Batches API whose results are not in yet. */
+  itemsWaitingOnProvider?: number;
   startedAt?: string;
   completedAt?: string;
   canceledAt?: string;

@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { judgeModeSchema, MAX_METRICS_PER_JOB } from "./job.ts";
+import { judgeModeSchema, llmModeSchema, MAX_METRICS_PER_JOB } from "./job.ts";
 
 const conditionOperators = [
   "EQUALS",
@@ -42,6 +42,8 @@ const policyFields = {
   webhookUrl: z.url().max(2048).optional(),
   /** The judge mode of the jobs the policy starts. */
   judgeMode: judgeModeSchema.optional(),
+  /** How the jobs the policy starts reach the model. */
+  llmMode: llmModeSchema.optional(),
 };
 
 export const createPolicySchema = z.strictObject({

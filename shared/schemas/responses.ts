@@ -9,7 +9,7 @@ import { createBackfillSchema } from "./backfill.ts";
 import type { Call } from "./call.ts";
 import { createCallSchema, toolInvocationSchema, transcriptSegmentSchema } from "./call.ts";
 import type { CollectionJob, MetricValue } from "./job.ts";
-import { captureStatuses, jobStatuses, judgeModes } from "./job.ts";
+import { captureStatuses, jobStatuses, judgeModes, llmModes } from "./job.ts";
 import type { MetricDefinition } from "./metric.ts";
 import { createMetricSchema, outputTypes } from "./metric.ts";
 import type { MetricPolicy } from "./policy.ts";
@@ -118,6 +118,9 @@ export const collectionJobSchema = z.object({
   callCount: z.number().int(),
   metrics: z.array(frozenMetricSchema),
   judgeMode: z.enum(judgeModes),
+  llmMode: z.enum(llmModes),
+  /** Items handed to the Message Batches API whose results are not in yet (batch mode). */
+  itemsWaitingOnProvider: z.number().int().optional(),
   startedAt: timestamp.optional(),
   completedAt: timestamp.optional(),
   canceledAt: timestamp.optional(),

@@ -37,6 +37,7 @@ export function toCollectionJob(item: Item): CollectionJob {
   ) as unknown as CollectionJob;
   // Jobs stored before judge modes existed were judged one request per item.
   job.judgeMode ??= "isolated";
+  job.llmMode ??= "realtime";
   if (item[jobUsageAttributes.inputTokens] !== undefined) {
     job.usage = Object.fromEntries(
       Object.entries(jobUsageAttributes).map(([field, attribute]) => [field, Number(item[attribute] ?? 0)]),

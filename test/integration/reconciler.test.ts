@@ -109,6 +109,7 @@ async function storeJobWithoutDispatch(parts: Awaited<ReturnType<typeof jobParts
     status: "PENDING",
     triggeredBy: "API",
     judgeMode: "isolated",
+    llmMode: "realtime",
     totalItems: parts.totalItems,
     completedItems: 0,
     failedItems: 0,

@@ -70,6 +70,7 @@ async function startRuntime(
     work: queues.work.url,
     dispatch: queues.dispatch.url,
     webhook: queues.webhook.url,
+    batch: queues.batch.url,
   } satisfies Record<QueueName, string>;
   runtime = await startLocalRuntime({
     wiring: { ...emptyWiring, ...wiring },

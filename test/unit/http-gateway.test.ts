@@ -241,7 +241,7 @@ describe("local HTTP gateway", () => {
       dynamodbEndpoint: "http://127.0.0.1:9",
       sqsEndpoint: "http://127.0.0.1:9",
       tableName: "unused",
-      queueUrls: { work: "unused", dispatch: "unused", webhook: "unused" },
+      queueUrls: { work: "unused", dispatch: "unused", webhook: "unused", batch: "unused" },
       port: 0,
       logger: { info: () => {}, error: (msg, extra) => errors.push({ msg, extra }) },
       handlerOverrides: {

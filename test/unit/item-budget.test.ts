@@ -10,6 +10,7 @@ import {
   truncateText,
   VALUE_ITEM_BUDGET_BYTES,
 } from "../../shared/store/item-budget.ts";
+import { chunkUnits, SUBMISSION_UNITS_BUDGET_BYTES, type SubmissionUnit } from "../../shared/store/llm-submissions.ts";
 
 /** CJK characters: one UTF-16 unit and three UTF-8 bytes each, the most bytes per character a schema limit allows. */
 const wide = (length: number, seed = "語") => seed.repeat(length);
@@ -121,5 +122,28 @@ describe("label budgets", () => {
       inputs,
     );
     expect(itemBytes(item)).toBeLessThan(4 * 1024);
+  });
+});
+
+describe("batch submission budgets", () => {
+  it("cuts the largest items a job can hold into submissions that each stay far below 400 KB", () => {
+    // Ids at the schema's limit (256 characters) of three-byte characters, 20 metrics per call.
+    const units: SubmissionUnit[] = Array.from({ length: 1000 }, (_, n) => ({
+      callId: `${wide(250)}${String(n).padStart(6, "0")}`,
+      metrics: Array.from({ length: 20 }, (_, m) => ({ id: `${wide(250)}${m}`, version: 999_999, failedAttempts: 4 })),
+    }));
+    const chunks = chunkUnits(units);
+    expect(chunks.length).toBeGreaterThan(1);
+    expect(chunks.flat()).toEqual(units);
+    for (const chunk of chunks) {
+      const stored = {
+        pk: `ORG#${"o".repeat(256)}#JOB#${"j".repeat(256)}`,
+        sk: "SUBMISSION#0123456789abcdef0123",
+        gsi1sk: "x".repeat(600),
+        units: chunk,
+      };
+      expect(itemBytes(stored)).toBeLessThan(SUBMISSION_UNITS_BUDGET_BYTES + 4 * 1024);
+    }
+    expect(SUBMISSION_UNITS_BUDGET_BYTES + 4 * 1024).toBeLessThan(400 * 1024);
   });
 });

@@ -1,0 +1,6 @@
+import { collectBatches, defaultLlmBatchDeps } from "../../shared/pipeline/llm-batches.ts";
+
+/** Scheduled: creates batches a submitter left, and records the results of ended batches (see llm-batches.ts). */
+export const handler = async () => {
+  await collectBatches(defaultLlmBatchDeps());
+};
