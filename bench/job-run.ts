@@ -3,7 +3,7 @@ import { GetCommand, QueryCommand } from "@aws-sdk/lib-dynamodb";
 import { DELTA_SHARDS, pendingDeltasPartition } from "../shared/analytics/deltas.ts";
 import { sleep } from "../shared/concurrency.ts";
 import { keys } from "../shared/keys.ts";
-import type { JudgeMode } from "../shared/schemas/job.ts";
+import type { JudgeMode, LlmMode } from "../shared/schemas/job.ts";
 import type { MetricDefinition } from "../shared/schemas/metric.ts";
 import { BENCH_TABLE, type PipelineHarness } from "./harness.ts";
 import { fmt, log } from "./report.ts";
@@ -53,7 +53,7 @@ export async function runJob(
   harness: PipelineHarness,
   callIds: string[],
   metrics: MetricDefinition[],
-  options: { judgeMode?: JudgeMode } = {},
+  options: { judgeMode?: JudgeMode; llmMode?: LlmMode } = {},
 ): Promise<JobRun> {
   const { meters, times } = harness;
   meters.dynamo.reset();
