@@ -18,6 +18,7 @@
  * | LlmSubmission     | ORG#<org>#JOB#<job>              | SUBMISSION#<id>         | LLMSUBMISSIONS#OPEN (until collected) | <createdAt>#<org>#<job>#<id> |
  * | ProviderBatch     | LLMBATCH#<provider batch id>     | LLMBATCH                |                        |                         |
  * | ItemResult        | ORG#<org>#JOB#<job>              | ITEM#<call>#<metric>    | ORG#<org>#CALL#<call>#VALUES | <computedAt>#<job>#<metric> |
+ * | BilledAttempt     | ORG#<org>#JOB#<job>              | BILLED#<attempt>        |                        |                         |
  * | WebhookSecret     | ORG#<org>                        | WEBHOOKSECRET           |                        |                         |
  * | Policy            | ORG#<org>#POLICY#<policy>        | POLICY                  | ORG#<org>#POLICIES     | <createdAt>#<policy>    |
  * | PolicyBatch       | ORG#<org>#POLICY#<policy>        | BATCH#<windowStart>[#<nnn>] | POLICYBATCHES#OPEN (until flushed) | <dueAt>#<org>#<policy> |
@@ -103,6 +104,12 @@ export const keys = {
   providerBatch: (batchId: string) => ({ pk: `LLMBATCH#${batchId}`, sk: "LLMBATCH" }),
   /** Sparse index partition of submissions whose results are not all recorded (sort key: creation time). */
   openLlmSubmissions: "LLMSUBMISSIONS#OPEN",
+
+  /** Marks a model answer no value records as added to its job's usage (expires after a week). */
+  billedAttempt: (orgId: string, jobId: string, attemptId: string) => ({
+    pk: `ORG#${orgId}#JOB#${jobId}`,
+    sk: `BILLED#${attemptId}`,
+  }),
 
   itemResult: (orgId: string, jobId: string, callId: string, metricId: string) => ({
     pk: `ORG#${orgId}#JOB#${jobId}`,

@@ -7,11 +7,17 @@
  * first (it may have been rotated).
  */
 import Anthropic from "@anthropic-ai/sdk";
-import { LlmCallsBlockedError, RetryableEvaluationError } from "../pipeline/evaluation-errors.ts";
+import {
+  billedUsageOf,
+  LlmCallsBlockedError,
+  RetryableEvaluationError,
+  withBilledUsage,
+} from "../pipeline/evaluation-errors.ts";
 import type { EvaluationOutcome } from "../pipeline/evaluators.ts";
 import type { Call } from "../schemas/call.ts";
 import type { LlmMode, TokenUsage } from "../schemas/job.ts";
 import type { MetricDefinition } from "../schemas/metric.ts";
+import type { BilledUsage } from "../store/jobs.ts";
 import { MissingApiKeyError } from "./client.ts";
 import { interpretJudgment, type JudgmentResult } from "./judgment.ts";
 import { addUsage, emptyUsage, estimateCostUsd } from "./pricing.ts";
@@ -190,8 +196,10 @@ export function judgeRequestFor(
   return { request: buildGroupedJudgeRequest(definitions, call, { model, maxTokens, effort }), model };
 }
 
-/** What one answer of the Message Batches API says about each of its questions. */
-export type BatchAnswer = { ok: true; outcome: EvaluationOutcome } | { ok: false; problem: string };
+/** What one answer of the Message Batches API says about each of its questions (an invalid one was billed all the same). */
+export type BatchAnswer =
+  | { ok: true; outcome: EvaluationOutcome }
+  | { ok: false; problem: string; billed: BilledUsage };
 
 /**
  * Reads a batch request's answer for each of `definitions`, priced at the batch price, its
@@ -219,7 +227,11 @@ export function interpretBatchAnswer(
     const usage = shares[i] ?? emptyUsage();
     return result.ok
       ? { ok: true, outcome: priced(result.judgment, model, usage, "batch") }
-      : { ok: false, problem: result.problem };
+      : {
+          ok: false,
+          problem: result.problem,
+          billed: { usage, estimatedCostUsd: estimateCostUsd(model, usage, "batch") },
+        };
   });
 }
 
@@ -228,6 +240,12 @@ const refusedOutcome = (message: string): EvaluationOutcome => ({
   context: "CALL",
   errorMessage: message,
 });
+
+/** What was billed so far, for a failure to carry (nothing when no answer came back). */
+const billedSoFar = (model: string, usage: TokenUsage): BilledUsage | undefined =>
+  Object.values(usage).some((tokens) => tokens > 0)
+    ? { usage, estimatedCostUsd: estimateCostUsd(model, usage) }
+    : undefined;
 
 export function createLlmJudge(deps: JudgeDeps) {
   const send = messageSender(deps);
@@ -238,25 +256,47 @@ export function createLlmJudge(deps: JudgeDeps) {
     const onUsage = (more: TokenUsage) => {
       usage = addUsage(usage, more);
     };
-
-    const first = await send(request, onUsage);
-    if ("refused" in first) return priced(refusedOutcome(first.refused), model, usage);
-    let result = interpret(definition, call, first);
-    if (!result.ok) {
-      const second = await send({ ...request, messages: correctionMessages(request, first, result.problem) }, onUsage);
-      if ("refused" in second) return priced(refusedOutcome(second.refused), model, usage);
-      const firstProblem = result.problem;
-      result = interpret(definition, call, second);
-      if (!result.ok) {
-        return priced(
-          refusedOutcome(`The model's answer was invalid twice (first: ${firstProblem}; then: ${result.problem})`),
-          model,
-          usage,
-        );
-      }
+    try {
+      return await judgeWithCorrection(definition, call, { request, model, send, onUsage, usage: () => usage });
+    } catch (error) {
+      // A failure after an answer was billed (the corrective retry rate-limited): the job still pays for it.
+      throw withBilledUsage(error, billedSoFar(model, usage));
     }
-    return priced(result.judgment, model, usage);
   };
+}
+
+interface Asking {
+  request: Anthropic.MessageCreateParamsNonStreaming;
+  model: string;
+  send: ReturnType<typeof messageSender>;
+  onUsage: (usage: TokenUsage) => void;
+  /** Usage billed so far, every attempt included. */
+  usage: () => TokenUsage;
+}
+
+/** Asks once, and once more with a correction when the answer is invalid. */
+async function judgeWithCorrection(
+  definition: MetricDefinition,
+  call: Call,
+  { request, model, send, onUsage, usage }: Asking,
+): Promise<EvaluationOutcome> {
+  const first = await send(request, onUsage);
+  if ("refused" in first) return priced(refusedOutcome(first.refused), model, usage());
+  let result = interpret(definition, call, first);
+  if (!result.ok) {
+    const second = await send({ ...request, messages: correctionMessages(request, first, result.problem) }, onUsage);
+    if ("refused" in second) return priced(refusedOutcome(second.refused), model, usage());
+    const firstProblem = result.problem;
+    result = interpret(definition, call, second);
+    if (!result.ok) {
+      return priced(
+        refusedOutcome(`The model's answer was invalid twice (first: ${firstProblem}; then: ${result.problem})`),
+        model,
+        usage(),
+      );
+    }
+  }
+  return priced(result.judgment, model, usage());
 }
 
 /** `usage` split into `parts` integer shares that add up to it exactly (the remainder to the first shares). */
@@ -318,8 +358,15 @@ export function createGroupedLlmJudge(deps: JudgeDeps) {
         outcomes.push(priced(result.judgment, model, share));
         continue;
       }
-      const alone = await judgeAlone(definition, call);
-      outcomes.push(priced(alone, model, addUsage(share, alone.usage ?? emptyUsage())));
+      try {
+        const alone = await judgeAlone(definition, call);
+        usage = addUsage(usage, alone.usage ?? emptyUsage());
+        outcomes.push(priced(alone, model, addUsage(share, alone.usage ?? emptyUsage())));
+      } catch (error) {
+        // The whole group runs again: everything billed for it so far belongs to the job.
+        const failed = billedUsageOf(error)?.usage ?? emptyUsage();
+        throw withBilledUsage(error, billedSoFar(model, addUsage(usage, failed)));
+      }
     }
     return outcomes;
   };

@@ -22,10 +22,11 @@ import type { Call } from "../schemas/call.ts";
 import type { JudgeMode, LlmMode, WorkItem } from "../schemas/job.ts";
 import type { MetricDefinition } from "../schemas/metric.ts";
 import { batchGet } from "../store/batch-get.ts";
+import { addBilledAttempts, type BilledAttempt } from "../store/billed-attempts.ts";
 import { getCall } from "../store/calls.ts";
 import { blockJobLlmCalls } from "../store/jobs.ts";
 import { getMetricVersions } from "../store/metrics.ts";
-import { LlmCallsBlockedError, RetryableEvaluationError } from "./evaluation-errors.ts";
+import { billedUsageOf, LlmCallsBlockedError, RetryableEvaluationError } from "./evaluation-errors.ts";
 import {
   type EvaluateGroup,
   type EvaluateItem,
@@ -36,7 +37,15 @@ import {
   judgingUnits,
 } from "./evaluators.ts";
 import { sendMessages } from "./queue.ts";
-import { BackgroundRecorder, type ItemResult, itemResultOf, type RecordOutcome, recordResults } from "./record.ts";
+import {
+  BackgroundRecorder,
+  type ItemResult,
+  itemResultOf,
+  type RecordOutcome,
+  recordedItems,
+  recordResults,
+  unrecordedBilled,
+} from "./record.ts";
 
 /** An item to send back to the work queue, with the message that brought it. */
 export interface Retry {
@@ -59,6 +68,8 @@ export interface EvaluatorDeps {
   blockLlmCalls: (orgId: string, jobId: string, reason: string) => Promise<void>;
   /** Writes results exactly once (tests inject failures). */
   record: typeof recordResults;
+  /** Adds to a job the usage of billed answers no recorded value carries, each once. */
+  addBilledAttempts: typeof addBilledAttempts;
 }
 
 interface ParsedRecord {
@@ -102,6 +113,7 @@ export const defaultEvaluatorDeps: EvaluatorDeps = {
     ),
   blockLlmCalls: blockJobLlmCalls,
   record: recordResults,
+  addBilledAttempts,
 };
 
 /**
@@ -129,8 +141,12 @@ interface BatchContext {
   jobs: Map<string, JobState>;
   calls: Map<string, Call | undefined>;
   definitions: Map<string, MetricDefinition>;
-  /** Redelivered items already recorded (by an invocation that died after recording them). */
-  recorded: Set<string>;
+  /**
+   * Redelivered items already recorded (by an invocation that died after recording them), so
+   * they are not judged (and paid for) again. Only redeliveries are checked: a first delivery
+   * is almost never recorded.
+   */
+  isRecorded: (item: WorkItem) => boolean;
 }
 
 const jobKey = (item: WorkItem) => keys.job(item.orgId, item.jobId).pk;
@@ -177,33 +193,17 @@ async function loadDefinitions(items: WorkItem[]): Promise<Map<string, MetricDef
   return found;
 }
 
-const itemKey = (item: WorkItem) => keys.itemResult(item.orgId, item.jobId, item.callId, item.metricId);
-const itemId = (item: WorkItem) => {
-  const { pk, sk } = itemKey(item);
-  return `${pk}|${sk}`;
-};
-
-/**
- * Which redelivered items were recorded already, so they are not judged (and paid for)
- * again. Only redeliveries are checked: a first delivery is almost never recorded.
- */
-async function loadRecorded(redelivered: WorkItem[]): Promise<Set<string>> {
-  if (redelivered.length === 0) return new Set();
-  const found = await batchGet(redelivered.map(itemKey), { projection: ["pk", "sk"], consistent: true });
-  return new Set(found.map((item) => `${String(item.pk)}|${String(item.sk)}`));
-}
-
 /** The jobs' status, calls, definitions and recorded redeliveries in parallel: one round trip per batch. */
 async function loadBatchContext(entries: ParsedRecord[]): Promise<BatchContext> {
   const items = entries.map((entry) => entry.item);
   const redelivered = entries.filter((entry) => entry.receiveCount > 1).map((entry) => entry.item);
-  const [jobs, calls, definitions, recorded] = await Promise.all([
+  const [jobs, calls, definitions, isRecorded] = await Promise.all([
     loadJobs(items),
     loadCalls(items),
     loadDefinitions(items),
-    loadRecorded(redelivered),
+    recordedItems(redelivered),
   ]);
-  return { jobs, calls, definitions, recorded };
+  return { jobs, calls, definitions, isRecorded };
 }
 
 const errorOutcome = (errorMessage: string): EvaluationOutcome => ({
@@ -282,9 +282,16 @@ interface BatchRun {
   retries: Retry[];
   /** Items handed to the batch queue; their messages are acknowledged once they are sent. */
   forwards: ParsedRecord[];
+  /** Billed answers no value carries, to add to their jobs' usage. */
+  billed: { item: WorkItem; attempt: BilledAttempt }[];
   /** A failed attempt: the item runs again later, or, its attempts spent, records ERROR. */
   fail(entry: ParsedRecord, error: unknown, job?: JobState): void;
+  /** Keeps what a failed evaluation had been billed for, under the delivery of `entry`. */
+  billFailure(entry: ParsedRecord, error: unknown): void;
 }
+
+/** Names one delivery of an item: a redelivery is evaluated (and billed) anew. */
+const deliveryId = ({ record, receiveCount }: ParsedRecord) => `${record.messageId}#${receiveCount}`;
 
 /** Evaluates a batch of work items; answers the messages SQS must deliver again. */
 export async function processWorkBatch(messages: QueueMessage<WorkItem>[], deps: EvaluatorDeps): Promise<Redeliver> {
@@ -297,10 +304,15 @@ export async function processWorkBatch(messages: QueueMessage<WorkItem>[], deps:
     recorder: new BackgroundRecorder(deps.record, config().recordGroupWindowMs),
     retries: [],
     forwards: [],
+    billed: [],
     fail(entry, error, job) {
       const next = afterFailure(entry, error);
       if ("retry" in next) this.retries.push(next.retry);
       else this.recorder.add(resultOf(entry, next.outcome, job));
+    },
+    billFailure(entry, error) {
+      const billed = billedUsageOf(error);
+      if (billed) this.billed.push({ item: entry.item, attempt: { attemptId: deliveryId(entry), ...billed } });
     },
   };
   let context: BatchContext | undefined;
@@ -314,6 +326,10 @@ export async function processWorkBatch(messages: QueueMessage<WorkItem>[], deps:
 
   const { outcomes, results } = await run.recorder.settled();
   publishEvaluationMetrics(results.filter((r) => outcomes.get(r.messageId) === "recorded").map((r) => r.value));
+  await addUnrecordedUsage(parsed, results, outcomes, run, deps).catch((error) =>
+    // The items' own outcomes stand; only the job's bill misses these answers.
+    logger.error("Could not add billed attempts to the jobs' usage", { error: error as Error }),
+  );
   /** Messages left for SQS to redeliver (and, past the queue's receive limit, dead-letter). */
   const redeliver = new Set(retryUnrecorded(parsed, outcomes, run.retries));
   if (run.forwards.length > 0) {
@@ -336,6 +352,34 @@ export async function processWorkBatch(messages: QueueMessage<WorkItem>[], deps:
   return redeliver;
 }
 
+/**
+ * Adds to each job the usage of answers it was billed for that no recorded value carries:
+ * failed evaluations that had paid for an answer, and results not written (their job ended,
+ * or the write failed and the item runs again).
+ */
+async function addUnrecordedUsage(
+  parsed: ParsedRecord[],
+  results: ItemResult[],
+  outcomes: Map<string, RecordOutcome>,
+  run: BatchRun,
+  deps: EvaluatorDeps,
+) {
+  const byMessage = new Map(parsed.map((entry) => [entry.record.messageId, entry]));
+  const billed = [...run.billed];
+  for (const result of await unrecordedBilled(results, outcomes, { failedWrites: true })) {
+    const entry = byMessage.get(result.messageId);
+    const { usage, estimatedCostUsd } = result.value;
+    if (entry) billed.push({ item: result.item, attempt: { attemptId: deliveryId(entry), usage, estimatedCostUsd } });
+  }
+  const byJob = new Map<string, { orgId: string; jobId: string; attempts: BilledAttempt[] }>();
+  for (const { item, attempt } of billed) {
+    const job = byJob.get(jobKey(item)) ?? { orgId: item.orgId, jobId: item.jobId, attempts: [] };
+    job.attempts.push(attempt);
+    byJob.set(jobKey(item), job);
+  }
+  for (const { orgId, jobId, attempts } of byJob.values()) await deps.addBilledAttempts(orgId, jobId, attempts);
+}
+
 /** An item to evaluate, with its job. */
 interface Runnable {
   entry: ParsedRecord;
@@ -353,7 +397,7 @@ function runnableItems(parsed: ParsedRecord[], loaded: BatchContext, run: BatchR
     const job = loaded.jobs.get(jobKey(entry.item));
     // Canceled or finished job, or an item recorded before its last delivery died: nothing to do.
     if (job && job.status !== "PENDING" && job.status !== "PROCESSING") continue;
-    if (loaded.recorded.has(itemId(entry.item))) continue;
+    if (loaded.isRecorded(entry.item)) continue;
     if (!job) {
       // Not found by a consistent read: retried like any failure, never silently dropped.
       logger.error("Work item names a job that does not exist", { jobId: entry.item.jobId });
@@ -425,6 +469,7 @@ async function evaluateOne(
   try {
     run.recorder.add(resultOf(entry, await evaluateItem(entry, loaded, job, deps), job, source));
   } catch (error) {
+    run.billFailure(entry, error);
     if (!(error instanceof LlmCallsBlockedError)) return run.fail(entry, error, job);
     await stopLlmCalls(entry.item, job, error.message, deps);
     run.recorder.add(resultOf(entry, errorOutcome(error.message), job, source));
@@ -450,6 +495,8 @@ async function evaluateTogether(unit: Runnable[], loaded: BatchContext, deps: Ev
       run.recorder.add(resultOf(entry, outcome, job, sources[i]));
     }
   } catch (error) {
+    // The group's bill, under its first item: the group's other items carry none of it.
+    run.billFailure(first.entry, error);
     if (!(error instanceof LlmCallsBlockedError)) {
       for (const { entry, job } of unit) run.fail(entry, error, job);
       return;

@@ -1,4 +1,5 @@
 /** Failures an evaluation can signal to the pipeline, besides recording an ERROR value. */
+import type { BilledUsage } from "../store/jobs.ts";
 
 /** Worth retrying later (rate limits, outages, timeouts); the queue owns the delay. */
 export class RetryableEvaluationError extends Error {
@@ -19,4 +20,20 @@ export class LlmCallsBlockedError extends Error {
     super(message);
     this.name = "LlmCallsBlockedError";
   }
+}
+
+const billedUsageKey = Symbol("billedUsage");
+
+/**
+ * Notes on a failure what the evaluation had already been billed for (an answer before a
+ * rate-limited corrective retry): no value will carry it, so the job's usage must.
+ */
+export function withBilledUsage(error: unknown, billed: BilledUsage | undefined): unknown {
+  if (billed?.usage && error instanceof Error) Object.assign(error, { [billedUsageKey]: billed });
+  return error;
+}
+
+/** What a failed evaluation had been billed for (see withBilledUsage). */
+export function billedUsageOf(error: unknown): BilledUsage | undefined {
+  return error instanceof Error ? (error as { [billedUsageKey]?: BilledUsage })[billedUsageKey] : undefined;
 }

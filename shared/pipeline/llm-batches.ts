@@ -23,6 +23,7 @@ import type { Call } from "../schemas/call.ts";
 import type { JudgeMode, WorkItem } from "../schemas/job.ts";
 import type { MetricDefinition } from "../schemas/metric.ts";
 import { batchGet } from "../store/batch-get.ts";
+import { addBilledAttempts, type BilledAttempt } from "../store/billed-attempts.ts";
 import { getCall } from "../store/calls.ts";
 import { blockJobLlmCalls } from "../store/jobs.ts";
 import {
@@ -44,7 +45,15 @@ import { getMetricVersions } from "../store/metrics.ts";
 import { retryDelaySeconds } from "./evaluate.ts";
 import { type EvaluationOutcome, groupingKey, judgingUnits } from "./evaluators.ts";
 import { sendMessages } from "./queue.ts";
-import { type ItemResult, itemErrorValue, itemResultOf, recordResults } from "./record.ts";
+import {
+  type ItemResult,
+  itemErrorValue,
+  itemResultOf,
+  type RecordOutcome,
+  recordedItems,
+  recordResults,
+  unrecordedBilled,
+} from "./record.ts";
 
 type BatchesClient = Pick<Anthropic, "messages">;
 
@@ -55,6 +64,8 @@ export interface LlmBatchDeps {
   /** Sends items to the batch queue again, after a delay. */
   resend: (items: WorkItem[], delaySeconds: number) => Promise<void>;
   blockLlmCalls: (orgId: string, jobId: string, reason: string) => Promise<void>;
+  /** Adds to a job the usage of billed answers no recorded value carries, each once. */
+  addBilledAttempts: typeof addBilledAttempts;
   now: () => number;
 }
 
@@ -72,6 +83,7 @@ export const defaultLlmBatchDeps = (): LlmBatchDeps => ({
       items.map((item) => ({ body: JSON.stringify(item), delaySeconds })),
     ),
   blockLlmCalls: blockJobLlmCalls,
+  addBilledAttempts,
   now: Date.now,
 });
 
@@ -106,15 +118,8 @@ async function loadJobs(orgJobs: { orgId: string; jobId: string }[]): Promise<Ma
 async function alreadyHandled(redelivered: WorkItem[]): Promise<Set<string>> {
   const handled = new Set<string>();
   if (redelivered.length === 0) return handled;
-  const recorded = await batchGet(
-    redelivered.map((i) => keys.itemResult(i.orgId, i.jobId, i.callId, i.metricId)),
-    { projection: ["pk", "sk"], consistent: true },
-  );
-  const recordedKeys = new Set(recorded.map((r) => `${String(r.pk)}|${String(r.sk)}`));
-  for (const item of redelivered) {
-    const { pk, sk } = keys.itemResult(item.orgId, item.jobId, item.callId, item.metricId);
-    if (recordedKeys.has(`${pk}|${sk}`)) handled.add(itemAttempt(item));
-  }
+  const isRecorded = await recordedItems(redelivered);
+  for (const item of redelivered) if (isRecorded(item)) handled.add(itemAttempt(item));
   const jobs = [...new Map(redelivered.map((i) => [`${i.orgId}|${i.jobId}`, i])).values()];
   for (const { orgId, jobId } of jobs) {
     const open = (await listJobSubmissions(orgId, jobId)).filter((s) => s.status !== "COLLECTED");
@@ -222,11 +227,13 @@ function unitSources(unit: SubmissionUnit, sources: Sources) {
 }
 
 /** Records results; throws when any could not be recorded, so the caller's step runs again. */
-async function recordAll(results: ItemResult[], deps: LlmBatchDeps): Promise<void> {
-  if (results.length === 0) return;
+/** Records results; throws when some could not be written, for the caller's next run to try again. */
+async function recordAll(results: ItemResult[], deps: LlmBatchDeps): Promise<Map<string, RecordOutcome>> {
+  if (results.length === 0) return new Map();
   const outcomes = await deps.record(results);
   const lost = [...outcomes.values()].filter((outcome) => outcome === "not-recorded").length;
   if (lost > 0) throw new Error(`${lost} of ${results.length} results could not be recorded`);
+  return outcomes;
 }
 
 const errorResults = (s: LlmSubmission, units: SubmissionUnit[], reason: string, policyIds?: string[]) =>
@@ -420,6 +427,8 @@ async function collectResults(s: LlmSubmission, batchId: string, client: Batches
 interface LineVerdict {
   results: ItemResult[];
   retries: { items: WorkItem[]; reason: string }[];
+  /** Invalid answers: billed, though their items run again. */
+  billed: BilledAttempt[];
 }
 
 /** What one result line means for its items: values to record, or items to run again and why. */
@@ -429,7 +438,7 @@ function readLine(
   sources: Sources,
   job: JobState | undefined,
 ): LineVerdict {
-  const verdict: LineVerdict = { results: [], retries: [] };
+  const verdict: LineVerdict = { results: [], retries: [], billed: [] };
   const unit = custom_id.startsWith(`${s.id}-`) ? s.units[Number(custom_id.slice(s.id.length + 1))] : undefined;
   if (!unit) {
     logger.error("A batch result names no request of its submission", { submissionId: s.id, custom_id });
@@ -441,8 +450,10 @@ function readLine(
     verdict.results.push(...errorResults(s, [unit], found.missing ?? "not found", job?.policyIds));
     return verdict;
   }
+  /** Names the answer to question i, the same however often the results are read. */
+  const answerId = (i: number) => `${s.id}:${custom_id}:${unit.metrics[i]?.id}`;
   const resultFor = (i: number, outcome: EvaluationOutcome) =>
-    itemResultOf(`${s.id}:${custom_id}:${unit.metrics[i]?.id}`, items[i] as WorkItem, outcome, {
+    itemResultOf(answerId(i), items[i] as WorkItem, outcome, {
       policyIds: job?.policyIds,
       call: found.call,
       definition: found.definitions[i],
@@ -450,12 +461,15 @@ function readLine(
   if (result.type === "succeeded") {
     const answers = interpretBatchAnswer(found.definitions, found.call, result.message, result.message.model);
     for (const [i, answer] of answers.entries()) {
-      if (answer.ok) verdict.results.push(resultFor(i, answer.outcome));
-      else
-        verdict.retries.push({
-          items: [items[i] as WorkItem],
-          reason: `Invalid answer in a message batch: ${answer.problem}`,
-        });
+      if (answer.ok) {
+        verdict.results.push(resultFor(i, answer.outcome));
+        continue;
+      }
+      verdict.retries.push({
+        items: [items[i] as WorkItem],
+        reason: `Invalid answer in a message batch: ${answer.problem}`,
+      });
+      verdict.billed.push({ attemptId: answerId(i), ...answer.billed });
     }
   } else if (result.type === "errored") {
     const error = (result.error as { error?: { type?: string; message?: string } }).error;
@@ -472,7 +486,10 @@ function readLine(
   return verdict;
 }
 
-/** Records a chunk of result lines and sends the items that must run again back to the batch queue. */
+/**
+ * Records a chunk of result lines, adds the answers no value carries to the job's usage, and
+ * sends the items that must run again back to the batch queue.
+ */
 async function recordChunk(
   s: LlmSubmission,
   lines: Anthropic.Messages.MessageBatchIndividualResponse[],
@@ -481,10 +498,18 @@ async function recordChunk(
   deps: LlmBatchDeps,
 ) {
   const verdicts = lines.map((line) => readLine(s, line, sources, job));
-  await recordAll(
-    verdicts.flatMap((v) => v.results),
-    deps,
-  );
+  const results = verdicts.flatMap((v) => v.results);
+  const outcomes = await recordAll(results, deps);
+  // Results of a job that ended meanwhile were billed too (failed writes are read again instead).
+  const unrecorded = await unrecordedBilled(results, outcomes, { failedWrites: false });
+  await deps.addBilledAttempts(s.orgId, s.jobId, [
+    ...verdicts.flatMap((v) => v.billed),
+    ...unrecorded.map(({ messageId, value }) => ({
+      attemptId: messageId,
+      usage: value.usage,
+      estimatedCostUsd: value.estimatedCostUsd,
+    })),
+  ]);
   // A stopped job's items need nothing more (a canceled job's batch ends `canceled`).
   if (!running(job)) return;
   const byReason = Map.groupBy(

@@ -14,8 +14,9 @@ import { logger } from "../logger.ts";
 import type { Call } from "../schemas/call.ts";
 import type { MetricValue, WorkItem } from "../schemas/job.ts";
 import type { MetricDefinition } from "../schemas/metric.ts";
+import { batchGet } from "../store/batch-get.ts";
 import { replacedByError, storableValue } from "../store/item-budget.ts";
-import { JOB_COST_ATTRIBUTE, jobStillRuns, jobUsageAttributes } from "../store/jobs.ts";
+import { jobStillRuns, jobUsageUpdate } from "../store/jobs.ts";
 import { failedConditions, type TableTransactItem, table } from "../store/table.ts";
 import type { EvaluationOutcome } from "./evaluators.ts";
 
@@ -55,26 +56,6 @@ function valueItem({ item, value }: ItemResult) {
     gsi1sk: `${value.computedAt}#${item.jobId}#${item.metricId}`,
     ...stored,
   };
-}
-
-/** ADD clauses for the usage of a chunk of values; empty when none used the LLM. */
-function usageUpdate(values: MetricValue[]): { expression: string; values: Record<string, number> } {
-  const used = values.filter((value) => value.usage);
-  if (used.length === 0) return { expression: "", values: {} };
-  const sums: Record<string, number> = {};
-  const clauses: string[] = [];
-  for (const [field, attribute] of Object.entries(jobUsageAttributes)) {
-    sums[`:${attribute}`] = used.reduce(
-      (sum, v) => sum + (v.usage?.[field as keyof typeof jobUsageAttributes] ?? 0),
-      0,
-    );
-    clauses.push(`${attribute} :${attribute}`);
-  }
-  // Summed in millionths so float addition cannot drift; DynamoDB adds decimals exactly.
-  const micros = used.reduce((sum, v) => sum + Math.round((v.estimatedCostUsd ?? 0) * 1_000_000), 0);
-  sums[`:${JOB_COST_ATTRIBUTE}`] = micros / 1_000_000;
-  clauses.push(`${JOB_COST_ATTRIBUTE} :${JOB_COST_ATTRIBUTE}`);
-  return { expression: `, ${clauses.join(", ")}`, values: sums };
 }
 
 /** DynamoDB refused what was written (an item too large, a number it cannot hold): retrying cannot help. */
@@ -140,7 +121,7 @@ type Pending = { result: ItemResult; index: number };
 /** One transaction: the job's counters and usage (only while it runs), each value once, and their rollup delta. */
 function jobChunkTransaction(orgId: string, jobId: string, results: ItemResult[]): TableTransactItem[] {
   const completed = results.filter((result) => COUNTED_AS_COMPLETED.has(result.value.captureStatus)).length;
-  const usage = usageUpdate(results.map((result) => result.value));
+  const usage = jobUsageUpdate(results.map((result) => result.value));
   const rollups = results.flatMap((result) => (result.rollup ? [result.rollup] : []));
   const delta =
     rollups.length > 0
@@ -381,4 +362,34 @@ export class BackgroundRecorder {
     }
     return { outcomes: this.outcomes, results: this.added };
   }
+}
+
+const valueKey = (item: WorkItem) => keys.itemResult(item.orgId, item.jobId, item.callId, item.metricId);
+
+/** Which of `items` have a value recorded, by a consistent read. */
+export async function recordedItems(items: WorkItem[]): Promise<(item: WorkItem) => boolean> {
+  if (items.length === 0) return () => false;
+  const found = await batchGet(items.map(valueKey), { projection: ["pk", "sk"], consistent: true });
+  const recorded = new Set(found.map((item) => `${String(item.pk)}|${String(item.sk)}`));
+  return (item) => {
+    const { pk, sk } = valueKey(item);
+    return recorded.has(`${pk}|${sk}`);
+  };
+}
+
+/**
+ * Results whose billed usage no value carries: not written because their job had ended (or,
+ * with `failedWrites`, because the write failed and the item runs again), and with no value
+ * from an earlier write (a transaction retried after it had in fact committed, batch
+ * results read again).
+ */
+export async function unrecordedBilled(
+  results: ItemResult[],
+  outcomes: Map<string, RecordOutcome>,
+  { failedWrites }: { failedWrites: boolean },
+): Promise<ItemResult[]> {
+  const unwritten = new Set<RecordOutcome>(failedWrites ? ["job-not-running", "not-recorded"] : ["job-not-running"]);
+  const candidates = results.filter((r) => r.value.usage && unwritten.has(outcomes.get(r.messageId) ?? "recorded"));
+  const isRecorded = await recordedItems(candidates.map((r) => r.item));
+  return candidates.filter((r) => !isRecorded(r.item));
 }

@@ -19,6 +19,32 @@ export const jobUsageAttributes = {
 export const JOB_COST_ATTRIBUTE = "estimatedCostUsd";
 
 const usageFields = Object.values(jobUsageAttributes) as string[];
+
+/** What a job's usage sums: a value, or an attempt no value records. */
+export interface BilledUsage {
+  usage?: TokenUsage;
+  estimatedCostUsd?: number;
+}
+
+/** ADD clauses for the usage of `parts` (after a leading comma); empty when none used the LLM. */
+export function jobUsageUpdate(parts: BilledUsage[]): { expression: string; values: Record<string, number> } {
+  const used = parts.filter((part) => part.usage);
+  if (used.length === 0) return { expression: "", values: {} };
+  const sums: Record<string, number> = {};
+  const clauses: string[] = [];
+  for (const [field, attribute] of Object.entries(jobUsageAttributes)) {
+    sums[`:${attribute}`] = used.reduce(
+      (sum, p) => sum + (p.usage?.[field as keyof typeof jobUsageAttributes] ?? 0),
+      0,
+    );
+    clauses.push(`${attribute} :${attribute}`);
+  }
+  // Summed in millionths so float addition cannot drift; DynamoDB adds decimals exactly.
+  const micros = used.reduce((sum, p) => sum + Math.round((p.estimatedCostUsd ?? 0) * 1_000_000), 0);
+  sums[`:${JOB_COST_ATTRIBUTE}`] = micros / 1_000_000;
+  clauses.push(`${JOB_COST_ATTRIBUTE} :${JOB_COST_ATTRIBUTE}`);
+  return { expression: `, ${clauses.join(", ")}`, values: sums };
+}
 const storageFields = new Set([
   "pk",
   "sk",

@@ -12,7 +12,7 @@ import { estimateCostUsd } from "../../shared/llm/pricing.ts";
 import { defaultLlmBatchDeps, submitBatchItems } from "../../shared/pipeline/llm-batches.ts";
 import { defaultReconcilerDeps, reconcileJobs } from "../../shared/pipeline/reconcile.ts";
 import { workItemSchema } from "../../shared/schemas/job.ts";
-import { builtInMetric, createCalls, createMetrics, jobValues, llmMetric } from "../support/fixtures.ts";
+import { billedUsage, builtInMetric, createCalls, createMetrics, jobValues, llmMetric } from "../support/fixtures.ts";
 import { startTestStack, type TestStack, waitFor, waitForJobEnd } from "../support/stack.ts";
 
 type SqsHandler = (event: SQSEvent, context: Context) => Promise<unknown>;
@@ -109,6 +109,20 @@ describe("batch mode on the local engines", { timeout: 180_000 }, () => {
     const errors = (await jobValues(stack.api, expired.id)).filter((v) => v.captureStatus === "ERROR");
     expect(errors).toHaveLength(4);
     for (const value of errors) expect(value.errorMessage).toMatch(/Gave up after \d+ attempts: .*expired/);
+  });
+
+  it("bills invalid batch answers to the job and asks their items again", async () => {
+    const callIds = await createCalls(stack.api, 2);
+    const metrics = await createMetrics(stack.api, metricsOf("invalid").slice(0, 1));
+    // Each item's first batch answer is malformed (billed, no corrective turn in a batch).
+    stack.anthropic.configure({ fault: (r) => (r.attempt === 1 ? "malformed" : undefined) });
+    const job = await waitForJobEnd(stack.api, (await startJob(callIds, metrics, { llmMode: "batch" })).id);
+    expect(job).toMatchObject({ status: "COMPLETED", completedItems: 2, failedItems: 0 });
+    const served = stack.anthropic.requests();
+    expect(served).toHaveLength(4);
+    expect(job.usage).toEqual(billedUsage(served));
+    const batchPrice = estimateCostUsd("claude-sonnet-5-5", job.usage, "batch") ?? 0;
+    expect(job.estimatedCostUsd).toBeCloseTo(batchPrice, 5);
   });
 
   it("never creates a second batch for items whose submitter died, before or after creating it", async () => {

@@ -5,7 +5,7 @@
  * one invalid answer field failing only its own item.
  */
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { builtInMetric, createCalls, createMetrics, jobValues, llmMetric } from "../support/fixtures.ts";
+import { billedUsage, builtInMetric, createCalls, createMetrics, jobValues, llmMetric } from "../support/fixtures.ts";
 import { startTestStack, type TestStack, waitForJobEnd } from "../support/stack.ts";
 
 const metricsOf = (tag: string) => [
@@ -38,18 +38,7 @@ describe("grouped judging on the local engines", { timeout: 120_000 }, () => {
     return waitForJobEnd(stack.api, created.body.data.id, 90_000);
   }
 
-  const billed = () => {
-    const served = stack.anthropic.requests();
-    const sum = (field: "input_tokens" | "output_tokens" | "cache_creation_input_tokens" | "cache_read_input_tokens") =>
-      served.reduce((total, r) => total + (r.usage?.[field] ?? 0), 0);
-    return {
-      inputTokens: sum("input_tokens"),
-      outputTokens: sum("output_tokens"),
-      cacheCreationInputTokens: sum("cache_creation_input_tokens"),
-      cacheReadInputTokens: sum("cache_read_input_tokens"),
-      thinkingTokens: served.reduce((total, r) => total + (r.usage?.output_tokens_details?.thinking_tokens ?? 0), 0),
-    };
-  };
+  const billed = () => billedUsage(stack.anthropic.requests());
 
   it("judges a call's questions in one request, with the values isolated judging gives", async () => {
     const callIds = await createCalls(stack.api, 4);
@@ -97,6 +86,23 @@ describe("grouped judging on the local engines", { timeout: 120_000 }, () => {
     expect(retry.status).toBe(201);
     expect(retry.body.data).toMatchObject({ judgeMode: "grouped", totalItems: 2 });
     await waitForJobEnd(stack.api, retry.body.data.id, 90_000);
+  });
+
+  it("counts the grouped request's usage when an item's isolated fallback is rate-limited and the group runs again", async () => {
+    const callIds = await createCalls(stack.api, 2);
+    const metrics = await createMetrics(stack.api, metricsOf("fallback-429").slice(0, 3));
+    // The first grouped answer has a malformed field; that item's isolated fallback is
+    // rate-limited, so the whole group runs again: both grouped answers were billed.
+    stack.anthropic.configure({
+      fault: (r) => (r.attempt === 1 ? (r.questions > 1 ? "malformed" : "rate_limit") : undefined),
+      retryAfterSeconds: 1,
+    });
+    const job = await runJob(callIds, metrics, "grouped");
+    expect(job).toMatchObject({ status: "COMPLETED", totalItems: 6, completedItems: 6, failedItems: 0 });
+    const served = stack.anthropic.requests();
+    expect(served.filter((r) => r.status === 429).length).toBeGreaterThanOrEqual(1);
+    expect(served.filter((r) => r.questions > 1 && r.status === 200).length).toBeGreaterThan(callIds.length);
+    expect(job.usage).toEqual(billed());
   });
 
   it("rejects an unknown judge mode with a clear 400", async () => {

@@ -4,7 +4,7 @@
  * rejected key.
  */
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { createCalls, createMetrics, jobValues, llmMetric } from "../support/fixtures.ts";
+import { billedUsage, createCalls, createMetrics, jobValues, llmMetric } from "../support/fixtures.ts";
 import { startTestStack, type TestStack, waitForJobEnd } from "../support/stack.ts";
 
 const judged = llmMetric;
@@ -148,6 +148,26 @@ describe("LLM-judged metrics on the local engines", { timeout: 120_000 }, () => 
       expect(value.usage.outputTokens).toBeGreaterThan(0);
     }
     expect(stack.anthropic.requests()).toHaveLength(4);
+  });
+
+  it("counts every billed attempt: an invalid answer whose corrective retry was rate-limited", async () => {
+    const callIds = await createCalls(stack.api, 2);
+    const [metric] = await createMetrics(stack.api, [judged("billed-attempts", "BOOLEAN", 'Was "refund" said?')]);
+    // Each item's first answer is malformed and its correction rate-limited: the item runs
+    // again, and the malformed answer it paid for belongs to the job's usage.
+    stack.anthropic.configure({
+      fault: (r) => (r.attempt === 1 ? (r.isCorrection ? "rate_limit" : "malformed") : undefined),
+    });
+    const job = await runJob(stack, callIds, [metric!]);
+    expect(job).toMatchObject({ status: "COMPLETED", completedItems: 2, failedItems: 0 });
+    const served = stack.anthropic.requests();
+    for (const attempts of Map.groupBy(served, (r) => r.itemHash).values()) {
+      expect(attempts.map((a) => a.status)).toEqual([200, 429, 200]);
+    }
+    expect(job.usage).toEqual(billedUsage(served));
+    const values = await jobValues(stack.api, job.id);
+    const recordedOutput = values.reduce((total, v) => total + v.usage.outputTokens, 0);
+    expect(job.usage.outputTokens).toBeGreaterThan(recordedOutput);
   });
 
   it("survives a 429 storm: every first attempt rate-limited, job COMPLETED, nothing lost or double-counted", async () => {

@@ -1,4 +1,5 @@
 /** Builders for test data: calls, built-in metric definitions, and seeding through the API. */
+import type { RecordedRequest } from "../../infra/local/fake-anthropic.ts";
 import type { CreateCallInput } from "../../shared/schemas/call.ts";
 import type { TestStack } from "./stack.ts";
 
@@ -115,4 +116,17 @@ export async function expectCountsMatchValues(api: Api, job: any) {
   expect(job.completedItems).toBe(values.filter((v) => v.captureStatus !== "ERROR").length);
   expect(job.failedItems).toBe(values.filter((v) => v.captureStatus === "ERROR").length);
   return values;
+}
+
+/** What the fake Anthropic server billed for `served` requests, in a job's usage fields. */
+export function billedUsage(served: readonly RecordedRequest[]) {
+  const sum = (pick: (usage: NonNullable<RecordedRequest["usage"]>) => number | undefined) =>
+    served.reduce((total, r) => total + (r.usage ? (pick(r.usage) ?? 0) : 0), 0);
+  return {
+    inputTokens: sum((u) => u.input_tokens),
+    outputTokens: sum((u) => u.output_tokens),
+    cacheCreationInputTokens: sum((u) => u.cache_creation_input_tokens),
+    cacheReadInputTokens: sum((u) => u.cache_read_input_tokens),
+    thinkingTokens: sum((u) => u.output_tokens_details?.thinking_tokens),
+  };
 }
