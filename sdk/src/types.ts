@@ -155,6 +155,11 @@ export interface MetricDefinition {
   model?: string;
   effort?: "low" | "medium" | "high";
   include?: string[];
+  examples?: {
+    excerpt: string;
+    value: boolean | number | string | string[] | null;
+    reasoning?: string;
+  }[];
   isolated?: boolean;
   histogram?: boolean;
   builtIn?: {
@@ -408,6 +413,11 @@ export interface Operations {
       model?: string;
       effort?: "low" | "medium" | "high";
       include?: string[];
+      examples?: {
+        excerpt: string;
+        value: boolean | number | string | string[] | null;
+        reasoning?: string;
+      }[];
       isolated?: boolean;
       histogram?: boolean;
       builtIn?: {
@@ -484,6 +494,11 @@ export interface Operations {
       model?: string;
       effort?: "low" | "medium" | "high";
       include?: string[];
+      examples?: {
+        excerpt: string;
+        value: boolean | number | string | string[] | null;
+        reasoning?: string;
+      }[];
       isolated?: boolean;
       histogram?: boolean;
       builtIn?: {

@@ -7,9 +7,8 @@ import { z } from "zod";
 import type { Call } from "../schemas/call.ts";
 import type { SegmentRef } from "../schemas/job.ts";
 import type { MetricDefinition } from "../schemas/metric.ts";
-import { isStorableNumber, segmentExcerpt } from "../store/item-budget.ts";
-
-export type JudgedValue = number | string | boolean | string[];
+import { type JudgedValue, valueSchemaOf } from "../schemas/metric-values.ts";
+import { segmentExcerpt } from "../store/item-budget.ts";
 
 export interface Judgment {
   captureStatus: "SUCCESS" | "NOT_APPLICABLE";
@@ -48,60 +47,6 @@ export const judgmentAnswerSchema = z.object({
     ),
   confidence: z.number().min(0).max(1).describe("How sure you are, from 0 to 1"),
 });
-
-function valueSchema(definition: MetricDefinition): z.ZodType<JudgedValue> {
-  switch (definition.outputType) {
-    case "BOOLEAN":
-      return z.boolean();
-    case "NUMERIC":
-      return z
-        .number()
-        .refine(isStorableNumber, "must be 0 or a finite number with a magnitude between 1e-130 and 1e125");
-    case "SCALE":
-      return z
-        .number()
-        .int()
-        .min(definition.scaleMin ?? Number.MIN_SAFE_INTEGER)
-        .max(definition.scaleMax ?? Number.MAX_SAFE_INTEGER);
-    case "CLASSIFICATION": {
-      const options = definition.classificationOptions ?? [];
-      const label = z
-        .string()
-        .refine((v) => options.includes(v), { message: `each label must be one of: ${options.join(" | ")}` });
-      // A lone label is accepted as a list of one.
-      return z.preprocess(
-        (v) => (typeof v === "string" ? [v] : v),
-        z
-          .array(label)
-          .min(1)
-          .max(definition.maxClassifications ?? 1)
-          .refine((labels) => new Set(labels).size === labels.length, "labels must not repeat"),
-      );
-    }
-    case "TEXT":
-      return z.string().trim().min(1).max(1000);
-    case "COUNT":
-      return z.number().int().nonnegative();
-    case "OFFSET":
-      return z.string().regex(/^s\d+$/, "must be a segment id like s4");
-  }
-}
-
-/** Value schemas by the definition fields they depend on: built once per container, not per judgment. */
-const valueSchemas = new Map<string, z.ZodType<JudgedValue>>();
-const MAX_CACHED_SCHEMAS = 1_000;
-
-function valueSchemaOf(definition: MetricDefinition): z.ZodType<JudgedValue> {
-  const { outputType, scaleMin, scaleMax, classificationOptions, maxClassifications } = definition;
-  const key = JSON.stringify([outputType, scaleMin, scaleMax, classificationOptions, maxClassifications]);
-  let schema = valueSchemas.get(key);
-  if (!schema) {
-    if (valueSchemas.size >= MAX_CACHED_SCHEMAS) valueSchemas.clear();
-    schema = valueSchema(definition);
-    valueSchemas.set(key, schema);
-  }
-  return schema;
-}
 
 export type JudgmentResult = { ok: true; judgment: Judgment } | { ok: false; problem: string };
 

@@ -95,13 +95,46 @@ function renderContext(call: Pick<Call, "toolInvocations" | "properties">, inclu
   return sections.length > 0 ? sections.join("\n") : undefined;
 }
 
-/** The first turn: the transcript (cached), the context asked for (cached apart, shared by the metrics that ask for the same), then the question. */
-function firstTurn(call: JudgedCall, include: readonly string[], question: string, cached: boolean) {
+/** How an example's expected answer reads: the value as the answer's JSON would hold it. */
+const expectedAnswer = (value: unknown) => (value === null ? "not applicable" : JSON.stringify(value));
+
+/**
+ * A definition's few-shot examples: each an excerpt of another call, the answer it calls
+ * for and why. Undefined when it has none.
+ */
+export function renderExamples(definition: Pick<MetricDefinition, "examples">): string | undefined {
+  if (!definition.examples?.length) return undefined;
+  const rendered = definition.examples.map((example) =>
+    [
+      "<example>",
+      `<excerpt>\n${example.excerpt}\n</excerpt>`,
+      `Expected answer: ${expectedAnswer(example.value)}`,
+      ...(example.reasoning ? [`Why: ${example.reasoning}`] : []),
+      "</example>",
+    ].join("\n"),
+  );
+  return `<examples>\nWorked examples of the question below, from other calls:\n${rendered.join("\n")}\n</examples>`;
+}
+
+/**
+ * The first turn: the transcript (cached), the context asked for (cached apart, shared by
+ * the metrics that ask for the same), the definition's examples (cached with the rest of
+ * the prefix, so a corrective retry reads them), then the question. The transcript comes
+ * first so that every metric of a call, with or without context and examples, shares it.
+ */
+function firstTurn(
+  call: JudgedCall,
+  include: readonly string[],
+  question: string,
+  { cached, examples }: { cached: boolean; examples?: string },
+) {
   const context = renderContext(call, include);
   const cache = cached ? { cache_control: { type: "ephemeral" as const } } : {};
+  const block = (text: string) => ({ type: "text" as const, text, ...cache });
   return [
-    { type: "text" as const, text: renderTranscript(call), ...cache },
-    ...(context ? [{ type: "text" as const, text: context, ...cache }] : []),
+    block(renderTranscript(call)),
+    ...(context ? [block(context)] : []),
+    ...(examples ? [block(examples)] : []),
     { type: "text" as const, text: question },
   ];
 }
@@ -185,7 +218,11 @@ export function buildGroupedJudgeRequest(
   call: JudgedCall,
   options: RequestOptions,
 ): Anthropic.MessageCreateParamsNonStreaming {
-  const questions = definitions.map((definition, i) => `[${questionKey(i)}]\n${metricInstructions(definition)}`);
+  // Each question with its own examples: they teach that question, not the others.
+  const questions = definitions.map((definition, i) => {
+    const examples = renderExamples(definition);
+    return `[${questionKey(i)}]\n${metricInstructions(definition)}${examples ? `\n${examples}` : ""}`;
+  });
   return {
     model: options.model,
     max_tokens: options.maxTokens,
@@ -195,12 +232,9 @@ export function buildGroupedJudgeRequest(
       {
         role: "user",
         // Every context any of the questions asks for, once.
-        content: firstTurn(
-          call,
-          [...new Set(definitions.flatMap((d) => d.include ?? []))],
-          questions.join("\n\n"),
-          false,
-        ),
+        content: firstTurn(call, [...new Set(definitions.flatMap((d) => d.include ?? []))], questions.join("\n\n"), {
+          cached: false,
+        }),
       },
     ],
   };
@@ -219,7 +253,10 @@ export function buildJudgeRequest(
     messages: [
       {
         role: "user",
-        content: firstTurn(call, definition.include ?? [], metricInstructions(definition), true),
+        content: firstTurn(call, definition.include ?? [], metricInstructions(definition), {
+          cached: true,
+          examples: renderExamples(definition),
+        }),
       },
     ],
   };

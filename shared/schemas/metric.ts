@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { builtInConfigSchema } from "../metrics/builtin.ts";
+import { valueSchemaOf } from "./metric-values.ts";
 
 export const outputTypes = ["BOOLEAN", "NUMERIC", "SCALE", "CLASSIFICATION", "TEXT", "COUNT", "OFFSET"] as const;
 export type OutputType = (typeof outputTypes)[number];
@@ -23,7 +24,10 @@ const metricFields = {
   scaleMin: z.number().int().optional(),
   scaleMax: z.number().int().optional(),
   /** Meaning of scale points for the judge, e.g. {"1": "dismissive", "5": "warm and attentive"}. */
-  scaleLabels: z.record(z.string().regex(/^-?\d+$/, "keys are scale points"), z.string().min(1).max(200)).optional(),
+  scaleLabels: z
+    .record(z.string().regex(/^-?\d+$/, "keys are scale points"), z.string().min(1).max(200))
+    .refine((labels) => Object.keys(labels).length <= 101, "label at most 101 scale points")
+    .optional(),
   classificationOptions: z.array(z.string().trim().min(1).max(200)).min(2).max(50).optional(),
   maxClassifications: z.number().int().min(1).max(50).optional(),
   booleanTrueLabel: z.string().max(100).optional(),
@@ -44,6 +48,21 @@ const metricFields = {
     .max(20)
     .refine((names) => new Set(names).size === names.length, "names must not repeat")
     .optional(),
+  /**
+   * Few-shot examples for the judge: a short transcript excerpt, the answer it calls for
+   * (null: the question does not apply) and why. Each answer must be a valid value of the metric.
+   */
+  examples: z
+    .array(
+      z.strictObject({
+        excerpt: z.string().trim().min(1).max(2000),
+        value: z.union([z.boolean(), z.number(), z.string().max(1000), z.array(z.string().max(200)).max(50), z.null()]),
+        reasoning: z.string().trim().min(1).max(500).optional(),
+      }),
+    )
+    .min(1)
+    .max(5)
+    .optional(),
   /** Never judged together with other questions (a job's `grouped` mode), so that they cannot sway its answer. */
   isolated: z.boolean().optional(),
   /** Latency-like: analytics report the p95 of its values instead of their average. */
@@ -60,6 +79,27 @@ function checkDefinition(definition: Definition, ctx: z.RefinementCtx): void {
   checkCalculation(definition, issue);
   checkScale(definition, issue);
   checkClassification(definition, issue);
+  checkExamples(definition, ctx);
+}
+
+function checkExamples(definition: Definition, ctx: z.RefinementCtx): void {
+  if (!definition.examples) return;
+  if (definition.calculationType !== "LLM_JUDGE") {
+    ctx.addIssue({ code: "custom", path: ["examples"], message: "only allowed when calculationType is LLM_JUDGE" });
+    return;
+  }
+  const valid = valueSchemaOf(definition);
+  for (const [index, example] of definition.examples.entries()) {
+    if (example.value === null) continue;
+    const parsed = valid.safeParse(example.value);
+    if (parsed.success) continue;
+    const message = parsed.error.issues.map((i) => i.message).join("; ");
+    ctx.addIssue({
+      code: "custom",
+      path: ["examples", index, "value"],
+      message: `not a valid value of this metric: ${message}`,
+    });
+  }
 }
 
 function checkCalculation(definition: Definition, issue: Issue): void {

@@ -6,6 +6,7 @@
  * that says why. The bounds add up to `VALUE_ITEM_BUDGET_BYTES` (test/unit/item-budget.test.ts).
  */
 import type { MetricValue, SegmentRef } from "../schemas/job.ts";
+import { isStorableNumber } from "../schemas/metric-values.ts";
 
 /** Longest excerpt of a transcript segment a value keeps beside its reference. */
 export const MAX_SEGMENT_EXCERPT_CHARS = 500;
@@ -16,13 +17,6 @@ const MAX_VALUE_LABELS = 50;
 const MAX_LABEL_CHARS = 200;
 /** What a stored value may weigh at most, keys and index attributes included. */
 export const VALUE_ITEM_BUDGET_BYTES = 64 * 1024;
-
-/** DynamoDB numbers: 0, or a magnitude from 1e-130 to just under 1e126. */
-export function isStorableNumber(value: number): boolean {
-  if (!Number.isFinite(value)) return false;
-  const magnitude = Math.abs(value);
-  return magnitude === 0 || (magnitude >= 1e-130 && magnitude < 1e126);
-}
 
 const unstorableNumberMessage = (value: number) =>
   `The value ${String(value)} cannot be stored: numbers must be finite, with a magnitude between 1e-130 and 1e125 (or 0)`;

@@ -132,6 +132,31 @@ describe("size and value budgets", { timeout: 240_000 }, () => {
     expect(labelSets[0]?.labels.agentId).not.toBe(labelSets[1]?.labels.agentId);
   });
 
+  it("stores a metric definition at every limit of its schema, few-shot examples included", async () => {
+    const labels = Array.from({ length: 50 }, (_, i) => `${cjkText(196)}${String(i).padStart(4, "0")}`);
+    const definition = {
+      slug: `limits-${Date.now()}`,
+      name: cjkText(200),
+      description: cjkText(2000),
+      calculationType: "LLM_JUDGE",
+      outputType: "CLASSIFICATION",
+      llmPrompt: cjkText(20_000),
+      classificationOptions: labels,
+      maxClassifications: 50,
+      include: Array.from({ length: 20 }, (_, i) => `properties.${cjkText(124)}${String(i).padStart(4, "0")}`),
+      examples: Array.from({ length: 5 }, () => ({ excerpt: cjkText(2000), value: labels, reasoning: cjkText(500) })),
+    };
+    const created = await stack.api("POST", "/v1/metric/definitions", definition);
+    expect(created.status).toBe(201);
+    const read = await stack.api("GET", `/v1/metric/definitions/${created.body.data.id}`);
+    expect(read.body.data).toMatchObject({ examples: definition.examples, llmPrompt: definition.llmPrompt });
+    const updated = await stack.api("PUT", `/v1/metric/definitions/${created.body.data.id}`, {
+      description: cjkText(2000),
+    });
+    expect(updated.status).toBe(200);
+    expect(updated.body.data.version).toBe(2);
+  });
+
   it("records a value DynamoDB cannot hold (beyond 1e125, NaN, infinite, below 1e-130) as ERROR that says so", async () => {
     const [calls, [odd]] = await Promise.all([
       Promise.all([0, 1, 2, 3].map((i) => stack.api("POST", "/v1/call", sampleCall({}, i)))),

@@ -170,6 +170,32 @@ describe("LLM-judged metrics on the local engines", { timeout: 120_000 }, () => 
     expect(job.usage.outputTokens).toBeGreaterThan(recordedOutput);
   });
 
+  it("takes few-shot examples on a definition, checks their answers, and shows them to the judge", async () => {
+    const [callId] = await createCalls(stack.api, 1);
+    const examples = [{ excerpt: "CUSTOMER: I want my money back.", value: true, reasoning: "A refund is asked for." }];
+    const wrong = await stack.api("POST", "/v1/metric/definitions", {
+      ...judged("examples-wrong", "BOOLEAN", 'Was "refund" said?'),
+      examples: [{ excerpt: "CUSTOMER: Hi", value: "yes" }],
+    });
+    expect(wrong.status).toBe(400);
+    expect(JSON.stringify(wrong.body)).toMatch(/examples\.0\.value.*not a valid value/);
+
+    const [plain, taught]: any[] = await createMetrics(stack.api, [
+      judged("examples-plain", "BOOLEAN", 'Was "refund" said?'),
+      { ...judged("examples-taught", "BOOLEAN", 'Was "refund" said?'), examples },
+    ]);
+    expect(taught.examples).toEqual(examples);
+    await runJob(stack, [callId!], [plain]);
+    const job = await runJob(stack, [callId!], [taught]);
+    expect(job).toMatchObject({ status: "COMPLETED", completedItems: 1 });
+    const [value] = await jobValues(stack.api, job.id);
+    expect(value.value).toBe(true);
+    // The taught metric reads the transcript the plain one cached, and caches its examples after it.
+    const [first, second] = stack.anthropic.requests();
+    expect(second?.usage?.cache_read_input_tokens).toBe(first?.usage?.cache_creation_input_tokens);
+    expect(second?.usage?.cache_creation_input_tokens).toBeGreaterThan(0);
+  });
+
   it("survives a 429 storm: every first attempt rate-limited, job COMPLETED, nothing lost or double-counted", async () => {
     const callIds = await createCalls(stack.api, 5);
     const metrics = await createMetrics(

@@ -2,8 +2,8 @@ import { describe, expect, it } from "vitest";
 import { deltaItem } from "../../shared/analytics/deltas.ts";
 import { boundedLabelValue, labelsOf, MAX_LABEL_VALUE_CHARS, type RollupInput } from "../../shared/analytics/rollup.ts";
 import type { MetricValue } from "../../shared/schemas/job.ts";
+import { isStorableNumber } from "../../shared/schemas/metric-values.ts";
 import {
-  isStorableNumber,
   itemBytes,
   MAX_SEGMENT_EXCERPT_CHARS,
   storableValue,

@@ -10,7 +10,12 @@ import { fakeJudgment } from "../../infra/local/fake-judgments.ts";
 import { createLlmJudge, retryAfterSeconds } from "../../shared/llm/judge.ts";
 import { interpretJudgment } from "../../shared/llm/judgment.ts";
 import { estimateCostUsd } from "../../shared/llm/pricing.ts";
-import { buildJudgeRequest, metricInstructions, renderTranscript } from "../../shared/llm/prompt.ts";
+import {
+  buildGroupedJudgeRequest,
+  buildJudgeRequest,
+  metricInstructions,
+  renderTranscript,
+} from "../../shared/llm/prompt.ts";
 import { LlmCallsBlockedError, RetryableEvaluationError } from "../../shared/pipeline/evaluation-errors.ts";
 import type { Call } from "../../shared/schemas/call.ts";
 import { createMetricSchema, type MetricDefinition } from "../../shared/schemas/metric.ts";
@@ -351,6 +356,94 @@ describe("context a definition asks for", () => {
     );
     const wrong = createMetricSchema.safeParse({ ...base, include: ["tools", "properties."] });
     expect(wrong.error?.issues.map((issue) => issue.path.join("."))).toEqual(["include.0", "include.1"]);
+  });
+});
+
+describe("few-shot examples on a definition", () => {
+  const examples = [
+    {
+      excerpt: "CUSTOMER: Can I get my money back?\nAGENT: Yes, I will refund it.",
+      value: true,
+      reasoning: "The agent offers to refund the charge.",
+    },
+    { excerpt: "CUSTOMER: What is my balance?\nAGENT: It is $20.", value: false },
+  ];
+  const taught = { ...refundAsked, examples };
+  const textOf = (request: Anthropic.MessageCreateParamsNonStreaming) =>
+    ((request.messages[0]?.content ?? []) as { text: string; cache_control?: unknown }[]).map((block) => ({
+      text: block.text,
+      cached: Boolean(block.cache_control),
+    }));
+
+  it("renders them once, after the transcript and the context, in a cached block before the question", () => {
+    const blocks = textOf(
+      buildJudgeRequest({ ...taught, include: ["properties.plan"] }, call, {
+        model: "claude-sonnet-5-5",
+        maxTokens: 100,
+      }),
+    );
+    expect(blocks.map((b) => b.cached)).toEqual([true, true, true, false]);
+    const rendered = blocks[2]?.text ?? "";
+    expect(rendered).toMatch(/^<examples>/);
+    expect(rendered).toContain("Can I get my money back?");
+    expect(rendered).toContain("Expected answer: true");
+    expect(rendered).toContain("Why: The agent offers to refund the charge.");
+    expect(rendered).toContain("Expected answer: false");
+    expect(blocks.filter((b) => b.text.includes("Can I get my money back?"))).toHaveLength(1);
+    expect(blocks[3]?.text).toMatch(/^Metric: /);
+  });
+
+  it("reads them from the prompt cache when the answer is corrected", async () => {
+    fake.configure({ fault: (r) => (r.isCorrection ? undefined : "malformed") });
+    const correctionReads = async (definition: MetricDefinition) => {
+      fake.reset();
+      expect((await judge(definition, call)).captureStatus).toBe("SUCCESS");
+      const [first, correction] = fake.requests();
+      const cached = (first?.usage?.cache_creation_input_tokens ?? 0) + (first?.usage?.cache_read_input_tokens ?? 0);
+      expect(correction?.usage?.cache_read_input_tokens).toBe(cached);
+      return cached;
+    };
+    // The examples are part of what the correction reads from the cache.
+    expect(await correctionReads(taught)).toBeGreaterThan(await correctionReads(refundAsked));
+  });
+
+  it("puts each question's examples with it in a grouped request", () => {
+    const other = { ...refundAsked, id: "m2", llmPrompt: 'Was "billing" discussed?' };
+    const request = buildGroupedJudgeRequest([taught, other], call, { model: "claude-sonnet-5-5", maxTokens: 100 });
+    const question = textOf(request).at(-1)?.text ?? "";
+    expect(question.split("Can I get my money back?")).toHaveLength(2);
+    expect(question.indexOf("Can I get my money back?")).toBeLessThan(question.indexOf("[q2]"));
+  });
+
+  it("accepts examples whose answer fits the metric, and names each one that does not", () => {
+    const base = { slug: "x", name: "x", calculationType: "LLM_JUDGE", outputType: "SCALE", llmPrompt: "?" };
+    const scale = { ...base, scaleMin: 1, scaleMax: 5 };
+    expect(createMetricSchema.safeParse({ ...scale, examples: [{ excerpt: "AGENT: Hi", value: 4 }] }).success).toBe(
+      true,
+    );
+    expect(
+      createMetricSchema.safeParse({ ...scale, examples: [{ excerpt: "AGENT: Hi", value: null, reasoning: "n/a" }] })
+        .success,
+    ).toBe(true);
+    const wrong = createMetricSchema.safeParse({
+      ...scale,
+      examples: [
+        { excerpt: "AGENT: Hi", value: 9 },
+        { excerpt: "AGENT: Hi", value: "warm" },
+      ],
+    });
+    expect(wrong.error?.issues.map((issue) => issue.path.join("."))).toEqual(["examples.0.value", "examples.1.value"]);
+    const many = Array.from({ length: 6 }, () => ({ excerpt: "AGENT: Hi", value: 3 }));
+    expect(createMetricSchema.safeParse({ ...scale, examples: many }).success).toBe(false);
+    const builtIn = createMetricSchema.safeParse({
+      slug: "x",
+      name: "x",
+      calculationType: "BUILT_IN",
+      outputType: "COUNT",
+      builtIn: { kind: "TURN_COUNT" },
+      examples: [{ excerpt: "AGENT: Hi", value: 1 }],
+    });
+    expect(builtIn.error?.issues.map((issue) => issue.path.join("."))).toEqual(["examples"]);
   });
 });
 
