@@ -19,6 +19,11 @@ import { type BenchFigure, fmt, log } from "./report.ts";
 
 const METRICS = 5;
 const TRANSCRIPT_TOKENS = 3000;
+/**
+ * Share of a batch's requests that read a cached prefix: Anthropic's cache hits inside a
+ * batch are best effort (its documentation reports 30–98 % depending on traffic).
+ */
+const BATCH_CACHE_HIT_RATE = 0.5;
 
 interface ModeRun {
   judgeMode: JudgeMode;
@@ -33,7 +38,7 @@ type ModeCost = ModeRun & { ratio: number };
 
 export async function measureLlmCost(harness: PipelineHarness, calls: number) {
   const started = performance.now();
-  await harness.anthropic.configure({ latencyMs: 0 });
+  await harness.anthropic.configure({ latencyMs: 0, batchCacheHitRate: BATCH_CACHE_HIT_RATE });
   const costCalls = await seedCalls(harness.orgId, calls, TRANSCRIPT_TOKENS);
   const costMetrics = await seedMetrics(harness.orgId, "cost", METRICS);
   const model = config().judgeModel;
@@ -115,7 +120,7 @@ export async function measureLlmCost(harness: PipelineHarness, calls: number) {
       met: grouped.perThousand <= 2.5,
     },
     {
-      name: "4. LLM cost per 1,000 items, isolated, Message Batches",
+      name: `4. LLM cost per 1,000 items, isolated, Message Batches (${BATCH_CACHE_HIT_RATE * 100} % of cache hits land)`,
       measured: `$${fmt(isolatedBatch.perThousand, 2)}`,
       target: "(reported)",
       met: null,

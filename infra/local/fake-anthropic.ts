@@ -61,6 +61,12 @@ export interface FakeAnthropicOptions {
   batchProcessingMs?: number;
   /** Batches reach their 24-hour expiry unprocessed: every request ends `expired`. */
   batchesExpire?: boolean;
+  /**
+   * Share (0–1) of a batch's requests that read a cached prefix when one is there: the API's
+   * cache hits inside a batch are best effort. Which requests hit follows from their content,
+   * so a run repeats. Default 1.
+   */
+  batchCacheHitRate?: number;
 }
 
 export interface RecordedRequest extends FakeRequest {
@@ -115,6 +121,8 @@ const DEFAULTS = {
 /** About four characters per token, like English text in Claude's tokenizer. */
 export const estimateTokens = (text: string) => Math.ceil(text.length / 4);
 const hash = (text: string) => createHash("sha256").update(text).digest("hex").slice(0, 16);
+/** A hash as a number in [0, 1), for choices that must repeat from run to run. */
+const hashFraction = (hex: string) => Number.parseInt(hex.slice(0, 8), 16) / 2 ** 32;
 const blocks = (content: string | ContentBlock[]): ContentBlock[] =>
   typeof content === "string" ? [{ type: "text", text: content }] : content;
 
@@ -329,7 +337,8 @@ export async function startFakeAnthropic(initial: FakeAnthropicOptions = {}) {
       return { status: error.status, body: errorBody(chosenFault as string), headers: retryAfter };
     }
     const judgment = judgmentFor(firstTurn, chosenFault, request.isCorrection);
-    recorded.usage = usageFor(prompt, JSON.stringify(judgment));
+    const readsCache = batchId === undefined || hashFraction(request.itemHash) < (options.batchCacheHitRate ?? 1);
+    recorded.usage = usageFor(prompt, JSON.stringify(judgment), readsCache);
     const refuses = chosenFault === "refusal" && !request.isCorrection;
     return { status: 200, body: answerMessage(body, recorded.usage, judgment, refuses) };
   }
@@ -392,10 +401,10 @@ export async function startFakeAnthropic(initial: FakeAnthropicOptions = {}) {
    * the longest prefix cached (within its TTL) is read, the rest up to the last breakpoint
    * written, as the API bills several breakpoints.
    */
-  function usageFor(prompt: PromptParts, answer: string): Usage {
+  function usageFor(prompt: PromptParts, answer: string, readsCache: boolean): Usage {
     const cacheable = prompt.prefixes.filter((prefix) => estimateTokens(prefix) >= options.minCacheableTokens);
     const now = Date.now();
-    const hit = cacheable.findLast((prefix) => (cache.get(hash(prefix)) ?? 0) > now);
+    const hit = readsCache ? cacheable.findLast((prefix) => (cache.get(hash(prefix)) ?? 0) > now) : undefined;
     for (const prefix of cacheable) cache.set(hash(prefix), now + options.cacheTtlMs);
     const readTokens = hit ? estimateTokens(hit) : 0;
     const cachedThrough = cacheable.at(-1);

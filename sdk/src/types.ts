@@ -17,6 +17,7 @@ export interface Backfill {
   status: "ACTIVE" | "INACTIVE";
   webhookUrl?: string;
   judgeMode?: "isolated" | "grouped";
+  /** @default "batch" */
   llmMode?: "realtime" | "batch";
   id: string;
   nextRunAt?: string;
@@ -738,6 +739,7 @@ export interface Operations {
       status?: "ACTIVE" | "INACTIVE";
       webhookUrl?: string;
       judgeMode?: "isolated" | "grouped";
+      /** @default "batch" */
       llmMode?: "realtime" | "batch";
     };
     response: {

@@ -206,7 +206,7 @@ export async function runBackfill(
         triggeredBy: "SCHEDULE",
         webhookUrl: backfill.webhookUrl,
         judgeMode: backfill.judgeMode,
-        llmMode: backfill.llmMode ?? "batch",
+        llmMode: backfill.llmMode,
       });
     } catch (error) {
       // Started by an earlier run of this cutoff that stopped before releasing the lock.

@@ -51,7 +51,7 @@ const backfillFields = {
   webhookUrl: z.url().max(2048).optional(),
   /** The judge mode of the jobs the backfill starts. */
   judgeMode: judgeModeSchema.optional(),
-  /** How the jobs the backfill starts reach the model; unset means `batch` (half price, within a day). */
+  /** How the jobs the backfill starts reach the model; `batch` (half price, within a day) by default. */
   llmMode: llmModeSchema.optional(),
 };
 
@@ -60,6 +60,7 @@ export const createBackfillSchema = z.strictObject({
   callFilter: backfillFields.callFilter.default({}),
   onlyMissing: backfillFields.onlyMissing.default(true),
   status: backfillFields.status.default("ACTIVE"),
+  llmMode: backfillFields.llmMode.default("batch"),
 });
 export type CreateBackfillInput = z.infer<typeof createBackfillSchema>;
 

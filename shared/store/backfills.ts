@@ -11,8 +11,14 @@ import { conditionHeld, table } from "./table.ts";
 
 type Item = Record<string, unknown>;
 const storageFields = new Set(["pk", "sk", "entity", "gsi1pk", "gsi1sk", "orgId", "runningUntil"]);
-const toBackfill = (item: Item): Backfill =>
-  Object.fromEntries(Object.entries(item).filter(([k]) => !storageFields.has(k))) as never;
+const toBackfill = (item: Item): Backfill => {
+  const backfill = Object.fromEntries(
+    Object.entries(item).filter(([k]) => !storageFields.has(k)),
+  ) as unknown as Backfill;
+  // Backfills stored before LLM modes existed run their jobs in batch mode, the default.
+  backfill.llmMode ??= "batch";
+  return backfill;
+};
 
 async function validated(orgId: string, input: CreateBackfillInput): Promise<CreateBackfillInput> {
   if (input.webhookUrl) await assertWebhookUrl(input.webhookUrl);

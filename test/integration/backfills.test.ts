@@ -75,6 +75,8 @@ describe("scheduled backfills", () => {
       callFilter: { agentId: "bf-agent" },
       judgeMode: "grouped",
     });
+    // Backfills wait for results anyway: they default to the Message Batches API at half price.
+    expect(created.llmMode).toBe("batch");
     // 3 calls × 2 metrics − 2 existing = 4 missing: under the cap of 5.
     const first = await run(created.id);
     expect(first.status).toBe(201);
@@ -84,6 +86,7 @@ describe("scheduled backfills", () => {
       status: "COMPLETED",
       triggeredBy: "SCHEDULE",
       judgeMode: "grouped",
+      llmMode: "batch",
       totalItems: 4,
       metadata: { backfillId: created.id },
     });

@@ -33,7 +33,7 @@ beforeAll(async () => {
 afterAll(() => fake?.stop());
 beforeEach(() => {
   fake.reset();
-  fake.configure({ fault: undefined, batchProcessingMs: 0, batchesExpire: false });
+  fake.configure({ fault: undefined, batchProcessingMs: 0, batchesExpire: false, batchCacheHitRate: undefined });
 });
 
 describe("fake Message Batches API", () => {
@@ -108,6 +108,29 @@ describe("fake Message Batches API", () => {
     expect((await resultsOf(batch.id)).map((l) => l.result.type)).toEqual(["canceled"]);
     expect(fake.requests()).toHaveLength(0);
     await expect(client.messages.batches.retrieve("msgbatch_missing")).rejects.toMatchObject({ status: 404 });
+  });
+});
+
+describe("prompt cache inside a batch", () => {
+  /** Cache reads of a batch of `count` questions on one call, at the given hit rate. */
+  async function cacheReads(batchCacheHitRate: number | undefined, count: number) {
+    fake.reset();
+    fake.configure({ batchCacheHitRate });
+    const requests = Array.from({ length: count }, (_, i) => request(`r${i}`, `Was "word${i}" said?`));
+    const created = await client.messages.batches.create({ requests });
+    await client.messages.batches.retrieve(created.id);
+    return fake.requests().filter((r) => (r.usage?.cache_read_input_tokens ?? 0) > 0).length;
+  }
+
+  it("is best effort: a configured share of the requests that could read the cache does", async () => {
+    // 40 questions on one call: the first writes the transcript, 39 could read it.
+    expect(await cacheReads(undefined, 40)).toBe(39);
+    expect(await cacheReads(0, 40)).toBe(0);
+    const half = await cacheReads(0.5, 40);
+    expect(half).toBeGreaterThan(10);
+    expect(half).toBeLessThan(30);
+    // Deterministic: the same requests hit the same way each time.
+    expect(await cacheReads(0.5, 40)).toBe(half);
   });
 });
 
