@@ -7,6 +7,14 @@ import { type QueueName, queueDeclarations } from "./table.ts";
 
 const optionalUrl = z.url().optional();
 
+type QueueUrlKey = `${QueueName}QueueUrl`;
+/** The setting that holds a queue's URL (WORK_QUEUE_URL, …). */
+const queueUrlKey = (queue: QueueName): QueueUrlKey => `${queue}QueueUrl`;
+/** One URL setting per declared queue, so a new queue needs nothing here. */
+const queueUrlFields = Object.fromEntries(
+  (Object.keys(queueDeclarations) as QueueName[]).map((queue) => [queueUrlKey(queue), z.string().optional()]),
+) as Record<QueueUrlKey, z.ZodOptional<z.ZodString>>;
+
 /** The model of LLM_JUDGE definitions that name none, unless JUDGE_MODEL (or the CDK app's judgeModel) says otherwise. */
 export const DEFAULT_JUDGE_MODEL = "claude-sonnet-5-5";
 
@@ -16,10 +24,7 @@ const configSchema = z.object({
   /** Set only locally (DynamoDB Local / fauxqs); unset in AWS. */
   dynamodbEndpoint: optionalUrl,
   sqsEndpoint: optionalUrl,
-  workQueueUrl: z.string().optional(),
-  dispatchQueueUrl: z.string().optional(),
-  webhookQueueUrl: z.string().optional(),
-  batchQueueUrl: z.string().optional(),
+  ...queueUrlFields,
   /** Receives after which the evaluator records ERROR instead of retrying (mirrors the redrive policy). */
   workMaxReceiveCount: z.coerce.number().int().min(1).default(queueDeclarations.work.maxReceiveCount),
   /** Base and cap of the jittered exponential backoff for retried items. */
@@ -119,19 +124,11 @@ export const envFor = (settings: { [K in keyof Config]?: string | number | boole
     ),
   );
 
-/** The setting that holds each queue's URL. */
-const queueUrlKeys = {
-  work: "workQueueUrl",
-  dispatch: "dispatchQueueUrl",
-  webhook: "webhookQueueUrl",
-  batch: "batchQueueUrl",
-} as const satisfies Record<QueueName, keyof Config>;
-
 /** The env var that carries a queue's URL; the CDK stack sets it next to the grant. */
-export const queueUrlEnvVar = (queue: QueueName): string => envVarOf(queueUrlKeys[queue]);
+export const queueUrlEnvVar = (queue: QueueName): string => envVarOf(queueUrlKey(queue));
 
 export function requireQueueUrl(name: QueueName): string {
-  const url = config()[queueUrlKeys[name]];
+  const url = config()[queueUrlKey(name)];
   if (!url) throw new Error(`${queueUrlEnvVar(name)} is not set: this function has no access to the ${name} queue`);
   return url;
 }
