@@ -97,6 +97,19 @@ const api = (method: HttpMethod, path: string, name: string, access: Access = { 
 });
 
 /** The web console's files, two routes (the page and its assets) on one handler. */
+/** The consumer of a queue's dead letters: records each item as ERROR, so its job still finishes. */
+const deadLetterRecorder = (id: string, queue: QueueName): QueueConsumerEntry => ({
+  id,
+  entry: "functions/workers/dead-letter-recorder.ts",
+  queue,
+  deadLetters: true,
+  access: { table: "readWrite" },
+  batchSize: 10,
+  maxBatchingWindowSeconds: 0,
+  maxConcurrency: 2,
+  timeoutSeconds: 60,
+});
+
 const consoleRoute = {
   ...api("GET", "/console", "get-console", {}),
   public: true,
@@ -148,18 +161,8 @@ export const wiring: Wiring = {
       // Items run one at a time (one LLM call in flight per invocation); twenty judgments take ~2 min.
       timeoutSeconds: 300,
     },
-    {
-      // Records items whose every delivery crashed as ERROR, so their jobs still finish.
-      id: "dead-letter-recorder",
-      entry: "functions/workers/dead-letter-recorder.ts",
-      queue: "work",
-      deadLetters: true,
-      access: { table: "readWrite" },
-      batchSize: 10,
-      maxBatchingWindowSeconds: 0,
-      maxConcurrency: 2,
-      timeoutSeconds: 60,
-    },
+    // Records items whose every delivery crashed as ERROR, so their jobs still finish.
+    deadLetterRecorder("dead-letter-recorder", "work"),
     {
       // Gathers batch-mode items into Message Batches: large batches make few, large provider batches.
       id: "batch-submitter",
@@ -172,18 +175,8 @@ export const wiring: Wiring = {
       timeoutSeconds: 120,
       memoryMb: 1024,
     },
-    {
-      // Items whose every submission attempt crashed: recorded as ERROR, like the work queue's.
-      id: "batch-dead-letter-recorder",
-      entry: "functions/workers/dead-letter-recorder.ts",
-      queue: "batch",
-      deadLetters: true,
-      access: { table: "readWrite" },
-      batchSize: 10,
-      maxBatchingWindowSeconds: 0,
-      maxConcurrency: 2,
-      timeoutSeconds: 60,
-    },
+    // Items whose every submission attempt crashed: recorded as ERROR, like the work queue's.
+    deadLetterRecorder("batch-dead-letter-recorder", "batch"),
     {
       id: "webhook-sender",
       entry: "functions/workers/webhook-sender.ts",
