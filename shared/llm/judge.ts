@@ -257,46 +257,21 @@ export function createLlmJudge(deps: JudgeDeps) {
       usage = addUsage(usage, more);
     };
     try {
-      return await judgeWithCorrection(definition, call, { request, model, send, onUsage, usage: () => usage });
+      const first = await send(request, onUsage);
+      if ("refused" in first) return priced(refusedOutcome(first.refused), model, usage);
+      const result = interpret(definition, call, first);
+      if (result.ok) return priced(result.judgment, model, usage);
+      const second = await send({ ...request, messages: correctionMessages(request, first, result.problem) }, onUsage);
+      if ("refused" in second) return priced(refusedOutcome(second.refused), model, usage);
+      const corrected = interpret(definition, call, second);
+      if (corrected.ok) return priced(corrected.judgment, model, usage);
+      const problems = `first: ${result.problem}; then: ${corrected.problem}`;
+      return priced(refusedOutcome(`The model's answer was invalid twice (${problems})`), model, usage);
     } catch (error) {
       // A failure after an answer was billed (the corrective retry rate-limited): the job still pays for it.
       throw withBilledUsage(error, billedSoFar(model, usage));
     }
   };
-}
-
-interface Asking {
-  request: Anthropic.MessageCreateParamsNonStreaming;
-  model: string;
-  send: ReturnType<typeof messageSender>;
-  onUsage: (usage: TokenUsage) => void;
-  /** Usage billed so far, every attempt included. */
-  usage: () => TokenUsage;
-}
-
-/** Asks once, and once more with a correction when the answer is invalid. */
-async function judgeWithCorrection(
-  definition: MetricDefinition,
-  call: Call,
-  { request, model, send, onUsage, usage }: Asking,
-): Promise<EvaluationOutcome> {
-  const first = await send(request, onUsage);
-  if ("refused" in first) return priced(refusedOutcome(first.refused), model, usage());
-  let result = interpret(definition, call, first);
-  if (!result.ok) {
-    const second = await send({ ...request, messages: correctionMessages(request, first, result.problem) }, onUsage);
-    if ("refused" in second) return priced(refusedOutcome(second.refused), model, usage());
-    const firstProblem = result.problem;
-    result = interpret(definition, call, second);
-    if (!result.ok) {
-      return priced(
-        refusedOutcome(`The model's answer was invalid twice (first: ${firstProblem}; then: ${result.problem})`),
-        model,
-        usage(),
-      );
-    }
-  }
-  return priced(result.judgment, model, usage());
 }
 
 /** `usage` split into `parts` integer shares that add up to it exactly (the remainder to the first shares). */
