@@ -23,8 +23,13 @@ export function settingsFromContext(app: App): ServiceSettings {
   if (!Number.isInteger(concurrency) || concurrency < 2 || concurrency > 1000) {
     throw new Error("llmMaxConcurrency must be an integer from 2 to 1000 (Lambda's SQS maximum concurrency)");
   }
+  const spendAlarm = Number(context("llmSpendAlarmUsdPerHour") ?? defaultSettings.llmSpendAlarmUsdPerHour);
+  if (!Number.isFinite(spendAlarm) || spendAlarm <= 0) {
+    throw new Error("llmSpendAlarmUsdPerHour must be a positive number of USD");
+  }
   return {
     ...defaultSettings,
+    llmSpendAlarmUsdPerHour: spendAlarm,
     stageName: context("stageName") ?? defaultSettings.stageName,
     judgeModel: context("judgeModel") ?? defaultSettings.judgeModel,
     llmMaxConcurrency: concurrency,

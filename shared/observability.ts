@@ -52,6 +52,11 @@ export function publishEvaluationMetrics(values: MetricValue[]): void {
     MetricUnit.Count,
     sum((v) => v.usage?.thinkingTokens),
   );
+  m.addMetric(
+    LLM_SPEND_METRIC,
+    MetricUnit.NoUnit,
+    sum((v) => v.estimatedCostUsd),
+  );
   m.publishStoredMetrics();
 }
 
@@ -60,7 +65,20 @@ export const ALARMED_COUNTS = {
   deadLetteredItems: "DeadLetteredItems",
   malformedWorkMessages: "MalformedWorkMessages",
   jobsRepaired: "JobsRepaired",
+  /** Model requests answered 429 or 529: the account's rate limits bind. */
+  llmRateLimited: "LlmRateLimited",
 } as const;
+
+/** The estimated LLM spend in USD: recorded values' cost and billed answers no value carries (alarmed per hour). */
+export const LLM_SPEND_METRIC = "EstimatedCostUsd";
+
+/** Spend of billed answers no recorded value carries (publishEvaluationMetrics counts the values'). */
+export function publishUnrecordedSpend(costUsd: number): void {
+  if (costUsd === 0) return;
+  const m = instance();
+  m.addMetric(LLM_SPEND_METRIC, MetricUnit.NoUnit, costUsd);
+  m.publishStoredMetrics();
+}
 
 /** Counts of pipeline events an alarm watches (dead-lettered items, malformed messages, repairs). */
 export function publishCount(name: string, count: number): void {

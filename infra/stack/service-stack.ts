@@ -18,6 +18,8 @@ import {
   ComparisonOperator,
   Dashboard,
   GraphWidget,
+  type IMetric,
+  MathExpression,
   Metric,
   TreatMissingData,
 } from "aws-cdk-lib/aws-cloudwatch";
@@ -35,7 +37,7 @@ import { EmailSubscription } from "aws-cdk-lib/aws-sns-subscriptions";
 import { Queue, QueueEncryption } from "aws-cdk-lib/aws-sqs";
 import type { Construct } from "constructs";
 import { DEFAULT_JUDGE_MODEL, envFor, queueUrlEnvVar } from "../../shared/config.ts";
-import { ALARMED_COUNTS, METRICS_NAMESPACE, SERVICE_NAME } from "../../shared/observability.ts";
+import { ALARMED_COUNTS, LLM_SPEND_METRIC, METRICS_NAMESPACE, SERVICE_NAME } from "../../shared/observability.ts";
 import { type QueueName, queueDeclarations, tableDeclaration } from "../../shared/table.ts";
 import {
   DEFAULT_LLM_MAX_CONCURRENCY,
@@ -59,6 +61,8 @@ export interface ServiceSettings {
   /** Import an existing secret by name instead of creating an empty one. */
   anthropicSecretName?: string;
   alarmEmail?: string;
+  /** The estimated LLM spend per hour above which an alarm fires. */
+  llmSpendAlarmUsdPerHour: number;
   throttlingRateLimit: number;
   throttlingBurstLimit: number;
 }
@@ -104,14 +108,18 @@ export class ServiceStack extends Stack {
       LOG_LEVEL: "INFO",
       ...envFor({ judgeModel: settings.judgeModel, workMaxReceiveCount: queueDeclarations.work.maxReceiveCount }),
     };
-    const make = (entry: FunctionEntry) =>
-      new ServiceFunction(this, entry.id, {
+    const functions: ServiceFunction[] = [];
+    const make = (entry: FunctionEntry) => {
+      const fn = new ServiceFunction(this, entry.id, {
         entry,
         environment,
         projectRoot,
         logRetention: settings.logRetentionDays,
         logRemovalPolicy: retain,
       }).grant(entry.access, resources);
+      functions.push(fn);
+      return fn;
+    };
 
     const { api, stage } = this.createApi(wiring, settings, retain, make);
     const streamFailures = new Queue(this, "stream-failures", {
@@ -124,11 +132,22 @@ export class ServiceStack extends Stack {
       ...this.addStreamConsumers(wiring, table, streamFailures, make),
       ...this.addSchedules(wiring, make),
     };
-    this.addAlarms(settings, { deadLetterQueues, streamFailures, queues }, consumers, wiring, api);
+    const alarmTopic = new Topic(this, "Alarms", { enforceSSL: true });
+    if (settings.alarmEmail) alarmTopic.addSubscription(new EmailSubscription(settings.alarmEmail));
+    this.addAlarms(
+      alarmTopic,
+      settings,
+      { deadLetterQueues, streamFailures, queues },
+      { table, api, functions },
+      wiring,
+    );
+    this.addDashboard(queues, consumers);
 
     new CfnOutput(this, "ApiUrl", { value: stage.url });
     new CfnOutput(this, "TableName", { value: table.tableName });
     new CfnOutput(this, "AnthropicSecretArn", { value: anthropicSecret.secretArn });
+    // Every alarm notifies this topic: subscribe a pager, chat or email to it.
+    new CfnOutput(this, "AlarmTopicArn", { value: alarmTopic.topicArn });
     // Read by `npm run replay-stream-failures` (docs/operations.md).
     new CfnOutput(this, "StreamFailuresQueueUrl", { value: streamFailures.queueUrl });
   }
@@ -322,16 +341,14 @@ export class ServiceStack extends Stack {
   }
 
   private addAlarms(
+    topic: Topic,
     settings: ServiceSettings,
     queueSet: QueueSet & { streamFailures: Queue },
-    consumers: Record<string, ServiceFunction>,
+    { table, api, functions }: { table: Table; api: HttpApi; functions: ServiceFunction[] },
     wiring: Wiring,
-    api: HttpApi,
   ) {
     const { queues, deadLetterQueues, streamFailures } = queueSet;
-    const alarmTopic = settings.alarmEmail ? new Topic(this, "Alarms", { enforceSSL: true }) : undefined;
-    if (alarmTopic && settings.alarmEmail) alarmTopic.addSubscription(new EmailSubscription(settings.alarmEmail));
-    const alarm = (id: string, metric: Metric, threshold: number, description: string) => {
+    const alarm = (id: string, metric: IMetric, threshold: number, description: string) => {
       const created = new Alarm(this, id, {
         metric,
         threshold,
@@ -340,9 +357,46 @@ export class ServiceStack extends Stack {
         treatMissingData: TreatMissingData.NOT_BREACHING,
         alarmDescription: description,
       });
-      if (alarmTopic) created.addAlarmAction(new SnsAction(alarmTopic));
+      created.addAlarmAction(new SnsAction(topic));
       return created;
     };
+    const fiveMinutes = { period: Duration.minutes(5), statistic: "Sum" };
+    // An alarm per function would pass CloudFormation's 500 resources per stack: the
+    // functions are alarmed in groups, each alarm on the sum over its group.
+    for (let start = 0; start < functions.length; start += FUNCTIONS_PER_ALARM) {
+      const group = functions.slice(start, start + FUNCTIONS_PER_ALARM);
+      const names = group.map((fn) => fn.node.id).join(", ");
+      const summed = (label: string, metricOf: (fn: ServiceFunction) => IMetric) =>
+        new MathExpression({
+          expression: group.map((_, i) => `m${i}`).join(" + "),
+          usingMetrics: Object.fromEntries(group.map((fn, i) => [`m${i}`, metricOf(fn)])),
+          label,
+          period: fiveMinutes.period,
+        });
+      const n = start / FUNCTIONS_PER_ALARM + 1;
+      alarm(
+        `function-errors-${n}`,
+        summed("Errors", (fn) => fn.fn.metricErrors(fiveMinutes)),
+        0,
+        `Invocations failed in one of: ${names}`,
+      );
+      alarm(
+        `function-throttles-${n}`,
+        summed("Throttles", (fn) => fn.fn.metricThrottles(fiveMinutes)),
+        0,
+        `Invocations were throttled in one of: ${names}`,
+      );
+    }
+    for (const [name, queue] of Object.entries(queues) as [QueueName, Queue][]) {
+      // Retention expiry deletes a message without dead-lettering it: alarm at half the retention.
+      const halfRetention = queueDeclarations[name].retentionSeconds / 2;
+      alarm(
+        `${name}-oldest-message-age`,
+        queue.metricApproximateAgeOfOldestMessage({ period: Duration.minutes(5), statistic: "Maximum" }),
+        halfRetention,
+        `A message has waited on the ${name} queue for half its retention; at full retention it is deleted unprocessed`,
+      );
+    }
     for (const [name, dlq] of [...Object.entries(deadLetterQueues), ["stream-failures", streamFailures] as const]) {
       alarm(
         `${name}-dlq-depth`,
@@ -351,17 +405,8 @@ export class ServiceStack extends Stack {
         `Messages in the ${name} dead-letter queue: items could not be processed`,
       );
     }
-    const evaluator = consumers.evaluator?.fn;
-    if (evaluator) {
-      alarm(
-        "evaluator-errors",
-        evaluator.metricErrors({ period: Duration.minutes(5) }),
-        0,
-        "Evaluator invocations failed",
-      );
-    }
     for (const consumer of wiring.streamConsumers) {
-      const fn = consumers[consumer.id]?.fn;
+      const fn = functions.find((f) => f.node.id === consumer.id)?.fn;
       if (!fn) continue;
       alarm(
         `${consumer.id}-iterator-age`,
@@ -370,46 +415,63 @@ export class ServiceStack extends Stack {
         `${consumer.id} is more than a minute behind the table's stream`,
       );
     }
+    alarm("api-5xx", api.metricServerError(fiveMinutes), 0, "The API answered with 5xx errors");
+    for (const event of ["ReadThrottleEvents", "WriteThrottleEvents"]) {
+      alarm(`table-${event}`, table.metric(event, fiveMinutes), 0, `DynamoDB throttled the table (${event})`);
+    }
     alarm(
-      "api-5xx",
-      api.metricServerError({ period: Duration.minutes(5), statistic: "Sum" }),
+      "scheduler-target-errors",
+      new Metric({
+        namespace: "AWS/Scheduler",
+        metricName: "TargetErrorCount",
+        dimensionsMap: { ScheduleGroup: "default" },
+        ...fiveMinutes,
+      }),
       0,
-      "The API answered with 5xx errors",
+      "EventBridge Scheduler could not invoke a scheduled function (backfills, reconciler, sweeper, collector)",
     );
 
-    const business = (metricName: string) =>
-      new Metric({
-        namespace: METRICS_NAMESPACE,
-        metricName,
-        dimensionsMap: { service: SERVICE_NAME },
-        statistic: "Sum",
-        period: Duration.minutes(5),
-      });
     // The dead-letter recorder empties the work DLQ at once: its own counts carry the alarm.
     alarm(
       "dead-lettered-items",
-      business(ALARMED_COUNTS.deadLetteredItems),
+      businessMetric(ALARMED_COUNTS.deadLetteredItems),
       0,
       "Work items were dead-lettered (every delivery crashed) and recorded as ERROR",
     );
     alarm(
       "malformed-work-messages",
-      business(ALARMED_COUNTS.malformedWorkMessages),
+      businessMetric(ALARMED_COUNTS.malformedWorkMessages),
       0,
       "Malformed messages reached the work dead-letter queue and were dropped",
     );
     alarm(
       "reconciler-repairs",
-      business(ALARMED_COUNTS.jobsRepaired),
+      businessMetric(ALARMED_COUNTS.jobsRepaired),
       0,
       "The job reconciler repaired stalled jobs: a dispatch, work item or stream record was lost (see docs/operations.md)",
     );
+    alarm(
+      "llm-spend",
+      businessMetric(LLM_SPEND_METRIC, Duration.hours(1)),
+      settings.llmSpendAlarmUsdPerHour,
+      `Estimated LLM spend passed $${settings.llmSpendAlarmUsdPerHour} in an hour`,
+    );
+    alarm(
+      "llm-rate-limited",
+      businessMetric(ALARMED_COUNTS.llmRateLimited),
+      100,
+      "Anthropic answered more than 100 requests in 5 minutes with 429/529: the account's rate limits bind",
+    );
+  }
+
+  private addDashboard(queues: Record<QueueName, Queue>, consumers: Record<string, ServiceFunction>) {
+    const evaluator = consumers.evaluator?.fn;
     new Dashboard(this, "Dashboard", {
       widgets: [
         [
           new GraphWidget({
             title: "Items evaluated / failed",
-            left: [business("ItemsEvaluated"), business("ItemsFailed")],
+            left: [businessMetric("ItemsEvaluated"), businessMetric("ItemsFailed")],
           }),
           new GraphWidget({
             title: "Work queue depth",
@@ -423,11 +485,16 @@ export class ServiceStack extends Stack {
           new GraphWidget({
             title: "LLM tokens",
             left: [
-              business("InputTokens"),
-              business("OutputTokens"),
-              business("CacheReadTokens"),
-              business("CacheCreationTokens"),
+              businessMetric("InputTokens"),
+              businessMetric("OutputTokens"),
+              businessMetric("CacheReadTokens"),
+              businessMetric("CacheCreationTokens"),
             ],
+          }),
+          new GraphWidget({
+            title: "LLM spend (USD) / rate-limited requests",
+            left: [businessMetric(LLM_SPEND_METRIC)],
+            right: [businessMetric(ALARMED_COUNTS.llmRateLimited)],
           }),
           new GraphWidget({
             title: "Evaluator invocations / errors",
@@ -439,6 +506,19 @@ export class ServiceStack extends Stack {
   }
 }
 
+/** CloudWatch takes at most 10 metrics in an alarm's math expression. */
+const FUNCTIONS_PER_ALARM = 10;
+
+/** One of the service's own metrics (shared/observability.ts), summed per period. */
+const businessMetric = (metricName: string, period = Duration.minutes(5)) =>
+  new Metric({
+    namespace: METRICS_NAMESPACE,
+    metricName,
+    dimensionsMap: { service: SERVICE_NAME },
+    statistic: "Sum",
+    period,
+  });
+
 export const defaultSettings: ServiceSettings = {
   /** `$default` serves the API at the root: https://…/v1/call. */
   stageName: "$default",
@@ -448,4 +528,5 @@ export const defaultSettings: ServiceSettings = {
   deletionProtection: true,
   throttlingRateLimit: 100,
   throttlingBurstLimit: 200,
+  llmSpendAlarmUsdPerHour: 50,
 };

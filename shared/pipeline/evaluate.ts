@@ -17,7 +17,7 @@ import { config, requireQueueUrl } from "../config.ts";
 import type { QueueMessage, Redeliver } from "../consumers.ts";
 import { keys } from "../keys.ts";
 import { logger } from "../logger.ts";
-import { publishEvaluationMetrics } from "../observability.ts";
+import { ALARMED_COUNTS, publishCount, publishEvaluationMetrics, publishUnrecordedSpend } from "../observability.ts";
 import type { Call } from "../schemas/call.ts";
 import type { JudgeMode, LlmMode, WorkItem } from "../schemas/job.ts";
 import type { MetricDefinition } from "../schemas/metric.ts";
@@ -284,6 +284,8 @@ interface BatchRun {
   forwards: ParsedRecord[];
   /** Billed answers no value carries, to add to their jobs' usage. */
   billed: { item: WorkItem; attempt: BilledAttempt }[];
+  /** Items the provider's rate limits sent back (429/529). */
+  rateLimited: number;
   /** A failed attempt: the item runs again later, or, its attempts spent, records ERROR. */
   fail(entry: ParsedRecord, error: unknown, job?: JobState): void;
   /** Keeps what a failed evaluation had been billed for, under the delivery of `entry`. */
@@ -305,7 +307,9 @@ export async function processWorkBatch(messages: QueueMessage<WorkItem>[], deps:
     retries: [],
     forwards: [],
     billed: [],
+    rateLimited: 0,
     fail(entry, error, job) {
+      if (error instanceof RetryableEvaluationError && error.throttled) this.rateLimited++;
       const next = afterFailure(entry, error);
       if ("retry" in next) this.retries.push(next.retry);
       else this.recorder.add(resultOf(entry, next.outcome, job));
@@ -326,6 +330,7 @@ export async function processWorkBatch(messages: QueueMessage<WorkItem>[], deps:
 
   const { outcomes, results } = await run.recorder.settled();
   publishEvaluationMetrics(results.filter((r) => outcomes.get(r.messageId) === "recorded").map((r) => r.value));
+  publishCount(ALARMED_COUNTS.llmRateLimited, run.rateLimited);
   await addUnrecordedUsage(parsed, results, outcomes, run, deps).catch((error) =>
     // The items' own outcomes stand; only the job's bill misses these answers.
     logger.error("Could not add billed attempts to the jobs' usage", { error: error as Error }),
@@ -378,6 +383,7 @@ async function addUnrecordedUsage(
     byJob.set(jobKey(item), job);
   }
   for (const { orgId, jobId, attempts } of byJob.values()) await deps.addBilledAttempts(orgId, jobId, attempts);
+  publishUnrecordedSpend(billed.reduce((sum, { attempt }) => sum + (attempt.estimatedCostUsd ?? 0), 0));
 }
 
 /** An item to evaluate, with its job. */

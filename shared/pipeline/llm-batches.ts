@@ -19,6 +19,7 @@ import { keys } from "../keys.ts";
 import { anthropicClient } from "../llm/client.ts";
 import { interpretBatchAnswer, judgeRequestFor } from "../llm/judge.ts";
 import { logger } from "../logger.ts";
+import { ALARMED_COUNTS, publishCount, publishEvaluationMetrics, publishUnrecordedSpend } from "../observability.ts";
 import type { Call } from "../schemas/call.ts";
 import type { JudgeMode, WorkItem } from "../schemas/job.ts";
 import type { MetricDefinition } from "../schemas/metric.ts";
@@ -322,6 +323,7 @@ async function refused(s: LlmSubmission, error: InstanceType<typeof Anthropic.AP
     await deps.blockLlmCalls(s.orgId, s.jobId, message).catch(() => undefined);
     await recordAll(errorResults(s, s.units, message), deps);
   } else if (status === 429 || status === 529) {
+    publishCount(ALARMED_COUNTS.llmRateLimited, 1);
     // Throttled: the items wait and come back without spending an attempt.
     await deps.resend(itemsOf(s), retryDelaySeconds(1));
   } else {
@@ -500,16 +502,19 @@ async function recordChunk(
   const verdicts = lines.map((line) => readLine(s, line, sources, job));
   const results = verdicts.flatMap((v) => v.results);
   const outcomes = await recordAll(results, deps);
+  publishEvaluationMetrics(results.filter((r) => outcomes.get(r.messageId) === "recorded").map((r) => r.value));
   // Results of a job that ended meanwhile were billed too (failed writes are read again instead).
   const unrecorded = await unrecordedBilled(results, outcomes, { failedWrites: false });
-  await deps.addBilledAttempts(s.orgId, s.jobId, [
+  const billed: BilledAttempt[] = [
     ...verdicts.flatMap((v) => v.billed),
     ...unrecorded.map(({ messageId, value }) => ({
       attemptId: messageId,
       usage: value.usage,
       estimatedCostUsd: value.estimatedCostUsd,
     })),
-  ]);
+  ];
+  await deps.addBilledAttempts(s.orgId, s.jobId, billed);
+  publishUnrecordedSpend(billed.reduce((sum, attempt) => sum + (attempt.estimatedCostUsd ?? 0), 0));
   // A stopped job's items need nothing more (a canceled job's batch ends `canceled`).
   if (!running(job)) return;
   const byReason = Map.groupBy(

@@ -243,22 +243,60 @@ describe("the CDK app", () => {
     expect(functionOf("api-get-call").Properties.Environment.Variables.ANTHROPIC_API_KEY_SECRET_ID).toBeUndefined();
   });
 
-  it("alarms on dead letters, evaluator errors, finalizer iterator age, API 5xx and reconciler repairs, and has a dashboard", () => {
+  it("alarms on every function's errors and throttles, queue age, dead letters, stream lag, table and scheduler failures, repairs and LLM spend and rate limits, and has a dashboard", () => {
     const alarms = ofType("AWS::CloudWatch::Alarm").map(([, r]) => r.Properties);
     const byMetric = (name: string) => alarms.filter((a) => a.MetricName === name);
+    const functions = ofType("AWS::Lambda::Function").filter(([id]) => !id.startsWith("LogRetention")).length;
     expect(byMetric("ApproximateNumberOfMessagesVisible")).toHaveLength(Object.keys(queueDeclarations).length + 1);
-    expect(byMetric("Errors")).toHaveLength(1);
+    // Retention expiry deletes a message without dead-lettering it: the oldest message's age alarms first.
+    const ageAlarms = byMetric("ApproximateAgeOfOldestMessage");
+    expect(ageAlarms).toHaveLength(Object.keys(queueDeclarations).length);
+    for (const [name, queue] of Object.entries(queueDeclarations)) {
+      const age = ageAlarms.find((a) => JSON.stringify(a.Dimensions).includes(`${name}queue`));
+      expect(age?.Threshold, name).toBeLessThan(queue.retentionSeconds);
+    }
+    // Every function's errors and throttles, summed in groups (CloudFormation's 500 resources per stack).
+    const alarmedFunctions = (metricName: string) =>
+      alarms
+        .flatMap((a) => (a.Metrics ?? []) as { MetricStat?: { Metric: { MetricName: string; Dimensions: unknown } } }[])
+        .filter((m) => m.MetricStat?.Metric.MetricName === metricName)
+        .map((m) => JSON.stringify(m.MetricStat?.Metric.Dimensions));
+    for (const metricName of ["Errors", "Throttles"]) {
+      expect(new Set(alarmedFunctions(metricName)).size, metricName).toBe(functions);
+    }
     expect(byMetric("IteratorAge")).toHaveLength(wiring.streamConsumers.length);
     expect(byMetric("5xx")).toHaveLength(1);
+    expect(byMetric("ReadThrottleEvents")).toHaveLength(1);
+    expect(byMetric("WriteThrottleEvents")).toHaveLength(1);
+    expect(byMetric("TargetErrorCount")).toHaveLength(1);
     // The dead-letter recorder empties the work DLQ: its counts of what it found there alarm.
     expect(byMetric("DeadLetteredItems")).toHaveLength(1);
     expect(byMetric("MalformedWorkMessages")).toHaveLength(1);
     expect(byMetric("JobsRepaired")).toHaveLength(1);
-    for (const alarm of alarms) expect(alarm.AlarmActions).toHaveLength(1);
+    expect(byMetric("EstimatedCostUsd")).toHaveLength(1);
+    expect(byMetric("LlmRateLimited")).toHaveLength(1);
+    const topic = ofType("AWS::SNS::Topic")[0]?.[0];
+    for (const alarm of alarms) expect(alarm.AlarmActions).toEqual([{ Ref: topic }]);
     const dashboard = JSON.stringify(ofType("AWS::CloudWatch::Dashboard")[0]?.[1].Properties.DashboardBody);
-    for (const metric of ["InputTokens", "OutputTokens", "CacheReadTokens", "ItemsEvaluated"]) {
+    for (const metric of ["InputTokens", "OutputTokens", "CacheReadTokens", "ItemsEvaluated", "EstimatedCostUsd"]) {
       expect(dashboard).toContain(metric);
     }
+  });
+
+  it("always creates the alarm topic, names it in an output, and subscribes alarmEmail only when given", () => {
+    expect(ofType("AWS::SNS::Subscription").map(([, r]) => r.Properties)).toEqual([
+      expect.objectContaining({ Protocol: "email", Endpoint: "ops@example.com" }),
+    ]);
+    const bare = Template.fromStack(buildApp(new App({ context: noBundling })).stack).toJSON();
+    const bareOfType = (type: string) =>
+      Object.entries(bare.Resources as Record<string, Resource>).filter(([, r]) => r.Type === type);
+    const [topic] = bareOfType("AWS::SNS::Topic");
+    expect(topic).toBeDefined();
+    expect(bareOfType("AWS::SNS::Subscription")).toHaveLength(0);
+    for (const [, alarm] of bareOfType("AWS::CloudWatch::Alarm")) {
+      expect(alarm.Properties.AlarmActions).toEqual([{ Ref: topic?.[0] }]);
+    }
+    expect(Object.values(bare.Outputs ?? {})).toContainEqual(expect.objectContaining({ Value: { Ref: topic?.[0] } }));
   });
 
   it("passes cdk-nag's AwsSolutions checks; every acknowledged finding has a reason", () => {
