@@ -4,6 +4,7 @@
  * consumers. The caller creates the table and queues and sets the functions' environment
  * (TABLE_NAME, queue URLs, endpoints, credentials) before calling startLocalRuntime.
  */
+import { Agent } from "node:http";
 import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { DynamoDBStreamsClient } from "@aws-sdk/client-dynamodb-streams";
 import { SQSClient } from "@aws-sdk/client-sqs";
@@ -100,7 +101,14 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
   const resolveHandler = createHandlerResolver(options.handlerOverrides);
   const invoke = (entry: FunctionEntry, event: unknown) => invokeHandler(resolveHandler, entry, event, region);
 
-  const sqs = new SQSClient({ region, endpoint: options.sqsEndpoint, credentials });
+  // Each Lambda poller has its own connection: a shared client's default cap of 50 sockets
+  // would make a consumer's receives wait behind another's idle 20-second long polls.
+  const sqs = new SQSClient({
+    region,
+    endpoint: options.sqsEndpoint,
+    credentials,
+    requestHandler: { httpAgent: new Agent({ keepAlive: true, maxSockets: Number.POSITIVE_INFINITY }) },
+  });
   const dynamodb = new DynamoDBClient({ region, endpoint: options.dynamodbEndpoint, credentials });
   const streams = new DynamoDBStreamsClient({ region, endpoint: options.dynamodbEndpoint, credentials });
   for (const client of [sqs, dynamodb, streams]) options.instrumentClient?.(client);

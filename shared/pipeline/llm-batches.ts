@@ -227,7 +227,6 @@ function unitSources(unit: SubmissionUnit, sources: Sources) {
   return { call, definitions };
 }
 
-/** Records results; throws when any could not be recorded, so the caller's step runs again. */
 /** Records results; throws when some could not be written, for the caller's next run to try again. */
 async function recordAll(results: ItemResult[], deps: LlmBatchDeps): Promise<Map<string, RecordOutcome>> {
   if (results.length === 0) return new Map();

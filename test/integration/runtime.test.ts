@@ -214,6 +214,24 @@ describe("local runtime: SQS consumers", { timeout: 60_000 }, () => {
     expect(stats).toMatchObject({ succeeded: 3, failed: 6, messages: 9, handlerErrors: 0 });
   });
 
+  it("delivers to one consumer at once while another's many pollers sit in long polls, as Lambda's pollers do", async () => {
+    const idle = `sqs-${randomUUID().slice(0, 6)}`;
+    const busy = `sqs-${randomUUID().slice(0, 6)}`;
+    const { queues } = await startRuntime(
+      { queueConsumers: [sqsConsumer(idle, "work", { maxConcurrency: 60 }), sqsConsumer(busy, "webhook")] },
+      { maxPollersPerQueue: 60 },
+    );
+    // Sixty pollers of the work queue now wait in 20-second long polls.
+    await sleep(1_000);
+    const [messageId] = await sendMessages(queues.webhook.url, [{ n: 1 }]);
+    const sentAt = Date.now();
+    await waitFor(
+      () => (sqsDeliveries.some((d) => d.functionName === busy && d.record.messageId === messageId) ? true : undefined),
+      "the webhook consumer's delivery",
+    );
+    expect(Date.now() - sentAt).toBeLessThan(5_000);
+  });
+
   it("fails the whole batch when the handler throws or names an unknown item", async () => {
     const id = `sqs-${randomUUID().slice(0, 6)}`;
     const seen: string[] = [];
