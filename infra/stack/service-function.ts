@@ -62,6 +62,8 @@ export class ServiceFunction extends Construct {
       runtime: Runtime.NODEJS_24_X,
       architecture: Architecture.ARM_64,
       memorySize: memoryOf(props.entry),
+      // A scheduled function's runs never overlap (the local scheduler skips a tick the same way).
+      ...("expression" in props.entry ? { reservedConcurrentExecutions: 1 } : {}),
       timeout: Duration.seconds(timeoutOf(props.entry)),
       tracing: Tracing.ACTIVE,
       logGroup,

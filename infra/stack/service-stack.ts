@@ -127,17 +127,23 @@ export class ServiceStack extends Stack {
       encryption: QueueEncryption.SQS_MANAGED,
       enforceSSL: true,
     });
+    // Scheduled invocations that failed every retry (the function's errors say why).
+    const scheduleFailures = new Queue(this, "schedule-failures", {
+      retentionPeriod: Duration.days(14),
+      encryption: QueueEncryption.SQS_MANAGED,
+      enforceSSL: true,
+    });
     const consumers: Record<string, ServiceFunction> = {
       ...this.addQueueConsumers(wiring, settings, { queues, deadLetterQueues }, make),
       ...this.addStreamConsumers(wiring, table, streamFailures, make),
-      ...this.addSchedules(wiring, make),
+      ...this.addSchedules(wiring, scheduleFailures, make),
     };
     const alarmTopic = new Topic(this, "Alarms", { enforceSSL: true });
     if (settings.alarmEmail) alarmTopic.addSubscription(new EmailSubscription(settings.alarmEmail));
     this.addAlarms(
       alarmTopic,
       settings,
-      { deadLetterQueues, streamFailures, queues },
+      { deadLetterQueues, streamFailures, scheduleFailures, queues },
       { table, api, functions },
       wiring,
     );
@@ -320,13 +326,19 @@ export class ServiceStack extends Stack {
   }
 
   /** EventBridge Scheduler schedules. */
-  private addSchedules(wiring: Wiring, make: MakeFunction) {
+  private addSchedules(wiring: Wiring, failures: Queue, make: MakeFunction) {
     const consumers: Record<string, ServiceFunction> = {};
     for (const schedule of wiring.schedules) {
       const fn = make(schedule);
       new Schedule(this, `${schedule.id}-schedule`, {
         schedule: ScheduleExpression.expression(schedule.expression),
-        target: new LambdaInvoke(fn.fn, {}),
+        // A run that cannot start (throttled while the previous one runs, a Lambda outage) is
+        // tried again within minutes; the next tick comes soon anyway. Then it is dead-lettered.
+        target: new LambdaInvoke(fn.fn, {
+          retryAttempts: 3,
+          maxEventAge: Duration.minutes(5),
+          deadLetterQueue: failures,
+        }),
         description: `Runs ${schedule.id}`,
       });
       const functionId = this.getLogicalId(fn.fn.node.defaultChild as CfnFunction);
@@ -343,11 +355,11 @@ export class ServiceStack extends Stack {
   private addAlarms(
     topic: Topic,
     settings: ServiceSettings,
-    queueSet: QueueSet & { streamFailures: Queue },
+    queueSet: QueueSet & { streamFailures: Queue; scheduleFailures: Queue },
     { table, api, functions }: { table: Table; api: HttpApi; functions: ServiceFunction[] },
     wiring: Wiring,
   ) {
-    const { queues, deadLetterQueues, streamFailures } = queueSet;
+    const { queues, deadLetterQueues, streamFailures, scheduleFailures } = queueSet;
     const alarm = (id: string, metric: IMetric, threshold: number, description: string) => {
       const created = new Alarm(this, id, {
         metric,
@@ -397,7 +409,12 @@ export class ServiceStack extends Stack {
         `A message has waited on the ${name} queue for half its retention; at full retention it is deleted unprocessed`,
       );
     }
-    for (const [name, dlq] of [...Object.entries(deadLetterQueues), ["stream-failures", streamFailures] as const]) {
+    const deadLetters = [
+      ...Object.entries(deadLetterQueues),
+      ["stream-failures", streamFailures] as const,
+      ["schedule-failures", scheduleFailures] as const,
+    ];
+    for (const [name, dlq] of deadLetters) {
       alarm(
         `${name}-dlq-depth`,
         dlq.metricApproximateNumberOfMessagesVisible({ period: Duration.minutes(1), statistic: "Maximum" }),

@@ -247,7 +247,8 @@ describe("the CDK app", () => {
     const alarms = ofType("AWS::CloudWatch::Alarm").map(([, r]) => r.Properties);
     const byMetric = (name: string) => alarms.filter((a) => a.MetricName === name);
     const functions = ofType("AWS::Lambda::Function").filter(([id]) => !id.startsWith("LogRetention")).length;
-    expect(byMetric("ApproximateNumberOfMessagesVisible")).toHaveLength(Object.keys(queueDeclarations).length + 1);
+    // Every dead-letter queue, the stream-failures queue and the schedule-failures queue.
+    expect(byMetric("ApproximateNumberOfMessagesVisible")).toHaveLength(Object.keys(queueDeclarations).length + 2);
     // Retention expiry deletes a message without dead-lettering it: the oldest message's age alarms first.
     const ageAlarms = byMetric("ApproximateAgeOfOldestMessage");
     expect(ageAlarms).toHaveLength(Object.keys(queueDeclarations).length);
@@ -297,6 +298,30 @@ describe("the CDK app", () => {
       expect(alarm.Properties.AlarmActions).toEqual([{ Ref: topic?.[0] }]);
     }
     expect(Object.values(bare.Outputs ?? {})).toContainEqual(expect.objectContaining({ Value: { Ref: topic?.[0] } }));
+  });
+
+  it("never overlaps a schedule's runs, retries a failed invocation a few times within minutes, then dead-letters it", () => {
+    const schedules = ofType("AWS::Scheduler::Schedule").map(([, r]) => r.Properties);
+    expect(schedules).toHaveLength(wiring.schedules.length);
+    const dlqs = new Set<string>();
+    for (const schedule of schedules) {
+      expect(schedule.Target.RetryPolicy.MaximumRetryAttempts).toBeGreaterThanOrEqual(2);
+      expect(schedule.Target.RetryPolicy.MaximumRetryAttempts).toBeLessThanOrEqual(5);
+      expect(schedule.Target.RetryPolicy.MaximumEventAgeInSeconds).toBeLessThanOrEqual(600);
+      dlqs.add(JSON.stringify(schedule.Target.DeadLetterConfig.Arn));
+    }
+    expect(dlqs.size).toBe(1);
+    // The local scheduler skips a tick while a run is in progress; so does reserved concurrency 1.
+    for (const entry of wiring.schedules) {
+      expect(functionOf(entry.id).Properties.ReservedConcurrentExecutions, entry.id).toBe(1);
+    }
+    for (const route of wiring.routes.slice(0, 3)) {
+      expect(functionOf(route.id).Properties.ReservedConcurrentExecutions).toBeUndefined();
+    }
+    const alarms = ofType("AWS::CloudWatch::Alarm").map(([, r]) => JSON.stringify(r.Properties.Dimensions ?? []));
+    const [dlq] = [...dlqs];
+    const dlqLogicalId = JSON.parse(dlq ?? "{}")["Fn::GetAtt"]?.[0];
+    expect(alarms.some((dimensions) => dimensions.includes(dlqLogicalId))).toBe(true);
   });
 
   it("passes cdk-nag's AwsSolutions checks; every acknowledged finding has a reason", () => {
