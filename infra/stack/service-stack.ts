@@ -27,6 +27,7 @@ import { SnsAction } from "aws-cdk-lib/aws-cloudwatch-actions";
 import { AttributeType, BillingMode, StreamViewType, Table, TableEncryption } from "aws-cdk-lib/aws-dynamodb";
 import { Key } from "aws-cdk-lib/aws-kms";
 import { type CfnFunction, FilterCriteria, StartingPosition } from "aws-cdk-lib/aws-lambda";
+import { SqsDestination } from "aws-cdk-lib/aws-lambda-destinations";
 import { DynamoEventSource, SqsDlq, SqsEventSource } from "aws-cdk-lib/aws-lambda-event-sources";
 import { LogGroup, RetentionDays } from "aws-cdk-lib/aws-logs";
 import { Schedule, ScheduleExpression } from "aws-cdk-lib/aws-scheduler";
@@ -330,6 +331,12 @@ export class ServiceStack extends Stack {
     const consumers: Record<string, ServiceFunction> = {};
     for (const schedule of wiring.schedules) {
       const fn = make(schedule);
+      // Scheduler invokes asynchronously: Lambda's own retries would otherwise hold a run for hours.
+      fn.fn.configureAsyncInvoke({
+        retryAttempts: 1,
+        maxEventAge: Duration.minutes(5),
+        onFailure: new SqsDestination(failures),
+      });
       new Schedule(this, `${schedule.id}-schedule`, {
         schedule: ScheduleExpression.expression(schedule.expression),
         // A run that cannot start (throttled while the previous one runs, a Lambda outage) is

@@ -311,6 +311,14 @@ describe("the CDK app", () => {
       dlqs.add(JSON.stringify(schedule.Target.DeadLetterConfig.Arn));
     }
     expect(dlqs.size).toBe(1);
+    // Scheduler invokes asynchronously: Lambda's own retries stay within minutes and fail to the same queue.
+    const invokeConfigs = ofType("AWS::Lambda::EventInvokeConfig").map(([, r]) => r.Properties);
+    expect(invokeConfigs).toHaveLength(wiring.schedules.length);
+    for (const config of invokeConfigs) {
+      expect(config.MaximumRetryAttempts).toBeLessThanOrEqual(1);
+      expect(config.MaximumEventAgeInSeconds).toBeLessThanOrEqual(600);
+      expect(dlqs.has(JSON.stringify(config.DestinationConfig.OnFailure.Destination))).toBe(true);
+    }
     // The local scheduler skips a tick while a run is in progress; so does reserved concurrency 1.
     for (const entry of wiring.schedules) {
       expect(functionOf(entry.id).Properties.ReservedConcurrentExecutions, entry.id).toBe(1);
