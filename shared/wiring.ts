@@ -7,7 +7,8 @@ import { contract, type RouteContract } from "./http/contract.ts";
 import { CALL_ENTITY, JOB_ENTITY, ROLLUP_DELTA_ENTITY, streamRecordsOf } from "./stream-entities.ts";
 import type { QueueName } from "./table.ts";
 
-export type TableAccess = "read" | "readWrite";
+/** `apiKeys`: reads API-key items only (the authorizer), enforced on the partition key. */
+export type TableAccess = "apiKeys" | "read" | "readWrite";
 
 /** What a function may touch; the CDK stack turns it into grants + env vars. */
 export interface Access {
@@ -119,7 +120,7 @@ const consoleRoute = {
 } satisfies RouteEntry;
 
 export const wiring: Wiring = {
-  authorizer: { id: "api-authorizer", entry: "functions/api/authorizer.ts", access: { table: "read" } },
+  authorizer: { id: "api-authorizer", entry: "functions/api/authorizer.ts", access: { table: "apiKeys" } },
   routes: [
     { ...consoleRoute, id: "api-get-console", path: "/console" },
     { ...consoleRoute, id: "api-get-console-file", path: "/console/{file+}" },

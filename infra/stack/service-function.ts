@@ -6,7 +6,7 @@
  */
 import { Duration, type RemovalPolicy } from "aws-cdk-lib";
 import type { ITable } from "aws-cdk-lib/aws-dynamodb";
-import { Role, ServicePrincipal } from "aws-cdk-lib/aws-iam";
+import { PolicyStatement, Role, ServicePrincipal } from "aws-cdk-lib/aws-iam";
 import { Architecture, Runtime, Tracing } from "aws-cdk-lib/aws-lambda";
 import { NodejsFunction, OutputFormat } from "aws-cdk-lib/aws-lambda-nodejs";
 import { LogGroup, type RetentionDays } from "aws-cdk-lib/aws-logs";
@@ -14,8 +14,9 @@ import type { ISecret } from "aws-cdk-lib/aws-secretsmanager";
 import type { IQueue } from "aws-cdk-lib/aws-sqs";
 import { Construct } from "constructs";
 import { envVarOf, queueUrlEnvVar } from "../../shared/config.ts";
+import { keys } from "../../shared/keys.ts";
 import type { QueueName } from "../../shared/table.ts";
-import { type Access, type FunctionEntry, memoryOf, timeoutOf } from "../../shared/wiring.ts";
+import { type Access, type FunctionEntry, memoryOf, type TableAccess, timeoutOf } from "../../shared/wiring.ts";
 
 export interface ServiceResources {
   table: ITable;
@@ -31,6 +32,40 @@ export interface ServiceFunctionProps {
   environment: Record<string, string>;
   /** Repo root, for resolving `entry.entry` and the lock file. */
   projectRoot: string;
+}
+
+/** What the service's code calls on the table (it never scans): transactions need only these too. */
+const TABLE_READ_ACTIONS = [
+  "dynamodb:GetItem",
+  "dynamodb:BatchGetItem",
+  "dynamodb:Query",
+  "dynamodb:ConditionCheckItem",
+];
+const TABLE_WRITE_ACTIONS = [
+  "dynamodb:PutItem",
+  "dynamodb:UpdateItem",
+  "dynamodb:DeleteItem",
+  "dynamodb:BatchWriteItem",
+];
+
+/** The table actions `access` needs, on the table and its indexes, and the use of its key when it has one. */
+function grantTable(fn: NodejsFunction, access: TableAccess, table: ITable) {
+  if (access === "apiKeys") {
+    // The authorizer resolves a key by its hash: it may read API-key items and nothing else.
+    fn.addToRolePolicy(
+      new PolicyStatement({
+        actions: ["dynamodb:GetItem"],
+        resources: [table.tableArn],
+        conditions: { "ForAllValues:StringLike": { "dynamodb:LeadingKeys": [`${keys.apiKey("").pk}*`] } },
+      }),
+    );
+    table.encryptionKey?.grantDecrypt(fn);
+    return;
+  }
+  const writes = access === "readWrite";
+  table.grant(fn, ...TABLE_READ_ACTIONS, ...(writes ? TABLE_WRITE_ACTIONS : []));
+  if (writes) table.encryptionKey?.grantEncryptDecrypt(fn);
+  else table.encryptionKey?.grantDecrypt(fn);
 }
 
 /** Bundling hooks that copy a repo folder into the bundle, where the handler reads it at run time. */
@@ -85,8 +120,7 @@ export class ServiceFunction extends Construct {
   /** Grants what `access` names and sets the matching env vars, nothing more. */
   grant(access: Access, resources: ServiceResources): this {
     if (access.table) {
-      if (access.table === "readWrite") resources.table.grantReadWriteData(this.fn);
-      else resources.table.grantReadData(this.fn);
+      grantTable(this.fn, access.table, resources.table);
       this.fn.addEnvironment(envVarOf("tableName"), resources.table.tableName);
     }
     for (const queue of access.sendTo ?? []) {

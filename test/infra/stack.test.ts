@@ -231,6 +231,40 @@ describe("the CDK app", () => {
     }
   });
 
+  it("grants each function exactly the table actions its access needs, and the authorizer only API-key items", () => {
+    const read = ["dynamodb:BatchGetItem", "dynamodb:ConditionCheckItem", "dynamodb:GetItem", "dynamodb:Query"];
+    const write = ["dynamodb:BatchWriteItem", "dynamodb:DeleteItem", "dynamodb:PutItem", "dynamodb:UpdateItem"];
+    const streamActions = /^dynamodb:(DescribeStream|GetRecords|GetShardIterator|ListStreams)$/;
+    const statementsOf = (id: string) => {
+      const roleId = (functionOf(id).Properties.Role["Fn::GetAtt"] as string[])[0];
+      return ofType("AWS::IAM::Policy")
+        .filter(([, p]) => p.Properties.Roles.some((r: { Ref: string }) => r.Ref === roleId))
+        .flatMap(
+          ([, p]) => p.Properties.PolicyDocument.Statement as { Action: string | string[]; Condition?: unknown }[],
+        );
+    };
+    const tableActions = (id: string) =>
+      [
+        ...new Set(
+          statementsOf(id)
+            .flatMap((s) => [s.Action].flat())
+            .filter((a) => a.startsWith("dynamodb:") && !streamActions.test(a)),
+        ),
+      ].sort();
+    for (const entry of [...wiring.routes, ...wiring.queueConsumers, ...wiring.streamConsumers, ...wiring.schedules]) {
+      const byAccess: Record<string, string[]> = { read, readWrite: [...read, ...write].sort() };
+      const expected = byAccess[entry.access.table ?? "none"] ?? [];
+      expect(tableActions(entry.id), entry.id).toEqual(expected);
+    }
+    expect(tableActions(wiring.authorizer.id)).toEqual(["dynamodb:GetItem"]);
+    const [authorizerRead] = statementsOf(wiring.authorizer.id).filter((s) =>
+      [s.Action].flat().includes("dynamodb:GetItem"),
+    );
+    expect(authorizerRead?.Condition).toEqual({
+      "ForAllValues:StringLike": { "dynamodb:LeadingKeys": ["APIKEY#*"] },
+    });
+  });
+
   it("keeps the Anthropic key out of every environment: only the secret's ARN, only where needed", () => {
     for (const [, fn] of ofType("AWS::Lambda::Function")) {
       const variables: Record<string, unknown> = fn.Properties.Environment?.Variables ?? {};
