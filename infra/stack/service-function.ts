@@ -7,7 +7,14 @@
 import { Duration, type RemovalPolicy } from "aws-cdk-lib";
 import type { ITable } from "aws-cdk-lib/aws-dynamodb";
 import { PolicyStatement, Role, ServicePrincipal } from "aws-cdk-lib/aws-iam";
-import { Architecture, Runtime, Tracing } from "aws-cdk-lib/aws-lambda";
+import {
+  ApplicationLogLevel,
+  Architecture,
+  LoggingFormat,
+  Runtime,
+  SystemLogLevel,
+  Tracing,
+} from "aws-cdk-lib/aws-lambda";
 import { NodejsFunction, OutputFormat } from "aws-cdk-lib/aws-lambda-nodejs";
 import { LogGroup, type RetentionDays } from "aws-cdk-lib/aws-logs";
 import type { ISecret } from "aws-cdk-lib/aws-secretsmanager";
@@ -102,6 +109,10 @@ export class ServiceFunction extends Construct {
       timeout: Duration.seconds(timeoutOf(props.entry)),
       tracing: Tracing.ACTIVE,
       logGroup,
+      // JSON lines, filtered by level before they are billed: Powertools' logger writes JSON too.
+      loggingFormat: LoggingFormat.JSON,
+      applicationLogLevelV2: ApplicationLogLevel.INFO,
+      systemLogLevelV2: SystemLogLevel.WARN,
       environment: { NODE_OPTIONS: "--enable-source-maps", ...props.environment },
       bundling: {
         format: OutputFormat.ESM,

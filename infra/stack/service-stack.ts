@@ -3,6 +3,7 @@
  * table — the same ones the local runtime runs — so the two cannot drift.
  */
 import { CfnOutput, Duration, RemovalPolicy, Stack, type StackProps, Validations } from "aws-cdk-lib";
+import { AccessLogFormat } from "aws-cdk-lib/aws-apigateway";
 import {
   CorsHttpMethod,
   HttpApi,
@@ -26,7 +27,7 @@ import {
 import { SnsAction } from "aws-cdk-lib/aws-cloudwatch-actions";
 import { AttributeType, BillingMode, StreamViewType, Table, TableEncryption } from "aws-cdk-lib/aws-dynamodb";
 import { Key } from "aws-cdk-lib/aws-kms";
-import { type CfnFunction, FilterCriteria, StartingPosition } from "aws-cdk-lib/aws-lambda";
+import { type CfnFunction, FilterCriteria, MetricType, StartingPosition } from "aws-cdk-lib/aws-lambda";
 import { SqsDestination } from "aws-cdk-lib/aws-lambda-destinations";
 import { DynamoEventSource, SqsDlq, SqsEventSource } from "aws-cdk-lib/aws-lambda-event-sources";
 import { LogGroup, RetentionDays } from "aws-cdk-lib/aws-logs";
@@ -250,7 +251,7 @@ export class ServiceStack extends Stack {
       stageName: settings.stageName,
       autoDeploy: true,
       throttle: { rateLimit: settings.throttlingRateLimit, burstLimit: settings.throttlingBurstLimit },
-      accessLogSettings: { destination: new LogGroupLogDestination(accessLogs) },
+      accessLogSettings: { destination: new LogGroupLogDestination(accessLogs), format: ACCESS_LOG_FORMAT },
     });
     for (const route of wiring.routes) {
       const fn = make(route);
@@ -290,6 +291,7 @@ export class ServiceStack extends Stack {
             consumer.maxBatchingWindowSeconds > 0 ? Duration.seconds(consumer.maxBatchingWindowSeconds) : undefined,
           maxConcurrency,
           reportBatchItemFailures: true,
+          metricsConfig: EVENT_SOURCE_METRICS,
         }),
       );
       consumers[consumer.id] = fn;
@@ -316,6 +318,7 @@ export class ServiceStack extends Stack {
           retryAttempts: consumer.retryAttempts,
           maxRecordAge: Duration.seconds(consumer.maxRecordAgeSeconds),
           reportBatchItemFailures: true,
+          metricsConfig: EVENT_SOURCE_METRICS,
           onFailure: new SqsDlq(streamFailures),
           filters: [FilterCriteria.filter(consumer.filterPattern)],
         }),
@@ -529,6 +532,26 @@ export class ServiceStack extends Stack {
     });
   }
 }
+
+/** Event source mappings report how many events they polled, filtered, invoked and dropped. */
+const EVENT_SOURCE_METRICS = { metrics: [MetricType.EVENT_COUNT] };
+
+/** One JSON line per API request: enough to find a failing route, an authorizer error or a tenant's traffic. */
+const ACCESS_LOG_FORMAT = AccessLogFormat.custom(
+  JSON.stringify({
+    requestId: "$context.requestId",
+    time: "$context.requestTime",
+    routeKey: "$context.routeKey",
+    status: "$context.status",
+    latencyMs: "$context.responseLatency",
+    integrationLatencyMs: "$context.integrationLatency",
+    integrationError: "$context.integrationErrorMessage",
+    authorizerError: "$context.authorizer.error",
+    orgId: "$context.authorizer.orgId",
+    sourceIp: "$context.identity.sourceIp",
+    responseLength: "$context.responseLength",
+  }),
+);
 
 /** CloudWatch takes at most 10 metrics in an alarm's math expression. */
 const FUNCTIONS_PER_ALARM = 10;

@@ -265,6 +265,26 @@ describe("the CDK app", () => {
     });
   });
 
+  it("logs JSON everywhere: functions at an application log level, API access logs with route, status, latency, errors and org, event source metrics on", () => {
+    for (const [id, fn] of ofType("AWS::Lambda::Function")) {
+      expect(fn.Properties.LoggingConfig, id).toMatchObject({ LogFormat: "JSON", ApplicationLogLevel: "INFO" });
+    }
+    const [, stage] = ofType("AWS::ApiGatewayV2::Stage")[0] ?? [];
+    const format = JSON.parse(stage?.Properties.AccessLogSettings.Format ?? "{}");
+    expect(format).toMatchObject({
+      requestId: "$context.requestId",
+      routeKey: "$context.routeKey",
+      status: "$context.status",
+      latencyMs: "$context.responseLatency",
+      integrationError: "$context.integrationErrorMessage",
+      authorizerError: "$context.authorizer.error",
+      orgId: "$context.authorizer.orgId",
+    });
+    for (const [id, mapping] of ofType("AWS::Lambda::EventSourceMapping")) {
+      expect(mapping.Properties.MetricsConfig, id).toEqual({ Metrics: ["EventCount"] });
+    }
+  });
+
   it("keeps the Anthropic key out of every environment: only the secret's ARN, only where needed", () => {
     for (const [, fn] of ofType("AWS::Lambda::Function")) {
       const variables: Record<string, unknown> = fn.Properties.Environment?.Variables ?? {};
