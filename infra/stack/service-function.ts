@@ -7,6 +7,7 @@
 import { Duration, type RemovalPolicy } from "aws-cdk-lib";
 import type { ITable } from "aws-cdk-lib/aws-dynamodb";
 import { PolicyStatement, Role, ServicePrincipal } from "aws-cdk-lib/aws-iam";
+import type { IKey } from "aws-cdk-lib/aws-kms";
 import {
   ApplicationLogLevel,
   Architecture,
@@ -35,6 +36,8 @@ export interface ServiceFunctionProps {
   entry: FunctionEntry;
   logRetention: RetentionDays;
   logRemovalPolicy: RemovalPolicy;
+  /** The customer's KMS key for the log group, when one is given. */
+  logEncryptionKey?: IKey;
   /** Environment every function shares (service name, log level, judge model…). */
   environment: Record<string, string>;
   /** Repo root, for resolving `entry.entry` and the lock file. */
@@ -90,6 +93,7 @@ export class ServiceFunction extends Construct {
     const logGroup = new LogGroup(this, "Logs", {
       retention: props.logRetention,
       removalPolicy: props.logRemovalPolicy,
+      encryptionKey: props.logEncryptionKey,
     });
     // Own role instead of AWSLambdaBasicExecutionRole: logs may go to this function's group only.
     // (The group's ARN attribute already ends in `:*`, which covers its log streams.)

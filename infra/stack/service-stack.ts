@@ -26,7 +26,7 @@ import {
 } from "aws-cdk-lib/aws-cloudwatch";
 import { SnsAction } from "aws-cdk-lib/aws-cloudwatch-actions";
 import { AttributeType, BillingMode, StreamViewType, Table, TableEncryption } from "aws-cdk-lib/aws-dynamodb";
-import { Key } from "aws-cdk-lib/aws-kms";
+import { type IKey, Key } from "aws-cdk-lib/aws-kms";
 import { type CfnFunction, FilterCriteria, MetricType, StartingPosition } from "aws-cdk-lib/aws-lambda";
 import { SqsDestination } from "aws-cdk-lib/aws-lambda-destinations";
 import { DynamoEventSource, SqsDlq, SqsEventSource } from "aws-cdk-lib/aws-lambda-event-sources";
@@ -36,7 +36,7 @@ import { LambdaInvoke } from "aws-cdk-lib/aws-scheduler-targets";
 import { Secret } from "aws-cdk-lib/aws-secretsmanager";
 import { Topic } from "aws-cdk-lib/aws-sns";
 import { EmailSubscription } from "aws-cdk-lib/aws-sns-subscriptions";
-import { Queue, QueueEncryption } from "aws-cdk-lib/aws-sqs";
+import { Queue, QueueEncryption, type QueueProps } from "aws-cdk-lib/aws-sqs";
 import type { Construct } from "constructs";
 import { DEFAULT_JUDGE_MODEL, envFor, queueUrlEnvVar } from "../../shared/config.ts";
 import { ALARMED_COUNTS, LLM_SPEND_METRIC, METRICS_NAMESPACE, SERVICE_NAME } from "../../shared/observability.ts";
@@ -56,7 +56,10 @@ export interface ServiceSettings {
   judgeModel: string;
   /** Cap on concurrent evaluator invocations = in-flight LLM calls. */
   llmMaxConcurrency: number;
-  /** Customer-managed KMS key for the table; AWS-owned encryption when unset. */
+  /**
+   * Customer-managed KMS key for the table, queues, log groups and the created secret
+   * (its key policy must let CloudWatch Logs use it); AWS-owned keys when unset.
+   */
   kmsKeyArn?: string;
   logRetentionDays: RetentionDays;
   deletionProtection: boolean;
@@ -86,13 +89,21 @@ interface QueueSet {
 }
 
 export class ServiceStack extends Stack {
+  /** SQS-managed keys, or the customer's key when one is given. */
+  private queueEncryption: Pick<QueueProps, "encryption" | "encryptionMasterKey">;
+
   constructor(scope: Construct, id: string, props: ServiceStackProps) {
     super(scope, id, props);
     const { settings, projectRoot } = props;
     const wiring = props.wiring ?? defaultWiring;
     const retain = settings.deletionProtection ? RemovalPolicy.RETAIN : RemovalPolicy.DESTROY;
 
-    const table = this.createTable(settings, retain);
+    // A customer's key, when given, protects everything that holds tenant data or secrets.
+    const customerKey = settings.kmsKeyArn ? Key.fromKeyArn(this, "CustomerKey", settings.kmsKeyArn) : undefined;
+    this.queueEncryption = customerKey
+      ? { encryption: QueueEncryption.KMS, encryptionMasterKey: customerKey }
+      : { encryption: QueueEncryption.SQS_MANAGED };
+    const table = this.createTable(settings, retain, customerKey);
     const { queues, deadLetterQueues } = this.createQueues(wiring);
 
     // ---- the Anthropic key: never in an env var; functions read it at run time
@@ -101,6 +112,7 @@ export class ServiceStack extends Stack {
       : new Secret(this, "AnthropicKey", {
           description: "Anthropic API key for the LLM judge (set it with put-secret-value)",
           removalPolicy: retain,
+          encryptionKey: customerKey,
         });
 
     const resources: ServiceResources = { table, queues, anthropicSecret };
@@ -118,21 +130,22 @@ export class ServiceStack extends Stack {
         projectRoot,
         logRetention: settings.logRetentionDays,
         logRemovalPolicy: retain,
+        logEncryptionKey: customerKey,
       }).grant(entry.access, resources);
       functions.push(fn);
       return fn;
     };
 
-    const { api, stage } = this.createApi(wiring, settings, retain, make);
+    const { api, stage } = this.createApi(wiring, settings, { retain, customerKey }, make);
     const streamFailures = new Queue(this, "stream-failures", {
       retentionPeriod: Duration.days(14),
-      encryption: QueueEncryption.SQS_MANAGED,
+      ...this.queueEncryption,
       enforceSSL: true,
     });
     // Scheduled invocations that failed every retry (the function's errors say why).
     const scheduleFailures = new Queue(this, "schedule-failures", {
       retentionPeriod: Duration.days(14),
-      encryption: QueueEncryption.SQS_MANAGED,
+      ...this.queueEncryption,
       enforceSSL: true,
     });
     const consumers: Record<string, ServiceFunction> = {
@@ -161,7 +174,7 @@ export class ServiceStack extends Stack {
   }
 
   /** The single table, from the shared declaration. */
-  private createTable(settings: ServiceSettings, retain: RemovalPolicy): Table {
+  private createTable(settings: ServiceSettings, retain: RemovalPolicy, customerKey: IKey | undefined): Table {
     const table = new Table(this, "Table", {
       partitionKey: { name: tableDeclaration.partitionKey, type: AttributeType.STRING },
       sortKey: { name: tableDeclaration.sortKey, type: AttributeType.STRING },
@@ -171,12 +184,10 @@ export class ServiceStack extends Stack {
       pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: true },
       deletionProtection: settings.deletionProtection,
       removalPolicy: retain,
-      ...(settings.kmsKeyArn
-        ? {
-            encryption: TableEncryption.CUSTOMER_MANAGED,
-            encryptionKey: Key.fromKeyArn(this, "TableKey", settings.kmsKeyArn),
-          }
-        : { encryption: TableEncryption.AWS_MANAGED }),
+      // AWS-owned keys cost nothing; an AWS-managed key would bill every request to KMS.
+      ...(customerKey
+        ? { encryption: TableEncryption.CUSTOMER_MANAGED, encryptionKey: customerKey }
+        : { encryption: TableEncryption.DEFAULT }),
     });
     for (const index of tableDeclaration.globalSecondaryIndexes) {
       table.addGlobalSecondaryIndex({
@@ -209,14 +220,14 @@ export class ServiceStack extends Stack {
       const dlq = new Queue(this, `${declaration.name}-dlq`, {
         visibilityTimeout: Duration.seconds(Math.max(30, dlqConsumerTimeout * VISIBILITY_TO_TIMEOUT_RATIO)),
         retentionPeriod: Duration.days(14),
-        encryption: QueueEncryption.SQS_MANAGED,
+        ...this.queueEncryption,
         enforceSSL: true,
       });
       deadLetterQueues[declaration.name] = dlq;
       queues[declaration.name] = new Queue(this, `${declaration.name}-queue`, {
         visibilityTimeout: Duration.seconds(declaration.visibilityTimeoutSeconds),
         retentionPeriod: Duration.seconds(declaration.retentionSeconds),
-        encryption: QueueEncryption.SQS_MANAGED,
+        ...this.queueEncryption,
         enforceSSL: true,
         deadLetterQueue: { queue: dlq, maxReceiveCount: declaration.maxReceiveCount },
       });
@@ -226,7 +237,12 @@ export class ServiceStack extends Stack {
   }
 
   /** Every route its own function, behind a caching request authorizer. */
-  private createApi(wiring: Wiring, settings: ServiceSettings, retain: RemovalPolicy, make: MakeFunction) {
+  private createApi(
+    wiring: Wiring,
+    settings: ServiceSettings,
+    { retain, customerKey }: { retain: RemovalPolicy; customerKey: IKey | undefined },
+    make: MakeFunction,
+  ) {
     const authorizerFunction = make(wiring.authorizer);
     const authorizer = new HttpLambdaAuthorizer("ApiKeyAuthorizer", authorizerFunction.fn, {
       responseTypes: [HttpLambdaResponseType.SIMPLE],
@@ -245,6 +261,7 @@ export class ServiceStack extends Stack {
     const accessLogs = new LogGroup(this, "ApiAccessLogs", {
       retention: settings.logRetentionDays,
       removalPolicy: retain,
+      encryptionKey: customerKey,
     });
     const stage = new HttpStage(this, "Stage", {
       httpApi: api,

@@ -419,6 +419,22 @@ describe("CDK app settings", () => {
     });
   });
 
+  it("protects the queues, log groups and secret with a customer KMS key when given; AWS-owned keys otherwise", () => {
+    const keyArn = "arn:aws:kms:us-east-1:123456789012:key/11111111-2222-3333-4444-555555555555";
+    const withKey = synth({ kmsKeyArn: keyArn }).toJSON().Resources as Record<string, Resource>;
+    const of = (all: Record<string, Resource>, type: string) =>
+      Object.values(all)
+        .filter((r) => r.Type === type)
+        .map((r) => r.Properties);
+    for (const queue of of(withKey, "AWS::SQS::Queue")) expect(queue.KmsMasterKeyId).toBe(keyArn);
+    for (const logGroup of of(withKey, "AWS::Logs::LogGroup")) expect(logGroup.KmsKeyId).toBe(keyArn);
+    for (const secret of of(withKey, "AWS::SecretsManager::Secret")) expect(secret.KmsKeyId).toBe(keyArn);
+    // Without a key: AWS-owned keys, which cost nothing (no AWS-managed key's KMS requests).
+    const [table] = of(resources, "AWS::DynamoDB::Table");
+    expect(table?.SSESpecification?.SSEType).toBeUndefined();
+    for (const queue of of(resources, "AWS::SQS::Queue")) expect(queue.SqsManagedSseEnabled).toBe(true);
+  });
+
   it("rejects settings AWS would reject, before deploying", () => {
     expect(() => synth({ llmMaxConcurrency: 1 })).toThrow(/llmMaxConcurrency/);
     expect(() => synth({ logRetentionDays: 31 })).toThrow(/logRetentionDays/);
