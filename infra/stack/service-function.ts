@@ -123,6 +123,8 @@ export class ServiceFunction extends Construct {
         target: "node24",
         minify: true,
         sourceMap: true,
+        // Stack traces need file names and lines, not the sources: the map stays small.
+        sourcesContent: false,
         // ESM bundles still meet CommonJS dependencies that call require().
         banner: "import { createRequire } from 'module';const require = createRequire(import.meta.url);",
         // The SDK v3 ships with the runtime, but bundling pins the version we test with.
