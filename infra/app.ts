@@ -10,36 +10,52 @@ import { defaultSettings, type ServiceSettings, ServiceStack } from "./stack/ser
 
 const projectRoot = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
 
+/** A setting's rule: what a valid value is, and how the error names it. */
+interface NumberRule {
+  valid: (n: number) => boolean;
+  rule: string;
+}
+const positive: NumberRule = { valid: (n) => n > 0, rule: "a positive number" };
+const positiveInteger: NumberRule = { valid: (n) => Number.isInteger(n) && n > 0, rule: "a positive integer" };
+const retentionDays: NumberRule = {
+  valid: (n) => Object.values(RetentionDays).includes(n),
+  rule: "a CloudWatch retention (e.g. 7, 14, 30, 90, 365)",
+};
+const lambdaSqsConcurrency: NumberRule = {
+  valid: (n) => Number.isInteger(n) && n >= 2 && n <= 1000,
+  rule: "an integer from 2 to 1000 (Lambda's SQS maximum concurrency)",
+};
+
 export function settingsFromContext(app: App): ServiceSettings {
   const context = (key: string): string | undefined => {
     const value = app.node.tryGetContext(key);
     return value === undefined || value === null || value === "" ? undefined : String(value);
   };
-  const retention = Number(context("logRetentionDays") ?? 30);
-  if (!Object.values(RetentionDays).includes(retention)) {
-    throw new Error(`logRetentionDays ${retention} is not a CloudWatch retention (e.g. 7, 14, 30, 90, 365)`);
-  }
-  const concurrency = Number(context("llmMaxConcurrency") ?? defaultSettings.llmMaxConcurrency);
-  if (!Number.isInteger(concurrency) || concurrency < 2 || concurrency > 1000) {
-    throw new Error("llmMaxConcurrency must be an integer from 2 to 1000 (Lambda's SQS maximum concurrency)");
-  }
-  const spendAlarm = Number(context("llmSpendAlarmUsdPerHour") ?? defaultSettings.llmSpendAlarmUsdPerHour);
-  if (!Number.isFinite(spendAlarm) || spendAlarm <= 0) {
-    throw new Error("llmSpendAlarmUsdPerHour must be a positive number of USD");
-  }
+  /** A numeric setting, checked here so a bad value fails synth with its name, not the deploy. */
+  const optionalNumber = (key: string, { valid, rule }: NumberRule): number | undefined => {
+    const raw = context(key);
+    if (raw === undefined) return undefined;
+    const value = Number(raw);
+    if (!Number.isFinite(value) || !valid(value)) throw new Error(`${key} must be ${rule} (got "${raw}")`);
+    return value;
+  };
+  const number = <K extends keyof ServiceSettings>(key: K, rule: NumberRule) =>
+    optionalNumber(key, rule) ?? (defaultSettings[key] as number);
   return {
     ...defaultSettings,
-    llmSpendAlarmUsdPerHour: spendAlarm,
     stageName: context("stageName") ?? defaultSettings.stageName,
     judgeModel: context("judgeModel") ?? defaultSettings.judgeModel,
-    llmMaxConcurrency: concurrency,
+    llmMaxConcurrency: number("llmMaxConcurrency", lambdaSqsConcurrency),
     kmsKeyArn: context("kmsKeyArn"),
-    logRetentionDays: retention as RetentionDays,
+    logRetentionDays: number("logRetentionDays", retentionDays) as RetentionDays,
     deletionProtection: context("deletionProtection") !== "false",
     anthropicSecretName: context("anthropicSecretName"),
     alarmEmail: context("alarmEmail"),
-    throttlingRateLimit: Number(context("throttlingRateLimit") ?? defaultSettings.throttlingRateLimit),
-    throttlingBurstLimit: Number(context("throttlingBurstLimit") ?? defaultSettings.throttlingBurstLimit),
+    llmSpendAlarmUsdPerHour: number("llmSpendAlarmUsdPerHour", positive),
+    throttlingRateLimit: number("throttlingRateLimit", positive),
+    throttlingBurstLimit: number("throttlingBurstLimit", positiveInteger),
+    tableMaxReadUnits: optionalNumber("tableMaxReadUnits", positiveInteger),
+    tableMaxWriteUnits: optionalNumber("tableMaxWriteUnits", positiveInteger),
   };
 }
 

@@ -70,6 +70,9 @@ export interface ServiceSettings {
   llmSpendAlarmUsdPerHour: number;
   throttlingRateLimit: number;
   throttlingBurstLimit: number;
+  /** On-demand throughput caps on the table (unset: uncapped): requests beyond them are throttled, not billed. */
+  tableMaxReadUnits?: number;
+  tableMaxWriteUnits?: number;
 }
 
 export interface ServiceStackProps extends StackProps {
@@ -181,6 +184,8 @@ export class ServiceStack extends Stack {
       timeToLiveAttribute: tableDeclaration.timeToLiveAttribute,
       stream: StreamViewType.NEW_AND_OLD_IMAGES,
       billingMode: BillingMode.PAY_PER_REQUEST,
+      maxReadRequestUnits: settings.tableMaxReadUnits,
+      maxWriteRequestUnits: settings.tableMaxWriteUnits,
       pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: true },
       deletionProtection: settings.deletionProtection,
       removalPolicy: retain,

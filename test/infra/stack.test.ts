@@ -438,6 +438,18 @@ describe("CDK app settings", () => {
   it("rejects settings AWS would reject, before deploying", () => {
     expect(() => synth({ llmMaxConcurrency: 1 })).toThrow(/llmMaxConcurrency/);
     expect(() => synth({ logRetentionDays: 31 })).toThrow(/logRetentionDays/);
+    expect(() => synth({ throttlingRateLimit: "abc" })).toThrow(/throttlingRateLimit/);
+    expect(() => synth({ throttlingBurstLimit: 2.5 })).toThrow(/throttlingBurstLimit/);
+    expect(() => synth({ llmSpendAlarmUsdPerHour: -1 })).toThrow(/llmSpendAlarmUsdPerHour/);
+    expect(() => synth({ tableMaxWriteUnits: "0" })).toThrow(/tableMaxWriteUnits/);
+  });
+
+  it("caps the table's on-demand throughput when asked, to bound the bill", () => {
+    synth({ tableMaxWriteUnits: 500, tableMaxReadUnits: 1000 }).hasResourceProperties("AWS::DynamoDB::Table", {
+      OnDemandThroughput: { MaxWriteRequestUnits: 500, MaxReadRequestUnits: 1000 },
+    });
+    const [, table] = ofType("AWS::DynamoDB::Table")[0] ?? [];
+    expect(table?.Properties.OnDemandThroughput).toBeUndefined();
   });
 
   it("deploys the wiring's schedules with EventBridge Scheduler", () => {
