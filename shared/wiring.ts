@@ -45,8 +45,15 @@ export interface FunctionEntry {
 
 export type HttpMethod = "GET" | "POST" | "PUT" | "DELETE";
 
+/** A route's own API Gateway throttle, below the stage's: for routes that cost model calls or fan out. */
+export interface RouteThrottle {
+  ratePerSecond: number;
+  burst: number;
+}
+
 export interface RouteEntry extends FunctionEntry {
   method: HttpMethod;
+  throttle?: RouteThrottle;
   /** API Gateway path syntax, e.g. /v1/call/{callId}. */
   path: string;
   /** Served without an API key: no authorizer in front of it (GET /openapi.json). */
@@ -130,6 +137,7 @@ export const wiring: Wiring = {
         ...api(method, path, entry.handler, entry.access),
         ...(entry.public ? { public: true } : {}),
         ...(entry.timeoutSeconds ? { timeoutSeconds: entry.timeoutSeconds } : {}),
+        ...(entry.throttle ? { throttle: entry.throttle } : {}),
       };
     }),
   ],

@@ -5,6 +5,7 @@
 import { CfnOutput, Duration, RemovalPolicy, Stack, type StackProps, Validations } from "aws-cdk-lib";
 import { AccessLogFormat } from "aws-cdk-lib/aws-apigateway";
 import {
+  type CfnStage,
   CorsHttpMethod,
   HttpApi,
   HttpMethod,
@@ -291,6 +292,21 @@ export class ServiceStack extends Stack {
         });
       }
     }
+
+    // Routes that call the model or fan out jobs get their own, lower throttle.
+    const routeSettings = Object.fromEntries(
+      wiring.routes.flatMap((route) =>
+        route.throttle
+          ? [
+              [
+                `${route.method} ${route.path}`,
+                { ThrottlingRateLimit: route.throttle.ratePerSecond, ThrottlingBurstLimit: route.throttle.burst },
+              ],
+            ]
+          : [],
+      ),
+    );
+    (stage.node.defaultChild as CfnStage).addPropertyOverride("RouteSettings", routeSettings);
 
     return { api, stage };
   }

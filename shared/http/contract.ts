@@ -42,7 +42,7 @@ import {
   timeseriesResultSchema,
   webhookSecretSchema,
 } from "../schemas/responses.ts";
-import type { Access } from "../wiring.ts";
+import type { Access, RouteThrottle } from "../wiring.ts";
 import { pageQuerySchema } from "./pagination.ts";
 
 export interface RouteContract {
@@ -51,6 +51,8 @@ export interface RouteContract {
   /** What the route's function may touch; reading the table unless said otherwise. */
   access?: Access;
   timeoutSeconds?: number;
+  /** API Gateway's throttle for this route alone (expensive routes); the stage's otherwise. */
+  throttle?: RouteThrottle;
   summary: string;
   description?: string;
   /** Groups operations in the document (OpenAPI tags). */
@@ -177,6 +179,7 @@ export const contract = {
 
   // ---- collection jobs
   "POST /v1/metric/collection-jobs": {
+    throttle: { ratePerSecond: 10, burst: 20 },
     handler: "create-collection-job",
     access: { table: "readWrite", sendTo: ["dispatch"] },
     summary: "Create a collection job (calls × metrics)",
@@ -214,6 +217,7 @@ export const contract = {
     response: dataOf(collectionJobSchema),
   },
   "POST /v1/metric/collection-jobs/{jobId}/retry": {
+    throttle: { ratePerSecond: 10, burst: 20 },
     handler: "retry-collection-job",
     access: { table: "readWrite", sendTo: ["dispatch"] },
     summary: "Retry the failed items of a finished job as a new job",
@@ -423,6 +427,7 @@ export const contract = {
 
   // ---- playground
   "POST /v1/metric/playground": {
+    throttle: { ratePerSecond: 5, burst: 10 },
     handler: "run-playground",
     access: { table: "read", secrets: ["anthropic"] },
     timeoutSeconds: 60,
@@ -435,6 +440,7 @@ export const contract = {
     response: dataOf(playgroundResultSchema),
   },
   "POST /v1/metric/playground/judge-modes": {
+    throttle: { ratePerSecond: 2, burst: 4 },
     handler: "compare-judge-modes",
     access: { table: "read", secrets: ["anthropic"] },
     timeoutSeconds: 120,

@@ -285,6 +285,31 @@ describe("the CDK app", () => {
     }
   });
 
+  it("throttles the expensive routes on their own, below the stage's limits", () => {
+    const [, stage] = ofType("AWS::ApiGatewayV2::Stage")[0] ?? [];
+    const settings = stage?.Properties.RouteSettings as Record<
+      string,
+      { ThrottlingRateLimit: number; ThrottlingBurstLimit: number }
+    >;
+    const throttled = wiring.routes.filter((route) => route.throttle);
+    expect(throttled.map((route) => `${route.method} ${route.path}`).sort()).toEqual(
+      [
+        "POST /v1/metric/collection-jobs",
+        "POST /v1/metric/collection-jobs/{jobId}/retry",
+        "POST /v1/metric/playground",
+        "POST /v1/metric/playground/judge-modes",
+      ].sort(),
+    );
+    for (const route of throttled) {
+      const set = settings[`${route.method} ${route.path}`];
+      expect(set, route.id).toEqual({
+        ThrottlingRateLimit: route.throttle?.ratePerSecond,
+        ThrottlingBurstLimit: route.throttle?.burst,
+      });
+      expect(set?.ThrottlingRateLimit).toBeLessThan(defaultSettings.throttlingRateLimit);
+    }
+  });
+
   it("keeps the Anthropic key out of every environment: only the secret's ARN, only where needed", () => {
     for (const [, fn] of ofType("AWS::Lambda::Function")) {
       const variables: Record<string, unknown> = fn.Properties.Environment?.Variables ?? {};
