@@ -55,6 +55,8 @@ const configSchema = z.object({
   anthropicApiKeySecretId: z.string().min(1).optional(),
   /** Below the evaluator's Lambda timeout so a hung request fails as retryable, not as a crash. */
   anthropicTimeoutMs: z.coerce.number().int().min(1000).default(45_000),
+  /** The playground answers 504 after this long: its function must end before the HTTP API's 30 s limit. */
+  playgroundDeadlineMs: z.coerce.number().int().min(1000).max(28_000).default(25_000),
   /** The queue owns retries (with backoff and retry-after); the SDK's own stay off. */
   anthropicMaxRetries: z.coerce.number().int().min(0).max(5).default(0),
   /** Local development only: webhooks may go to http://localhost. Never set in AWS. */

@@ -1,7 +1,7 @@
 import { notFound } from "../../shared/errors.ts";
 import { apiRoute } from "../../shared/http/api-handler.ts";
 import { contract } from "../../shared/http/contract.ts";
-import { llmFailureAsHttp } from "../../shared/http/llm-errors.ts";
+import { llmFailureAsHttp, withinPlaygroundDeadline } from "../../shared/http/llm-errors.ts";
 import { compareJudgeModes, resolveDefinition } from "../../shared/playground/evaluate-now.ts";
 import { getCall } from "../../shared/store/calls.ts";
 
@@ -12,5 +12,5 @@ export const handler = apiRoute(contract["POST /v1/metric/playground/judge-modes
     getCall(principal.orgId, body.callId),
   ]);
   if (!call) throw notFound("Call", body.callId);
-  return compareJudgeModes(definitions, call).catch(llmFailureAsHttp);
+  return withinPlaygroundDeadline(compareJudgeModes(definitions, call).catch(llmFailureAsHttp));
 });

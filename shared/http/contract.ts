@@ -430,7 +430,6 @@ export const contract = {
     throttle: { ratePerSecond: 5, burst: 10 },
     handler: "run-playground",
     access: { table: "read", secrets: ["anthropic"] },
-    timeoutSeconds: 60,
     summary: "Evaluate one metric on one call now; nothing is stored",
     description:
       "`metric` is `{id}` (id or slug of a saved definition) or an inline definition (the body of POST /v1/metric/definitions). 503 + Retry-After when the LLM is rate-limited.",
@@ -443,7 +442,6 @@ export const contract = {
     throttle: { ratePerSecond: 2, burst: 4 },
     handler: "compare-judge-modes",
     access: { table: "read", secrets: ["anthropic"] },
-    timeoutSeconds: 120,
     summary: "Judge one call with several metrics in both judge modes, side by side; nothing is stored",
     description:
       "Each of `metrics` is `{id}` (id or slug) or an inline definition. Every metric is judged alone (`isolated`) and as a grouped job would judge it (`grouped`); `sameAnswer` says whether the two agree on status and value. 503 + Retry-After when the LLM is rate-limited.",

@@ -4,6 +4,7 @@
  * grouping changes their answers before switching a job or policy to it.
  */
 import { z } from "zod";
+import { mapLimit } from "../concurrency.ts";
 import { notFound, parseOrInvalid } from "../errors.ts";
 import { addUsage, emptyUsage } from "../llm/pricing.ts";
 import {
@@ -50,12 +51,19 @@ interface JudgeModeDeps {
 
 const defaultDeps: JudgeModeDeps = { evaluate: evaluateByCalculationType, evaluateGroup: judgeTogether };
 
-/** Each definition judged on its own, in order. */
+/**
+ * Each definition judged on its own: the first alone, so it writes the transcript to the
+ * prompt cache, then the rest at once, reading it (the playground answers within 30 s).
+ */
 async function judgeIsolated(definitions: MetricDefinition[], call: Call, deps: JudgeModeDeps) {
-  const outcomes: EvaluationOutcome[] = [];
-  for (const definition of definitions) outcomes.push(await deps.evaluate(definition, call));
-  return outcomes;
+  const [first, ...rest] = definitions;
+  if (!first) return [];
+  const firstOutcome = await deps.evaluate(first, call);
+  return [firstOutcome, ...(await mapLimit(rest, PLAYGROUND_PARALLEL_CALLS, (d) => deps.evaluate(d, call)))];
 }
+
+/** Model calls the playground makes at once. */
+const PLAYGROUND_PARALLEL_CALLS = 8;
 
 /** As a grouped job judges them: the definitions that share a grouping key together, the rest alone. */
 async function judgeGrouped(definitions: MetricDefinition[], call: Call, deps: JudgeModeDeps) {
@@ -83,8 +91,11 @@ const totalCost = (outcomes: EvaluationOutcome[]) =>
 
 /** The definitions judged on the call in both modes, per metric side by side, with what each mode cost. */
 export async function compareJudgeModes(definitions: MetricDefinition[], call: Call, deps = defaultDeps) {
-  const isolated = await judgeIsolated(definitions, call, deps);
-  const grouped = await judgeGrouped(definitions, call, deps);
+  // The grouped request reads the transcript uncached anyway: it runs beside the isolated ones.
+  const [isolated, grouped] = await Promise.all([
+    judgeIsolated(definitions, call, deps),
+    judgeGrouped(definitions, call, deps),
+  ]);
   const computedAt = new Date().toISOString();
   const result = (definition: MetricDefinition, outcome: EvaluationOutcome) => ({
     callId: call.id,

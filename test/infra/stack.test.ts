@@ -14,7 +14,7 @@ import { acknowledgedFindings } from "../../infra/stack/nag-suppressions.ts";
 import { defaultSettings, ServiceStack } from "../../infra/stack/service-stack.ts";
 import { configKeys, envVarOf } from "../../shared/config.ts";
 import { queueDeclarations } from "../../shared/table.ts";
-import { type Wiring, wiring } from "../../shared/wiring.ts";
+import { timeoutOf, type Wiring, wiring } from "../../shared/wiring.ts";
 
 const noBundling = { "aws:cdk:bundling-stacks": [] };
 const projectRoot = new URL("../..", import.meta.url).pathname.replace(/\/$/, "");
@@ -283,6 +283,10 @@ describe("the CDK app", () => {
     for (const [id, mapping] of ofType("AWS::Lambda::EventSourceMapping")) {
       expect(mapping.Properties.MetricsConfig, id).toEqual({ Metrics: ["EventCount"] });
     }
+  });
+
+  it("ends every route's function before the HTTP API's 30-second integration limit", () => {
+    for (const route of wiring.routes) expect(timeoutOf(route), route.id).toBeLessThan(30);
   });
 
   it("throttles the expensive routes on their own, below the stage's limits", () => {

@@ -10,7 +10,8 @@ describe("metric playground", () => {
   let stack: TestStack;
   let callId: string;
   beforeAll(async () => {
-    stack = await startTestStack();
+    // A short deadline, so a slow model shows the playground's answer without waiting 25 s.
+    stack = await startTestStack({ env: { PLAYGROUND_DEADLINE_MS: "1500" } });
     [callId] = (await createCalls(stack.api, 1)) as [string];
   });
   afterAll(() => stack?.stop());
@@ -67,6 +68,33 @@ describe("metric playground", () => {
     expect(limited.body.error.code).toBe("llm_unavailable");
   });
 
+  it("answers 504 with what to do when the model is slower than the API's 30-second limit allows", async () => {
+    stack.anthropic.configure({ latencyMs: 2_500 });
+    try {
+      const slow = await stack.api("POST", "/v1/metric/playground", { callId, metric: refundAsked });
+      expect(slow.status).toBe(504);
+      expect(slow.body.error.code).toBe("llm_timeout");
+      expect(slow.body.error.message).toMatch(/1\.5 s.*run them as a job/);
+      const modes = await stack.api("POST", "/v1/metric/playground/judge-modes", {
+        callId,
+        metrics: [refundAsked, empathy],
+      });
+      expect(modes.status).toBe(504);
+    } finally {
+      stack.anthropic.configure({ latencyMs: 0 });
+    }
+    // Several metrics in both modes fit the deadline: after the first question writes the
+    // transcript to the cache, the rest are asked at once.
+    stack.anthropic.configure({ latencyMs: 600 });
+    try {
+      const five = [0, 1, 2, 3].map((i) => llmMetric(`quick-${i}`, "BOOLEAN", `Was "word${i}" said?`));
+      const modes = await stack.api("POST", "/v1/metric/playground/judge-modes", { callId, metrics: five });
+      expect(modes.status).toBe(200);
+    } finally {
+      stack.anthropic.configure({ latencyMs: 0 });
+    }
+  });
+
   it("judges a call with several metrics in both judge modes, side by side", async () => {
     const quote = llmMetric("quote", "TEXT", 'Quote what was said about the "refund".', { isolated: true });
     const turns = {
@@ -89,8 +117,13 @@ describe("metric playground", () => {
       ["quote", "I need a refund, sorry to bother you.", "I need a refund, sorry to bother you.", true],
       ["turns", 4, 4, true],
     ]);
-    // Isolated: three LLM requests; grouped: refund and empathy together, the quote alone.
-    expect(stack.anthropic.requests().map((r) => r.questions)).toEqual([1, 1, 1, 2, 1]);
+    // Isolated: three LLM requests; grouped (asked at the same time): refund and empathy together, the quote alone.
+    expect(
+      stack.anthropic
+        .requests()
+        .map((r) => r.questions)
+        .sort(),
+    ).toEqual([1, 1, 1, 1, 2]);
     expect(usage.grouped.inputTokens + usage.grouped.cacheReadInputTokens).toBeGreaterThan(0);
     expect(estimatedCostUsd.grouped).toBeGreaterThan(0);
     expect(estimatedCostUsd.isolated).toBeGreaterThan(0);
