@@ -92,10 +92,18 @@ interface QueueSet {
   deadLetterQueues: Record<QueueName, Queue>;
 }
 
-export class ServiceStack extends Stack {
-  /** SQS-managed keys, or the customer's key when one is given. */
-  private queueEncryption: Pick<QueueProps, "encryption" | "encryptionMasterKey">;
+/** A queue as all of the service's are: TLS only, under the customer's key or SQS-managed keys. */
+function serviceQueue(scope: Construct, id: string, key: IKey | undefined, props: QueueProps): Queue {
+  const encryption = key
+    ? { encryption: QueueEncryption.KMS, encryptionMasterKey: key }
+    : { encryption: QueueEncryption.SQS_MANAGED };
+  return new Queue(scope, id, { ...props, ...encryption, enforceSSL: true });
+}
 
+/** Failed work waits for a look as long as SQS keeps a message. */
+const FAILURE_RETENTION = Duration.days(14);
+
+export class ServiceStack extends Stack {
   constructor(scope: Construct, id: string, props: ServiceStackProps) {
     super(scope, id, props);
     const { settings, projectRoot } = props;
@@ -104,11 +112,8 @@ export class ServiceStack extends Stack {
 
     // A customer's key, when given, protects everything that holds tenant data or secrets.
     const customerKey = settings.kmsKeyArn ? Key.fromKeyArn(this, "CustomerKey", settings.kmsKeyArn) : undefined;
-    this.queueEncryption = customerKey
-      ? { encryption: QueueEncryption.KMS, encryptionMasterKey: customerKey }
-      : { encryption: QueueEncryption.SQS_MANAGED };
     const table = this.createTable(settings, retain, customerKey);
-    const { queues, deadLetterQueues } = this.createQueues(wiring);
+    const { queues, deadLetterQueues } = this.createQueues(wiring, customerKey);
 
     // ---- the Anthropic key: never in an env var; functions read it at run time
     const anthropicSecret = settings.anthropicSecretName
@@ -141,16 +146,10 @@ export class ServiceStack extends Stack {
     };
 
     const { api, stage } = this.createApi(wiring, settings, { retain, customerKey }, make);
-    const streamFailures = new Queue(this, "stream-failures", {
-      retentionPeriod: Duration.days(14),
-      ...this.queueEncryption,
-      enforceSSL: true,
-    });
+    const streamFailures = serviceQueue(this, "stream-failures", customerKey, { retentionPeriod: FAILURE_RETENTION });
     // Scheduled invocations that failed every retry (the function's errors say why).
-    const scheduleFailures = new Queue(this, "schedule-failures", {
-      retentionPeriod: Duration.days(14),
-      ...this.queueEncryption,
-      enforceSSL: true,
+    const scheduleFailures = serviceQueue(this, "schedule-failures", customerKey, {
+      retentionPeriod: FAILURE_RETENTION,
     });
     const consumers: Record<string, ServiceFunction> = {
       ...this.addQueueConsumers(wiring, settings, { queues, deadLetterQueues }, make),
@@ -207,7 +206,7 @@ export class ServiceStack extends Stack {
   }
 
   /** One queue per declaration, each with a DLQ and the declared redrive count. */
-  private createQueues(wiring: Wiring) {
+  private createQueues(wiring: Wiring, customerKey: IKey | undefined) {
     const consumerTimeout = (queue: QueueName) =>
       Math.max(0, ...wiring.queueConsumers.filter((c) => c.queue === queue && !c.deadLetters).map(timeoutOf));
     const queues = {} as Record<QueueName, Queue>;
@@ -223,18 +222,14 @@ export class ServiceStack extends Stack {
         0,
         ...wiring.queueConsumers.filter((c) => c.queue === declaration.name && c.deadLetters).map(timeoutOf),
       );
-      const dlq = new Queue(this, `${declaration.name}-dlq`, {
+      const dlq = serviceQueue(this, `${declaration.name}-dlq`, customerKey, {
         visibilityTimeout: Duration.seconds(Math.max(30, dlqConsumerTimeout * VISIBILITY_TO_TIMEOUT_RATIO)),
-        retentionPeriod: Duration.days(14),
-        ...this.queueEncryption,
-        enforceSSL: true,
+        retentionPeriod: FAILURE_RETENTION,
       });
       deadLetterQueues[declaration.name] = dlq;
-      queues[declaration.name] = new Queue(this, `${declaration.name}-queue`, {
+      queues[declaration.name] = serviceQueue(this, `${declaration.name}-queue`, customerKey, {
         visibilityTimeout: Duration.seconds(declaration.visibilityTimeoutSeconds),
         retentionPeriod: Duration.seconds(declaration.retentionSeconds),
-        ...this.queueEncryption,
-        enforceSSL: true,
         deadLetterQueue: { queue: dlq, maxReceiveCount: declaration.maxReceiveCount },
       });
     }
