@@ -4,7 +4,7 @@
  */
 import { App, Validations } from "aws-cdk-lib";
 import { RetentionDays } from "aws-cdk-lib/aws-logs";
-import { AwsSolutionsChecks } from "cdk-nag";
+import { AwsSolutionsChecks, ServerlessChecks } from "cdk-nag";
 import { suppressReviewedFindings } from "./stack/nag-suppressions.ts";
 import { defaultSettings, type ServiceSettings, ServiceStack } from "./stack/service-stack.ts";
 
@@ -66,7 +66,10 @@ export function buildApp(app = new App()): { app: App; stack: ServiceStack } {
     description: "Metric collection service: LLM-judged and programmatic metrics over agent calls",
   });
   suppressReviewedFindings(stack);
-  Validations.of(app).addPlugins(new AwsSolutionsChecks(app, { verbose: true }));
+  Validations.of(app).addPlugins(
+    new AwsSolutionsChecks(app, { verbose: true }),
+    new ServerlessChecks(app, { verbose: true }),
+  );
   return { app, stack };
 }
 

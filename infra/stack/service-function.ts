@@ -4,7 +4,7 @@
  * one place access is granted: each grant sets the env var that names what was granted,
  * so a function can only reach what it was given.
  */
-import { Duration, type RemovalPolicy } from "aws-cdk-lib";
+import { Duration, type RemovalPolicy, Validations } from "aws-cdk-lib";
 import type { ITable } from "aws-cdk-lib/aws-dynamodb";
 import { PolicyStatement, Role, ServicePrincipal } from "aws-cdk-lib/aws-iam";
 import type { IKey } from "aws-cdk-lib/aws-kms";
@@ -132,6 +132,12 @@ export class ServiceFunction extends Construct {
         ...(props.entry.assetsFolder ? { commandHooks: copyNextToBundle(props.entry.assetsFolder) } : {}),
       },
     });
+  }
+
+  /** Accepts a reviewed cdk-nag finding on this function and what it owns (role, event sources). */
+  acknowledge(id: string, reason: string): this {
+    Validations.of(this).acknowledge({ id, reason });
+    return this;
   }
 
   /** Grants what `access` names and sets the matching env vars, nothing more. */

@@ -83,6 +83,9 @@ export interface ServiceStackProps extends StackProps {
   projectRoot: string;
 }
 
+/** Failed work waits for a look as long as SQS keeps a message. */
+const FAILURE_RETENTION = Duration.days(14);
+
 /** Visibility must outlast every retry of a batch by the consumer (AWS's guidance: 6×). */
 const VISIBILITY_TO_TIMEOUT_RATIO = 6;
 
@@ -100,8 +103,24 @@ function serviceQueue(scope: Construct, id: string, key: IKey | undefined, props
   return new Queue(scope, id, { ...props, ...encryption, enforceSSL: true });
 }
 
-/** Failed work waits for a look as long as SQS keeps a message. */
-const FAILURE_RETENTION = Duration.days(14);
+/** A queue that holds what failed elsewhere: the end of the line, so it has no redrive of its own. */
+function failureQueue(scope: Construct, id: string, key: IKey | undefined, props: QueueProps, holds: string): Queue {
+  const queue = serviceQueue(scope, id, key, { retentionPeriod: FAILURE_RETENTION, ...props });
+  Validations.of(queue).acknowledge({
+    id: "Serverless-SQSRedrivePolicy",
+    reason: `${id} is itself a dead-letter queue (${holds}); its depth alarm calls for a look, and nothing is lost for 14 days.`,
+  });
+  return queue;
+}
+
+/** Why a function has no Lambda dead-letter queue: each trigger keeps its failures elsewhere. */
+const NO_FUNCTION_DLQ = {
+  api: "Invoked synchronously by API Gateway: the caller receives the error, there is no event to keep.",
+  queue: "Invoked by an SQS event source: a message that keeps failing moves to its queue's dead-letter queue.",
+  stream:
+    "Invoked by the table's stream: records that fail every retry go to stream-failures (on-failure destination).",
+  schedule: "Invoked asynchronously by Scheduler: failed runs go to schedule-failures (on-failure destination).",
+};
 
 export class ServiceStack extends Stack {
   constructor(scope: Construct, id: string, props: ServiceStackProps) {
@@ -146,18 +165,23 @@ export class ServiceStack extends Stack {
     };
 
     const { api, stage } = this.createApi(wiring, settings, { retain, customerKey }, make);
-    const streamFailures = serviceQueue(this, "stream-failures", customerKey, { retentionPeriod: FAILURE_RETENTION });
+    const streamFailures = failureQueue(this, "stream-failures", customerKey, {}, "stream records that failed");
     // Scheduled invocations that failed every retry (the function's errors say why).
-    const scheduleFailures = serviceQueue(this, "schedule-failures", customerKey, {
-      retentionPeriod: FAILURE_RETENTION,
-    });
+    const scheduleFailures = failureQueue(this, "schedule-failures", customerKey, {}, "scheduled runs that failed");
     const consumers: Record<string, ServiceFunction> = {
       ...this.addQueueConsumers(wiring, settings, { queues, deadLetterQueues }, make),
       ...this.addStreamConsumers(wiring, table, streamFailures, make),
       ...this.addSchedules(wiring, scheduleFailures, make),
     };
     const alarmTopic = new Topic(this, "Alarms", { enforceSSL: true });
-    if (settings.alarmEmail) alarmTopic.addSubscription(new EmailSubscription(settings.alarmEmail));
+    if (settings.alarmEmail) {
+      alarmTopic.addSubscription(new EmailSubscription(settings.alarmEmail));
+      Validations.of(alarmTopic).acknowledge({
+        id: "Serverless-SNSRedrivePolicy",
+        reason:
+          "The optional email subscription: an undelivered mail loses no state, the alarm stays in ALARM in CloudWatch with its history.",
+      });
+    }
     this.addAlarms(
       alarmTopic,
       settings,
@@ -222,10 +246,13 @@ export class ServiceStack extends Stack {
         0,
         ...wiring.queueConsumers.filter((c) => c.queue === declaration.name && c.deadLetters).map(timeoutOf),
       );
-      const dlq = serviceQueue(this, `${declaration.name}-dlq`, customerKey, {
-        visibilityTimeout: Duration.seconds(Math.max(30, dlqConsumerTimeout * VISIBILITY_TO_TIMEOUT_RATIO)),
-        retentionPeriod: FAILURE_RETENTION,
-      });
+      const dlq = failureQueue(
+        this,
+        `${declaration.name}-dlq`,
+        customerKey,
+        { visibilityTimeout: Duration.seconds(Math.max(30, dlqConsumerTimeout * VISIBILITY_TO_TIMEOUT_RATIO)) },
+        `messages of ${declaration.name} received ${declaration.maxReceiveCount} times`,
+      );
       deadLetterQueues[declaration.name] = dlq;
       queues[declaration.name] = serviceQueue(this, `${declaration.name}-queue`, customerKey, {
         visibilityTimeout: Duration.seconds(declaration.visibilityTimeoutSeconds),
@@ -244,7 +271,7 @@ export class ServiceStack extends Stack {
     { retain, customerKey }: { retain: RemovalPolicy; customerKey: IKey | undefined },
     make: MakeFunction,
   ) {
-    const authorizerFunction = make(wiring.authorizer);
+    const authorizerFunction = make(wiring.authorizer).acknowledge("Serverless-LambdaDLQ", NO_FUNCTION_DLQ.api);
     const authorizer = new HttpLambdaAuthorizer("ApiKeyAuthorizer", authorizerFunction.fn, {
       responseTypes: [HttpLambdaResponseType.SIMPLE],
       identitySource: ["$request.header.Authorization"],
@@ -272,7 +299,7 @@ export class ServiceStack extends Stack {
       accessLogSettings: { destination: new LogGroupLogDestination(accessLogs), format: ACCESS_LOG_FORMAT },
     });
     for (const route of wiring.routes) {
-      const fn = make(route);
+      const fn = make(route).acknowledge("Serverless-LambdaDLQ", NO_FUNCTION_DLQ.api);
       const [deployed] = api.addRoutes({
         path: route.path,
         methods: [HttpMethod[route.method]],
@@ -311,7 +338,12 @@ export class ServiceStack extends Stack {
     const { queues, deadLetterQueues } = queueSet;
     const consumers: Record<string, ServiceFunction> = {};
     for (const consumer of wiring.queueConsumers) {
-      const fn = make(consumer);
+      const fn = make(consumer)
+        .acknowledge("Serverless-LambdaDLQ", NO_FUNCTION_DLQ.queue)
+        .acknowledge(
+          "Serverless-LambdaEventSourceMappingDestination",
+          "SQS event sources take no on-failure destination: the queue's redrive policy dead-letters a message instead.",
+        );
       const queue = consumer.deadLetters ? deadLetterQueues[consumer.queue] : queues[consumer.queue];
       // The consumer re-times its own failed messages (ChangeMessageVisibility) by URL.
       if (!consumer.deadLetters) fn.fn.addEnvironment(queueUrlEnvVar(consumer.queue), queue.queueUrl);
@@ -337,7 +369,7 @@ export class ServiceStack extends Stack {
   private addStreamConsumers(wiring: Wiring, table: Table, streamFailures: Queue, make: MakeFunction) {
     const consumers: Record<string, ServiceFunction> = {};
     for (const consumer of wiring.streamConsumers) {
-      const fn = make(consumer);
+      const fn = make(consumer).acknowledge("Serverless-LambdaDLQ", NO_FUNCTION_DLQ.stream);
       fn.fn.addEventSource(
         new DynamoEventSource(table, {
           // A re-created mapping starts at the oldest record the stream keeps (24 h), so none is lost;
@@ -366,7 +398,7 @@ export class ServiceStack extends Stack {
   private addSchedules(wiring: Wiring, failures: Queue, make: MakeFunction) {
     const consumers: Record<string, ServiceFunction> = {};
     for (const schedule of wiring.schedules) {
-      const fn = make(schedule);
+      const fn = make(schedule).acknowledge("Serverless-LambdaDLQ", NO_FUNCTION_DLQ.schedule);
       // Scheduler invokes asynchronously: Lambda's own retries would otherwise hold a run for hours.
       fn.fn.configureAsyncInvoke({
         retryAttempts: 1,

@@ -1,12 +1,12 @@
 /**
  * The CDK app, synthesized offline: every wiring entry deployed, least privilege, no
- * secret in the environment, cdk-nag's AwsSolutions pack clean (or acknowledged with a
- * reason). Bundling is skipped here (`aws:cdk:bundling-stacks`); `npm run synth` bundles.
+ * secret in the environment, cdk-nag's AwsSolutions and Serverless packs clean (or
+ * acknowledged with a reason). Bundling is skipped here (`aws:cdk:bundling-stacks`); `npm run synth` bundles.
  */
 import { App, Stack } from "aws-cdk-lib";
 import { Match, Template } from "aws-cdk-lib/assertions";
 import type { Context } from "aws-lambda";
-import { AwsSolutionsChecks } from "cdk-nag";
+import { AwsSolutionsChecks, ServerlessChecks } from "cdk-nag";
 import { beforeAll, describe, expect, it } from "vitest";
 import { buildApp } from "../../infra/app.ts";
 import { invokeHandler } from "../../infra/local/invoke.ts";
@@ -415,10 +415,13 @@ describe("the CDK app", () => {
     expect(alarms.some((dimensions) => dimensions.includes(dlqLogicalId))).toBe(true);
   });
 
-  it("passes cdk-nag's AwsSolutions checks; every acknowledged finding has a reason", () => {
-    const report = new AwsSolutionsChecks(stack).validateScope(stack);
+  it.each([
+    ["AwsSolutions", AwsSolutionsChecks],
+    ["Serverless", ServerlessChecks],
+  ])("passes cdk-nag's %s checks; every acknowledged finding has a reason", (_pack, Pack) => {
+    const report = new Pack(stack).validateScope(stack);
     const unacknowledged = report.violations.map(
-      (v) => `${v.ruleName}: ${v.violatingResources.map((r) => r.resourceLogicalId).join(", ")}`,
+      (v) => `${v.ruleName}: ${v.violatingResources.map((r) => r.constructPath).join(", ")}`,
     );
     expect(unacknowledged).toEqual([]);
     expect(report.success).toBe(true);
