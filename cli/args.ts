@@ -14,6 +14,7 @@ export interface Io {
 
 export const options = {
   "base-url": { type: "string" },
+  "api-url": { type: "string" },
   "api-key": { type: "string" },
   help: { type: "boolean", short: "h" },
   limit: { type: "string" },
@@ -31,6 +32,9 @@ export const options = {
   "org-id": { type: "string" },
   role: { type: "string" },
   "key-name": { type: "string" },
+  "webhook-url": { type: "string" },
+  "webhook-port": { type: "string" },
+  "timeout-seconds": { type: "string" },
 } as const;
 
 export type Values = ReturnType<typeof parseArgs<{ options: typeof options; allowPositionals: true }>>["values"];

@@ -13,6 +13,7 @@ import { EXIT, type Io, need, options, positiveInt, printed, printTable, UsageEr
 import { importCalls } from "./calls.ts";
 import { createJob, jobValues, percent, watch } from "./jobs.ts";
 import { keys } from "./keys.ts";
+import { smoke } from "./smoke.ts";
 
 const HELP = `mcj — metric collection service CLI
 
@@ -30,10 +31,13 @@ Usage: mcj <command> [options]
   jobs retry <jobId> [--watch]
   jobs watch <jobId>
   jobs values <jobId> [--format table|json|csv] [--status success|all]
+  smoke [--webhook-url URL [--webhook-port 8787]] [--timeout-seconds 300]
+      after a deploy: one call, a job with a built-in and an LLM metric, its values, and the
+      signed webhook when URL forwards to this machine's port; reruns reuse the call and metrics
   keys create (--org-name NAME | --org-id ID) [--role admin|member] [--key-name NAME]
       talks to DynamoDB directly: needs TABLE_NAME (+ DYNAMODB_ENDPOINT for the local stack, or AWS credentials)
 
-Options: --base-url URL (env MCJ_BASE_URL), --api-key KEY (env MCJ_API_KEY), -h/--help
+Options: --base-url URL (or --api-url, the stack's ApiUrl output; env MCJ_BASE_URL), --api-key KEY (env MCJ_API_KEY), -h/--help
 
 Exit codes: 0 ok, 1 job FAILED/CANCELED or import lines rejected, 2 usage error, 3 API/network error`;
 
@@ -102,10 +106,20 @@ const commands: Record<string, (context: CommandContext) => Promise<number>> = {
     return values.watch ? watch(client, job, io) : printed(io, job);
   },
   "jobs values": ({ client, values, rest, io }) => jobValues(client, need(rest[0], "<jobId>"), values, io),
+  smoke: ({ client, values, io }) =>
+    smoke(
+      client,
+      {
+        webhookUrl: values["webhook-url"],
+        webhookPort: positiveInt(values["webhook-port"], "webhook-port", 8787),
+        timeoutMs: positiveInt(values["timeout-seconds"], "timeout-seconds", 300) * 1000,
+      },
+      io,
+    ),
 };
 
 function clientOf(values: Values, io: Io): Client {
-  const baseURL = values["base-url"] ?? io.env.MCJ_BASE_URL;
+  const baseURL = values["base-url"] ?? values["api-url"] ?? io.env.MCJ_BASE_URL;
   const apiKey = values["api-key"] ?? io.env.MCJ_API_KEY;
   if (!baseURL) throw new UsageError("Set --base-url or MCJ_BASE_URL (e.g. http://127.0.0.1:3000)");
   if (!apiKey) throw new UsageError("Set --api-key or MCJ_API_KEY");
