@@ -3,7 +3,7 @@
  * SDK middleware the benchmark adds to the service's clients (the handlers' shared ones and
  * the local runtime's pollers), so every request the service and its event sources make is
  * counted without changing what they send, except that DynamoDB requests ask for
- * `ReturnConsumedCapacity: TOTAL`.
+ * `ReturnConsumedCapacity: INDEXES` (the total, and what the index took of it).
  *
  * It counts each attempt, as AWS bills retries too. (Counting proxies in front of the
  * engines did this before; in process it costs less of the CPU it measures and adds no hop.)
@@ -21,6 +21,8 @@ export interface MeterCounts {
   /** DynamoDB read and write capacity units as AWS bills them (transactions at 2×, see `transactionWriteUnits`). */
   readUnits: number;
   writeUnits: number;
+  /** The part of `writeUnits` the table's secondary index took (as the engine reports it). */
+  indexWriteUnits: number;
   /**
    * Write units by what was written: `<action> <item kind>` for transactions (the entity of a
    * put item, the key type of an updated or deleted one, e.g. `Update JOB`), else the action.
@@ -55,6 +57,7 @@ const emptyCounts = (): MeterCounts => ({
   requests: {},
   readUnits: 0,
   writeUnits: 0,
+  indexWriteUnits: 0,
   writeUnitsByKind: {},
   messagesSentByQueue: {},
   roundTripMs: {},
@@ -127,10 +130,24 @@ function transactionWriteUnits(body: Record<string, unknown> | undefined, byKind
   }, 0);
 }
 
+interface Consumed {
+  CapacityUnits?: number;
+  GlobalSecondaryIndexes?: Record<string, { CapacityUnits?: number }>;
+}
+
+const consumedOf = (output: Record<string, unknown>): Consumed[] => {
+  const consumed = output.ConsumedCapacity as Consumed | Consumed[] | undefined;
+  return Array.isArray(consumed) ? consumed : consumed ? [consumed] : [];
+};
+
 function capacityUnits(output: Record<string, unknown>): number {
-  const consumed = output.ConsumedCapacity as { CapacityUnits?: number } | { CapacityUnits?: number }[] | undefined;
-  const list = Array.isArray(consumed) ? consumed : consumed ? [consumed] : [];
-  return list.reduce((sum, entry) => sum + (entry.CapacityUnits ?? 0), 0);
+  return consumedOf(output).reduce((sum, entry) => sum + (entry.CapacityUnits ?? 0), 0);
+}
+
+function indexUnits(output: Record<string, unknown>): number {
+  return consumedOf(output)
+    .flatMap((entry) => Object.values(entry.GlobalSecondaryIndexes ?? {}))
+    .reduce((sum, index) => sum + (index.CapacityUnits ?? 0), 0);
 }
 
 /** Messages accepted by queues whose name ends with `suffix`. */
@@ -176,8 +193,12 @@ function countCapacity(counts: MeterCounts, action: string, input: Input | undef
   } else if (WRITE_ACTIONS.has(action)) {
     counts.writeUnitsByKind[action] = (counts.writeUnitsByKind[action] ?? 0) + units;
   }
-  if (WRITE_ACTIONS.has(action)) counts.writeUnits += units;
-  else counts.readUnits += units;
+  if (WRITE_ACTIONS.has(action)) {
+    counts.writeUnits += units;
+    counts.indexWriteUnits += indexUnits(response);
+  } else {
+    counts.readUnits += units;
+  }
 }
 
 export function createRequestMeter() {
@@ -192,7 +213,7 @@ export function createRequestMeter() {
 
   const askForCapacity: InitializeMiddleware<Input, Output> = (next, context) => (args) =>
     context.clientName === "DynamoDBClient" && CAPACITY_ACTIONS.has(actionOf(context))
-      ? next({ ...args, input: { ReturnConsumedCapacity: "TOTAL", ...args.input } })
+      ? next({ ...args, input: { ReturnConsumedCapacity: "INDEXES", ...args.input } })
       : next(args);
 
   // Inside the retry middleware (finalizeRequest, low priority): once per attempt, and the

@@ -34,6 +34,9 @@
  * Analytics keys are built in shared/analytics/ (index-store.ts, rollup.ts); <labelSet> is
  * a hash of the sorted labels.
  *
+ * The index projects keys plus `status`, `captureStatus` and `metricVersion` (shared/table.ts):
+ * queries filter on those, and read whole items from the table (`baseItems` in store/query.ts).
+ *
  * POLICYBATCHES#OPEN, BACKFILLS#DUE, ROLLUPDELTAS#<n>, RUNNINGJOBS and LLMSUBMISSIONS#OPEN
  * are the only index partitions shared by all organizations: they hold small, short-lived
  * entries that the scheduled flusher, backfill runner, rollup sweeper, job reconciler and

@@ -5,8 +5,22 @@
 export const tableDeclaration = {
   partitionKey: "pk",
   sortKey: "sk",
-  /** Generic overloaded index: lists (calls, jobs, metrics of an org) and values of a call. */
-  globalSecondaryIndexes: [{ indexName: "gsi1", partitionKey: "gsi1pk", sortKey: "gsi1sk" }],
+  /**
+   * Generic overloaded index: lists (calls, jobs, metrics of an org), values of a call, and the
+   * shared due/open partitions. It projects keys and the few small attributes its queries
+   * filter on, never whole items: a job's counters change every batch and a value carries its
+   * reasoning, and an index holding them would be rewritten at their full size each time.
+   * Readers that need the whole item fetch it from the table (`baseItems`).
+   */
+  globalSecondaryIndexes: [
+    {
+      indexName: "gsi1",
+      partitionKey: "gsi1pk",
+      sortKey: "gsi1sk",
+      /** Job, policy, backfill and submission status; a value's status and metric version. */
+      projectedAttributes: ["status", "captureStatus", "metricVersion"],
+    },
+  ],
   timeToLiveAttribute: "expiresAt",
   stream: "NEW_AND_OLD_IMAGES",
 } as const;

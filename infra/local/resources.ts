@@ -44,7 +44,7 @@ export async function createTable(
             { AttributeName: index.partitionKey, KeyType: "HASH" },
             { AttributeName: index.sortKey, KeyType: "RANGE" },
           ],
-          Projection: { ProjectionType: "ALL" },
+          Projection: { ProjectionType: "INCLUDE", NonKeyAttributes: [...index.projectedAttributes] },
         })),
         ...(options.stream === false
           ? {}

@@ -14,7 +14,7 @@
 import { createHash } from "node:crypto";
 import { chunked, mapLimit, sleep } from "../concurrency.ts";
 import { logger } from "../logger.ts";
-import { queryAll } from "../store/query.ts";
+import { baseItems, queryAll } from "../store/query.ts";
 import { failedConditions, type TableTransactItem, table } from "../store/table.ts";
 import { ROLLUP_DELTA_ENTITY } from "../stream-entities.ts";
 import {
@@ -334,7 +334,7 @@ export async function staleDeltas(now = new Date()): Promise<RollupDelta[]> {
       }),
     ),
   );
-  return shards.flat().map(toDelta);
+  return (await baseItems(shards.flat())).map(toDelta);
 }
 
 /** Every delta not yet applied, whatever its age (tests and the benchmark wait for none). */

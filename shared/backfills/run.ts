@@ -17,7 +17,7 @@ import type { FrozenMetric } from "../schemas/job.ts";
 import { deleteDueMarker, dueBackfills, getBackfill, scheduleNextRun } from "../store/backfills.ts";
 import { getJob } from "../store/jobs.ts";
 import { getMetric } from "../store/metrics.ts";
-import { queryAll, queryItems } from "../store/query.ts";
+import { baseItems, queryAll, queryItems } from "../store/query.ts";
 import { conditionHeld, table } from "../store/table.ts";
 
 const LOCK_MS = 15 * 60_000;
@@ -32,7 +32,7 @@ interface CandidateCall {
 
 /** Calls created since `since` (or ever), filtered by the backfill's call filter, oldest first. */
 async function candidateCalls(orgId: string, backfill: Backfill, since: string | undefined, cutoff: string) {
-  const calls = (await queryAll({
+  const entries = await queryAll({
     IndexName: "gsi1",
     KeyConditionExpression: since
       ? "gsi1pk = :list AND gsi1sk BETWEEN :since AND :cutoff"
@@ -42,8 +42,8 @@ async function candidateCalls(orgId: string, backfill: Backfill, since: string |
       ":cutoff": `${cutoff}\uffff`,
       ...(since ? { ":since": since } : {}),
     },
-    ProjectionExpression: "id, agentId, startedAt, properties",
-  })) as unknown as CandidateCall[];
+  });
+  const calls = (await baseItems(entries, ["id", "agentId", "startedAt", "properties"])) as unknown as CandidateCall[];
   const { agentId, properties } = backfill.callFilter;
   return calls
     .filter((call) => (!since || call.startedAt >= since) && call.startedAt <= cutoff)

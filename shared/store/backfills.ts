@@ -162,5 +162,9 @@ export async function dueBackfills(now: Date): Promise<{ orgId: string; backfill
     KeyConditionExpression: "gsi1pk = :due AND gsi1sk < :now",
     ExpressionAttributeValues: { ":due": keys.dueBackfills, ":now": now.toISOString() },
   });
-  return due.map((item) => ({ orgId: String(item.orgId), backfillId: String(item.backfillId) }));
+  // Index entries carry keys only: the due marker's key names the backfill.
+  return due.flatMap((entry) => {
+    const [, orgId, backfillId] = /^ORG#(.+)#BACKFILL#(.+)$/.exec(String(entry.pk)) ?? [];
+    return orgId && backfillId ? [{ orgId, backfillId }] : [];
+  });
 }

@@ -7,7 +7,7 @@
 import { randomBytes } from "node:crypto";
 import { keys } from "../keys.ts";
 import { itemBytes } from "./item-budget.ts";
-import { queryAll } from "./query.ts";
+import { baseItems, queryAll } from "./query.ts";
 import { failedConditions, table } from "./table.ts";
 
 export type SubmissionStatus = "CREATING" | "SUBMITTED" | "COLLECTED";
@@ -152,12 +152,13 @@ export async function deleteSubmission(s: LlmSubmission): Promise<void> {
 
 /** Submissions whose results are not all recorded, oldest first, across organizations. */
 export async function listOpenSubmissions(): Promise<LlmSubmission[]> {
-  const items = await queryAll({
+  const entries = await queryAll({
     IndexName: "gsi1",
     KeyConditionExpression: "gsi1pk = :open",
     ExpressionAttributeValues: { ":open": keys.openLlmSubmissions },
   });
-  return items.flatMap((item) => (item.status !== "COLLECTED" ? [fromItem(item)] : []));
+  const open = entries.filter((entry) => entry.status !== "COLLECTED");
+  return (await baseItems(open)).flatMap((item) => (item.status !== "COLLECTED" ? [fromItem(item)] : []));
 }
 
 /** A job's submissions (all of them, or only those still open). */

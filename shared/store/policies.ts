@@ -5,7 +5,7 @@ import { keys } from "../keys.ts";
 import { type CreatePolicyInput, createPolicySchema, type MetricPolicy } from "../schemas/policy.ts";
 import { assertWebhookUrl } from "../webhooks/url-safety.ts";
 import { resolveMetricRefs } from "./metrics.ts";
-import { type PageKey, queryAll, queryPage } from "./query.ts";
+import { baseItems, type PageKey, queryAll, queryPage } from "./query.ts";
 import { conditionHeld, table } from "./table.ts";
 
 type Item = Record<string, unknown>;
@@ -112,5 +112,5 @@ export async function activePolicies(orgId: string): Promise<MetricPolicy[]> {
     ExpressionAttributeNames: { "#status": "status" },
     ExpressionAttributeValues: { ":list": keys.policyList(orgId), ":active": "ACTIVE" },
   });
-  return items.map(toPolicy);
+  return (await baseItems(items)).map(toPolicy);
 }

@@ -1,6 +1,7 @@
 /** Paged queries with an exact "more after this" and start keys bound to the partition being read. */
 import type { QueryCommandInput } from "@aws-sdk/lib-dynamodb";
 import { invalid } from "../errors.ts";
+import { batchGet } from "./batch-get.ts";
 import { table } from "./table.ts";
 
 type Item = Record<string, unknown>;
@@ -61,7 +62,25 @@ export async function queryPage<T>(query: PagedQuery, toApi: (item: Item) => T):
   const pageItems = items.slice(0, query.limit);
   const last = pageItems.at(-1);
   const nextKey = hasMore && last ? Object.fromEntries(keyNames.map((name) => [name, last[name]])) : undefined;
-  return { items: pageItems.map(toApi), nextKey };
+  return { items: (query.indexName ? await baseItems(pageItems) : pageItems).map(toApi), nextKey };
+}
+
+/**
+ * The table's items behind index entries, in the entries' order. The index projects keys and
+ * a few attributes only (shared/table.ts); an item deleted since the index was read is left out.
+ */
+export async function baseItems(entries: Item[], projection?: string[]): Promise<Item[]> {
+  if (entries.length === 0) return [];
+  const keyOf = (item: Item) => `${String(item.pk)}\n${String(item.sk)}`;
+  const found = await batchGet(
+    entries.map((entry) => ({ pk: String(entry.pk), sk: String(entry.sk) })),
+    projection ? { projection: [...new Set(["pk", "sk", ...projection])] } : {},
+  );
+  const byKey = new Map<string, Item>(found.map((item) => [keyOf(item), item]));
+  return entries.flatMap((entry): Item[] => {
+    const item = byKey.get(keyOf(entry));
+    return item ? [item] : [];
+  });
 }
 
 export type QueryAllInput = Omit<QueryCommandInput, "TableName" | "ExclusiveStartKey">;
