@@ -5,7 +5,10 @@
 import { Metrics, MetricUnit } from "@aws-lambda-powertools/metrics";
 import type { MetricValue } from "./schemas/job.ts";
 
-/** The service's name on log lines and metrics, and the CloudWatch namespace of its metrics. */
+/**
+ * The service's name on log lines and metrics, and the CloudWatch namespace of its metrics,
+ * where nothing sets them (locally); deployed, both are the stack's name (infra/stack).
+ */
 export const SERVICE_NAME = "metric-collection";
 export const METRICS_NAMESPACE = "MetricCollection";
 

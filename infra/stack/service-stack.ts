@@ -2,7 +2,7 @@
  * The whole service in one stack, built from the shared declarations and the wiring
  * table — the same ones the local runtime runs — so the two cannot drift.
  */
-import { CfnOutput, Duration, RemovalPolicy, Stack, type StackProps, Validations } from "aws-cdk-lib";
+import { CfnOutput, Duration, RemovalPolicy, Stack, type StackProps, Tags, Validations } from "aws-cdk-lib";
 import { AccessLogFormat } from "aws-cdk-lib/aws-apigateway";
 import {
   type CfnStage,
@@ -47,7 +47,7 @@ import { EmailSubscription } from "aws-cdk-lib/aws-sns-subscriptions";
 import { Queue, QueueEncryption, type QueueProps } from "aws-cdk-lib/aws-sqs";
 import type { Construct } from "constructs";
 import { DEFAULT_JUDGE_MODEL, envFor, queueUrlEnvVar } from "../../shared/config.ts";
-import { ALARMED_COUNTS, LLM_SPEND_METRIC, METRICS_NAMESPACE, SERVICE_NAME } from "../../shared/observability.ts";
+import { ALARMED_COUNTS, LLM_SPEND_METRIC, SERVICE_NAME } from "../../shared/observability.ts";
 import { type QueueName, queueDeclarations, tableDeclaration } from "../../shared/table.ts";
 import {
   DEFAULT_LLM_MAX_CONCURRENCY,
@@ -135,6 +135,9 @@ export class ServiceStack extends Stack {
     const { settings, projectRoot } = props;
     const wiring = props.wiring ?? defaultWiring;
     const retain = settings.deletionProtection ? RemovalPolicy.RETAIN : RemovalPolicy.DESTROY;
+    // On every resource that takes tags: activate them as cost allocation tags to split the bill.
+    Tags.of(this).add("app", SERVICE_NAME);
+    Tags.of(this).add("stack", this.stackName);
 
     // A customer's key, when given, protects everything that holds tenant data or secrets.
     const customerKey = settings.kmsKeyArn ? Key.fromKeyArn(this, "CustomerKey", settings.kmsKeyArn) : undefined;
@@ -152,8 +155,9 @@ export class ServiceStack extends Stack {
 
     const resources: ServiceResources = { table, queues, anthropicSecret };
     const environment = {
-      POWERTOOLS_SERVICE_NAME: SERVICE_NAME,
-      POWERTOOLS_METRICS_NAMESPACE: METRICS_NAMESPACE,
+      // Both from the stack's name: two stacks in one account and region never mix their metrics.
+      POWERTOOLS_SERVICE_NAME: this.stackName,
+      POWERTOOLS_METRICS_NAMESPACE: this.stackName,
       LOG_LEVEL: "INFO",
       ...envFor({ judgeModel: settings.judgeModel, workMaxReceiveCount: queueDeclarations.work.maxReceiveCount }),
     };
@@ -535,34 +539,45 @@ export class ServiceStack extends Stack {
     // The dead-letter recorder empties the work DLQ at once: its own counts carry the alarm.
     alarm(
       "dead-lettered-items",
-      businessMetric(ALARMED_COUNTS.deadLetteredItems),
+      this.businessMetric(ALARMED_COUNTS.deadLetteredItems),
       0,
       "Work items were dead-lettered (every delivery crashed) and recorded as ERROR",
     );
     alarm(
       "malformed-work-messages",
-      businessMetric(ALARMED_COUNTS.malformedWorkMessages),
+      this.businessMetric(ALARMED_COUNTS.malformedWorkMessages),
       0,
       "Malformed messages reached the work dead-letter queue and were dropped",
     );
     alarm(
       "reconciler-repairs",
-      businessMetric(ALARMED_COUNTS.jobsRepaired),
+      this.businessMetric(ALARMED_COUNTS.jobsRepaired),
       0,
       "The job reconciler repaired stalled jobs: a dispatch, work item or stream record was lost (see docs/operations.md)",
     );
     alarm(
       "llm-spend",
-      businessMetric(LLM_SPEND_METRIC, Duration.hours(1)),
+      this.businessMetric(LLM_SPEND_METRIC, Duration.hours(1)),
       settings.llmSpendAlarmUsdPerHour,
       `Estimated LLM spend passed $${settings.llmSpendAlarmUsdPerHour} in an hour`,
     );
     alarm(
       "llm-rate-limited",
-      businessMetric(ALARMED_COUNTS.llmRateLimited),
+      this.businessMetric(ALARMED_COUNTS.llmRateLimited),
       100,
       "Anthropic answered more than 100 requests in 5 minutes with 429/529: the account's rate limits bind",
     );
+  }
+
+  /** One of this stack's own metrics (shared/observability.ts), summed per period. */
+  private businessMetric(metricName: string, period = Duration.minutes(5)) {
+    return new Metric({
+      namespace: this.stackName,
+      metricName,
+      dimensionsMap: { service: this.stackName },
+      statistic: "Sum",
+      period,
+    });
   }
 
   private addDashboard(queues: Record<QueueName, Queue>, consumers: Record<string, ServiceFunction>) {
@@ -572,7 +587,7 @@ export class ServiceStack extends Stack {
         [
           new GraphWidget({
             title: "Items evaluated / failed",
-            left: [businessMetric("ItemsEvaluated"), businessMetric("ItemsFailed")],
+            left: [this.businessMetric("ItemsEvaluated"), this.businessMetric("ItemsFailed")],
           }),
           new GraphWidget({
             title: "Work queue depth",
@@ -586,16 +601,16 @@ export class ServiceStack extends Stack {
           new GraphWidget({
             title: "LLM tokens",
             left: [
-              businessMetric("InputTokens"),
-              businessMetric("OutputTokens"),
-              businessMetric("CacheReadTokens"),
-              businessMetric("CacheCreationTokens"),
+              this.businessMetric("InputTokens"),
+              this.businessMetric("OutputTokens"),
+              this.businessMetric("CacheReadTokens"),
+              this.businessMetric("CacheCreationTokens"),
             ],
           }),
           new GraphWidget({
             title: "LLM spend (USD) / rate-limited requests",
-            left: [businessMetric(LLM_SPEND_METRIC)],
-            right: [businessMetric(ALARMED_COUNTS.llmRateLimited)],
+            left: [this.businessMetric(LLM_SPEND_METRIC)],
+            right: [this.businessMetric(ALARMED_COUNTS.llmRateLimited)],
           }),
           new GraphWidget({
             title: "Evaluator invocations / errors",
@@ -629,16 +644,6 @@ const ACCESS_LOG_FORMAT = AccessLogFormat.custom(
 
 /** CloudWatch takes at most 10 metrics in an alarm's math expression. */
 const FUNCTIONS_PER_ALARM = 10;
-
-/** One of the service's own metrics (shared/observability.ts), summed per period. */
-const businessMetric = (metricName: string, period = Duration.minutes(5)) =>
-  new Metric({
-    namespace: METRICS_NAMESPACE,
-    metricName,
-    dimensionsMap: { service: SERVICE_NAME },
-    statistic: "Sum",
-    period,
-  });
 
 export const defaultSettings: ServiceSettings = {
   /** `$default` serves the API at the root: https://…/v1/call. */

@@ -514,6 +514,37 @@ describe("CDK app settings", () => {
     expect(() => synth({}, slow)).toThrow(/visibility 1800 s is below 6× its consumer's timeout/);
   });
 
+  it("keeps two stacks in one account apart: metrics namespace and service from the stack name, tags", () => {
+    const [blue, green] = ["Blue", "Green"].map((stackName) => synth({ stackName }).toJSON().Resources);
+    for (const [name, resources] of [
+      ["Blue", blue],
+      ["Green", green],
+    ] as const) {
+      const all = Object.values(resources as Record<string, Resource>);
+      const environments = all
+        .filter((r) => r.Type === "AWS::Lambda::Function")
+        .map((r) => r.Properties.Environment.Variables);
+      for (const environment of environments) {
+        expect(environment).toMatchObject({ POWERTOOLS_SERVICE_NAME: name, POWERTOOLS_METRICS_NAMESPACE: name });
+      }
+      const ownMetricAlarms = all.filter(
+        (r) => r.Type === "AWS::CloudWatch::Alarm" && JSON.stringify(r.Properties).includes("LlmRateLimited"),
+      );
+      expect(ownMetricAlarms).not.toHaveLength(0);
+      for (const alarm of ownMetricAlarms) {
+        expect(JSON.stringify(alarm.Properties)).toContain(`"Namespace":"${name}"`);
+        expect(JSON.stringify(alarm.Properties)).toContain(`{"Name":"service","Value":"${name}"}`);
+      }
+      const table = all.find((r) => r.Type === "AWS::DynamoDB::Table");
+      expect(table?.Properties.Tags).toEqual(
+        expect.arrayContaining([
+          { Key: "app", Value: "metric-collection" },
+          { Key: "stack", Value: name },
+        ]),
+      );
+    }
+  });
+
   it("keeps the stack free of a hard-coded account or region (synth works offline)", () => {
     expect(Stack.of(stack).account).toMatch(/Token|AWS::AccountId/);
   });
