@@ -18,8 +18,6 @@ import { HttpLambdaIntegration } from "aws-cdk-lib/aws-apigatewayv2-integrations
 import {
   Alarm,
   ComparisonOperator,
-  Dashboard,
-  GraphWidget,
   type IMetric,
   MathExpression,
   Metric,
@@ -56,6 +54,7 @@ import {
   timeoutOf,
   type Wiring,
 } from "../../shared/wiring.ts";
+import { addPipelineDashboard } from "./dashboard.ts";
 import { ServiceFunction, type ServiceResources } from "./service-function.ts";
 
 /** Settings from CDK context (cdk.json or `-c key=value`), documented in docs/deploy.md. */
@@ -179,11 +178,9 @@ export class ServiceStack extends Stack {
     const streamFailures = failureQueue(this, "stream-failures", customerKey, {}, "stream records that failed");
     // Scheduled invocations that failed every retry (the function's errors say why).
     const scheduleFailures = failureQueue(this, "schedule-failures", customerKey, {}, "scheduled runs that failed");
-    const consumers: Record<string, ServiceFunction> = {
-      ...this.addQueueConsumers(wiring, settings, { queues, deadLetterQueues }, make),
-      ...this.addStreamConsumers(wiring, table, streamFailures, make),
-      ...this.addSchedules(wiring, scheduleFailures, make),
-    };
+    this.addQueueConsumers(wiring, settings, { queues, deadLetterQueues }, make);
+    this.addStreamConsumers(wiring, table, streamFailures, make);
+    this.addSchedules(wiring, scheduleFailures, make);
     const alarmTopic = new Topic(this, "Alarms", { enforceSSL: true });
     if (settings.alarmEmail) {
       alarmTopic.addSubscription(new EmailSubscription(settings.alarmEmail));
@@ -200,7 +197,17 @@ export class ServiceStack extends Stack {
       { table, api, functions },
       wiring,
     );
-    this.addDashboard(queues, consumers);
+    addPipelineDashboard(this, "Dashboard", {
+      wiring,
+      functions: Object.fromEntries(functions.map((fn) => [fn.node.id, fn.fn])),
+      queues,
+      deadLetterQueues,
+      streamFailures,
+      scheduleFailures,
+      api,
+      table,
+      businessMetric: (name, period) => this.businessMetric(name, period),
+    });
 
     new CfnOutput(this, "ApiUrl", { value: stage.url });
     new CfnOutput(this, "TableName", { value: table.tableName });
@@ -349,7 +356,6 @@ export class ServiceStack extends Stack {
   /** Partial batch responses; batch size, window and concurrency from the wiring. */
   private addQueueConsumers(wiring: Wiring, settings: ServiceSettings, queueSet: QueueSet, make: MakeFunction) {
     const { queues, deadLetterQueues } = queueSet;
-    const consumers: Record<string, ServiceFunction> = {};
     for (const consumer of wiring.queueConsumers) {
       const fn = make(consumer)
         .acknowledge("Serverless-LambdaDLQ", NO_FUNCTION_DLQ.queue)
@@ -372,15 +378,11 @@ export class ServiceStack extends Stack {
           metricsConfig: EVENT_SOURCE_METRICS,
         }),
       );
-      consumers[consumer.id] = fn;
     }
-
-    return consumers;
   }
 
   /** Filtered, bisecting, with an on-failure destination. */
   private addStreamConsumers(wiring: Wiring, table: Table, streamFailures: Queue, make: MakeFunction) {
-    const consumers: Record<string, ServiceFunction> = {};
     for (const consumer of wiring.streamConsumers) {
       const fn = make(consumer).acknowledge("Serverless-LambdaDLQ", NO_FUNCTION_DLQ.stream);
       fn.fn.addEventSource(
@@ -401,15 +403,11 @@ export class ServiceStack extends Stack {
           filters: [FilterCriteria.filter(consumer.filterPattern)],
         }),
       );
-      consumers[consumer.id] = fn;
     }
-
-    return consumers;
   }
 
   /** EventBridge Scheduler schedules. */
   private addSchedules(wiring: Wiring, failures: Queue, make: MakeFunction) {
-    const consumers: Record<string, ServiceFunction> = {};
     for (const schedule of wiring.schedules) {
       const fn = make(schedule).acknowledge("Serverless-LambdaDLQ", NO_FUNCTION_DLQ.schedule);
       // Scheduler invokes asynchronously: Lambda's own retries would otherwise hold a run for hours.
@@ -434,10 +432,7 @@ export class ServiceStack extends Stack {
         id: `AwsSolutions-IAM5[Resource::<${functionId}.Arn>:*]`,
         reason: `The scheduler's role may invoke ${schedule.id} (any version of that one function), nothing else.`,
       });
-      consumers[schedule.id] = fn;
     }
-
-    return consumers;
   }
 
   private addAlarms(
@@ -577,47 +572,6 @@ export class ServiceStack extends Stack {
       dimensionsMap: { service: this.stackName },
       statistic: "Sum",
       period,
-    });
-  }
-
-  private addDashboard(queues: Record<QueueName, Queue>, consumers: Record<string, ServiceFunction>) {
-    const evaluator = consumers.evaluator?.fn;
-    new Dashboard(this, "Dashboard", {
-      widgets: [
-        [
-          new GraphWidget({
-            title: "Items evaluated / failed",
-            left: [this.businessMetric("ItemsEvaluated"), this.businessMetric("ItemsFailed")],
-          }),
-          new GraphWidget({
-            title: "Work queue depth",
-            left: [
-              queues.work.metricApproximateNumberOfMessagesVisible(),
-              queues.work.metricApproximateNumberOfMessagesNotVisible(),
-            ],
-          }),
-        ],
-        [
-          new GraphWidget({
-            title: "LLM tokens",
-            left: [
-              this.businessMetric("InputTokens"),
-              this.businessMetric("OutputTokens"),
-              this.businessMetric("CacheReadTokens"),
-              this.businessMetric("CacheCreationTokens"),
-            ],
-          }),
-          new GraphWidget({
-            title: "LLM spend (USD) / rate-limited requests",
-            left: [this.businessMetric(LLM_SPEND_METRIC)],
-            right: [this.businessMetric(ALARMED_COUNTS.llmRateLimited)],
-          }),
-          new GraphWidget({
-            title: "Evaluator invocations / errors",
-            left: evaluator ? [evaluator.metricInvocations(), evaluator.metricErrors()] : [],
-          }),
-        ],
-      ],
     });
   }
 }

@@ -332,7 +332,7 @@ describe("the CDK app", () => {
     expect(functionOf("api-get-call").Properties.Environment.Variables.ANTHROPIC_API_KEY_SECRET_ID).toBeUndefined();
   });
 
-  it("alarms on every function's errors and throttles, queue age, dead letters, stream lag, table and scheduler failures, repairs and LLM spend and rate limits, and has a dashboard", () => {
+  it("alarms on every function's errors and throttles, queue age, dead letters, stream lag, table and scheduler failures, repairs and LLM spend and rate limits", () => {
     const alarms = ofType("AWS::CloudWatch::Alarm").map(([, r]) => r.Properties);
     const byMetric = (name: string) => alarms.filter((a) => a.MetricName === name);
     const functions = ofType("AWS::Lambda::Function").filter(([id]) => !id.startsWith("LogRetention")).length;
@@ -367,9 +367,43 @@ describe("the CDK app", () => {
     expect(byMetric("LlmRateLimited")).toHaveLength(1);
     const topic = ofType("AWS::SNS::Topic")[0]?.[0];
     for (const alarm of alarms) expect(alarm.AlarmActions).toEqual([{ Ref: topic }]);
-    const dashboard = JSON.stringify(ofType("AWS::CloudWatch::Dashboard")[0]?.[1].Properties.DashboardBody);
-    for (const metric of ["InputTokens", "OutputTokens", "CacheReadTokens", "ItemsEvaluated", "EstimatedCostUsd"]) {
-      expect(dashboard).toContain(metric);
+  });
+
+  it("has a dashboard grouped by pipeline stage that shows every function, queue and alarmed metric", () => {
+    const dashboards = ofType("AWS::CloudWatch::Dashboard");
+    expect(dashboards).toHaveLength(1);
+    // The body is a joined string with references: each becomes @<logical id>@.
+    const parts = dashboards[0]?.[1].Properties.DashboardBody["Fn::Join"][1] as unknown[];
+    const body = parts
+      .map((part) =>
+        typeof part === "string"
+          ? part
+          : `@${(part as { Ref?: string }).Ref ?? (part as { "Fn::GetAtt": string[] })["Fn::GetAtt"]?.[0]}@`,
+      )
+      .join("");
+    const widgets = JSON.parse(body).widgets as { type: string; properties: { markdown?: string } }[];
+    const headings = widgets.flatMap((w) =>
+      w.type === "text" ? [/^## (.+)\n/.exec(w.properties.markdown ?? "")?.[1]] : [],
+    );
+    expect(headings).toEqual(["API", "Dispatch", "Evaluate", "LLM", "Table stream", "Webhooks", "Schedules", "Table"]);
+    const unseen = (type: string) =>
+      ofType(type)
+        .map(([id]) => id)
+        .filter((id) => !body.includes(`@${id}@`));
+    expect(unseen("AWS::Lambda::Function")).toEqual([]);
+    expect(unseen("AWS::SQS::Queue")).toEqual([]);
+    const alarmed = ["ItemsEvaluated", "EstimatedCostUsd", "InputTokens", "IteratorAge", "TargetErrorCount"];
+    for (const metric of [...alarmed, "DeadLetteredItems", "MalformedWorkMessages", "JobsRepaired", "LlmRateLimited"]) {
+      expect(body).toContain(metric);
+    }
+    for (const metric of [
+      "5xx",
+      "Latency",
+      "ReadThrottleEvents",
+      "WriteThrottleEvents",
+      "ApproximateAgeOfOldestMessage",
+    ]) {
+      expect(body).toContain(metric);
     }
   });
 
