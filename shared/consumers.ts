@@ -6,8 +6,6 @@
  * - `streamBatch(handle)`: a DynamoDB stream batch; `handle` answers the failed records.
  * Both put the Lambda context (request id, function, cold start) on every log line.
  */
-import { injectLambdaContext } from "@aws-lambda-powertools/logger/middleware";
-import middy from "@middy/core";
 import type {
   Context,
   DynamoDBBatchResponse,
@@ -19,7 +17,7 @@ import type {
 } from "aws-lambda";
 import type { z } from "zod";
 import { mapLimit } from "./concurrency.ts";
-import { logger } from "./logger.ts";
+import { type LogContext, logger, withLambdaContext, withLogContext } from "./logger.ts";
 
 export interface QueueMessage<T> {
   record: SQSRecord;
@@ -63,8 +61,24 @@ function parseMessages<T>(records: SQSRecord[], schema: z.ZodType<T>) {
   return { messages, malformed };
 }
 
-const withLambdaContext = <E, R>(handler: (event: E, context: Context) => Promise<R>) =>
-  middy<E, R>(handler).use(injectLambdaContext(logger, { resetKeys: true }));
+/** The organization and job a message is about, where its body names them. */
+function logContextOf(body: unknown): LogContext {
+  const { orgId, jobId } = (body ?? {}) as Record<string, unknown>;
+  return {
+    ...(typeof orgId === "string" ? { orgId } : {}),
+    ...(typeof jobId === "string" ? { jobId } : {}),
+  };
+}
+
+/** The correlation ids every message of the batch shares: on the batch's own lines too. */
+function sharedLogContext(messages: QueueMessage<unknown>[]): LogContext {
+  const [first, ...rest] = messages.map((message) => logContextOf(message.body));
+  return Object.fromEntries(
+    Object.entries(first ?? {}).filter(([key, value]) =>
+      rest.every((other) => other[key as keyof LogContext] === value),
+    ),
+  );
+}
 
 export function sqsBatch<T>(
   schema: z.ZodType<T>,
@@ -81,7 +95,9 @@ export function sqsBatch<T>(
       });
     }
     if (malformed.length > 0) options.onMalformed?.(malformed.length);
-    const redeliver = new Set(messages.length > 0 ? await handle(messages, context) : []);
+    const handled =
+      messages.length > 0 ? await withLogContext(sharedLogContext(messages), () => handle(messages, context)) : [];
+    const redeliver = new Set(handled);
     if (options.malformed !== "drop") for (const record of malformed) redeliver.add(record.messageId);
     return { batchItemFailures: [...redeliver].map((itemIdentifier) => ({ itemIdentifier })) };
   });
@@ -96,14 +112,16 @@ export function eachMessage<T>(
   { concurrency = 1, failure }: { concurrency?: number; failure: string },
 ) {
   return async (messages: QueueMessage<T>[]): Promise<Redeliver> => {
-    const outcomes = await mapLimit(messages, concurrency, async (message) => {
-      try {
-        return (await handle(message)) === "retry" ? "retry" : "done";
-      } catch (error) {
-        logger.warn(failure, { messageId: message.record.messageId, error: error as Error });
-        return "retry";
-      }
-    });
+    const outcomes = await mapLimit(messages, concurrency, (message) =>
+      withLogContext(logContextOf(message.body), async () => {
+        try {
+          return (await handle(message)) === "retry" ? "retry" : "done";
+        } catch (error) {
+          logger.warn(failure, { messageId: message.record.messageId, error: error as Error });
+          return "retry";
+        }
+      }),
+    );
     return messages.filter((_, index) => outcomes[index] === "retry").map((message) => message.record.messageId);
   };
 }

@@ -4,6 +4,7 @@
  */
 import type { APIGatewayRequestAuthorizerEventV2, APIGatewaySimpleAuthorizerWithContextResult } from "aws-lambda";
 import { authenticate } from "../../shared/auth.ts";
+import { logger, withLambdaContext } from "../../shared/logger.ts";
 
 export interface AuthorizerContext {
   orgId: string;
@@ -11,10 +12,13 @@ export interface AuthorizerContext {
   keyId: string;
 }
 
-export const handler = async (
-  event: APIGatewayRequestAuthorizerEventV2,
-): Promise<APIGatewaySimpleAuthorizerWithContextResult<AuthorizerContext | Record<string, never>>> => {
-  const principal = await authenticate(event.headers?.authorization);
-  if (!principal) return { isAuthorized: false, context: {} };
-  return { isAuthorized: true, context: { orgId: principal.orgId, role: principal.role, keyId: principal.keyId } };
-};
+type AuthorizerResult = APIGatewaySimpleAuthorizerWithContextResult<AuthorizerContext | Record<string, never>>;
+
+export const handler = withLambdaContext(
+  async (event: APIGatewayRequestAuthorizerEventV2): Promise<AuthorizerResult> => {
+    logger.setCorrelationId(event.requestContext?.requestId);
+    const principal = await authenticate(event.headers?.authorization);
+    if (!principal) return { isAuthorized: false, context: {} };
+    return { isAuthorized: true, context: { orgId: principal.orgId, role: principal.role, keyId: principal.keyId } };
+  },
+);

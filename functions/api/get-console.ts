@@ -9,6 +9,7 @@ import { readFile } from "node:fs/promises";
 import { extname, resolve, sep } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from "aws-lambda";
+import { withLambdaContext } from "../../shared/logger.ts";
 
 const root = [new URL("./console/", import.meta.url), new URL("../../console/", import.meta.url)]
   .map((url) => fileURLToPath(url))
@@ -28,7 +29,7 @@ const notFound = (): APIGatewayProxyStructuredResultV2 => ({
   body: "Not found",
 });
 
-export const handler = async (event: APIGatewayProxyEventV2): Promise<APIGatewayProxyStructuredResultV2> => {
+export const handler = withLambdaContext<APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2>(async (event) => {
   const requested = event.pathParameters?.file;
   // /console → /console/index.html, so the page's relative links resolve under any stage
   // prefix (a bare /console/ is not routed reliably: the greedy parameter needs a name).
@@ -50,4 +51,4 @@ export const handler = async (event: APIGatewayProxyEventV2): Promise<APIGateway
     body: content.toString(binary ? "base64" : "utf8"),
     isBase64Encoded: binary,
   };
-};
+});

@@ -1,4 +1,5 @@
 import { applyRollupDeltas, staleDeltas } from "../../shared/analytics/deltas.ts";
+import { withLambdaContext } from "../../shared/logger.ts";
 
 /** Scheduled backstop: applies rollup deltas the stream consumer left behind. */
-export const handler = async () => applyRollupDeltas(await staleDeltas());
+export const handler = withLambdaContext(async () => applyRollupDeltas(await staleDeltas()));

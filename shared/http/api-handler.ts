@@ -2,6 +2,7 @@
  * The one wrapper every API Lambda uses: authentication, JSON parsing, zod validation of
  * body/query/path, and error mapping. Handlers stay a few lines of domain calls.
  */
+import { injectLambdaContext } from "@aws-lambda-powertools/logger/middleware";
 import middy from "@middy/core";
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from "aws-lambda";
 import { ZodError, type z } from "zod";
@@ -90,24 +91,32 @@ export function apiRoute<
     const body = parse(options.body, options.body ? readJsonBody(event) : undefined, "body");
     const query = parse(options.query, event.queryStringParameters ?? {}, "query");
     const path = parse(options.path, event.pathParameters ?? {}, "path");
+    // One request per invocation: the organization goes on every later line, the error's too.
+    logger.appendKeys({ orgId: principal.orgId });
     const result = await handle({ principal, body, query, path, event });
     return json(options.successStatus ?? 200, wrap(result));
   };
-  return middy<APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2>(core).onError((request) => {
-    const error = request.error instanceof DomainError ? apiErrorOf(request.error) : request.error;
-    if (error instanceof ApiError) {
-      request.response = json(
-        error.status,
-        { error: { code: error.code, message: error.message, details: error.details } },
-        error.headers,
-      );
-    } else if (error instanceof ZodError) {
-      request.response = json(400, {
-        error: { code: "validation_error", message: "Invalid input", details: fieldErrors(error.issues, "input") },
-      });
-    } else {
-      logger.error("Unhandled error", { error: error as Error, routeKey: request.event.routeKey });
-      request.response = json(500, { error: { code: "internal_error", message: "Internal server error" } });
-    }
-  });
+  return middy<APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2>(core)
+    .use(injectLambdaContext(logger, { resetKeys: true }))
+    .before((request) => {
+      // API Gateway's request id, as in its access log: the line that joins the two.
+      logger.setCorrelationId(request.event.requestContext?.requestId);
+    })
+    .onError((request) => {
+      const error = request.error instanceof DomainError ? apiErrorOf(request.error) : request.error;
+      if (error instanceof ApiError) {
+        request.response = json(
+          error.status,
+          { error: { code: error.code, message: error.message, details: error.details } },
+          error.headers,
+        );
+      } else if (error instanceof ZodError) {
+        request.response = json(400, {
+          error: { code: "validation_error", message: "Invalid input", details: fieldErrors(error.issues, "input") },
+        });
+      } else {
+        logger.error("Unhandled error", { error: error as Error, routeKey: request.event.routeKey });
+        request.response = json(500, { error: { code: "internal_error", message: "Internal server error" } });
+      }
+    });
 }

@@ -16,7 +16,7 @@ import type { SQSRecord } from "aws-lambda";
 import { config, requireQueueUrl } from "../config.ts";
 import type { QueueMessage, Redeliver } from "../consumers.ts";
 import { keys } from "../keys.ts";
-import { logger } from "../logger.ts";
+import { logger, withLogContext } from "../logger.ts";
 import { ALARMED_COUNTS, publishCount, publishEvaluationMetrics, publishUnrecordedSpend } from "../observability.ts";
 import type { Call } from "../schemas/call.ts";
 import type { JudgeMode, LlmMode, WorkItem } from "../schemas/job.ts";
@@ -453,8 +453,13 @@ async function evaluateInOrder(parsed: ParsedRecord[], loaded: BatchContext, dep
       return;
     }
     const [first] = unit;
-    if (unit.length === 1 && first) await evaluateOne(first.entry, loaded, first.job, deps, run);
-    else await evaluateTogether(unit, loaded, deps, run);
+    if (!first) continue;
+    // A unit is one call's items of one job: its lines name them.
+    await withLogContext({ orgId: first.entry.item.orgId, jobId: first.entry.item.jobId }, () =>
+      unit.length === 1
+        ? evaluateOne(first.entry, loaded, first.job, deps, run)
+        : evaluateTogether(unit, loaded, deps, run),
+    );
   }
 }
 

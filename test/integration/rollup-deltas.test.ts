@@ -21,6 +21,7 @@ import {
 import { type RollupInput, rollupKeyPrefix } from "../../shared/analytics/rollup.ts";
 import { dynamo } from "../../shared/aws.ts";
 import { config } from "../../shared/config.ts";
+import { lambdaContext } from "../support/lambda.ts";
 import { startTestStack, type TestStack } from "../support/stack.ts";
 
 describe("rollup deltas", () => {
@@ -197,9 +198,9 @@ describe("rollup deltas", () => {
     const stale: RollupDelta[] = await staleDeltas();
     expect(stale.map((delta) => delta.key.pk).sort()).toEqual(items.map((item) => String(item.pk)).sort());
     // Only the stale ones: the fresh delta is still the stream consumer's to apply.
-    expect(await sweep()).toEqual({ applied: 12, alreadyApplied: 0 });
+    expect(await sweep({}, lambdaContext())).toEqual({ applied: 12, alreadyApplied: 0 });
     expect(await pendingDeltaCount()).toBe(1);
-    expect(await sweep()).toEqual({ applied: 0, alreadyApplied: 0 });
+    expect(await sweep({}, lambdaContext())).toEqual({ applied: 0, alreadyApplied: 0 });
     await expectRollupsOf(orgId, 12);
   });
 

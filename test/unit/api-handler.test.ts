@@ -76,12 +76,15 @@ describe("apiRoute", () => {
     const { handler } = await import("../../functions/api/authorizer.ts");
     const request = (authorization?: string) =>
       ({ headers: authorization ? { authorization } : {}, routeKey: "GET /v1/call" }) as never;
-    expect(await handler(request(`Bearer ${KEY}`))).toEqual({
+    expect(await handler(request(`Bearer ${KEY}`), {} as Context)).toEqual({
       isAuthorized: true,
       context: { orgId: "org-1", role: "member", keyId: "k" },
     });
-    expect(await handler(request("Bearer mcj_unknown_key_000000"))).toEqual({ isAuthorized: false, context: {} });
-    expect(await handler(request())).toEqual({ isAuthorized: false, context: {} });
+    expect(await handler(request("Bearer mcj_unknown_key_000000"), {} as Context)).toEqual({
+      isAuthorized: false,
+      context: {},
+    });
+    expect(await handler(request(), {} as Context)).toEqual({ isAuthorized: false, context: {} });
   });
 
   it("authorizer → gateway → route: the route sees the principal the authorizer resolved", async () => {
@@ -91,7 +94,7 @@ describe("apiRoute", () => {
       requestContext: { stage: "$default", http: { method: "POST" } } as never,
     });
     const decision = toAuthorizerDecision(
-      await handler(buildAuthorizerEvent(request, request.headers.authorization ?? "") as never),
+      await handler(buildAuthorizerEvent(request, request.headers.authorization ?? "") as never, {} as Context),
     );
     expect(decision.authorized).toBe(true);
     if (!decision.authorized) return;
