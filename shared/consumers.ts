@@ -18,6 +18,7 @@ import type {
 import type { z } from "zod";
 import { mapLimit } from "./concurrency.ts";
 import { type LogContext, logger, withLambdaContext, withLogContext } from "./logger.ts";
+import { annotate } from "./tracer.ts";
 
 export interface QueueMessage<T> {
   record: SQSRecord;
@@ -95,8 +96,9 @@ export function sqsBatch<T>(
       });
     }
     if (malformed.length > 0) options.onMalformed?.(malformed.length);
-    const handled =
-      messages.length > 0 ? await withLogContext(sharedLogContext(messages), () => handle(messages, context)) : [];
+    const shared = sharedLogContext(messages);
+    annotate(shared);
+    const handled = messages.length > 0 ? await withLogContext(shared, () => handle(messages, context)) : [];
     const redeliver = new Set(handled);
     if (options.malformed !== "drop") for (const record of malformed) redeliver.add(record.messageId);
     return { batchItemFailures: [...redeliver].map((itemIdentifier) => ({ itemIdentifier })) };

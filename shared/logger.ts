@@ -8,9 +8,11 @@ import { AsyncLocalStorage } from "node:async_hooks";
 import { LogFormatter, Logger, LogItem } from "@aws-lambda-powertools/logger";
 import { injectLambdaContext } from "@aws-lambda-powertools/logger/middleware";
 import type { LogAttributes, UnformattedAttributes } from "@aws-lambda-powertools/logger/types";
+import { captureLambdaHandler } from "@aws-lambda-powertools/tracer/middleware";
 import middy from "@middy/core";
 import type { Context } from "aws-lambda";
 import { SERVICE_NAME } from "./observability.ts";
+import { tracer } from "./tracer.ts";
 
 /** Correlation ids of the work in hand; a batch's messages each have their own. */
 export interface LogContext {
@@ -54,6 +56,11 @@ export const logger = new Logger({
   logFormatter: new CorrelatedLogFormatter(),
 });
 
-/** A handler whose every line carries the invocation's Lambda context; keys reset after each. */
+/**
+ * A handler whose every log line carries the invocation's Lambda context (keys reset after
+ * each invocation) and whose invocation is traced (shared/tracer.ts).
+ */
 export const withLambdaContext = <E, R>(handler: (event: E, context: Context) => Promise<R>) =>
-  middy<E, R>(handler).use(injectLambdaContext(logger, { resetKeys: true }));
+  middy<E, R>(handler)
+    .use(captureLambdaHandler(tracer, { captureResponse: false }))
+    .use(injectLambdaContext(logger, { resetKeys: true }));

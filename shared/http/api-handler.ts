@@ -3,6 +3,7 @@
  * body/query/path, and error mapping. Handlers stay a few lines of domain calls.
  */
 import { injectLambdaContext } from "@aws-lambda-powertools/logger/middleware";
+import { captureLambdaHandler } from "@aws-lambda-powertools/tracer/middleware";
 import middy from "@middy/core";
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from "aws-lambda";
 import { ZodError, type z } from "zod";
@@ -11,6 +12,7 @@ import { DomainError, fieldErrors, parseOrInvalid } from "../errors.ts";
 import { logger } from "../logger.ts";
 import { envelopeOf } from "../schemas/responses.ts";
 import type { KeyPage } from "../store/query.ts";
+import { annotate, tracer } from "../tracer.ts";
 import { ApiError, apiErrorOf, badRequest, forbidden, payloadTooLarge, unauthorized } from "./errors.ts";
 import { page } from "./pagination.ts";
 
@@ -93,10 +95,12 @@ export function apiRoute<
     const path = parse(options.path, event.pathParameters ?? {}, "path");
     // One request per invocation: the organization goes on every later line, the error's too.
     logger.appendKeys({ orgId: principal.orgId });
+    annotate({ orgId: principal.orgId });
     const result = await handle({ principal, body, query, path, event });
     return json(options.successStatus ?? 200, wrap(result));
   };
   return middy<APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2>(core)
+    .use(captureLambdaHandler(tracer, { captureResponse: false }))
     .use(injectLambdaContext(logger, { resetKeys: true }))
     .before((request) => {
       // API Gateway's request id, as in its access log: the line that joins the two.
