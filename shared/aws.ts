@@ -8,6 +8,18 @@ import { traced } from "./tracer.ts";
 let documentClient: DynamoDBDocumentClient | undefined;
 let sqsClient: SQSClient | undefined;
 
+export type ServiceClient = DynamoDBDocumentClient | SQSClient;
+const clientHooks: ((client: ServiceClient) => void)[] = [];
+
+/**
+ * Runs `hook` on the service's clients, those built already and those built later: how the
+ * local runtime adds its access guard and the benchmark its request meter.
+ */
+export function onServiceClients(hook: (client: ServiceClient) => void): void {
+  clientHooks.push(hook);
+  for (const client of [documentClient, sqsClient]) if (client) hook(client);
+}
+
 export function dynamo(): DynamoDBDocumentClient {
   if (!documentClient) {
     const { region, dynamodbEndpoint } = config();
@@ -15,6 +27,7 @@ export function dynamo(): DynamoDBDocumentClient {
     documentClient = DynamoDBDocumentClient.from(traced(base), {
       marshallOptions: { removeUndefinedValues: true, convertClassInstanceToMap: false },
     });
+    for (const hook of clientHooks) hook(documentClient);
   }
   return documentClient;
 }
@@ -24,6 +37,7 @@ export function sqs(): SQSClient {
     const { region, sqsEndpoint } = config();
     // The emulator's queue URLs name a host that does not resolve: the endpoint must be explicit.
     sqsClient = traced(new SQSClient({ region, endpoint: sqsEndpoint, maxAttempts: 5 }));
+    for (const hook of clientHooks) hook(sqsClient);
   }
   return sqsClient;
 }

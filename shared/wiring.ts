@@ -22,6 +22,10 @@ export interface Access {
 /** `anthropic`: the Anthropic API key; its id reaches the function as ANTHROPIC_API_KEY_SECRET_ID. */
 export type SecretName = "anthropic";
 
+/** What the service's code calls on the table (it never scans); transactions need only these too. */
+export const TABLE_READ_ACTIONS = ["GetItem", "BatchGetItem", "Query", "ConditionCheckItem"] as const;
+export const TABLE_WRITE_ACTIONS = ["PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem"] as const;
+
 /** Default cap on concurrent evaluator invocations, i.e. on in-flight LLM calls (one per invocation at a time). */
 export const DEFAULT_LLM_MAX_CONCURRENCY = 50;
 

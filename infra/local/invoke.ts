@@ -7,6 +7,7 @@ import { dirname, resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import type { Context } from "aws-lambda";
 import { type FunctionEntry, memoryOf, timeoutOf } from "../../shared/wiring.ts";
+import { runAs } from "./access-guard.ts";
 
 // biome-ignore lint/suspicious/noExplicitAny: handlers of every trigger type go through here.
 export type LambdaHandler = (event: any, context: any) => Promise<any>;
@@ -92,7 +93,8 @@ export async function invokeHandler(
     timer = setTimeout(() => reject(new LambdaTimeoutError(entry.id, timeoutSeconds)), timeoutSeconds * 1000);
   });
   try {
-    return await Promise.race([Promise.resolve().then(() => handler(event, context)), timeout]);
+    // As the function: its requests are checked against its wiring access (access-guard.ts).
+    return await Promise.race([runAs(entry, () => Promise.resolve().then(() => handler(event, context))), timeout]);
   } finally {
     clearTimeout(timer);
   }

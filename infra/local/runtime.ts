@@ -10,6 +10,7 @@ import { DynamoDBStreamsClient } from "@aws-sdk/client-dynamodb-streams";
 import { SQSClient } from "@aws-sdk/client-sqs";
 import type { QueueName } from "../../shared/table.ts";
 import type { FunctionEntry, Wiring } from "../../shared/wiring.ts";
+import { installAccessGuard } from "./access-guard.ts";
 import { type HttpGatewayStats, startHttpGateway } from "./http-gateway.ts";
 import { createHandlerResolver, invokeHandler, type LambdaHandler, type RuntimeLogger } from "./invoke.ts";
 import { startScheduler } from "./scheduler.ts";
@@ -64,6 +65,8 @@ export interface LocalRuntime {
   baseUrl: string;
   port: number;
   stats(): LocalRuntimeStats;
+  /** Runs a schedule's function now, as its next tick would, and answers its result. */
+  runSchedule(scheduleId: string): Promise<unknown>;
   stop(): Promise<void>;
 }
 
@@ -98,6 +101,7 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
   const unknownOverrides = Object.keys(options.handlerOverrides ?? {}).filter((id) => !knownIds.has(id));
   if (unknownOverrides.length > 0)
     throw new Error(`No function in the wiring for overrides: ${unknownOverrides.join(", ")}`);
+  installAccessGuard({ queues: options.queueUrls, deadLetterQueues: options.deadLetterQueueUrls });
   const resolveHandler = createHandlerResolver(options.handlerOverrides);
   const invoke = (entry: FunctionEntry, event: unknown) => invokeHandler(resolveHandler, entry, event, region);
 
@@ -202,6 +206,7 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
   return {
     baseUrl: gateway.baseUrl,
     port: gateway.port,
+    runSchedule: (scheduleId) => scheduler.trigger(scheduleId),
     stats() {
       const queueStats = sqsPollers.map(({ queue, id, poller }) => ({ queue, id, stats: poller.stats() }));
       const queues: Record<string, SqsConsumerStats> = {};

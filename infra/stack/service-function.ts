@@ -24,7 +24,15 @@ import { Construct } from "constructs";
 import { envVarOf, queueUrlEnvVar } from "../../shared/config.ts";
 import { keys } from "../../shared/keys.ts";
 import type { QueueName } from "../../shared/table.ts";
-import { type Access, type FunctionEntry, memoryOf, type TableAccess, timeoutOf } from "../../shared/wiring.ts";
+import {
+  type Access,
+  type FunctionEntry,
+  memoryOf,
+  TABLE_READ_ACTIONS,
+  TABLE_WRITE_ACTIONS,
+  type TableAccess,
+  timeoutOf,
+} from "../../shared/wiring.ts";
 
 export interface ServiceResources {
   table: ITable;
@@ -44,19 +52,7 @@ export interface ServiceFunctionProps {
   projectRoot: string;
 }
 
-/** What the service's code calls on the table (it never scans): transactions need only these too. */
-const TABLE_READ_ACTIONS = [
-  "dynamodb:GetItem",
-  "dynamodb:BatchGetItem",
-  "dynamodb:Query",
-  "dynamodb:ConditionCheckItem",
-];
-const TABLE_WRITE_ACTIONS = [
-  "dynamodb:PutItem",
-  "dynamodb:UpdateItem",
-  "dynamodb:DeleteItem",
-  "dynamodb:BatchWriteItem",
-];
+const iamActions = (actions: readonly string[]) => actions.map((action) => `dynamodb:${action}`);
 
 /** The table actions `access` needs, on the table and its indexes, and the use of its key when it has one. */
 function grantTable(fn: NodejsFunction, access: TableAccess, table: ITable) {
@@ -73,7 +69,7 @@ function grantTable(fn: NodejsFunction, access: TableAccess, table: ITable) {
     return;
   }
   const writes = access === "readWrite";
-  table.grant(fn, ...TABLE_READ_ACTIONS, ...(writes ? TABLE_WRITE_ACTIONS : []));
+  table.grant(fn, ...iamActions(TABLE_READ_ACTIONS), ...(writes ? iamActions(TABLE_WRITE_ACTIONS) : []));
   if (writes) table.encryptionKey?.grantEncryptDecrypt(fn);
   else table.encryptionKey?.grantDecrypt(fn);
 }
