@@ -1,11 +1,10 @@
 /**
  * The CDK app: `npm run synth` / `npx cdk deploy`. Settings come from CDK context
- * (`cdk.json` or `-c key=value`); cdk-nag's AwsSolutions checks run on every synth.
+ * (`cdk.json` or `-c key=value`); cdk-nag's AwsSolutions and Serverless checks run on every synth.
  */
 import { App, Validations } from "aws-cdk-lib";
 import { RetentionDays } from "aws-cdk-lib/aws-logs";
 import { AwsSolutionsChecks, ServerlessChecks } from "cdk-nag";
-import { suppressReviewedFindings } from "./stack/nag-suppressions.ts";
 import { defaultSettings, type ServiceSettings, ServiceStack } from "./stack/service-stack.ts";
 
 const projectRoot = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
@@ -65,7 +64,6 @@ export function buildApp(app = new App()): { app: App; stack: ServiceStack } {
     projectRoot,
     description: "Metric collection service: LLM-judged and programmatic metrics over agent calls",
   });
-  suppressReviewedFindings(stack);
   Validations.of(app).addPlugins(
     new AwsSolutionsChecks(app, { verbose: true }),
     new ServerlessChecks(app, { verbose: true }),

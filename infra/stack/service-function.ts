@@ -38,6 +38,8 @@ export interface ServiceResources {
   table: ITable;
   queues: Record<QueueName, IQueue>;
   anthropicSecret: ISecret;
+  /** How cdk-nag names the table's indexes and the secret in a policy, for acknowledging grants to them. */
+  nagResourceIds: { tableIndexes: string; secret: string };
 }
 
 export interface ServiceFunctionProps {
@@ -95,6 +97,10 @@ export class ServiceFunction extends Construct {
     // (The group's ARN attribute already ends in `:*`, which covers its log streams.)
     const role = new Role(this, "Role", { assumedBy: new ServicePrincipal("lambda.amazonaws.com") });
     logGroup.grantWrite(role);
+    this.acknowledge(
+      "AwsSolutions-IAM5[Resource::*]",
+      "X-Ray tracing (xray:PutTraceSegments/PutTelemetryRecords) has no resource-level permissions.",
+    );
     this.fn = new NodejsFunction(this, "Function", {
       entry: `${props.projectRoot}/${props.entry.entry}`,
       handler: "handler",
@@ -141,6 +147,24 @@ export class ServiceFunction extends Construct {
     if (access.table) {
       grantTable(this.fn, access.table, resources.table);
       this.fn.addEnvironment(envVarOf("tableName"), resources.table.tableName);
+      if (access.table !== "apiKeys") {
+        this.acknowledge(
+          `AwsSolutions-IAM5[Resource::${resources.nagResourceIds.tableIndexes}]`,
+          "Reads cover the table's own secondary index (gsi1), nothing outside the table.",
+        );
+      }
+    }
+    const usesKey = Boolean(
+      (access.table && resources.table.encryptionKey) ||
+        (access.sendTo ?? []).some((queue) => resources.queues[queue].encryptionMasterKey),
+    );
+    if (usesKey) {
+      // CDK's standard grants on the customer's one key (kmsKeyArn) for the table and queues.
+      this.acknowledge("AwsSolutions-IAM5[Action::kms:ReEncrypt*]", "Table access through the customer's KMS key.");
+      this.acknowledge(
+        "AwsSolutions-IAM5[Action::kms:GenerateDataKey*]",
+        "Writes and sends need data keys from the customer's one KMS key.",
+      );
     }
     for (const queue of access.sendTo ?? []) {
       resources.queues[queue].grantSendMessages(this.fn);
@@ -149,6 +173,10 @@ export class ServiceFunction extends Construct {
     for (const secret of access.secrets ?? []) {
       if (secret === "anthropic") {
         resources.anthropicSecret.grantRead(this.fn);
+        this.acknowledge(
+          `AwsSolutions-IAM5[Resource::${resources.nagResourceIds.secret}]`,
+          "Secrets Manager ARNs end in a random suffix; the grant is to this one secret.",
+        );
         // The secret's name, never its value: the function reads it at run time.
         this.fn.addEnvironment(envVarOf("anthropicApiKeySecretId"), resources.anthropicSecret.secretArn);
       }

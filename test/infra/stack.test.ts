@@ -3,14 +3,13 @@
  * secret in the environment, cdk-nag's AwsSolutions and Serverless packs clean (or
  * acknowledged with a reason). Bundling is skipped here (`aws:cdk:bundling-stacks`); `npm run synth` bundles.
  */
-import { App, Stack } from "aws-cdk-lib";
+import { App, Stack, Validations } from "aws-cdk-lib";
 import { Match, Template } from "aws-cdk-lib/assertions";
 import type { Context } from "aws-lambda";
 import { AwsSolutionsChecks, ServerlessChecks } from "cdk-nag";
 import { beforeAll, describe, expect, it } from "vitest";
 import { buildApp } from "../../infra/app.ts";
 import { invokeHandler } from "../../infra/local/invoke.ts";
-import { acknowledgedFindings } from "../../infra/stack/nag-suppressions.ts";
 import { defaultSettings, ServiceStack } from "../../infra/stack/service-stack.ts";
 import { configKeys, envVarOf } from "../../shared/config.ts";
 import { queueDeclarations } from "../../shared/table.ts";
@@ -455,18 +454,39 @@ describe("the CDK app", () => {
     expect(alarms.some((dimensions) => dimensions.includes(dlqLogicalId))).toBe(true);
   });
 
+  const keyArn = "arn:aws:kms:us-east-1:123456789012:key/11111111-2222-3333-4444-555555555555";
   it.each([
-    ["AwsSolutions", AwsSolutionsChecks],
-    ["Serverless", ServerlessChecks],
-  ])("passes cdk-nag's %s checks; every acknowledged finding has a reason", (_pack, Pack) => {
-    const report = new Pack(stack).validateScope(stack);
-    const unacknowledged = report.violations.map(
-      (v) => `${v.ruleName}: ${v.violatingResources.map((r) => r.constructPath).join(", ")}`,
-    );
-    expect(unacknowledged).toEqual([]);
-    expect(report.success).toBe(true);
-    for (const finding of acknowledgedFindings) expect(finding.reason.length).toBeGreaterThan(20);
-  });
+    ["AwsSolutions", AwsSolutionsChecks, {}],
+    ["Serverless", ServerlessChecks, {}],
+    ["AwsSolutions", AwsSolutionsChecks, { kmsKeyArn: keyArn, anthropicSecretName: "prod/anthropic" }],
+  ])(
+    "passes cdk-nag's %s checks (settings %j), each finding acknowledged on its own resource with a reason",
+    (_pack, Pack, context) => {
+      const target =
+        Object.keys(context).length === 0 ? stack : buildApp(new App({ context: { ...noBundling, ...context } })).stack;
+      const report = new Pack(target).validateScope(target);
+      const unacknowledged = report.violations.map(
+        (v) => `${v.ruleName}: ${v.violatingResources.map((r) => r.constructPath).join(", ")}`,
+      );
+      expect(unacknowledged).toEqual([]);
+      expect(report.success).toBe(true);
+      const acknowledgments = (scope: { node: { metadata: { type: string; data: unknown }[] } }) =>
+        scope.node.metadata.filter((entry) => entry.type === Validations.ACKNOWLEDGED_RULES_METADATA_KEY);
+      // Never stack-wide: each acknowledgment sits on the resource (or function) it is about.
+      expect(acknowledgments(target)).toEqual([]);
+      let reasons = 0;
+      for (const scope of target.node.findAll()) {
+        for (const entry of acknowledgments(scope)) {
+          for (const reason of Object.values(entry.data as Record<string, string>)) {
+            expect(reason.length, scope.node.path).toBeGreaterThan(20);
+            reasons++;
+          }
+        }
+      }
+      // Every function acknowledges at least its Lambda DLQ and X-Ray findings.
+      expect(reasons).toBeGreaterThan(2 * ofType("AWS::Lambda::Function").length);
+    },
+  );
 });
 
 describe("CDK app settings", () => {
