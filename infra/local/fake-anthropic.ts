@@ -14,6 +14,13 @@ import { sleep } from "../../shared/concurrency.ts";
 import { createFakeBatches } from "./fake-batches.ts";
 import { fakeJudgment, malformed } from "./fake-judgments.ts";
 import { outputFormatProblem, shapedAnswer } from "./fake-output-format.ts";
+import {
+  type Admission,
+  createRateLimiter,
+  type OverloadBursts,
+  overloadedFor,
+  type RateLimits,
+} from "./fake-rate-limits.ts";
 
 export const FAULTS = [
   "rate_limit",
@@ -67,6 +74,10 @@ export interface FakeAnthropicOptions {
    * so a run repeats. Default 1.
    */
   batchCacheHitRate?: number;
+  /** The Messages API's per-model limits (fake-rate-limits.ts); none by default. */
+  rateLimits?: RateLimits;
+  /** Periods in which every Messages request is answered 529 overloaded. */
+  overloadBursts?: OverloadBursts;
 }
 
 export interface RecordedRequest extends FakeRequest {
@@ -326,6 +337,9 @@ export async function startFakeAnthropic(initial: FakeAnthropicOptions = {}) {
     const { body, firstTurn } = parsed;
     const prompt = promptParts(body, firstTurn);
     const request = describe(body, firstTurn, prompt);
+    // Batches have limits of their own; the Messages limits and overloads apply to direct requests.
+    const { refused, admission } = batchId === undefined ? admit(request, body, prompt) : {};
+    if (refused) return refused;
     const chosenFault = fault ?? options.fault?.(request);
     const recorded: RecordedRequest = { ...request, status: 200, fault: chosenFault, ...(batchId ? { batchId } : {}) };
     log.push(recorded);
@@ -340,7 +354,32 @@ export async function startFakeAnthropic(initial: FakeAnthropicOptions = {}) {
     const readsCache = batchId === undefined || hashFraction(request.itemHash) < (options.batchCacheHitRate ?? 1);
     recorded.usage = usageFor(prompt, JSON.stringify(judgment), readsCache);
     const refuses = chosenFault === "refusal" && !request.isCorrection;
-    return { status: 200, body: answerMessage(body, recorded.usage, judgment, refuses) };
+    const message = answerMessage(body, recorded.usage, judgment, refuses);
+    admission?.finish(recorded.usage.output_tokens);
+    return { status: 200, body: message, headers: admission?.headers };
+  }
+
+  const startedAt = Date.now();
+  const limiter = createRateLimiter(() => options.rateLimits);
+
+  /** A 529 in an overload burst, a 429 when the request does not fit the limits, else its admission. */
+  function admit(
+    request: FakeRequest,
+    body: ValidBody,
+    prompt: PromptParts,
+  ): { refused?: Answer; admission?: Admission } {
+    const overloadMs = overloadedFor(options.overloadBursts, startedAt, Date.now());
+    const refuse = (fault: Fault, headers: Record<string, string>): Answer => {
+      log.push({ ...request, status: errorBodies[fault]?.status ?? 500, fault });
+      return { status: errorBodies[fault]?.status ?? 500, body: errorBody(fault), headers };
+    };
+    if (overloadMs > 0)
+      return { refused: refuse("overloaded", { "retry-after": String(Math.ceil(overloadMs / 1000)) }) };
+    // What counts toward input tokens per minute: uncached input and cache writes, not cache reads.
+    const expected = usageFor(prompt, "", true, false);
+    const uncached = expected.input_tokens + expected.cache_creation_input_tokens;
+    const admission = limiter.admit(body.model, uncached, Number(body.max_tokens));
+    return admission.admitted ? { admission } : { refused: refuse("rate_limit", admission.headers) };
   }
 
   const batches = createFakeBatches({
@@ -401,11 +440,11 @@ export async function startFakeAnthropic(initial: FakeAnthropicOptions = {}) {
    * the longest prefix cached (within its TTL) is read, the rest up to the last breakpoint
    * written, as the API bills several breakpoints.
    */
-  function usageFor(prompt: PromptParts, answer: string, readsCache: boolean): Usage {
+  function usageFor(prompt: PromptParts, answer: string, readsCache: boolean, writesCache = true): Usage {
     const cacheable = prompt.prefixes.filter((prefix) => estimateTokens(prefix) >= options.minCacheableTokens);
     const now = Date.now();
     const hit = readsCache ? cacheable.findLast((prefix) => (cache.get(hash(prefix)) ?? 0) > now) : undefined;
-    for (const prefix of cacheable) cache.set(hash(prefix), now + options.cacheTtlMs);
+    if (writesCache) for (const prefix of cacheable) cache.set(hash(prefix), now + options.cacheTtlMs);
     const readTokens = hit ? estimateTokens(hit) : 0;
     const cachedThrough = cacheable.at(-1);
     const cachedTokens = cachedThrough ? estimateTokens(cachedThrough) : 0;
@@ -447,6 +486,7 @@ export async function startFakeAnthropic(initial: FakeAnthropicOptions = {}) {
       attempts.clear();
       cache.clear();
       batches.clear();
+      limiter.reset();
     },
     stop: () =>
       new Promise<void>((resolve) => {

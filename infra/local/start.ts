@@ -22,9 +22,22 @@ if (devApiKey !== undefined && devApiKey.length < MIN_KEY_LENGTH) {
 
 // Without a key, the judge talks to the fake Anthropic server: deterministic, free, offline.
 const realAnthropic = Boolean(process.env.ANTHROPIC_API_KEY);
+/** `FAKE_ANTHROPIC_RATE_LIMITS=50,30000,8000`: requests, input and output tokens per minute per model. */
+function fakeRateLimits(spec: string | undefined) {
+  if (!spec) return undefined;
+  const numbers = spec.split(",").map(Number);
+  const [requestsPerMinute, inputTokensPerMinute, outputTokensPerMinute] = numbers;
+  if (numbers.length !== 3 || !numbers.every((n) => Number.isInteger(n) && n > 0)) {
+    throw new Error(`FAKE_ANTHROPIC_RATE_LIMITS takes requests,input tokens,output tokens per minute; got "${spec}"`);
+  }
+  return { requestsPerMinute, inputTokensPerMinute, outputTokensPerMinute };
+}
 const fakeAnthropic: FakeAnthropic | undefined = realAnthropic
   ? undefined
-  : await startFakeAnthropic({ latencyMs: Number(process.env.FAKE_ANTHROPIC_LATENCY_MS ?? 300) });
+  : await startFakeAnthropic({
+      latencyMs: Number(process.env.FAKE_ANTHROPIC_LATENCY_MS ?? 300),
+      rateLimits: fakeRateLimits(process.env.FAKE_ANTHROPIC_RATE_LIMITS),
+    });
 const dynamodb = await startDynamoDbLocal();
 const sqsEmulator = await startSqsEmulator();
 const stack = await startLocalStack({
