@@ -30,7 +30,7 @@ Usage: mcj <command> [options]
   jobs cancel <jobId>
   jobs retry <jobId> [--watch]
   jobs watch <jobId>
-  jobs values <jobId> [--format table|json|csv] [--status success|all]
+  jobs values <jobId> [--format table|json|csv] [--status success|all (default all)]
   smoke [--webhook-url URL [--webhook-port 8787]] [--timeout-seconds 300]
       after a deploy: one call, a job with a built-in and an LLM metric, its values, and the
       signed webhook when URL forwards to this machine's port; reruns reuse the call and metrics

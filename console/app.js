@@ -132,7 +132,8 @@ async function openJob(jobId) {
   const groups = new Map();
   let after;
   do {
-    const query = new URLSearchParams({ limit: "1000", ...(after ? { after } : {}) });
+    // Every row, failed ones too: the console shows why an item has no value.
+    const query = new URLSearchParams({ status: "all", limit: "1000", ...(after ? { after } : {}) });
     const page = await api(`/v1/metric/collection-jobs/${encodeURIComponent(jobId)}/metric-values?${query}`);
     for (const group of page.data) {
       const known = groups.get(group.metricDefinitionId);

@@ -376,7 +376,7 @@ export interface Operations {
       /** @default 100 */
       limit?: number;
       after?: string;
-      /** @default "all" */
+      /** @default "success" */
       status?: "success" | "all";
     };
     body: never;
@@ -600,7 +600,7 @@ export interface Operations {
       /** @default 500 */
       limit?: number;
       after?: string;
-      /** @default "all" */
+      /** @default "success" */
       status?: "success" | "all";
     };
     body: never;
@@ -905,7 +905,7 @@ export interface Operations {
   customMetricTags: {
     path: never;
     query: {
-      metricName: string;
+      metricName?: string;
       agentId?: string;
     };
     body: never;

@@ -171,9 +171,12 @@ export async function names(orgId: string, agentId: string | undefined) {
   return withAgent.filter((slug) => slug !== undefined).sort();
 }
 
-export async function tags(orgId: string, metricName: string, agentId: string | undefined) {
+/** Label names and their values seen for one metric, or for all of them when none is named. */
+export async function tags(orgId: string, metricName: string | undefined, agentId: string | undefined) {
+  const metrics = metricName ? [metricName] : (await indexedMetrics(orgId)).map((m) => m.slug);
+  const labelSets = (await Promise.all(metrics.map((slug) => indexedLabelSets(orgId, slug)))).flat();
   const values = new Map<string, Set<string>>();
-  for (const set of await indexedLabelSets(orgId, metricName)) {
+  for (const set of labelSets) {
     if (agentId && set.labels.agentId !== boundedLabelValue(agentId)) continue;
     for (const [label, value] of Object.entries(set.labels)) {
       if (SYSTEM_LABELS.has(label)) continue;

@@ -72,7 +72,13 @@ export interface RouteContract {
 }
 
 const idParam = <K extends string>(name: K) => z.object({ [name]: z.string().min(1) } as Record<K, z.ZodString>);
-const valueStatusQuery = z.enum(["success", "all"]).default("all");
+/** As Roark's: only successfully computed values unless a client asks for every row. */
+const valueStatusQuery = z
+  .enum(["success", "all"])
+  .describe(
+    "success (the default) returns only values computed successfully; all also returns the NOT_APPLICABLE, DATA_MISSING and ERROR rows, without a value",
+  )
+  .default("success");
 
 /** `{id}` (id or slug) of a saved definition, or a whole definition to try before saving it. */
 const playgroundMetricSchema = z.record(z.string(), z.unknown());

@@ -25,6 +25,7 @@ export const timeseriesQuerySchema = z.object({
 
 export const customMetricNamesQuerySchema = z.object({ agentId: z.string().min(1).optional() });
 export const customMetricTagsQuerySchema = z.object({
-  metricName: z.string().min(1),
+  /** Without it, the labels of every metric (as VoiceRun's tags). */
+  metricName: z.string().min(1).optional(),
   agentId: z.string().min(1).optional(),
 });

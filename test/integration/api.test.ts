@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { builtInMetric, createCalls, createMetrics, sampleCall, standardMetrics } from "../support/fixtures.ts";
-import { startTestStack, type TestStack } from "../support/stack.ts";
+import { startTestStack, type TestStack, waitForJobEnd } from "../support/stack.ts";
 
 describe("HTTP API on the local engines", () => {
   let stack: TestStack;
@@ -229,6 +229,35 @@ describe("HTTP API on the local engines", () => {
       expect(canceled.body.data.every((j: any) => j.status === "CANCELED")).toBe(true);
       expect((await stack.api("GET", "/v1/metric/collection-jobs?status=DONE")).status).toBe(400);
       expect((await stack.api("GET", "/v1/metric/collection-jobs?limit=51")).status).toBe(400);
+    });
+
+    it("answers only successful values unless asked for all, as Roark does, on the job and on the call", async () => {
+      // The agent-only call has no customer turn to answer: its latency is DATA_MISSING.
+      const [answered] = await createCalls(stack.api, 1);
+      const [agentOnly] = await createCalls(stack.api, 1, {
+        transcript: [{ role: "AGENT", text: "Hello? Anyone there?", startOffsetMs: 0, endOffsetMs: 2000 }],
+      });
+      const [latency] = await createMetrics(stack.api, [
+        builtInMetric("latency-roark", { kind: "AGENT_RESPONSE_LATENCY_MEAN" }),
+      ]);
+      const created = await stack.api("POST", "/v1/metric/collection-jobs", {
+        callIds: [answered, agentOnly],
+        metrics: [{ id: latency!.id }],
+      });
+      const jobId = created.body.data.id as string;
+      expect(await waitForJobEnd(stack.api, jobId)).toMatchObject({ status: "COMPLETED", completedItems: 2 });
+      const valuesOf = async (query: string) => {
+        const { body } = await stack.api("GET", `/v1/metric/collection-jobs/${jobId}/metric-values${query}`);
+        return body.data.flatMap((group: { values: { callId: string; captureStatus: string }[] }) => group.values);
+      };
+      expect((await valuesOf("")).map((v: any) => [v.callId, v.captureStatus])).toEqual([[answered, "SUCCESS"]]);
+      const all = await valuesOf("?status=all");
+      expect(all.map((v: any) => v.captureStatus).sort()).toEqual(["DATA_MISSING", "SUCCESS"]);
+      expect(all.find((v: any) => v.captureStatus === "DATA_MISSING")).not.toHaveProperty("value");
+      const callValues = async (query: string) =>
+        (await stack.api("GET", `/v1/call/${agentOnly}/metrics${query}`)).body.data as unknown[];
+      expect(await callValues("")).toEqual([]);
+      expect(await callValues("?status=all")).toHaveLength(1);
     });
 
     it("answers 404 for unknown jobs", async () => {
