@@ -33,6 +33,7 @@ export const options = {
   role: { type: "string" },
   "key-name": { type: "string" },
   "webhook-url": { type: "string" },
+  "external-id": { type: "string" },
   "webhook-port": { type: "string" },
   "timeout-seconds": { type: "string" },
 } as const;

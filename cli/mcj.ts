@@ -20,7 +20,7 @@ const HELP = `mcj — metric collection service CLI
 Usage: mcj <command> [options]
 
   calls import <file.jsonl> [--concurrency 8]   store one call per line; rejects reported with line numbers
-  calls list [--limit 20]
+  calls list [--limit 20] [--external-id ID]   newest first, or the call stored with your id
   metrics create (--file def.json | --json '{...}')
   metrics list
   metrics show <idOrSlug>
@@ -64,7 +64,10 @@ const commands: Record<string, (context: CommandContext) => Promise<number>> = {
   "calls import": ({ client, values, rest, io }) =>
     importCalls(client, need(rest[0], "<file.jsonl>"), positiveInt(values.concurrency, "concurrency", 8), io),
   "calls list": async ({ client, values, io }) => {
-    const page = await client.calls.list({ limit: positiveInt(values.limit, "limit", 20) });
+    const page = await client.calls.list({
+      limit: positiveInt(values.limit, "limit", 20),
+      externalId: values["external-id"],
+    });
     return printTable(
       io,
       ["id", "agentId", "startedAt", "segments", "externalId"],

@@ -342,13 +342,14 @@ export interface Operations {
       data: CallSummary;
     };
   };
-  /** GET /v1/call: List calls, newest first (no transcripts) */
+  /** GET /v1/call: List calls, newest first (no transcripts); or the one call stored with an externalId */
   listCalls: {
     path: never;
     query: {
       /** @default 20 */
       limit?: number;
       after?: string;
+      externalId?: string;
     };
     body: never;
     response: {

@@ -2,7 +2,7 @@
 import { z } from "zod";
 import { notFound } from "../errors.ts";
 import type { rangeQuerySchema, timeseriesQuerySchema } from "../schemas/analytics.ts";
-import { getCall } from "../store/calls.ts";
+import { callIdByExternalId, getCall } from "../store/calls.ts";
 import { getMetricVersions } from "../store/metrics.ts";
 import { listCallValues } from "../store/values.ts";
 import { indexedLabelSets, indexedMetrics } from "./index-store.ts";
@@ -187,9 +187,15 @@ export async function tags(orgId: string, metricName: string | undefined, agentI
 }
 
 /** The latest successful value of each metric for one call, as an instant vector. */
-export async function session(orgId: string, callId: string) {
-  const call = await getCall(orgId, callId);
-  if (!call) throw notFound("Call", callId);
+export async function session(orgId: string, callOrExternalId: string) {
+  // The call's id, or the session id the client gave it (externalId), as VoiceRun's sessions take.
+  const byExternalId = async () => {
+    const callId = await callIdByExternalId(orgId, callOrExternalId);
+    return callId ? getCall(orgId, callId) : undefined;
+  };
+  const call = (await getCall(orgId, callOrExternalId)) ?? (await byExternalId());
+  if (!call) throw notFound("Call", callOrExternalId);
+  const callId = call.id;
   const page = await listCallValues(orgId, callId, { limit: 1000, status: "success" });
   const latest = new Map<string, (typeof page.items)[number]>();
   for (const value of page.items)

@@ -119,10 +119,12 @@ export const contract = {
   },
   "GET /v1/call": {
     handler: "list-calls",
-    summary: "List calls, newest first (no transcripts)",
+    summary: "List calls, newest first (no transcripts); or the one call stored with an externalId",
     tag: "calls",
     operationId: "listCalls",
-    query: pageQuerySchema(100, 20),
+    query: pageQuerySchema(100, 20).extend({
+      externalId: z.string().min(1).max(256).optional().describe("Your own id of a call, as given when storing it"),
+    }),
     response: pageOf(callSummarySchema),
   },
   "GET /v1/call/{callId}": {

@@ -10,7 +10,7 @@ import { keys } from "../keys.ts";
 import type { Call, CreateCallInput } from "../schemas/call.ts";
 import { CALL_ENTITY } from "../stream-entities.ts";
 import { batchGet } from "./batch-get.ts";
-import { type PageKey, queryAll, queryPage } from "./query.ts";
+import { type KeyPage, type PageKey, queryAll, queryPage } from "./query.ts";
 import { failedConditions, type TableTransactItem, table } from "./table.ts";
 
 const CHUNK_BYTES = 300 * 1024;
@@ -120,6 +120,19 @@ export async function getCall(orgId: string, callId: string): Promise<Call | und
   const { transcript, toolInvocations } = JSON.parse(gunzipSync(Buffer.concat(chunks)).toString("utf8"));
   const { segmentCount: _segments, ...summary } = toSummary(callItem);
   return { ...summary, transcript, ...(toolInvocations ? { toolInvocations } : {}) } as Call;
+}
+
+/** The id of the organization's call stored with `externalId`, if there is one. */
+export async function callIdByExternalId(orgId: string, externalId: string): Promise<string | undefined> {
+  const item = await table.get(keys.callExternalId(orgId, externalId));
+  return typeof item?.callId === "string" ? item.callId : undefined;
+}
+
+/** The call stored with `externalId` as a list page: itself, or nothing. */
+export async function listCallsByExternalId(orgId: string, externalId: string): Promise<KeyPage<CallSummary>> {
+  const callId = await callIdByExternalId(orgId, externalId);
+  const item = callId ? await table.get(keys.call(orgId, callId)) : undefined;
+  return { items: item ? [toSummary(item)] : [] };
 }
 
 export const listCalls = (orgId: string, limit: number, after?: PageKey) =>

@@ -80,6 +80,7 @@ describe("custom-metrics analytics", () => {
     });
     for (const call of calls) {
       const [id] = await createCalls(stack.api, 1, {
+        externalId: `session-${call.key}`,
         agentId: call.agentId,
         environmentId: call.environmentId,
         properties: { region: call.region },
@@ -229,6 +230,9 @@ describe("custom-metrics analytics", () => {
       value: [Date.parse("2026-03-08T06:30:00Z") / 1000, "20000"],
     });
     expect(session.body.data.result.find((r: any) => r.metric.metric_name === "an-refund").value[1]).toBe("1");
+    // The session id the client gave the call (its externalId) finds the same values.
+    expect((await get("/v1/custom-metrics/sessions/session-c2")).body).toEqual(session.body);
+    expect((await get("/v1/custom-metrics/sessions/session-unknown")).status).toBe(404);
   });
 
   it("counted every value once although every batch was delivered twice", async () => {

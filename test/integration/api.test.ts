@@ -260,6 +260,19 @@ describe("HTTP API on the local engines", () => {
       expect(await callValues("?status=all")).toHaveLength(1);
     });
 
+    it("finds a call by its externalId, in this organization only", async () => {
+      const [callId] = await createCalls(stack.api, 1, { externalId: "crm-4711" });
+      await createCalls(stack.api, 2);
+      const found = await stack.api("GET", "/v1/call?externalId=crm-4711");
+      expect(found.status).toBe(200);
+      expect(found.body.data.map((c: any) => [c.id, c.externalId])).toEqual([[callId, "crm-4711"]]);
+      expect(found.body.data[0]).toMatchObject({ agentId: "agent-support", segmentCount: 4 });
+      expect(found.body.pagination).toEqual({ hasMore: false, nextCursor: null });
+      expect((await stack.api("GET", "/v1/call?externalId=crm-0000")).body.data).toEqual([]);
+      const other = await stack.newOrganization("Other org for externalId");
+      expect((await other.api("GET", "/v1/call?externalId=crm-4711")).body.data).toEqual([]);
+    });
+
     it("answers 404 for unknown jobs", async () => {
       expect((await stack.api("GET", "/v1/metric/collection-jobs/nope")).status).toBe(404);
       expect((await stack.api("GET", "/v1/metric/collection-jobs/nope/metric-values")).status).toBe(404);

@@ -62,6 +62,10 @@ describe("mcj CLI", () => {
     expect(run.stderr).toMatch(/line 4: rejected: 400 body\.startedAt/);
     const listed = await stack.api("GET", "/v1/call?limit=10");
     expect(listed.body.data.map((c: { externalId: string }) => c.externalId).sort()).toEqual(["cli-1", "cli-2"]);
+    const byExternalId = await mcj(["calls", "list", "--external-id", "cli-2"]);
+    expect(byExternalId.code, byExternalId.stderr).toBe(0);
+    expect(byExternalId.stdout).toContain("cli-2");
+    expect(byExternalId.stdout).not.toContain("cli-1");
   });
 
   it("creates, lists and shows metric definitions", async () => {
