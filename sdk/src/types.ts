@@ -350,6 +350,10 @@ export interface Operations {
       limit?: number;
       after?: string;
       externalId?: string;
+      agentId?: string;
+      startedAfter?: string;
+      startedBefore?: string;
+      properties?: string;
     };
     body: never;
     response: {

@@ -72,6 +72,29 @@ export interface RouteContract {
 }
 
 const idParam = <K extends string>(name: K) => z.object({ [name]: z.string().min(1) } as Record<K, z.ZodString>);
+/** `properties={"region":"EU"}`: calls whose properties have all these values. */
+const callPropertiesFilter = z
+  .string()
+  .optional()
+  .transform((text, context) => {
+    if (text === undefined) return undefined;
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(text);
+    } catch {
+      parsed = undefined;
+    }
+    const result = z.record(z.string(), z.string()).safeParse(parsed);
+    if (!result.success) {
+      context.addIssue({
+        code: "custom",
+        message: 'properties must be a JSON object of strings, e.g. {"region":"EU"}',
+      });
+      return z.NEVER;
+    }
+    return result.data;
+  });
+
 /** As Roark's: only successfully computed values unless a client asks for every row. */
 const valueStatusQuery = z
   .enum(["success", "all"])
@@ -124,6 +147,10 @@ export const contract = {
     operationId: "listCalls",
     query: pageQuerySchema(100, 20).extend({
       externalId: z.string().min(1).max(256).optional().describe("Your own id of a call, as given when storing it"),
+      agentId: z.string().min(1).max(256).optional(),
+      startedAfter: z.iso.datetime({ offset: true }).optional(),
+      startedBefore: z.iso.datetime({ offset: true }).optional(),
+      properties: callPropertiesFilter,
     }),
     response: pageOf(callSummarySchema),
   },

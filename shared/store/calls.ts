@@ -5,12 +5,12 @@
  */
 import { randomUUID } from "node:crypto";
 import { gunzipSync, gzipSync } from "node:zlib";
-import { conflict, tooLarge } from "../errors.ts";
+import { conflict, invalid, tooLarge } from "../errors.ts";
 import { keys } from "../keys.ts";
 import type { Call, CreateCallInput } from "../schemas/call.ts";
 import { CALL_ENTITY } from "../stream-entities.ts";
 import { batchGet } from "./batch-get.ts";
-import { type KeyPage, type PageKey, queryAll, queryPage } from "./query.ts";
+import { baseItems, type KeyPage, type PageKey, queryAll, queryPage } from "./query.ts";
 import { failedConditions, type TableTransactItem, table } from "./table.ts";
 
 const CHUNK_BYTES = 300 * 1024;
@@ -133,6 +133,73 @@ export async function listCallsByExternalId(orgId: string, externalId: string): 
   const callId = await callIdByExternalId(orgId, externalId);
   const item = callId ? await table.get(keys.call(orgId, callId)) : undefined;
   return { items: item ? [toSummary(item)] : [] };
+}
+
+export interface CallFilter {
+  agentId?: string;
+  /** ISO 8601: calls that started at or after this instant. */
+  startedAfter?: string;
+  /** ISO 8601: calls that started before this instant. */
+  startedBefore?: string;
+  /** Properties that must all be equal. */
+  properties?: Record<string, string>;
+}
+
+/** Calls looked at per request at most: a filtered page may come back short, with a cursor to go on. */
+export const MAX_CALLS_EXAMINED = 2000;
+
+function matchesFilter(call: Item, filter: CallFilter): boolean {
+  const started = Date.parse(String(call.startedAt));
+  const properties = (call.properties ?? {}) as Record<string, unknown>;
+  return (
+    (!filter.agentId || call.agentId === filter.agentId) &&
+    (!filter.startedAfter || started >= Date.parse(filter.startedAfter)) &&
+    (!filter.startedBefore || started < Date.parse(filter.startedBefore)) &&
+    Object.entries(filter.properties ?? {}).every(([name, value]) => properties[name] === value)
+  );
+}
+
+/**
+ * The organization's calls that match `filter`, newest first. The filter runs on the calls
+ * themselves (the index holds keys only), over at most MAX_CALLS_EXAMINED calls per request;
+ * the cursor goes on after the last call returned, or the last one looked at.
+ */
+export async function listMatchingCalls(
+  orgId: string,
+  filter: CallFilter,
+  limit: number,
+  after?: PageKey,
+): Promise<KeyPage<CallSummary>> {
+  const partition = keys.callList(orgId);
+  if (after && after.gsi1pk !== partition) {
+    throw invalid("Invalid cursor in 'after'", [{ field: "query.after", message: "not a cursor of this list" }]);
+  }
+  const keyOf = (item: Item) => ({ gsi1pk: item.gsi1pk, gsi1sk: item.gsi1sk, pk: item.pk, sk: item.sk });
+  const matches: Item[] = [];
+  let lastExamined: Item | undefined;
+  let examined = 0;
+  let startKey: Item | undefined = after;
+  do {
+    const page = await table.query({
+      IndexName: "gsi1",
+      KeyConditionExpression: "gsi1pk = :list",
+      ExpressionAttributeValues: { ":list": partition },
+      ScanIndexForward: false,
+      ExclusiveStartKey: startKey,
+      Limit: 100,
+    });
+    const calls = await baseItems((page.Items ?? []) as Item[], [...summaryFields, "gsi1pk", "gsi1sk"]);
+    for (const call of calls) {
+      examined++;
+      lastExamined = call;
+      if (matchesFilter(call, filter)) matches.push(call);
+      if (matches.length > limit) break;
+    }
+    startKey = page.LastEvaluatedKey as Item | undefined;
+  } while (startKey && matches.length <= limit && examined < MAX_CALLS_EXAMINED);
+  const items = matches.slice(0, limit);
+  const last = matches.length > limit ? items.at(-1) : startKey ? lastExamined : undefined;
+  return { items: items.map(toSummary), ...(last ? { nextKey: keyOf(last) } : {}) };
 }
 
 export const listCalls = (orgId: string, limit: number, after?: PageKey) =>

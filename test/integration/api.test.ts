@@ -273,6 +273,46 @@ describe("HTTP API on the local engines", () => {
       expect((await other.api("GET", "/v1/call?externalId=crm-4711")).body.data).toEqual([]);
     });
 
+    it("filters the call list by agent, start time and properties, page by page", async () => {
+      const at = (minute: number) => new Date(Date.UTC(2026, 0, 5, 9, minute)).toISOString();
+      const make = (agentId: string, minute: number, region: string) =>
+        createCalls(stack.api, 1, {
+          agentId,
+          startedAt: at(minute),
+          endedAt: at(minute + 1),
+          properties: { region, source: "filter-test" },
+        }).then(([id]) => id as string);
+      const a1 = await make("agent-filter-a", 0, "EU");
+      await make("agent-filter-b", 5, "EU");
+      const a2 = await make("agent-filter-a", 10, "US");
+      const a3 = await make("agent-filter-a", 20, "EU");
+      const ids = async (query: string) => {
+        const { status, body } = await stack.api("GET", `/v1/call?${query}`);
+        expect(status, JSON.stringify(body)).toBe(200);
+        return body.data.map((c: { id: string }) => c.id);
+      };
+      expect(await ids("agentId=agent-filter-a")).toEqual([a3, a2, a1]);
+      const eu = encodeURIComponent('{"region":"EU","source":"filter-test"}');
+      expect(await ids(`agentId=agent-filter-a&properties=${eu}`)).toEqual([a3, a1]);
+      expect(await ids(`agentId=agent-filter-a&startedAfter=${at(5)}&startedBefore=${at(20)}`)).toEqual([a2]);
+      // One match per page: each cursor goes on after the call it returned.
+      const first = await stack.api("GET", "/v1/call?agentId=agent-filter-a&limit=1");
+      expect(first.body.data.map((c: { id: string }) => c.id)).toEqual([a3]);
+      expect(first.body.pagination.hasMore).toBe(true);
+      const second = await stack.api(
+        "GET",
+        `/v1/call?agentId=agent-filter-a&limit=2&after=${first.body.pagination.nextCursor}`,
+      );
+      expect(second.body.data.map((c: { id: string }) => c.id)).toEqual([a2, a1]);
+      expect(second.body.pagination).toEqual({ hasMore: false, nextCursor: null });
+      const bad = await stack.api("GET", `/v1/call?properties=${encodeURIComponent('["EU"]')}`);
+      expect(bad.status).toBe(400);
+      expect(bad.body.error.details[0]).toMatchObject({ field: "query.properties" });
+      expect((await stack.api("GET", "/v1/call?startedAfter=yesterday")).status).toBe(400);
+      const other = await stack.newOrganization("Other org for filters");
+      expect((await other.api("GET", "/v1/call?agentId=agent-filter-a")).body.data).toEqual([]);
+    });
+
     it("answers 404 for unknown jobs", async () => {
       expect((await stack.api("GET", "/v1/metric/collection-jobs/nope")).status).toBe(404);
       expect((await stack.api("GET", "/v1/metric/collection-jobs/nope/metric-values")).status).toBe(404);
