@@ -169,6 +169,7 @@ export async function listMatchingCalls(
   filter: CallFilter,
   limit: number,
   after?: PageKey,
+  maxExamined = MAX_CALLS_EXAMINED,
 ): Promise<KeyPage<CallSummary>> {
   const partition = keys.callList(orgId);
   if (after && after.gsi1pk !== partition) {
@@ -186,7 +187,7 @@ export async function listMatchingCalls(
       ExpressionAttributeValues: { ":list": partition },
       ScanIndexForward: false,
       ExclusiveStartKey: startKey,
-      Limit: 100,
+      Limit: Math.min(100, maxExamined),
     });
     const calls = await baseItems((page.Items ?? []) as Item[], [...summaryFields, "gsi1pk", "gsi1sk"]);
     for (const call of calls) {
@@ -196,7 +197,7 @@ export async function listMatchingCalls(
       if (matches.length > limit) break;
     }
     startKey = page.LastEvaluatedKey as Item | undefined;
-  } while (startKey && matches.length <= limit && examined < MAX_CALLS_EXAMINED);
+  } while (startKey && matches.length <= limit && examined < maxExamined);
   const items = matches.slice(0, limit);
   const last = matches.length > limit ? items.at(-1) : startKey ? lastExamined : undefined;
   return { items: items.map(toSummary), ...(last ? { nextKey: keyOf(last) } : {}) };

@@ -1,4 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { listMatchingCalls } from "../../shared/store/calls.ts";
+import type { PageKey } from "../../shared/store/query.ts";
 import { builtInMetric, createCalls, createMetrics, sampleCall, standardMetrics } from "../support/fixtures.ts";
 import { startTestStack, type TestStack, waitForJobEnd } from "../support/stack.ts";
 
@@ -311,6 +313,26 @@ describe("HTTP API on the local engines", () => {
       expect((await stack.api("GET", "/v1/call?startedAfter=yesterday")).status).toBe(400);
       const other = await stack.newOrganization("Other org for filters");
       expect((await other.api("GET", "/v1/call?agentId=agent-filter-a")).body.data).toEqual([]);
+    });
+
+    it("goes on after the last call it looked at when a filtered page stops short", async () => {
+      const wanted: string[] = [];
+      for (let i = 0; i < 4; i++) {
+        wanted.push((await createCalls(stack.api, 1, { agentId: "agent-sparse" }))[0] as string);
+        await createCalls(stack.api, 2, { agentId: "agent-dense" });
+      }
+      // Two calls looked at per request: pages come back short, and every cursor goes on.
+      const seen: string[] = [];
+      let after: PageKey | undefined;
+      let requests = 0;
+      do {
+        const page = await listMatchingCalls(stack.orgId, { agentId: "agent-sparse" }, 10, after, 2);
+        seen.push(...page.items.map((call) => call.id));
+        after = page.nextKey as PageKey | undefined;
+        requests++;
+      } while (after && requests < 50);
+      expect(seen).toEqual([...wanted].reverse());
+      expect(requests).toBeGreaterThan(4);
     });
 
     it("answers 404 for unknown jobs", async () => {
