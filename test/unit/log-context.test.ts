@@ -3,14 +3,13 @@
  * every line names the organization and job it is about — per message within a batch, per
  * request on the API (with API Gateway's request id), the unhandled error's line included.
  */
-import type { APIGatewayProxyEventV2 } from "aws-lambda";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { z } from "zod";
 import { eachMessage, sqsBatch } from "../../shared/consumers.ts";
 import { apiRoute } from "../../shared/http/api-handler.ts";
 import { logger } from "../../shared/logger.ts";
 import { wiring } from "../../shared/wiring.ts";
-import { lambdaContext, sqsEvent } from "../support/lambda.ts";
+import { authorizedRequest, lambdaContext, sqsEvent } from "../support/lambda.ts";
 
 // The logger takes its level once, when first imported (an invocation restores it after any
 // change), and the tests run silent: this file's imports run at INFO.
@@ -82,17 +81,7 @@ describe("log lines", () => {
       logger.info("looking things up");
       throw new Error("the table is gone");
     });
-    const response = await route(
-      {
-        headers: {},
-        routeKey: "GET /v1/call",
-        requestContext: {
-          requestId: "apigw-request-1",
-          authorizer: { lambda: { orgId: "org-7", role: "member", keyId: "k" } },
-        },
-      } as unknown as APIGatewayProxyEventV2,
-      lambdaContext("api-list-calls"),
-    );
+    const response = await route(authorizedRequest("org-7", "apigw-request-1"), lambdaContext("api-list-calls"));
     expect(response).toMatchObject({ statusCode: 500 });
     expect(lines.map((line) => line.message)).toEqual(["looking things up", "Unhandled error"]);
     for (const line of lines) {

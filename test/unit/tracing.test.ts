@@ -7,7 +7,6 @@
 import { createSocket, type Socket } from "node:dgram";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
-import type { APIGatewayProxyEventV2 } from "aws-lambda";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
 type Document = Record<string, any>;
@@ -48,22 +47,12 @@ describe("traces", () => {
     // Imported here (none above imports them): the tracer decides whether it runs in Lambda
     // when first loaded.
     const { apiRoute } = await import("../../shared/http/api-handler.ts");
-    const { lambdaContext } = await import("../support/lambda.ts");
+    const { authorizedRequest, lambdaContext } = await import("../support/lambda.ts");
     const route = apiRoute({ role: "member" } as never, async () => {
       await (await fetch(upstreamUrl)).text();
       return { ok: "tenant data" };
     });
-    const response = await route(
-      {
-        headers: {},
-        routeKey: "GET /v1/call",
-        requestContext: {
-          requestId: "apigw-1",
-          authorizer: { lambda: { orgId: "org-traced", role: "member", keyId: "k" } },
-        },
-      } as unknown as APIGatewayProxyEventV2,
-      lambdaContext("api-list-calls"),
-    );
+    const response = await route(authorizedRequest("org-traced", "apigw-1"), lambdaContext("api-list-calls"));
     expect(response).toMatchObject({ statusCode: 200 });
     const handlerSegment = await waitForDocument((d) => d.name === "## index.handler");
     expect(handlerSegment.annotations).toMatchObject({ ColdStart: expect.any(Boolean), orgId: "org-traced" });
