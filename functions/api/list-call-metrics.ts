@@ -2,9 +2,9 @@ import { notFound } from "../../shared/errors.ts";
 import { apiRoute } from "../../shared/http/api-handler.ts";
 import { contract } from "../../shared/http/contract.ts";
 import { callExists } from "../../shared/store/calls.ts";
-import { listCallValues } from "../../shared/store/values.ts";
+import { listCallValuesByMetric } from "../../shared/store/values.ts";
 
 export const handler = apiRoute(contract["GET /v1/call/{callId}/metrics"], async ({ principal, path, query }) => {
   if (!(await callExists(principal.orgId, path.callId))) throw notFound("Call", path.callId);
-  return listCallValues(principal.orgId, path.callId, query);
+  return listCallValuesByMetric(principal.orgId, path.callId, query);
 });

@@ -372,7 +372,7 @@ export interface Operations {
       data: Call;
     };
   };
-  /** GET /v1/call/{callId}/metrics: Every metric value of a call, across jobs */
+  /** GET /v1/call/{callId}/metrics: Every metric value of a call, across jobs, grouped per metric definition as a job's values are */
   listCallMetrics: {
     path: {
       callId: string;
@@ -386,7 +386,7 @@ export interface Operations {
     };
     body: never;
     response: {
-      data: MetricValue[];
+      data: JobMetricValues[];
       pagination: Pagination;
     };
   };

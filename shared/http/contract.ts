@@ -33,7 +33,6 @@ import {
   judgeModeComparisonSchema,
   metricDefinitionSchema,
   metricPolicySchema,
-  metricValueSchema,
   pageOf,
   playgroundResultSchema,
   principalSchema,
@@ -164,12 +163,12 @@ export const contract = {
   },
   "GET /v1/call/{callId}/metrics": {
     handler: "list-call-metrics",
-    summary: "Every metric value of a call, across jobs",
+    summary: "Every metric value of a call, across jobs, grouped per metric definition as a job's values are",
     tag: "calls",
     operationId: "listCallMetrics",
     path: idParam("callId"),
     query: pageQuerySchema(500, 100).extend({ status: valueStatusQuery }),
-    response: pageOf(metricValueSchema),
+    response: pageOf(jobMetricValuesSchema),
   },
 
   // ---- metric definitions

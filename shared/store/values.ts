@@ -40,6 +40,36 @@ export const listCallValues = (orgId: string, callId: string, query: ValueQuery)
     toMetricValue,
   );
 
+/** A metric definition version's values, in the grouped shape Roark's API answers with. */
+interface MetricGroup {
+  metricId: string;
+  version: number;
+  /** A job's frozen slug and name; empty for a call's values, read from the version. */
+  slug: string;
+  name: string;
+}
+
+async function groupByMetric(orgId: string, groups: MetricGroup[], values: MetricValue[]) {
+  const definitions = await getMetricVersions(
+    orgId,
+    groups.map((group) => ({ metricId: group.metricId, version: group.version })),
+  );
+  return groups.map((group) => {
+    const definition = definitions.get(`${group.metricId}@${group.version}`);
+    const slug = group.slug || definition?.slug || group.metricId;
+    return {
+      metricDefinitionId: group.metricId,
+      slug,
+      metricId: `${slug}@${group.version}`,
+      name: definition?.name ?? group.name,
+      description: definition?.description ?? "",
+      type: definition?.outputType,
+      ...(definition?.unit ? { unit: definition.unit } : {}),
+      values: values.filter((v) => v.metricDefinitionId === group.metricId && v.metricVersion === group.version),
+    };
+  });
+}
+
 /** One page of a job's values, grouped by metric definition as the API documents. */
 export async function listJobValuesByMetric(orgId: string, job: CollectionJob, query: ValueQuery) {
   const valuesPage = await queryPage(
@@ -53,24 +83,24 @@ export async function listJobValuesByMetric(orgId: string, job: CollectionJob, q
     },
     toMetricValue,
   );
-  const definitions = await getMetricVersions(
-    orgId,
-    job.metrics.map((metric) => ({ metricId: metric.id, version: metric.version })),
-  );
-  const data = job.metrics.map((metric) => {
-    const definition = definitions.get(`${metric.id}@${metric.version}`);
-    return {
-      metricDefinitionId: metric.id,
-      slug: metric.slug,
-      metricId: `${metric.slug}@${metric.version}`,
-      name: definition?.name ?? metric.name,
-      description: definition?.description ?? "",
-      type: definition?.outputType,
-      ...(definition?.unit ? { unit: definition.unit } : {}),
-      values: valuesPage.items.filter((value) => value.metricDefinitionId === metric.id),
-    };
-  });
-  return { items: data, nextKey: valuesPage.nextKey };
+  const groups = job.metrics.map((metric) => ({ ...metric, metricId: metric.id }));
+  return { items: await groupByMetric(orgId, groups, valuesPage.items), nextKey: valuesPage.nextKey };
+}
+
+/**
+ * One page of a call's values across jobs, newest first, grouped per metric definition
+ * version in the shape of a job's values (the page holds a slice of each group).
+ */
+export async function listCallValuesByMetric(orgId: string, callId: string, query: ValueQuery) {
+  const valuesPage = await listCallValues(orgId, callId, query);
+  const seen = new Map<string, MetricGroup>();
+  for (const value of valuesPage.items) {
+    const key = `${value.metricDefinitionId}@${value.metricVersion}`;
+    if (!seen.has(key)) {
+      seen.set(key, { metricId: value.metricDefinitionId, version: value.metricVersion, slug: "", name: "" });
+    }
+  }
+  return { items: await groupByMetric(orgId, [...seen.values()], valuesPage.items), nextKey: valuesPage.nextKey };
 }
 
 /** Every (call, metric) pair of a job whose value is ERROR, read page by page. */

@@ -256,10 +256,20 @@ describe("HTTP API on the local engines", () => {
       const all = await valuesOf("?status=all");
       expect(all.map((v: any) => v.captureStatus).sort()).toEqual(["DATA_MISSING", "SUCCESS"]);
       expect(all.find((v: any) => v.captureStatus === "DATA_MISSING")).not.toHaveProperty("value");
-      const callValues = async (query: string) =>
-        (await stack.api("GET", `/v1/call/${agentOnly}/metrics${query}`)).body.data as unknown[];
-      expect(await callValues("")).toEqual([]);
-      expect(await callValues("?status=all")).toHaveLength(1);
+      const callValues = async (callId: string, query: string) =>
+        (await stack.api("GET", `/v1/call/${callId}/metrics${query}`)).body.data as unknown[];
+      expect(await callValues(agentOnly as string, "")).toEqual([]);
+      // A call's values have the job's grouped shape: one group per metric definition version.
+      const [group] = (await callValues(agentOnly as string, "?status=all")) as any[];
+      expect(group).toMatchObject({
+        metricDefinitionId: latency!.id,
+        slug: "latency-roark",
+        metricId: "latency-roark@1",
+        type: "NUMERIC",
+        values: [expect.objectContaining({ callId: agentOnly, captureStatus: "DATA_MISSING" })],
+      });
+      const [answeredGroup] = (await callValues(answered as string, "")) as any[];
+      expect(answeredGroup.values).toEqual([expect.objectContaining({ jobId, captureStatus: "SUCCESS" })]);
     });
 
     it("finds a call by its externalId, in this organization only", async () => {
