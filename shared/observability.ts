@@ -76,7 +76,8 @@ export const ALARMED_COUNTS = {
 export const LLM_SPEND_METRIC = "EstimatedCostUsd";
 
 /** Spend of billed answers no recorded value carries (publishEvaluationMetrics counts the values'). */
-export function publishUnrecordedSpend(costUsd: number): void {
+export function publishUnrecordedSpend(billed: { estimatedCostUsd?: number }[]): void {
+  const costUsd = billed.reduce((sum, attempt) => sum + (attempt.estimatedCostUsd ?? 0), 0);
   if (costUsd === 0) return;
   const m = instance();
   m.addMetric(LLM_SPEND_METRIC, MetricUnit.NoUnit, costUsd);

@@ -2,17 +2,14 @@
  * The one wrapper every API Lambda uses: authentication, JSON parsing, zod validation of
  * body/query/path, and error mapping. Handlers stay a few lines of domain calls.
  */
-import { injectLambdaContext } from "@aws-lambda-powertools/logger/middleware";
-import { captureLambdaHandler } from "@aws-lambda-powertools/tracer/middleware";
-import middy from "@middy/core";
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from "aws-lambda";
 import { ZodError, type z } from "zod";
 import { authenticate, type Principal, type Role } from "../auth.ts";
 import { DomainError, fieldErrors, parseOrInvalid } from "../errors.ts";
-import { logger } from "../logger.ts";
+import { logger, withLambdaContext } from "../logger.ts";
 import { envelopeOf } from "../schemas/responses.ts";
 import type { KeyPage } from "../store/query.ts";
-import { annotate, tracer } from "../tracer.ts";
+import { annotate } from "../tracer.ts";
 import { ApiError, apiErrorOf, badRequest, forbidden, payloadTooLarge, unauthorized } from "./errors.ts";
 import { page } from "./pagination.ts";
 
@@ -99,9 +96,7 @@ export function apiRoute<
     const result = await handle({ principal, body, query, path, event });
     return json(options.successStatus ?? 200, wrap(result));
   };
-  return middy<APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2>(core)
-    .use(captureLambdaHandler(tracer, { captureResponse: false }))
-    .use(injectLambdaContext(logger, { resetKeys: true }))
+  return withLambdaContext<APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2>(core)
     .before((request) => {
       // API Gateway's request id, as in its access log: the line that joins the two.
       logger.setCorrelationId(request.event.requestContext?.requestId);

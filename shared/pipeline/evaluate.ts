@@ -383,7 +383,7 @@ async function addUnrecordedUsage(
     byJob.set(jobKey(item), job);
   }
   for (const { orgId, jobId, attempts } of byJob.values()) await deps.addBilledAttempts(orgId, jobId, attempts);
-  publishUnrecordedSpend(billed.reduce((sum, { attempt }) => sum + (attempt.estimatedCostUsd ?? 0), 0));
+  publishUnrecordedSpend(billed.map(({ attempt }) => attempt));
 }
 
 /** An item to evaluate, with its job. */

@@ -513,7 +513,7 @@ async function recordChunk(
     })),
   ];
   await deps.addBilledAttempts(s.orgId, s.jobId, billed);
-  publishUnrecordedSpend(billed.reduce((sum, attempt) => sum + (attempt.estimatedCostUsd ?? 0), 0));
+  publishUnrecordedSpend(billed);
   // A stopped job's items need nothing more (a canceled job's batch ends `canceled`).
   if (!running(job)) return;
   const byReason = Map.groupBy(

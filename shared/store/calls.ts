@@ -5,12 +5,12 @@
  */
 import { randomUUID } from "node:crypto";
 import { gunzipSync, gzipSync } from "node:zlib";
-import { conflict, invalid, tooLarge } from "../errors.ts";
+import { conflict, tooLarge } from "../errors.ts";
 import { keys } from "../keys.ts";
 import type { Call, CreateCallInput } from "../schemas/call.ts";
 import { CALL_ENTITY } from "../stream-entities.ts";
 import { batchGet } from "./batch-get.ts";
-import { baseItems, type KeyPage, type PageKey, queryAll, queryPage } from "./query.ts";
+import { assertCursorOf, baseItems, type KeyPage, type PageKey, queryAll, queryPage } from "./query.ts";
 import { failedConditions, type TableTransactItem, table } from "./table.ts";
 
 const CHUNK_BYTES = 300 * 1024;
@@ -172,9 +172,7 @@ export async function listMatchingCalls(
   maxExamined = MAX_CALLS_EXAMINED,
 ): Promise<KeyPage<CallSummary>> {
   const partition = keys.callList(orgId);
-  if (after && after.gsi1pk !== partition) {
-    throw invalid("Invalid cursor in 'after'", [{ field: "query.after", message: "not a cursor of this list" }]);
-  }
+  assertCursorOf(after, "gsi1pk", partition);
   const keyOf = (item: Item) => ({ gsi1pk: item.gsi1pk, gsi1sk: item.gsi1sk, pk: item.pk, sk: item.sk });
   const matches: Item[] = [];
   let lastExamined: Item | undefined;

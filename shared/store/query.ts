@@ -26,6 +26,13 @@ export interface PagedQuery {
   after?: PageKey;
 }
 
+/** A cursor must come from the list being read: one from another partition is refused (400). */
+export function assertCursorOf(after: PageKey | undefined, partitionName: string, partitionValue: string): void {
+  if (after && after[partitionName] !== partitionValue) {
+    throw invalid("Invalid cursor in 'after'", [{ field: "query.after", message: "not a cursor of this list" }]);
+  }
+}
+
 /** Reads up to `limit` matching items, looping past filtered-out items, and one beyond to know if more exist. */
 export async function queryPage<T>(query: PagedQuery, toApi: (item: Item) => T): Promise<KeyPage<T>> {
   const [partitionName, partitionValue] = query.partition;
@@ -39,9 +46,7 @@ export async function queryPage<T>(query: PagedQuery, toApi: (item: Item) => T):
     keyCondition += " AND begins_with(#s, :s)";
   }
   const items: Item[] = [];
-  if (query.after && query.after[partitionName] !== partitionValue) {
-    throw invalid("Invalid cursor in 'after'", [{ field: "query.after", message: "not a cursor of this list" }]);
-  }
+  assertCursorOf(query.after, partitionName, partitionValue);
   let startKey: Item | undefined = query.after;
   do {
     const result = await table.query({
