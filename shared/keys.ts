@@ -17,6 +17,7 @@
  * | RunningJob        | ORG#<org>#JOB#<job>              | RUNNING                 | RUNNINGJOBS (until final) | <createdAt>#<org>#<job> |
  * | LlmSubmission     | ORG#<org>#JOB#<job>              | SUBMISSION#<id>         | LLMSUBMISSIONS#OPEN (until collected) | <createdAt>#<org>#<job>#<id> |
  * | ProviderBatch     | LLMBATCH#<provider batch id>     | LLMBATCH                |                        |                         |
+ * | LlmRateLimit      | LLMRATELIMIT#<model>             | LLMRATELIMIT            |                        |                         |
  * | ItemResult        | ORG#<org>#JOB#<job>              | ITEM#<call>#<metric>    | ORG#<org>#CALL#<call>#VALUES | <computedAt>#<job>#<metric> |
  * | BilledAttempt     | ORG#<org>#JOB#<job>              | BILLED#<attempt>        |                        |                         |
  * | WebhookSecret     | ORG#<org>                        | WEBHOOKSECRET           |                        |                         |
@@ -105,6 +106,8 @@ export const keys = {
   llmSubmissionPrefix: "SUBMISSION#",
   /** Which submission a provider batch belongs to: one at most, so a batch is never adopted twice. */
   providerBatch: (batchId: string) => ({ pk: `LLMBATCH#${batchId}`, sk: "LLMBATCH" }),
+  /** The shared LLM limiter's state of one model: the Anthropic key, and so its limits, are the stack's, not an org's. */
+  llmRateLimit: (model: string) => ({ pk: `LLMRATELIMIT#${model}`, sk: "LLMRATELIMIT" }),
   /** Sparse index partition of submissions whose results are not all recorded (sort key: creation time). */
   openLlmSubmissions: "LLMSUBMISSIONS#OPEN",
 

@@ -1,0 +1,240 @@
+/**
+ * The LLM limiter every evaluator shares: it keeps the stack's model traffic just under the
+ * Anthropic account's limits, across concurrent Lambda invocations.
+ *
+ * The schedule is a virtual clock in DynamoDB (`nextFreeAt`, generic cell rate): a batch of
+ * model calls reserves the time its requests and tokens take at the allowed rate, in one
+ * conditional write per batch (so a few writes per second at any throughput), and runs when
+ * its slot comes, waiting at most `maxWaitMs`; a batch whose slot lies further ahead is
+ * deferred on the queue instead (waiting in Lambda would bill for it). The allowed rate is the
+ * limits the API reports in its `anthropic-ratelimit-*-limit` headers × `target` × `scale`;
+ * `scale` adapts (AIMD): × `decreaseFactor` on a 429 (once per `intervalMs`, however many
+ * requests see it), + `increaseStep` per `intervalMs` while answers show headroom. A 429's
+ * `retry-after` pauses the schedule. Estimates (input tokens from the request, output tokens
+ * from the answers seen so far) are corrected by the usage answers report: the difference is
+ * charged to this container's next reservation. Before any limit is known, nothing is held
+ * back but pauses: the event source's concurrency bounds the first requests.
+ */
+import { sleep } from "../concurrency.ts";
+import type { RateLimitState, RateLimitStore, RateLimits } from "../store/llm-rate-limit.ts";
+
+/** What a batch of model calls needs. */
+export interface Demand {
+  requests: number;
+  /** Uncached input tokens (input plus cache writes): cache reads do not count toward the limit. */
+  inputTokens: number;
+  /** Output tokens; estimated by the limiter when not given. */
+  outputTokens?: number;
+}
+
+export type Admission = { admitted: true; waitedMs: number } | { admitted: false; retryInMs: number };
+
+export interface RateLimiterSettings {
+  /** The share of the account's limits the service may use. */
+  target: number;
+  /** Longest wait for a slot inside an invocation; beyond it the batch is deferred. */
+  maxWaitMs: number;
+  /** Unused time an idle schedule lends to the next batch (a small burst). */
+  burstMs: number;
+  intervalMs: number;
+  decreaseFactor: number;
+  increaseStep: number;
+  minScale: number;
+  /** Output tokens per request assumed before any answer was seen. */
+  initialOutputTokens: number;
+}
+
+export const DEFAULT_RATE_LIMITER_SETTINGS: RateLimiterSettings = {
+  target: 0.95,
+  maxWaitMs: 2_000,
+  burstMs: 1_000,
+  intervalMs: 5_000,
+  decreaseFactor: 0.7,
+  increaseStep: 0.05,
+  minScale: 0.05,
+  initialOutputTokens: 400,
+};
+
+/** Answers with less than this share of a limit left show no headroom to grow into. */
+const HEADROOM_SHARE = 0.1;
+const MAX_RESERVE_TRIES = 3;
+const DIMENSIONS = ["requests", "inputTokens", "outputTokens"] as const;
+
+interface ModelState {
+  state?: RateLimitState;
+  /** Usage answers reported beyond (or short of) what was reserved: charged to the next reservation. */
+  owed: { requests: number; inputTokens: number; outputTokens: number };
+  outputPerRequest: number;
+  lastGrowthTry: number;
+}
+
+const LIMIT_HEADERS: [keyof RateLimits, string][] = [
+  ["requestsPerMinute", "requests"],
+  ["inputTokensPerMinute", "input-tokens"],
+  ["outputTokensPerMinute", "output-tokens"],
+];
+
+/** The limits an answer's `anthropic-ratelimit-*-limit` headers report; undefined when it has none. */
+export function limitsFromHeaders(headers: Headers | undefined): RateLimits | undefined {
+  const limits: RateLimits = {};
+  for (const [field, name] of LIMIT_HEADERS) {
+    const value = Number(headers?.get(`anthropic-ratelimit-${name}-limit`));
+    if (Number.isFinite(value) && value > 0) limits[field] = value;
+  }
+  return Object.keys(limits).length > 0 ? limits : undefined;
+}
+
+/** Whether every limit the headers report still has a fair share left. */
+function hasHeadroom(headers: Headers | undefined): boolean {
+  return LIMIT_HEADERS.every(([, name]) => {
+    const limit = Number(headers?.get(`anthropic-ratelimit-${name}-limit`));
+    const remaining = Number(headers?.get(`anthropic-ratelimit-${name}-remaining`));
+    return !(limit > 0) || !Number.isFinite(remaining) || remaining >= limit * HEADROOM_SHARE;
+  });
+}
+
+const sameLimits = (a: RateLimits, b: RateLimits) =>
+  LIMIT_HEADERS.every(([field]) => (a[field] ?? 0) === (b[field] ?? 0));
+
+/** Milliseconds of the schedule `demand` takes at the allowed rate (0 when no limit is known). */
+export function costMs(demand: Required<Demand>, state: RateLimitState | undefined, target: number): number {
+  if (!state) return 0;
+  const rate = target * state.scale;
+  const amounts: [number | undefined, number][] = [
+    [state.limits.requestsPerMinute, demand.requests],
+    [state.limits.inputTokensPerMinute, demand.inputTokens],
+    [state.limits.outputTokensPerMinute, demand.outputTokens],
+  ];
+  return Math.max(0, ...amounts.map(([limit, amount]) => (limit ? (amount * 60_000) / (limit * rate) : 0)));
+}
+
+export interface UsageReport {
+  inputTokens: number;
+  outputTokens: number;
+  cacheCreationInputTokens: number;
+}
+
+export interface RateLimiterDeps {
+  store: RateLimitStore;
+  now?: () => number;
+  wait?: (ms: number) => Promise<void>;
+}
+
+export class SharedRateLimiter {
+  readonly #store: RateLimitStore;
+  readonly #settings: RateLimiterSettings;
+  readonly #now: () => number;
+  readonly #wait: (ms: number) => Promise<void>;
+  readonly #models = new Map<string, ModelState>();
+
+  constructor({ store, now = Date.now, wait = sleep }: RateLimiterDeps, settings: Partial<RateLimiterSettings> = {}) {
+    this.#store = store;
+    this.#settings = { ...DEFAULT_RATE_LIMITER_SETTINGS, ...settings };
+    this.#now = now;
+    this.#wait = wait;
+  }
+
+  #model(model: string): ModelState {
+    let found = this.#models.get(model);
+    if (!found) {
+      found = {
+        owed: { requests: 0, inputTokens: 0, outputTokens: 0 },
+        outputPerRequest: this.#settings.initialOutputTokens,
+        lastGrowthTry: 0,
+      };
+      this.#models.set(model, found);
+    }
+    return found;
+  }
+
+  /**
+   * Reserves the schedule for `demand`: admitted (after waiting for its slot, at most
+   * `maxWaitMs`), or not, with how long until a slot may be free.
+   */
+  async admit(model: string, demand: Demand): Promise<Admission> {
+    const local = this.#model(model);
+    local.state ??= await this.#store.read(model);
+    const charged = {
+      requests: demand.requests,
+      inputTokens: demand.inputTokens,
+      outputTokens: demand.outputTokens ?? Math.round(demand.requests * local.outputPerRequest),
+    };
+    // Usage answers reported beyond what was reserved is charged now; a surplus is kept to absorb later excess.
+    const extra = {
+      requests: Math.max(0, local.owed.requests),
+      inputTokens: Math.max(0, local.owed.inputTokens),
+      outputTokens: Math.max(0, local.owed.outputTokens),
+    };
+    const total = {
+      requests: charged.requests + extra.requests,
+      inputTokens: charged.inputTokens + extra.inputTokens,
+      outputTokens: charged.outputTokens + extra.outputTokens,
+    };
+    for (let attempt = 0; attempt < MAX_RESERVE_TRIES; attempt++) {
+      const now = this.#now();
+      const cost = costMs(total, local.state, this.#settings.target);
+      const floor = now - this.#settings.burstMs;
+      const reserved =
+        (await this.#store.reserve(model, cost, floor, now + this.#settings.maxWaitMs)) ??
+        (await this.#store.restart(model, cost, floor));
+      if (reserved) {
+        local.state = reserved;
+        for (const key of DIMENSIONS) {
+          // Prepaid for the answers to come; a surplus beyond two batches' worth is forgotten.
+          local.owed[key] = Math.max(local.owed[key] - extra[key] - charged[key], -2 * charged[key]);
+        }
+        // The limits or share changed since this container last saw them: reserve the difference too.
+        const shortfall = costMs(total, reserved, this.#settings.target) - cost;
+        if (shortfall > 0) local.state = (await this.#store.extend(model, shortfall)) ?? reserved;
+        const waitMs = Math.max(0, (reserved.nextFreeAt ?? now) - cost - now);
+        if (waitMs > 0) await this.#wait(waitMs);
+        return { admitted: true, waitedMs: waitMs };
+      }
+      local.state = await this.#store.read(model);
+      const nextFreeAt = local.state?.nextFreeAt ?? now;
+      if (nextFreeAt > now + this.#settings.maxWaitMs) {
+        return { admitted: false, retryInMs: nextFreeAt - now - this.#settings.maxWaitMs / 2 };
+      }
+    }
+    // Contended beyond reason: the batch comes back shortly rather than run unscheduled.
+    return { admitted: false, retryInMs: this.#settings.maxWaitMs };
+  }
+
+  /** An answer: its usage corrects the estimates; its headers report the limits and the headroom. */
+  async answered(model: string, headers: Headers | undefined, usage: UsageReport): Promise<void> {
+    const local = this.#model(model);
+    local.owed.requests += 1;
+    local.owed.inputTokens += usage.inputTokens + usage.cacheCreationInputTokens;
+    local.owed.outputTokens += usage.outputTokens;
+    // A running mean, weighted to recent answers.
+    local.outputPerRequest = Math.round(local.outputPerRequest * 0.8 + usage.outputTokens * 0.2);
+    await this.#learnLimits(model, local, headers);
+    const now = this.#now();
+    const state = local.state;
+    if (!state || state.scale >= 1 || !hasHeadroom(headers)) return;
+    if (now - local.lastGrowthTry < this.#settings.intervalMs) return;
+    local.lastGrowthTry = now;
+    const grown = Math.min(1, state.scale + this.#settings.increaseStep);
+    local.state =
+      (await this.#store.rescale(model, grown, "increase", now, this.#settings.intervalMs)) ??
+      (await this.#store.read(model));
+  }
+
+  /** A 429: the share shrinks (once per interval across every evaluator) and the schedule waits out `retry-after`. */
+  async rateLimited(model: string, headers: Headers | undefined, retryAfterSeconds: number | undefined): Promise<void> {
+    const local = this.#model(model);
+    await this.#learnLimits(model, local, headers);
+    const now = this.#now();
+    const scale = local.state?.scale ?? 1;
+    const shrunk = Math.max(this.#settings.minScale, scale * this.#settings.decreaseFactor);
+    const rescaled = await this.#store.rescale(model, shrunk, "decrease", now, this.#settings.intervalMs);
+    if (rescaled) local.state = rescaled;
+    if (retryAfterSeconds && retryAfterSeconds > 0) await this.#store.pauseUntil(model, now + retryAfterSeconds * 1000);
+  }
+
+  async #learnLimits(model: string, local: ModelState, headers: Headers | undefined) {
+    const reported = limitsFromHeaders(headers);
+    if (!reported || (local.state && sameLimits(local.state.limits, reported))) return;
+    local.state = await this.#store.setLimits(model, reported);
+  }
+}

@@ -1,0 +1,149 @@
+/**
+ * The shared LLM limiter's state, one small item per model (keys.llmRateLimit): the
+ * schedule's next free moment (`nextFreeAt`, epoch ms), the adaptive share of the limits in
+ * use (`scale`), when it last shrank and grew, and the limits the API last reported. Every
+ * change is one conditional update, so concurrent evaluators never overwrite each other's
+ * reservations. The item has a fixed set of numbers and a key of at most 100 characters
+ * (a model name): its size is bounded by construction.
+ */
+import { keys } from "../keys.ts";
+import { conditionHeld, ifConditionHeld, table } from "./table.ts";
+
+/** Requests, input tokens (uncached) and output tokens per minute: Anthropic's three limits. */
+export interface RateLimits {
+  requestsPerMinute?: number;
+  inputTokensPerMinute?: number;
+  outputTokensPerMinute?: number;
+}
+
+export interface RateLimitState {
+  /** When the work reserved so far is done at the allowed rate (epoch ms). */
+  nextFreeAt?: number;
+  /** The share of the limits in use, between the floor and 1; lowered on 429, raised while there is headroom. */
+  scale: number;
+  decreasedAt?: number;
+  increasedAt?: number;
+  limits: RateLimits;
+}
+
+const LIMIT_FIELDS = ["requestsPerMinute", "inputTokensPerMinute", "outputTokensPerMinute"] as const;
+
+function stateOf(item: Record<string, unknown> | undefined): RateLimitState | undefined {
+  if (!item) return undefined;
+  const number = (name: string) => (typeof item[name] === "number" ? (item[name] as number) : undefined);
+  const limits: RateLimits = {};
+  for (const field of LIMIT_FIELDS) {
+    const value = number(field);
+    if (value !== undefined && value > 0) limits[field] = value;
+  }
+  return {
+    nextFreeAt: number("nextFreeAt"),
+    scale: number("scale") ?? 1,
+    decreasedAt: number("decreasedAt"),
+    increasedAt: number("increasedAt"),
+    limits,
+  };
+}
+
+export const rateLimitStore = {
+  async read(model: string): Promise<RateLimitState | undefined> {
+    return stateOf(await table.get(keys.llmRateLimit(model), { ConsistentRead: true }));
+  },
+
+  /**
+   * Reserves `costMs` of the schedule when its next free moment lies between `floor` and
+   * `admitBy`; the state after, or undefined when it lies outside (idle, or too far ahead).
+   */
+  async reserve(model: string, costMs: number, floor: number, admitBy: number): Promise<RateLimitState | undefined> {
+    const updated = await ifConditionHeld(
+      table.update({
+        Key: keys.llmRateLimit(model),
+        UpdateExpression: "SET nextFreeAt = nextFreeAt + :cost",
+        ConditionExpression: "nextFreeAt BETWEEN :floor AND :admitBy",
+        ExpressionAttributeValues: { ":cost": costMs, ":floor": floor, ":admitBy": admitBy },
+        ReturnValues: "ALL_NEW",
+      }),
+    );
+    return stateOf(updated);
+  },
+
+  /** Starts the schedule afresh at `floor` (plus `costMs`) when it lags behind `floor` or was never started. */
+  async restart(model: string, costMs: number, floor: number): Promise<RateLimitState | undefined> {
+    const updated = await ifConditionHeld(
+      table.update({
+        Key: keys.llmRateLimit(model),
+        UpdateExpression: "SET nextFreeAt = :next",
+        ConditionExpression: "attribute_not_exists(nextFreeAt) OR nextFreeAt < :floor",
+        ExpressionAttributeValues: { ":next": floor + costMs, ":floor": floor },
+        ReturnValues: "ALL_NEW",
+      }),
+    );
+    return stateOf(updated);
+  },
+
+  /** Adds `costMs` to the schedule unconditionally: a reservation found to cost more than was reserved. */
+  async extend(model: string, costMs: number): Promise<RateLimitState | undefined> {
+    const updated = await table.update({
+      Key: keys.llmRateLimit(model),
+      UpdateExpression: "ADD nextFreeAt :cost",
+      ExpressionAttributeValues: { ":cost": costMs },
+      ReturnValues: "ALL_NEW",
+    });
+    return stateOf(updated);
+  },
+
+  /** Nothing is scheduled before `until` (the API asked to wait): true when this moved the schedule. */
+  pauseUntil(model: string, until: number): Promise<boolean> {
+    return conditionHeld(
+      table.update({
+        Key: keys.llmRateLimit(model),
+        UpdateExpression: "SET nextFreeAt = :until",
+        ConditionExpression: "attribute_not_exists(nextFreeAt) OR nextFreeAt < :until",
+        ExpressionAttributeValues: { ":until": until },
+      }),
+    );
+  },
+
+  /**
+   * Sets the share in use, shrinking (`decreasedAt`) or growing (`increasedAt`), at most once
+   * per `intervalMs` in that direction, and growing only when it did not shrink within it.
+   */
+  async rescale(
+    model: string,
+    scale: number,
+    direction: "decrease" | "increase",
+    now: number,
+    intervalMs: number,
+  ): Promise<RateLimitState | undefined> {
+    const since = now - intervalMs;
+    const stamp = direction === "decrease" ? "decreasedAt" : "increasedAt";
+    const quiet = (name: string) => `(attribute_not_exists(${name}) OR ${name} < :since)`;
+    const condition =
+      direction === "decrease" ? quiet("decreasedAt") : `${quiet("increasedAt")} AND ${quiet("decreasedAt")}`;
+    const updated = await ifConditionHeld(
+      table.update({
+        Key: keys.llmRateLimit(model),
+        UpdateExpression: `SET #scale = :scale, ${stamp} = :now`,
+        ConditionExpression: condition,
+        ExpressionAttributeNames: { "#scale": "scale" },
+        ExpressionAttributeValues: { ":scale": scale, ":now": now, ":since": since },
+        ReturnValues: "ALL_NEW",
+      }),
+    );
+    return stateOf(updated);
+  },
+
+  /** Records the limits the API reported (0 removes a limit it no longer reports). */
+  async setLimits(model: string, limits: RateLimits): Promise<RateLimitState | undefined> {
+    const values = Object.fromEntries(LIMIT_FIELDS.map((field) => [`:${field}`, limits[field] ?? 0]));
+    const updated = await table.update({
+      Key: keys.llmRateLimit(model),
+      UpdateExpression: `SET ${LIMIT_FIELDS.map((field) => `${field} = :${field}`).join(", ")}`,
+      ExpressionAttributeValues: values,
+      ReturnValues: "ALL_NEW",
+    });
+    return stateOf(updated);
+  },
+};
+
+export type RateLimitStore = typeof rateLimitStore;

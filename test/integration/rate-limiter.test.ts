@@ -1,0 +1,161 @@
+/**
+ * The shared LLM limiter on DynamoDB Local: two evaluators (two limiters, one table) share
+ * one schedule at the rate the API's headers report; a 429 shrinks the share once however
+ * many see it and pauses the schedule for its retry-after; headroom grows the share back; a
+ * limit the API changes takes effect; usage beyond the estimate is charged afterwards.
+ * Clocks are injected: nothing here waits for real.
+ */
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type Admission, SharedRateLimiter } from "../../shared/llm/rate-limiter.ts";
+import { rateLimitStore } from "../../shared/store/llm-rate-limit.ts";
+import { startTestStack, type TestStack } from "../support/stack.ts";
+
+const headers = (limits: { rpm?: number; itpm?: number; otpm?: number }, remainingShare = 1) => {
+  const entries: [string, string][] = [];
+  for (const [name, limit] of [
+    ["requests", limits.rpm],
+    ["input-tokens", limits.itpm],
+    ["output-tokens", limits.otpm],
+  ] as const) {
+    if (!limit) continue;
+    entries.push([`anthropic-ratelimit-${name}-limit`, String(limit)]);
+    entries.push([`anthropic-ratelimit-${name}-remaining`, String(Math.floor(limit * remainingShare))]);
+  }
+  return new Headers(entries);
+};
+
+const usage = (inputTokens: number, outputTokens: number) => ({
+  inputTokens,
+  outputTokens,
+  cacheCreationInputTokens: 0,
+});
+
+/** Evaluators sharing one clock; each records the waits it was told to make. */
+function evaluators(count: number, start = 1_000_000) {
+  const clock = { now: start };
+  const waits: number[][] = Array.from({ length: count }, () => []);
+  const limiters = waits.map(
+    (own) =>
+      new SharedRateLimiter(
+        {
+          store: rateLimitStore,
+          now: () => clock.now,
+          wait: async (ms) => {
+            own.push(ms);
+          },
+        },
+        { target: 1, maxWaitMs: 2_000, burstMs: 0, intervalMs: 5_000 },
+      ),
+  );
+  return { clock, waits, limiters };
+}
+
+const admitted = (admission: Admission) => (admission.admitted ? admission.waitedMs : undefined);
+
+describe("the shared LLM limiter", () => {
+  let stack: TestStack;
+  beforeAll(async () => {
+    stack = await startTestStack();
+  });
+  afterAll(() => stack?.stop());
+
+  it("holds back nothing before a limit is known, then schedules both evaluators' batches at the reported rate", async () => {
+    const model = "model-schedule";
+    const { clock, limiters } = evaluators(2);
+    const [a, b] = limiters as [SharedRateLimiter, SharedRateLimiter];
+    expect(admitted(await a.admit(model, { requests: 1, inputTokens: 10, outputTokens: 10 }))).toBe(0);
+    expect(admitted(await b.admit(model, { requests: 1, inputTokens: 10, outputTokens: 10 }))).toBe(0);
+
+    // 600 requests per minute: a request takes 100 ms of the schedule.
+    await a.answered(model, headers({ rpm: 600 }), usage(10, 10));
+    await a.answered(model, headers({ rpm: 600 }), usage(10, 10));
+    clock.now += 10_000;
+    const waits = [];
+    for (let batch = 0; batch < 4; batch++) {
+      const limiter = batch % 2 === 0 ? a : b;
+      waits.push(admitted(await limiter.admit(model, { requests: 5, inputTokens: 50, outputTokens: 50 })));
+    }
+    // a's first batch also pays for the answer it had not reserved (6 requests); b, which saw
+    // no limit yet, learns it from its reservation and reserves the difference: back to back.
+    expect(waits).toEqual([0, 600, 1100, 1600]);
+    // The next batch would start 2.1 s from now: beyond the wait allowed, it is deferred.
+    const deferred = await b.admit(model, { requests: 5, inputTokens: 50, outputTokens: 50 });
+    expect(deferred).toEqual({ admitted: false, retryInMs: 2100 - 1000 });
+    clock.now += 3_000;
+    expect(admitted(await b.admit(model, { requests: 5, inputTokens: 50, outputTokens: 50 }))).toBe(0);
+  });
+
+  it("charges tokens at the most restrictive limit, and usage beyond the estimate to the next batch", async () => {
+    const model = "model-tokens";
+    const { clock, limiters } = evaluators(1);
+    const [a] = limiters as [SharedRateLimiter];
+    await a.answered(model, headers({ rpm: 6000, itpm: 60_000, otpm: 6_000 }), usage(0, 0));
+    clock.now += 60_000;
+    await a.admit(model, { requests: 1, inputTokens: 100, outputTokens: 100 });
+    // Output binds: 100 tokens take 1,000 ms at 6,000 a minute.
+    const second = await a.admit(model, { requests: 1, inputTokens: 100, outputTokens: 100 });
+    expect(admitted(second)).toBe(1000);
+    // The two answers wrote 400 output tokens each: 600 more than reserved, charged next.
+    await a.answered(model, headers({ rpm: 6000, itpm: 60_000, otpm: 6_000 }), usage(100, 400));
+    await a.answered(model, headers({ rpm: 6000, itpm: 60_000, otpm: 6_000 }), usage(100, 400));
+    clock.now += 10_000;
+    await a.admit(model, { requests: 1, inputTokens: 0, outputTokens: 0 });
+    const state = await rateLimitStore.read(model);
+    expect(state?.nextFreeAt).toBe(clock.now + 6_000);
+  });
+
+  it("shrinks the share once for a burst of 429s, pauses for retry-after, and grows back while there is headroom", async () => {
+    const model = "model-aimd";
+    const { clock, limiters } = evaluators(2);
+    const [a, b] = limiters as [SharedRateLimiter, SharedRateLimiter];
+    const limited = headers({ rpm: 600 }, 0);
+    await a.answered(model, headers({ rpm: 600 }), usage(1, 1));
+    await a.rateLimited(model, limited, 3);
+    await b.rateLimited(model, limited, 3);
+    await a.rateLimited(model, limited, 3);
+    expect((await rateLimitStore.read(model))?.scale).toBeCloseTo(0.7);
+    // The schedule waits out the retry-after: nothing starts within the next 3 s.
+    expect(await b.admit(model, { requests: 1, inputTokens: 1, outputTokens: 1 })).toEqual({
+      admitted: false,
+      retryInMs: 2000,
+    });
+
+    // Another burst after the interval shrinks it again.
+    clock.now += 6_000;
+    await b.rateLimited(model, limited, 1);
+    expect((await rateLimitStore.read(model))?.scale).toBeCloseTo(0.49);
+    // At 0.49 of 600 a minute, a request takes 204 ms: a's first batch (with the answer it had
+    // not reserved, 2 requests) holds the schedule 408 ms, though a last saw a share of 0.7.
+    clock.now += 6_000;
+    expect(admitted(await a.admit(model, { requests: 1, inputTokens: 1, outputTokens: 1 }))).toBe(0);
+    const second = admitted(await a.admit(model, { requests: 1, inputTokens: 1, outputTokens: 1 }));
+    expect(second).toBeCloseTo((2 * 60_000) / (600 * 0.49), 3);
+
+    // Headroom: the share grows by a step per interval, whoever sees it.
+    await a.answered(model, headers({ rpm: 600 }, 0.5), usage(1, 1));
+    await b.answered(model, headers({ rpm: 600 }, 0.5), usage(1, 1));
+    expect((await rateLimitStore.read(model))?.scale).toBeCloseTo(0.54);
+    clock.now += 6_000;
+    await b.answered(model, headers({ rpm: 600 }, 0.5), usage(1, 1));
+    expect((await rateLimitStore.read(model))?.scale).toBeCloseTo(0.59);
+    // No headroom left: it stays.
+    clock.now += 6_000;
+    await a.answered(model, headers({ rpm: 600 }, 0.05), usage(1, 1));
+    expect((await rateLimitStore.read(model))?.scale).toBeCloseTo(0.59);
+  });
+
+  it("takes a limit the API changes mid-way", async () => {
+    const model = "model-change";
+    const { clock, limiters } = evaluators(2);
+    const [a, b] = limiters as [SharedRateLimiter, SharedRateLimiter];
+    await a.answered(model, headers({ rpm: 6000 }), usage(1, 1));
+    clock.now += 60_000;
+    await b.admit(model, { requests: 10, inputTokens: 1, outputTokens: 1 });
+    expect((await rateLimitStore.read(model))?.nextFreeAt).toBe(clock.now + 100);
+    // The account's limit drops to 600 a minute: a's next answer says so, and b schedules by it.
+    await a.answered(model, headers({ rpm: 600 }), usage(1, 1));
+    clock.now += 60_000;
+    await b.admit(model, { requests: 10, inputTokens: 1, outputTokens: 1 });
+    expect((await rateLimitStore.read(model))?.nextFreeAt).toBe(clock.now + 1000);
+  });
+});
