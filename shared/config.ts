@@ -40,6 +40,11 @@ const configSchema = z.object({
     .number()
     .min(0)
     .default(6 * 3600),
+  /**
+   * The share of the Anthropic account's rate limits (as its answers report them) the
+   * evaluators keep to: below 1 leaves room for other users of the same key.
+   */
+  llmRateLimitTarget: z.coerce.number().gt(0).max(1).default(0.95),
   /** Most items one job may hold (callIds x metrics). */
   maxJobItems: z.coerce.number().int().min(1).default(200_000),
   /** Model for LLM_JUDGE definitions that name none. */

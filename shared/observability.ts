@@ -72,6 +72,9 @@ export const ALARMED_COUNTS = {
   llmRateLimited: "LlmRateLimited",
 } as const;
 
+/** Items the shared LLM limiter sent back to the queue for later (a full schedule, not a failure). */
+export const LLM_DEFERRED_ITEMS = "LlmDeferredItems";
+
 /** The estimated LLM spend in USD: recorded values' cost and billed answers no value carries (alarmed per hour). */
 export const LLM_SPEND_METRIC = "EstimatedCostUsd";
 

@@ -26,7 +26,7 @@ export type SecretName = "anthropic";
 export const TABLE_READ_ACTIONS = ["GetItem", "BatchGetItem", "Query", "ConditionCheckItem"] as const;
 export const TABLE_WRITE_ACTIONS = ["PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem"] as const;
 
-/** Default cap on concurrent evaluator invocations, i.e. on in-flight LLM calls (one per invocation at a time). */
+/** Default cap on concurrent evaluator invocations; each runs its batch's model calls at once, as the shared limiter admits them. */
 export const DEFAULT_LLM_MAX_CONCURRENCY = 50;
 
 /** Memory and timeout of a function whose entry names none, in AWS and locally alike. */
@@ -171,7 +171,7 @@ export const wiring: Wiring = {
       batchSize: 20,
       maxBatchingWindowSeconds: 1,
       maxConcurrency: DEFAULT_LLM_MAX_CONCURRENCY,
-      // Items run one at a time (one LLM call in flight per invocation); twenty judgments take ~2 min.
+      // A batch's model calls run at once, paced by the shared limiter (a batch it cannot fit soon is deferred).
       timeoutSeconds: 300,
     },
     // Records items whose every delivery crashed as ERROR, so their jobs still finish.

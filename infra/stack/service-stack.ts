@@ -70,7 +70,7 @@ import { ServiceFunction, type ServiceResources } from "./service-function.ts";
 export interface ServiceSettings {
   stageName: string;
   judgeModel: string;
-  /** Cap on concurrent evaluator invocations = in-flight LLM calls. */
+  /** Cap on concurrent evaluator invocations (each runs up to a batch's model calls at once, paced by the shared limiter). */
   llmMaxConcurrency: number;
   /**
    * Customer-managed KMS key for the table, queues, log groups and the created secret

@@ -7,6 +7,7 @@
  * first (it may have been rotated).
  */
 import Anthropic from "@anthropic-ai/sdk";
+import { logger } from "../logger.ts";
 import {
   billedUsageOf,
   LlmCallsBlockedError,
@@ -22,11 +23,20 @@ import { MissingApiKeyError } from "./client.ts";
 import { interpretJudgment, type JudgmentResult } from "./judgment.ts";
 import { addUsage, emptyUsage, estimateCostUsd } from "./pricing.ts";
 import { buildGroupedJudgeRequest, buildJudgeRequest, questionKey } from "./prompt.ts";
+import type { UsageReport } from "./rate-limiter.ts";
 
 type MessagesClient = Pick<Anthropic, "messages">;
 
+/** What the judge tells the shared limiter about each answer (rate-limiter.ts). */
+export interface RateLimitObserver {
+  answered(model: string, headers: Headers | undefined, usage: UsageReport): Promise<void>;
+  rateLimited(model: string, headers: Headers | undefined, retryAfterSeconds: number | undefined): Promise<void>;
+}
+
 export interface JudgeDeps {
   client: () => Promise<MessagesClient>;
+  /** Hears every answer's usage and rate-limit headers, and every 429. */
+  rateLimits?: RateLimitObserver;
   /** A client with the key read again, after `rejected` got a 401. */
   refreshClient?: (rejected: MessagesClient) => Promise<MessagesClient>;
   defaultModel: string;
@@ -128,14 +138,26 @@ type SendResult = Anthropic.Message | { refused: string };
  * the API refused it. Retryable failures and blocked keys are thrown (classifyFailure).
  */
 function messageSender(deps: JudgeDeps) {
+  // The limiter's bookkeeping never fails an evaluation: at worst it schedules less exactly.
+  const tell = (report: Promise<void> | undefined) =>
+    report?.catch((error: unknown) => logger.warn("Could not update the LLM limiter", { error: error as Error }));
   const create = async (
     client: MessagesClient,
     params: Anthropic.MessageCreateParamsNonStreaming,
     onUsage: (usage: TokenUsage) => void,
   ) => {
-    const response = await client.messages.create(params);
-    onUsage(usageOf(response));
-    return response;
+    try {
+      const { data: response, response: raw } = await client.messages.create(params).withResponse();
+      const usage = usageOf(response);
+      onUsage(usage);
+      await tell(deps.rateLimits?.answered(params.model, raw.headers, usage));
+      return response;
+    } catch (error) {
+      if (error instanceof Anthropic.APIError && error.status === 429) {
+        await tell(deps.rateLimits?.rateLimited(params.model, error.headers, retryAfterSeconds(error.headers)));
+      }
+      throw error;
+    }
   };
   return async (
     params: Anthropic.MessageCreateParamsNonStreaming,
@@ -194,6 +216,26 @@ export function judgeRequestFor(
   // The answer holds one judgment per question: room for each, within what models write at most.
   const maxTokens = Math.min(settings.maxTokens * definitions.length, MAX_GROUPED_OUTPUT_TOKENS);
   return { request: buildGroupedJudgeRequest(definitions, call, { model, maxTokens, effort }), model };
+}
+
+/** Characters per token, roughly, for English text and JSON: enough for an estimate the answers correct. */
+const CHARS_PER_TOKEN = 4;
+
+/**
+ * Input tokens a request likely counts toward the input-tokens limit (uncached input and
+ * cache writes): all of it on a cold cache; with the call's prefix cached (`cacheWarm`),
+ * only what follows the last cache breakpoint.
+ */
+export function estimateUncachedInputTokens(request: Anthropic.MessageCreateParamsNonStreaming, cacheWarm: boolean) {
+  const blocks = request.messages.flatMap((message) =>
+    typeof message.content === "string" ? [{ type: "text" as const, text: message.content }] : message.content,
+  );
+  const lastBreakpoint = cacheWarm ? blocks.findLastIndex((block) => "cache_control" in block) : -1;
+  const system = lastBreakpoint >= 0 ? 0 : JSON.stringify(request.system ?? "").length;
+  const text = blocks
+    .slice(lastBreakpoint + 1)
+    .reduce((sum, block) => sum + ("text" in block && typeof block.text === "string" ? block.text.length : 0), 0);
+  return Math.ceil((system + text) / CHARS_PER_TOKEN);
 }
 
 /** What one answer of the Message Batches API says about each of its questions (an invalid one was billed all the same). */
@@ -325,7 +367,7 @@ export function createGroupedLlmJudge(deps: JudgeDeps) {
     }
     const answers = groupedAnswers(response);
     const outcomes: EvaluationOutcome[] = [];
-    // One after another: an evaluator makes one model call at a time (the concurrency cap).
+    // One after another: the limiter admitted one request for the group, not one per metric.
     for (const [i, definition] of definitions.entries()) {
       const share = shares[i] ?? emptyUsage();
       const result = answers.ok ? interpretJudgment(definition, call, answers.fields[questionKey(i)]) : answers;

@@ -27,7 +27,11 @@ export interface Demand {
   outputTokens?: number;
 }
 
-export type Admission = { admitted: true; waitedMs: number } | { admitted: false; retryInMs: number };
+/**
+ * Admitted: the reservation started `waitedMs` after the call and spans `spanMs` of the
+ * schedule, over which the batch spreads its requests. Not admitted: try again in `retryInMs`.
+ */
+export type Admission = { admitted: true; waitedMs: number; spanMs: number } | { admitted: false; retryInMs: number };
 
 export interface RateLimiterSettings {
   /** The share of the account's limits the service may use. */
@@ -188,7 +192,11 @@ export class SharedRateLimiter {
         if (shortfall > 0) local.state = (await this.#store.extend(model, shortfall)) ?? reserved;
         const waitMs = Math.max(0, (reserved.nextFreeAt ?? now) - cost - now);
         if (waitMs > 0) await this.#wait(waitMs);
-        return { admitted: true, waitedMs: waitMs };
+        return {
+          admitted: true,
+          waitedMs: waitMs,
+          spanMs: Math.max(cost, costMs(total, local.state, this.#settings.target)),
+        };
       }
       local.state = await this.#store.read(model);
       const nextFreeAt = local.state?.nextFreeAt ?? now;

@@ -13,11 +13,20 @@
  * for lack of time spends nothing.
  */
 import type { SQSRecord } from "aws-lambda";
+import { sleep } from "../concurrency.ts";
 import { config, requireQueueUrl } from "../config.ts";
 import type { QueueMessage, Redeliver } from "../consumers.ts";
 import { keys } from "../keys.ts";
+import { estimateUncachedInputTokens, judgeRequestFor } from "../llm/judge.ts";
+import type { Demand, SharedRateLimiter } from "../llm/rate-limiter.ts";
 import { logger, withLogContext } from "../logger.ts";
-import { ALARMED_COUNTS, publishCount, publishEvaluationMetrics, publishUnrecordedSpend } from "../observability.ts";
+import {
+  ALARMED_COUNTS,
+  LLM_DEFERRED_ITEMS,
+  publishCount,
+  publishEvaluationMetrics,
+  publishUnrecordedSpend,
+} from "../observability.ts";
 import type { Call } from "../schemas/call.ts";
 import type { JudgeMode, LlmMode, WorkItem } from "../schemas/job.ts";
 import type { MetricDefinition } from "../schemas/metric.ts";
@@ -33,8 +42,10 @@ import {
   type EvaluationOutcome,
   evaluateByCalculationType,
   groupingKey,
+  judgeSettings,
   judgeTogether,
   judgingUnits,
+  llmRateLimiter,
 } from "./evaluators.ts";
 import { sendMessages } from "./queue.ts";
 import {
@@ -66,6 +77,8 @@ export interface EvaluatorDeps {
   forwardToBatch: (items: WorkItem[]) => Promise<void>;
   /** Records on the job that its LLM calls are futile, so other workers stop making them. */
   blockLlmCalls: (orgId: string, jobId: string, reason: string) => Promise<void>;
+  /** The schedule every evaluator shares, keeping model calls under the account's rate limits. */
+  limiter: Pick<SharedRateLimiter, "admit">;
   /** Writes results exactly once (tests inject failures). */
   record: typeof recordResults;
   /** Adds to a job the usage of billed answers no recorded value carries, each once. */
@@ -112,6 +125,7 @@ export const defaultEvaluatorDeps: EvaluatorDeps = {
       items.map((item) => JSON.stringify(item)),
     ),
   blockLlmCalls: blockJobLlmCalls,
+  limiter: { admit: (model, demand) => llmRateLimiter().admit(model, demand) },
   record: recordResults,
   addBilledAttempts,
 };
@@ -286,6 +300,8 @@ interface BatchRun {
   billed: { item: WorkItem; attempt: BilledAttempt }[];
   /** Items the provider's rate limits sent back (429/529). */
   rateLimited: number;
+  /** Items the shared limiter sent back for later, its schedule full. */
+  deferred: number;
   /** A failed attempt: the item runs again later, or, its attempts spent, records ERROR. */
   fail(entry: ParsedRecord, error: unknown, job?: JobState): void;
   /** Keeps what a failed evaluation had been billed for, under the delivery of `entry`. */
@@ -308,6 +324,7 @@ export async function processWorkBatch(messages: QueueMessage<WorkItem>[], deps:
     forwards: [],
     billed: [],
     rateLimited: 0,
+    deferred: 0,
     fail(entry, error, job) {
       if (error instanceof RetryableEvaluationError && error.throttled) this.rateLimited++;
       const next = afterFailure(entry, error);
@@ -326,11 +343,12 @@ export async function processWorkBatch(messages: QueueMessage<WorkItem>[], deps:
     logger.warn("Could not load the batch's jobs, calls or definitions", { error: error as Error });
     for (const entry of parsed) run.fail(entry, error);
   }
-  if (context) await evaluateInOrder(parsed, context, deps, run);
+  if (context) await evaluateConcurrently(parsed, context, deps, run);
 
   const { outcomes, results } = await run.recorder.settled();
   publishEvaluationMetrics(results.filter((r) => outcomes.get(r.messageId) === "recorded").map((r) => r.value));
   publishCount(ALARMED_COUNTS.llmRateLimited, run.rateLimited);
+  publishCount(LLM_DEFERRED_ITEMS, run.deferred);
   await addUnrecordedUsage(parsed, results, outcomes, run, deps).catch((error) =>
     // The items' own outcomes stand; only the job's bill misses these answers.
     logger.error("Could not add billed attempts to the jobs' usage", { error: error as Error }),
@@ -436,31 +454,112 @@ function groupKey({ entry, job }: Runnable, loaded: BatchContext): string | unde
   return groupable ? `${jobKey(entry.item)}|${callKey(entry.item)}|${key}` : undefined;
 }
 
+/** A unit's model calls, for the limiter: none for built-ins, stopped jobs and calls without a transcript. */
+function demandOf(
+  unit: Runnable[],
+  loaded: BatchContext,
+  cacheWarm: boolean,
+): { model: string; demand: Demand } | undefined {
+  const [first] = unit;
+  const call = first && loaded.calls.get(callKey(first.entry.item));
+  if (!first || !call || call.transcript.length === 0 || first.job.llmBlockedReason) return undefined;
+  const definitions = unit.map(({ entry }) => loaded.definitions.get(definitionKey(entry.item)));
+  const judged = definitions.filter((d): d is MetricDefinition => d?.calculationType === "LLM_JUDGE");
+  if (judged.length !== unit.length) return undefined;
+  const { request, model } = judgeRequestFor(judged, call, judgeSettings());
+  return { model, demand: { requests: 1, inputTokens: estimateUncachedInputTokens(request, cacheWarm) } };
+}
+
 /**
- * One unit at a time (an item, or a group judged in one request), so in-flight LLM calls
- * never exceed the event source's maximum concurrency (the configured cap), and a call's
- * items run back to back to share its prompt cache even when the batch interleaves them.
+ * Asks the shared limiter for the batch's model calls, one reservation per model; the units
+ * of a model it cannot fit soon go back to the queue for when it can, spending nothing.
+ * A limiter that cannot be reached holds nothing back: the provider's 429s still protect.
  */
-async function evaluateInOrder(parsed: ParsedRecord[], loaded: BatchContext, deps: EvaluatorDeps, run: BatchRun) {
-  const units = judgingUnits(runnableItems(parsed, loaded, run), (item) => groupKey(item, loaded));
-  for (const [position, unit] of units.entries()) {
+async function admitModelCalls(units: Runnable[][], loaded: BatchContext, deps: EvaluatorDeps, run: BatchRun) {
+  const byModel = new Map<string, { demand: Required<Demand>; units: Runnable[][] }>();
+  const warmCalls = new Set<string>();
+  for (const unit of units) {
+    const call = unit[0] && callKey(unit[0].entry.item);
+    const need = call === undefined ? undefined : demandOf(unit, loaded, warmCalls.has(call));
+    if (!need || call === undefined) continue;
+    warmCalls.add(call);
+    const model = byModel.get(need.model) ?? { demand: { requests: 0, inputTokens: 0, outputTokens: 0 }, units: [] };
+    model.demand.requests += need.demand.requests;
+    model.demand.inputTokens += need.demand.inputTokens;
+    model.units.push(unit);
+    byModel.set(need.model, model);
+  }
+  const deferred = new Set<Runnable[]>();
+  /** When each admitted model call may start: spread over its reservation, so a batch does not arrive as one burst. */
+  const startAt = new Map<Runnable[], number>();
+  for (const [model, { demand, units: modelUnits }] of byModel) {
+    const { outputTokens: _estimatedByTheLimiter, ...asked } = demand;
+    const admission = await deps.limiter.admit(model, asked).catch((error: unknown) => {
+      logger.warn("Could not reach the LLM limiter; calling the model unscheduled", { error: error as Error });
+      return undefined;
+    });
+    if (!admission) continue;
+    if (admission.admitted) {
+      const admittedAt = Date.now();
+      const step = admission.spanMs / modelUnits.length;
+      for (const [index, unit] of modelUnits.entries()) startAt.set(unit, admittedAt + index * step);
+      continue;
+    }
+    const delaySeconds = Math.min(
+      MAX_SQS_DELAY_SECONDS,
+      Math.ceil((admission.retryInMs / 1000) * (1 + Math.random() / 5)),
+    );
+    for (const unit of modelUnits) {
+      deferred.add(unit);
+      for (const { entry } of unit)
+        run.retries.push({ messageId: entry.record.messageId, item: carried(entry), delaySeconds });
+    }
+    run.deferred += modelUnits.flat().length;
+  }
+  return { units: units.filter((unit) => !deferred.has(unit)), startAt };
+}
+
+/**
+ * The batch's units (an item, or a group judged in one request) at once, as the limiter
+ * admits them: a call's first unit before its others, so it writes the call's prompt cache
+ * and they read it; each call's units apart from another's. An invocation takes about as
+ * long as its slowest call's units, not the sum of all of them.
+ */
+async function evaluateConcurrently(parsed: ParsedRecord[], loaded: BatchContext, deps: EvaluatorDeps, run: BatchRun) {
+  const { units, startAt } = await admitModelCalls(
+    judgingUnits(runnableItems(parsed, loaded, run), (item) => groupKey(item, loaded)),
+    loaded,
+    deps,
+    run,
+  );
+  let started = 0;
+  const runUnit = async (unit: Runnable[]) => {
+    const [first] = unit;
+    if (!first) return;
+    const slot = (startAt.get(unit) ?? 0) - Date.now();
+    if (slot > 0) await sleep(slot);
     // The first unit always runs, so an invocation short on time from the start still makes progress.
-    if (position > 0 && outOfTime(deps)) {
-      // Not enough time left for another LLM call: hand the rest back, spending none of their attempts.
-      for (const { entry } of units.slice(position).flat()) {
+    if (started++ > 0 && outOfTime(deps)) {
+      // Not enough time left for another LLM call: hand the unit back, spending none of its attempts.
+      for (const { entry } of unit) {
         run.retries.push({ messageId: entry.record.messageId, item: carried(entry), delaySeconds: 0 });
       }
       return;
     }
-    const [first] = unit;
-    if (!first) continue;
     // A unit is one call's items of one job: its lines name them.
     await withLogContext({ orgId: first.entry.item.orgId, jobId: first.entry.item.jobId }, () =>
       unit.length === 1
         ? evaluateOne(first.entry, loaded, first.job, deps, run)
         : evaluateTogether(unit, loaded, deps, run),
     );
-  }
+  };
+  const byCall = Map.groupBy(units, (unit) => (unit[0] ? callKey(unit[0].entry.item) : ""));
+  await Promise.all(
+    [...byCall.values()].map(async ([opening, ...rest]) => {
+      if (opening) await runUnit(opening);
+      await Promise.all(rest.map(runUnit));
+    }),
+  );
 }
 
 const outOfTime = (deps: EvaluatorDeps) =>

@@ -6,10 +6,12 @@
 import { config } from "../config.ts";
 import { anthropicClient, refreshAnthropicClient } from "../llm/client.ts";
 import { createGroupedLlmJudge, createLlmJudge, type JudgeDeps } from "../llm/judge.ts";
+import { SharedRateLimiter } from "../llm/rate-limiter.ts";
 import { computeBuiltInMetric } from "../metrics/builtin.ts";
 import type { Call } from "../schemas/call.ts";
 import type { MetricValue } from "../schemas/job.ts";
 import type { MetricDefinition } from "../schemas/metric.ts";
+import { rateLimitStore } from "../store/llm-rate-limit.ts";
 
 /** What an evaluation yields; the pipeline adds ids, version and timestamps. */
 export type EvaluationOutcome = Pick<
@@ -78,13 +80,27 @@ export function judgingUnits<T>(items: T[], keyOf: (item: T) => string | undefin
   return units;
 }
 
-/** The judge on the configured Anthropic client. */
-const judgeDeps = (): JudgeDeps => ({
-  client: anthropicClient,
-  refreshClient: refreshAnthropicClient,
+let sharedLimiter: SharedRateLimiter | undefined;
+
+/** The limiter every evaluator shares (its state is in the table); built once per container. */
+export function llmRateLimiter(): SharedRateLimiter {
+  sharedLimiter ??= new SharedRateLimiter({ store: rateLimitStore }, { target: config().llmRateLimitTarget });
+  return sharedLimiter;
+}
+
+/** The model, answer size and effort the judge asks with, as configured. */
+export const judgeSettings = (): Pick<JudgeDeps, "defaultModel" | "maxTokens" | "effort"> => ({
   defaultModel: config().judgeModel,
   maxTokens: config().judgeMaxTokens,
   effort: config().judgeEffort || undefined,
+});
+
+/** The judge on the configured Anthropic client, reporting to the shared limiter. */
+const judgeDeps = (): JudgeDeps => ({
+  client: anthropicClient,
+  rateLimits: llmRateLimiter(),
+  refreshClient: refreshAnthropicClient,
+  ...judgeSettings(),
 });
 
 let defaultEvaluate: EvaluateItem | undefined;

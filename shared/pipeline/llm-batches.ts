@@ -44,7 +44,7 @@ import {
 } from "../store/llm-submissions.ts";
 import { getMetricVersions } from "../store/metrics.ts";
 import { retryDelaySeconds } from "./evaluate.ts";
-import { type EvaluationOutcome, groupingKey, judgingUnits } from "./evaluators.ts";
+import { type EvaluationOutcome, groupingKey, judgeSettings, judgingUnits } from "./evaluators.ts";
 import { sendMessages } from "./queue.ts";
 import {
   type ItemResult,
@@ -72,11 +72,7 @@ export interface LlmBatchDeps {
 
 export const defaultLlmBatchDeps = (): LlmBatchDeps => ({
   client: anthropicClient,
-  judge: {
-    defaultModel: config().judgeModel,
-    maxTokens: config().judgeMaxTokens,
-    effort: config().judgeEffort || undefined,
-  },
+  judge: judgeSettings(),
   record: recordResults,
   resend: (items, delaySeconds) =>
     sendMessages(

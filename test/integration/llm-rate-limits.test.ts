@@ -1,0 +1,70 @@
+/**
+ * The evaluators under the Anthropic account's rate limits, on the local stack with the fake
+ * server enforcing them: the shared limiter learns the limits from the answers' headers and
+ * keeps every evaluator's calls under them, so a job on an account someone else has just
+ * used up meets few 429s, and none of its items is given up.
+ */
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createCalls, createMetrics, llmMetric } from "../support/fixtures.ts";
+import { startTestStack, type TestStack, waitForJobEnd } from "../support/stack.ts";
+
+const REQUESTS_PER_MINUTE = 300;
+
+async function runJob(stack: TestStack, callIds: string[], metrics: { id: string }[]) {
+  const created = await stack.api("POST", "/v1/metric/collection-jobs", {
+    callIds,
+    metrics: metrics.map((m) => ({ id: m.id })),
+  });
+  expect(created.status).toBe(201);
+  return waitForJobEnd(stack.api, created.body.data.id, 120_000);
+}
+
+/** Another user of the same key takes every request the account has left this minute. */
+async function useUpTheAccount(stack: TestStack) {
+  for (let sent = 0; sent < REQUESTS_PER_MINUTE * 2; sent++) {
+    const response = await fetch(`${stack.anthropic.url}/v1/messages`, {
+      method: "POST",
+      headers: { "content-type": "application/json", "x-api-key": "another-user", "anthropic-version": "2023-06-01" },
+      body: JSON.stringify({
+        model: "claude-sonnet-5-5",
+        max_tokens: 64,
+        messages: [{ role: "user", content: "Hello" }],
+      }),
+    });
+    await response.arrayBuffer();
+    if (response.status === 429) return;
+  }
+  throw new Error("the fake server never answered 429");
+}
+
+describe("model calls under the account's rate limits", { timeout: 180_000 }, () => {
+  let stack: TestStack;
+  beforeAll(async () => {
+    stack = await startTestStack({
+      anthropic: { rateLimits: { requestsPerMinute: REQUESTS_PER_MINUTE }, latencyMs: 50 },
+    });
+  });
+  afterAll(() => stack?.stop());
+
+  it("keeps a job on a used-up account to a few 429s, every item judged", async () => {
+    const metrics = await createMetrics(
+      stack.api,
+      Array.from({ length: 5 }, (_, i) => llmMetric(`limited-${i}`, "BOOLEAN", `Was "refund" said (${i})?`)),
+    );
+    // One small job first: its answers tell the limiter the account's limits.
+    const [warmCall] = await createCalls(stack.api, 1);
+    expect(await runJob(stack, [warmCall!], metrics.slice(0, 1))).toMatchObject({ status: "COMPLETED" });
+
+    await useUpTheAccount(stack);
+    const before = stack.anthropic.requests().length;
+    const callIds = await createCalls(stack.api, 8);
+    const job = await runJob(stack, callIds, metrics);
+    expect(job).toMatchObject({ status: "COMPLETED", completedItems: 40, failedItems: 0 });
+
+    const served = stack.anthropic.requests().slice(before);
+    const limited = served.filter((request) => request.status === 429).length;
+    // Unscheduled, the evaluators' calls meet about two 429s for every three requests.
+    expect(limited / served.length).toBeLessThanOrEqual(0.05);
+    expect(served.filter((request) => request.status === 200)).toHaveLength(40);
+  });
+});
