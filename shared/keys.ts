@@ -18,6 +18,7 @@
  * | LlmSubmission     | ORG#<org>#JOB#<job>              | SUBMISSION#<id>         | LLMSUBMISSIONS#OPEN (until collected) | <createdAt>#<org>#<job>#<id> |
  * | ProviderBatch     | LLMBATCH#<provider batch id>     | LLMBATCH                |                        |                         |
  * | LlmRateLimit      | LLMRATELIMIT#<model>             | LLMRATELIMIT            |                        |                         |
+ * | LlmRateLimitTenant | LLMRATELIMIT#<model>            | TENANT#<work group>     |                        |                         |
  * | ItemResult        | ORG#<org>#JOB#<job>              | ITEM#<call>#<metric>    | ORG#<org>#CALL#<call>#VALUES | <computedAt>#<job>#<metric> |
  * | BilledAttempt     | ORG#<org>#JOB#<job>              | BILLED#<attempt>        |                        |                         |
  * | WebhookSecret     | ORG#<org>                        | WEBHOOKSECRET           |                        |                         |
@@ -108,6 +109,8 @@ export const keys = {
   providerBatch: (batchId: string) => ({ pk: `LLMBATCH#${batchId}`, sk: "LLMBATCH" }),
   /** The shared LLM limiter's state of one model: the Anthropic key, and so its limits, are the stack's, not an org's. */
   llmRateLimit: (model: string) => ({ pk: `LLMRATELIMIT#${model}`, sk: "LLMRATELIMIT" }),
+  /** Until when a tenant (a work queue group: an org, or its bulk work) holds reservations: the limiter's fair share. */
+  llmRateLimitTenant: (model: string, tenant: string) => ({ pk: `LLMRATELIMIT#${model}`, sk: `TENANT#${tenant}` }),
   /** Sparse index partition of submissions whose results are not all recorded (sort key: creation time). */
   openLlmSubmissions: "LLMSUBMISSIONS#OPEN",
 

@@ -34,11 +34,17 @@ export interface QueueDeclaration {
   /** Receives before SQS moves a message to the queue's dead-letter queue. */
   maxReceiveCount: number;
   retentionSeconds: number;
+  /**
+   * A fair queue: senders set `MessageGroupId` to the tenant, and SQS serves a group with few
+   * messages in flight before one with a backlog. Nothing to configure in AWS (any standard
+   * queue is fair once its messages carry a group); the local runtime models it (infra/local/fair-queues.ts).
+   */
+  fair?: boolean;
 }
 
 export const queueDeclarations: Record<QueueName, QueueDeclaration> = {
   /** One message per call x metric item. */
-  work: { name: "work", visibilityTimeoutSeconds: 1800, maxReceiveCount: 5, retentionSeconds: 4 * 86_400 },
+  work: { name: "work", visibilityTimeoutSeconds: 1800, maxReceiveCount: 5, retentionSeconds: 4 * 86_400, fair: true },
   /** One message per page of a job's calls; expanded into work items by the dispatcher. */
   dispatch: { name: "dispatch", visibilityTimeoutSeconds: 900, maxReceiveCount: 5, retentionSeconds: 4 * 86_400 },
   /** One message per LLM item of a batch-mode job, gathered into Message Batches by the submitter. */

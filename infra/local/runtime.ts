@@ -8,9 +8,10 @@ import { Agent } from "node:http";
 import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { DynamoDBStreamsClient } from "@aws-sdk/client-dynamodb-streams";
 import { SQSClient } from "@aws-sdk/client-sqs";
-import type { QueueName } from "../../shared/table.ts";
-import type { FunctionEntry, Wiring } from "../../shared/wiring.ts";
+import { type QueueName, queueDeclarations } from "../../shared/table.ts";
+import type { FunctionEntry, QueueConsumerEntry, Wiring } from "../../shared/wiring.ts";
 import { installAccessGuard } from "./access-guard.ts";
+import { dropFairQueue, makeFairQueue } from "./fair-queues.ts";
 import { type HttpGatewayStats, startHttpGateway } from "./http-gateway.ts";
 import { createHandlerResolver, invokeHandler, type LambdaHandler, type RuntimeLogger } from "./invoke.ts";
 import { startScheduler } from "./scheduler.ts";
@@ -126,12 +127,20 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
     logger,
   });
   let stream: SharedStream | undefined;
+  const fairQueueUrls: string[] = [];
+  /** A consumer's queue as a fair queue, when it is declared one (dead letters are not grouped). */
+  const fairQueueFor = (entry: QueueConsumerEntry, queueUrl: string) => {
+    if (entry.deadLetters || !queueDeclarations[entry.queue].fair) return undefined;
+    fairQueueUrls.push(queueUrl);
+    return makeFairQueue(sqs, queueUrl);
+  };
   const stopAll = async () => {
     scheduler.stop();
     // Each poller's stop aborts its loops at once; closing the stream then ends the reads they wait for.
     const stopping = [...sqsPollers, ...streamPollers].map(({ poller }) => poller.stop());
     stream?.close();
     await Promise.allSettled(stopping);
+    await Promise.allSettled(fairQueueUrls.map((url) => dropFairQueue(url)));
   };
 
   try {
@@ -142,9 +151,11 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
           `No URL for ${entry.deadLetters ? "the dead letters of " : ""}queue "${entry.queue}" consumed by ${entry.id}`,
         );
       }
+      const fair = fairQueueFor(entry, queueUrl);
       const poller = await startSqsPoller({
         entry,
         queueUrl,
+        fair,
         sqs,
         region,
         invoke: (event) => invoke(entry, event),

@@ -14,6 +14,7 @@ import {
 import type { SQSEvent, SQSMessageAttribute, SQSRecord, SQSRecordAttributes } from "aws-lambda";
 import type { QueueConsumerEntry } from "../../shared/wiring.ts";
 import { interpretBatchResponse } from "./batch-response.ts";
+import type { FairQueue } from "./fair-queues.ts";
 import { errorDetails, type RuntimeLogger, sleep } from "./invoke.ts";
 import { type TwinDelivery, twinSchedule } from "./twins.ts";
 
@@ -25,6 +26,8 @@ const MAX_RECEIVE = 10;
  */
 const LONG_POLL_SECONDS = 20;
 const MAX_ERROR_BACKOFF_MS = 5_000;
+/** How soon an idle fair-queue poller looks for delayed or returning messages, which no send announces. */
+const FAIR_RECHECK_MS = 250;
 
 export interface SqsConsumerStats {
   /** Messages received and handed to the consumer (every redelivery counts). */
@@ -56,6 +59,8 @@ export interface SqsPollerOptions {
   twinDelivery?: TwinDelivery;
   idlePollMs: number;
   logger: RuntimeLogger;
+  /** The queue is a fair queue: its groups' queues are polled, the least busy group first (fair-queues.ts). */
+  fair?: FairQueue;
 }
 
 export interface SqsPoller {
@@ -131,10 +136,16 @@ export async function startSqsPoller(options: SqsPollerOptions): Promise<SqsPoll
   const abort = new AbortController();
   const { signal } = abort;
 
-  async function receive(max: number, waitTimeSeconds: number): Promise<Message[]> {
-    const { Messages } = await sqs.send(
+  /** The queue each held message came from, by receipt handle: a fair queue's messages come from its groups' queues. */
+  const sourceOf = new Map<string, string>();
+  /** Messages this consumer's invocations hold, per queue. */
+  const inFlight = new Map<string, number>();
+  let turn = 0;
+
+  async function receiveFrom(url: string, max: number, waitTimeSeconds: number): Promise<Message[]> {
+    const { Messages = [] } = await sqs.send(
       new ReceiveMessageCommand({
-        QueueUrl: queueUrl,
+        QueueUrl: url,
         MaxNumberOfMessages: max,
         WaitTimeSeconds: waitTimeSeconds,
         MessageSystemAttributeNames: ["All"],
@@ -142,7 +153,44 @@ export async function startSqsPoller(options: SqsPollerOptions): Promise<SqsPoll
       }),
       { abortSignal: signal },
     );
-    return Messages ?? [];
+    for (const message of Messages) sourceOf.set(message.ReceiptHandle ?? "", url);
+    inFlight.set(url, (inFlight.get(url) ?? 0) + Messages.length);
+    return Messages;
+  }
+
+  /**
+   * A fair queue's receive: from the group with the fewest messages in flight that has any
+   * (in turn among equals), as SQS serves a quiet tenant before a busy one. No long poll
+   * spans several queues: an empty round waits for the next send (or a short while, for
+   * messages that become visible by themselves) and looks again.
+   */
+  async function receiveFair(fair: FairQueue, max: number, waitTimeSeconds: number): Promise<Message[]> {
+    const deadline = Date.now() + waitTimeSeconds * 1000;
+    for (;;) {
+      const urls = fair.urls();
+      const start = turn++ % urls.length;
+      const inTurn = urls.map((_, i) => urls[(start + i) % urls.length] as string);
+      const ordered = inTurn.sort((a, b) => (inFlight.get(a) ?? 0) - (inFlight.get(b) ?? 0));
+      for (const url of ordered) {
+        const messages = await receiveFrom(url, max, 0);
+        if (messages.length > 0) return messages;
+      }
+      const remainingMs = deadline - Date.now();
+      if (remainingMs <= 0 || signal.aborted) return [];
+      await fair.activity(Math.min(remainingMs, Math.max(options.idlePollMs, FAIR_RECHECK_MS)), signal);
+    }
+  }
+
+  const receive = (max: number, waitTimeSeconds: number): Promise<Message[]> =>
+    options.fair ? receiveFair(options.fair, max, waitTimeSeconds) : receiveFrom(queueUrl, max, waitTimeSeconds);
+
+  /** Messages leave the consumer's hands: deleted, or left for their visibility timeout. */
+  function release(messages: Message[]) {
+    for (const message of messages) {
+      const url = sourceOf.get(message.ReceiptHandle ?? "") ?? queueUrl;
+      sourceOf.delete(message.ReceiptHandle ?? "");
+      inFlight.set(url, Math.max(0, (inFlight.get(url) ?? 0) - 1));
+    }
   }
 
   /** One long poll, then (like Lambda's batching window) more receives until the batch is full or the window closes. */
@@ -192,19 +240,22 @@ export async function startSqsPoller(options: SqsPollerOptions): Promise<SqsPoll
   }
 
   async function deleteMessages(messages: Message[]): Promise<void> {
-    for (let start = 0; start < messages.length; start += MAX_RECEIVE) {
-      const chunk = messages.slice(start, start + MAX_RECEIVE);
-      try {
-        const { Failed } = await sqs.send(
-          new DeleteMessageBatchCommand({
-            QueueUrl: queueUrl,
-            Entries: chunk.map((message, index) => ({ Id: String(index), ReceiptHandle: message.ReceiptHandle })),
-          }),
-        );
-        if (Failed?.length)
-          logger.error(`${entry.id}: could not delete ${Failed.length} message(s)`, { failed: Failed });
-      } catch (error) {
-        logger.error(`${entry.id}: DeleteMessageBatch failed`, errorDetails(error));
+    const bySource = Map.groupBy(messages, (message) => sourceOf.get(message.ReceiptHandle ?? "") ?? queueUrl);
+    for (const [url, held] of bySource) {
+      for (let start = 0; start < held.length; start += MAX_RECEIVE) {
+        const chunk = held.slice(start, start + MAX_RECEIVE);
+        try {
+          const { Failed } = await sqs.send(
+            new DeleteMessageBatchCommand({
+              QueueUrl: url,
+              Entries: chunk.map((message, index) => ({ Id: String(index), ReceiptHandle: message.ReceiptHandle })),
+            }),
+          );
+          if (Failed?.length)
+            logger.error(`${entry.id}: could not delete ${Failed.length} message(s)`, { failed: Failed });
+        } catch (error) {
+          logger.error(`${entry.id}: DeleteMessageBatch failed`, errorDetails(error));
+        }
       }
     }
   }
@@ -229,6 +280,7 @@ export async function startSqsPoller(options: SqsPollerOptions): Promise<SqsPoll
     counters.succeeded += succeeded.length;
     counters.failed += messages.length - succeeded.length;
     await deleteMessages(succeeded);
+    release(messages);
   }
 
   async function pollLoop(): Promise<void> {

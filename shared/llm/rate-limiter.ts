@@ -14,6 +14,11 @@
  * from the answers seen so far) are corrected by the usage answers report: the difference is
  * charged to this container's next reservation. Before any limit is known, nothing is held
  * back but pauses: the event source's concurrency bounds the first requests.
+ *
+ * Fair share: a tenant (a work queue group) already holding reservations, and bulk work, may
+ * only reserve within the nearer half of `maxWaitMs`, so a tenant with nothing reserved, or
+ * an API job, always finds room in the farther half, however large the others' backlog. Each
+ * admitted batch notes its tenant's last reservation (a second small write).
  */
 import { sleep } from "../concurrency.ts";
 import type { RateLimitState, RateLimitStore, RateLimits } from "../store/llm-rate-limit.ts";
@@ -31,6 +36,16 @@ export interface Demand {
  * Admitted: the reservation started `waitedMs` after the call and spans `spanMs` of the
  * schedule, over which the batch spreads its requests. Not admitted: try again in `retryInMs`.
  */
+/**
+ * Whose batch it is: a tenant already holding reservations, or bulk work (backfills,
+ * policies), may only reserve the nearer half of the wait allowed, so a tenant with nothing
+ * reserved, or an API job, finds room in the farther half whatever the others' backlog.
+ */
+export interface Share {
+  tenant: string;
+  bulk: boolean;
+}
+
 export type Admission = { admitted: true; waitedMs: number; spanMs: number } | { admitted: false; retryInMs: number };
 
 export interface RateLimiterSettings {
@@ -155,9 +170,10 @@ export class SharedRateLimiter {
    * Reserves the schedule for `demand`: admitted (after waiting for its slot, at most
    * `maxWaitMs`), or not, with how long until a slot may be free.
    */
-  async admit(model: string, demand: Demand): Promise<Admission> {
+  async admit(model: string, demand: Demand, share?: Share): Promise<Admission> {
     const local = this.#model(model);
     local.state ??= await this.#store.read(model);
+    const horizonMs = await this.#horizonFor(model, share);
     const charged = {
       requests: demand.requests,
       inputTokens: demand.inputTokens,
@@ -179,7 +195,7 @@ export class SharedRateLimiter {
       const cost = costMs(total, local.state, this.#settings.target);
       const floor = now - this.#settings.burstMs;
       const reserved =
-        (await this.#store.reserve(model, cost, floor, now + this.#settings.maxWaitMs)) ??
+        (await this.#store.reserve(model, cost, floor, now + horizonMs)) ??
         (await this.#store.restart(model, cost, floor));
       if (reserved) {
         local.state = reserved;
@@ -190,6 +206,7 @@ export class SharedRateLimiter {
         // The limits or share changed since this container last saw them: reserve the difference too.
         const shortfall = costMs(total, reserved, this.#settings.target) - cost;
         if (shortfall > 0) local.state = (await this.#store.extend(model, shortfall)) ?? reserved;
+        if (share) await this.#store.markTenant(model, share.tenant, local.state.nextFreeAt ?? now);
         const waitMs = Math.max(0, (reserved.nextFreeAt ?? now) - cost - now);
         if (waitMs > 0) await this.#wait(waitMs);
         return {
@@ -200,12 +217,22 @@ export class SharedRateLimiter {
       }
       local.state = await this.#store.read(model);
       const nextFreeAt = local.state?.nextFreeAt ?? now;
-      if (nextFreeAt > now + this.#settings.maxWaitMs) {
-        return { admitted: false, retryInMs: nextFreeAt - now - this.#settings.maxWaitMs / 2 };
+      if (nextFreeAt > now + horizonMs) {
+        // Back when the schedule is well inside this batch's horizon.
+        return { admitted: false, retryInMs: nextFreeAt - now - horizonMs * 0.75 };
       }
     }
     // Contended beyond reason: the batch comes back shortly rather than run unscheduled.
     return { admitted: false, retryInMs: this.#settings.maxWaitMs };
+  }
+
+  /** The farthest ahead `share`'s batch may be scheduled. */
+  async #horizonFor(model: string, share: Share | undefined): Promise<number> {
+    const full = this.#settings.maxWaitMs;
+    if (!share) return full;
+    if (share.bulk) return full / 2;
+    const busy = (await this.#store.tenantReservedUntil(model, share.tenant)) > this.#now();
+    return busy ? full / 2 : full;
   }
 
   /** An answer: its usage corrects the estimates; its headers report the limits and the headroom. */

@@ -9,13 +9,30 @@ import { logger } from "../logger.ts";
 import type { DispatchMessage, FrozenMetric, WorkItem } from "../schemas/job.ts";
 import { getJobItem, getJobPage, transitionJob } from "../store/jobs.ts";
 import { parsePageEntry } from "./create-job.ts";
-import { sendMessages } from "./queue.ts";
+import { sendMessages, workMessage } from "./queue.ts";
 
-export function workItemsForPage(orgId: string, jobId: string, entries: string[], metrics: FrozenMetric[]): WorkItem[] {
+/** Jobs no one waits on: a backfill's or a policy's. Their work goes after the organization's API jobs. */
+export const isBulkJob = (job: { triggeredBy?: unknown }): boolean =>
+  job.triggeredBy === "SCHEDULE" || job.triggeredBy === "METRIC_POLICY";
+
+export function workItemsForPage(
+  orgId: string,
+  jobId: string,
+  entries: string[],
+  metrics: FrozenMetric[],
+  bulk = false,
+): WorkItem[] {
   return entries.flatMap((entry) => {
     const { callId, metricIds } = parsePageEntry(entry);
     const selected = metricIds ? metrics.filter((metric) => metricIds.includes(metric.id)) : metrics;
-    return selected.map((metric) => ({ orgId, jobId, callId, metricId: metric.id, metricVersion: metric.version }));
+    return selected.map((metric) => ({
+      orgId,
+      jobId,
+      callId,
+      metricId: metric.id,
+      metricVersion: metric.version,
+      ...(bulk ? { bulk: true as const } : {}),
+    }));
   });
 }
 
@@ -34,10 +51,10 @@ export async function dispatchPage({ orgId, jobId, page }: DispatchMessage): Pro
   }
   const callIds = await getJobPage(orgId, jobId, page);
   if (!callIds) throw new Error(`Job ${jobId} has no page ${page}`);
-  const items = workItemsForPage(orgId, jobId, callIds, job.metrics as FrozenMetric[]);
+  const items = workItemsForPage(orgId, jobId, callIds, job.metrics as FrozenMetric[], isBulkJob(job));
   await sendMessages(
     requireQueueUrl("work"),
-    items.map((item) => JSON.stringify(item)),
+    items.map((item) => workMessage(item)),
   );
   logger.info("Dispatched page", { jobId, page, items: items.length });
 }

@@ -18,7 +18,7 @@ import { config, requireQueueUrl } from "../config.ts";
 import type { QueueMessage, Redeliver } from "../consumers.ts";
 import { keys } from "../keys.ts";
 import { estimateUncachedInputTokens, judgeRequestFor } from "../llm/judge.ts";
-import type { Demand, SharedRateLimiter } from "../llm/rate-limiter.ts";
+import type { Demand, Share, SharedRateLimiter } from "../llm/rate-limiter.ts";
 import { logger, withLogContext } from "../logger.ts";
 import {
   ALARMED_COUNTS,
@@ -47,7 +47,7 @@ import {
   judgingUnits,
   llmRateLimiter,
 } from "./evaluators.ts";
-import { sendMessages } from "./queue.ts";
+import { sendMessages, workGroupOf, workMessage } from "./queue.ts";
 import {
   BackgroundRecorder,
   type ItemResult,
@@ -112,7 +112,7 @@ export function retryDelaySeconds(attempt: number, retryAfterSeconds?: number): 
 const resendWorkItems: EvaluatorDeps["resend"] = (retries) =>
   sendMessages(
     requireQueueUrl("work"),
-    retries.map(({ item, delaySeconds }) => ({ body: JSON.stringify(item), delaySeconds })),
+    retries.map(({ item, delaySeconds }) => workMessage(item, delaySeconds)),
   );
 
 export const defaultEvaluatorDeps: EvaluatorDeps = {
@@ -125,7 +125,7 @@ export const defaultEvaluatorDeps: EvaluatorDeps = {
       items.map((item) => JSON.stringify(item)),
     ),
   blockLlmCalls: blockJobLlmCalls,
-  limiter: { admit: (model, demand) => llmRateLimiter().admit(model, demand) },
+  limiter: { admit: (model, demand, share) => llmRateLimiter().admit(model, demand, share) },
   record: recordResults,
   addBilledAttempts,
 };
@@ -476,54 +476,64 @@ function demandOf(
  * A limiter that cannot be reached holds nothing back: the provider's 429s still protect.
  */
 async function admitModelCalls(units: Runnable[][], loaded: BatchContext, deps: EvaluatorDeps, run: BatchRun) {
-  const byModel = new Map<string, { demand: Required<Demand>; units: Runnable[][] }>();
+  /** One reservation per model and tenant (a work group: an organization, or its bulk work). */
+  const reservations = new Map<string, { model: string; share: Share; demand: Demand; units: Runnable[][] }>();
   const warmCalls = new Set<string>();
   for (const unit of units) {
-    const call = unit[0] && callKey(unit[0].entry.item);
-    const need = call === undefined ? undefined : demandOf(unit, loaded, warmCalls.has(call));
-    if (!need || call === undefined) continue;
+    const [first] = unit;
+    if (!first) continue;
+    const call = callKey(first.entry.item);
+    const need = demandOf(unit, loaded, warmCalls.has(call));
+    if (!need) continue;
     warmCalls.add(call);
-    const model = byModel.get(need.model) ?? { demand: { requests: 0, inputTokens: 0, outputTokens: 0 }, units: [] };
-    model.demand.requests += need.demand.requests;
-    model.demand.inputTokens += need.demand.inputTokens;
-    model.units.push(unit);
-    byModel.set(need.model, model);
+    const share = { tenant: workGroupOf(first.entry.item), bulk: first.entry.item.bulk === true };
+    const key = `${need.model}|${share.tenant}`;
+    const reservation = reservations.get(key) ?? {
+      model: need.model,
+      share,
+      demand: { requests: 0, inputTokens: 0 },
+      units: [],
+    };
+    reservation.demand.requests += need.demand.requests;
+    reservation.demand.inputTokens += need.demand.inputTokens;
+    reservation.units.push(unit);
+    reservations.set(key, reservation);
   }
   const deferred = new Set<Runnable[]>();
   /** When each admitted model call may start: spread over its reservation, so a batch does not arrive as one burst. */
   const startAt = new Map<Runnable[], number>();
-  for (const [model, { demand, units: modelUnits }] of byModel) {
-    const { outputTokens: _estimatedByTheLimiter, ...asked } = demand;
-    const admission = await deps.limiter.admit(model, asked).catch((error: unknown) => {
+  for (const { model, share, demand, units: reserved } of reservations.values()) {
+    const admission = await deps.limiter.admit(model, demand, share).catch((error: unknown) => {
       logger.warn("Could not reach the LLM limiter; calling the model unscheduled", { error: error as Error });
       return undefined;
     });
     if (!admission) continue;
     if (admission.admitted) {
       const admittedAt = Date.now();
-      const step = admission.spanMs / modelUnits.length;
-      for (const [index, unit] of modelUnits.entries()) startAt.set(unit, admittedAt + index * step);
+      const step = admission.spanMs / reserved.length;
+      for (const [index, unit] of reserved.entries()) startAt.set(unit, admittedAt + index * step);
       continue;
     }
     const delaySeconds = Math.min(
       MAX_SQS_DELAY_SECONDS,
       Math.ceil((admission.retryInMs / 1000) * (1 + Math.random() / 5)),
     );
-    for (const unit of modelUnits) {
+    for (const unit of reserved) {
       deferred.add(unit);
-      for (const { entry } of unit)
+      for (const { entry } of unit) {
         run.retries.push({ messageId: entry.record.messageId, item: carried(entry), delaySeconds });
+      }
     }
-    run.deferred += modelUnits.flat().length;
+    run.deferred += reserved.flat().length;
   }
   return { units: units.filter((unit) => !deferred.has(unit)), startAt };
 }
 
 /**
  * The batch's units (an item, or a group judged in one request) at once, as the limiter
- * admits them: a call's first unit before its others, so it writes the call's prompt cache
- * and they read it; each call's units apart from another's. An invocation takes about as
- * long as its slowest call's units, not the sum of all of them.
+ * admits them, after a first one alone: a call's first unit before its others, so it writes
+ * the call's prompt cache and they read it; each call's units apart from another's. An
+ * invocation takes about as long as its slowest call's units, not the sum of all of them.
  */
 async function evaluateConcurrently(parsed: ParsedRecord[], loaded: BatchContext, deps: EvaluatorDeps, run: BatchRun) {
   const { units, startAt } = await admitModelCalls(
@@ -553,10 +563,18 @@ async function evaluateConcurrently(parsed: ParsedRecord[], loaded: BatchContext
         : evaluateTogether(unit, loaded, deps, run),
     );
   };
-  const byCall = Map.groupBy(units, (unit) => (unit[0] ? callKey(unit[0].entry.item) : ""));
+  const [probe, ...others] = units;
+  if (!probe) return;
+  // One unit alone first: a key the API rejects or an account it cannot bill stops the job's
+  // calls after one request, not after the whole batch's.
+  await runUnit(probe);
+  const byCall = Map.groupBy(others, (unit) => (unit[0] ? callKey(unit[0].entry.item) : ""));
+  const probedCall = probe[0] && callKey(probe[0].entry.item);
   await Promise.all(
-    [...byCall.values()].map(async ([opening, ...rest]) => {
-      if (opening) await runUnit(opening);
+    [...byCall].map(async ([call, [opening, ...rest]]) => {
+      // The probe wrote its call's prompt cache already.
+      if (opening && call === probedCall) rest.unshift(opening);
+      else if (opening) await runUnit(opening);
       await Promise.all(rest.map(runUnit));
     }),
   );
@@ -595,6 +613,11 @@ async function evaluateTogether(unit: Runnable[], loaded: BatchContext, deps: Ev
   const [first] = unit;
   const [source] = sources;
   if (!first || !source) return;
+  if (first.job.llmBlockedReason) {
+    const stopped = errorOutcome(`LLM calls stopped for this job: ${first.job.llmBlockedReason}`);
+    for (const [i, { entry, job }] of unit.entries()) run.recorder.add(resultOf(entry, stopped, job, sources[i]));
+    return;
+  }
   try {
     const outcomes = await deps.evaluateGroup(
       sources.map((s) => s.definition),

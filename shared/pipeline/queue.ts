@@ -5,22 +5,46 @@
 import { SendMessageBatchCommand } from "@aws-sdk/client-sqs";
 import { sqs } from "../aws.ts";
 import { chunked, mapLimit, sleep } from "../concurrency.ts";
+import type { WorkItem } from "../schemas/job.ts";
 
 const ENTRIES_PER_BATCH = 10;
 /** Enough overlap for a dispatcher to enqueue a 5,000-item page in a second or two. */
 const REQUESTS_IN_FLIGHT = 50;
 const MAX_ATTEMPTS = 6;
 
-/** A message body, or a body to deliver only after a delay (at most 900 s, SQS's limit). */
-export type OutgoingMessage = string | { body: string; delaySeconds: number };
+/**
+ * A message body, or a body with a delay (at most 900 s, SQS's limit) and a message group
+ * (the tenant of a fair queue).
+ */
+export type OutgoingMessage = string | { body: string; delaySeconds?: number; groupId?: string };
 
 const MAX_DELAY_SECONDS = 900;
 
 function entryOf(message: OutgoingMessage, index: number) {
   if (typeof message === "string") return { Id: String(index), MessageBody: message };
-  const delay = Math.min(MAX_DELAY_SECONDS, Math.max(0, Math.round(message.delaySeconds)));
-  return { Id: String(index), MessageBody: message.body, ...(delay > 0 ? { DelaySeconds: delay } : {}) };
+  const delay = Math.min(MAX_DELAY_SECONDS, Math.max(0, Math.round(message.delaySeconds ?? 0)));
+  return {
+    Id: String(index),
+    MessageBody: message.body,
+    ...(delay > 0 ? { DelaySeconds: delay } : {}),
+    ...(message.groupId ? { MessageGroupId: message.groupId } : {}),
+  };
 }
+
+/**
+ * The fair work queue's group of an item: its organization, so one organization's backlog
+ * does not hold back another's work; bulk work (backfills, policies) a group of its own, so
+ * it does not hold back the organization's API jobs either.
+ */
+export const workGroupOf = (item: Pick<WorkItem, "orgId" | "bulk">): string =>
+  item.bulk ? `${item.orgId}:bulk` : item.orgId;
+
+/** A work item as a message of the work queue. */
+export const workMessage = (item: WorkItem, delaySeconds = 0): OutgoingMessage => ({
+  body: JSON.stringify(item),
+  delaySeconds,
+  groupId: workGroupOf(item),
+});
 
 async function sendBatch(queueUrl: string, messages: OutgoingMessage[]): Promise<void> {
   let pending = messages.map(entryOf);

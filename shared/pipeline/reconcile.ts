@@ -37,9 +37,9 @@ import {
 } from "../store/jobs.ts";
 import { itemsInOpenSubmissions } from "../store/llm-submissions.ts";
 import { listRecordedItemKeys } from "../store/values.ts";
-import { workItemsForPage } from "./dispatch.ts";
+import { isBulkJob, workItemsForPage } from "./dispatch.ts";
 import { announceJobEnd, FINAL_STATUSES, type FinalizableJob, finalizeJob, finishedStatus } from "./finalize.ts";
-import { sendMessages } from "./queue.ts";
+import { sendMessages, workMessage } from "./queue.ts";
 import { type ItemResult, itemErrorValue, type RecordOutcome, recordResults } from "./record.ts";
 
 export type Repair = "forget" | "close" | "finalize" | "expire" | "redispatch" | "resend";
@@ -53,6 +53,7 @@ export interface StoredJob extends FinalizableJob {
   metrics: FrozenMetric[];
   policyIds?: string[];
   webhook?: unknown;
+  triggeredBy?: string;
 }
 
 export interface ReconcileSettings {
@@ -97,7 +98,7 @@ export const defaultReconcilerDeps = (): ReconcilerDeps => ({
   sendWork: (items) =>
     sendMessages(
       requireQueueUrl("work"),
-      items.map((item) => JSON.stringify(item)),
+      items.map((item) => workMessage(item)),
     ),
   recordResults,
   publishRepairs: publishReconcilerMetrics,
@@ -241,7 +242,7 @@ async function unrecordedItems(orgId: string, job: StoredJob): Promise<WorkItem[
     itemsInOpenSubmissions(orgId, job.id),
   ]);
   return pages
-    .flatMap((entries) => workItemsForPage(orgId, job.id, entries, job.metrics))
+    .flatMap((entries) => workItemsForPage(orgId, job.id, entries, job.metrics, isBulkJob(job)))
     .filter((item) => {
       const { sk } = keys.itemResult(orgId, job.id, item.callId, item.metricId);
       return !recorded.has(sk) && !waiting.has(sk);

@@ -99,6 +99,11 @@ export const workItemSchema = z.object({
   metricId: z.string().min(1),
   metricVersion: z.number().int().min(1),
   /**
+   * Work of a job no one is waiting on (a backfill's or a policy's): a fair-queue group of its
+   * own and the limiter's back seat, so the organization's API jobs go ahead of it.
+   */
+  bulk: z.literal(true).optional(),
+  /**
    * Retry state, carried when the evaluator re-sends an item instead of letting SQS
    * redeliver it, so receive counts measure only crashed deliveries. Failed evaluations
    * so far (the poison budget):

@@ -3,8 +3,10 @@
  * schedule's next free moment (`nextFreeAt`, epoch ms), the adaptive share of the limits in
  * use (`scale`), when it last shrank and grew, and the limits the API last reported. Every
  * change is one conditional update, so concurrent evaluators never overwrite each other's
- * reservations. The item has a fixed set of numbers and a key of at most 100 characters
- * (a model name): its size is bounded by construction.
+ * reservations. Beside it, one small item per tenant notes until when the tenant holds
+ * reservations (the fair share), expiring an hour after. The items have a fixed set of
+ * numbers and keys of a model name (at most 100 characters) and a work group: their size is
+ * bounded by construction.
  */
 import { keys } from "../keys.ts";
 import { conditionHeld, ifConditionHeld, table } from "./table.ts";
@@ -131,6 +133,25 @@ export const rateLimitStore = {
       }),
     );
     return stateOf(updated);
+  },
+
+  /** Until when `tenant` holds reservations (0 when it holds none). */
+  async tenantReservedUntil(model: string, tenant: string): Promise<number> {
+    const item = await table.get(keys.llmRateLimitTenant(model, tenant), { ProjectionExpression: "reservedUntil" });
+    return typeof item?.reservedUntil === "number" ? item.reservedUntil : 0;
+  },
+
+  /** Notes that `tenant` holds reservations until `until`; the note expires an hour after. */
+  async markTenant(model: string, tenant: string, until: number): Promise<void> {
+    // A later reservation noted already leaves the note as it is.
+    await conditionHeld(
+      table.update({
+        Key: keys.llmRateLimitTenant(model, tenant),
+        UpdateExpression: "SET reservedUntil = :until, expiresAt = :expiresAt",
+        ConditionExpression: "attribute_not_exists(reservedUntil) OR reservedUntil < :until",
+        ExpressionAttributeValues: { ":until": until, ":expiresAt": Math.ceil(until / 1000) + 3600 },
+      }),
+    );
   },
 
   /** Records the limits the API reported (0 removes a limit it no longer reports). */

@@ -80,7 +80,7 @@ describe("the shared LLM limiter", () => {
     expect(waits).toEqual([0, 600, 1100, 1600]);
     // The next batch would start 2.1 s from now: beyond the wait allowed, it is deferred.
     const deferred = await b.admit(model, { requests: 5, inputTokens: 50, outputTokens: 50 });
-    expect(deferred).toEqual({ admitted: false, retryInMs: 2100 - 1000 });
+    expect(deferred).toEqual({ admitted: false, retryInMs: 2100 - 1500 });
     clock.now += 3_000;
     expect(admitted(await b.admit(model, { requests: 5, inputTokens: 50, outputTokens: 50 }))).toBe(0);
   });
@@ -117,7 +117,7 @@ describe("the shared LLM limiter", () => {
     // The schedule waits out the retry-after: nothing starts within the next 3 s.
     expect(await b.admit(model, { requests: 1, inputTokens: 1, outputTokens: 1 })).toEqual({
       admitted: false,
-      retryInMs: 2000,
+      retryInMs: 3000 - 1500,
     });
 
     // Another burst after the interval shrinks it again.
@@ -142,6 +142,35 @@ describe("the shared LLM limiter", () => {
     clock.now += 6_000;
     await a.answered(model, headers({ rpm: 600 }, 0.05), usage(1, 1));
     expect((await rateLimitStore.read(model))?.scale).toBeCloseTo(0.59);
+  });
+
+  it("leaves a tenant with nothing reserved room beyond a busy tenant's and bulk work's reach", async () => {
+    const model = "model-fair";
+    const { clock, limiters } = evaluators(2);
+    const [a, b] = limiters as [SharedRateLimiter, SharedRateLimiter];
+    await a.answered(model, headers({ rpm: 600 }), usage(0, 0));
+    clock.now += 60_000;
+    const batch = { requests: 5, inputTokens: 5, outputTokens: 5 };
+    const orgA = { tenant: "org-a", bulk: false };
+    // 500 ms a batch (a's first also pays the answer it had not reserved): a's first may reach
+    // 2 s ahead; once a holds reservations, only 1 s, and over a half-second wait of its
+    // own reach (1 s × 0.75) it comes back later.
+    const waitsOfA = [];
+    for (let i = 0; i < 3; i++) waitsOfA.push(await a.admit(model, batch, orgA));
+    expect(waitsOfA.map(admitted)).toEqual([0, 600, undefined]);
+    expect(waitsOfA[2]).toEqual({ admitted: false, retryInMs: 1100 - 750 });
+    // The same organization's bulk work has the back seat too.
+    expect(await b.admit(model, batch, { tenant: "org-a:bulk", bulk: true })).toEqual({
+      admitted: false,
+      retryInMs: 1100 - 750,
+    });
+    // Another organization, holding nothing, is admitted behind a's reservations…
+    expect(admitted(await b.admit(model, batch, { tenant: "org-b", bulk: false }))).toBe(1100);
+    // …and is busy itself from then on.
+    expect(await b.admit(model, batch, { tenant: "org-b", bulk: false })).toEqual({
+      admitted: false,
+      retryInMs: 1600 - 750,
+    });
   });
 
   it("takes a limit the API changes mid-way", async () => {

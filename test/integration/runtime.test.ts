@@ -8,15 +8,19 @@ import { DynamoDBClient, PutItemCommand, UpdateItemCommand } from "@aws-sdk/clie
 import { DynamoDBStreamsClient, GetRecordsCommand } from "@aws-sdk/client-dynamodb-streams";
 import {
   GetQueueAttributesCommand,
+  ListQueuesCommand,
   ReceiveMessageCommand,
   SendMessageBatchCommand,
   SQSClient,
 } from "@aws-sdk/client-sqs";
+import type { SQSEvent } from "aws-lambda";
 import { afterAll, afterEach, describe, expect, inject, it, vi } from "vitest";
 import { createQueues, createTable } from "../../infra/local/resources.ts";
 import { type LocalRuntime, type LocalRuntimeOptions, startLocalRuntime } from "../../infra/local/runtime.ts";
 import { openSharedStream } from "../../infra/local/shared-stream.ts";
 import { sleep } from "../../shared/concurrency.ts";
+import { resetConfig } from "../../shared/config.ts";
+import { sendMessages as sendServiceMessages } from "../../shared/pipeline/queue.ts";
 import type { QueueName } from "../../shared/table.ts";
 import type { QueueConsumerEntry, StreamConsumerEntry, Wiring } from "../../shared/wiring.ts";
 import { sqsDeliveries } from "../fixtures/sqs-consumer.ts";
@@ -379,12 +383,60 @@ describe("local runtime: SQS consumers", { timeout: 60_000 }, () => {
     expect(invocations.size).toBe(1);
   });
 
+  it("serves the work queue fairly: a small group's messages go ahead of another group's backlog", async () => {
+    const id = `fair-${randomUUID().slice(0, 6)}`;
+    const order: string[] = [];
+    const { tableName, queues } = await startRuntime(
+      { queueConsumers: [sqsConsumer(id, "work", { batchSize: 10, maxConcurrency: 2 })] },
+      {
+        handlerOverrides: {
+          // A slow consumer, so a backlog builds up: 2 pollers × 10 messages per 200 ms.
+          [id]: async (event: SQSEvent) => {
+            for (const record of event.Records) order.push((JSON.parse(record.body) as { org: string }).org);
+            await sleep(200);
+            return { batchItemFailures: [] };
+          },
+        },
+      },
+    );
+    // The service's own client, as the dispatcher and evaluator send: its sends carry groups.
+    Object.assign(process.env, {
+      TABLE_NAME: tableName,
+      SQS_ENDPOINT: endpoints.sqsEndpoint,
+      AWS_REGION: region,
+      AWS_ACCESS_KEY_ID: credentials.accessKeyId,
+      AWS_SECRET_ACCESS_KEY: credentials.secretAccessKey,
+    });
+    resetConfig();
+    await sendServiceMessages(
+      queues.work.url,
+      Array.from({ length: 60 }, (_, n) => ({ body: JSON.stringify({ org: "a", n }), groupId: "org-a" })),
+    );
+    await sendServiceMessages(
+      queues.work.url,
+      Array.from({ length: 5 }, (_, n) => ({ body: JSON.stringify({ org: "b", n }), groupId: "org-b" })),
+    );
+    await waitFor(() => (order.length >= 65 ? true : undefined), "every message");
+    // In arrival order (one list, as the emulator keeps a standard queue) b's would come last.
+    const lastOfB = order.lastIndexOf("b");
+    expect(lastOfB).toBeLessThan(30);
+    expect(order.filter((org) => org === "a")).toHaveLength(60);
+    // The groups' queues go with the runtime.
+    await runtime?.stop();
+    runtime = undefined;
+    const { QueueUrls = [] } = await sqs.send(
+      new ListQueuesCommand({ QueueNamePrefix: queues.work.url.split("/").at(-1) }),
+    );
+    expect(QueueUrls.filter((url) => url !== queues.work.url && !url.endsWith("-dlq"))).toEqual([]);
+  });
+
   it("stops promptly, aborting idle long polls", async () => {
     const receives = { inFlight: 0, aborted: 0, answered: 0 };
     const streamId = `idle-${randomUUID().slice(0, 6)}`;
     const { runtime: started } = await startRuntime(
       {
-        queueConsumers: [sqsConsumer(`idle-${randomUUID().slice(0, 6)}`, "work", { maxConcurrency: 4 })],
+        // Not the work queue: its fair-queue model waits for sends rather than long-polling.
+        queueConsumers: [sqsConsumer(`idle-${randomUUID().slice(0, 6)}`, "dispatch", { maxConcurrency: 4 })],
         streamConsumers: [streamConsumer(streamId)],
       },
       {
