@@ -14,6 +14,7 @@ import type {
   InitializeMiddleware,
   MiddlewareStack,
 } from "@smithy/types";
+import { logicalQueueName } from "../infra/local/fair-queues.ts";
 
 export interface MeterCounts {
   /** Requests per action, e.g. `SendMessageBatch`, `TransactWriteItems`. */
@@ -172,10 +173,12 @@ const actionOf = (context: HandlerExecutionContext) =>
 
 /** Messages a send put on its queue. */
 function countMessagesSent(counts: MeterCounts, action: string, input: Input | undefined, output: Output | undefined) {
-  const queue =
+  // A fair queue's group queue (the local model) counts as the queue.
+  const queue = logicalQueueName(
     String(input?.QueueUrl ?? "")
       .split("/")
-      .at(-1) ?? "";
+      .at(-1) ?? "",
+  );
   const entries = action === "SendMessage" ? 1 : ((input?.Entries as unknown[]) ?? []).length;
   // Failed entries are re-sent by the caller; count only what the emulator accepted (none if it threw).
   const failed = output ? ((output.Failed as unknown[] | undefined) ?? []).length : entries;

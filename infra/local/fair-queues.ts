@@ -32,6 +32,8 @@ export class FairQueue {
   readonly #groups = new Map<string, Promise<string>>();
   readonly #urls: string[];
   #waiters: (() => void)[] = [];
+  /** Whether a poller is waiting with the short recheck; the others wait for sends. */
+  #sweeping = false;
 
   constructor(sqs: SQSClient, url: string) {
     this.#sqs = sqs;
@@ -45,28 +47,32 @@ export class FairQueue {
   }
 
   /**
-   * Resolves at the next send through the service's clients, or after `fallbackMs` (messages
-   * that become visible by themselves: delayed, or back from a visibility timeout), or on
-   * abort. What a poller waits on instead of a long poll, which cannot span several queues.
+   * What a poller waits on instead of a long poll, which cannot span several queues: a send
+   * through the service's clients (each wakes one waiting poller, as a long poll returns to
+   * one receiver), or abort. One waiting poller at a time also looks again after `recheckMs`,
+   * for messages that become visible by themselves (delayed, or back from a visibility
+   * timeout); the others only after `longMs`.
    */
-  activity(fallbackMs: number, signal: AbortSignal): Promise<void> {
+  activity(recheckMs: number, longMs: number, signal: AbortSignal): Promise<void> {
+    const sweeper = !this.#sweeping;
+    if (sweeper) this.#sweeping = true;
     return new Promise((resolve) => {
       const done = () => {
         clearTimeout(timer);
         signal.removeEventListener("abort", done);
+        this.#waiters = this.#waiters.filter((waiter) => waiter !== done);
+        if (sweeper) this.#sweeping = false;
         resolve();
       };
-      const timer = setTimeout(done, fallbackMs);
+      const timer = setTimeout(done, sweeper ? recheckMs : longMs);
       signal.addEventListener("abort", done, { once: true });
       this.#waiters.push(done);
     });
   }
 
-  /** Wakes the pollers waiting for activity. */
-  sent(): void {
-    const waiters = this.#waiters;
-    this.#waiters = [];
-    for (const wake of waiters) wake();
+  /** Wakes a waiting poller per send request. */
+  sent(requests = 1): void {
+    for (const wake of this.#waiters.slice(0, requests)) wake();
   }
 
   /** The emulator queue holding `group`'s messages, made on first use. */
@@ -93,7 +99,7 @@ export class FairQueue {
       COPIED_ATTRIBUTES.flatMap((key) => (Attributes?.[key] ? [[key, Attributes[key]]] : [])),
     );
     const { QueueUrl } = await this.#sqs.send(
-      new CreateQueueCommand({ QueueName: `${name.slice(0, 64)}-g${suffix}`, Attributes: attributes }),
+      new CreateQueueCommand({ QueueName: groupQueueName(name, suffix), Attributes: attributes }),
     );
     if (!QueueUrl) throw new Error(`CreateQueue for group ${group} returned no URL`);
     this.#urls.push(QueueUrl);
@@ -113,6 +119,12 @@ export class FairQueue {
     );
   }
 }
+
+/** A group's queue: the fair queue's name, `--g`, and the group's hash. */
+const groupQueueName = (queueName: string, groupHash: string) => `${queueName.slice(0, 64)}--g${groupHash}`;
+
+/** The fair queue a queue name belongs to: itself, or the queue whose group it holds. */
+export const logicalQueueName = (queueName: string) => queueName.replace(/--g[0-9a-f]{12}$/, "");
 
 const fairQueues = new Map<string, FairQueue>();
 
@@ -185,7 +197,7 @@ const groupRouter: InitializeMiddleware<object, object> =
       }
       case "SendMessageBatchCommand": {
         const answer = await sendBatchByGroup(fair, input.Entries ?? [], forward);
-        fair.sent();
+        fair.sent(new Set((input.Entries ?? []).map((entry) => entry.MessageGroupId)).size);
         return answer;
       }
       case "SetQueueAttributesCommand": {

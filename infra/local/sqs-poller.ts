@@ -177,7 +177,7 @@ export async function startSqsPoller(options: SqsPollerOptions): Promise<SqsPoll
       }
       const remainingMs = deadline - Date.now();
       if (remainingMs <= 0 || signal.aborted) return [];
-      await fair.activity(Math.min(remainingMs, Math.max(options.idlePollMs, FAIR_RECHECK_MS)), signal);
+      await fair.activity(Math.min(remainingMs, Math.max(options.idlePollMs, FAIR_RECHECK_MS)), remainingMs, signal);
     }
   }
 

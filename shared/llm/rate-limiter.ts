@@ -13,7 +13,8 @@
  * `retry-after` pauses the schedule. Estimates (input tokens from the request, output tokens
  * from the answers seen so far) are corrected by the usage answers report: the difference is
  * charged to this container's next reservation. Before any limit is known, nothing is held
- * back but pauses: the event source's concurrency bounds the first requests.
+ * back but pauses (a read per batch, no write): the event source's concurrency bounds the
+ * first requests.
  *
  * Fair share: a tenant (a work queue group) already holding reservations, and bulk work, may
  * only reserve within the nearer half of `maxWaitMs`, so a tenant with nothing reserved, or
@@ -76,7 +77,7 @@ export const DEFAULT_RATE_LIMITER_SETTINGS: RateLimiterSettings = {
 
 /** Answers with less than this share of a limit left show no headroom to grow into. */
 const HEADROOM_SHARE = 0.1;
-const MAX_RESERVE_TRIES = 3;
+const MAX_RESERVE_TRIES = 4;
 const DIMENSIONS = ["requests", "inputTokens", "outputTokens"] as const;
 
 interface ModelState {
@@ -111,6 +112,9 @@ function hasHeadroom(headers: Headers | undefined): boolean {
     return !(limit > 0) || !Number.isFinite(remaining) || remaining >= limit * HEADROOM_SHARE;
   });
 }
+
+const knowsLimits = (state: RateLimitState | undefined) =>
+  state !== undefined && LIMIT_HEADERS.some(([field]) => (state.limits[field] ?? 0) > 0);
 
 const sameLimits = (a: RateLimits, b: RateLimits) =>
   LIMIT_HEADERS.every(([field]) => (a[field] ?? 0) === (b[field] ?? 0));
@@ -172,7 +176,9 @@ export class SharedRateLimiter {
    */
   async admit(model: string, demand: Demand, share?: Share): Promise<Admission> {
     const local = this.#model(model);
-    local.state ??= await this.#store.read(model);
+    // A state without limits may be stale: another evaluator may have learned them since.
+    if (!knowsLimits(local.state)) local.state = await this.#store.read(model);
+    if (!knowsLimits(local.state)) return this.#admitUnscheduled(local);
     const horizonMs = await this.#horizonFor(model, share);
     const charged = {
       requests: demand.requests,
@@ -190,10 +196,11 @@ export class SharedRateLimiter {
       inputTokens: charged.inputTokens + extra.inputTokens,
       outputTokens: charged.outputTokens + extra.outputTokens,
     };
+    // One moment for every try: a schedule another evaluator restarted meanwhile still fits it.
+    const now = this.#now();
+    const floor = now - this.#settings.burstMs;
     for (let attempt = 0; attempt < MAX_RESERVE_TRIES; attempt++) {
-      const now = this.#now();
       const cost = costMs(total, local.state, this.#settings.target);
-      const floor = now - this.#settings.burstMs;
       const reserved =
         (await this.#store.reserve(model, cost, floor, now + horizonMs)) ??
         (await this.#store.restart(model, cost, floor));
@@ -207,7 +214,7 @@ export class SharedRateLimiter {
         const shortfall = costMs(total, reserved, this.#settings.target) - cost;
         if (shortfall > 0) local.state = (await this.#store.extend(model, shortfall)) ?? reserved;
         if (share) await this.#store.markTenant(model, share.tenant, local.state.nextFreeAt ?? now);
-        const waitMs = Math.max(0, (reserved.nextFreeAt ?? now) - cost - now);
+        const waitMs = Math.max(0, (reserved.nextFreeAt ?? now) - cost - this.#now());
         if (waitMs > 0) await this.#wait(waitMs);
         return {
           admitted: true,
@@ -217,13 +224,28 @@ export class SharedRateLimiter {
       }
       local.state = await this.#store.read(model);
       const nextFreeAt = local.state?.nextFreeAt ?? now;
-      if (nextFreeAt > now + horizonMs) {
-        // Back when the schedule is well inside this batch's horizon.
-        return { admitted: false, retryInMs: nextFreeAt - now - horizonMs * 0.75 };
-      }
+      if (nextFreeAt > now + horizonMs) return this.#deferred(nextFreeAt, horizonMs);
     }
     // Contended beyond reason: the batch comes back shortly rather than run unscheduled.
     return { admitted: false, retryInMs: this.#settings.maxWaitMs };
+  }
+
+  /** Back when the schedule is well inside the batch's horizon. */
+  #deferred(nextFreeAt: number, horizonMs: number): Admission {
+    return { admitted: false, retryInMs: nextFreeAt - this.#now() - horizonMs * 0.75 };
+  }
+
+  /**
+   * No limit known yet: nothing to reserve (and no usage to settle), only a pause a 429 set
+   * to respect; a read, no write.
+   */
+  async #admitUnscheduled(local: ModelState): Promise<Admission> {
+    local.owed = { requests: 0, inputTokens: 0, outputTokens: 0 };
+    const pausedUntil = local.state?.nextFreeAt ?? 0;
+    const waitMs = Math.max(0, pausedUntil - this.#now());
+    if (waitMs > this.#settings.maxWaitMs) return this.#deferred(pausedUntil, this.#settings.maxWaitMs);
+    if (waitMs > 0) await this.#wait(waitMs);
+    return { admitted: true, waitedMs: waitMs, spanMs: 0 };
   }
 
   /** The farthest ahead `share`'s batch may be scheduled. */

@@ -75,12 +75,12 @@ describe("the shared LLM limiter", () => {
       const limiter = batch % 2 === 0 ? a : b;
       waits.push(admitted(await limiter.admit(model, { requests: 5, inputTokens: 50, outputTokens: 50 })));
     }
-    // a's first batch also pays for the answer it had not reserved (6 requests); b, which saw
-    // no limit yet, learns it from its reservation and reserves the difference: back to back.
-    expect(waits).toEqual([0, 600, 1100, 1600]);
-    // The next batch would start 2.1 s from now: beyond the wait allowed, it is deferred.
+    // a's first batch also pays for the two answers nothing had reserved (7 requests); b takes
+    // the limits the table holds: back to back.
+    expect(waits).toEqual([0, 700, 1200, 1700]);
+    // The next batch would start 2.2 s from now: beyond the wait allowed, it is deferred.
     const deferred = await b.admit(model, { requests: 5, inputTokens: 50, outputTokens: 50 });
-    expect(deferred).toEqual({ admitted: false, retryInMs: 2100 - 1500 });
+    expect(deferred).toEqual({ admitted: false, retryInMs: 2200 - 1500 });
     clock.now += 3_000;
     expect(admitted(await b.admit(model, { requests: 5, inputTokens: 50, outputTokens: 50 }))).toBe(0);
   });

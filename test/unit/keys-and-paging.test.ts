@@ -7,7 +7,8 @@ import {
   parsePageEntry,
   splitIntoPages,
 } from "../../shared/pipeline/create-job.ts";
-import { workItemsForPage } from "../../shared/pipeline/dispatch.ts";
+import { isBulkJob, workItemsForPage } from "../../shared/pipeline/dispatch.ts";
+import { workMessage } from "../../shared/pipeline/queue.ts";
 import { itemBytes } from "../../shared/store/item-budget.ts";
 
 describe("key design", () => {
@@ -94,5 +95,18 @@ describe("fan-out", () => {
       "c2/m1@1",
       "c2/m2@4",
     ]);
+  });
+
+  it("marks a backfill's and a policy's work as bulk, a fair-queue group of its own", () => {
+    const metrics = [{ id: "m1", version: 1, slug: "a", name: "a" }];
+    const work = (triggeredBy: string) =>
+      workItemsForPage("o", "j", ["c1"], metrics, isBulkJob({ triggeredBy })).map((item) => workMessage(item));
+    expect(work("API")).toEqual([expect.objectContaining({ groupId: "o" })]);
+    expect(work("RETRY")).toEqual([expect.objectContaining({ groupId: "o" })]);
+    for (const bulk of ["SCHEDULE", "METRIC_POLICY"]) {
+      const [message] = work(bulk);
+      expect(message).toMatchObject({ groupId: "o:bulk" });
+      expect(JSON.parse((message as { body: string }).body)).toMatchObject({ bulk: true });
+    }
   });
 });
