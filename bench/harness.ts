@@ -101,6 +101,16 @@ export async function startPipelineHarness(options: { concurrency: number }) {
 
   const { orgId } = await createOrganization("Benchmark");
   const { apiKey } = await createApiKey(orgId, { role: "admin", name: "bench" });
+  const apiWith =
+    (key: string) =>
+    async <T>(method: string, path: string, body?: unknown): Promise<{ status: number; body: T }> => {
+      const response = await fetch(`${stack.baseUrl}${path}`, {
+        method,
+        headers: { authorization: `Bearer ${key}`, "content-type": "application/json" },
+        body: body === undefined ? undefined : JSON.stringify(body),
+      });
+      return { status: response.status, body: (await response.json()) as T };
+    };
 
   return {
     orgId,
@@ -109,13 +119,12 @@ export async function startPipelineHarness(options: { concurrency: number }) {
     meters,
     times,
     /** Calls the local HTTP API with the benchmark organization's key. */
-    async api<T>(method: string, path: string, body?: unknown): Promise<{ status: number; body: T }> {
-      const response = await fetch(`${stack.baseUrl}${path}`, {
-        method,
-        headers: { authorization: `Bearer ${apiKey}`, "content-type": "application/json" },
-        body: body === undefined ? undefined : JSON.stringify(body),
-      });
-      return { status: response.status, body: (await response.json()) as T };
+    api: apiWith(apiKey),
+    /** Another organization, with a key of its own. */
+    async newOrganization(name: string) {
+      const other = await createOrganization(name);
+      const { apiKey: otherKey } = await createApiKey(other.orgId, { role: "admin", name: "bench" });
+      return { orgId: other.orgId, api: apiWith(otherKey) };
     },
     /**
      * CPU time (ms) so far of this process (all its threads: handlers, pollers, the SQS

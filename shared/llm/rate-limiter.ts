@@ -10,9 +10,10 @@
  * limits the API reports in its `anthropic-ratelimit-*-limit` headers × `target` × `scale`;
  * `scale` adapts (AIMD): × `decreaseFactor` on a 429 (once per `intervalMs`, however many
  * requests see it), + `increaseStep` per `intervalMs` while answers show headroom. A 429's
- * `retry-after` pauses the schedule. Estimates (input tokens from the request, output tokens
- * from the answers seen so far) are corrected by the usage answers report: the difference is
- * charged to this container's next reservation. Before any limit is known, nothing is held
+ * `retry-after` pauses the schedule. Estimates (input tokens from the request's text, scaled
+ * by how such estimates compared with the usage answers reported in the last minutes; output
+ * tokens from the answers seen so far) are corrected by the usage answers report: usage
+ * beyond them is charged to this container's next reservation. Before any limit is known, nothing is held
  * back but pauses (a read per batch, no write): the event source's concurrency bounds the
  * first requests.
  *
@@ -86,6 +87,23 @@ interface ModelState {
   owed: { requests: number; inputTokens: number; outputTokens: number };
   outputPerRequest: number;
   lastGrowthTry: number;
+  /** Input tokens estimated and reported, decayed sums: their ratio corrects the estimates. */
+  inputEstimated: number;
+  inputReported: number;
+  inputSumsAt: number;
+}
+
+/** Half-life of the sums behind the input estimates' correction. */
+const INPUT_CORRECTION_HALF_LIFE_MS = 60_000;
+
+/** Decays the sums to `now`; the ratio of what answers reported to what was estimated (1 until both are known). */
+function inputCorrection(local: ModelState, now: number): number {
+  const decay = 0.5 ** (Math.max(0, now - local.inputSumsAt) / INPUT_CORRECTION_HALF_LIFE_MS);
+  local.inputEstimated *= decay;
+  local.inputReported *= decay;
+  local.inputSumsAt = now;
+  if (local.inputEstimated <= 0 || local.inputReported <= 0) return 1;
+  return Math.min(10, Math.max(0.1, local.inputReported / local.inputEstimated));
 }
 
 const LIMIT_HEADERS: [keyof RateLimits, string][] = [
@@ -164,6 +182,9 @@ export class SharedRateLimiter {
         owed: { requests: 0, inputTokens: 0, outputTokens: 0 },
         outputPerRequest: this.#settings.initialOutputTokens,
         lastGrowthTry: 0,
+        inputEstimated: 0,
+        inputReported: 0,
+        inputSumsAt: this.#now(),
       };
       this.#models.set(model, found);
     }
@@ -180,9 +201,12 @@ export class SharedRateLimiter {
     if (!knowsLimits(local.state)) local.state = await this.#store.read(model);
     if (!knowsLimits(local.state)) return this.#admitUnscheduled(local);
     const horizonMs = await this.#horizonFor(model, share);
+    // Estimates from the request's text, scaled by how they compared with what answers reported.
+    const correction = inputCorrection(local, this.#now());
+    local.inputEstimated += demand.inputTokens;
     const charged = {
       requests: demand.requests,
-      inputTokens: demand.inputTokens,
+      inputTokens: Math.round(demand.inputTokens * correction),
       outputTokens: demand.outputTokens ?? Math.round(demand.requests * local.outputPerRequest),
     };
     // Usage answers reported beyond what was reserved is charged now; a surplus is kept to absorb later excess.
@@ -262,6 +286,8 @@ export class SharedRateLimiter {
     const local = this.#model(model);
     local.owed.requests += 1;
     local.owed.inputTokens += usage.inputTokens + usage.cacheCreationInputTokens;
+    inputCorrection(local, this.#now());
+    local.inputReported += usage.inputTokens + usage.cacheCreationInputTokens;
     local.owed.outputTokens += usage.outputTokens;
     // A running mean, weighted to recent answers.
     local.outputPerRequest = Math.round(local.outputPerRequest * 0.8 + usage.outputTokens * 0.2);
