@@ -203,23 +203,60 @@ export class SharedRateLimiter {
     const horizonMs = await this.#horizonFor(model, share);
     // Estimates from the request's text, scaled by how they compared with what answers reported.
     const correction = inputCorrection(local, this.#now());
-    local.inputEstimated += demand.inputTokens;
     const charged = {
       requests: demand.requests,
       inputTokens: Math.round(demand.inputTokens * correction),
       outputTokens: demand.outputTokens ?? Math.round(demand.requests * local.outputPerRequest),
     };
-    // Usage answers reported beyond what was reserved is charged now; a surplus is kept to absorb later excess.
+    // Usage answers reported beyond what was reserved is charged now; a surplus is kept to absorb
+    // later excess. Taken before any await, so concurrent batches of this container charge it once.
     const extra = {
       requests: Math.max(0, local.owed.requests),
       inputTokens: Math.max(0, local.owed.inputTokens),
       outputTokens: Math.max(0, local.owed.outputTokens),
     };
+    for (const key of DIMENSIONS) local.owed[key] -= extra[key];
     const total = {
       requests: charged.requests + extra.requests,
       inputTokens: charged.inputTokens + extra.inputTokens,
       outputTokens: charged.outputTokens + extra.outputTokens,
     };
+    const placed = await this.#reserve(model, local, total, horizonMs);
+    if (!placed) {
+      // Nothing reserved: what it was to charge stays owed.
+      for (const key of DIMENSIONS) local.owed[key] += extra[key];
+      const nextFreeAt = local.state?.nextFreeAt ?? 0;
+      // Contended beyond reason, the batch comes back shortly rather than run unscheduled.
+      return nextFreeAt > this.#now() + horizonMs
+        ? this.#deferred(nextFreeAt, horizonMs)
+        : { admitted: false, retryInMs: this.#settings.maxWaitMs };
+    }
+    const { reserved, cost } = placed;
+    // Only a reserved batch's estimate is compared with what answers report.
+    local.inputEstimated += demand.inputTokens;
+    for (const key of DIMENSIONS) {
+      // Prepaid for the answers to come; a surplus beyond two batches' worth is forgotten.
+      local.owed[key] = Math.max(local.owed[key] - charged[key], -2 * charged[key]);
+    }
+    // The limits or share changed since this container last saw them: reserve the difference too.
+    const shortfall = costMs(total, reserved, this.#settings.target) - cost;
+    if (shortfall > 0) local.state = (await this.#store.extend(model, shortfall)) ?? reserved;
+    const nextFreeAt = local.state?.nextFreeAt ?? this.#now();
+    if (share) await this.#store.markTenant(model, share.tenant, nextFreeAt);
+    const waitMs = Math.max(0, (reserved.nextFreeAt ?? nextFreeAt) - cost - this.#now());
+    if (waitMs > 0) await this.#wait(waitMs);
+    return {
+      admitted: true,
+      waitedMs: waitMs,
+      spanMs: Math.max(cost, costMs(total, local.state, this.#settings.target)),
+    };
+  }
+
+  /**
+   * Reserves `total` within `horizonMs`, restarting an idle schedule; undefined when the
+   * schedule is fuller than that (or kept changing under this container's tries).
+   */
+  async #reserve(model: string, local: ModelState, total: Required<Demand>, horizonMs: number) {
     // One moment for every try: a schedule another evaluator restarted meanwhile still fits it.
     const now = this.#now();
     const floor = now - this.#settings.burstMs;
@@ -230,28 +267,12 @@ export class SharedRateLimiter {
         (await this.#store.restart(model, cost, floor));
       if (reserved) {
         local.state = reserved;
-        for (const key of DIMENSIONS) {
-          // Prepaid for the answers to come; a surplus beyond two batches' worth is forgotten.
-          local.owed[key] = Math.max(local.owed[key] - extra[key] - charged[key], -2 * charged[key]);
-        }
-        // The limits or share changed since this container last saw them: reserve the difference too.
-        const shortfall = costMs(total, reserved, this.#settings.target) - cost;
-        if (shortfall > 0) local.state = (await this.#store.extend(model, shortfall)) ?? reserved;
-        if (share) await this.#store.markTenant(model, share.tenant, local.state.nextFreeAt ?? now);
-        const waitMs = Math.max(0, (reserved.nextFreeAt ?? now) - cost - this.#now());
-        if (waitMs > 0) await this.#wait(waitMs);
-        return {
-          admitted: true,
-          waitedMs: waitMs,
-          spanMs: Math.max(cost, costMs(total, local.state, this.#settings.target)),
-        };
+        return { reserved, cost };
       }
       local.state = await this.#store.read(model);
-      const nextFreeAt = local.state?.nextFreeAt ?? now;
-      if (nextFreeAt > now + horizonMs) return this.#deferred(nextFreeAt, horizonMs);
+      if ((local.state?.nextFreeAt ?? now) > now + horizonMs) return undefined;
     }
-    // Contended beyond reason: the batch comes back shortly rather than run unscheduled.
-    return { admitted: false, retryInMs: this.#settings.maxWaitMs };
+    return undefined;
   }
 
   /** Back when the schedule is well inside the batch's horizon. */
