@@ -226,9 +226,6 @@ export function makeFairQueue(sqs: SQSClient, url: string): FairQueue {
   return fair;
 }
 
-/** The fair queue at `url`, if it is one. */
-export const fairQueueAt = (url: string): FairQueue | undefined => fairQueues.get(url);
-
 /** Forgets a stopped runtime's fair queues, deleting their groups' queues. */
 export async function dropFairQueue(url: string): Promise<void> {
   const fair = fairQueues.get(url);

@@ -1,8 +1,9 @@
 /**
  * The evaluator worker's logic (docs/pipeline.md, steps 3–4) for one SQS batch: skip items of jobs
- * that stopped, load each call and definition once, evaluate, and record each result
- * exactly once within a short window of its being known (`recordGroupWindowMs`), so a
- * crash loses at most that window's results and the item in flight.
+ * that stopped, load each call and definition once, reserve the batch's model calls in the
+ * shared LLM limiter, evaluate them at once (a call's first before its others), and record
+ * each result exactly once within a short window of its being known (`recordGroupWindowMs`),
+ * so a crash loses at most that window's results and the items in flight.
  *
  * An item that must run again is re-sent as a new message carrying its retry state, and
  * the message that brought it is acknowledged. SQS's receive count then counts only
@@ -10,7 +11,7 @@
  * dead-letter queue, whose consumer records them as ERROR (dead-letters.ts). Failed
  * evaluations and crashed deliveries share one budget (`workMaxReceiveCount` attempts, then
  * ERROR); rate limiting and overload never spend it, only a ceiling in time; a hand-back
- * for lack of time spends nothing.
+ * for lack of time, and a batch the limiter defers, spend nothing.
  */
 import type { SQSRecord } from "aws-lambda";
 import { sleep } from "../concurrency.ts";
@@ -471,8 +472,8 @@ function demandOf(
 }
 
 /**
- * Asks the shared limiter for the batch's model calls, one reservation per model; the units
- * of a model it cannot fit soon go back to the queue for when it can, spending nothing.
+ * Asks the shared limiter for the batch's model calls, one reservation per model and tenant;
+ * the units it cannot fit soon go back to the queue for when it can, spending nothing.
  * A limiter that cannot be reached holds nothing back: the provider's 429s still protect.
  */
 async function admitModelCalls(units: Runnable[][], loaded: BatchContext, deps: EvaluatorDeps, run: BatchRun) {
