@@ -2,7 +2,12 @@ import { notFound } from "../../shared/errors.ts";
 import { apiRoute } from "../../shared/http/api-handler.ts";
 import { contract } from "../../shared/http/contract.ts";
 import { llmFailureAsHttp, withinPlaygroundDeadline } from "../../shared/http/llm-errors.ts";
-import { compareJudgeModes, resolveDefinition } from "../../shared/playground/evaluate-now.ts";
+import {
+  admitPlaygroundCalls,
+  compareJudgeModes,
+  judgeModeRequests,
+  resolveDefinition,
+} from "../../shared/playground/evaluate-now.ts";
 import { getCall } from "../../shared/store/calls.ts";
 
 /** Judges one call with several definitions in both judge modes, side by side; nothing is stored. */
@@ -12,5 +17,9 @@ export const handler = apiRoute(contract["POST /v1/metric/playground/judge-modes
     getCall(principal.orgId, body.callId),
   ]);
   if (!call) throw notFound("Call", body.callId);
-  return withinPlaygroundDeadline(compareJudgeModes(definitions, call).catch(llmFailureAsHttp));
+  return withinPlaygroundDeadline(
+    admitPlaygroundCalls(principal.orgId, call, judgeModeRequests(definitions))
+      .then(() => compareJudgeModes(definitions, call))
+      .catch(llmFailureAsHttp),
+  );
 });

@@ -3,7 +3,7 @@ import { apiRoute } from "../../shared/http/api-handler.ts";
 import { contract } from "../../shared/http/contract.ts";
 import { llmFailureAsHttp, withinPlaygroundDeadline } from "../../shared/http/llm-errors.ts";
 import { evaluateByCalculationType } from "../../shared/pipeline/evaluators.ts";
-import { resolveDefinition } from "../../shared/playground/evaluate-now.ts";
+import { admitPlaygroundCalls, resolveDefinition } from "../../shared/playground/evaluate-now.ts";
 import { getCall } from "../../shared/store/calls.ts";
 
 /** Evaluates one definition on one call synchronously; nothing is stored. */
@@ -13,7 +13,11 @@ export const handler = apiRoute(contract["POST /v1/metric/playground"], async ({
     getCall(principal.orgId, body.callId),
   ]);
   if (!call) throw notFound("Call", body.callId);
-  const outcome = await withinPlaygroundDeadline(evaluateByCalculationType(definition, call).catch(llmFailureAsHttp));
+  const outcome = await withinPlaygroundDeadline(
+    admitPlaygroundCalls(principal.orgId, call, [{ definitions: [definition], cacheWarm: false }])
+      .then(() => evaluateByCalculationType(definition, call))
+      .catch(llmFailureAsHttp),
+  );
   return {
     callId: call.id,
     metricDefinitionId: definition.id,

@@ -968,7 +968,7 @@ export interface Operations {
     };
   };
   /** POST /v1/metric/playground: Evaluate one metric on one call now; nothing is stored
-   * `metric` is `{id}` (id or slug of a saved definition) or an inline definition (the body of POST /v1/metric/definitions). 503 + Retry-After when the LLM is rate-limited. */
+   * `metric` is `{id}` (id or slug of a saved definition) or an inline definition (the body of POST /v1/metric/definitions). 503 + Retry-After when the LLM is rate-limited, or when running jobs hold the account's rate limits (the playground's calls go through the same limiter as the evaluators'). */
   runPlayground: {
     path: never;
     query: never;
@@ -981,7 +981,7 @@ export interface Operations {
     };
   };
   /** POST /v1/metric/playground/judge-modes: Judge one call with several metrics in both judge modes, side by side; nothing is stored
-   * Each of `metrics` is `{id}` (id or slug) or an inline definition. Every metric is judged alone (`isolated`) and as a grouped job would judge it (`grouped`); `sameAnswer` says whether the two agree on status and value. 503 + Retry-After when the LLM is rate-limited. */
+   * Each of `metrics` is `{id}` (id or slug) or an inline definition. Every metric is judged alone (`isolated`) and as a grouped job would judge it (`grouped`); `sameAnswer` says whether the two agree on status and value. 503 + Retry-After when the LLM is rate-limited, or when running jobs hold the account's rate limits (the playground's calls go through the same limiter as the evaluators'). */
   compareJudgeModes: {
     path: never;
     query: never;

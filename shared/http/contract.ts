@@ -463,10 +463,11 @@ export const contract = {
   "POST /v1/metric/playground": {
     throttle: { ratePerSecond: 5, burst: 10 },
     handler: "run-playground",
-    access: { table: "read", secrets: ["anthropic"] },
+    // Writes only the shared LLM limiter's items: its model calls count against the account's limits.
+    access: { table: "readWrite", secrets: ["anthropic"] },
     summary: "Evaluate one metric on one call now; nothing is stored",
     description:
-      "`metric` is `{id}` (id or slug of a saved definition) or an inline definition (the body of POST /v1/metric/definitions). 503 + Retry-After when the LLM is rate-limited.",
+      "`metric` is `{id}` (id or slug of a saved definition) or an inline definition (the body of POST /v1/metric/definitions). 503 + Retry-After when the LLM is rate-limited, or when running jobs hold the account's rate limits (the playground's calls go through the same limiter as the evaluators').",
     tag: "playground",
     operationId: "runPlayground",
     body: playgroundBodySchema,
@@ -475,10 +476,11 @@ export const contract = {
   "POST /v1/metric/playground/judge-modes": {
     throttle: { ratePerSecond: 2, burst: 4 },
     handler: "compare-judge-modes",
-    access: { table: "read", secrets: ["anthropic"] },
+    // Writes only the shared LLM limiter's items: its model calls count against the account's limits.
+    access: { table: "readWrite", secrets: ["anthropic"] },
     summary: "Judge one call with several metrics in both judge modes, side by side; nothing is stored",
     description:
-      "Each of `metrics` is `{id}` (id or slug) or an inline definition. Every metric is judged alone (`isolated`) and as a grouped job would judge it (`grouped`); `sameAnswer` says whether the two agree on status and value. 503 + Retry-After when the LLM is rate-limited.",
+      "Each of `metrics` is `{id}` (id or slug) or an inline definition. Every metric is judged alone (`isolated`) and as a grouped job would judge it (`grouped`); `sameAnswer` says whether the two agree on status and value. 503 + Retry-After when the LLM is rate-limited, or when running jobs hold the account's rate limits (the playground's calls go through the same limiter as the evaluators').",
     tag: "playground",
     operationId: "compareJudgeModes",
     body: judgeModesBodySchema,

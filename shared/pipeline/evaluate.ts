@@ -18,7 +18,6 @@ import { sleep } from "../concurrency.ts";
 import { config, requireQueueUrl } from "../config.ts";
 import type { QueueMessage, Redeliver } from "../consumers.ts";
 import { keys } from "../keys.ts";
-import { estimateUncachedInputTokens, judgeRequestFor } from "../llm/judge.ts";
 import type { Demand, Share, SharedRateLimiter } from "../llm/rate-limiter.ts";
 import { logger, withLogContext } from "../logger.ts";
 import {
@@ -43,10 +42,10 @@ import {
   type EvaluationOutcome,
   evaluateByCalculationType,
   groupingKey,
-  judgeSettings,
   judgeTogether,
   judgingUnits,
   llmRateLimiter,
+  modelDemand,
 } from "./evaluators.ts";
 import { sendMessages, workGroupOf, workMessage } from "./queue.ts";
 import {
@@ -456,19 +455,13 @@ function groupKey({ entry, job }: Runnable, loaded: BatchContext): string | unde
 }
 
 /** A unit's model calls, for the limiter: none for built-ins, stopped jobs and calls without a transcript. */
-function demandOf(
-  unit: Runnable[],
-  loaded: BatchContext,
-  cacheWarm: boolean,
-): { model: string; demand: Demand } | undefined {
+function demandOf(unit: Runnable[], loaded: BatchContext, cacheWarm: boolean) {
   const [first] = unit;
   const call = first && loaded.calls.get(callKey(first.entry.item));
-  if (!first || !call || call.transcript.length === 0 || first.job.llmBlockedReason) return undefined;
+  if (!first || !call || first.job.llmBlockedReason) return undefined;
   const definitions = unit.map(({ entry }) => loaded.definitions.get(definitionKey(entry.item)));
-  const judged = definitions.filter((d): d is MetricDefinition => d?.calculationType === "LLM_JUDGE");
-  if (judged.length !== unit.length) return undefined;
-  const { request, model } = judgeRequestFor(judged, call, judgeSettings());
-  return { model, demand: { requests: 1, inputTokens: estimateUncachedInputTokens(request, cacheWarm) } };
+  const known = definitions.filter((d): d is MetricDefinition => d !== undefined);
+  return known.length === unit.length ? modelDemand(known, call, cacheWarm) : undefined;
 }
 
 /**

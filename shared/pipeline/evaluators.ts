@@ -5,7 +5,13 @@
  */
 import { config } from "../config.ts";
 import { anthropicClient, refreshAnthropicClient } from "../llm/client.ts";
-import { createGroupedLlmJudge, createLlmJudge, type JudgeDeps } from "../llm/judge.ts";
+import {
+  createGroupedLlmJudge,
+  createLlmJudge,
+  estimateUncachedInputTokens,
+  type JudgeDeps,
+  judgeRequestFor,
+} from "../llm/judge.ts";
 import { SharedRateLimiter } from "../llm/rate-limiter.ts";
 import { computeBuiltInMetric } from "../metrics/builtin.ts";
 import type { Call } from "../schemas/call.ts";
@@ -86,6 +92,23 @@ let sharedLimiter: SharedRateLimiter | undefined;
 export function llmRateLimiter(): SharedRateLimiter {
   sharedLimiter ??= new SharedRateLimiter({ store: rateLimitStore }, { target: config().llmRateLimitTarget });
   return sharedLimiter;
+}
+
+/**
+ * The request judging `definitions` (LLM metrics sharing a model) on `call` together makes,
+ * for the limiter: its model and uncached input tokens, estimated from its text (only what
+ * follows the cached prefix when the call's cache is warm). Undefined for no model call:
+ * built-ins, or a call without a transcript.
+ */
+export function modelDemand(
+  definitions: MetricDefinition[],
+  call: Call,
+  cacheWarm: boolean,
+): { model: string; demand: { requests: number; inputTokens: number } } | undefined {
+  if (call.transcript.length === 0 || definitions.length === 0) return undefined;
+  if (definitions.some((definition) => definition.calculationType !== "LLM_JUDGE")) return undefined;
+  const { request, model } = judgeRequestFor(definitions, call, judgeSettings());
+  return { model, demand: { requests: 1, inputTokens: estimateUncachedInputTokens(request, cacheWarm) } };
 }
 
 /** The model, answer size and effort the judge asks with, as configured. */

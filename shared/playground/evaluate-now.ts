@@ -7,6 +7,8 @@ import { z } from "zod";
 import { mapLimit } from "../concurrency.ts";
 import { notFound, parseOrInvalid } from "../errors.ts";
 import { addUsage, emptyUsage } from "../llm/pricing.ts";
+import type { SharedRateLimiter } from "../llm/rate-limiter.ts";
+import { RetryableEvaluationError } from "../pipeline/evaluation-errors.ts";
 import {
   type EvaluateGroup,
   type EvaluateItem,
@@ -15,6 +17,8 @@ import {
   groupingKey,
   judgeTogether,
   judgingUnits,
+  llmRateLimiter,
+  modelDemand,
 } from "../pipeline/evaluators.ts";
 import type { Call } from "../schemas/call.ts";
 import { createMetricSchema, type MetricDefinition } from "../schemas/metric.ts";
@@ -42,6 +46,53 @@ export async function resolveDefinition(
     createdAt: now,
     updatedAt: now,
   };
+}
+
+/** Model requests a playground run makes: the definitions judged together, and whether the call's prompt cache is warm by then. */
+export interface PlaygroundRequest {
+  definitions: MetricDefinition[];
+  cacheWarm: boolean;
+}
+
+/**
+ * The playground's model calls go through the shared limiter, as a job's do: as its
+ * organization's (ahead of the queue, unless it holds reservations already). When the
+ * account's limits leave no room within the wait allowed, the run is refused with when to
+ * try again (503 and Retry-After), before any model call.
+ */
+export async function admitPlaygroundCalls(
+  orgId: string,
+  call: Call,
+  requests: PlaygroundRequest[],
+  limiter: Pick<SharedRateLimiter, "admit"> = llmRateLimiter(),
+): Promise<void> {
+  const byModel = new Map<string, { requests: number; inputTokens: number }>();
+  for (const { definitions, cacheWarm } of requests) {
+    const need = modelDemand(definitions, call, cacheWarm);
+    if (!need) continue;
+    const demand = byModel.get(need.model) ?? { requests: 0, inputTokens: 0 };
+    demand.requests += need.demand.requests;
+    demand.inputTokens += need.demand.inputTokens;
+    byModel.set(need.model, demand);
+  }
+  for (const [model, demand] of byModel) {
+    const admission = await limiter.admit(model, demand, { tenant: orgId, bulk: false });
+    if (admission.admitted) continue;
+    const retryAfterSeconds = Math.max(1, Math.ceil(admission.retryInMs / 1000));
+    throw new RetryableEvaluationError(
+      `the account's ${model} rate limits are taken by running jobs for the next ${retryAfterSeconds} s`,
+      { retryAfterSeconds, throttled: true },
+    );
+  }
+}
+
+/** The requests `compareJudgeModes` makes: each definition alone (the first writes the cache), and each grouped unit. */
+export function judgeModeRequests(definitions: MetricDefinition[]): PlaygroundRequest[] {
+  const isolated = definitions.map((definition, i) => ({ definitions: [definition], cacheWarm: i > 0 }));
+  const grouped = judgingUnits(definitions, groupingKey)
+    .filter((unit) => unit.length > 1)
+    .map((unit) => ({ definitions: unit, cacheWarm: false }));
+  return [...isolated, ...grouped];
 }
 
 interface JudgeModeDeps {

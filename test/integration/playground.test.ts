@@ -1,5 +1,9 @@
 /** The playground: definitions tried on one call, synchronously, nothing stored; alone, or in both judge modes side by side. */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { DEFAULT_JUDGE_MODEL } from "../../shared/config.ts";
+import { keys } from "../../shared/keys.ts";
+import { rateLimitStore } from "../../shared/store/llm-rate-limit.ts";
+import { table } from "../../shared/store/table.ts";
 import { createCalls, createMetrics, llmMetric } from "../support/fixtures.ts";
 import { startTestStack, type TestStack } from "../support/stack.ts";
 
@@ -66,6 +70,12 @@ describe("metric playground", () => {
     expect(limited.status).toBe(503);
     expect(limited.headers.get("retry-after")).toBe("9");
     expect(limited.body.error.code).toBe("llm_unavailable");
+    // The shared limiter holds every caller to that retry-after: the next run is refused unasked.
+    const before = stack.anthropic.requests().length;
+    const again = await stack.api("POST", "/v1/metric/playground", { callId, metric: refundAsked });
+    expect(again.status).toBe(503);
+    expect(stack.anthropic.requests()).toHaveLength(before);
+    await table.delete({ Key: keys.llmRateLimit(DEFAULT_JUDGE_MODEL) });
   });
 
   it("answers 504 with what to do when the model is slower than the API's 30-second limit allows", async () => {
@@ -138,5 +148,30 @@ describe("metric playground", () => {
     });
     expect(invalid.status).toBe(400);
     expect(JSON.stringify(invalid.body.error.details)).toMatch(/body\.metrics\.1/);
+  });
+
+  it("counts against the shared LLM limiter: with the account's schedule taken by jobs, 503 before any model call", async () => {
+    const model = DEFAULT_JUDGE_MODEL;
+    // Jobs hold the account's schedule for the next minute (as the evaluators' reservations would).
+    await rateLimitStore.setLimits(model, { requestsPerMinute: 600 });
+    await rateLimitStore.pauseUntil(model, Date.now() + 60_000);
+    try {
+      const before = stack.anthropic.requests().length;
+      const single = await stack.api("POST", "/v1/metric/playground", { callId, metric: refundAsked });
+      expect(single.status).toBe(503);
+      expect(Number(single.headers.get("retry-after"))).toBeGreaterThanOrEqual(30);
+      expect(single.body.error.message).toMatch(/rate limits are taken by running jobs/);
+      const modes = await stack.api("POST", "/v1/metric/playground/judge-modes", {
+        callId,
+        metrics: [refundAsked, empathy],
+      });
+      expect(modes.status).toBe(503);
+      expect(stack.anthropic.requests()).toHaveLength(before);
+    } finally {
+      await table.delete({ Key: keys.llmRateLimit(model) });
+    }
+    // With room again, the run is admitted and reserves its call like a job's.
+    const admitted = await stack.api("POST", "/v1/metric/playground", { callId, metric: refundAsked });
+    expect(admitted.status).toBe(200);
   });
 });
