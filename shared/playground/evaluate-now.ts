@@ -55,10 +55,10 @@ export interface PlaygroundRequest {
 }
 
 /**
- * The playground's model calls go through the shared limiter, as a job's do: as its
- * organization's (ahead of the queue, unless it holds reservations already). When the
- * account's limits leave no room within the wait allowed, the run is refused with when to
- * try again (503 and Retry-After), before any model call.
+ * The playground's model calls go through the shared limiter, as a job's do, as its
+ * organization's (the whole wait allowed, unless the organization holds reservations
+ * already). When the account's limits (or a 429's retry-after) leave no room within it, the
+ * run is refused with when to try again (503 and Retry-After), before any model call.
  */
 export async function admitPlaygroundCalls(
   orgId: string,
