@@ -5,7 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createCalls, createMetrics, llmMetric } from "../support/fixtures.ts";
-import { startTestStack, type TestStack, waitForJobEnd } from "../support/stack.ts";
+import { runJobToEnd, startTestStack, type TestStack } from "../support/stack.ts";
 
 const LATENCY_MS = 500;
 
@@ -34,12 +34,7 @@ describe("an evaluator's model calls", { timeout: 120_000 }, () => {
       Array.from({ length: 4 }, (_, i) => llmMetric(`overlap-${i}`, "BOOLEAN", `Was "refund" said (${i})?`)),
     );
     const callIds = await createCalls(stack.api, 2);
-    const created = await stack.api("POST", "/v1/metric/collection-jobs", {
-      callIds,
-      metrics: metrics.map((m) => ({ id: m.id })),
-    });
-    expect(created.status).toBe(201);
-    expect(await waitForJobEnd(stack.api, created.body.data.id, 60_000)).toMatchObject({
+    expect(await runJobToEnd(stack.api, callIds, metrics, 60_000)).toMatchObject({
       status: "COMPLETED",
       completedItems: 8,
     });

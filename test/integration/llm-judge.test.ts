@@ -5,7 +5,7 @@
  */
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { billedUsage, createCalls, createMetrics, jobValues, llmMetric } from "../support/fixtures.ts";
-import { startTestStack, type TestStack, waitForJobEnd } from "../support/stack.ts";
+import { runJobToEnd, startTestStack, type TestStack } from "../support/stack.ts";
 
 const judged = llmMetric;
 
@@ -28,14 +28,8 @@ const everyType = [
   judged("mortgage", "BOOLEAN", 'Only if the transcript mentions "mortgage": was the "rate" explained?'),
 ];
 
-async function runJob(stack: TestStack, callIds: string[], metrics: { id: string }[]) {
-  const created = await stack.api("POST", "/v1/metric/collection-jobs", {
-    callIds,
-    metrics: metrics.map((m) => ({ id: m.id })),
-  });
-  expect(created.status).toBe(201);
-  return waitForJobEnd(stack.api, created.body.data.id, 90_000);
-}
+const runJob = (stack: TestStack, callIds: string[], metrics: { id: string }[]) =>
+  runJobToEnd(stack.api, callIds, metrics, 90_000);
 
 describe("LLM-judged metrics on the local engines", { timeout: 120_000 }, () => {
   let stack: TestStack;

@@ -6,18 +6,12 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createCalls, createMetrics, llmMetric } from "../support/fixtures.ts";
-import { startTestStack, type TestStack, waitForJobEnd } from "../support/stack.ts";
+import { runJobToEnd, startTestStack, type TestStack } from "../support/stack.ts";
 
 const REQUESTS_PER_MINUTE = 300;
 
-async function runJob(stack: TestStack, callIds: string[], metrics: { id: string }[]) {
-  const created = await stack.api("POST", "/v1/metric/collection-jobs", {
-    callIds,
-    metrics: metrics.map((m) => ({ id: m.id })),
-  });
-  expect(created.status).toBe(201);
-  return waitForJobEnd(stack.api, created.body.data.id, 120_000);
-}
+const runJob = (stack: TestStack, callIds: string[], metrics: { id: string }[]) =>
+  runJobToEnd(stack.api, callIds, metrics, 120_000);
 
 /** Another user of the same key takes every request the account has left this minute. */
 async function useUpTheAccount(stack: TestStack) {

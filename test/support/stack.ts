@@ -146,6 +146,21 @@ export async function waitForJobEnd(api: TestStack["api"], jobId: string, timeou
   );
 }
 
+/** Creates a job over `callIds` × `metrics` through the API and waits until it ends; returns it. */
+export async function runJobToEnd(
+  api: TestStack["api"],
+  callIds: string[],
+  metrics: { id: string }[],
+  timeoutMs?: number,
+) {
+  const created = await api("POST", "/v1/metric/collection-jobs", {
+    callIds,
+    metrics: metrics.map((m) => ({ id: m.id })),
+  });
+  if (created.status !== 201) throw new Error(`create job: ${created.status} ${JSON.stringify(created.body)}`);
+  return waitForJobEnd(api, created.body.data.id, timeoutMs);
+}
+
 /** Waits until every rollup delta has been applied: analytics answers are then final. */
 export async function waitForRollups(timeoutMs = 60_000) {
   await waitFor(async () => ((await pendingDeltaCount()) === 0 ? true : undefined), {
