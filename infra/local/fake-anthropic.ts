@@ -37,6 +37,8 @@ export type Fault = (typeof FAULTS)[number];
 export interface FakeRequest {
   /** 1-based index of the request since start (or reset). */
   index: number;
+  /** When the server received it (epoch ms). */
+  receivedAt: number;
   model: string;
   /** Hash of the cacheable prefix (tools, output format, system, transcript). */
   prefixHash: string;
@@ -425,6 +427,7 @@ export async function startFakeAnthropic(initial: FakeAnthropicOptions = {}) {
     const effort = body.output_config?.effort;
     return {
       index: log.length + 1,
+      receivedAt: Date.now(),
       model: body.model,
       prefixHash: prompt.breakpoint >= 0 ? hash(prompt.prefixText) : "",
       itemHash,

@@ -6,7 +6,9 @@
  * model calls reserves the time its requests and tokens take at the allowed rate, in one
  * conditional write per batch (so a few writes per second at any throughput), and runs when
  * its slot comes, waiting at most `maxWaitMs`; a batch whose slot lies further ahead is
- * deferred on the queue instead (waiting in Lambda would bill for it). The allowed rate is the
+ * deferred on the queue instead (waiting in Lambda would bill for it), with a turn in its
+ * tenant's queue of deferred batches, so a backlog comes back about once per batch, at the
+ * pace the schedule serves it, not all at once and again and again. The allowed rate is the
  * limits the API reports in its `anthropic-ratelimit-*-limit` headers × `target` × `scale`;
  * `scale` adapts (AIMD): × `decreaseFactor` on a 429 (once per `intervalMs`, however many
  * requests see it), + `increaseStep` per `intervalMs` while answers show headroom. A 429's
@@ -23,7 +25,7 @@
  * admitted batch notes its tenant's last reservation (a second small write).
  */
 import { sleep } from "../concurrency.ts";
-import type { RateLimitState, RateLimitStore, RateLimits } from "../store/llm-rate-limit.ts";
+import type { RateLimitState, RateLimitStore, RateLimits, TenantState } from "../store/llm-rate-limit.ts";
 
 /** What a batch of model calls needs. */
 export interface Demand {
@@ -35,10 +37,6 @@ export interface Demand {
 }
 
 /**
- * Admitted: the reservation started `waitedMs` after the call and spans `spanMs` of the
- * schedule, over which the batch spreads its requests. Not admitted: try again in `retryInMs`.
- */
-/**
  * Whose batch it is: a tenant already holding reservations, or bulk work (backfills,
  * policies), may only reserve the nearer half of the wait allowed, so a tenant with nothing
  * reserved, or an API job, finds room in the farther half whatever the others' backlog.
@@ -46,9 +44,21 @@ export interface Demand {
 export interface Share {
   tenant: string;
   bulk: boolean;
+  /**
+   * False for a request that is refused rather than deferred when not admitted (the
+   * playground's): it takes no turn and does not wait behind the tenant's queue.
+   */
+  takesTurns?: boolean;
 }
 
-export type Admission = { admitted: true; waitedMs: number; spanMs: number } | { admitted: false; retryInMs: number };
+/**
+ * Admitted: the reservation started `waitedMs` after the call and spans `spanMs` of the
+ * schedule, over which the batch spreads its requests. Not admitted: try again in `retryInMs`,
+ * holding `turnAt` (the batch's turn in its tenant's queue) when given.
+ */
+export type Admission =
+  | { admitted: true; waitedMs: number; spanMs: number }
+  | { admitted: false; retryInMs: number; turnAt?: number };
 
 export interface RateLimiterSettings {
   /** The share of the account's limits the service may use. */
@@ -193,21 +203,28 @@ export class SharedRateLimiter {
 
   /**
    * Reserves the schedule for `demand`: admitted (after waiting for its slot, at most
-   * `maxWaitMs`), or not, with how long until a slot may be free.
+   * `maxWaitMs`), or not, with how long until a slot may be free. A tenant's batch that is not
+   * admitted takes a turn in the tenant's queue and comes back with it (`turnAt`): turns spread
+   * a backlog's returns at the rate the schedule serves it, so each batch comes back about
+   * once, and a batch holding its turn goes ahead of the tenant's batches that hold none.
    */
-  async admit(model: string, demand: Demand, share?: Share): Promise<Admission> {
+  async admit(model: string, demand: Demand, share?: Share, turnAt?: number): Promise<Admission> {
     const local = this.#model(model);
     // A state without limits may be stale: another evaluator may have learned them since.
     if (!knowsLimits(local.state)) local.state = await this.#store.read(model);
     if (!knowsLimits(local.state)) return this.#admitUnscheduled(local);
-    const horizonMs = await this.#horizonFor(model, share);
-    // Estimates from the request's text, scaled by how they compared with what answers reported.
-    const correction = inputCorrection(local, this.#now());
-    const charged = {
-      requests: demand.requests,
-      inputTokens: Math.round(demand.inputTokens * correction),
-      outputTokens: demand.outputTokens ?? Math.round(demand.requests * local.outputPerRequest),
-    };
+    const tenant = share ? await this.#store.tenantState(model, share.tenant) : undefined;
+    // A batch whose turn has come may reach as far as any.
+    const horizonMs = turnAt === undefined ? this.#horizonFor(share, tenant) : this.#settings.maxWaitMs;
+    const charged = this.#estimated(local, demand);
+    if (share && turnAt !== undefined && turnAt > this.#now() + horizonMs) {
+      // Back before its turn (SQS delays a message 15 minutes at most): it waits on.
+      return this.#untilTurn(turnAt);
+    }
+    const queues = share !== undefined && share.takesTurns !== false;
+    if (queues && turnAt === undefined && (tenant?.queuedUntil ?? 0) > this.#now() + horizonMs) {
+      return this.#takeTurn(model, local, share, charged);
+    }
     // Usage answers reported beyond what was reserved is charged now; a surplus is kept to absorb
     // later excess. Taken before any await, so concurrent batches of this container charge it once.
     const extra = {
@@ -225,11 +242,9 @@ export class SharedRateLimiter {
     if (!placed) {
       // Nothing reserved: what it was to charge stays owed.
       for (const key of DIMENSIONS) local.owed[key] += extra[key];
-      const nextFreeAt = local.state?.nextFreeAt ?? 0;
-      // Contended beyond reason, the batch comes back shortly rather than run unscheduled.
-      return nextFreeAt > this.#now() + horizonMs
-        ? this.#deferred(nextFreeAt, horizonMs)
-        : { admitted: false, retryInMs: this.#settings.maxWaitMs };
+      // A batch whose turn came but found the schedule full (others' work, estimates short of
+      // the usage) takes a new one: the queue's pace follows what the schedule gives the tenant.
+      return queues ? this.#takeTurn(model, local, share, charged) : this.#deferred(local, horizonMs);
     }
     const { reserved, cost } = placed;
     // Only a reserved batch's estimate is compared with what answers report.
@@ -249,6 +264,16 @@ export class SharedRateLimiter {
       admitted: true,
       waitedMs: waitMs,
       spanMs: Math.max(cost, costMs(total, local.state, this.#settings.target)),
+    };
+  }
+
+  /** Estimates from the request's text, scaled by how they compared with what answers reported. */
+  #estimated(local: ModelState, demand: Demand): Required<Demand> {
+    const correction = inputCorrection(local, this.#now());
+    return {
+      requests: demand.requests,
+      inputTokens: Math.round(demand.inputTokens * correction),
+      outputTokens: demand.outputTokens ?? Math.round(demand.requests * local.outputPerRequest),
     };
   }
 
@@ -275,9 +300,28 @@ export class SharedRateLimiter {
     return undefined;
   }
 
-  /** Back when the schedule is well inside the batch's horizon. */
-  #deferred(nextFreeAt: number, horizonMs: number): Admission {
-    return { admitted: false, retryInMs: nextFreeAt - this.#now() - horizonMs * 0.75 };
+  /**
+   * Back when the schedule is well inside the batch's horizon; contended beyond reason (the
+   * schedule within reach but every try lost), shortly rather than unscheduled.
+   */
+  #deferred(local: ModelState, horizonMs: number): Admission {
+    const nextFreeAt = local.state?.nextFreeAt ?? 0;
+    const retryInMs =
+      nextFreeAt > this.#now() + horizonMs ? nextFreeAt - this.#now() - horizonMs * 0.75 : this.#settings.maxWaitMs;
+    return { admitted: false, retryInMs };
+  }
+
+  /** The batch's turn at the end of its tenant's queue (or where the schedule is free, when it has none). */
+  async #takeTurn(model: string, local: ModelState, share: Share, demand: Required<Demand>): Promise<Admission> {
+    const now = this.#now();
+    const cost = costMs(demand, local.state, this.#settings.target);
+    const floor = Math.max(now, local.state?.nextFreeAt ?? now);
+    return this.#untilTurn(await this.#store.queueTurn(model, share.tenant, cost, floor));
+  }
+
+  /** Back within the second before its turn (SQS delays are whole seconds). */
+  #untilTurn(turnAt: number): Admission {
+    return { admitted: false, retryInMs: Math.max(0, turnAt - this.#now() - 1_000), turnAt };
   }
 
   /**
@@ -288,17 +332,16 @@ export class SharedRateLimiter {
     local.owed = { requests: 0, inputTokens: 0, outputTokens: 0 };
     const pausedUntil = local.state?.nextFreeAt ?? 0;
     const waitMs = Math.max(0, pausedUntil - this.#now());
-    if (waitMs > this.#settings.maxWaitMs) return this.#deferred(pausedUntil, this.#settings.maxWaitMs);
+    if (waitMs > this.#settings.maxWaitMs) return this.#deferred(local, this.#settings.maxWaitMs);
     if (waitMs > 0) await this.#wait(waitMs);
     return { admitted: true, waitedMs: waitMs, spanMs: 0 };
   }
 
   /** The farthest ahead `share`'s batch may be scheduled. */
-  async #horizonFor(model: string, share: Share | undefined): Promise<number> {
+  #horizonFor(share: Share | undefined, tenant: TenantState | undefined): number {
     const full = this.#settings.maxWaitMs;
     if (!share) return full;
-    if (share.bulk) return full / 2;
-    const busy = (await this.#store.tenantReservedUntil(model, share.tenant)) > this.#now();
+    const busy = share.bulk || (tenant?.reservedUntil ?? 0) > this.#now();
     return busy ? full / 2 : full;
   }
 

@@ -125,7 +125,7 @@ export const defaultEvaluatorDeps: EvaluatorDeps = {
       items.map((item) => JSON.stringify(item)),
     ),
   blockLlmCalls: blockJobLlmCalls,
-  limiter: { admit: (model, demand, share) => llmRateLimiter().admit(model, demand, share) },
+  limiter: { admit: (...request) => llmRateLimiter().admit(...request) },
   record: recordResults,
   addBilledAttempts,
 };
@@ -136,7 +136,8 @@ export const defaultEvaluatorDeps: EvaluatorDeps = {
  */
 function carried({ item, receiveCount }: ParsedRecord, failedNow = 0): WorkItem {
   const failedAttempts = (item.failedAttempts ?? 0) + receiveCount - 1 + failedNow;
-  const { failedAttempts: _previous, ...rest } = item;
+  // A limiter turn is the deferral's to give, for one return.
+  const { failedAttempts: _previous, turnAt: _turn, ...rest } = item;
   return failedAttempts > 0 ? { ...rest, failedAttempts } : rest;
 }
 
@@ -464,14 +465,18 @@ function demandOf(unit: Runnable[], loaded: BatchContext, cacheWarm: boolean) {
   return known.length === unit.length ? modelDemand(known, call, cacheWarm) : undefined;
 }
 
-/**
- * Asks the shared limiter for the batch's model calls, one reservation per model and tenant;
- * the units it cannot fit soon go back to the queue for when it can, spending nothing.
- * A limiter that cannot be reached holds nothing back: the provider's 429s still protect.
- */
-async function admitModelCalls(units: Runnable[][], loaded: BatchContext, deps: EvaluatorDeps, run: BatchRun) {
-  /** One reservation per model and tenant (a work group: an organization, or its bulk work). */
-  const reservations = new Map<string, { model: string; share: Share; demand: Demand; units: Runnable[][] }>();
+/** One model's calls of one tenant in a batch, and the earliest limiter turn they hold. */
+interface ModelReservation {
+  model: string;
+  share: Share;
+  demand: Demand;
+  units: Runnable[][];
+  turnAt?: number;
+}
+
+/** The batch's model calls, one reservation per model and tenant (a work group: an organization, or its bulk work). */
+function modelReservations(units: Runnable[][], loaded: BatchContext): Iterable<ModelReservation> {
+  const reservations = new Map<string, ModelReservation>();
   const warmCalls = new Set<string>();
   for (const unit of units) {
     const [first] = unit;
@@ -482,7 +487,7 @@ async function admitModelCalls(units: Runnable[][], loaded: BatchContext, deps: 
     warmCalls.add(call);
     const share = { tenant: workGroupOf(first.entry.item), bulk: first.entry.item.bulk === true };
     const key = `${need.model}|${share.tenant}`;
-    const reservation = reservations.get(key) ?? {
+    const reservation: ModelReservation = reservations.get(key) ?? {
       model: need.model,
       share,
       demand: { requests: 0, inputTokens: 0 },
@@ -491,13 +496,27 @@ async function admitModelCalls(units: Runnable[][], loaded: BatchContext, deps: 
     reservation.demand.requests += need.demand.requests;
     reservation.demand.inputTokens += need.demand.inputTokens;
     reservation.units.push(unit);
+    // The batch holds the earliest turn any of its items came back for.
+    for (const { entry } of unit) {
+      const { turnAt } = entry.item;
+      if (turnAt !== undefined) reservation.turnAt = Math.min(turnAt, reservation.turnAt ?? turnAt);
+    }
     reservations.set(key, reservation);
   }
+  return reservations.values();
+}
+
+/**
+ * Asks the shared limiter for the batch's model calls, one reservation per model and tenant;
+ * the units it cannot fit soon go back to the queue for when it can, spending nothing.
+ * A limiter that cannot be reached holds nothing back: the provider's 429s still protect.
+ */
+async function admitModelCalls(units: Runnable[][], loaded: BatchContext, deps: EvaluatorDeps, run: BatchRun) {
   const deferred = new Set<Runnable[]>();
   /** When each admitted model call may start: spread over its reservation, so a batch does not arrive as one burst. */
   const startAt = new Map<Runnable[], number>();
-  for (const { model, share, demand, units: reserved } of reservations.values()) {
-    const admission = await deps.limiter.admit(model, demand, share).catch((error: unknown) => {
+  for (const { model, share, demand, units: reserved, turnAt } of modelReservations(units, loaded)) {
+    const admission = await deps.limiter.admit(model, demand, share, turnAt).catch((error: unknown) => {
       logger.warn("Could not reach the LLM limiter; calling the model unscheduled", { error: error as Error });
       return undefined;
     });
@@ -508,14 +527,14 @@ async function admitModelCalls(units: Runnable[][], loaded: BatchContext, deps: 
       for (const [index, unit] of reserved.entries()) startAt.set(unit, admittedAt + index * step);
       continue;
     }
-    const delaySeconds = Math.min(
-      MAX_SQS_DELAY_SECONDS,
-      Math.ceil((admission.retryInMs / 1000) * (1 + Math.random() / 5)),
-    );
+    // A turn already spreads the returns; without one, jitter does.
+    const jitter = admission.turnAt === undefined ? 1 + Math.random() / 5 : 1;
+    const delaySeconds = Math.min(MAX_SQS_DELAY_SECONDS, Math.ceil((admission.retryInMs / 1000) * jitter));
+    const turn = admission.turnAt === undefined ? {} : { turnAt: Math.round(admission.turnAt) };
     for (const unit of reserved) {
       deferred.add(unit);
       for (const { entry } of unit) {
-        run.retries.push({ messageId: entry.record.messageId, item: carried(entry), delaySeconds });
+        run.retries.push({ messageId: entry.record.messageId, item: { ...carried(entry), ...turn }, delaySeconds });
       }
     }
     run.deferred += reserved.flat().length;

@@ -76,7 +76,7 @@ export async function admitPlaygroundCalls(
     byModel.set(need.model, demand);
   }
   for (const [model, demand] of byModel) {
-    const admission = await limiter.admit(model, demand, { tenant: orgId, bulk: false });
+    const admission = await limiter.admit(model, demand, { tenant: orgId, bulk: false, takesTurns: false });
     if (admission.admitted) continue;
     const retryAfterSeconds = Math.max(1, Math.ceil(admission.retryInMs / 1000));
     throw new RetryableEvaluationError(

@@ -112,6 +112,8 @@ export const workItemSchema = z.object({
   /** Rate-limit and overload answers (429/529) so far, and when the first came: never counted as failures. */
   throttledAttempts: z.number().int().min(0).optional(),
   throttledSince: z.iso.datetime().optional(),
+  /** The item's turn in its tenant's queue for the LLM limiter (epoch ms), when it was deferred for one. */
+  turnAt: z.number().int().min(0).optional(),
   /** Why the last attempt failed: what the dead-letter consumer reports if the item ends there. */
   lastError: z.string().max(500).optional(),
 });

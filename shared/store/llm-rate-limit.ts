@@ -4,7 +4,8 @@
  * use (`scale`), when it last shrank and grew, and the limits the API last reported. Every
  * change is one conditional update, so concurrent evaluators never overwrite each other's
  * reservations. Beside it, one small item per tenant notes until when the tenant holds
- * reservations (the fair share), expiring an hour after. The items have a fixed set of
+ * reservations (the fair share) and until when its queue of deferred batches' turns runs,
+ * expiring an hour after. The items have a fixed set of
  * numbers and keys of a model name (at most 100 characters) and a work group: their size is
  * bounded by construction.
  */
@@ -135,10 +136,44 @@ export const rateLimitStore = {
     return stateOf(updated);
   },
 
-  /** Until when `tenant` holds reservations (0 when it holds none). */
-  async tenantReservedUntil(model: string, tenant: string): Promise<number> {
-    const item = await table.get(keys.llmRateLimitTenant(model, tenant), { ProjectionExpression: "reservedUntil" });
-    return typeof item?.reservedUntil === "number" ? item.reservedUntil : 0;
+  /** Until when `tenant` holds reservations and until when its queue of turns runs (0 for none). */
+  async tenantState(model: string, tenant: string): Promise<TenantState> {
+    const item = await table.get(keys.llmRateLimitTenant(model, tenant), {
+      ProjectionExpression: "reservedUntil, queuedUntil",
+    });
+    const number = (value: unknown) => (typeof value === "number" ? value : 0);
+    return { reservedUntil: number(item?.reservedUntil), queuedUntil: number(item?.queuedUntil) };
+  },
+
+  /**
+   * Takes the next turn in `tenant`'s queue, `costMs` long: after its last turn, or at `floor`
+   * when its queue ends before it; the turn's start.
+   */
+  async queueTurn(model: string, tenant: string, costMs: number, floor: number): Promise<number> {
+    const values = { ":cost": costMs, ":floor": floor, ":expiresAt": Math.ceil(floor / 1000) + 3600 };
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const extended = await ifConditionHeld(
+        table.update({
+          Key: keys.llmRateLimitTenant(model, tenant),
+          UpdateExpression: "SET queuedUntil = queuedUntil + :cost, expiresAt = :expiresAt",
+          ConditionExpression: "queuedUntil >= :floor",
+          ExpressionAttributeValues: values,
+          ReturnValues: "UPDATED_NEW",
+        }),
+      );
+      if (typeof extended?.queuedUntil === "number") return extended.queuedUntil - costMs;
+      const started = await conditionHeld(
+        table.update({
+          Key: keys.llmRateLimitTenant(model, tenant),
+          UpdateExpression: "SET queuedUntil = :floor + :cost, expiresAt = :expiresAt",
+          ConditionExpression: "attribute_not_exists(queuedUntil) OR queuedUntil < :floor",
+          ExpressionAttributeValues: values,
+        }),
+      );
+      if (started) return floor;
+    }
+    // The queue kept changing under each try: the turn starts where the schedule does.
+    return floor;
   },
 
   /** Notes that `tenant` holds reservations until `until`; the note expires an hour after. */
@@ -168,3 +203,8 @@ export const rateLimitStore = {
 };
 
 export type RateLimitStore = typeof rateLimitStore;
+
+export interface TenantState {
+  reservedUntil: number;
+  queuedUntil: number;
+}

@@ -2,9 +2,11 @@
  * The evaluators under the Anthropic account's rate limits, on the local stack with the fake
  * server enforcing them: the shared limiter learns the limits from the answers' headers and
  * keeps every evaluator's calls under them, so a job on an account someone else has just
- * used up meets few 429s, and none of its items is given up.
+ * used up meets few 429s, and none of its items is given up; a job larger than the limits let
+ * through at once waits its turns, each batch sent back about once.
  */
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { SharedRateLimiter } from "../../shared/llm/rate-limiter.ts";
 import { createCalls, createMetrics, llmMetric } from "../support/fixtures.ts";
 import { runJobToEnd, startTestStack, type TestStack } from "../support/stack.ts";
 
@@ -60,5 +62,34 @@ describe("model calls under the account's rate limits", { timeout: 180_000 }, ()
     // Unscheduled, the evaluators' calls meet about two 429s for every three requests.
     expect(limited / served.length).toBeLessThanOrEqual(0.05);
     expect(served.filter((request) => request.status === 200)).toHaveLength(40);
+  });
+
+  it("sends a backlog back about once per item: each deferred batch returns for its turn", async () => {
+    const metrics = await createMetrics(
+      stack.api,
+      Array.from({ length: 5 }, (_, i) => llmMetric(`backlog-${i}`, "BOOLEAN", `Was "refund" said (${i})?`)),
+    );
+    const [warmCall] = await createCalls(stack.api, 1);
+    expect(await runJob(stack, [warmCall!], metrics.slice(0, 1))).toMatchObject({ status: "COMPLETED" });
+    // 80 requests at 300 a minute: 16 s of the account's limits, taken by the evaluators at once.
+    const admissions = vi.spyOn(SharedRateLimiter.prototype, "admit");
+    const callIds = await createCalls(stack.api, 16);
+    const job = await runJob(stack, callIds, metrics);
+    expect(job).toMatchObject({ status: "COMPLETED", completedItems: 80, failedItems: 0 });
+    let sentBack = 0;
+    const returns = { withTurn: 0, admitted: 0 };
+    for (const [index, [, demand, , turnAt]] of admissions.mock.calls.entries()) {
+      const admission = await admissions.mock.results[index]?.value;
+      if (!admission.admitted) sentBack += demand.requests;
+      if (turnAt === undefined) continue;
+      returns.withTurn++;
+      if (admission.admitted) returns.admitted++;
+    }
+    admissions.mockRestore();
+    expect(sentBack).toBeGreaterThan(0);
+    expect(sentBack / 80).toBeLessThanOrEqual(1.5);
+    // The deferred came back for their turns, and found the schedule free for them.
+    expect(returns.withTurn).toBeGreaterThan(0);
+    expect(returns.admitted / returns.withTurn).toBeGreaterThanOrEqual(0.8);
   });
 });

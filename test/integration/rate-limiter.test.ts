@@ -153,24 +153,62 @@ describe("the shared LLM limiter", () => {
     const batch = { requests: 5, inputTokens: 5, outputTokens: 5 };
     const orgA = { tenant: "org-a", bulk: false };
     // 500 ms a batch (a's first also pays the answer it had not reserved): a's first may reach
-    // 2 s ahead; once a holds reservations, only 1 s, and over a half-second wait of its
-    // own reach (1 s × 0.75) it comes back later.
+    // 2 s ahead; once a holds reservations, only 1 s, and beyond it, it comes back later for
+    // its turn where the schedule is free (within the second before it).
     const waitsOfA = [];
     for (let i = 0; i < 3; i++) waitsOfA.push(await a.admit(model, batch, orgA));
     expect(waitsOfA.map(admitted)).toEqual([0, 600, undefined]);
-    expect(waitsOfA[2]).toEqual({ admitted: false, retryInMs: 1100 - 750 });
-    // The same organization's bulk work has the back seat too.
+    expect(waitsOfA[2]).toEqual({ admitted: false, retryInMs: 1100 - 1000, turnAt: clock.now + 1100 });
+    // The same organization's bulk work has the back seat too (its own queue of turns).
     expect(await b.admit(model, batch, { tenant: "org-a:bulk", bulk: true })).toEqual({
       admitted: false,
-      retryInMs: 1100 - 750,
+      retryInMs: 1100 - 1000,
+      turnAt: clock.now + 1100,
     });
     // Another organization, holding nothing, is admitted behind a's reservations…
     expect(admitted(await b.admit(model, batch, { tenant: "org-b", bulk: false }))).toBe(1100);
     // …and is busy itself from then on.
     expect(await b.admit(model, batch, { tenant: "org-b", bulk: false })).toEqual({
       admitted: false,
-      retryInMs: 1600 - 750,
+      retryInMs: 1600 - 1000,
+      turnAt: clock.now + 1600,
     });
+  });
+
+  it("gives a backlog turns: each deferred batch comes back once, in order, and the schedule stays full", async () => {
+    const model = "model-turns";
+    const { clock, limiters } = evaluators(2);
+    const [a, b] = limiters as [SharedRateLimiter, SharedRateLimiter];
+    await a.answered(model, headers({ rpm: 600 }), usage(0, 0));
+    clock.now += 60_000;
+    const start = clock.now;
+    // 40 batches of 5 requests (500 ms of the schedule each) arrive at once, as many
+    // evaluators would take them from the queue: 20 s of work.
+    const batch = { requests: 5, inputTokens: 5, outputTokens: 5 };
+    const orgA = { tenant: "org-a", bulk: false };
+    const pending: { dueAt: number; turnAt?: number }[] = [];
+    const startedAt: number[] = [];
+    let admissions = 0;
+    const run = async (limiter: SharedRateLimiter, turnAt?: number) => {
+      admissions++;
+      const admission = await limiter.admit(model, batch, orgA, turnAt);
+      if (admission.admitted) startedAt.push(clock.now + admission.waitedMs);
+      else pending.push({ dueAt: clock.now + admission.retryInMs, turnAt: admission.turnAt });
+    };
+    for (let i = 0; i < 40; i++) await run(i % 2 === 0 ? a : b);
+    // The deferred come back when they said they would (whole seconds, as SQS delays are).
+    while (pending.length > 0 && clock.now < start + 60_000) {
+      clock.now += 250;
+      const due = pending.filter(({ dueAt }) => Math.ceil(dueAt / 1000) * 1000 <= clock.now);
+      for (const entry of due) pending.splice(pending.indexOf(entry), 1);
+      for (const [index, { turnAt }] of due.entries()) await run(index % 2 === 0 ? a : b, turnAt);
+    }
+    expect(startedAt).toHaveLength(40);
+    // Each batch was deferred at most once: at most 80 admissions for 40 batches.
+    expect(admissions).toBeLessThanOrEqual(80);
+    // The schedule stayed full: the last batch started within a second of 19.5 s (+ the
+    // 100 ms answer a paid for).
+    expect(Math.max(...startedAt) - start).toBeLessThanOrEqual(19_600 + 1_000);
   });
 
   it("takes a limit the API changes mid-way", async () => {
