@@ -15,7 +15,10 @@
  * `retry-after` pauses the schedule. Estimates (input tokens from the request's text, scaled
  * by how such estimates compared with the usage answers reported in the last minutes; output
  * tokens from the answers seen so far) are corrected by the usage answers report: usage
- * beyond them is charged to this container's next reservation. Before any limit is known, nothing is held
+ * beyond them is charged to this container's next reservation. What a container learns of
+ * its estimates is noted on the model's item every 10 s, and a new container starts from it
+ * (at scale most containers are new, and each would otherwise over- or under-charge its first
+ * batches). Before any limit is known, nothing is held
  * back but pauses (a read per batch, no write): the event source's concurrency bounds the
  * first requests.
  *
@@ -101,7 +104,15 @@ interface ModelState {
   inputEstimated: number;
   inputReported: number;
   inputSumsAt: number;
+  /** Answers seen: until the first, the container's estimates start from what others learned. */
+  answers: number;
+  calibrationNotedAt: number;
 }
+
+/** How often a container records what it learned of its estimates, for new containers. */
+const CALIBRATION_NOTE_INTERVAL_MS = 10_000;
+/** The weight (estimated input tokens, about two batches) a learned correction starts with. */
+const CALIBRATION_WEIGHT = 20_000;
 
 /** Half-life of the sums behind the input estimates' correction. */
 const INPUT_CORRECTION_HALF_LIFE_MS = 60_000;
@@ -114,6 +125,19 @@ function inputCorrection(local: ModelState, now: number): number {
   local.inputSumsAt = now;
   if (local.inputEstimated <= 0 || local.inputReported <= 0) return 1;
   return Math.min(10, Math.max(0.1, local.inputReported / local.inputEstimated));
+}
+
+/**
+ * A container that has seen no answer yet starts from the calibration others recorded, as if
+ * it had estimated a couple of batches itself: its own answers take over within minutes.
+ */
+function adoptCalibration(local: ModelState, now: number) {
+  const calibration = local.state?.calibration;
+  if (!calibration || local.answers > 0) return;
+  local.outputPerRequest = calibration.outputPerRequest;
+  local.inputEstimated = CALIBRATION_WEIGHT;
+  local.inputReported = CALIBRATION_WEIGHT * calibration.inputCorrection;
+  local.inputSumsAt = now;
 }
 
 const LIMIT_HEADERS: [keyof RateLimits, string][] = [
@@ -195,6 +219,8 @@ export class SharedRateLimiter {
         inputEstimated: 0,
         inputReported: 0,
         inputSumsAt: this.#now(),
+        answers: 0,
+        calibrationNotedAt: 0,
       };
       this.#models.set(model, found);
     }
@@ -211,7 +237,10 @@ export class SharedRateLimiter {
   async admit(model: string, demand: Demand, share?: Share, turnAt?: number): Promise<Admission> {
     const local = this.#model(model);
     // A state without limits may be stale: another evaluator may have learned them since.
-    if (!knowsLimits(local.state)) local.state = await this.#store.read(model);
+    if (!knowsLimits(local.state)) {
+      local.state = await this.#store.read(model);
+      adoptCalibration(local, this.#now());
+    }
     if (!knowsLimits(local.state)) return this.#admitUnscheduled(local);
     const tenant = share ? await this.#store.tenantState(model, share.tenant) : undefined;
     // A batch whose turn has come may reach as far as any.
@@ -355,7 +384,9 @@ export class SharedRateLimiter {
     local.owed.outputTokens += usage.outputTokens;
     // A running mean, weighted to recent answers.
     local.outputPerRequest = Math.round(local.outputPerRequest * 0.8 + usage.outputTokens * 0.2);
+    local.answers++;
     await this.#learnLimits(model, local, headers);
+    await this.#noteCalibration(model, local);
     const now = this.#now();
     const state = local.state;
     if (!state || state.scale >= 1 || !hasHeadroom(headers)) return;
@@ -377,6 +408,15 @@ export class SharedRateLimiter {
     const rescaled = await this.#store.rescale(model, shrunk, "decrease", now, this.#settings.intervalMs);
     if (rescaled) local.state = rescaled;
     if (retryAfterSeconds && retryAfterSeconds > 0) await this.#store.pauseUntil(model, now + retryAfterSeconds * 1000);
+  }
+
+  /** Every so often, what this container learned of its estimates, for containers to come. */
+  async #noteCalibration(model: string, local: ModelState) {
+    const now = this.#now();
+    if (local.inputEstimated <= 0 || now - local.calibrationNotedAt < CALIBRATION_NOTE_INTERVAL_MS) return;
+    local.calibrationNotedAt = now;
+    const calibration = { inputCorrection: inputCorrection(local, now), outputPerRequest: local.outputPerRequest };
+    await this.#store.noteCalibration(model, calibration);
   }
 
   async #learnLimits(model: string, local: ModelState, headers: Headers | undefined) {

@@ -27,6 +27,14 @@ export interface RateLimitState {
   decreasedAt?: number;
   increasedAt?: number;
   limits: RateLimits;
+  /** What evaluators learned of their estimates: a new container starts from it (see `noteCalibration`). */
+  calibration?: Calibration;
+}
+
+/** Uncached input tokens answers reported per token estimated from the text, and output tokens per request. */
+export interface Calibration {
+  inputCorrection: number;
+  outputPerRequest: number;
 }
 
 const LIMIT_FIELDS = ["requestsPerMinute", "inputTokensPerMinute", "outputTokensPerMinute"] as const;
@@ -39,12 +47,15 @@ function stateOf(item: Record<string, unknown> | undefined): RateLimitState | un
     const value = number(field);
     if (value !== undefined && value > 0) limits[field] = value;
   }
+  const inputCorrection = number("inputCorrection");
+  const outputPerRequest = number("outputPerRequest");
   return {
     nextFreeAt: number("nextFreeAt"),
     scale: number("scale") ?? 1,
     decreasedAt: number("decreasedAt"),
     increasedAt: number("increasedAt"),
     limits,
+    ...(inputCorrection && outputPerRequest ? { calibration: { inputCorrection, outputPerRequest } } : {}),
   };
 }
 
@@ -187,6 +198,18 @@ export const rateLimitStore = {
         ExpressionAttributeValues: { ":until": until, ":expiresAt": Math.ceil(until / 1000) + 3600 },
       }),
     );
+  },
+
+  /** Records what an evaluator learned of its estimates, for containers to come (the last word wins). */
+  async noteCalibration(model: string, calibration: Calibration): Promise<void> {
+    await table.update({
+      Key: keys.llmRateLimit(model),
+      UpdateExpression: "SET inputCorrection = :inputCorrection, outputPerRequest = :outputPerRequest",
+      ExpressionAttributeValues: {
+        ":inputCorrection": calibration.inputCorrection,
+        ":outputPerRequest": calibration.outputPerRequest,
+      },
+    });
   },
 
   /** Records the limits the API reported (0 removes a limit it no longer reports). */

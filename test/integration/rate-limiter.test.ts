@@ -211,6 +211,22 @@ describe("the shared LLM limiter", () => {
     expect(Math.max(...startedAt) - start).toBeLessThanOrEqual(19_600 + 1_000);
   });
 
+  it("starts a new evaluator from the calibration of estimates the others learned", async () => {
+    const model = "model-calibration";
+    const { clock, limiters } = evaluators(2);
+    const [a, b] = limiters as [SharedRateLimiter, SharedRateLimiter];
+    // 60,000 input tokens a minute: 1 ms of the schedule per token.
+    await a.answered(model, headers({ itpm: 60_000 }), usage(0, 0));
+    clock.now += 60_000;
+    // a's requests use three times the input tokens their text suggested.
+    await a.admit(model, { requests: 1, inputTokens: 100 });
+    await a.answered(model, headers({ itpm: 60_000 }), usage(300, 50));
+    clock.now += 60_000;
+    // b has seen no answer yet: it charges a's ratio all the same.
+    await b.admit(model, { requests: 1, inputTokens: 100 });
+    expect((await rateLimitStore.read(model))?.nextFreeAt).toBe(clock.now + 300);
+  });
+
   it("takes a limit the API changes mid-way", async () => {
     const model = "model-change";
     const { clock, limiters } = evaluators(2);
