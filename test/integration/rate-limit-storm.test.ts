@@ -1,0 +1,43 @@
+/**
+ * A 429 storm lasting minutes, on the local stack with the fake Anthropic server: no item is
+ * given up (rate limiting never spends an item's attempts), and each is judged once when the
+ * storm ends.
+ */
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createCalls, createMetrics, llmMetric } from "../support/fixtures.ts";
+import { runJobToEnd, startTestStack, type TestStack } from "../support/stack.ts";
+
+const STORM_MS = 180_000;
+
+describe("a 429 storm of three minutes", { timeout: STORM_MS + 120_000 }, () => {
+  let stack: TestStack;
+  beforeAll(async () => {
+    stack = await startTestStack({ anthropic: { retryAfterSeconds: 5 } });
+  });
+  afterAll(() => stack?.stop());
+
+  it("gives up no item, and judges each once when it ends", async () => {
+    const metrics = await createMetrics(
+      stack.api,
+      Array.from({ length: 4 }, (_, i) => llmMetric(`storm-${i}`, "BOOLEAN", `Was "refund" said (${i})?`)),
+    );
+    const callIds = await createCalls(stack.api, 4);
+    const stormEndsAt = Date.now() + STORM_MS;
+    stack.anthropic.configure({ fault: () => (Date.now() < stormEndsAt ? "rate_limit" : undefined) });
+    const job = await runJobToEnd(stack.api, callIds, metrics, STORM_MS + 90_000);
+    expect(job).toMatchObject({ status: "COMPLETED", totalItems: 16, completedItems: 16, failedItems: 0 });
+
+    const requests = stack.anthropic.requests();
+    const limited = requests.filter((request) => request.status === 429);
+    // The items kept trying all through the storm (none was given up or dead-lettered)…
+    const times = limited.map((request) => request.receivedAt);
+    expect(Math.max(...times) - Math.min(...times)).toBeGreaterThan(STORM_MS - 15_000);
+    expect(new Set(limited.map((request) => request.itemHash)).size).toBe(16);
+    // …and each was judged once after it.
+    const answered = requests.filter((request) => request.status === 200);
+    expect(answered).toHaveLength(16);
+    expect(new Set(answered.map((request) => request.itemHash)).size).toBe(16);
+    const billed = answered.reduce((total, request) => total + (request.usage?.output_tokens ?? 0), 0);
+    expect(job.usage.outputTokens).toBe(billed);
+  });
+});
