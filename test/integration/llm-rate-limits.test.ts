@@ -3,12 +3,13 @@
  * server enforcing them: the shared limiter learns the limits from the answers' headers and
  * keeps every evaluator's calls under them, so a job on an account someone else has just
  * used up meets few 429s, and none of its items is given up; a job larger than the limits let
- * through at once waits its turns, each batch sent back about once.
+ * through at once waits its turns, each batch sent back about once; a limit lowered mid-job
+ * is kept to from the next answers on.
  */
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { SharedRateLimiter } from "../../shared/llm/rate-limiter.ts";
 import { createCalls, createMetrics, llmMetric } from "../support/fixtures.ts";
-import { runJobToEnd, startTestStack, type TestStack } from "../support/stack.ts";
+import { runJobToEnd, startTestStack, type TestStack, waitForJobEnd } from "../support/stack.ts";
 
 const REQUESTS_PER_MINUTE = 300;
 
@@ -91,5 +92,38 @@ describe("model calls under the account's rate limits", { timeout: 180_000 }, ()
     // The deferred came back for their turns, and found the schedule free for them.
     expect(returns.withTurn).toBeGreaterThan(0);
     expect(returns.admitted / returns.withTurn).toBeGreaterThanOrEqual(0.8);
+  });
+
+  it("keeps to a limit the account lowers mid-job, from the next answers on", async () => {
+    const metrics = await createMetrics(
+      stack.api,
+      Array.from({ length: 5 }, (_, i) => llmMetric(`lowered-${i}`, "BOOLEAN", `Was "refund" said (${i})?`)),
+    );
+    const [warmCall] = await createCalls(stack.api, 1);
+    expect(await runJob(stack, [warmCall!], metrics.slice(0, 1))).toMatchObject({ status: "COMPLETED" });
+    const callIds = await createCalls(stack.api, 12);
+    const before = stack.anthropic.requests().length;
+    const created = await stack.api("POST", "/v1/metric/collection-jobs", {
+      callIds,
+      metrics: metrics.map((m) => ({ id: m.id })),
+    });
+    expect(created.status).toBe(201);
+    // 60 items at 300 a minute would take 12 s; 5 s in, the account's limit drops to 120 a minute.
+    await new Promise((resolve) => setTimeout(resolve, 5_000));
+    const loweredAt = Date.now();
+    stack.anthropic.configure({ rateLimits: { requestsPerMinute: 120 } });
+    const job = await waitForJobEnd(stack.api, created.body.data.id, 120_000);
+    expect(job).toMatchObject({ status: "COMPLETED", completedItems: 60, failedItems: 0 });
+    stack.anthropic.configure({ rateLimits: { requestsPerMinute: REQUESTS_PER_MINUTE } });
+
+    const served = stack.anthropic.requests().slice(before);
+    expect(served.filter((request) => request.status === 200)).toHaveLength(60);
+    // The requests in flight when it dropped may meet a 429; after them, the new pace holds.
+    expect(served.filter((request) => request.status === 429).length).toBeLessThanOrEqual(6);
+    const settled = served.filter((request) => request.status === 200 && request.receivedAt > loweredAt + 5_000);
+    expect(settled.length).toBeGreaterThan(10);
+    const times = settled.map((request) => request.receivedAt);
+    const spanSeconds = (Math.max(...times) - Math.min(...times)) / 1000;
+    expect((settled.length - 1) / spanSeconds).toBeLessThanOrEqual((120 / 60) * 1.15);
   });
 });
