@@ -18,9 +18,8 @@
  * beyond them is charged to this container's next reservation. What a container learns of
  * its estimates is noted on the model's item every 10 s, and a new container starts from it
  * (at scale most containers are new, and each would otherwise over- or under-charge its first
- * batches). Before any limit is known, nothing is held
- * back but pauses (a read per batch, no write): the event source's concurrency bounds the
- * first requests.
+ * batches). Before any limit is known, nothing is held back but pauses (a read per batch, no
+ * write): the event source's concurrency bounds the first requests.
  *
  * Fair share: a tenant (a work queue group) already holding reservations, and bulk work, may
  * only reserve within the nearer half of `maxWaitMs`, so a tenant with nothing reserved, or
@@ -241,7 +240,7 @@ export class SharedRateLimiter {
       local.state = await this.#store.read(model);
       adoptCalibration(local, this.#now());
     }
-    if (!knowsLimits(local.state)) return this.#admitUnscheduled(local);
+    if (!knowsLimits(local.state)) return this.#admitUnscheduled(local, demand);
     const tenant = share ? await this.#store.tenantState(model, share.tenant) : undefined;
     // A batch whose turn has come may reach as far as any.
     const horizonMs = turnAt === undefined ? this.#horizonFor(share, tenant) : this.#settings.maxWaitMs;
@@ -357,11 +356,14 @@ export class SharedRateLimiter {
    * No limit known yet: nothing to reserve (and no usage to settle), only a pause a 429 set
    * to respect; a read, no write.
    */
-  async #admitUnscheduled(local: ModelState): Promise<Admission> {
+  async #admitUnscheduled(local: ModelState, demand: Demand): Promise<Admission> {
     local.owed = { requests: 0, inputTokens: 0, outputTokens: 0 };
     const pausedUntil = local.state?.nextFreeAt ?? 0;
     const waitMs = Math.max(0, pausedUntil - this.#now());
     if (waitMs > this.#settings.maxWaitMs) return this.#deferred(local, this.#settings.maxWaitMs);
+    // The answers will say how the estimate compares: the first job's calibration, for the next.
+    inputCorrection(local, this.#now());
+    local.inputEstimated += demand.inputTokens;
     if (waitMs > 0) await this.#wait(waitMs);
     return { admitted: true, waitedMs: waitMs, spanMs: 0 };
   }

@@ -227,6 +227,18 @@ describe("the shared LLM limiter", () => {
     expect((await rateLimitStore.read(model))?.nextFreeAt).toBe(clock.now + 300);
   });
 
+  it("learns that calibration from the first answers, before any limit is known", async () => {
+    const model = "model-calibration-first";
+    const { clock, limiters } = evaluators(2);
+    const [a, b] = limiters as [SharedRateLimiter, SharedRateLimiter];
+    // A new stack's first batch runs unscheduled; its answer reports the limits and the usage.
+    expect(admitted(await a.admit(model, { requests: 1, inputTokens: 100 }))).toBe(0);
+    await a.answered(model, headers({ itpm: 60_000 }), usage(300, 50));
+    clock.now += 60_000;
+    await b.admit(model, { requests: 1, inputTokens: 100 });
+    expect((await rateLimitStore.read(model))?.nextFreeAt).toBe(clock.now + 300);
+  });
+
   it("takes a limit the API changes mid-way", async () => {
     const model = "model-change";
     const { clock, limiters } = evaluators(2);
