@@ -34,6 +34,17 @@ async function useUpTheAccount(stack: TestStack) {
   throw new Error("the fake server never answered 429");
 }
 
+/** Five judged metrics, after one small job whose answers tell the limiter the account's limits. */
+async function warmedUpMetrics(stack: TestStack, tag: string) {
+  const metrics = await createMetrics(
+    stack.api,
+    Array.from({ length: 5 }, (_, i) => llmMetric(`${tag}-${i}`, "BOOLEAN", `Was "refund" said (${i})?`)),
+  );
+  const [warmCall] = await createCalls(stack.api, 1);
+  expect(await runJob(stack, [warmCall!], metrics.slice(0, 1))).toMatchObject({ status: "COMPLETED" });
+  return metrics;
+}
+
 describe("model calls under the account's rate limits", { timeout: 180_000 }, () => {
   let stack: TestStack;
   beforeAll(async () => {
@@ -44,13 +55,7 @@ describe("model calls under the account's rate limits", { timeout: 180_000 }, ()
   afterAll(() => stack?.stop());
 
   it("keeps a job on a used-up account to a few 429s, every item judged", async () => {
-    const metrics = await createMetrics(
-      stack.api,
-      Array.from({ length: 5 }, (_, i) => llmMetric(`limited-${i}`, "BOOLEAN", `Was "refund" said (${i})?`)),
-    );
-    // One small job first: its answers tell the limiter the account's limits.
-    const [warmCall] = await createCalls(stack.api, 1);
-    expect(await runJob(stack, [warmCall!], metrics.slice(0, 1))).toMatchObject({ status: "COMPLETED" });
+    const metrics = await warmedUpMetrics(stack, "limited");
 
     await useUpTheAccount(stack);
     const before = stack.anthropic.requests().length;
@@ -66,12 +71,7 @@ describe("model calls under the account's rate limits", { timeout: 180_000 }, ()
   });
 
   it("sends a backlog back about once per item: each deferred batch returns for its turn", async () => {
-    const metrics = await createMetrics(
-      stack.api,
-      Array.from({ length: 5 }, (_, i) => llmMetric(`backlog-${i}`, "BOOLEAN", `Was "refund" said (${i})?`)),
-    );
-    const [warmCall] = await createCalls(stack.api, 1);
-    expect(await runJob(stack, [warmCall!], metrics.slice(0, 1))).toMatchObject({ status: "COMPLETED" });
+    const metrics = await warmedUpMetrics(stack, "backlog");
     // 80 requests at 300 a minute: 16 s of the account's limits, taken by the evaluators at once.
     const admissions = vi.spyOn(SharedRateLimiter.prototype, "admit");
     const callIds = await createCalls(stack.api, 16);
@@ -95,12 +95,7 @@ describe("model calls under the account's rate limits", { timeout: 180_000 }, ()
   });
 
   it("keeps to a limit the account lowers mid-job, from the next answers on", async () => {
-    const metrics = await createMetrics(
-      stack.api,
-      Array.from({ length: 5 }, (_, i) => llmMetric(`lowered-${i}`, "BOOLEAN", `Was "refund" said (${i})?`)),
-    );
-    const [warmCall] = await createCalls(stack.api, 1);
-    expect(await runJob(stack, [warmCall!], metrics.slice(0, 1))).toMatchObject({ status: "COMPLETED" });
+    const metrics = await warmedUpMetrics(stack, "lowered");
     const callIds = await createCalls(stack.api, 12);
     const before = stack.anthropic.requests().length;
     const created = await stack.api("POST", "/v1/metric/collection-jobs", {
