@@ -22,6 +22,7 @@
  * | ItemResult        | ORG#<org>#JOB#<job>              | ITEM#<call>#<metric>    | ORG#<org>#CALL#<call>#VALUES | <computedAt>#<job>#<metric> |
  * | BilledAttempt     | ORG#<org>#JOB#<job>              | BILLED#<attempt>        |                        |                         |
  * | WebhookSecret     | ORG#<org>                        | WEBHOOKSECRET           |                        |                         |
+ * | IdempotencyRecord | ORG#<org>#IDEMPOTENCY#<sha256>   | IDEMPOTENCY             |                        |                         |
  * | Policy            | ORG#<org>#POLICY#<policy>        | POLICY                  | ORG#<org>#POLICIES     | <createdAt>#<policy>    |
  * | PolicyBatch       | ORG#<org>#POLICY#<policy>        | BATCH#<windowStart>[#<nnn>] | POLICYBATCHES#OPEN (until flushed) | <dueAt>#<org>#<policy> |
  * | PolicyCallMatch   | ORG#<org>#POLICY#<policy>        | MATCH#<call>            |                        |                         |
@@ -50,6 +51,11 @@ export const keys = {
   apiKey: (hash: string) => ({ pk: `APIKEY#${hash}`, sk: "APIKEY" }),
   organization: (orgId: string) => ({ pk: `ORG#${orgId}`, sk: "ORG" }),
   webhookSecret: (orgId: string) => ({ pk: `ORG#${orgId}`, sk: "WEBHOOKSECRET" }),
+  /** A request's Idempotency-Key (hashed), its request's fingerprint and response; expires after 24 h. */
+  idempotencyRecord: (orgId: string, keyHash: string) => ({
+    pk: `ORG#${orgId}#IDEMPOTENCY#${keyHash}`,
+    sk: "IDEMPOTENCY",
+  }),
 
   call: (orgId: string, callId: string) => ({ pk: `ORG#${orgId}#CALL#${callId}`, sk: "CALL" }),
   callPartition: (orgId: string, callId: string) => `ORG#${orgId}#CALL#${callId}`,

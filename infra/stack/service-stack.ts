@@ -325,7 +325,8 @@ export class ServiceStack extends Stack {
       defaultAuthorizer: authorizer,
       corsPreflight: {
         allowOrigins: ["*"],
-        allowHeaders: ["authorization", "content-type"],
+        allowHeaders: ["authorization", "content-type", "idempotency-key"],
+        exposeHeaders: ["idempotent-replayed", "retry-after"],
         allowMethods: [CorsHttpMethod.ANY],
       },
     });

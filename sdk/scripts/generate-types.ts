@@ -29,7 +29,13 @@ interface Operation {
   operationId: string;
   summary?: string;
   description?: string;
-  parameters?: { name: string; in: "path" | "query"; required: boolean; schema: Schema; description?: string }[];
+  parameters?: {
+    name: string;
+    in: "path" | "query" | "header";
+    required: boolean;
+    schema: Schema;
+    description?: string;
+  }[];
   requestBody?: { content: { "application/json": { schema: Schema } } };
   responses: Record<string, { content?: { "application/json"?: { schema: Schema } } }>;
 }
@@ -152,8 +158,11 @@ export function generate(document: Document): string {
     response: ${response ? indent(toType(response), "    ") : "unknown"};
   };`,
       );
+      const idempotencyKey = (operation.parameters ?? []).some(
+        (p) => p.in === "header" && p.name === "Idempotency-Key",
+      );
       routes.push(
-        `  ${key(operation.operationId)}: { method: "${method.toUpperCase()}", path: "${path}", status: ${Number(status)} },`,
+        `  ${key(operation.operationId)}: { method: "${method.toUpperCase()}", path: "${path}", status: ${Number(status)}${idempotencyKey ? ", idempotencyKey: true" : ""} },`,
       );
     }
   }
@@ -164,7 +173,7 @@ export function generate(document: Document): string {
   out.push("");
   out.push("/** Method, path template and success status of every operation. */");
   out.push(
-    `export const routes = {\n${routes.join("\n")}\n} as const satisfies Record<OperationId, { method: string; path: string; status: number }>;`,
+    `export const routes = {\n${routes.join("\n")}\n} as const satisfies Record<OperationId, { method: string; path: string; status: number; idempotencyKey?: true }>;`,
   );
   out.push("");
   out.push(`export const apiVersion = ${JSON.stringify(document.info.version)};`);

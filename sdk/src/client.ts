@@ -17,7 +17,11 @@ export type RequestParams<K extends OperationId> = ([PathParams<K>] extends [nev
   ? { path?: undefined }
   : { path: PathParams<K> }) &
   ([Query<K>] extends [never] ? { query?: undefined } : { query?: Query<K> }) &
-  ([Body<K>] extends [never] ? { body?: undefined } : { body: Body<K> }) & { signal?: AbortSignal };
+  ([Body<K>] extends [never] ? { body?: undefined } : { body: Body<K> }) & {
+    signal?: AbortSignal;
+    /** For operations that create something; by default one new key per request, the same on its retries. */
+    idempotencyKey?: string;
+  };
 
 export type Job = Response<"getCollectionJob">["data"];
 export type CreateJobInput = Body<"createCollectionJob">;
@@ -85,6 +89,8 @@ export interface WaitOptions {
 const FINISHED = new Set(["COMPLETED", "FAILED", "CANCELED"]);
 const IDEMPOTENT = new Set(["GET", "PUT", "DELETE"]);
 
+const errorCode = (body: unknown) => (body as { error?: { code?: unknown } } | undefined)?.error?.code;
+
 function env(name: string): string | undefined {
   const process = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process;
   return process?.env?.[name];
@@ -149,15 +155,23 @@ export class Client {
     const headers: Record<string, string> = { accept: "application/json", ...this.#headers };
     if (this.#apiKey) headers.authorization = `Bearer ${this.#apiKey}`;
     if (params.body !== undefined) headers["content-type"] = "application/json";
+    // With a key, the server answers a repeat with the first response: retrying is safe.
+    const retrySafe = IDEMPOTENT.has(route.method) || "idempotencyKey" in route;
+    if ("idempotencyKey" in route) headers["idempotency-key"] = params.idempotencyKey ?? globalThis.crypto.randomUUID();
     const init = {
       method: route.method,
       headers,
       body: params.body === undefined ? undefined : JSON.stringify(params.body),
     };
-    return (await this.#send(url, init, params.signal)) as Response<K>;
+    return (await this.#send(url, init, retrySafe, params.signal)) as Response<K>;
   }
 
-  async #send(url: string, init: RequestInit & { method: string }, signal?: AbortSignal): Promise<unknown> {
+  async #send(
+    url: string,
+    init: RequestInit & { method: string },
+    retrySafe: boolean,
+    signal?: AbortSignal,
+  ): Promise<unknown> {
     for (let attempt = 0; ; attempt++) {
       const backoff = Math.min(30_000, 500 * 2 ** attempt) * (0.5 + Math.random() / 2);
       const timeout = AbortSignal.timeout(this.#timeoutMs);
@@ -166,7 +180,7 @@ export class Client {
         response = await this.#fetch(url, { ...init, signal: signal ? AbortSignal.any([signal, timeout]) : timeout });
       } catch (error) {
         if (signal?.aborted) throw signal.reason;
-        if (attempt < this.#maxRetries && IDEMPOTENT.has(init.method)) {
+        if (attempt < this.#maxRetries && retrySafe) {
           await sleep(backoff, signal);
           continue;
         }
@@ -181,7 +195,9 @@ export class Client {
       const retryable =
         response.status === 429 ||
         [502, 503, 504].includes(response.status) ||
-        (response.status >= 500 && IDEMPOTENT.has(init.method));
+        (response.status >= 500 && retrySafe) ||
+        // The first request with this key is still running: its answer comes to a retry.
+        (response.status === 409 && errorCode(body) === "idempotency_key_in_progress");
       if (retryable && attempt < this.#maxRetries) {
         await sleep(Math.min(60_000, retryAfterMs(response.headers.get("retry-after")) ?? backoff), signal);
         continue;

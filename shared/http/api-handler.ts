@@ -11,6 +11,7 @@ import { envelopeOf } from "../schemas/responses.ts";
 import type { KeyPage } from "../store/query.ts";
 import { annotate } from "../tracer.ts";
 import { ApiError, apiErrorOf, badRequest, forbidden, payloadTooLarge, unauthorized } from "./errors.ts";
+import { idempotencyKeyOf, respondIdempotently } from "./idempotency.ts";
 import { page } from "./pagination.ts";
 
 /** Lambda's synchronous payload limit; API Gateway would otherwise fail with a bare 413. */
@@ -34,6 +35,9 @@ export interface ApiRouteOptions<B extends z.ZodType, Q extends z.ZodType, P ext
   successStatus?: number;
   /** The success body; built with `dataOf` / `pageOf`, it says how the handler's result is wrapped. */
   response?: z.ZodType;
+  /** Creates something: honours Idempotency-Key (shared/http/idempotency.ts). */
+  idempotent?: boolean;
+  operationId?: string;
 }
 
 type Infer<T> = T extends z.ZodType ? z.infer<T> : undefined;
@@ -83,7 +87,7 @@ export function apiRoute<
   const envelope = envelopeOf(options.response);
   const wrap = (result: unknown) =>
     envelope === "page" ? page(result as KeyPage<unknown>) : envelope === "data" ? { data: result } : result;
-  const core = async (event: APIGatewayProxyEventV2, _context: Context) => {
+  const core = async (event: APIGatewayProxyEventV2, context: Context) => {
     const principal = authorizerPrincipal(event) ?? (await authenticate(event.headers?.authorization));
     if (!principal) throw unauthorized();
     if (options.role === "admin" && principal.role !== "admin") throw forbidden("This route needs an admin key");
@@ -93,8 +97,15 @@ export function apiRoute<
     // One request per invocation: the organization goes on every later line, the error's too.
     logger.appendKeys({ orgId: principal.orgId });
     annotate({ orgId: principal.orgId });
-    const result = await handle({ principal, body, query, path, event });
-    return json(options.successStatus ?? 200, wrap(result));
+    const respond = async () =>
+      json(options.successStatus ?? 200, wrap(await handle({ principal, body, query, path, event })));
+    const idempotencyKey = options.idempotent ? idempotencyKeyOf(event) : undefined;
+    if (idempotencyKey === undefined) return respond();
+    const operationId = options.operationId ?? "";
+    return respondIdempotently(
+      { orgId: principal.orgId, key: idempotencyKey, operationId, path, body, context },
+      respond,
+    );
   };
   return withLambdaContext<APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2>(core)
     .before((request) => {

@@ -68,6 +68,8 @@ export interface RouteContract {
   role?: Role;
   /** Served without an API key. */
   public?: boolean;
+  /** Creates something: a client may send an Idempotency-Key to make retries safe. */
+  idempotent?: boolean;
 }
 
 const idParam = <K extends string>(name: K) => z.object({ [name]: z.string().min(1) } as Record<K, z.ZodString>);
@@ -128,6 +130,7 @@ export const contract = {
 
   // ---- calls
   "POST /v1/call": {
+    idempotent: true,
     handler: "create-call",
     access: { table: "readWrite" },
     summary: "Store a call",
@@ -173,6 +176,7 @@ export const contract = {
 
   // ---- metric definitions
   "POST /v1/metric/definitions": {
+    idempotent: true,
     handler: "create-metric-definition",
     access: { table: "readWrite" },
     summary: "Create a metric definition",
@@ -213,6 +217,7 @@ export const contract = {
 
   // ---- collection jobs
   "POST /v1/metric/collection-jobs": {
+    idempotent: true,
     throttle: { ratePerSecond: 10, burst: 20 },
     handler: "create-collection-job",
     access: { table: "readWrite", sendTo: ["dispatch"] },
@@ -251,6 +256,7 @@ export const contract = {
     response: dataOf(collectionJobSchema),
   },
   "POST /v1/metric/collection-jobs/{jobId}/retry": {
+    idempotent: true,
     throttle: { ratePerSecond: 10, burst: 20 },
     handler: "retry-collection-job",
     access: { table: "readWrite", sendTo: ["dispatch"] },
@@ -274,6 +280,7 @@ export const contract = {
 
   // ---- policies
   "POST /v1/metric/policies": {
+    idempotent: true,
     handler: "create-metric-policy",
     access: { table: "readWrite" },
     summary: "Create a metric policy",
@@ -321,6 +328,7 @@ export const contract = {
 
   // ---- backfills
   "POST /v1/backfills": {
+    idempotent: true,
     handler: "create-backfill",
     access: { table: "readWrite" },
     summary: "Create a scheduled backfill",
@@ -366,6 +374,7 @@ export const contract = {
     response: dataOf(deletedSchema),
   },
   "POST /v1/backfills/{backfillId}/run": {
+    idempotent: true,
     handler: "run-backfill",
     access: { table: "readWrite", sendTo: ["dispatch"] },
     timeoutSeconds: 29,

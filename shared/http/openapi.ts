@@ -94,6 +94,16 @@ function parameters(
   }));
 }
 
+/** The header of the routes that create something (shared/http/idempotency.ts). */
+const idempotencyKeyParameter = {
+  name: "Idempotency-Key",
+  in: "header",
+  required: false,
+  description:
+    "Makes a retry safe: the same key with the same request answers the first response (Idempotent-Replayed: true) and creates nothing more; with another request, 409 idempotency_key_reused. Keys belong to the organization and are kept 24 hours; a request that fails frees its key.",
+  schema: { type: "string", minLength: 1, maxLength: 255 },
+};
+
 const errorResponses = (route: RouteContract) => {
   const error = { content: { "application/json": { schema: { $ref: `${COMPONENT_PREFIX}Error` } } } };
   if (route.public) return {};
@@ -129,6 +139,7 @@ export function buildOpenApi(options: OpenApiOptions = {}) {
       parameters: [
         ...parameters(entry.path, "path", registry, components),
         ...parameters(entry.query, "query", registry, components),
+        ...(entry.idempotent ? [idempotencyKeyParameter] : []),
       ],
       ...(entry.body
         ? {

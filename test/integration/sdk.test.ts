@@ -61,4 +61,28 @@ describe("SDK on the local stack", () => {
     const spec = await anonymous.request("getOpenApi", {});
     expect(spec.openapi).toBe("3.1.0");
   });
+
+  it("creates one job when the answer to its POST is lost and the SDK sends it again", async () => {
+    const [callId] = await Promise.all([client.calls.create(sampleCall({ externalId: "sdk-lost-answer" }))]);
+    await client.metrics.create(builtInMetric("sdk-lost-turns", { kind: "TURN_COUNT" }, "COUNT") as never);
+    let posts = 0;
+    const losing = new Client({
+      baseURL: stack.baseUrl,
+      apiKey: stack.apiKey,
+      fetch: async (input, init) => {
+        const response = await fetch(input, init);
+        // The server created the job; the client never hears of it.
+        if (init?.method === "POST" && posts++ === 0) throw new TypeError("socket hang up");
+        return response;
+      },
+    });
+    const job = await losing.jobs.create({
+      callIds: [callId?.id as string],
+      metrics: [{ id: "sdk-lost-turns" }],
+      metadata: { source: "sdk-lost-answer" },
+    });
+    expect(posts).toBe(2);
+    const jobs = (await client.jobs.list({ limit: 50 })).data.filter((j) => j.metadata.source === "sdk-lost-answer");
+    expect(jobs.map((j) => j.id)).toEqual([job.id]);
+  });
 });

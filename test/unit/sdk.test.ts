@@ -121,6 +121,31 @@ describe("SDK client", () => {
     expect(seen).toHaveLength(3);
   });
 
+  it("sends one Idempotency-Key per creating POST, the same on each retry, and so retries it after a 500 or a lost connection", async () => {
+    replies = [fail(500), (_, response) => response.socket?.destroy(), ok({ data: job() }, 201)];
+    const created = await client().jobs.create({ callIds: ["c"], metrics: [{ id: "m" }] });
+    expect(created.id).toBe("job-1");
+    expect(seen).toHaveLength(3);
+    const sent = seen.map((request) => request.headers["idempotency-key"]);
+    expect(sent[0]).toMatch(/^[0-9a-f-]{36}$/);
+    expect(new Set(sent)).toEqual(new Set([sent[0]]));
+
+    seen.length = 0;
+    replies = [ok({ data: job() }, 201), ok({ data: job() }, 201)];
+    await client().request("createCollectionJob", {
+      body: { callIds: ["c"], metrics: [{ id: "m" }] },
+      idempotencyKey: "my-own-key",
+    });
+    await client().jobs.create({ callIds: ["c"], metrics: [{ id: "m" }] });
+    expect(seen[0]?.headers["idempotency-key"]).toBe("my-own-key");
+    expect(seen[1]?.headers["idempotency-key"]).not.toBe(sent[0]);
+    // A POST that creates nothing has no key, and is not retried after a 500.
+    seen.length = 0;
+    replies = [fail(500)];
+    await expect(client().jobs.cancel("job-1")).rejects.toMatchObject({ status: 500 });
+    expect(seen[0]?.headers["idempotency-key"]).toBeUndefined();
+  });
+
   it("reports unreachable servers as ApiConnectionError", async () => {
     const closed = new Client({ baseURL: "http://127.0.0.1:1", apiKey: "k", maxRetries: 0 });
     await expect(closed.jobs.get("x")).rejects.toBeInstanceOf(ApiConnectionError);
