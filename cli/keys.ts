@@ -1,10 +1,11 @@
 /** `mcj keys create`: an organization's API key, written to DynamoDB directly (the one key-creation path). */
+import { isRole, roles } from "../shared/schemas/role.ts";
 import { EXIT, type Io, UsageError, type Values } from "./args.ts";
 
 export async function keys(command: string | undefined, values: Values, io: Io): Promise<number> {
   if (command !== "create") throw new UsageError(`Unknown command "keys ${command ?? ""}"`);
   const role = values.role ?? "admin";
-  if (role !== "admin" && role !== "member") throw new UsageError("--role must be admin or member");
+  if (!isRole(role)) throw new UsageError(`--role must be one of ${roles.join(", ")}`);
   if (!io.env.TABLE_NAME)
     throw new UsageError("keys create writes to DynamoDB: set TABLE_NAME (and DYNAMODB_ENDPOINT locally)");
   if (!values["org-id"] && !values["org-name"]) throw new UsageError("Give --org-name (new organization) or --org-id");

@@ -34,7 +34,7 @@ Usage: mcj <command> [options]
   smoke [--webhook-url URL [--webhook-port 8787]] [--timeout-seconds 300]
       after a deploy: one call, a job with a built-in and an LLM metric, its values, and the
       signed webhook when URL forwards to this machine's port; reruns reuse the call and metrics
-  keys create (--org-name NAME | --org-id ID) [--role admin|member] [--key-name NAME]
+  keys create (--org-name NAME | --org-id ID) [--role admin|member|read-only] [--key-name NAME]
       talks to DynamoDB directly: needs TABLE_NAME (+ DYNAMODB_ENDPOINT for the local stack, or AWS credentials)
 
 Options: --base-url URL (or --api-url, the stack's ApiUrl output; env MCJ_BASE_URL), --api-key KEY (env MCJ_API_KEY), -h/--help

@@ -4,15 +4,16 @@
  */
 import { createHash, randomBytes } from "node:crypto";
 import { keys } from "./keys.ts";
+import type { Role } from "./schemas/role.ts";
 import { table } from "./store/table.ts";
-
-export type Role = "admin" | "member";
 
 export interface Principal {
   orgId: string;
   role: Role;
   keyId: string;
 }
+
+export { isRole, type Role, roles } from "./schemas/role.ts";
 
 const KEY_PREFIX = "mcj_";
 export const MIN_KEY_LENGTH = 16;

@@ -944,7 +944,7 @@ export interface Operations {
     response: {
       data: {
         orgId: string;
-        role: "admin" | "member";
+        role: "admin" | "member" | "read-only";
         keyId: string;
       };
     };

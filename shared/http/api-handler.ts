@@ -4,7 +4,7 @@
  */
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from "aws-lambda";
 import { ZodError, type z } from "zod";
-import { authenticate, type Principal, type Role } from "../auth.ts";
+import { authenticate, isRole, type Principal, type Role } from "../auth.ts";
 import { DomainError, fieldErrors, parseOrInvalid } from "../errors.ts";
 import { logger, withLambdaContext } from "../logger.ts";
 import { envelopeOf } from "../schemas/responses.ts";
@@ -29,8 +29,8 @@ export interface ApiRouteOptions<B extends z.ZodType, Q extends z.ZodType, P ext
   body?: B;
   query?: Q;
   path?: P;
-  /** Minimum role; every route needs a valid key. */
-  role?: Role;
+  /** The roles of the keys this route serves; every route needs a valid key. */
+  roles: readonly Role[];
   /** Status of a successful answer. */
   successStatus?: number;
   /** The success body; built with `dataOf` / `pageOf`, it says how the handler's result is wrapped. */
@@ -61,8 +61,7 @@ function parse<T extends z.ZodType>(schema: T | undefined, input: unknown, sourc
 function authorizerPrincipal(event: APIGatewayProxyEventV2): Principal | undefined {
   const context = (event.requestContext as { authorizer?: { lambda?: Record<string, unknown> } }).authorizer?.lambda;
   const { orgId, role, keyId } = context ?? {};
-  if (typeof orgId !== "string" || (role !== "admin" && role !== "member") || typeof keyId !== "string")
-    return undefined;
+  if (typeof orgId !== "string" || !isRole(role) || typeof keyId !== "string") return undefined;
   return { orgId, role, keyId };
 }
 
@@ -90,7 +89,11 @@ export function apiRoute<
   const core = async (event: APIGatewayProxyEventV2, context: Context) => {
     const principal = authorizerPrincipal(event) ?? (await authenticate(event.headers?.authorization));
     if (!principal) throw unauthorized();
-    if (options.role === "admin" && principal.role !== "admin") throw forbidden("This route needs an admin key");
+    if (!options.roles.includes(principal.role)) {
+      throw forbidden(
+        `This route needs a key with the role ${options.roles.join(" or ")}; this key is ${principal.role}`,
+      );
+    }
     const body = parse(options.body, options.body ? readJsonBody(event) : undefined, "body");
     const query = parse(options.query, event.queryStringParameters ?? {}, "query");
     const path = parse(options.path, event.pathParameters ?? {}, "path");

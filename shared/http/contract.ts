@@ -7,7 +7,7 @@
  * one source of truth.
  */
 import { z } from "zod";
-import type { Role } from "../auth.ts";
+import { type Role, roles } from "../auth.ts";
 import {
   customMetricNamesQuerySchema,
   customMetricTagsQuerySchema,
@@ -64,13 +64,18 @@ export interface RouteContract {
   /** The success body. */
   response: z.ZodType;
   successStatus?: number;
-  /** Minimum role; every route needs a key unless `public`. */
-  role?: Role;
+  /** The roles of the keys the route serves (403 for others); every route needs a key unless `public`. */
+  roles: readonly Role[];
   /** Served without an API key. */
   public?: boolean;
   /** Creates something: a client may send an Idempotency-Key to make retries safe. */
   idempotent?: boolean;
 }
+
+/** Every key may read; members and admins change things; only admins manage keys and secrets. */
+const anyRole = roles;
+const writers: readonly Role[] = ["admin", "member"];
+const admins: readonly Role[] = ["admin"];
 
 const idParam = <K extends string>(name: K) => z.object({ [name]: z.string().min(1) } as Record<K, z.ZodString>);
 /** `properties={"region":"EU"}`: calls whose properties have all these values. */
@@ -119,6 +124,7 @@ const judgeModesBodySchema = z.strictObject({
 
 export const contract = {
   "GET /openapi.json": {
+    roles: anyRole,
     handler: "get-openapi",
     access: {},
     summary: "This API's OpenAPI document",
@@ -130,6 +136,7 @@ export const contract = {
 
   // ---- calls
   "POST /v1/call": {
+    roles: writers,
     idempotent: true,
     handler: "create-call",
     access: { table: "readWrite" },
@@ -143,6 +150,7 @@ export const contract = {
     successStatus: 201,
   },
   "GET /v1/call": {
+    roles: anyRole,
     handler: "list-calls",
     summary: "List calls, newest first (no transcripts); or the one call stored with an externalId",
     tag: "calls",
@@ -157,6 +165,7 @@ export const contract = {
     response: pageOf(callSummarySchema),
   },
   "GET /v1/call/{callId}": {
+    roles: anyRole,
     handler: "get-call",
     summary: "One call with its transcript",
     tag: "calls",
@@ -165,6 +174,7 @@ export const contract = {
     response: dataOf(callSchema),
   },
   "GET /v1/call/{callId}/metrics": {
+    roles: anyRole,
     handler: "list-call-metrics",
     summary: "Every metric value of a call, across jobs, grouped per metric definition as a job's values are",
     tag: "calls",
@@ -176,6 +186,7 @@ export const contract = {
 
   // ---- metric definitions
   "POST /v1/metric/definitions": {
+    roles: writers,
     idempotent: true,
     handler: "create-metric-definition",
     access: { table: "readWrite" },
@@ -188,6 +199,7 @@ export const contract = {
     successStatus: 201,
   },
   "GET /v1/metric/definitions": {
+    roles: anyRole,
     handler: "list-metric-definitions",
     summary: "List metric definitions, newest first",
     tag: "metrics",
@@ -196,6 +208,7 @@ export const contract = {
     response: pageOf(metricDefinitionSchema),
   },
   "GET /v1/metric/definitions/{idOrSlug}": {
+    roles: anyRole,
     handler: "get-metric-definition",
     summary: "One metric definition (latest version)",
     tag: "metrics",
@@ -204,6 +217,7 @@ export const contract = {
     response: dataOf(metricDefinitionSchema),
   },
   "PUT /v1/metric/definitions/{idOrSlug}": {
+    roles: writers,
     handler: "update-metric-definition",
     access: { table: "readWrite" },
     summary: "Update a metric definition",
@@ -217,6 +231,7 @@ export const contract = {
 
   // ---- collection jobs
   "POST /v1/metric/collection-jobs": {
+    roles: writers,
     idempotent: true,
     throttle: { ratePerSecond: 10, burst: 20 },
     handler: "create-collection-job",
@@ -230,6 +245,7 @@ export const contract = {
     successStatus: 201,
   },
   "GET /v1/metric/collection-jobs": {
+    roles: anyRole,
     handler: "list-collection-jobs",
     summary: "List collection jobs, newest first",
     tag: "jobs",
@@ -238,6 +254,7 @@ export const contract = {
     response: pageOf(collectionJobSchema),
   },
   "GET /v1/metric/collection-jobs/{jobId}": {
+    roles: anyRole,
     handler: "get-collection-job",
     summary: "One collection job: status, counters, frozen metric versions, usage and cost",
     tag: "jobs",
@@ -246,6 +263,7 @@ export const contract = {
     response: dataOf(collectionJobSchema),
   },
   "POST /v1/metric/collection-jobs/{jobId}/cancel": {
+    roles: writers,
     handler: "cancel-collection-job",
     access: { table: "readWrite" },
     summary: "Cancel a pending or running job",
@@ -256,6 +274,7 @@ export const contract = {
     response: dataOf(collectionJobSchema),
   },
   "POST /v1/metric/collection-jobs/{jobId}/retry": {
+    roles: writers,
     idempotent: true,
     throttle: { ratePerSecond: 10, burst: 20 },
     handler: "retry-collection-job",
@@ -269,6 +288,7 @@ export const contract = {
     successStatus: 201,
   },
   "GET /v1/metric/collection-jobs/{jobId}/metric-values": {
+    roles: anyRole,
     handler: "list-job-metric-values",
     summary: "A job's values, grouped per metric definition",
     tag: "jobs",
@@ -280,6 +300,7 @@ export const contract = {
 
   // ---- policies
   "POST /v1/metric/policies": {
+    roles: writers,
     idempotent: true,
     handler: "create-metric-policy",
     access: { table: "readWrite" },
@@ -291,6 +312,7 @@ export const contract = {
     successStatus: 201,
   },
   "GET /v1/metric/policies": {
+    roles: anyRole,
     handler: "list-metric-policies",
     summary: "List metric policies",
     tag: "policies",
@@ -299,6 +321,7 @@ export const contract = {
     response: pageOf(metricPolicySchema),
   },
   "GET /v1/metric/policies/{policyId}": {
+    roles: anyRole,
     handler: "get-metric-policy",
     summary: "One metric policy",
     tag: "policies",
@@ -307,6 +330,7 @@ export const contract = {
     response: dataOf(metricPolicySchema),
   },
   "PUT /v1/metric/policies/{policyId}": {
+    roles: writers,
     handler: "update-metric-policy",
     access: { table: "readWrite" },
     summary: "Update a metric policy (partial body)",
@@ -317,6 +341,7 @@ export const contract = {
     response: dataOf(metricPolicySchema),
   },
   "DELETE /v1/metric/policies/{policyId}": {
+    roles: writers,
     handler: "delete-metric-policy",
     access: { table: "readWrite" },
     summary: "Delete a metric policy (soft)",
@@ -328,6 +353,7 @@ export const contract = {
 
   // ---- backfills
   "POST /v1/backfills": {
+    roles: writers,
     idempotent: true,
     handler: "create-backfill",
     access: { table: "readWrite" },
@@ -339,6 +365,7 @@ export const contract = {
     successStatus: 201,
   },
   "GET /v1/backfills": {
+    roles: anyRole,
     handler: "list-backfills",
     summary: "List backfills",
     tag: "backfills",
@@ -347,6 +374,7 @@ export const contract = {
     response: pageOf(backfillSchema),
   },
   "GET /v1/backfills/{backfillId}": {
+    roles: anyRole,
     handler: "get-backfill",
     summary: "One backfill",
     tag: "backfills",
@@ -355,6 +383,7 @@ export const contract = {
     response: dataOf(backfillSchema),
   },
   "PUT /v1/backfills/{backfillId}": {
+    roles: writers,
     handler: "update-backfill",
     access: { table: "readWrite" },
     summary: "Update a backfill (partial body)",
@@ -365,6 +394,7 @@ export const contract = {
     response: dataOf(backfillSchema),
   },
   "DELETE /v1/backfills/{backfillId}": {
+    roles: writers,
     handler: "delete-backfill",
     access: { table: "readWrite" },
     summary: "Delete a backfill",
@@ -374,6 +404,7 @@ export const contract = {
     response: dataOf(deletedSchema),
   },
   "POST /v1/backfills/{backfillId}/run": {
+    roles: writers,
     idempotent: true,
     handler: "run-backfill",
     access: { table: "readWrite", sendTo: ["dispatch"] },
@@ -389,6 +420,7 @@ export const contract = {
 
   // ---- analytics
   "GET /v1/custom-metrics/names": {
+    roles: anyRole,
     handler: "custom-metrics-names",
     summary: "Names (slugs) of metrics with analytics data",
     tag: "analytics",
@@ -397,6 +429,7 @@ export const contract = {
     response: dataOf(z.array(z.string())),
   },
   "GET /v1/custom-metrics/aggregate": {
+    roles: anyRole,
     handler: "custom-metrics-aggregate",
     summary: "One value per metric (and per group with groupBy) over a range",
     tag: "analytics",
@@ -405,6 +438,7 @@ export const contract = {
     response: dataOf(aggregateResultSchema),
   },
   "GET /v1/custom-metrics/daily": {
+    roles: anyRole,
     handler: "custom-metrics-daily",
     summary: "One value per metric per local day",
     tag: "analytics",
@@ -413,6 +447,7 @@ export const contract = {
     response: dataOf(dailyResultSchema),
   },
   "GET /v1/custom-metrics/timeseries": {
+    roles: anyRole,
     handler: "custom-metrics-timeseries",
     summary: "A metric over time (Prometheus-style matrix)",
     tag: "analytics",
@@ -421,6 +456,7 @@ export const contract = {
     response: dataOf(timeseriesResultSchema),
   },
   "GET /v1/custom-metrics/tags": {
+    roles: anyRole,
     handler: "custom-metrics-tags",
     summary: "Label names and values seen for a metric",
     tag: "analytics",
@@ -429,6 +465,7 @@ export const contract = {
     response: dataOf(tagsResultSchema),
   },
   "GET /v1/custom-metrics/sessions/{callId}": {
+    roles: anyRole,
     handler: "custom-metrics-session",
     summary: "The latest value of each metric for one call",
     tag: "analytics",
@@ -439,6 +476,7 @@ export const contract = {
 
   // ---- keys
   "GET /v1/me": {
+    roles: anyRole,
     handler: "get-me",
     summary: "The organization and role of the API key in use",
     description: "For checking a key before using it: answers 401 for a key that is unknown or revoked.",
@@ -449,27 +487,28 @@ export const contract = {
 
   // ---- webhooks
   "GET /v1/webhook-secret": {
+    roles: admins,
     handler: "get-webhook-secret",
     access: { table: "readWrite" },
     summary: "The secret that signs this organization's webhooks (created on first read)",
     tag: "webhooks",
     operationId: "getWebhookSecret",
     response: dataOf(webhookSecretSchema),
-    role: "admin",
   },
   "POST /v1/webhook-secret": {
+    roles: admins,
     handler: "rotate-webhook-secret",
     access: { table: "readWrite" },
     summary: "Rotate the webhook signing secret",
     tag: "webhooks",
     operationId: "rotateWebhookSecret",
     response: dataOf(webhookSecretSchema),
-    role: "admin",
     successStatus: 201,
   },
 
   // ---- playground
   "POST /v1/metric/playground": {
+    roles: writers,
     throttle: { ratePerSecond: 5, burst: 10 },
     handler: "run-playground",
     // Writes only the shared LLM limiter's items: its model calls count against the account's limits.
@@ -483,6 +522,7 @@ export const contract = {
     response: dataOf(playgroundResultSchema),
   },
   "POST /v1/metric/playground/judge-modes": {
+    roles: writers,
     throttle: { ratePerSecond: 2, burst: 4 },
     handler: "compare-judge-modes",
     // Writes only the shared LLM limiter's items: its model calls count against the account's limits.

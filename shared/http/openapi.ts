@@ -5,6 +5,7 @@
  */
 import { z } from "zod";
 import * as responses from "../schemas/responses.ts";
+import { roles } from "../schemas/role.ts";
 import { contract, type RouteContract } from "./contract.ts";
 
 type JsonSchema = Record<string, unknown>;
@@ -110,7 +111,9 @@ const errorResponses = (route: RouteContract) => {
   return {
     "400": { description: "Invalid input (per-field details)", ...error },
     "401": { description: "Missing or invalid API key", ...error },
-    ...(route.role === "admin" ? { "403": { description: "Needs an admin key", ...error } } : {}),
+    ...(route.roles.length < roles.length
+      ? { "403": { description: `Needs a key with the role ${route.roles.join(" or ")}`, ...error } }
+      : {}),
     "404": { description: "Not found (or another organization's)", ...error },
     "409": { description: "Conflict", ...error },
     "429": { description: "Rate-limited; honour Retry-After", ...error },
@@ -134,6 +137,7 @@ export function buildOpenApi(options: OpenApiOptions = {}) {
       operationId: entry.operationId,
       summary: entry.summary,
       ...(entry.description ? { description: entry.description } : {}),
+      ...(entry.public ? {} : { "x-roles": entry.roles }),
       tags: [entry.tag],
       ...(entry.public ? { security: [] } : {}),
       parameters: [

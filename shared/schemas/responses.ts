@@ -14,6 +14,7 @@ import type { MetricDefinition } from "./metric.ts";
 import { createMetricSchema, outputTypes } from "./metric.ts";
 import type { MetricPolicy } from "./policy.ts";
 import { createPolicySchema } from "./policy.ts";
+import { roles } from "./role.ts";
 
 const timestamp = z.string().min(1);
 
@@ -233,7 +234,7 @@ export const deletedSchema = z.object({ id: z.string(), deleted: z.literal(true)
 
 export const webhookSecretSchema = z.object({ secret: z.string(), createdAt: timestamp });
 /** The API key in use: its organization, role and (non-secret) id. */
-export const principalSchema = z.object({ orgId: z.string(), role: z.enum(["admin", "member"]), keyId: z.string() });
+export const principalSchema = z.object({ orgId: z.string(), role: z.enum(roles), keyId: z.string() });
 
 // ---- analytics (/v1/custom-metrics/*)
 

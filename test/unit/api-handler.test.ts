@@ -8,7 +8,7 @@ import {
   toAuthorizerDecision,
   withAuthorizerContext,
 } from "../../infra/local/gateway-payloads.ts";
-import { hashApiKey } from "../../shared/auth.ts";
+import { hashApiKey, roles } from "../../shared/auth.ts";
 import { conflict, invalid, notFound, tooLarge, unavailable } from "../../shared/errors.ts";
 import { apiRoute } from "../../shared/http/api-handler.ts";
 import { dataOf, pageOf } from "../../shared/schemas/responses.ts";
@@ -30,7 +30,11 @@ function event(overrides: Partial<APIGatewayProxyEventV2> = {}): APIGatewayProxy
 }
 
 const route = apiRoute(
-  { body: z.strictObject({ name: z.string().min(2) }), query: z.object({ n: z.coerce.number().int().optional() }) },
+  {
+    roles,
+    body: z.strictObject({ name: z.string().min(2) }),
+    query: z.object({ n: z.coerce.number().int().optional() }),
+  },
   async ({ principal, body, query }) => {
     if (body.name === "taken") throw conflict("taken");
     if (body.name === "boom") throw new Error("secret internals");
@@ -129,7 +133,7 @@ describe("apiRoute", () => {
   });
 
   it("answers each kind of domain error with its status, and a retry hint as Retry-After", async () => {
-    const failing = (error: Error) => apiRoute({}, async () => Promise.reject(error));
+    const failing = (error: Error) => apiRoute({ roles }, async () => Promise.reject(error));
     const answer = async (error: Error) => (await failing(error)(event(), {} as Context)) as any;
     const statuses = await Promise.all(
       [invalid("bad"), notFound("Call", "c1"), conflict("taken"), tooLarge("big")].map(async (error) => {
@@ -148,9 +152,12 @@ describe("apiRoute", () => {
   });
 
   it("wraps a result in the envelope its response schema declares", async () => {
-    const one = apiRoute({ response: dataOf(z.string()) }, async () => "value");
-    const listed = apiRoute({ response: pageOf(z.number()) }, async () => ({ items: [1, 2], nextKey: { pk: "p" } }));
-    const last = apiRoute({ response: pageOf(z.number()) }, async () => ({ items: [3] }));
+    const one = apiRoute({ roles, response: dataOf(z.string()) }, async () => "value");
+    const listed = apiRoute({ roles, response: pageOf(z.number()) }, async () => ({
+      items: [1, 2],
+      nextKey: { pk: "p" },
+    }));
+    const last = apiRoute({ roles, response: pageOf(z.number()) }, async () => ({ items: [3] }));
     const body = async (route: ReturnType<typeof apiRoute>) =>
       JSON.parse(((await route(event(), {} as Context)) as any).body);
     expect(await body(one)).toEqual({ data: "value" });

@@ -77,7 +77,7 @@ describe("log lines", () => {
   });
 
   it("name the request's organization and API Gateway's request id, on the unhandled error's line too", async () => {
-    const route = apiRoute({ role: "member" } as never, async () => {
+    const route = apiRoute({ roles: ["member"] }, async () => {
       logger.info("looking things up");
       throw new Error("the table is gone");
     });

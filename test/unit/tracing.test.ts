@@ -48,7 +48,7 @@ describe("traces", () => {
     // when first loaded.
     const { apiRoute } = await import("../../shared/http/api-handler.ts");
     const { authorizedRequest, lambdaContext } = await import("../support/lambda.ts");
-    const route = apiRoute({ role: "member" } as never, async () => {
+    const route = apiRoute({ roles: ["member"] }, async () => {
       await (await fetch(upstreamUrl)).text();
       return { ok: "tenant data" };
     });
