@@ -1,4 +1,4 @@
-/** `mcj keys create`: an organization's API key, written to DynamoDB directly (the one key-creation path). */
+/** `mcj keys create --org-…`: an organization's first API key, written to DynamoDB directly (later keys come from the API). */
 import { isRole, roles } from "../shared/schemas/role.ts";
 import { EXIT, type Io, UsageError, type Values } from "./args.ts";
 

@@ -9,6 +9,7 @@
 import { readFile } from "node:fs/promises";
 import { parseArgs } from "node:util";
 import { ApiConnectionError, ApiError, Client } from "../sdk/src/index.ts";
+import { isRole, roles } from "../shared/schemas/role.ts";
 import { EXIT, type Io, need, options, positiveInt, printed, printTable, UsageError, type Values } from "./args.ts";
 import { importCalls } from "./calls.ts";
 import { createJob, jobValues, percent, watch } from "./jobs.ts";
@@ -34,8 +35,12 @@ Usage: mcj <command> [options]
   smoke [--webhook-url URL [--webhook-port 8787]] [--timeout-seconds 300]
       after a deploy: one call, a job with a built-in and an LLM metric, its values, and the
       signed webhook when URL forwards to this machine's port; reruns reuse the call and metrics
+  keys create --key-name NAME [--role admin|member|read-only]   with an admin key; prints the secret once
+  keys list
+  keys revoke <keyId>
   keys create (--org-name NAME | --org-id ID) [--role admin|member|read-only] [--key-name NAME]
-      talks to DynamoDB directly: needs TABLE_NAME (+ DYNAMODB_ENDPOINT for the local stack, or AWS credentials)
+      an organization's first key: talks to DynamoDB directly, needs TABLE_NAME (+ DYNAMODB_ENDPOINT
+      for the local stack, or AWS credentials)
 
 Options: --base-url URL (or --api-url, the stack's ApiUrl output; env MCJ_BASE_URL), --api-key KEY (env MCJ_API_KEY), -h/--help
 
@@ -108,6 +113,21 @@ const commands: Record<string, (context: CommandContext) => Promise<number>> = {
     const job = await client.jobs.retry(need(rest[0], "<jobId>"));
     return values.watch ? watch(client, job, io) : printed(io, job);
   },
+  "keys create": async ({ client, values, io }) => {
+    const role = values.role ?? "member";
+    if (!isRole(role)) throw new UsageError(`--role must be one of ${roles.join(", ")}`);
+    const created = await client.apiKeys.create({ name: need(values["key-name"], "--key-name"), role });
+    io.stderr.write("Store the key now: only its hash is kept.\n");
+    return printed(io, created);
+  },
+  "keys list": async ({ client, io }) => {
+    const rows: string[][] = [];
+    for await (const key of client.apiKeys.iterate({ limit: 100 })) {
+      rows.push([key.id, key.name, key.role, key.createdAt, key.revokedAt ?? ""]);
+    }
+    return printTable(io, ["id", "name", "role", "createdAt", "revokedAt"], rows);
+  },
+  "keys revoke": async ({ client, rest, io }) => printed(io, await client.apiKeys.revoke(need(rest[0], "<keyId>"))),
   "jobs values": ({ client, values, rest, io }) => jobValues(client, need(rest[0], "<jobId>"), values, io),
   smoke: ({ client, values, io }) =>
     smoke(
@@ -162,7 +182,8 @@ export async function main(argv: string[], io: Io): Promise<number> {
     return group || values.help ? EXIT.ok : EXIT.usage;
   }
   try {
-    if (group === "keys") return await keys(command, values, io);
+    // An organization's first key cannot come from the API: it is written to the table.
+    if (group === "keys" && (values["org-name"] || values["org-id"])) return await keys(command, values, io);
     const key = `${group} ${command ?? ""}`.trim();
     const run = commands[key];
     if (!run) throw new UsageError(`Unknown command "${key}"`);

@@ -29,10 +29,13 @@ export async function storeApiKey(input: {
   orgId: string;
   role: Role;
   name: string;
-}): Promise<{ keyId: string }> {
+  /** The key id of the admin key that created it (none for keys made with `mcj keys create`). */
+  createdBy?: string;
+}): Promise<{ keyId: string; createdAt: string }> {
   const hash = hashApiKey(input.apiKey);
   // The key id is a short, non-secret fingerprint, safe to log and show.
   const keyId = hash.slice(0, 12);
+  const createdAt = new Date().toISOString();
   await table.put({
     Item: {
       ...keys.apiKey(hash),
@@ -41,11 +44,18 @@ export async function storeApiKey(input: {
       orgId: input.orgId,
       role: input.role,
       name: input.name,
-      createdAt: new Date().toISOString(),
+      createdAt,
+      ...(input.createdBy ? { createdBy: input.createdBy } : {}),
+      gsi1pk: keys.apiKeyList(input.orgId),
+      gsi1sk: `${createdAt}#${keyId}`,
     },
+    ConditionExpression: "attribute_not_exists(pk)",
   });
-  return { keyId };
+  return { keyId, createdAt };
 }
+
+/** A revoked key stops working in this container at once, elsewhere when their caches expire. */
+export const forgetCachedApiKey = (hash: string) => cache.delete(hash);
 
 export async function authenticate(authorizationHeader: string | undefined): Promise<Principal | null> {
   const match = /^Bearer\s+(\S+)\s*$/i.exec(authorizationHeader ?? "");

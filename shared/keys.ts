@@ -4,7 +4,7 @@
  *
  * | entity            | pk                               | sk                      | gsi1pk                 | gsi1sk                  |
  * |-------------------|----------------------------------|-------------------------|------------------------|-------------------------|
- * | ApiKey            | APIKEY#<sha256>                  | APIKEY                  |                        |                         |
+ * | ApiKey            | APIKEY#<sha256>                  | APIKEY                  | ORG#<org>#APIKEYS      | <createdAt>#<keyId>     |
  * | Organization      | ORG#<org>                        | ORG                     |                        |                         |
  * | Call              | ORG#<org>#CALL#<call>            | CALL                    | ORG#<org>#CALLS        | <createdAt>#<call>      |
  * | TranscriptChunk   | ORG#<org>#CALL#<call>            | TRANSCRIPT#<nnnn>       |                        |                         |
@@ -49,6 +49,7 @@ const pad = (n: number, width: number): string => String(n).padStart(width, "0")
 
 export const keys = {
   apiKey: (hash: string) => ({ pk: `APIKEY#${hash}`, sk: "APIKEY" }),
+  apiKeyList: (orgId: string) => `ORG#${orgId}#APIKEYS`,
   organization: (orgId: string) => ({ pk: `ORG#${orgId}`, sk: "ORG" }),
   webhookSecret: (orgId: string) => ({ pk: `ORG#${orgId}`, sk: "WEBHOOKSECRET" }),
   /** A request's Idempotency-Key (hashed), its request's fingerprint and response; expires after 24 h. */

@@ -290,6 +290,15 @@ export class Client {
     session: (callId: string) => this.request("customMetricsSession", { path: { callId } }).then((r) => r.data),
   };
 
+  /** The organization's API keys (admin keys only). */
+  readonly apiKeys = {
+    /** The answer's `apiKey` is the secret, shown only here. */
+    create: (body: Body<"createApiKey">) => this.request("createApiKey", { body }).then((r) => r.data),
+    list: (query?: Query<"listApiKeys">) => this.request("listApiKeys", { query }),
+    iterate: (query?: Omit<Query<"listApiKeys">, "after">) => this.paginate("listApiKeys", { query }),
+    revoke: (keyId: string) => this.request("revokeApiKey", { path: { keyId } }).then((r) => r.data),
+  };
+
   readonly webhookSecret = {
     get: () => this.request("getWebhookSecret", {}).then((r) => r.data),
     rotate: () => this.request("rotateWebhookSecret", {}).then((r) => r.data),

@@ -949,6 +949,70 @@ export interface Operations {
       };
     };
   };
+  /** POST /v1/api-keys: Create an API key
+   * The secret (`apiKey`) is in this answer only: store it now; only its hash is kept. */
+  createApiKey: {
+    path: never;
+    query: never;
+    body: {
+      name: string;
+      role: "admin" | "member" | "read-only";
+    };
+    response: {
+      data: {
+        id: string;
+        name: string;
+        role: "admin" | "member" | "read-only";
+        createdAt: string;
+        createdBy?: string;
+        revokedAt?: string;
+        revokedBy?: string;
+        apiKey: string;
+      };
+    };
+  };
+  /** GET /v1/api-keys: The organization's API keys, newest first, revoked ones included (never their secrets) */
+  listApiKeys: {
+    path: never;
+    query: {
+      /** @default 50 */
+      limit?: number;
+      after?: string;
+    };
+    body: never;
+    response: {
+      data: {
+        id: string;
+        name: string;
+        role: "admin" | "member" | "read-only";
+        createdAt: string;
+        createdBy?: string;
+        revokedAt?: string;
+        revokedBy?: string;
+      }[];
+      pagination: Pagination;
+    };
+  };
+  /** DELETE /v1/api-keys/{keyId}: Revoke an API key
+   * Requests with the key are refused (401) within two minutes (caches of the key's lookup); revoking again changes nothing. 409 for the key making the request. */
+  revokeApiKey: {
+    path: {
+      keyId: string;
+    };
+    query: never;
+    body: never;
+    response: {
+      data: {
+        id: string;
+        name: string;
+        role: "admin" | "member" | "read-only";
+        createdAt: string;
+        createdBy?: string;
+        revokedAt?: string;
+        revokedBy?: string;
+      };
+    };
+  };
   /** GET /v1/webhook-secret: The secret that signs this organization's webhooks (created on first read) */
   getWebhookSecret: {
     path: never;
@@ -1053,6 +1117,9 @@ export const routes = {
   customMetricTags: { method: "GET", path: "/v1/custom-metrics/tags", status: 200 },
   customMetricsSession: { method: "GET", path: "/v1/custom-metrics/sessions/{callId}", status: 200 },
   getMe: { method: "GET", path: "/v1/me", status: 200 },
+  createApiKey: { method: "POST", path: "/v1/api-keys", status: 201, idempotencyKey: true },
+  listApiKeys: { method: "GET", path: "/v1/api-keys", status: 200 },
+  revokeApiKey: { method: "DELETE", path: "/v1/api-keys/{keyId}", status: 200 },
   getWebhookSecret: { method: "GET", path: "/v1/webhook-secret", status: 200 },
   rotateWebhookSecret: { method: "POST", path: "/v1/webhook-secret", status: 201 },
   runPlayground: { method: "POST", path: "/v1/metric/playground", status: 200 },

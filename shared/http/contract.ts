@@ -14,6 +14,7 @@ import {
   rangeQuerySchema,
   timeseriesQuerySchema,
 } from "../schemas/analytics.ts";
+import { createApiKeySchema } from "../schemas/api-key.ts";
 import { createBackfillSchema, updateBackfillSchema } from "../schemas/backfill.ts";
 import { createCallSchema } from "../schemas/call.ts";
 import { createJobSchema, jobStatuses, MAX_METRICS_PER_JOB } from "../schemas/job.ts";
@@ -21,11 +22,13 @@ import { createMetricSchema, updateMetricSchema } from "../schemas/metric.ts";
 import { createPolicySchema, updatePolicySchema } from "../schemas/policy.ts";
 import {
   aggregateResultSchema,
+  apiKeySchema,
   backfillRunSchema,
   backfillSchema,
   callSchema,
   callSummarySchema,
   collectionJobSchema,
+  createdApiKeySchema,
   dailyResultSchema,
   dataOf,
   deletedSchema,
@@ -483,6 +486,42 @@ export const contract = {
     tag: "keys",
     operationId: "getMe",
     response: dataOf(principalSchema),
+  },
+
+  // ---- API keys
+  "POST /v1/api-keys": {
+    roles: admins,
+    handler: "create-api-key",
+    access: { table: "readWrite" },
+    idempotent: true,
+    summary: "Create an API key",
+    description: "The secret (`apiKey`) is in this answer only: store it now; only its hash is kept.",
+    tag: "keys",
+    operationId: "createApiKey",
+    body: createApiKeySchema,
+    response: dataOf(createdApiKeySchema),
+    successStatus: 201,
+  },
+  "GET /v1/api-keys": {
+    roles: admins,
+    handler: "list-api-keys",
+    summary: "The organization's API keys, newest first, revoked ones included (never their secrets)",
+    tag: "keys",
+    operationId: "listApiKeys",
+    query: pageQuerySchema(100, 50),
+    response: pageOf(apiKeySchema),
+  },
+  "DELETE /v1/api-keys/{keyId}": {
+    roles: admins,
+    handler: "revoke-api-key",
+    access: { table: "readWrite" },
+    summary: "Revoke an API key",
+    description:
+      "Requests with the key are refused (401) within two minutes (caches of the key's lookup); revoking again changes nothing. 409 for the key making the request.",
+    tag: "keys",
+    operationId: "revokeApiKey",
+    path: idParam("keyId"),
+    response: dataOf(apiKeySchema),
   },
 
   // ---- webhooks

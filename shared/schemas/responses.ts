@@ -233,6 +233,20 @@ export const backfillSchema = z.object({
 export const deletedSchema = z.object({ id: z.string(), deleted: z.literal(true) });
 
 export const webhookSecretSchema = z.object({ secret: z.string(), createdAt: timestamp });
+/** An API key as listed: never its secret, which is shown once, at creation. */
+export const apiKeySchema = z.object({
+  id: z.string().describe("The key's non-secret id (the start of its hash)"),
+  name: z.string(),
+  role: z.enum(roles),
+  createdAt: timestamp,
+  createdBy: z.string().optional().describe("Id of the admin key that created it"),
+  revokedAt: timestamp.optional(),
+  revokedBy: z.string().optional(),
+});
+export const createdApiKeySchema = apiKeySchema.extend({
+  apiKey: z.string().describe("The secret: shown only in this answer, stored only as a hash"),
+});
+
 /** The API key in use: its organization, role and (non-secret) id. */
 export const principalSchema = z.object({ orgId: z.string(), role: z.enum(roles), keyId: z.string() });
 

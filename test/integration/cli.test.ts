@@ -152,4 +152,20 @@ describe("mcj CLI", () => {
     expect(asNewOrg.code, asNewOrg.stderr).toBe(0);
     expect(asNewOrg.stdout.trim()).toBe("(none)");
   });
+
+  it("creates, lists and revokes keys through the API with an admin key", async () => {
+    const created = await mcj(["keys", "create", "--key-name", "cli reader", "--role", "read-only"]);
+    expect(created.code, created.stderr).toBe(0);
+    const key = JSON.parse(created.stdout);
+    expect(key).toMatchObject({ name: "cli reader", role: "read-only" });
+    expect(created.stderr).toContain("only its hash is kept");
+    const listed = await mcj(["keys", "list"]);
+    expect(listed.stdout).toContain(key.id);
+    expect(listed.stdout).not.toContain(key.apiKey);
+    expect((await mcj(["calls", "list"], { MCJ_API_KEY: key.apiKey })).code).toBe(0);
+    const revoked = await mcj(["keys", "revoke", key.id]);
+    expect(revoked.code, revoked.stderr).toBe(0);
+    expect(JSON.parse(revoked.stdout).revokedAt).toBeTruthy();
+    expect((await mcj(["keys", "create", "--key-name", "x", "--role", "owner"])).code).toBe(2);
+  });
 });

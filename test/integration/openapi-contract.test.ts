@@ -190,6 +190,10 @@ describe("real responses match the documented schemas", () => {
     await call("GET /v1/webhook-secret");
     await call("POST /v1/webhook-secret");
 
+    const key = await call("POST /v1/api-keys", { body: { name: "contract", role: "member" } });
+    await call("GET /v1/api-keys");
+    await call("DELETE /v1/api-keys/{keyId}", { path: { keyId: key.data.id } });
+
     const me = await call("GET /v1/me");
     expect(me.data).toMatchObject({ orgId: stack.orgId, role: "admin" });
   });
