@@ -37,6 +37,7 @@ Usage: mcj <command> [options]
       signed webhook when URL forwards to this machine's port; reruns reuse the call and metrics
   keys create --key-name NAME [--role admin|member|read-only]   with an admin key; prints the secret once
   keys list
+  audit list [--limit 20]                      who changed definitions, policies, backfills and keys, newest first
   keys revoke <keyId>
   keys create (--org-name NAME | --org-id ID) [--role admin|member|read-only] [--key-name NAME]
       an organization's first key: talks to DynamoDB directly, needs TABLE_NAME (+ DYNAMODB_ENDPOINT
@@ -126,6 +127,14 @@ const commands: Record<string, (context: CommandContext) => Promise<number>> = {
       rows.push([key.id, key.name, key.role, key.createdAt, key.revokedAt ?? ""]);
     }
     return printTable(io, ["id", "name", "role", "createdAt", "revokedAt"], rows);
+  },
+  "audit list": async ({ client, values, io }) => {
+    const page = await client.auditEvents.list({ limit: positiveInt(values.limit, "limit", 20) });
+    return printTable(
+      io,
+      ["at", "action", "resourceId", "keyId", "role"],
+      page.data.map((e) => [e.at, e.action, e.resourceId ?? "", e.keyId, e.role]),
+    );
   },
   "keys revoke": async ({ client, rest, io }) => printed(io, await client.apiKeys.revoke(need(rest[0], "<keyId>"))),
   "jobs values": ({ client, values, rest, io }) => jobValues(client, need(rest[0], "<jobId>"), values, io),

@@ -22,6 +22,7 @@
  * | ItemResult        | ORG#<org>#JOB#<job>              | ITEM#<call>#<metric>    | ORG#<org>#CALL#<call>#VALUES | <computedAt>#<job>#<metric> |
  * | BilledAttempt     | ORG#<org>#JOB#<job>              | BILLED#<attempt>        |                        |                         |
  * | WebhookSecret     | ORG#<org>                        | WEBHOOKSECRET           |                        |                         |
+ * | AuditEvent        | ORG#<org>#AUDIT                  | <at>#<id>               |                        |                         |
  * | IdempotencyRecord | ORG#<org>#IDEMPOTENCY#<sha256>   | IDEMPOTENCY             |                        |                         |
  * | Policy            | ORG#<org>#POLICY#<policy>        | POLICY                  | ORG#<org>#POLICIES     | <createdAt>#<policy>    |
  * | PolicyBatch       | ORG#<org>#POLICY#<policy>        | BATCH#<windowStart>[#<nnn>] | POLICYBATCHES#OPEN (until flushed) | <dueAt>#<org>#<policy> |
@@ -52,6 +53,8 @@ export const keys = {
   apiKeyList: (orgId: string) => `ORG#${orgId}#APIKEYS`,
   organization: (orgId: string) => ({ pk: `ORG#${orgId}`, sk: "ORG" }),
   webhookSecret: (orgId: string) => ({ pk: `ORG#${orgId}`, sk: "WEBHOOKSECRET" }),
+  auditTrail: (orgId: string) => `ORG#${orgId}#AUDIT`,
+  auditEvent: (orgId: string, at: string, id: string) => ({ pk: `ORG#${orgId}#AUDIT`, sk: `${at}#${id}` }),
   /** A request's Idempotency-Key (hashed), its request's fingerprint and response; expires after 24 h. */
   idempotencyRecord: (orgId: string, keyHash: string) => ({
     pk: `ORG#${orgId}#IDEMPOTENCY#${keyHash}`,

@@ -299,6 +299,12 @@ export class Client {
     revoke: (keyId: string) => this.request("revokeApiKey", { path: { keyId } }).then((r) => r.data),
   };
 
+  /** Who created, changed or deleted definitions, policies, backfills, keys and the webhook secret (admin keys only). */
+  readonly auditEvents = {
+    list: (query?: Query<"listAuditEvents">) => this.request("listAuditEvents", { query }),
+    iterate: (query?: Omit<Query<"listAuditEvents">, "after">) => this.paginate("listAuditEvents", { query }),
+  };
+
   readonly webhookSecret = {
     get: () => this.request("getWebhookSecret", {}).then((r) => r.data),
     rotate: () => this.request("rotateWebhookSecret", {}).then((r) => r.data),

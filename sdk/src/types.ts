@@ -1013,6 +1013,40 @@ export interface Operations {
       };
     };
   };
+  /** GET /v1/audit-events: Who created, changed or deleted definitions, policies, backfills, API keys and the webhook secret, newest first
+   * Each event names the action, the resource's id, and the key (id and role) that made the change. Kept a year. */
+  listAuditEvents: {
+    path: never;
+    query: {
+      /** @default 50 */
+      limit?: number;
+      after?: string;
+    };
+    body: never;
+    response: {
+      data: {
+        id: string;
+        at: string;
+        action:
+          | "metric_definition.created"
+          | "metric_definition.updated"
+          | "metric_policy.created"
+          | "metric_policy.updated"
+          | "metric_policy.deleted"
+          | "backfill.created"
+          | "backfill.updated"
+          | "backfill.deleted"
+          | "api_key.created"
+          | "api_key.revoked"
+          | "webhook_secret.rotated";
+        resourceId?: string;
+        keyId: string;
+        role: "admin" | "member" | "read-only";
+        requestId?: string;
+      }[];
+      pagination: Pagination;
+    };
+  };
   /** GET /v1/webhook-secret: The secret that signs this organization's webhooks (created on first read) */
   getWebhookSecret: {
     path: never;
@@ -1120,6 +1154,7 @@ export const routes = {
   createApiKey: { method: "POST", path: "/v1/api-keys", status: 201, idempotencyKey: true },
   listApiKeys: { method: "GET", path: "/v1/api-keys", status: 200 },
   revokeApiKey: { method: "DELETE", path: "/v1/api-keys/{keyId}", status: 200 },
+  listAuditEvents: { method: "GET", path: "/v1/audit-events", status: 200 },
   getWebhookSecret: { method: "GET", path: "/v1/webhook-secret", status: 200 },
   rotateWebhookSecret: { method: "POST", path: "/v1/webhook-secret", status: 201 },
   runPlayground: { method: "POST", path: "/v1/metric/playground", status: 200 },

@@ -7,7 +7,9 @@ import { ZodError, type z } from "zod";
 import { authenticate, isRole, type Principal, type Role } from "../auth.ts";
 import { DomainError, fieldErrors, parseOrInvalid } from "../errors.ts";
 import { logger, withLambdaContext } from "../logger.ts";
+import type { AuditAction } from "../schemas/audit.ts";
 import { envelopeOf } from "../schemas/responses.ts";
+import { recordAuditEvent } from "../store/audit.ts";
 import type { KeyPage } from "../store/query.ts";
 import { annotate } from "../tracer.ts";
 import { ApiError, apiErrorOf, badRequest, forbidden, payloadTooLarge, unauthorized } from "./errors.ts";
@@ -35,6 +37,8 @@ export interface ApiRouteOptions<B extends z.ZodType, Q extends z.ZodType, P ext
   successStatus?: number;
   /** The success body; built with `dataOf` / `pageOf`, it says how the handler's result is wrapped. */
   response?: z.ZodType;
+  /** A change the audit trail records, with the key that made it. */
+  audit?: AuditAction;
   /** Creates something: honours Idempotency-Key (shared/http/idempotency.ts). */
   idempotent?: boolean;
   operationId?: string;
@@ -78,6 +82,33 @@ function readJsonBody(event: APIGatewayProxyEventV2): unknown {
   }
 }
 
+/**
+ * Records a change in the audit trail. The change is made: a failed record is logged as an
+ * error, not answered as one (a retry would make the change again).
+ */
+async function recordChange(
+  action: AuditAction,
+  principal: Principal,
+  result: unknown,
+  path: unknown,
+  event: APIGatewayProxyEventV2,
+) {
+  const resultId = (result as { id?: unknown } | undefined)?.id;
+  const pathId = Object.values((path ?? {}) as Record<string, unknown>)[0];
+  const resourceId = typeof resultId === "string" ? resultId : typeof pathId === "string" ? pathId : undefined;
+  try {
+    await recordAuditEvent(principal.orgId, {
+      action,
+      keyId: principal.keyId,
+      role: principal.role,
+      ...(resourceId ? { resourceId } : {}),
+      ...(event.requestContext?.requestId ? { requestId: event.requestContext.requestId } : {}),
+    });
+  } catch (error) {
+    logger.error("Audit event not recorded", { action, resourceId, error: error as Error });
+  }
+}
+
 export function apiRoute<
   B extends z.ZodType = z.ZodUndefined,
   Q extends z.ZodType = z.ZodUndefined,
@@ -100,8 +131,11 @@ export function apiRoute<
     // One request per invocation: the organization goes on every later line, the error's too.
     logger.appendKeys({ orgId: principal.orgId });
     annotate({ orgId: principal.orgId });
-    const respond = async () =>
-      json(options.successStatus ?? 200, wrap(await handle({ principal, body, query, path, event })));
+    const respond = async () => {
+      const result = await handle({ principal, body, query, path, event });
+      if (options.audit) await recordChange(options.audit, principal, result, path, event);
+      return json(options.successStatus ?? 200, wrap(result));
+    };
     const idempotencyKey = options.idempotent ? idempotencyKeyOf(event) : undefined;
     if (idempotencyKey === undefined) return respond();
     const operationId = options.operationId ?? "";

@@ -15,6 +15,7 @@ import {
   timeseriesQuerySchema,
 } from "../schemas/analytics.ts";
 import { createApiKeySchema } from "../schemas/api-key.ts";
+import type { AuditAction } from "../schemas/audit.ts";
 import { createBackfillSchema, updateBackfillSchema } from "../schemas/backfill.ts";
 import { createCallSchema } from "../schemas/call.ts";
 import { createJobSchema, jobStatuses, MAX_METRICS_PER_JOB } from "../schemas/job.ts";
@@ -23,6 +24,7 @@ import { createPolicySchema, updatePolicySchema } from "../schemas/policy.ts";
 import {
   aggregateResultSchema,
   apiKeySchema,
+  auditEventSchema,
   backfillRunSchema,
   backfillSchema,
   callSchema,
@@ -71,6 +73,8 @@ export interface RouteContract {
   roles: readonly Role[];
   /** Served without an API key. */
   public?: boolean;
+  /** A change the audit trail records (GET /v1/audit-events). */
+  audit?: AuditAction;
   /** Creates something: a client may send an Idempotency-Key to make retries safe. */
   idempotent?: boolean;
 }
@@ -189,6 +193,7 @@ export const contract = {
 
   // ---- metric definitions
   "POST /v1/metric/definitions": {
+    audit: "metric_definition.created",
     roles: writers,
     idempotent: true,
     handler: "create-metric-definition",
@@ -220,6 +225,7 @@ export const contract = {
     response: dataOf(metricDefinitionSchema),
   },
   "PUT /v1/metric/definitions/{idOrSlug}": {
+    audit: "metric_definition.updated",
     roles: writers,
     handler: "update-metric-definition",
     access: { table: "readWrite" },
@@ -303,6 +309,7 @@ export const contract = {
 
   // ---- policies
   "POST /v1/metric/policies": {
+    audit: "metric_policy.created",
     roles: writers,
     idempotent: true,
     handler: "create-metric-policy",
@@ -333,6 +340,7 @@ export const contract = {
     response: dataOf(metricPolicySchema),
   },
   "PUT /v1/metric/policies/{policyId}": {
+    audit: "metric_policy.updated",
     roles: writers,
     handler: "update-metric-policy",
     access: { table: "readWrite" },
@@ -344,6 +352,7 @@ export const contract = {
     response: dataOf(metricPolicySchema),
   },
   "DELETE /v1/metric/policies/{policyId}": {
+    audit: "metric_policy.deleted",
     roles: writers,
     handler: "delete-metric-policy",
     access: { table: "readWrite" },
@@ -356,6 +365,7 @@ export const contract = {
 
   // ---- backfills
   "POST /v1/backfills": {
+    audit: "backfill.created",
     roles: writers,
     idempotent: true,
     handler: "create-backfill",
@@ -386,6 +396,7 @@ export const contract = {
     response: dataOf(backfillSchema),
   },
   "PUT /v1/backfills/{backfillId}": {
+    audit: "backfill.updated",
     roles: writers,
     handler: "update-backfill",
     access: { table: "readWrite" },
@@ -397,6 +408,7 @@ export const contract = {
     response: dataOf(backfillSchema),
   },
   "DELETE /v1/backfills/{backfillId}": {
+    audit: "backfill.deleted",
     roles: writers,
     handler: "delete-backfill",
     access: { table: "readWrite" },
@@ -490,6 +502,7 @@ export const contract = {
 
   // ---- API keys
   "POST /v1/api-keys": {
+    audit: "api_key.created",
     roles: admins,
     handler: "create-api-key",
     access: { table: "readWrite" },
@@ -512,6 +525,7 @@ export const contract = {
     response: pageOf(apiKeySchema),
   },
   "DELETE /v1/api-keys/{keyId}": {
+    audit: "api_key.revoked",
     roles: admins,
     handler: "revoke-api-key",
     access: { table: "readWrite" },
@@ -522,6 +536,19 @@ export const contract = {
     operationId: "revokeApiKey",
     path: idParam("keyId"),
     response: dataOf(apiKeySchema),
+  },
+
+  "GET /v1/audit-events": {
+    roles: admins,
+    handler: "list-audit-events",
+    summary:
+      "Who created, changed or deleted definitions, policies, backfills, API keys and the webhook secret, newest first",
+    description:
+      "Each event names the action, the resource's id, and the key (id and role) that made the change. Kept a year.",
+    tag: "keys",
+    operationId: "listAuditEvents",
+    query: pageQuerySchema(100, 50),
+    response: pageOf(auditEventSchema),
   },
 
   // ---- webhooks
@@ -535,6 +562,7 @@ export const contract = {
     response: dataOf(webhookSecretSchema),
   },
   "POST /v1/webhook-secret": {
+    audit: "webhook_secret.rotated",
     roles: admins,
     handler: "rotate-webhook-secret",
     access: { table: "readWrite" },

@@ -4,6 +4,7 @@
  * come from. The type checks at the bottom keep them in step with the store's interfaces.
  */
 import { z } from "zod";
+import { auditActions } from "./audit.ts";
 import type { Backfill } from "./backfill.ts";
 import { createBackfillSchema } from "./backfill.ts";
 import type { Call } from "./call.ts";
@@ -245,6 +246,16 @@ export const apiKeySchema = z.object({
 });
 export const createdApiKeySchema = apiKeySchema.extend({
   apiKey: z.string().describe("The secret: shown only in this answer, stored only as a hash"),
+});
+
+export const auditEventSchema = z.object({
+  id: z.string(),
+  at: timestamp,
+  action: z.enum(auditActions),
+  resourceId: z.string().optional(),
+  keyId: z.string().describe("The key that made the change"),
+  role: z.enum(roles),
+  requestId: z.string().optional().describe("API Gateway's request id, as in its access log"),
 });
 
 /** The API key in use: its organization, role and (non-secret) id. */

@@ -167,5 +167,7 @@ describe("mcj CLI", () => {
     expect(revoked.code, revoked.stderr).toBe(0);
     expect(JSON.parse(revoked.stdout).revokedAt).toBeTruthy();
     expect((await mcj(["keys", "create", "--key-name", "x", "--role", "owner"])).code).toBe(2);
+    const audit = await mcj(["audit", "list"]);
+    expect(audit.stdout).toContain("api_key.revoked");
   });
 });

@@ -5,7 +5,7 @@
  */
 import { readdirSync, readFileSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { contract, contractFor } from "../../shared/http/contract.ts";
+import { contract, contractFor, type RouteContract } from "../../shared/http/contract.ts";
 import { buildOpenApi } from "../../shared/http/openapi.ts";
 import { errorBodySchema } from "../../shared/schemas/responses.ts";
 import { wiring } from "../../shared/wiring.ts";
@@ -27,6 +27,13 @@ describe("OpenAPI document", () => {
     expect(mismatched).toEqual([]);
     const wired = wiring.routes.filter((route) => !route.staticFiles).map((route) => `${route.method} ${route.path}`);
     expect(wired.sort()).toEqual(Object.keys(contract).sort());
+  });
+
+  it("lets every route that writes an audit event or an idempotency record write to the table", () => {
+    const readOnly = Object.entries(contract as Record<string, RouteContract>)
+      .filter(([, entry]) => (entry.audit || entry.idempotent) && entry.access?.table !== "readWrite")
+      .map(([routeKey]) => routeKey);
+    expect(readOnly).toEqual([]);
   });
 
   it("has no API handler that no contract entry names", () => {
@@ -193,6 +200,8 @@ describe("real responses match the documented schemas", () => {
     const key = await call("POST /v1/api-keys", { body: { name: "contract", role: "member" } });
     await call("GET /v1/api-keys");
     await call("DELETE /v1/api-keys/{keyId}", { path: { keyId: key.data.id } });
+    const audit = await call("GET /v1/audit-events", { query: { limit: "5" } });
+    expect(audit.data[0]).toMatchObject({ action: "api_key.revoked", resourceId: key.data.id });
 
     const me = await call("GET /v1/me");
     expect(me.data).toMatchObject({ orgId: stack.orgId, role: "admin" });

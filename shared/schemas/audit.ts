@@ -1,0 +1,15 @@
+/** The changes the audit trail records (shared/store/audit.ts). */
+export const auditActions = [
+  "metric_definition.created",
+  "metric_definition.updated",
+  "metric_policy.created",
+  "metric_policy.updated",
+  "metric_policy.deleted",
+  "backfill.created",
+  "backfill.updated",
+  "backfill.deleted",
+  "api_key.created",
+  "api_key.revoked",
+  "webhook_secret.rotated",
+] as const;
+export type AuditAction = (typeof auditActions)[number];
