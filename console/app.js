@@ -30,8 +30,14 @@ class HttpError extends Error {
 /** Where the API lives: the console is served at <api>/console/, under any stage prefix. */
 const API_ROOT = location.pathname.replace(/\/console\/.*$/, "");
 
-async function api(path) {
-  const response = await fetch(`${API_ROOT}${path}`, { headers: { authorization: `Bearer ${state.key}` } });
+async function api(path, { method = "GET", body: payload } = {}) {
+  const headers = { authorization: `Bearer ${state.key}` };
+  if (payload !== undefined) headers["content-type"] = "application/json";
+  const response = await fetch(`${API_ROOT}${path}`, {
+    method,
+    headers,
+    body: payload === undefined ? undefined : JSON.stringify(payload),
+  });
   const body = await response.json().catch(() => undefined);
   if (!response.ok) throw new HttpError(response.status, body);
   return body;
@@ -318,6 +324,62 @@ function lineChart(points, from, to) {
   return svg;
 }
 
+// ---- API keys (admin keys only)
+
+async function refreshKeys() {
+  const me = (await api("/v1/me")).data;
+  $("#keys-section").hidden = me.role !== "admin";
+  if (me.role !== "admin") return;
+  const { data } = await api("/v1/api-keys?limit=100");
+  const rows = data.map((key) =>
+    h(
+      "tr",
+      { class: "api-key", "data-key-id": key.id },
+      h("td", {}, h("code", {}, key.id)),
+      h("td", {}, key.name),
+      h("td", {}, key.role),
+      h("td", {}, new Date(key.createdAt).toLocaleString()),
+      h(
+        "td",
+        {},
+        key.revokedAt
+          ? `revoked ${new Date(key.revokedAt).toLocaleString()}`
+          : key.id === me.keyId
+            ? "this key"
+            : h("button", { type: "button", class: "revoke", onclick: () => revokeKey(key) }, "Revoke"),
+      ),
+    ),
+  );
+  $("#api-keys tbody").replaceChildren(...rows);
+}
+
+async function createKey(event) {
+  event.preventDefault();
+  const name = $("#new-key-name").value.trim();
+  const role = $("#new-key-role").value;
+  try {
+    const { data } = await api("/v1/api-keys", { method: "POST", body: { name, role } });
+    $("#new-key-secret").replaceChildren(
+      "Copy the new key now; it is not shown again: ",
+      h("code", { "data-testid": "new-key" }, data.apiKey),
+    );
+    $("#new-key-name").value = "";
+    await refreshKeys();
+  } catch (error) {
+    say(`Could not create the key: ${error.message}`);
+  }
+}
+
+async function revokeKey(key) {
+  if (!confirm(`Revoke the key "${key.name}" (${key.id})? Requests with it will be refused.`)) return;
+  try {
+    await api(`/v1/api-keys/${encodeURIComponent(key.id)}`, { method: "DELETE" });
+    await refreshKeys();
+  } catch (error) {
+    say(`Could not revoke the key: ${error.message}`);
+  }
+}
+
 // ---- key handling
 
 function connect(key) {
@@ -330,6 +392,7 @@ function connect(key) {
   say("Connecting…");
   refreshJobs();
   loadChartMetrics();
+  refreshKeys().catch(() => {});
 }
 
 function disconnect(clearMessage = true) {
@@ -338,6 +401,8 @@ function disconnect(clearMessage = true) {
   state.selectedJob = undefined;
   sessionStorage.removeItem(KEY_STORAGE);
   $("#main").hidden = true;
+  $("#keys-section").hidden = true;
+  $("#new-key-secret").replaceChildren();
   $("#disconnect").hidden = true;
   $("#api-key").placeholder = "mcj_…";
   if (clearMessage) say("");
@@ -350,5 +415,6 @@ $("#key-form").addEventListener("submit", (event) => {
 });
 $("#disconnect").addEventListener("click", () => disconnect());
 $("#chart-metric").addEventListener("change", drawChart);
+$("#new-key-form").addEventListener("submit", createKey);
 $("#chart-days").addEventListener("change", drawChart);
 if (state.key) connect(state.key);

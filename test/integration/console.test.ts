@@ -89,6 +89,35 @@ describe.skipIf(!existsSync(CHROMIUM))("web console in headless Chromium", () =>
     await page.close();
   });
 
+  it("lets an admin create a key (its secret shown once) and revoke it; hides keys from other roles", async () => {
+    const page = await browser.newPage({ viewport: { width: 1200, height: 1000 } });
+    page.on("dialog", (dialog) => dialog.accept());
+    await page.goto(`${stack.baseUrl}/console`);
+    await page.fill("#api-key", stack.apiKey);
+    await page.click("#connect");
+    await page.locator("#keys-section tr.api-key").first().waitFor();
+    await page.fill("#new-key-name", "console reader");
+    await page.selectOption("#new-key-role", "read-only");
+    await page.click("#create-key");
+    const secret = await page.locator('[data-testid="new-key"]').textContent();
+    expect(secret).toMatch(/^mcj_/);
+    const me = await stack.client(secret ?? "")("GET", "/v1/me");
+    expect(me.body.data.role).toBe("read-only");
+    const row = page.locator(`tr.api-key[data-key-id="${me.body.data.keyId}"]`);
+    await row.locator("button.revoke").click();
+    await expect.poll(() => row.textContent(), { timeout: 30_000 }).toContain("revoked");
+    expect((await stack.client(secret ?? "")("GET", "/v1/me")).status).toBe(401);
+    await page.screenshot({ path: `${artifacts}console-keys.png`, fullPage: true });
+
+    const member = (await stack.api("POST", "/v1/api-keys", { name: "console member", role: "member" })).body.data;
+    await page.click("#disconnect");
+    await page.fill("#api-key", member.apiKey);
+    await page.click("#connect");
+    await page.waitForSelector("#jobs tbody td.muted, #jobs tbody tr.job");
+    expect(await page.locator("#keys-section").isHidden()).toBe(true);
+    await page.close();
+  });
+
   it("refuses a wrong key with a message", async () => {
     const page = await browser.newPage();
     await page.goto(`${stack.baseUrl}/console`);
