@@ -1,3 +1,4 @@
+import { assertModelsAllowed } from "../../shared/allowed-models.ts";
 import { notFound } from "../../shared/errors.ts";
 import { apiRoute } from "../../shared/http/api-handler.ts";
 import { contract } from "../../shared/http/contract.ts";
@@ -8,6 +9,7 @@ export const handler = apiRoute(
   async ({ principal, path, body }) => {
     const current = await getMetric(principal.orgId, path.idOrSlug);
     if (!current) throw notFound("Metric definition", path.idOrSlug);
+    await assertModelsAllowed(principal.orgId, [{ ...current, ...body }]);
     return await updateMetric(principal.orgId, current, body);
   },
 );

@@ -299,6 +299,13 @@ export class Client {
     revoke: (keyId: string) => this.request("revokeApiKey", { path: { keyId } }).then((r) => r.data),
   };
 
+  /** The key's organization and its settings (changed by admin keys only). */
+  readonly organization = {
+    get: () => this.request("getOrganization", {}).then((r) => r.data),
+    updateSettings: (body: Body<"updateOrganizationSettings">) =>
+      this.request("updateOrganizationSettings", { body }).then((r) => r.data),
+  };
+
   /** Who created, changed or deleted definitions, policies, backfills, keys and the webhook secret (admin keys only). */
   readonly auditEvents = {
     list: (query?: Query<"listAuditEvents">) => this.request("listAuditEvents", { query }),

@@ -1038,13 +1038,49 @@ export interface Operations {
           | "backfill.deleted"
           | "api_key.created"
           | "api_key.revoked"
-          | "webhook_secret.rotated";
+          | "webhook_secret.rotated"
+          | "organization.settings_updated";
         resourceId?: string;
         keyId: string;
         role: "admin" | "member" | "read-only";
         requestId?: string;
       }[];
       pagination: Pagination;
+    };
+  };
+  /** GET /v1/organization: The organization of the API key in use, with its settings */
+  getOrganization: {
+    path: never;
+    query: never;
+    body: never;
+    response: {
+      data: {
+        id: string;
+        name: string;
+        settings: {
+          allowedModels?: string[] | null;
+        };
+        createdAt: string;
+      };
+    };
+  };
+  /** PUT /v1/organization/settings: Change the organization's settings
+   * A partial body merged into the current settings; null clears one. Evaluators and API functions see a change within 30 s. */
+  updateOrganizationSettings: {
+    path: never;
+    query: never;
+    body: {
+      allowedModels?: string[] | null;
+    };
+    response: {
+      data: {
+        id: string;
+        name: string;
+        settings: {
+          allowedModels?: string[] | null;
+        };
+        createdAt: string;
+      };
     };
   };
   /** GET /v1/webhook-secret: The secret that signs this organization's webhooks (created on first read) */
@@ -1155,6 +1191,8 @@ export const routes = {
   listApiKeys: { method: "GET", path: "/v1/api-keys", status: 200 },
   revokeApiKey: { method: "DELETE", path: "/v1/api-keys/{keyId}", status: 200 },
   listAuditEvents: { method: "GET", path: "/v1/audit-events", status: 200 },
+  getOrganization: { method: "GET", path: "/v1/organization", status: 200 },
+  updateOrganizationSettings: { method: "PUT", path: "/v1/organization/settings", status: 200 },
   getWebhookSecret: { method: "GET", path: "/v1/webhook-secret", status: 200 },
   rotateWebhookSecret: { method: "POST", path: "/v1/webhook-secret", status: 201 },
   runPlayground: { method: "POST", path: "/v1/metric/playground", status: 200 },

@@ -20,6 +20,7 @@ import { createBackfillSchema, updateBackfillSchema } from "../schemas/backfill.
 import { createCallSchema } from "../schemas/call.ts";
 import { createJobSchema, jobStatuses, MAX_METRICS_PER_JOB } from "../schemas/job.ts";
 import { createMetricSchema, updateMetricSchema } from "../schemas/metric.ts";
+import { organizationSettingsSchema } from "../schemas/organization.ts";
 import { createPolicySchema, updatePolicySchema } from "../schemas/policy.ts";
 import {
   aggregateResultSchema,
@@ -38,6 +39,7 @@ import {
   judgeModeComparisonSchema,
   metricDefinitionSchema,
   metricPolicySchema,
+  organizationSchema,
   pageOf,
   playgroundResultSchema,
   principalSchema,
@@ -549,6 +551,29 @@ export const contract = {
     operationId: "listAuditEvents",
     query: pageQuerySchema(100, 50),
     response: pageOf(auditEventSchema),
+  },
+
+  // ---- organization
+  "GET /v1/organization": {
+    roles: anyRole,
+    handler: "get-organization",
+    summary: "The organization of the API key in use, with its settings",
+    tag: "keys",
+    operationId: "getOrganization",
+    response: dataOf(organizationSchema),
+  },
+  "PUT /v1/organization/settings": {
+    roles: admins,
+    handler: "update-organization-settings",
+    access: { table: "readWrite" },
+    audit: "organization.settings_updated",
+    summary: "Change the organization's settings",
+    description:
+      "A partial body merged into the current settings; null clears one. Evaluators and API functions see a change within 30 s.",
+    tag: "keys",
+    operationId: "updateOrganizationSettings",
+    body: organizationSettingsSchema,
+    response: dataOf(organizationSchema),
   },
 
   // ---- webhooks

@@ -4,6 +4,7 @@
  * API answers fast whatever the job's size.
  */
 import { randomUUID } from "node:crypto";
+import { assertModelsAllowed } from "../allowed-models.ts";
 import { config, requireQueueUrl } from "../config.ts";
 import { invalid, unavailable } from "../errors.ts";
 import { logger } from "../logger.ts";
@@ -69,6 +70,12 @@ export async function createCollectionJob(
     ];
     throw invalid(messages.join("; "), { unknownMetricIds: missingMetrics, unknownCallIds: missingCalls });
   }
+  // Jobs of policies and backfills were checked when their definitions were saved.
+  if (!options.triggeredBy)
+    await assertModelsAllowed(
+      orgId,
+      definitions.filter((d) => d !== undefined),
+    );
   // An id and a slug may name the same definition: keep it once.
   const metrics: FrozenMetric[] = [
     ...new Map(

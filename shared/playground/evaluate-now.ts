@@ -4,6 +4,7 @@
  * grouping changes their answers before switching a job or policy to it.
  */
 import { z } from "zod";
+import { assertModelsAllowed } from "../allowed-models.ts";
 import { mapLimit } from "../concurrency.ts";
 import { notFound, parseOrInvalid } from "../errors.ts";
 import { addUsage, emptyUsage } from "../llm/pricing.ts";
@@ -36,16 +37,13 @@ export async function resolveDefinition(
     const { id } = parseOrInvalid(savedMetricSchema, metric, { source });
     const saved = await getMetric(orgId, id);
     if (!saved) throw notFound("Metric definition", id);
+    await assertModelsAllowed(orgId, [saved]);
     return saved;
   }
   const now = new Date().toISOString();
-  return {
-    ...parseOrInvalid(createMetricSchema, metric, { source }),
-    id: "inline",
-    version: 0,
-    createdAt: now,
-    updatedAt: now,
-  };
+  const inline = parseOrInvalid(createMetricSchema, metric, { source });
+  await assertModelsAllowed(orgId, [inline]);
+  return { ...inline, id: "inline", version: 0, createdAt: now, updatedAt: now };
 }
 
 /** Model requests a playground run makes: the definitions judged together, and whether the call's prompt cache is warm by then. */

@@ -11,5 +11,6 @@ export const auditActions = [
   "api_key.created",
   "api_key.revoked",
   "webhook_secret.rotated",
+  "organization.settings_updated",
 ] as const;
 export type AuditAction = (typeof auditActions)[number];

@@ -13,6 +13,7 @@ import type { CollectionJob, MetricValue } from "./job.ts";
 import { captureStatuses, jobStatuses, judgeModes, llmModes } from "./job.ts";
 import type { MetricDefinition } from "./metric.ts";
 import { createMetricSchema, outputTypes } from "./metric.ts";
+import { organizationSettingsSchema } from "./organization.ts";
 import type { MetricPolicy } from "./policy.ts";
 import { createPolicySchema } from "./policy.ts";
 import { roles } from "./role.ts";
@@ -256,6 +257,13 @@ export const auditEventSchema = z.object({
   keyId: z.string().describe("The key that made the change"),
   role: z.enum(roles),
   requestId: z.string().optional().describe("API Gateway's request id, as in its access log"),
+});
+
+export const organizationSchema = z.object({
+  id: z.string(),
+  name: z.string(),
+  settings: organizationSettingsSchema,
+  createdAt: timestamp,
 });
 
 /** The API key in use: its organization, role and (non-secret) id. */

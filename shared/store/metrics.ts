@@ -2,7 +2,9 @@
  * Metric definitions. The METRIC item holds the latest version; every version is also kept
  * as an immutable V#<n> item so jobs can evaluate exactly the version they froze.
  */
+
 import { randomUUID } from "node:crypto";
+import { assertModelsAllowed } from "../allowed-models.ts";
 import { conflict, invalid, parseOrInvalid } from "../errors.ts";
 import { keys } from "../keys.ts";
 import { type CreateMetricInput, createMetricSchema, type MetricDefinition } from "../schemas/metric.ts";
@@ -80,10 +82,15 @@ export async function getMetric(orgId: string, idOrSlug: string): Promise<Metric
  * The definitions `refs` name (by id or slug) as stored ids, each once — what policies and
  * backfills keep, so renaming a slug later does not detach them. Invalid when one is unknown.
  */
+/** Policies' and backfills' metrics: known to the organization, on models it allows. */
 export async function resolveMetricRefs(orgId: string, refs: { id: string }[]): Promise<{ id: string }[]> {
   const resolved = await Promise.all(refs.map((ref) => getMetric(orgId, ref.id)));
   const unknown = refs.filter((_, index) => !resolved[index]).map((ref) => ref.id);
   if (unknown.length > 0) throw invalid(`Unknown metric ids: ${unknown.join(", ")}`, { unknownMetricIds: unknown });
+  await assertModelsAllowed(
+    orgId,
+    resolved.filter((definition) => definition !== undefined),
+  );
   return [...new Set(resolved.map((definition) => definition?.id as string))].map((id) => ({ id }));
 }
 

@@ -203,6 +203,9 @@ describe("real responses match the documented schemas", () => {
     const audit = await call("GET /v1/audit-events", { query: { limit: "5" } });
     expect(audit.data[0]).toMatchObject({ action: "api_key.revoked", resourceId: key.data.id });
 
+    await call("GET /v1/organization");
+    await call("PUT /v1/organization/settings", { body: { allowedModels: null } });
+
     const me = await call("GET /v1/me");
     expect(me.data).toMatchObject({ orgId: stack.orgId, role: "admin" });
   });

@@ -1,0 +1,108 @@
+/** The organization's settings, and the models it allows its LLM-judged metrics. */
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { DEFAULT_JUDGE_MODEL } from "../../shared/config.ts";
+import { createApiKey } from "../../shared/store/organizations.ts";
+import { builtInMetric, createCalls, llmMetric } from "../support/fixtures.ts";
+import { startTestStack, type TestStack } from "../support/stack.ts";
+
+const ALLOWED = "claude-haiku-4-5";
+
+describe("organization settings", () => {
+  let stack: TestStack;
+  let callId: string;
+  beforeAll(async () => {
+    stack = await startTestStack();
+    [callId] = (await createCalls(stack.api, 1)) as [string];
+  });
+  afterAll(() => stack?.stop());
+
+  it("shows the organization with its settings, changed by admins only", async () => {
+    const shown = await stack.api("GET", "/v1/organization");
+    expect(shown.status).toBe(200);
+    expect(shown.body.data).toMatchObject({ id: stack.orgId, name: "Test org", settings: {} });
+    const { apiKey } = await createApiKey(stack.orgId, { role: "member", name: "member" });
+    const byMember = await stack.client(apiKey)("PUT", "/v1/organization/settings", { allowedModels: [ALLOWED] });
+    expect(byMember.status).toBe(403);
+    const invalid = await stack.api("PUT", "/v1/organization/settings", { allowedModels: [] });
+    expect(invalid.status).toBe(400);
+    const unknown = await stack.api("PUT", "/v1/organization/settings", { budget: 5 });
+    expect(unknown.status).toBe(400);
+  });
+
+  it("refuses definitions, jobs and playground runs that would use a model the organization does not allow", async () => {
+    // Saved before the restriction: jobs and playground runs with it are refused after it.
+    const before = await stack.api("POST", "/v1/metric/definitions", llmMetric("models-before", "BOOLEAN", "Polite?"));
+    expect(before.status).toBe(201);
+    const set = await stack.api("PUT", "/v1/organization/settings", { allowedModels: [ALLOWED] });
+    expect(set.body.data.settings).toEqual({ allowedModels: [ALLOWED] });
+
+    const otherModel = await stack.api(
+      "POST",
+      "/v1/metric/definitions",
+      llmMetric("models-other", "BOOLEAN", "Polite?", { model: "claude-opus-4-5" }),
+    );
+    expect(otherModel.status).toBe(400);
+    expect(otherModel.body.error.message).toContain(`allows only the models ${ALLOWED}`);
+    expect(otherModel.body.error.details.refused).toEqual([{ slug: "models-other", model: "claude-opus-4-5" }]);
+    // No model named: the default judge model, which is not allowed either.
+    const defaulted = await stack.api("POST", "/v1/metric/definitions", llmMetric("models-default", "BOOLEAN", "?"));
+    expect(defaulted.status).toBe(400);
+    expect(defaulted.body.error.message).toContain(DEFAULT_JUDGE_MODEL);
+    const allowed = await stack.api(
+      "POST",
+      "/v1/metric/definitions",
+      llmMetric("models-allowed", "BOOLEAN", "Polite?", { model: ALLOWED }),
+    );
+    expect(allowed.status).toBe(201);
+    const builtIn = await stack.api(
+      "POST",
+      "/v1/metric/definitions",
+      builtInMetric("models-turns", { kind: "TURN_COUNT" }, "COUNT"),
+    );
+    expect(builtIn.status).toBe(201);
+    const moved = await stack.api("PUT", "/v1/metric/definitions/models-allowed", { model: "claude-opus-4-5" });
+    expect(moved.status).toBe(400);
+
+    const job = await stack.api("POST", "/v1/metric/collection-jobs", {
+      callIds: [callId],
+      metrics: [{ id: "models-before" }, { id: "models-allowed" }],
+    });
+    expect(job.status).toBe(400);
+    expect(job.body.error.details.refused).toEqual([{ slug: "models-before", model: DEFAULT_JUDGE_MODEL }]);
+    const allowedJob = await stack.api("POST", "/v1/metric/collection-jobs", {
+      callIds: [callId],
+      metrics: [{ id: "models-allowed" }, { id: "models-turns" }],
+    });
+    expect(allowedJob.status).toBe(201);
+
+    const saved = await stack.api("POST", "/v1/metric/playground", { callId, metric: { id: "models-before" } });
+    expect(saved.status).toBe(400);
+    const inline = await stack.api("POST", "/v1/metric/playground", {
+      callId,
+      metric: llmMetric("inline", "BOOLEAN", "Polite?", { model: "claude-opus-4-5" }),
+    });
+    expect(inline.status).toBe(400);
+    const compared = await stack.api("POST", "/v1/metric/playground/judge-modes", {
+      callId,
+      metrics: [{ id: "models-before" }],
+    });
+    expect(compared.status).toBe(400);
+
+    const policy = await stack.api("POST", "/v1/metric/policies", {
+      name: "Uses a refused model",
+      status: "ACTIVE",
+      metrics: [{ id: "models-before" }],
+      conditions: [],
+    });
+    expect(policy.status).toBe(400);
+
+    // null lifts the restriction.
+    const cleared = await stack.api("PUT", "/v1/organization/settings", { allowedModels: null });
+    expect(cleared.body.data.settings).toEqual({});
+    const afterClear = await stack.api("POST", "/v1/metric/collection-jobs", {
+      callIds: [callId],
+      metrics: [{ id: "models-before" }],
+    });
+    expect(afterClear.status).toBe(201);
+  });
+});
