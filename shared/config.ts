@@ -86,6 +86,10 @@ const configSchema = z.object({
   llmBatchStaleSeconds: z.coerce.number().int().min(1).default(300),
   /** Calls per policy batch item; ids are at most 256 characters, so 1,000 stays well under DynamoDB's 400 KB. */
   policyBatchItemCalls: z.coerce.number().int().min(1).max(1_000).default(1_000),
+  /** Each organization's API requests per second (a token bucket), unless its settings say otherwise. */
+  apiRequestsPerSecond: z.coerce.number().gt(0).max(10_000).default(50),
+  /** Requests an organization may send at once above that rate (the bucket's size). */
+  apiBurst: z.coerce.number().int().min(1).max(100_000).default(100),
   /** Overrides/additions to the price table, JSON: {"model": {"input": 3, "output": 15, ...}} in USD per million tokens. */
   llmPricesJson: z.string().optional(),
 });

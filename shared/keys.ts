@@ -23,6 +23,7 @@
  * | BilledAttempt     | ORG#<org>#JOB#<job>              | BILLED#<attempt>        |                        |                         |
  * | WebhookSecret     | ORG#<org>                        | WEBHOOKSECRET           |                        |                         |
  * | AuditEvent        | ORG#<org>#AUDIT                  | <at>#<id>               |                        |                         |
+ * | ApiRateLimit      | ORG#<org>#APIRATE                | APIRATE                 |                        |                         |
  * | IdempotencyRecord | ORG#<org>#IDEMPOTENCY#<sha256>   | IDEMPOTENCY             |                        |                         |
  * | Policy            | ORG#<org>#POLICY#<policy>        | POLICY                  | ORG#<org>#POLICIES     | <createdAt>#<policy>    |
  * | PolicyBatch       | ORG#<org>#POLICY#<policy>        | BATCH#<windowStart>[#<nnn>] | POLICYBATCHES#OPEN (until flushed) | <dueAt>#<org>#<policy> |
@@ -53,6 +54,8 @@ export const keys = {
   apiKeyList: (orgId: string) => `ORG#${orgId}#APIKEYS`,
   organization: (orgId: string) => ({ pk: `ORG#${orgId}`, sk: "ORG" }),
   webhookSecret: (orgId: string) => ({ pk: `ORG#${orgId}`, sk: "WEBHOOKSECRET" }),
+  /** The organization's API token bucket: when it would be full again (GCRA's theoretical arrival time). */
+  apiRateLimit: (orgId: string) => ({ pk: `ORG#${orgId}#APIRATE`, sk: "APIRATE" }),
   auditTrail: (orgId: string) => `ORG#${orgId}#AUDIT`,
   auditEvent: (orgId: string, at: string, id: string) => ({ pk: `ORG#${orgId}#AUDIT`, sk: `${at}#${id}` }),
   /** A request's Idempotency-Key (hashed), its request's fingerprint and response; expires after 24 h. */

@@ -13,6 +13,8 @@ export type TableAccess = "apiKeys" | "read" | "readWrite";
 /** What a function may touch; the CDK stack turns it into grants + env vars. */
 export interface Access {
   table?: TableAccess;
+  /** Counts requests against their organization's API rate: reads and writes its rate items (ORG#…#APIRATE) only. */
+  apiRateLimit?: boolean;
   /** Queues the function sends to. */
   sendTo?: QueueName[];
   /** Secrets the function reads at run time (never passed as plain env vars). */
@@ -137,8 +139,10 @@ export const wiring: Wiring = {
     { ...consoleRoute, id: "api-get-console-file", path: "/console/{file+}" },
     ...Object.entries(contract).map(([routeKey, entry]: [string, RouteContract]) => {
       const [method, path] = routeKey.split(" ") as [HttpMethod, string];
+      // Every route a key calls counts against its organization's API rate (shared/http/api-rate-limit.ts).
+      const access = { table: "read" as const, ...entry.access, ...(entry.public ? {} : { apiRateLimit: true }) };
       return {
-        ...api(method, path, entry.handler, entry.access),
+        ...api(method, path, entry.handler, access),
         ...(entry.public ? { public: true } : {}),
         ...(entry.timeoutSeconds ? { timeoutSeconds: entry.timeoutSeconds } : {}),
         ...(entry.throttle ? { throttle: entry.throttle } : {}),

@@ -50,6 +50,10 @@ function partitionKeyOf(input: Record<string, unknown>): string | undefined {
 /** Why `entry` may not call `action` on the table, or undefined when it may. */
 export function tableDenial(entry: FunctionEntry, action: string, input: Record<string, unknown>): string | undefined {
   const access = entry.access.table;
+  if (entry.access.apiRateLimit && (action === "GetItem" || action === "UpdateItem")) {
+    const pk = partitionKeyOf(input);
+    if (pk?.startsWith("ORG#") && pk.endsWith(keys.apiRateLimit("").pk.slice("ORG#".length))) return undefined;
+  }
   const needed = TRANSACTION_ACTIONS[action] ?? [action];
   const denied = `call dynamodb:${action}: its access grants table ${access ? `"${access}"` : "nothing"}`;
   if (!access) return denied;

@@ -76,6 +76,22 @@ function grantTable(fn: NodejsFunction, access: TableAccess, table: ITable) {
   else table.encryptionKey?.grantDecrypt(fn);
 }
 
+/** The API rate's items (GCRA state per organization): read and updated by every API function, nothing else. */
+function grantApiRateLimit(fn: NodejsFunction, table: ITable) {
+  fn.addToRolePolicy(
+    new PolicyStatement({
+      actions: ["dynamodb:GetItem", "dynamodb:UpdateItem"],
+      resources: [table.tableArn],
+      conditions: {
+        "ForAllValues:StringLike": {
+          "dynamodb:LeadingKeys": [`ORG#*${keys.apiRateLimit("").pk.slice("ORG#".length)}`],
+        },
+      },
+    }),
+  );
+  table.encryptionKey?.grantEncryptDecrypt(fn);
+}
+
 /** Bundling hooks that copy a repo folder into the bundle, where the handler reads it at run time. */
 const copyNextToBundle = (folder: string) => ({
   beforeBundling: () => [],
@@ -144,6 +160,7 @@ export class ServiceFunction extends Construct {
 
   /** Grants what `access` names and sets the matching env vars, nothing more. */
   grant(access: Access, resources: ServiceResources): this {
+    if (access.apiRateLimit) grantApiRateLimit(this.fn, resources.table);
     if (access.table) {
       grantTable(this.fn, access.table, resources.table);
       this.fn.addEnvironment(envVarOf("tableName"), resources.table.tableName);

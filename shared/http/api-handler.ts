@@ -12,6 +12,7 @@ import { envelopeOf } from "../schemas/responses.ts";
 import { recordAuditEvent } from "../store/audit.ts";
 import type { KeyPage } from "../store/query.ts";
 import { annotate } from "../tracer.ts";
+import { enforceApiRateLimit } from "./api-rate-limit.ts";
 import { ApiError, apiErrorOf, badRequest, forbidden, payloadTooLarge, unauthorized } from "./errors.ts";
 import { idempotencyKeyOf, respondIdempotently } from "./idempotency.ts";
 import { page } from "./pagination.ts";
@@ -125,6 +126,7 @@ export function apiRoute<
         `This route needs a key with the role ${options.roles.join(" or ")}; this key is ${principal.role}`,
       );
     }
+    await enforceApiRateLimit(principal.orgId);
     const body = parse(options.body, options.body ? readJsonBody(event) : undefined, "body");
     const query = parse(options.query, event.queryStringParameters ?? {}, "query");
     const path = parse(options.path, event.pathParameters ?? {}, "path");

@@ -14,5 +14,15 @@ export const organizationSettingsSchema = z.strictObject({
     .describe(
       "The only models LLM-judged definitions, jobs and playground runs may use (a definition without a model uses the service's default judge model, which must then be listed); absent or null: any model",
     ),
+  apiRateLimit: z
+    .strictObject({
+      requestsPerSecond: z.number().gt(0).max(10_000),
+      burst: z.number().int().min(1).max(100_000),
+    })
+    .nullable()
+    .optional()
+    .describe(
+      "The organization's API rate: requestsPerSecond sustained, burst at once (a token bucket over all its keys), answered 429 with Retry-After beyond it; absent or null: the service's defaults (API_REQUESTS_PER_SECOND, API_BURST)",
+    ),
 });
 export type OrganizationSettings = z.infer<typeof organizationSettingsSchema>;

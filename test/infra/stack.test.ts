@@ -216,12 +216,14 @@ describe("the CDK app", () => {
         for (const action of actions) expect(action).not.toMatch(/^(\*|dynamodb:\*|sqs:\*|secretsmanager:\*)$/);
       }
     }
+    // Statements bound to some keys (dynamodb:LeadingKeys) are checked in the next test.
     const policyText = (id: string) => {
       const roleId = (functionOf(id).Properties.Role["Fn::GetAtt"] as string[])[0];
       return JSON.stringify(
         ofType("AWS::IAM::Policy")
           .filter(([, p]) => p.Properties.Roles.some((r: { Ref: string }) => r.Ref === roleId))
-          .map(([, p]) => p.Properties.PolicyDocument),
+          .flatMap(([, p]) => p.Properties.PolicyDocument.Statement)
+          .filter((statement: { Condition?: unknown }) => statement.Condition === undefined),
       );
     };
     // Read-only routes cannot write; only the routes that create jobs can send to the dispatch queue.
@@ -248,10 +250,12 @@ describe("the CDK app", () => {
           ([, p]) => p.Properties.PolicyDocument.Statement as { Action: string | string[]; Condition?: unknown }[],
         );
     };
-    const tableActions = (id: string) =>
+    // Unconditioned statements: those bound to some keys are checked below.
+    const tableActions = (id: string, bound = false) =>
       [
         ...new Set(
           statementsOf(id)
+            .filter((s) => bound || s.Condition === undefined)
             .flatMap((s) => [s.Action].flat())
             .filter((a) => a.startsWith("dynamodb:") && !streamActions.test(a)),
         ),
@@ -261,13 +265,27 @@ describe("the CDK app", () => {
       const expected = byAccess[entry.access.table ?? "none"] ?? [];
       expect(tableActions(entry.id), entry.id).toEqual(expected);
     }
-    expect(tableActions(wiring.authorizer.id)).toEqual(["dynamodb:GetItem"]);
+    expect(tableActions(wiring.authorizer.id, true)).toEqual(["dynamodb:GetItem"]);
     const [authorizerRead] = statementsOf(wiring.authorizer.id).filter((s) =>
       [s.Action].flat().includes("dynamodb:GetItem"),
     );
     expect(authorizerRead?.Condition).toEqual({
       "ForAllValues:StringLike": { "dynamodb:LeadingKeys": ["APIKEY#*"] },
     });
+    // Every route a key calls may read and update its organization's API rate item, and no other item that way.
+    for (const route of wiring.routes) {
+      const rateStatements = statementsOf(route.id).filter((s) => s.Condition !== undefined);
+      expect(rateStatements, route.id).toEqual(
+        route.public || route.staticFiles
+          ? []
+          : [
+              expect.objectContaining({
+                Action: ["dynamodb:GetItem", "dynamodb:UpdateItem"],
+                Condition: { "ForAllValues:StringLike": { "dynamodb:LeadingKeys": ["ORG#*#APIRATE"] } },
+              }),
+            ],
+      );
+    }
   });
 
   it("logs JSON everywhere: functions at an application log level, API access logs with route, status, latency, errors and org, event source metrics on", () => {

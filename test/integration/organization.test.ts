@@ -1,5 +1,6 @@
 /** The organization's settings, and the models it allows its LLM-judged metrics. */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Client } from "../../sdk/src/index.ts";
 import { DEFAULT_JUDGE_MODEL } from "../../shared/config.ts";
 import { createApiKey } from "../../shared/store/organizations.ts";
 import { builtInMetric, createCalls, llmMetric } from "../support/fixtures.ts";
@@ -104,5 +105,29 @@ describe("organization settings", () => {
       metrics: [{ id: "models-before" }],
     });
     expect(afterClear.status).toBe(201);
+  });
+
+  it("keeps each organization to its API rate: 429 with Retry-After beyond its burst, other organizations unaffected", async () => {
+    const limited = await stack.newOrganization("Rate-limited");
+    const neighbour = await stack.newOrganization("Neighbour");
+    const set = await limited.api("PUT", "/v1/organization/settings", {
+      apiRateLimit: { requestsPerSecond: 2, burst: 4 },
+    });
+    expect(set.status).toBe(200);
+    const answers = await Promise.all(Array.from({ length: 10 }, () => limited.api("GET", "/v1/call")));
+    const statuses = answers.map((answer) => answer.status).sort();
+    // The burst (4) and at most the one or two tokens refilled while the requests ran.
+    expect(statuses.filter((status) => status === 200).length).toBeGreaterThanOrEqual(4);
+    expect(statuses.filter((status) => status === 200).length).toBeLessThanOrEqual(6);
+    const refused = answers.find((answer) => answer.status === 429);
+    expect(refused?.body.error.code).toBe("rate_limited");
+    expect(Number(refused?.headers.get("retry-after"))).toBeGreaterThanOrEqual(1);
+    const others = await Promise.all(Array.from({ length: 10 }, () => neighbour.api("GET", "/v1/call")));
+    expect(others.every((answer) => answer.status === 200)).toBe(true);
+
+    // The SDK waits as told and gets through.
+    const client = new Client({ baseURL: stack.baseUrl, apiKey: limited.apiKey, maxRetries: 10 });
+    const listed = await Promise.all(Array.from({ length: 6 }, () => client.calls.list()));
+    expect(listed).toHaveLength(6);
   });
 });

@@ -61,6 +61,9 @@ export async function startTestStack(options: TestStackOptions = {}) {
       // Receivers in tests listen on 127.0.0.1; retries come back within a second or two.
       WEBHOOK_ALLOW_LOOPBACK: "true",
       WEBHOOK_RETRY_BASE_SECONDS: "1",
+      // Tests send requests back to back; the API rate test sets its organization's own limit.
+      API_REQUESTS_PER_SECOND: "5000",
+      API_BURST: "10000",
       ...options.env,
     },
     runtime: {

@@ -3,6 +3,8 @@
  * every line names the organization and job it is about — per message within a batch, per
  * request on the API (with API Gateway's request id), the unhandled error's line included.
  */
+import { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
+import { mockClient } from "aws-sdk-client-mock";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { z } from "zod";
 import { eachMessage, sqsBatch } from "../../shared/consumers.ts";
@@ -81,7 +83,11 @@ describe("log lines", () => {
       logger.info("looking things up");
       throw new Error("the table is gone");
     });
+    // The API rate's check reads and writes the table before the handler runs.
+    const table = mockClient(DynamoDBDocumentClient);
+    table.onAnyCommand().resolves({});
     const response = await route(authorizedRequest("org-7", "apigw-request-1"), lambdaContext("api-list-calls"));
+    table.restore();
     expect(response).toMatchObject({ statusCode: 500 });
     expect(lines.map((line) => line.message)).toEqual(["looking things up", "Unhandled error"]);
     for (const line of lines) {
