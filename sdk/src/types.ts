@@ -96,6 +96,7 @@ export interface CollectionJob {
   canceledAt?: string;
   errorMessage?: string;
   webhookUrl?: string;
+  maxCostUsd?: number;
   webhook?: WebhookDelivery;
   usage?: TokenUsage;
   estimatedCostUsd?: number;
@@ -541,6 +542,7 @@ export interface Operations {
       webhookUrl?: string;
       judgeMode?: "isolated" | "grouped";
       llmMode?: "realtime" | "batch";
+      maxCostUsd?: number;
     };
     response: {
       data: CollectionJob;
@@ -1059,6 +1061,11 @@ export interface Operations {
         name: string;
         settings: {
           allowedModels?: string[] | null;
+          maxJobCostUsd?: number | null;
+          apiRateLimit?: {
+            requestsPerSecond: number;
+            burst: number;
+          } | null;
         };
         createdAt: string;
       };
@@ -1071,6 +1078,11 @@ export interface Operations {
     query: never;
     body: {
       allowedModels?: string[] | null;
+      maxJobCostUsd?: number | null;
+      apiRateLimit?: {
+        requestsPerSecond: number;
+        burst: number;
+      } | null;
     };
     response: {
       data: {
@@ -1078,6 +1090,11 @@ export interface Operations {
         name: string;
         settings: {
           allowedModels?: string[] | null;
+          maxJobCostUsd?: number | null;
+          apiRateLimit?: {
+            requestsPerSecond: number;
+            burst: number;
+          } | null;
         };
         createdAt: string;
       };

@@ -19,6 +19,7 @@ import type {
 import { findMissingCalls } from "../store/calls.ts";
 import { getJob, getJobItem, putNewJob, transitionJob } from "../store/jobs.ts";
 import { getMetric } from "../store/metrics.ts";
+import { organizationSettings } from "../store/organizations.ts";
 import { assertWebhookUrl } from "../webhooks/url-safety.ts";
 import { sendMessages } from "./queue.ts";
 
@@ -41,6 +42,12 @@ export function splitIntoPages(callIds: string[], metricCount: number): string[]
   const pages: string[][] = [];
   for (let i = 0; i < callIds.length; i += callsPerPage) pages.push(callIds.slice(i, i + callsPerPage));
   return pages;
+}
+
+/** The lower of the job's own cap and the organization's. */
+function costCap(own: number | undefined, organization: number | null | undefined): number | undefined {
+  const caps = [own, organization].filter((cap): cap is number => typeof cap === "number");
+  return caps.length > 0 ? Math.min(...caps) : undefined;
 }
 
 export async function createCollectionJob(
@@ -91,7 +98,9 @@ export async function createCollectionJob(
 
   if (input.webhookUrl) await assertWebhookUrl(input.webhookUrl);
   const pages = splitIntoPages(callIds, metrics.length);
+  const maxCostUsd = costCap(input.maxCostUsd, (await organizationSettings(orgId)).maxJobCostUsd);
   return startJob(orgId, {
+    ...(maxCostUsd === undefined ? {} : { maxCostUsd }),
     metrics,
     pages,
     totalItems,
@@ -155,6 +164,7 @@ export interface StartJobInput {
   webhookUrl?: string;
   judgeMode?: JudgeMode;
   llmMode?: LlmMode;
+  maxCostUsd?: number;
   /** A caller-chosen id makes creation idempotent: a second start with it fails its condition. */
   jobId?: string;
 }
@@ -176,6 +186,7 @@ export async function startJob(orgId: string, input: StartJobInput): Promise<Col
     policyIds: input.policyIds ?? [],
     metadata: input.metadata ?? {},
     ...(input.webhookUrl ? { webhookUrl: input.webhookUrl } : {}),
+    ...(input.maxCostUsd === undefined ? {} : { maxCostUsd: input.maxCostUsd }),
     createdAt: now,
     updatedAt: now,
   };

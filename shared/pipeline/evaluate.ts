@@ -18,6 +18,7 @@ import { sleep } from "../concurrency.ts";
 import { config, requireQueueUrl } from "../config.ts";
 import type { QueueMessage, Redeliver } from "../consumers.ts";
 import { keys } from "../keys.ts";
+import { emptyUsage, estimateCostUsd } from "../llm/pricing.ts";
 import type { Demand, Share, SharedRateLimiter } from "../llm/rate-limiter.ts";
 import { logger, withLogContext } from "../logger.ts";
 import {
@@ -33,7 +34,7 @@ import type { MetricDefinition } from "../schemas/metric.ts";
 import { batchGet } from "../store/batch-get.ts";
 import { addBilledAttempts, type BilledAttempt } from "../store/billed-attempts.ts";
 import { getCall } from "../store/calls.ts";
-import { blockJobLlmCalls } from "../store/jobs.ts";
+import { blockJobLlmCalls, JOB_COST_ATTRIBUTE } from "../store/jobs.ts";
 import { getMetricVersions } from "../store/metrics.ts";
 import { billedUsageOf, LlmCallsBlockedError, RetryableEvaluationError } from "./evaluation-errors.ts";
 import {
@@ -147,6 +148,11 @@ const attemptsUsed = ({ item, receiveCount }: ParsedRecord) => (item.failedAttem
 interface JobState {
   status: string;
   llmBlockedReason?: string;
+  /** The job's cost cap, and what it has spent: recorded, plus what this invocation judged since. */
+  maxCostUsd?: number;
+  spentUsd: number;
+  /** Expected cost of this invocation's units of the job still calling the model. */
+  reservedUsd: number;
   policyIds?: string[];
   judgeMode?: JudgeMode;
   llmMode?: LlmMode;
@@ -172,7 +178,16 @@ async function loadJobs(items: WorkItem[]): Promise<Map<string, JobState>> {
   const jobKeys = [...new Map(items.map((i) => [jobKey(i), keys.job(i.orgId, i.jobId)])).values()];
   // Consistent: a job canceled a moment ago must not start another LLM call.
   const jobs = await batchGet(jobKeys, {
-    projection: ["pk", "status", "llmBlockedReason", "policyIds", "judgeMode", "llmMode"],
+    projection: [
+      "pk",
+      "status",
+      "llmBlockedReason",
+      "policyIds",
+      "judgeMode",
+      "llmMode",
+      "maxCostUsd",
+      JOB_COST_ATTRIBUTE,
+    ],
     consistent: true,
   });
   return new Map(
@@ -184,6 +199,9 @@ async function loadJobs(items: WorkItem[]): Promise<Map<string, JobState>> {
         policyIds: job.policyIds as string[] | undefined,
         judgeMode: job.judgeMode as JudgeMode | undefined,
         llmMode: job.llmMode as LlmMode | undefined,
+        ...(typeof job.maxCostUsd === "number" ? { maxCostUsd: job.maxCostUsd } : {}),
+        spentUsd: Number(job[JOB_COST_ATTRIBUTE] ?? 0),
+        reservedUsd: 0,
       },
     ]),
   );
@@ -569,12 +587,15 @@ async function evaluateConcurrently(parsed: ParsedRecord[], loaded: BatchContext
       }
       return;
     }
+    const reserved = await reserveWithinCostCap(unit, loaded, deps);
     // A unit is one call's items of one job: its lines name them.
     await withLogContext({ orgId: first.entry.item.orgId, jobId: first.entry.item.jobId }, () =>
       unit.length === 1
         ? evaluateOne(first.entry, loaded, first.job, deps, run)
         : evaluateTogether(unit, loaded, deps, run),
-    );
+    ).finally(() => {
+      first.job.reservedUsd -= reserved;
+    });
   };
   const [probe, ...others] = units;
   if (!probe) return;
@@ -608,7 +629,9 @@ async function evaluateOne(
     definition: loaded.definitions.get(definitionKey(entry.item)),
   };
   try {
-    run.recorder.add(resultOf(entry, await evaluateItem(entry, loaded, job, deps), job, source));
+    const outcome = await evaluateItem(entry, loaded, job, deps);
+    job.spentUsd += outcome.estimatedCostUsd ?? 0;
+    run.recorder.add(resultOf(entry, outcome, job, source));
   } catch (error) {
     run.billFailure(entry, error);
     if (!(error instanceof LlmCallsBlockedError)) return run.fail(entry, error, job);
@@ -638,6 +661,7 @@ async function evaluateTogether(unit: Runnable[], loaded: BatchContext, deps: Ev
     );
     for (const [i, { entry, job }] of unit.entries()) {
       const outcome = outcomes[i] ?? errorOutcome("The grouped judgment returned no answer for this metric");
+      job.spentUsd += outcome.estimatedCostUsd ?? 0;
       run.recorder.add(resultOf(entry, outcome, job, sources[i]));
     }
   } catch (error) {
@@ -652,6 +676,38 @@ async function evaluateTogether(unit: Runnable[], loaded: BatchContext, deps: Ev
       run.recorder.add(resultOf(entry, errorOutcome(error.message), job, sources[i]));
     }
   }
+}
+
+/** Output tokens a judgment is expected to use, for a unit's expected cost. */
+const EXPECTED_OUTPUT_TOKENS = 400;
+
+/**
+ * A job with a cost cap makes a model call only while what it spent, plus the expected cost
+ * of its calls under way in this invocation and of this one, stays within the cap; then its
+ * remaining LLM items record ERROR with the reason. Answers the cost reserved for the unit.
+ * Invocations running at once each start from the cost recorded: they may overshoot the cap
+ * by what they have under way.
+ */
+async function reserveWithinCostCap(unit: Runnable[], loaded: BatchContext, deps: EvaluatorDeps): Promise<number> {
+  const [first] = unit;
+  const job = first?.job;
+  if (!first || !job || job.maxCostUsd === undefined || job.llmBlockedReason) return 0;
+  const demand = demandOf(unit, loaded, true);
+  if (!demand) return 0;
+  const usage = { ...emptyUsage(), inputTokens: demand.demand.inputTokens, outputTokens: EXPECTED_OUTPUT_TOKENS };
+  const expected = estimateCostUsd(demand.model, usage) ?? 0;
+  if (job.spentUsd + job.reservedUsd + expected <= job.maxCostUsd) {
+    job.reservedUsd += expected;
+    return expected;
+  }
+  const spent = job.spentUsd.toFixed(4);
+  await stopLlmCalls(
+    first.entry.item,
+    job,
+    `not run: the job reached its cost cap of $${job.maxCostUsd} ($${spent} spent)`,
+    deps,
+  );
+  return 0;
 }
 
 /** Marks the job's LLM calls as futile, once: its later items record ERROR without calling the model. */

@@ -52,6 +52,8 @@ export const createJobSchema = z.strictObject({
   webhookUrl: z.url().max(2048).optional(),
   judgeMode: judgeModeSchema.optional(),
   llmMode: llmModeSchema.optional(),
+  /** Stops the job's model calls once its estimated cost reaches this (USD); at most the organization's maxJobCostUsd. */
+  maxCostUsd: z.number().positive().max(1_000_000).optional(),
 });
 export type CreateJobInput = z.infer<typeof createJobSchema>;
 
@@ -85,6 +87,8 @@ export interface CollectionJob {
   /** Summed over the job's recorded values; present once an LLM-judged item is recorded. */
   usage?: TokenUsage;
   estimatedCostUsd?: number;
+  /** The cost cap its model calls stop at. */
+  maxCostUsd?: number;
   policyIds: string[];
   metadata: Record<string, string | number | boolean>;
   createdAt: string;

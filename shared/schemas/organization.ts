@@ -14,6 +14,15 @@ export const organizationSettingsSchema = z.strictObject({
     .describe(
       "The only models LLM-judged definitions, jobs and playground runs may use (a definition without a model uses the service's default judge model, which must then be listed); absent or null: any model",
     ),
+  maxJobCostUsd: z
+    .number()
+    .positive()
+    .max(1_000_000)
+    .nullable()
+    .optional()
+    .describe(
+      "Every job's cost cap (USD, estimated from the tokens its answers used): a job that reaches it makes no more model calls and its remaining LLM items end as ERROR, saying why; a job's own maxCostUsd may only lower it",
+    ),
   apiRateLimit: z
     .strictObject({
       requestsPerSecond: z.number().gt(0).max(10_000),

@@ -129,6 +129,10 @@ export const collectionJobSchema = z.object({
   canceledAt: timestamp.optional(),
   errorMessage: z.string().optional(),
   webhookUrl: z.string().optional(),
+  maxCostUsd: z
+    .number()
+    .optional()
+    .describe("The cost cap the job's model calls stop at (its own, or the organization's maxJobCostUsd)"),
   webhook: webhookDeliverySchema.optional(),
   /** Summed LLM token usage of the job's recorded values (LLM-judged metrics only). */
   usage: tokenUsageSchema.optional(),
