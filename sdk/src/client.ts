@@ -242,6 +242,8 @@ export class Client {
 
   readonly jobs = {
     create: (body: CreateJobInput) => this.request("createCollectionJob", { body }).then((r) => r.data),
+    /** What the job would cost, per metric and judging mode; nothing is created. */
+    estimate: (body: CreateJobInput) => this.request("estimateCollectionJob", { body }).then((r) => r.data),
     list: (query?: Query<"listCollectionJobs">) => this.request("listCollectionJobs", { query }),
     iterate: (query?: Omit<Query<"listCollectionJobs">, "after">) => this.paginate("listCollectionJobs", { query }),
     get: (jobId: string) => this.request("getCollectionJob", { path: { jobId } }).then((r) => r.data),

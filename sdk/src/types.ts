@@ -563,6 +563,55 @@ export interface Operations {
       pagination: Pagination;
     };
   };
+  /** POST /v1/metric/collection-jobs/estimate: What a job would cost: item counts and an estimated LLM cost range, per metric and in total, for each judging mode
+   * The body of POST /v1/metric/collection-jobs; nothing is created. Per metric: the job's own judgeMode and llmMode; byMode: all four. The range's ends are documented in docs/api.md. */
+  estimateCollectionJob: {
+    path: never;
+    query: never;
+    body: {
+      callIds: string[];
+      metrics: {
+        id: string;
+      }[];
+      metadata?: Record<string, string | number | boolean>;
+      webhookUrl?: string;
+      judgeMode?: "isolated" | "grouped";
+      llmMode?: "realtime" | "batch";
+      maxCostUsd?: number;
+    };
+    response: {
+      data: {
+        calls: number;
+        items: number;
+        llmItems: number;
+        judgeMode: "isolated" | "grouped";
+        llmMode: "realtime" | "batch";
+        metrics: {
+          metricDefinitionId: string;
+          slug: string;
+          model?: string;
+          items: number;
+          estimatedCostUsd: {
+            low: number;
+            high: number;
+          };
+        }[];
+        estimatedCostUsd: {
+          low: number;
+          high: number;
+        };
+        byMode: {
+          judgeMode: "isolated" | "grouped";
+          llmMode: "realtime" | "batch";
+          estimatedCostUsd: {
+            low: number;
+            high: number;
+          };
+        }[];
+        unpricedModels: string[];
+      };
+    };
+  };
   /** GET /v1/metric/collection-jobs/{jobId}: One collection job: status, counters, frozen metric versions, usage and cost */
   getCollectionJob: {
     path: {
@@ -1177,6 +1226,7 @@ export const routes = {
   updateMetricDefinition: { method: "PUT", path: "/v1/metric/definitions/{idOrSlug}", status: 200 },
   createCollectionJob: { method: "POST", path: "/v1/metric/collection-jobs", status: 201, idempotencyKey: true },
   listCollectionJobs: { method: "GET", path: "/v1/metric/collection-jobs", status: 200 },
+  estimateCollectionJob: { method: "POST", path: "/v1/metric/collection-jobs/estimate", status: 200 },
   getCollectionJob: { method: "GET", path: "/v1/metric/collection-jobs/{jobId}", status: 200 },
   cancelCollectionJob: { method: "POST", path: "/v1/metric/collection-jobs/{jobId}/cancel", status: 200 },
   retryCollectionJob: {

@@ -35,6 +35,7 @@ import {
   dailyResultSchema,
   dataOf,
   deletedSchema,
+  jobEstimateSchema,
   jobMetricValuesSchema,
   judgeModeComparisonSchema,
   metricDefinitionSchema,
@@ -254,6 +255,18 @@ export const contract = {
     body: createJobSchema,
     response: dataOf(collectionJobSchema),
     successStatus: 201,
+  },
+  "POST /v1/metric/collection-jobs/estimate": {
+    roles: anyRole,
+    handler: "estimate-collection-job",
+    summary:
+      "What a job would cost: item counts and an estimated LLM cost range, per metric and in total, for each judging mode",
+    description:
+      "The body of POST /v1/metric/collection-jobs; nothing is created. Per metric: the job's own judgeMode and llmMode; byMode: all four. The range's ends are documented in docs/api.md.",
+    tag: "jobs",
+    operationId: "estimateCollectionJob",
+    body: createJobSchema,
+    response: dataOf(jobEstimateSchema),
   },
   "GET /v1/metric/collection-jobs": {
     roles: anyRole,

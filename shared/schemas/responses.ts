@@ -143,6 +143,29 @@ export const collectionJobSchema = z.object({
   updatedAt: timestamp,
 });
 
+const costRangeSchema = z.object({ low: z.number(), high: z.number() }).describe("USD");
+export const jobEstimateSchema = z.object({
+  calls: z.number().int(),
+  items: z.number().int(),
+  llmItems: z.number().int().describe("Items an LLM judges"),
+  judgeMode: z.enum(judgeModes),
+  llmMode: z.enum(llmModes),
+  metrics: z.array(
+    z.object({
+      metricDefinitionId: z.string(),
+      slug: z.string(),
+      model: z.string().optional(),
+      items: z.number().int(),
+      estimatedCostUsd: costRangeSchema,
+    }),
+  ),
+  estimatedCostUsd: costRangeSchema.describe("The whole job, in its judgeMode and llmMode"),
+  byMode: z.array(
+    z.object({ judgeMode: z.enum(judgeModes), llmMode: z.enum(llmModes), estimatedCostUsd: costRangeSchema }),
+  ),
+  unpricedModels: z.array(z.string()).describe("Models the price table does not know: their cost counts as 0"),
+});
+
 export const segmentRefSchema = z.object({
   id: z.string(),
   text: z.string(),

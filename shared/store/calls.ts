@@ -65,6 +65,8 @@ export function callItems(orgId: string, input: CreateCallInput): { callItem: It
     id,
     orgId,
     segmentCount: transcript.length,
+    // For cost estimates without reading transcripts (shared/pipeline/estimate-job.ts).
+    transcriptChars: transcript.reduce((sum, segment) => sum + segment.text.length, 0),
     transcriptChunks: chunks.length,
     createdAt,
   };

@@ -118,6 +118,9 @@ describe("real responses match the documented schemas", () => {
       body: { description: "Speaker turns" },
     });
 
+    await call("POST /v1/metric/collection-jobs/estimate", {
+      body: { callIds: [callId], metrics: [{ id: "contract-turns" }, { id: "contract-sorry" }] },
+    });
     const job = await call("POST /v1/metric/collection-jobs", {
       body: { callIds: [callId], metrics: [{ id: "contract-turns" }, { id: "contract-sorry" }] },
     });
