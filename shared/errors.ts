@@ -5,7 +5,7 @@
  */
 import type { z } from "zod";
 
-export type DomainErrorKind = "invalid" | "not_found" | "conflict" | "too_large" | "unavailable";
+export type DomainErrorKind = "invalid" | "not_found" | "conflict" | "too_large" | "unavailable" | "budget";
 
 export class DomainError extends Error {
   readonly kind: DomainErrorKind;
@@ -27,6 +27,8 @@ export const invalid = (message: string, details?: unknown) => new DomainError("
 export const notFound = (what: string, id: string) => new DomainError("not_found", `${what} ${id} not found`);
 export const conflict = (message: string, details?: unknown) => new DomainError("conflict", message, { details });
 export const tooLarge = (message: string) => new DomainError("too_large", message);
+/** The organization's LLM budget leaves no room for the work asked. */
+export const budgetExceeded = (message: string, details?: unknown) => new DomainError("budget", message, { details });
 export const unavailable = (message: string, retryAfterSeconds: number) =>
   new DomainError("unavailable", message, { retryAfterSeconds });
 

@@ -24,6 +24,7 @@
  * | WebhookSecret     | ORG#<org>                        | WEBHOOKSECRET           |                        |                         |
  * | AuditEvent        | ORG#<org>#AUDIT                  | <at>#<id>               |                        |                         |
  * | ApiRateLimit      | ORG#<org>#APIRATE                | APIRATE                 |                        |                         |
+ * | SpendShard        | ORG#<org>#SPEND#<yyyy-mm>        | SHARD#<nn>              |                        |                         |
  * | IdempotencyRecord | ORG#<org>#IDEMPOTENCY#<sha256>   | IDEMPOTENCY             |                        |                         |
  * | Policy            | ORG#<org>#POLICY#<policy>        | POLICY                  | ORG#<org>#POLICIES     | <createdAt>#<policy>    |
  * | PolicyBatch       | ORG#<org>#POLICY#<policy>        | BATCH#<windowStart>[#<nnn>] | POLICYBATCHES#OPEN (until flushed) | <dueAt>#<org>#<policy> |
@@ -56,6 +57,11 @@ export const keys = {
   webhookSecret: (orgId: string) => ({ pk: `ORG#${orgId}`, sk: "WEBHOOKSECRET" }),
   /** The organization's API token bucket: when it would be full again (GCRA's theoretical arrival time). */
   apiRateLimit: (orgId: string) => ({ pk: `ORG#${orgId}#APIRATE`, sk: "APIRATE" }),
+  /** One of a month's shards of the organization's LLM spend. */
+  spendShard: (orgId: string, month: string, shard: number) => ({
+    pk: `ORG#${orgId}#SPEND#${month}`,
+    sk: `SHARD#${pad(shard, 2)}`,
+  }),
   auditTrail: (orgId: string) => `ORG#${orgId}#AUDIT`,
   auditEvent: (orgId: string, at: string, id: string) => ({ pk: `ORG#${orgId}#AUDIT`, sk: `${at}#${id}` }),
   /** A request's Idempotency-Key (hashed), its request's fingerprint and response; expires after 24 h. */

@@ -1,3 +1,5 @@
+import { randomUUID } from "node:crypto";
+import { assertWithinBudget } from "../../shared/budget.ts";
 import { notFound } from "../../shared/errors.ts";
 import { apiRoute } from "../../shared/http/api-handler.ts";
 import { contract } from "../../shared/http/contract.ts";
@@ -9,6 +11,7 @@ import {
   resolveDefinition,
 } from "../../shared/playground/evaluate-now.ts";
 import { getCall } from "../../shared/store/calls.ts";
+import { addSpend } from "../../shared/store/spend.ts";
 
 /** Judges one call with several definitions in both judge modes, side by side; nothing is stored. */
 export const handler = apiRoute(contract["POST /v1/metric/playground/judge-modes"], async ({ principal, body }) => {
@@ -17,9 +20,13 @@ export const handler = apiRoute(contract["POST /v1/metric/playground/judge-modes
     getCall(principal.orgId, body.callId),
   ]);
   if (!call) throw notFound("Call", body.callId);
-  return withinPlaygroundDeadline(
+  await assertWithinBudget(principal.orgId, 0, "This playground run");
+  const compared = await withinPlaygroundDeadline(
     admitPlaygroundCalls(principal.orgId, call, judgeModeRequests(definitions))
       .then(() => compareJudgeModes(definitions, call))
       .catch(llmFailureAsHttp),
   );
+  const { isolated, grouped } = compared.estimatedCostUsd;
+  await addSpend(principal.orgId, randomUUID(), isolated + grouped);
+  return compared;
 });

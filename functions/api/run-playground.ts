@@ -1,3 +1,5 @@
+import { randomUUID } from "node:crypto";
+import { assertWithinBudget } from "../../shared/budget.ts";
 import { notFound } from "../../shared/errors.ts";
 import { apiRoute } from "../../shared/http/api-handler.ts";
 import { contract } from "../../shared/http/contract.ts";
@@ -5,6 +7,7 @@ import { llmFailureAsHttp, withinPlaygroundDeadline } from "../../shared/http/ll
 import { evaluateByCalculationType } from "../../shared/pipeline/evaluators.ts";
 import { admitPlaygroundCalls, resolveDefinition } from "../../shared/playground/evaluate-now.ts";
 import { getCall } from "../../shared/store/calls.ts";
+import { addSpend } from "../../shared/store/spend.ts";
 
 /** Evaluates one definition on one call synchronously; nothing is stored. */
 export const handler = apiRoute(contract["POST /v1/metric/playground"], async ({ principal, body }) => {
@@ -13,11 +16,13 @@ export const handler = apiRoute(contract["POST /v1/metric/playground"], async ({
     getCall(principal.orgId, body.callId),
   ]);
   if (!call) throw notFound("Call", body.callId);
+  await assertWithinBudget(principal.orgId, 0, "This playground run");
   const outcome = await withinPlaygroundDeadline(
     admitPlaygroundCalls(principal.orgId, call, [{ definitions: [definition], cacheWarm: false }])
       .then(() => evaluateByCalculationType(definition, call))
       .catch(llmFailureAsHttp),
   );
+  await addSpend(principal.orgId, randomUUID(), outcome.estimatedCostUsd ?? 0);
   return {
     callId: call.id,
     metricDefinitionId: definition.id,

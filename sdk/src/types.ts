@@ -1110,11 +1110,17 @@ export interface Operations {
         name: string;
         settings: {
           allowedModels?: string[] | null;
+          monthlyBudgetUsd?: number | null;
           maxJobCostUsd?: number | null;
           apiRateLimit?: {
             requestsPerSecond: number;
             burst: number;
           } | null;
+        };
+        spend?: {
+          month: string;
+          costUsd: number;
+          remainingBudgetUsd?: number;
         };
         createdAt: string;
       };
@@ -1127,6 +1133,7 @@ export interface Operations {
     query: never;
     body: {
       allowedModels?: string[] | null;
+      monthlyBudgetUsd?: number | null;
       maxJobCostUsd?: number | null;
       apiRateLimit?: {
         requestsPerSecond: number;
@@ -1139,11 +1146,17 @@ export interface Operations {
         name: string;
         settings: {
           allowedModels?: string[] | null;
+          monthlyBudgetUsd?: number | null;
           maxJobCostUsd?: number | null;
           apiRateLimit?: {
             requestsPerSecond: number;
             burst: number;
           } | null;
+        };
+        spend?: {
+          month: string;
+          costUsd: number;
+          remainingBudgetUsd?: number;
         };
         createdAt: string;
       };

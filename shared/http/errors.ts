@@ -34,6 +34,7 @@ const statusOfKind: Record<DomainErrorKind, { status: number; code: string }> = 
   conflict: { status: 409, code: "conflict" },
   too_large: { status: 413, code: "payload_too_large" },
   unavailable: { status: 503, code: "unavailable" },
+  budget: { status: 402, code: "budget_exceeded" },
 };
 
 /** The answer to a domain error: its kind decides the status, its retry hint the header. */

@@ -5,6 +5,7 @@
  */
 import { randomUUID } from "node:crypto";
 import { assertModelsAllowed } from "../allowed-models.ts";
+import { assertWithinBudget, remainingBudgetUsd } from "../budget.ts";
 import { config, requireQueueUrl } from "../config.ts";
 import { invalid, unavailable } from "../errors.ts";
 import { logger } from "../logger.ts";
@@ -21,6 +22,7 @@ import { getJob, getJobItem, putNewJob, transitionJob } from "../store/jobs.ts";
 import { getMetric } from "../store/metrics.ts";
 import { organizationSettings } from "../store/organizations.ts";
 import { assertWebhookUrl } from "../webhooks/url-safety.ts";
+import { estimateJob } from "./estimate-job.ts";
 import { sendMessages } from "./queue.ts";
 
 /** A dispatcher invocation expands at most this many items, well inside its timeout. */
@@ -98,7 +100,13 @@ export async function createCollectionJob(
 
   if (input.webhookUrl) await assertWebhookUrl(input.webhookUrl);
   const pages = splitIntoPages(callIds, metrics.length);
-  const maxCostUsd = costCap(input.maxCostUsd, (await organizationSettings(orgId)).maxJobCostUsd);
+  const [settings, remaining] = await Promise.all([organizationSettings(orgId), remainingBudgetUsd(orgId)]);
+  if (remaining !== undefined && !options.triggeredBy) {
+    // Expected to cost at least the estimate's low end; refused before anything is stored.
+    const { estimatedCostUsd } = await estimateJob(orgId, input);
+    await assertWithinBudget(orgId, estimatedCostUsd.low, "This job");
+  }
+  const maxCostUsd = costCap(costCap(input.maxCostUsd, settings.maxJobCostUsd), remaining);
   return startJob(orgId, {
     ...(maxCostUsd === undefined ? {} : { maxCostUsd }),
     metrics,

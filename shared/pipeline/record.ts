@@ -17,6 +17,7 @@ import type { MetricDefinition } from "../schemas/metric.ts";
 import { batchGet } from "../store/batch-get.ts";
 import { replacedByError, storableValue } from "../store/item-budget.ts";
 import { jobStillRuns, jobUsageUpdate } from "../store/jobs.ts";
+import { spendUpdate } from "../store/spend.ts";
 import { failedConditions, type TableTransactItem, table } from "../store/table.ts";
 import type { EvaluationOutcome } from "./evaluators.ts";
 
@@ -151,6 +152,8 @@ function jobChunkTransaction(orgId: string, jobId: string, results: ItemResult[]
     })),
     // Never a duplicate: its id comes from these values, which are new if this commits.
     ...(delta ? [{ Put: { Item: delta } }] : []),
+    // Last, without a condition: the positions of the values' conditions stay as they are.
+    ...spendUpdate(orgId, jobId, usage.micros),
   ];
 }
 

@@ -14,6 +14,15 @@ export const organizationSettingsSchema = z.strictObject({
     .describe(
       "The only models LLM-judged definitions, jobs and playground runs may use (a definition without a model uses the service's default judge model, which must then be listed); absent or null: any model",
     ),
+  monthlyBudgetUsd: z
+    .number()
+    .positive()
+    .max(100_000_000)
+    .nullable()
+    .optional()
+    .describe(
+      "What the organization's LLM calls may cost per calendar month (UTC), in USD: an API job expected to exceed what is left is refused with 402 before anything runs, every job stops its model calls when it has spent what was left at its creation, and playground runs are refused once nothing is left",
+    ),
   maxJobCostUsd: z
     .number()
     .positive()

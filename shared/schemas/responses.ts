@@ -290,6 +290,13 @@ export const organizationSchema = z.object({
   id: z.string(),
   name: z.string(),
   settings: organizationSettingsSchema,
+  spend: z
+    .object({
+      month: z.string().describe("yyyy-mm, UTC"),
+      costUsd: z.number().describe("What its LLM calls cost this month: jobs' answers and playground runs"),
+      remainingBudgetUsd: z.number().optional().describe("What is left of settings.monthlyBudgetUsd"),
+    })
+    .optional(),
   createdAt: timestamp,
 });
 

@@ -8,6 +8,7 @@
 import { createHash } from "node:crypto";
 import { keys } from "../keys.ts";
 import { type BilledUsage, jobUsageUpdate } from "./jobs.ts";
+import { spendUpdate } from "./spend.ts";
 import { failedConditions, type TableTransactItem, table } from "./table.ts";
 
 export interface BilledAttempt extends BilledUsage {
@@ -48,6 +49,7 @@ function transaction(orgId: string, jobId: string, attempts: BilledAttempt[]): T
         ConditionExpression: "attribute_not_exists(pk)",
       },
     })),
+    ...spendUpdate(orgId, jobId, usage.micros),
   ];
 }
 

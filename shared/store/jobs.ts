@@ -27,9 +27,14 @@ export interface BilledUsage {
 }
 
 /** ADD clauses for the usage of `parts` (after a leading comma); empty when none used the LLM. */
-export function jobUsageUpdate(parts: BilledUsage[]): { expression: string; values: Record<string, number> } {
+export function jobUsageUpdate(parts: BilledUsage[]): {
+  expression: string;
+  values: Record<string, number>;
+  /** The cost added, in millionths of a dollar (for the organization's month spend). */
+  micros: number;
+} {
   const used = parts.filter((part) => part.usage);
-  if (used.length === 0) return { expression: "", values: {} };
+  if (used.length === 0) return { expression: "", values: {}, micros: 0 };
   const sums: Record<string, number> = {};
   const clauses: string[] = [];
   for (const [field, attribute] of Object.entries(jobUsageAttributes)) {
@@ -43,7 +48,7 @@ export function jobUsageUpdate(parts: BilledUsage[]): { expression: string; valu
   const micros = used.reduce((sum, p) => sum + Math.round((p.estimatedCostUsd ?? 0) * 1_000_000), 0);
   sums[`:${JOB_COST_ATTRIBUTE}`] = micros / 1_000_000;
   clauses.push(`${JOB_COST_ATTRIBUTE} :${JOB_COST_ATTRIBUTE}`);
-  return { expression: `, ${clauses.join(", ")}`, values: sums };
+  return { expression: `, ${clauses.join(", ")}`, values: sums, micros };
 }
 const storageFields = new Set([
   "pk",
