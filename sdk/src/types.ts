@@ -1112,6 +1112,7 @@ export interface Operations {
           allowedModels?: string[] | null;
           monthlyBudgetUsd?: number | null;
           maxJobCostUsd?: number | null;
+          retentionDays?: number | null;
           apiRateLimit?: {
             requestsPerSecond: number;
             burst: number;
@@ -1135,6 +1136,7 @@ export interface Operations {
       allowedModels?: string[] | null;
       monthlyBudgetUsd?: number | null;
       maxJobCostUsd?: number | null;
+      retentionDays?: number | null;
       apiRateLimit?: {
         requestsPerSecond: number;
         burst: number;
@@ -1148,6 +1150,7 @@ export interface Operations {
           allowedModels?: string[] | null;
           monthlyBudgetUsd?: number | null;
           maxJobCostUsd?: number | null;
+          retentionDays?: number | null;
           apiRateLimit?: {
             requestsPerSecond: number;
             burst: number;

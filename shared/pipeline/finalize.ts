@@ -9,7 +9,7 @@ import { unmarshall } from "@aws-sdk/util-dynamodb";
 import type { DynamoDBBatchResponse, DynamoDBRecord } from "aws-lambda";
 import { requireQueueUrl } from "../config.ts";
 import { logger } from "../logger.ts";
-import { deleteRunningJobMarker, transitionJob } from "../store/jobs.ts";
+import { deleteRunningJobMarker, expireJobPages, transitionJob } from "../store/jobs.ts";
 import { markWebhookPending } from "../store/webhooks.ts";
 import { deliveryIdFor, type WebhookMessage } from "../webhooks/deliver.ts";
 import { sendMessages } from "./queue.ts";
@@ -25,6 +25,7 @@ export interface FinalizableJob {
   failedItems: number;
   llmBlockedReason?: string;
   webhookUrl?: string;
+  pageCount?: number;
 }
 
 /** Why a job failed: the reason its LLM calls were stopped, when that is what failed it. */
@@ -81,6 +82,7 @@ async function onJobEnded(record: DynamoDBRecord, job: FinalizableJob): Promise<
   if (!FINAL_STATUSES.has(job.status) || !previousStatus || FINAL_STATUSES.has(previousStatus)) return;
   await announceJobEnd(job);
   await deleteRunningJobMarker(job.orgId, job.id);
+  await expireJobPages(job.orgId, job.id, Number(job.pageCount ?? 0));
 }
 
 export async function finalizeJobs(records: DynamoDBRecord[]): Promise<DynamoDBBatchResponse> {

@@ -17,6 +17,7 @@ import type { MetricDefinition } from "../schemas/metric.ts";
 import { batchGet } from "../store/batch-get.ts";
 import { replacedByError, storableValue } from "../store/item-budget.ts";
 import { jobStillRuns, jobUsageUpdate } from "../store/jobs.ts";
+import { retentionExpiresAt } from "../store/retention.ts";
 import { spendUpdate } from "../store/spend.ts";
 import { failedConditions, type TableTransactItem, table } from "../store/table.ts";
 import type { EvaluationOutcome } from "./evaluators.ts";
@@ -48,7 +49,7 @@ const itemKey = ({ orgId, jobId, callId, metricId }: WorkItem) => `${orgId}|${jo
  * repeated: most values then stay under 1 KB, the unit a transactional write is billed by
  * (2 write units per KB).
  */
-function valueItem({ item, value }: ItemResult) {
+function valueItem({ item, value }: ItemResult, expiresAt: number | undefined) {
   const { jobId: _job, callId: _call, metricDefinitionId: _metric, ...stored } = value;
   return {
     ...keys.itemResult(item.orgId, item.jobId, item.callId, item.metricId),
@@ -56,6 +57,7 @@ function valueItem({ item, value }: ItemResult) {
     gsi1pk: keys.callValues(item.orgId, item.callId),
     gsi1sk: `${value.computedAt}#${item.jobId}#${item.metricId}`,
     ...stored,
+    ...(expiresAt === undefined ? {} : { expiresAt }),
   };
 }
 
@@ -120,7 +122,12 @@ export function itemErrorValue(
 type Pending = { result: ItemResult; index: number };
 
 /** One transaction: the job's counters and usage (only while it runs), each value once, and their rollup delta. */
-function jobChunkTransaction(orgId: string, jobId: string, results: ItemResult[]): TableTransactItem[] {
+function jobChunkTransaction(
+  orgId: string,
+  jobId: string,
+  results: ItemResult[],
+  expiresAt: number | undefined,
+): TableTransactItem[] {
   const completed = results.filter((result) => COUNTED_AS_COMPLETED.has(result.value.captureStatus)).length;
   const usage = jobUsageUpdate(results.map((result) => result.value));
   const rollups = results.flatMap((result) => (result.rollup ? [result.rollup] : []));
@@ -148,7 +155,7 @@ function jobChunkTransaction(orgId: string, jobId: string, results: ItemResult[]
       },
     },
     ...results.map((result) => ({
-      Put: { Item: valueItem(result), ConditionExpression: "attribute_not_exists(pk)" },
+      Put: { Item: valueItem(result, expiresAt), ConditionExpression: "attribute_not_exists(pk)" },
     })),
     // Never a duplicate: its id comes from these values, which are new if this commits.
     ...(delta ? [{ Put: { Item: delta } }] : []),
@@ -201,6 +208,7 @@ async function recordJobChunk(results: ItemResult[]): Promise<RecordOutcome[]> {
     pending: results.map((result, index) => ({ result, index })),
   };
 
+  const expiresAt = await retentionExpiresAt(orgId);
   for (let attempt = 1; chunk.pending.length > 0; attempt++) {
     if (attempt > MAX_ATTEMPTS) {
       logger.warn("Recording kept failing; items left for redelivery", { jobId, items: chunk.pending.length });
@@ -212,6 +220,7 @@ async function recordJobChunk(results: ItemResult[]): Promise<RecordOutcome[]> {
           orgId,
           jobId,
           chunk.pending.map(({ result }) => result),
+          expiresAt,
         ),
       );
       for (const { index } of chunk.pending) outcomes[index] = "recorded";

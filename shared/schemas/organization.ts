@@ -32,6 +32,16 @@ export const organizationSettingsSchema = z.strictObject({
     .describe(
       "Every job's cost cap (USD, estimated from the tokens its answers used): a job that reaches it makes no more model calls and its remaining LLM items end as ERROR, saying why; a job's own maxCostUsd may only lower it",
     ),
+  retentionDays: z
+    .number()
+    .int()
+    .min(1)
+    .max(3650)
+    .nullable()
+    .optional()
+    .describe(
+      "Calls (with their transcripts) and metric values stored from now on are deleted this many days after they are written (DynamoDB TTL, within a day or two of that); analytics rollups are kept. Absent or null: kept until deleted",
+    ),
   apiRateLimit: z
     .strictObject({
       requestsPerSecond: z.number().gt(0).max(10_000),

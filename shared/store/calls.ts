@@ -3,6 +3,7 @@
  * chunks beside the call item, so an hour-long call never meets DynamoDB's 400 KB item
  * limit; all of a call is written in one transaction and read back with one query.
  */
+
 import { randomUUID } from "node:crypto";
 import { gunzipSync, gzipSync } from "node:zlib";
 import { conflict, tooLarge } from "../errors.ts";
@@ -11,6 +12,7 @@ import type { Call, CreateCallInput } from "../schemas/call.ts";
 import { CALL_ENTITY } from "../stream-entities.ts";
 import { batchGet } from "./batch-get.ts";
 import { assertCursorOf, baseItems, type KeyPage, type PageKey, queryAll, queryPage } from "./query.ts";
+import { retentionExpiresAt } from "./retention.ts";
 import { failedConditions, type TableTransactItem, table } from "./table.ts";
 
 const CHUNK_BYTES = 300 * 1024;
@@ -44,7 +46,11 @@ function toSummary(item: Item): CallSummary {
  * adds its lookup item in `createCall`). Exported for bulk loading (the benchmark), which
  * must store calls exactly as the API does.
  */
-export function callItems(orgId: string, input: CreateCallInput): { callItem: Item; chunkItems: Item[] } {
+export function callItems(
+  orgId: string,
+  input: CreateCallInput,
+  expiresAt?: number,
+): { callItem: Item; chunkItems: Item[] } {
   const id = randomUUID();
   const createdAt = new Date().toISOString();
   const { transcript, toolInvocations, ...fields } = input;
@@ -69,18 +75,21 @@ export function callItems(orgId: string, input: CreateCallInput): { callItem: It
     transcriptChars: transcript.reduce((sum, segment) => sum + segment.text.length, 0),
     transcriptChunks: chunks.length,
     createdAt,
+    ...(expiresAt === undefined ? {} : { expiresAt }),
   };
   const chunkItems = chunks.map((data, index) => ({
     pk: callItem.pk,
     sk: keys.transcriptChunkSk(index),
     entity: "TranscriptChunk",
     data,
+    ...(expiresAt === undefined ? {} : { expiresAt }),
   }));
   return { callItem, chunkItems };
 }
 
 export async function createCall(orgId: string, input: CreateCallInput): Promise<CallSummary> {
-  const { callItem, chunkItems } = callItems(orgId, input);
+  const expiresAt = await retentionExpiresAt(orgId);
+  const { callItem, chunkItems } = callItems(orgId, input, expiresAt);
   const puts: TableTransactItem[] = [
     { Put: { Item: callItem, ConditionExpression: "attribute_not_exists(pk)" } },
     ...chunkItems.map((Item) => ({ Put: { Item } })),
@@ -88,7 +97,12 @@ export async function createCall(orgId: string, input: CreateCallInput): Promise
   if (input.externalId) {
     puts.unshift({
       Put: {
-        Item: { ...keys.callExternalId(orgId, input.externalId), entity: "CallExternalId", callId: callItem.id },
+        Item: {
+          ...keys.callExternalId(orgId, input.externalId),
+          entity: "CallExternalId",
+          callId: callItem.id,
+          ...(expiresAt === undefined ? {} : { expiresAt }),
+        },
         ConditionExpression: "attribute_not_exists(pk)",
       },
     });
@@ -113,6 +127,8 @@ export async function getCall(orgId: string, callId: string): Promise<Call | und
   });
   const callItem = items.find((item) => item.sk === "CALL");
   if (!callItem) return undefined;
+  // Past its retention: TTL deletes its items one by one, within a day or two; it is gone now.
+  if (typeof callItem.expiresAt === "number" && callItem.expiresAt * 1000 <= Date.now()) return undefined;
   const chunks = items
     .filter((item) => String(item.sk).startsWith("TRANSCRIPT#"))
     .map((item) => Buffer.from(item.data as Uint8Array));

@@ -1,4 +1,5 @@
 /** Collection jobs: the job item (status + counters) and the pages of call ids it covers. */
+import { mapLimit } from "../concurrency.ts";
 import { conflict } from "../errors.ts";
 import { keys } from "../keys.ts";
 import type { CollectionJob, JobStatus, TokenUsage } from "../schemas/job.ts";
@@ -262,6 +263,27 @@ export async function listRunningJobs(createdBefore: string): Promise<{ orgId: s
 }
 
 /** Drops a job's running marker (it ended); deleting one already gone is harmless. */
+/** How long a finished job's pages (its call lists) stay: late dispatch messages come within minutes. */
+const FINISHED_PAGE_RETENTION_SECONDS = 7 * 24 * 3600;
+
+/** A finished job's pages expire (DynamoDB's TTL): the job, its values and counters stay. */
+export async function expireJobPages(orgId: string, jobId: string, pageCount: number): Promise<void> {
+  const expiresAt = Math.floor(Date.now() / 1000) + FINISHED_PAGE_RETENTION_SECONDS;
+  await mapLimit(
+    Array.from({ length: pageCount }, (_, page) => page),
+    10,
+    (page) =>
+      conditionHeld(
+        table.update({
+          Key: keys.jobPage(orgId, jobId, page),
+          UpdateExpression: "SET expiresAt = :expiresAt",
+          ConditionExpression: "attribute_exists(pk)",
+          ExpressionAttributeValues: { ":expiresAt": expiresAt },
+        }),
+      ),
+  );
+}
+
 export async function deleteRunningJobMarker(orgId: string, jobId: string): Promise<void> {
   await table.delete({ Key: keys.runningJob(orgId, jobId) });
 }

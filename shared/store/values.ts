@@ -4,7 +4,7 @@ import { getMetricVersions } from "./metrics.ts";
 import { type PagedQuery, type PageKey, queryAll, queryPage } from "./query.ts";
 
 type Item = Record<string, unknown>;
-const storageFields = new Set(["pk", "sk", "entity", "gsi1pk", "gsi1sk", "orgId"]);
+const storageFields = new Set(["pk", "sk", "entity", "gsi1pk", "gsi1sk", "orgId", "expiresAt"]);
 
 const toMetricValue = (item: Item): MetricValue =>
   ({

@@ -1,5 +1,5 @@
 import { TransactionCanceledException } from "@aws-sdk/client-dynamodb";
-import { BatchWriteCommand, DynamoDBDocumentClient, TransactWriteCommand } from "@aws-sdk/lib-dynamodb";
+import { BatchWriteCommand, DynamoDBDocumentClient, GetCommand, TransactWriteCommand } from "@aws-sdk/lib-dynamodb";
 import { mockClient } from "aws-sdk-client-mock";
 import { beforeEach, describe, expect, it } from "vitest";
 import { toDelta } from "../../shared/analytics/deltas.ts";
@@ -33,7 +33,11 @@ const canceled = (codes: string[]) =>
   });
 
 describe("recordResults (exactly-once counting)", () => {
-  beforeEach(() => ddb.reset());
+  beforeEach(() => {
+    ddb.reset();
+    // The organization's settings (its retention period): none.
+    ddb.on(GetCommand).resolves({});
+  });
 
   it("writes the values of one job and one counter increment in a single transaction", async () => {
     ddb.on(TransactWriteCommand).resolves({});
