@@ -19,9 +19,17 @@ export async function remainingBudgetUsd(orgId: string): Promise<number | undefi
   return budgetLeft(monthlyBudgetUsd, await monthSpend(orgId));
 }
 
-/** Refuses work expected to cost at least `expectedUsd` when less is left (or nothing, for 0). */
-export async function assertWithinBudget(orgId: string, expectedUsd: number, what: string): Promise<void> {
-  const remaining = await remainingBudgetUsd(orgId);
+/**
+ * Refuses work expected to cost at least `expectedUsd` when less is left (or nothing, for 0).
+ * `remaining` is what the caller read already (`remainingBudgetUsd`), when it did.
+ */
+export async function assertWithinBudget(
+  orgId: string,
+  expectedUsd: number,
+  what: string,
+  remaining?: number,
+): Promise<void> {
+  if (remaining === undefined) remaining = await remainingBudgetUsd(orgId);
   if (remaining === undefined) return;
   if (remaining > 0 && expectedUsd <= remaining) return;
   const { monthlyBudgetUsd } = await organizationSettings(orgId);

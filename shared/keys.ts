@@ -48,6 +48,9 @@
  * entries that the scheduled flusher, backfill runner, rollup sweeper, job reconciler and
  * batch collector read by time (a Query, never a scan).
  */
+/** Ends the partition key of every organization's API rate item: the grant to API functions names it. */
+export const API_RATE_LIMIT_SUFFIX = "#APIRATE";
+
 const pad = (n: number, width: number): string => String(n).padStart(width, "0");
 
 export const keys = {
@@ -56,7 +59,7 @@ export const keys = {
   organization: (orgId: string) => ({ pk: `ORG#${orgId}`, sk: "ORG" }),
   webhookSecret: (orgId: string) => ({ pk: `ORG#${orgId}`, sk: "WEBHOOKSECRET" }),
   /** The organization's API token bucket: when it would be full again (GCRA's theoretical arrival time). */
-  apiRateLimit: (orgId: string) => ({ pk: `ORG#${orgId}#APIRATE`, sk: "APIRATE" }),
+  apiRateLimit: (orgId: string) => ({ pk: `ORG#${orgId}${API_RATE_LIMIT_SUFFIX}`, sk: "APIRATE" }),
   /** One of a month's shards of the organization's LLM spend. */
   spendShard: (orgId: string, month: string, shard: number) => ({
     pk: `ORG#${orgId}#SPEND#${month}`,

@@ -9,7 +9,7 @@ import { AsyncLocalStorage } from "node:async_hooks";
 import type { InitializeMiddleware } from "@smithy/types";
 import { onServiceClients } from "../../shared/aws.ts";
 import { config } from "../../shared/config.ts";
-import { keys } from "../../shared/keys.ts";
+import { API_RATE_LIMIT_SUFFIX, keys } from "../../shared/keys.ts";
 import type { QueueName } from "../../shared/table.ts";
 import {
   type FunctionEntry,
@@ -52,7 +52,7 @@ export function tableDenial(entry: FunctionEntry, action: string, input: Record<
   const access = entry.access.table;
   if (entry.access.apiRateLimit && (action === "GetItem" || action === "UpdateItem")) {
     const pk = partitionKeyOf(input);
-    if (pk?.startsWith("ORG#") && pk.endsWith(keys.apiRateLimit("").pk.slice("ORG#".length))) return undefined;
+    if (pk?.startsWith("ORG#") && pk.endsWith(API_RATE_LIMIT_SUFFIX)) return undefined;
   }
   const needed = TRANSACTION_ACTIONS[action] ?? [action];
   const denied = `call dynamodb:${action}: its access grants table ${access ? `"${access}"` : "nothing"}`;

@@ -22,7 +22,7 @@ import type { ISecret } from "aws-cdk-lib/aws-secretsmanager";
 import type { IQueue } from "aws-cdk-lib/aws-sqs";
 import { Construct } from "constructs";
 import { envVarOf, queueUrlEnvVar } from "../../shared/config.ts";
-import { keys } from "../../shared/keys.ts";
+import { API_RATE_LIMIT_SUFFIX, keys } from "../../shared/keys.ts";
 import type { QueueName } from "../../shared/table.ts";
 import {
   type Access,
@@ -84,7 +84,7 @@ function grantApiRateLimit(fn: NodejsFunction, table: ITable) {
       resources: [table.tableArn],
       conditions: {
         "ForAllValues:StringLike": {
-          "dynamodb:LeadingKeys": [`ORG#*${keys.apiRateLimit("").pk.slice("ORG#".length)}`],
+          "dynamodb:LeadingKeys": [`ORG#*${API_RATE_LIMIT_SUFFIX}`],
         },
       },
     }),

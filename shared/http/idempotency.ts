@@ -5,6 +5,7 @@
  * runs waits for its answer, for a few seconds. Keys belong to the organization.
  */
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from "aws-lambda";
+import { sleep } from "../concurrency.ts";
 import {
   claimIdempotencyKey,
   completeIdempotencyKey,
@@ -20,8 +21,6 @@ const MAX_WAIT_MS = 10_000;
 const POLL_MS = 100;
 /** Locally and in tests without a Lambda context: about an API function's timeout. */
 const DEFAULT_LOCK_MS = 30_000;
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** The request's key, validated; undefined when it sent none. */
 export function idempotencyKeyOf(event: APIGatewayProxyEventV2): string | undefined {

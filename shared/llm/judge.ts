@@ -219,7 +219,7 @@ export function judgeRequestFor(
 }
 
 /** Characters per token, roughly, for English text and JSON: enough for an estimate the answers correct. */
-const CHARS_PER_TOKEN = 4;
+export const CHARS_PER_TOKEN = 4;
 
 /**
  * Input tokens a request likely counts toward the input-tokens limit (uncached input and

@@ -58,7 +58,7 @@ export function priceOf(model: string): ModelPrice | undefined {
 }
 
 /** The Message Batches API's discount on every kind of token. */
-const BATCH_PRICE_FACTOR = 0.5;
+export const BATCH_PRICE_FACTOR = 0.5;
 
 /** Estimated cost in USD, rounded to a millionth of a dollar; undefined for an unpriced model. */
 export function estimateCostUsd(model: string, usage: TokenUsage, mode: LlmMode = "realtime"): number | undefined {

@@ -104,7 +104,7 @@ export async function createCollectionJob(
   if (remaining !== undefined && !options.triggeredBy) {
     // Expected to cost at least the estimate's low end; refused before anything is stored.
     const { estimatedCostUsd } = await estimateJob(orgId, input);
-    await assertWithinBudget(orgId, estimatedCostUsd.low, "This job");
+    await assertWithinBudget(orgId, estimatedCostUsd.low, "This job", remaining);
   }
   const maxCostUsd = costCap(costCap(input.maxCostUsd, settings.maxJobCostUsd), remaining);
   return startJob(orgId, {

@@ -11,8 +11,8 @@
 import { assertModelsAllowed, modelOf } from "../allowed-models.ts";
 import { invalid } from "../errors.ts";
 import { keys } from "../keys.ts";
-import { estimateUncachedInputTokens, judgeRequestFor } from "../llm/judge.ts";
-import { priceOf } from "../llm/pricing.ts";
+import { CHARS_PER_TOKEN, estimateUncachedInputTokens, judgeRequestFor } from "../llm/judge.ts";
+import { BATCH_PRICE_FACTOR, priceOf } from "../llm/pricing.ts";
 import type { Call } from "../schemas/call.ts";
 import type { CreateJobInput, JudgeMode, LlmMode } from "../schemas/job.ts";
 import type { MetricDefinition } from "../schemas/metric.ts";
@@ -20,13 +20,11 @@ import { batchGet } from "../store/batch-get.ts";
 import { getMetric } from "../store/metrics.ts";
 import { judgeSettings } from "./evaluators.ts";
 
-const CHARS_PER_TOKEN = 4;
 /** Characters a segment's line adds to its text in the prompt (`[S12] 01:02 CUSTOMER: `). */
 const SEGMENT_LINE_CHARS = 24;
 /** A call stored before transcript sizes were kept: its segments are taken to be this long. */
 const ASSUMED_SEGMENT_CHARS = 120;
 const OUTPUT_TOKENS = { low: 50, high: 1_000 } as const;
-const BATCH_PRICE_FACTOR = 0.5;
 
 export interface CostRange {
   low: number;
