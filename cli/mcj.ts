@@ -22,6 +22,7 @@ Usage: mcj <command> [options]
 
   calls import <file.jsonl> [--concurrency 8]   store one call per line; rejects reported with line numbers
   calls list [--limit 20] [--external-id ID]   newest first, or the call stored with your id
+  calls delete <callId>                        the call, its transcript and its values in every job
   metrics create (--file def.json | --json '{...}')
   metrics list
   metrics show <idOrSlug>
@@ -80,6 +81,7 @@ const commands: Record<string, (context: CommandContext) => Promise<number>> = {
       page.data.map((c) => [c.id, c.agentId, c.startedAt, String(c.segmentCount), c.externalId ?? ""]),
     );
   },
+  "calls delete": async ({ client, rest, io }) => printed(io, await client.calls.delete(need(rest[0], "<callId>"))),
   "metrics create": async ({ client, values, io }) =>
     printed(io, await client.metrics.create((await readDefinition(values)) as never)),
   "metrics list": async ({ client, io }) => {

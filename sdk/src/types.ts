@@ -373,6 +373,21 @@ export interface Operations {
       data: Call;
     };
   };
+  /** DELETE /v1/call/{callId}: Delete a call with its transcript and its values in every job (a data-subject request)
+   * Its values also leave the analytics within seconds; jobs keep their counters. A repeated delete answers the same. See docs/api.md#deleting-a-call. */
+  deleteCall: {
+    path: {
+      callId: string;
+    };
+    query: never;
+    body: never;
+    response: {
+      data: {
+        id: string;
+        deleted: true;
+      };
+    };
+  };
   /** GET /v1/call/{callId}/metrics: Every metric value of a call, across jobs, grouped per metric definition as a job's values are */
   listCallMetrics: {
     path: {
@@ -1079,6 +1094,7 @@ export interface Operations {
         id: string;
         at: string;
         action:
+          | "call.deleted"
           | "metric_definition.created"
           | "metric_definition.updated"
           | "metric_policy.created"
@@ -1235,6 +1251,7 @@ export const routes = {
   createCall: { method: "POST", path: "/v1/call", status: 201, idempotencyKey: true },
   listCalls: { method: "GET", path: "/v1/call", status: 200 },
   getCall: { method: "GET", path: "/v1/call/{callId}", status: 200 },
+  deleteCall: { method: "DELETE", path: "/v1/call/{callId}", status: 200 },
   listCallMetrics: { method: "GET", path: "/v1/call/{callId}/metrics", status: 200 },
   createMetricDefinition: { method: "POST", path: "/v1/metric/definitions", status: 201, idempotencyKey: true },
   listMetricDefinitions: { method: "GET", path: "/v1/metric/definitions", status: 200 },

@@ -38,8 +38,8 @@ const TRANSACTIONS_IN_FLIGHT = 8;
 const deltaKey = (orgId: string, id: string) => ({ pk: `ORG#${orgId}#ROLLUPDELTA#${id}`, sk: "DELTA" });
 export const pendingDeltasPartition = (shard: number) => `ROLLUPDELTAS#${shard}`;
 
-/** A value's contribution, read from a delta (the organization is the delta's). */
-type StoredInput = Pick<RollupInput, "slug" | "histogram" | "at" | "numeric"> &
+/** A value's contribution as a delta stores it (the organization is the delta's). */
+type StoredInput = Pick<RollupInput, "slug" | "histogram" | "at" | "numeric" | "removed"> &
   ({ labelSet: string } | { labels: Record<string, string> });
 
 /**
@@ -52,14 +52,17 @@ interface StoredCall {
   labelSet: string;
   at: string;
   values: { slug: string; numeric?: number; histogram?: true }[];
+  /** The values were deleted: their contribution is subtracted. */
+  removed?: true;
 }
 
-function storedCalls(inputs: RollupInput[]): StoredCall[] {
+function storedCalls(inputs: StoredInput[]): StoredCall[] {
   const calls = new Map<string, StoredCall>();
-  for (const { labels, at, slug, numeric, histogram } of inputs) {
-    const labelSet = labelSetId(labels);
-    const id = `${at}|${labelSet}`;
-    const call = calls.get(id) ?? { labelSet, at, values: [] };
+  for (const input of inputs) {
+    const { at, slug, numeric, histogram, removed } = input;
+    const labelSet = "labelSet" in input ? input.labelSet : labelSetId(input.labels);
+    const id = `${at}|${labelSet}|${removed === true}`;
+    const call = calls.get(id) ?? { labelSet, at, values: [], ...(removed ? { removed: true as const } : {}) };
     call.values.push({
       slug,
       ...(numeric !== undefined ? { numeric } : {}),
@@ -74,13 +77,14 @@ function storedCalls(inputs: RollupInput[]): StoredCall[] {
 type ReadCall = Omit<StoredCall, "labelSet"> & { labelSet?: string; labels?: Record<string, string> };
 
 const fromStoredCalls = (calls: ReadCall[]): StoredInput[] =>
-  calls.flatMap(({ labelSet, labels, at, values }) =>
+  calls.flatMap(({ labelSet, labels, at, values, removed }) =>
     values.map(({ slug, numeric, histogram }) => ({
       slug,
       labelSet: labelSet ?? labelSetId(labels ?? {}),
       at,
       histogram: histogram === true,
       ...(numeric !== undefined ? { numeric } : {}),
+      ...(removed ? { removed: true } : {}),
     })),
   );
 
@@ -106,11 +110,13 @@ function pendingIndexAttributes(orgId: string, id: string, now: Date) {
 const hashId = (parts: string[]) => createHash("sha256").update(parts.join("\n")).digest("hex").slice(0, 32);
 
 /**
- * The delta item for values recorded in one transaction. Its id is derived from the values'
- * keys, so writing the same values again cannot create a second delta.
+ * The delta item for values recorded (or deleted) in one transaction. Its id is derived
+ * from the values' keys, so writing the same values again cannot create a second delta; a
+ * deletion's delta (inputs `removed`) has ids of its own.
  */
-export function deltaItem(orgId: string, valueKeys: string[], inputs: RollupInput[], now = new Date()) {
-  const id = hashId([...valueKeys].sort());
+export function deltaItem(orgId: string, valueKeys: string[], inputs: StoredInput[], now = new Date()) {
+  const removal = inputs.some((input) => input.removed) ? ["removed"] : [];
+  const id = hashId([...removal, ...[...valueKeys].sort()]);
   return {
     ...deltaKey(orgId, id),
     entity: ROLLUP_DELTA_ENTITY,

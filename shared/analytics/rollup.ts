@@ -59,10 +59,12 @@ export interface RollupInput {
   at: string;
   /** The value as a number; undefined for CLASSIFICATION/TEXT (counted only). */
   numeric?: number;
+  /** The value was deleted (with its call): its contribution is taken back out. */
+  removed?: boolean;
 }
 
 /** What the rollups need of a value (its output type and labels are in the analytics index). */
-export type RollupContribution = Pick<RollupInput, "orgId" | "slug" | "histogram" | "at" | "numeric"> &
+export type RollupContribution = Pick<RollupInput, "orgId" | "slug" | "histogram" | "at" | "numeric" | "removed"> &
   ({ labels: Record<string, string> } | { labelSet: string });
 
 /** BOOLEAN counts as 1/0; numbers are themselves; CLASSIFICATION and TEXT are counted only. */
@@ -162,6 +164,8 @@ export function rollupIncrements(inputs: RollupContribution[]) {
   for (const input of inputs) {
     const labelSet = "labelSet" in input ? input.labelSet : labelSetId(input.labels);
     const atMs = Date.parse(input.at);
+    // Counts, sums and histogram buckets are all additive: a removal adds the same, negated.
+    const sign = input.removed ? -1 : 1;
     for (const tier of TIERS) {
       // Buckets stored in another tier's items (a non-histogram hour) are not written twice.
       if (storedTier(tier.name, input.histogram) !== tier.name) continue;
@@ -170,10 +174,10 @@ export function rollupIncrements(inputs: RollupContribution[]) {
       const key = rollupKey(input.orgId, input.slug, labelSet, tier.name, itemStart);
       const id = `${key.pk}|${key.sk}`;
       const entry = increments.get(id) ?? { key, adds: new Map<string, number>() };
-      add(entry.adds, slotted("count", slot), 1);
+      add(entry.adds, slotted("count", slot), sign);
       if (input.numeric !== undefined) {
-        add(entry.adds, slotted("sum", slot), input.numeric);
-        if (input.histogram) add(entry.adds, slotted(histogramBucket(input.numeric), slot), 1);
+        add(entry.adds, slotted("sum", slot), sign * input.numeric);
+        if (input.histogram) add(entry.adds, slotted(histogramBucket(input.numeric), slot), sign);
       }
       increments.set(id, entry);
     }

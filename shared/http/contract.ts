@@ -183,6 +183,19 @@ export const contract = {
     path: idParam("callId"),
     response: dataOf(callSchema),
   },
+  "DELETE /v1/call/{callId}": {
+    audit: "call.deleted",
+    roles: writers,
+    handler: "delete-call",
+    access: { table: "readWrite" },
+    summary: "Delete a call with its transcript and its values in every job (a data-subject request)",
+    description:
+      "Its values also leave the analytics within seconds; jobs keep their counters. A repeated delete answers the same. See docs/api.md#deleting-a-call.",
+    tag: "calls",
+    operationId: "deleteCall",
+    path: idParam("callId"),
+    response: dataOf(deletedSchema),
+  },
   "GET /v1/call/{callId}/metrics": {
     roles: anyRole,
     handler: "list-call-metrics",

@@ -1,5 +1,6 @@
 /** The changes the audit trail records (shared/store/audit.ts). */
 export const auditActions = [
+  "call.deleted",
   "metric_definition.created",
   "metric_definition.updated",
   "metric_policy.created",

@@ -68,6 +68,15 @@ describe("mcj CLI", () => {
     expect(byExternalId.stdout).not.toContain("cli-1");
   });
 
+  it("deletes a call (calls delete)", async () => {
+    const created = await stack.api("POST", "/v1/call", sampleCall({ externalId: "cli-forget" }));
+    const run = await mcj(["calls", "delete", created.body.data.id]);
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.stdout).toContain('"deleted": true');
+    expect((await stack.api("GET", `/v1/call/${created.body.data.id}`)).status).toBe(404);
+    expect((await mcj(["calls", "delete", "no-such-call"])).code).toBe(3);
+  });
+
   it("creates, lists and shows metric definitions", async () => {
     const defFile = join(dir, "turns.json");
     writeFileSync(defFile, JSON.stringify(builtInMetric("cli-turns", { kind: "TURN_COUNT" }, "COUNT")));

@@ -197,6 +197,10 @@ describe("real responses match the documented schemas", () => {
     await call("POST /v1/backfills/{backfillId}/run", { path: { backfillId } });
     await call("DELETE /v1/backfills/{backfillId}", { path: { backfillId } });
 
+    const forgotten = await call("POST /v1/call", { body: sampleCall({ externalId: "contract-forgotten" }) });
+    await call("DELETE /v1/call/{callId}", { path: { callId: forgotten.data.id } });
+    await call("DELETE /v1/call/{callId}", { path: { callId: "missing" }, expectStatus: 404 });
+
     await call("GET /v1/webhook-secret");
     await call("POST /v1/webhook-secret");
 

@@ -198,9 +198,9 @@ describe("rollup deltas", () => {
     const stale: RollupDelta[] = await staleDeltas();
     expect(stale.map((delta) => delta.key.pk).sort()).toEqual(items.map((item) => String(item.pk)).sort());
     // Only the stale ones: the fresh delta is still the stream consumer's to apply.
-    expect(await sweep({}, lambdaContext())).toEqual({ applied: 12, alreadyApplied: 0 });
+    expect(await sweep({}, lambdaContext())).toEqual({ applied: 12, alreadyApplied: 0, lateValuesRemoved: 0 });
     expect(await pendingDeltaCount()).toBe(1);
-    expect(await sweep({}, lambdaContext())).toEqual({ applied: 0, alreadyApplied: 0 });
+    expect(await sweep({}, lambdaContext())).toEqual({ applied: 0, alreadyApplied: 0, lateValuesRemoved: 0 });
     await expectRollupsOf(orgId, 12);
   });
 
