@@ -6,11 +6,13 @@
  */
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from "aws-lambda";
 import { sleep } from "../concurrency.ts";
+import { logger } from "../logger.ts";
 import {
   claimIdempotencyKey,
   completeIdempotencyKey,
   releaseIdempotencyKey,
   requestFingerprint,
+  type StoredResponse,
 } from "../store/idempotency.ts";
 import { ApiError, badRequest } from "./errors.ts";
 
@@ -98,9 +100,31 @@ async function runClaimed(
     await releaseIdempotencyKey(orgId, key, lockedUntil);
     throw error;
   }
-  await completeIdempotencyKey(orgId, key, fingerprint, {
+  await storeAnswer(orgId, key, fingerprint, {
     statusCode: response.statusCode ?? 200,
     ...(typeof response.body === "string" ? { body: response.body } : {}),
   });
   return response;
+}
+
+const STORE_ATTEMPTS = 3;
+
+/**
+ * Stores the answer of a request that did what it was asked, trying a few times. If it
+ * cannot, the client still gets the answer (failing it would invite a retry that creates
+ * again); the key stays locked until its lock ends, and a repeat after that runs again.
+ */
+async function storeAnswer(orgId: string, key: string, fingerprint: string, response: StoredResponse) {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await completeIdempotencyKey(orgId, key, fingerprint, response);
+      return;
+    } catch (error) {
+      if (attempt >= STORE_ATTEMPTS) {
+        logger.error("Idempotency-Key answer not stored", { error: error as Error });
+        return;
+      }
+      await sleep(50 * 2 ** attempt);
+    }
+  }
 }
