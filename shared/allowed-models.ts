@@ -1,7 +1,9 @@
 /**
  * An organization may restrict the models its LLM-judged metrics use (settings.allowedModels):
  * definitions naming another model are refused when saved, and jobs and playground runs
- * whose definitions would use one are refused before anything runs.
+ * whose definitions would use one are refused before anything runs. Jobs created before
+ * the restriction, and by policies and backfills saved before it, record such items ERROR
+ * without calling the model (the evaluator checks too).
  */
 import { config } from "./config.ts";
 import { invalid } from "./errors.ts";
@@ -14,13 +16,16 @@ type Judged = Pick<MetricDefinition, "calculationType" | "model"> & Partial<Pick
 export const modelOf = (definition: Judged): string | undefined =>
   definition.calculationType === "LLM_JUDGE" ? (definition.model ?? config().judgeModel) : undefined;
 
+/** The model `definition` would call, when `allowedModels` (the organization's setting) refuses it. */
+export function refusedModel(definition: Judged, allowedModels: string[] | undefined): string | undefined {
+  const model = modelOf(definition);
+  return model !== undefined && allowedModels !== undefined && !allowedModels.includes(model) ? model : undefined;
+}
+
 export async function assertModelsAllowed(orgId: string, definitions: Judged[]): Promise<void> {
   const { allowedModels } = await organizationSettings(orgId);
   if (!allowedModels) return;
-  const refused = definitions.filter((definition) => {
-    const model = modelOf(definition);
-    return model !== undefined && !allowedModels.includes(model);
-  });
+  const refused = definitions.filter((definition) => refusedModel(definition, allowedModels) !== undefined);
   if (refused.length === 0) return;
   const models = [...new Set(refused.map(modelOf))].join(", ");
   throw invalid(`This organization allows only the models ${allowedModels.join(", ")}; not ${models}`, {

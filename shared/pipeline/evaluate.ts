@@ -14,6 +14,7 @@
  * for lack of time, and a batch the limiter defers, spend nothing.
  */
 import type { SQSRecord } from "aws-lambda";
+import { refusedModel } from "../allowed-models.ts";
 import { sleep } from "../concurrency.ts";
 import { config, requireQueueUrl } from "../config.ts";
 import type { QueueMessage, Redeliver } from "../consumers.ts";
@@ -36,6 +37,7 @@ import { addBilledAttempts, type BilledAttempt } from "../store/billed-attempts.
 import { getCall } from "../store/calls.ts";
 import { blockJobLlmCalls, JOB_COST_ATTRIBUTE } from "../store/jobs.ts";
 import { getMetricVersions } from "../store/metrics.ts";
+import { organizationSettings } from "../store/organizations.ts";
 import { billedUsageOf, LlmCallsBlockedError, RetryableEvaluationError } from "./evaluation-errors.ts";
 import {
   type EvaluateGroup,
@@ -168,6 +170,8 @@ interface BatchContext {
    * is almost never recorded.
    */
   isRecorded: (item: WorkItem) => boolean;
+  /** Per organization: the models its settings allow (undefined: any). */
+  allowedModels: Map<string, string[] | undefined>;
 }
 
 const jobKey = (item: WorkItem) => keys.job(item.orgId, item.jobId).pk;
@@ -226,17 +230,25 @@ async function loadDefinitions(items: WorkItem[]): Promise<Map<string, MetricDef
   return found;
 }
 
+/** Each organization's allowed models (settings the container keeps for 30 s): undefined allows any. */
+async function loadAllowedModels(items: WorkItem[]): Promise<Map<string, string[] | undefined>> {
+  const orgIds = [...new Set(items.map((i) => i.orgId))];
+  const settings = await Promise.all(orgIds.map((orgId) => organizationSettings(orgId)));
+  return new Map(orgIds.map((orgId, i) => [orgId, settings[i]?.allowedModels ?? undefined]));
+}
+
 /** The jobs' status, calls, definitions and recorded redeliveries in parallel: one round trip per batch. */
 async function loadBatchContext(entries: ParsedRecord[]): Promise<BatchContext> {
   const items = entries.map((entry) => entry.item);
   const redelivered = entries.filter((entry) => entry.receiveCount > 1).map((entry) => entry.item);
-  const [jobs, calls, definitions, isRecorded] = await Promise.all([
+  const [jobs, calls, definitions, isRecorded, allowedModels] = await Promise.all([
     loadJobs(items),
     loadCalls(items),
     loadDefinitions(items),
     recordedItems(redelivered),
+    loadAllowedModels(items),
   ]);
-  return { jobs, calls, definitions, isRecorded };
+  return { jobs, calls, definitions, isRecorded, allowedModels };
 }
 
 const errorOutcome = (errorMessage: string): EvaluationOutcome => ({
@@ -447,10 +459,22 @@ function runnableItems(parsed: ParsedRecord[], loaded: BatchContext, run: BatchR
       run.fail(entry, new Error(`Job ${entry.item.jobId} not found`));
       continue;
     }
+    const refused = refusedModelOf(entry.item, loaded);
+    if (refused) {
+      run.recorder.add(resultOf(entry, errorOutcome(refused), job));
+      continue;
+    }
     if (goesToBatch(entry.item, job, loaded)) run.forwards.push(entry);
     else runnable.push({ entry, job });
   }
   return runnable;
+}
+
+/** Why the item's model may not be called: the organization no longer allows it. */
+function refusedModelOf(item: WorkItem, loaded: BatchContext): string | undefined {
+  const definition = loaded.definitions.get(definitionKey(item));
+  const model = definition && refusedModel(definition, loaded.allowedModels.get(item.orgId));
+  return model && `The organization does not allow the model ${model} (settings.allowedModels)`;
 }
 
 /** A batch-mode job's item the model judges (there is a transcript to judge): the Message Batches API's. */

@@ -3,8 +3,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Client } from "../../sdk/src/index.ts";
 import { DEFAULT_JUDGE_MODEL } from "../../shared/config.ts";
 import { createApiKey } from "../../shared/store/organizations.ts";
-import { builtInMetric, createCalls, llmMetric } from "../support/fixtures.ts";
-import { startTestStack, type TestStack } from "../support/stack.ts";
+import { builtInMetric, createCalls, jobValues, llmMetric } from "../support/fixtures.ts";
+import { startTestStack, type TestStack, waitForJobEnd } from "../support/stack.ts";
 
 const ALLOWED = "claude-haiku-4-5";
 
@@ -107,6 +107,36 @@ describe("organization settings", () => {
     expect(afterClear.status).toBe(201);
   });
 
+  it("records ERROR, without calling the model, the items of a backfill saved before the restriction", async () => {
+    const org = await stack.newOrganization("Restricts models later");
+    const [laterCallId] = (await createCalls(org.api, 1)) as [string];
+    for (const definition of [
+      llmMetric("later-refused", "BOOLEAN", "Polite?", { model: "claude-opus-4-5" }),
+      builtInMetric("later-turns", { kind: "TURN_COUNT" }, "COUNT"),
+    ]) {
+      expect((await org.api("POST", "/v1/metric/definitions", definition)).status).toBe(201);
+    }
+    const saved = await org.api("POST", "/v1/backfills", {
+      name: "Saved before the restriction",
+      schedule: "rate(1 day)",
+      metrics: [{ id: "later-refused" }, { id: "later-turns" }],
+    });
+    expect(saved.status).toBe(201);
+    await org.api("PUT", "/v1/organization/settings", { allowedModels: [ALLOWED] });
+
+    const run = await org.api("POST", `/v1/backfills/${saved.body.data.id}/run`);
+    expect(run.body.data).toMatchObject({ status: "started", items: 2 });
+    const job = await waitForJobEnd(org.api, run.body.data.jobId);
+    expect(job).toMatchObject({ completedItems: 1, failedItems: 1 });
+    const values = await jobValues(org.api, run.body.data.jobId);
+    const bySlug = Object.fromEntries(values.map((value) => [value.slug, value]));
+    expect(bySlug["later-turns"]).toMatchObject({ callId: laterCallId, captureStatus: "SUCCESS" });
+    expect(bySlug["later-refused"].captureStatus).toBe("ERROR");
+    expect(bySlug["later-refused"].errorMessage).toContain("does not allow the model claude-opus-4-5");
+    // (Other tests' jobs may still be calling other models.)
+    expect(stack.anthropic.requests().filter((request) => request.model === "claude-opus-4-5")).toEqual([]);
+  });
+
   it("keeps each organization to its API rate: 429 with Retry-After beyond its burst, other organizations unaffected", async () => {
     const limited = await stack.newOrganization("Rate-limited");
     const neighbour = await stack.newOrganization("Neighbour");
@@ -114,11 +144,13 @@ describe("organization settings", () => {
       apiRateLimit: { requestsPerSecond: 2, burst: 4 },
     });
     expect(set.status).toBe(200);
+    const started = Date.now();
     const answers = await Promise.all(Array.from({ length: 10 }, () => limited.api("GET", "/v1/call")));
+    const elapsedSeconds = (Date.now() - started) / 1000;
     const statuses = answers.map((answer) => answer.status).sort();
-    // The burst (4) and at most the one or two tokens refilled while the requests ran.
+    // The burst (4) and at most the tokens refilled (2/s) while the requests ran.
     expect(statuses.filter((status) => status === 200).length).toBeGreaterThanOrEqual(4);
-    expect(statuses.filter((status) => status === 200).length).toBeLessThanOrEqual(6);
+    expect(statuses.filter((status) => status === 200).length).toBeLessThanOrEqual(4 + Math.ceil(2 * elapsedSeconds));
     const refused = answers.find((answer) => answer.status === 429);
     expect(refused?.body.error.code).toBe("rate_limited");
     expect(Number(refused?.headers.get("retry-after"))).toBeGreaterThanOrEqual(1);
