@@ -12,10 +12,10 @@
  * once its delta is applied.
  */
 import { createHash } from "node:crypto";
-import { chunked, mapLimit, sleep } from "../concurrency.ts";
+import { chunked, mapLimit } from "../concurrency.ts";
 import { logger } from "../logger.ts";
 import { baseItems, queryAll } from "../store/query.ts";
-import { failedConditions, type TableTransactItem, table } from "../store/table.ts";
+import { backOffAfterConflict, failedConditions, type TableTransactItem, table } from "../store/table.ts";
 import { ROLLUP_DELTA_ENTITY } from "../stream-entities.ts";
 import {
   labelSetId,
@@ -196,8 +196,6 @@ function incrementsOf(deltas: RollupDelta[]): RollupIncrement[] {
   return [...merged.values()];
 }
 
-const backOff = (attempt: number) => sleep(Math.min(1000, 20 * 2 ** attempt) * (0.5 + Math.random()));
-
 /**
  * Runs `transaction(pending)` until it commits, dropping the deltas it finds already gone.
  * Returns the deltas it committed for (none when every one was gone).
@@ -218,7 +216,7 @@ async function untilCommitted(
       // The deltas' deletes come first, so a failed condition's position is the delta's: gone already.
       const gone = new Set(failedAt.flatMap((failed, position) => (failed ? [position] : [])));
       // Nothing was already applied: a conflict with a concurrent transaction; back off.
-      if (gone.size === 0) await backOff(attempt);
+      if (gone.size === 0) await backOffAfterConflict(attempt);
       pending = pending.filter((_, position) => !gone.has(position));
     }
   }

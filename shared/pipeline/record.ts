@@ -8,7 +8,6 @@
 import { deltaItem } from "../analytics/deltas.ts";
 import { indexRollups } from "../analytics/index-store.ts";
 import { labelsOf, numericValue, type RollupInput, TIERS } from "../analytics/rollup.ts";
-import { sleep } from "../concurrency.ts";
 import { keys } from "../keys.ts";
 import { logger } from "../logger.ts";
 import type { Call } from "../schemas/call.ts";
@@ -19,7 +18,7 @@ import { replacedByError, storableValue } from "../store/item-budget.ts";
 import { jobStillRuns, jobUsageUpdate } from "../store/jobs.ts";
 import { retentionExpiresAt } from "../store/retention.ts";
 import { spendUpdate } from "../store/spend.ts";
-import { failedConditions, type TableTransactItem, table } from "../store/table.ts";
+import { backOffAfterConflict, failedConditions, type TableTransactItem, table } from "../store/table.ts";
 import type { EvaluationOutcome } from "./evaluators.ts";
 
 export interface ItemResult {
@@ -63,8 +62,6 @@ function valueItem({ item, value }: ItemResult, expiresAt: number | undefined) {
 
 /** DynamoDB refused what was written (an item too large, a number it cannot hold): retrying cannot help. */
 const isUnstorable = (error: unknown) => error instanceof Error && error.name === "ValidationException";
-
-const backOff = (attempt: number) => sleep(Math.min(1000, 20 * 2 ** attempt) * (0.5 + Math.random()));
 
 /**
  * An item's evaluated outcome as the result to record: the value with its identity and the
@@ -245,7 +242,7 @@ async function afterFailedWrite(error: unknown, chunk: JobChunk, attempt: number
   if (failedAt) chunk.pending = withoutDuplicates(chunk.pending, failedAt, chunk.outcomes);
   else logger.warn("Recording transaction failed; retrying", { jobId: chunk.jobId, attempt, error: error as Error });
   // Throttling, a network failure or a conflict with a concurrent transaction: back off and retry.
-  if (chunk.pending.length === before && attempt < MAX_ATTEMPTS) await backOff(attempt);
+  if (chunk.pending.length === before && attempt < MAX_ATTEMPTS) await backOffAfterConflict(attempt);
   return "again";
 }
 

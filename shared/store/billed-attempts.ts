@@ -9,13 +9,14 @@ import { createHash } from "node:crypto";
 import { keys } from "../keys.ts";
 import { type BilledUsage, jobUsageUpdate } from "./jobs.ts";
 import { spendUpdate } from "./spend.ts";
-import { failedConditions, type TableTransactItem, table } from "./table.ts";
+import { backOffAfterConflict, failedConditions, type TableTransactItem, table } from "./table.ts";
 
 export interface BilledAttempt extends BilledUsage {
   /** Names the billed answer, the same each time it is reported (e.g. message id and receive count). */
   attemptId: string;
 }
 
+const MAX_ATTEMPTS = 6;
 /** Markers per transaction, beside the job's update (at most 100 actions). */
 const MARKERS_PER_TRANSACTION = 50;
 /** Markers only guard against repeated writes, which come within minutes. */
@@ -58,14 +59,16 @@ export async function addBilledAttempts(orgId: string, jobId: string, attempts: 
   const billed = [...new Map(attempts.filter((a) => a.usage).map((a) => [markerId(a.attemptId), a])).values()];
   for (let start = 0; start < billed.length; start += MARKERS_PER_TRANSACTION) {
     let pending = billed.slice(start, start + MARKERS_PER_TRANSACTION);
-    while (pending.length > 0) {
+    for (let attempt = 1; pending.length > 0; attempt++) {
       try {
         await table.transactWrite(transaction(orgId, jobId, pending));
         break;
       } catch (error) {
         const failedAt = failedConditions(error);
-        if (!failedAt?.some(Boolean)) throw error;
+        if (!failedAt || attempt >= MAX_ATTEMPTS) throw error;
         if (failedAt[0]) return;
+        // A concurrent write to the job item (the recorder's): nothing was added; again.
+        if (!failedAt.some(Boolean)) await backOffAfterConflict(attempt);
         // Attempts added before (their marker exists) drop out; the rest are written again.
         pending = pending.filter((_, position) => !failedAt[position + 1]);
       }

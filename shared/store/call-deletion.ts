@@ -11,12 +11,12 @@
  */
 import { deltaItem } from "../analytics/deltas.ts";
 import { labelSetId, labelsOf, numericValue } from "../analytics/rollup.ts";
-import { chunked, sleep } from "../concurrency.ts";
+import { chunked } from "../concurrency.ts";
 import { keys } from "../keys.ts";
 import { logger } from "../logger.ts";
 import { getMetricVersions } from "./metrics.ts";
 import { baseItems, queryAll } from "./query.ts";
-import { failedConditions, type TableTransactItem, table } from "./table.ts";
+import { backOffAfterConflict, failedConditions, type TableTransactItem, table } from "./table.ts";
 
 type Item = Record<string, unknown>;
 
@@ -178,7 +178,7 @@ async function removeValues(call: DeletedCall, values: Item[]): Promise<number> 
       if (!failedAt) throw error;
       // Deleted by a concurrent deletion, which subtracted them: leave them out. None: a
       // conflict with a concurrent transaction; back off before trying again.
-      if (!failedAt.some(Boolean)) await sleep(Math.min(1000, 20 * 2 ** attempt) * (0.5 + Math.random()));
+      if (!failedAt.some(Boolean)) await backOffAfterConflict(attempt);
       pending = pending.filter((_, position) => !failedAt[position]);
     }
   }

@@ -21,6 +21,7 @@ import {
   type UpdateCommandInput,
 } from "@aws-sdk/lib-dynamodb";
 import { dynamo } from "../aws.ts";
+import { sleep } from "../concurrency.ts";
 import { config } from "../config.ts";
 
 type Item = Record<string, unknown>;
@@ -94,6 +95,13 @@ export async function ifConditionHeld<T>(write: Promise<T>): Promise<T | undefin
  * For a transaction canceled because conditions did not hold: per item, in order, whether
  * its condition failed. Undefined for any other error (the caller rethrows it).
  */
+/**
+ * The wait before writing again after a transaction was canceled by a concurrent one on the
+ * same items (TransactionConflict, which the SDK does not retry): exponential, jittered.
+ */
+export const backOffAfterConflict = (attempt: number) =>
+  sleep(Math.min(1000, 20 * 2 ** attempt) * (0.5 + Math.random()));
+
 export function failedConditions(error: unknown): boolean[] | undefined {
   if (!(error instanceof TransactionCanceledException)) return undefined;
   return (error.CancellationReasons ?? []).map((reason) => reason.Code === "ConditionalCheckFailed");
