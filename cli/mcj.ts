@@ -26,6 +26,7 @@ Usage: mcj <command> [options]
   metrics create (--file def.json | --json '{...}')
   metrics list
   metrics show <idOrSlug>
+  metrics versions <idOrSlug>                  every version, newest first
   jobs create (--calls id,id,… | --calls @ids.txt | --all-calls) --metrics slug,slug,… [--metadata k=v]… [--watch]
   jobs list [--status PROCESSING] [--limit 20]
   jobs show <jobId>
@@ -84,6 +85,13 @@ const commands: Record<string, (context: CommandContext) => Promise<number>> = {
   "calls delete": async ({ client, rest, io }) => printed(io, await client.calls.delete(need(rest[0], "<callId>"))),
   "metrics create": async ({ client, values, io }) =>
     printed(io, await client.metrics.create((await readDefinition(values)) as never)),
+  "metrics versions": async ({ client, rest, io }) => {
+    const rows: string[][] = [];
+    for await (const m of client.metrics.versions(need(rest[0], "<idOrSlug>"))) {
+      rows.push([String(m.version), m.slug, m.name, m.updatedAt]);
+    }
+    return printTable(io, ["version", "slug", "name", "savedAt"], rows);
+  },
   "metrics list": async ({ client, io }) => {
     const rows: string[][] = [];
     for await (const m of client.metrics.iterate({ limit: 100 })) {

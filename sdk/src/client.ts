@@ -238,6 +238,8 @@ export class Client {
     iterate: (query?: Omit<Query<"listMetricDefinitions">, "after">) =>
       this.paginate("listMetricDefinitions", { query }),
     get: (idOrSlug: string) => this.request("getMetricDefinition", { path: { idOrSlug } }).then((r) => r.data),
+    /** Every version of a definition, newest first (a job may run any: `metrics: [{id, version}]`). */
+    versions: (idOrSlug: string) => this.paginate("listMetricDefinitionVersions", { path: { idOrSlug } }),
     update: (idOrSlug: string, body: Body<"updateMetricDefinition">) =>
       this.request("updateMetricDefinition", { path: { idOrSlug }, body }).then((r) => r.data),
   };

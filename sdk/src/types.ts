@@ -412,7 +412,7 @@ export interface Operations {
     path: never;
     query: never;
     body: {
-      slug: string;
+      slug?: string;
       name: string;
       /** @default "" */
       description?: string;
@@ -543,6 +543,23 @@ export interface Operations {
       data: MetricDefinition;
     };
   };
+  /** GET /v1/metric/definitions/{idOrSlug}/versions: Every version of a metric definition, newest first
+   * Each update stores a new version and every version is kept; a job runs the version named in `metrics: [{id, version}]` (the latest by default). */
+  listMetricDefinitionVersions: {
+    path: {
+      idOrSlug: string;
+    };
+    query: {
+      /** @default 20 */
+      limit?: number;
+      after?: string;
+    };
+    body: never;
+    response: {
+      data: MetricDefinition[];
+      pagination: Pagination;
+    };
+  };
   /** POST /v1/metric/collection-jobs: Create a collection job (calls × metrics)
    * Metrics by id or slug; unknown call or metric ids answer 400 naming them. */
   createCollectionJob: {
@@ -552,6 +569,7 @@ export interface Operations {
       callIds: string[];
       metrics: {
         id: string;
+        version?: number;
       }[];
       metadata?: Record<string, string | number | boolean>;
       webhookUrl?: string;
@@ -587,6 +605,7 @@ export interface Operations {
       callIds: string[];
       metrics: {
         id: string;
+        version?: number;
       }[];
       metadata?: Record<string, string | number | boolean>;
       webhookUrl?: string;
@@ -1257,6 +1276,7 @@ export const routes = {
   listMetricDefinitions: { method: "GET", path: "/v1/metric/definitions", status: 200 },
   getMetricDefinition: { method: "GET", path: "/v1/metric/definitions/{idOrSlug}", status: 200 },
   updateMetricDefinition: { method: "PUT", path: "/v1/metric/definitions/{idOrSlug}", status: 200 },
+  listMetricDefinitionVersions: { method: "GET", path: "/v1/metric/definitions/{idOrSlug}/versions", status: 200 },
   createCollectionJob: { method: "POST", path: "/v1/metric/collection-jobs", status: 201, idempotencyKey: true },
   listCollectionJobs: { method: "GET", path: "/v1/metric/collection-jobs", status: 200 },
   estimateCollectionJob: { method: "POST", path: "/v1/metric/collection-jobs/estimate", status: 200 },

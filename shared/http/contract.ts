@@ -19,7 +19,7 @@ import type { AuditAction } from "../schemas/audit.ts";
 import { createBackfillSchema, updateBackfillSchema } from "../schemas/backfill.ts";
 import { createCallSchema } from "../schemas/call.ts";
 import { createJobSchema, jobStatuses, MAX_METRICS_PER_JOB } from "../schemas/job.ts";
-import { createMetricSchema, updateMetricSchema } from "../schemas/metric.ts";
+import { createMetricBodySchema, updateMetricSchema } from "../schemas/metric.ts";
 import { organizationSettingsSchema } from "../schemas/organization.ts";
 import { createPolicySchema, updatePolicySchema } from "../schemas/policy.ts";
 import {
@@ -218,7 +218,7 @@ export const contract = {
     description: "409 if the slug is taken.",
     tag: "metrics",
     operationId: "createMetricDefinition",
-    body: createMetricSchema,
+    body: createMetricBodySchema,
     response: dataOf(metricDefinitionSchema),
     successStatus: 201,
   },
@@ -239,6 +239,18 @@ export const contract = {
     operationId: "getMetricDefinition",
     path: idParam("idOrSlug"),
     response: dataOf(metricDefinitionSchema),
+  },
+  "GET /v1/metric/definitions/{idOrSlug}/versions": {
+    roles: anyRole,
+    handler: "list-metric-definition-versions",
+    summary: "Every version of a metric definition, newest first",
+    description:
+      "Each update stores a new version and every version is kept; a job runs the version named in `metrics: [{id, version}]` (the latest by default).",
+    tag: "metrics",
+    operationId: "listMetricDefinitionVersions",
+    path: idParam("idOrSlug"),
+    query: pageQuerySchema(100, 20),
+    response: pageOf(metricDefinitionSchema),
   },
   "PUT /v1/metric/definitions/{idOrSlug}": {
     audit: "metric_definition.updated",

@@ -19,10 +19,10 @@ import type {
 } from "../schemas/job.ts";
 import { findMissingCalls } from "../store/calls.ts";
 import { getJob, getJobItem, putNewJob, transitionJob } from "../store/jobs.ts";
-import { getMetric } from "../store/metrics.ts";
+import { resolveMetricVersions } from "../store/metrics.ts";
 import { organizationSettings } from "../store/organizations.ts";
 import { assertWebhookUrl } from "../webhooks/url-safety.ts";
-import { estimateJob } from "./estimate-job.ts";
+import { estimateJobCost } from "./estimate-job.ts";
 import { sendMessages } from "./queue.ts";
 
 /** A dispatcher invocation expands at most this many items, well inside its timeout. */
@@ -65,34 +65,32 @@ export async function createCollectionJob(
 ): Promise<CollectionJob> {
   // Duplicates would name the same item twice and the job could never reach its total.
   const callIds = unique(input.callIds);
-  const metricRefs = unique(input.metrics.map((metric) => metric.id));
-
-  const [definitions, missingCalls] = await Promise.all([
-    Promise.all(metricRefs.map((ref) => getMetric(orgId, ref))),
+  const [{ definitions, unknownMetricIds, unknownVersions }, missingCalls] = await Promise.all([
+    resolveMetricVersions(orgId, input.metrics),
     findMissingCalls(orgId, callIds),
   ]);
-  const missingMetrics = metricRefs.filter((_, index) => !definitions[index]);
-  if (missingMetrics.length > 0 || missingCalls.length > 0) {
+  if (unknownMetricIds.length > 0 || unknownVersions.length > 0 || missingCalls.length > 0) {
     const messages = [
-      ...(missingMetrics.length ? [describeMissing("metric ids", missingMetrics)] : []),
+      ...(unknownMetricIds.length ? [describeMissing("metric ids", unknownMetricIds)] : []),
+      ...(unknownVersions.length
+        ? [
+            describeMissing(
+              "metric versions",
+              unknownVersions.map(({ id, version }) => `${id}@${version}`),
+            ),
+          ]
+        : []),
       ...(missingCalls.length ? [describeMissing("call ids", missingCalls)] : []),
     ];
-    throw invalid(messages.join("; "), { unknownMetricIds: missingMetrics, unknownCallIds: missingCalls });
+    throw invalid(messages.join("; "), {
+      unknownMetricIds,
+      ...(unknownVersions.length ? { unknownVersions } : {}),
+      unknownCallIds: missingCalls,
+    });
   }
   // Jobs of policies and backfills were checked when their definitions were saved.
-  if (!options.triggeredBy)
-    await assertModelsAllowed(
-      orgId,
-      definitions.filter((d) => d !== undefined),
-    );
-  // An id and a slug may name the same definition: keep it once.
-  const metrics: FrozenMetric[] = [
-    ...new Map(
-      definitions
-        .filter((definition) => definition !== undefined)
-        .map(({ id, version, slug, name }) => [id, { id, version, slug, name }]),
-    ).values(),
-  ];
+  if (!options.triggeredBy) await assertModelsAllowed(orgId, definitions);
+  const metrics: FrozenMetric[] = definitions.map(({ id, version, slug, name }) => ({ id, version, slug, name }));
   const totalItems = callIds.length * metrics.length;
   if (totalItems > config().maxJobItems) {
     throw invalid(`A job may hold at most ${config().maxJobItems} items (calls x metrics); this one has ${totalItems}`);
@@ -103,7 +101,7 @@ export async function createCollectionJob(
   const [settings, remaining] = await Promise.all([organizationSettings(orgId), remainingBudgetUsd(orgId)]);
   if (remaining !== undefined && !options.triggeredBy) {
     // Expected to cost at least the estimate's low end; refused before anything is stored.
-    const { estimatedCostUsd } = await estimateJob(orgId, input);
+    const { estimatedCostUsd } = await estimateJobCost(orgId, { ...input, callIds, definitions });
     await assertWithinBudget(orgId, estimatedCostUsd.low, "This job", remaining);
   }
   const maxCostUsd = costCap(costCap(input.maxCostUsd, settings.maxJobCostUsd), remaining);

@@ -17,7 +17,7 @@ import type { Call } from "../schemas/call.ts";
 import type { CreateJobInput, JudgeMode, LlmMode } from "../schemas/job.ts";
 import type { MetricDefinition } from "../schemas/metric.ts";
 import { batchGet } from "../store/batch-get.ts";
-import { getMetric } from "../store/metrics.ts";
+import { resolveMetricVersions } from "../store/metrics.ts";
 import { judgeSettings } from "./evaluators.ts";
 
 /** Characters a segment's line adds to its text in the prompt (`[S12] 01:02 CUSTOMER: `). */
@@ -107,19 +107,18 @@ async function transcriptTokens(orgId: string, callIds: string[]): Promise<Map<s
 
 async function resolve(orgId: string, input: CreateJobInput) {
   const callIds = [...new Set(input.callIds)];
-  const refs = [...new Set(input.metrics.map((metric) => metric.id))];
-  const [found, tokens] = await Promise.all([
-    Promise.all(refs.map((ref) => getMetric(orgId, ref))),
+  const [{ definitions, unknownMetricIds, unknownVersions }, tokens] = await Promise.all([
+    resolveMetricVersions(orgId, input.metrics),
     transcriptTokens(orgId, callIds),
   ]);
-  const unknownMetricIds = refs.filter((_, index) => !found[index]);
   const unknownCallIds = callIds.filter((callId) => !tokens.has(callId));
-  if (unknownMetricIds.length > 0 || unknownCallIds.length > 0) {
-    throw invalid("Unknown metric or call ids", { unknownMetricIds, unknownCallIds: unknownCallIds.slice(0, 20) });
+  if (unknownMetricIds.length > 0 || unknownVersions.length > 0 || unknownCallIds.length > 0) {
+    throw invalid("Unknown metric or call ids", {
+      unknownMetricIds,
+      ...(unknownVersions.length ? { unknownVersions } : {}),
+      unknownCallIds: unknownCallIds.slice(0, 20),
+    });
   }
-  const definitions = [
-    ...new Map(found.filter((d) => d !== undefined).map((definition) => [definition.id, definition])).values(),
-  ];
   await assertModelsAllowed(orgId, definitions);
   return { callIds, tokens, definitions };
 }
@@ -138,8 +137,28 @@ function add(sum: CostRange, cost: CostRange | undefined, scale: number) {
   sum.high += (cost?.high ?? 0) * scale;
 }
 
+/** What a job of `input` would cost: checks its calls and definitions first (the estimate route). */
 export async function estimateJob(orgId: string, input: CreateJobInput) {
   const { callIds, tokens, definitions } = await resolve(orgId, input);
+  return estimateOf({ callIds, tokens, definitions, judgeMode: input.judgeMode, llmMode: input.llmMode });
+}
+
+/** What a job would cost on definitions its creation resolved already (and calls it checked). */
+export async function estimateJobCost(
+  orgId: string,
+  job: { callIds: string[]; definitions: MetricDefinition[]; judgeMode?: JudgeMode; llmMode?: LlmMode },
+) {
+  return estimateOf({ ...job, tokens: await transcriptTokens(orgId, job.callIds) });
+}
+
+function estimateOf(input: {
+  callIds: string[];
+  tokens: Map<string, number>;
+  definitions: MetricDefinition[];
+  judgeMode?: JudgeMode;
+  llmMode?: LlmMode;
+}) {
+  const { callIds, tokens, definitions } = input;
   const llm = definitions.filter((definition) => definition.calculationType === "LLM_JUDGE").map(judged);
   const byModel = [...Map.groupBy(llm, (judgment) => judgment.model).values()];
   const judgeMode = input.judgeMode ?? "isolated";

@@ -37,7 +37,13 @@ export const llmModeSchema = z.enum(llmModes);
 export const createJobSchema = z.strictObject({
   callIds: z.array(idSchema).min(1).max(MAX_CALLS_PER_JOB),
   metrics: z
-    .array(z.strictObject({ id: idSchema }))
+    .array(
+      z.strictObject({
+        id: idSchema,
+        /** A version of the definition to run (GET /v1/metric/definitions/{id}/versions); the latest by default. */
+        version: z.number().int().min(1).optional(),
+      }),
+    )
     .min(1)
     .max(MAX_METRICS_PER_JOB),
   metadata: z

@@ -70,7 +70,7 @@ const metricFields = {
   builtIn: builtInConfigSchema.optional(),
 };
 
-type Definition = z.infer<typeof metricShape>;
+type Definition = Omit<z.infer<typeof metricShape>, "slug"> & { slug?: string };
 type Issue = (path: string, message: string) => void;
 
 /** Cross-field rules, shared by create and by update (applied to the merged definition). */
@@ -149,6 +149,14 @@ const metricShape = z.strictObject({
 });
 export const createMetricSchema = metricShape.superRefine(checkDefinition);
 export type CreateMetricInput = z.infer<typeof createMetricSchema>;
+
+/** POST's body: `slug` may be left out; one is then derived from the name (shared/store/metrics.ts). */
+export const createMetricBodySchema = metricShape
+  .extend({
+    slug: slugSchema.optional().describe("Derived from the name when left out (unique in the organization)"),
+  })
+  .superRefine(checkDefinition);
+export type CreateMetricBody = z.infer<typeof createMetricBodySchema>;
 
 /** PUT takes any subset of fields; the merged result must still be a valid definition. */
 export const updateMetricSchema = z

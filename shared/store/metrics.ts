@@ -7,7 +7,12 @@ import { randomUUID } from "node:crypto";
 import { assertModelsAllowed } from "../allowed-models.ts";
 import { conflict, invalid, parseOrInvalid } from "../errors.ts";
 import { keys } from "../keys.ts";
-import { type CreateMetricInput, createMetricSchema, type MetricDefinition } from "../schemas/metric.ts";
+import {
+  type CreateMetricBody,
+  type CreateMetricInput,
+  createMetricSchema,
+  type MetricDefinition,
+} from "../schemas/metric.ts";
 import { batchGet } from "./batch-get.ts";
 import { type PageKey, queryPage } from "./query.ts";
 import { failedConditions, table } from "./table.ts";
@@ -46,21 +51,46 @@ const slugGuard = (orgId: string, slug: string, metricId: string) => ({
 
 const slugTaken = (slug: string) => conflict(`A metric definition with slug '${slug}' already exists`);
 
-export async function createMetric(orgId: string, input: CreateMetricInput): Promise<MetricDefinition> {
-  const now = new Date().toISOString();
-  const definition: MetricDefinition = { ...input, id: randomUUID(), version: 1, createdAt: now, updatedAt: now };
-  const { latest, version } = metricItems(orgId, definition);
-  try {
-    await table.transactWrite([
-      { Put: { Item: slugGuard(orgId, input.slug, definition.id), ConditionExpression: "attribute_not_exists(pk)" } },
-      { Put: { Item: latest } },
-      { Put: { Item: version } },
-    ]);
-  } catch (error) {
-    if (failedConditions(error)?.[0]) throw slugTaken(input.slug);
-    throw error;
+/** Slugs tried for a definition created without one: the name's, then with -2 … -5, then a random suffix. */
+export function derivedSlugs(name: string): string[] {
+  const base =
+    name
+      .normalize("NFKD")
+      .toLowerCase()
+      .replace(/[^a-z0-9]+/g, "-")
+      .replace(/^-+|-+$/g, "")
+      .slice(0, 50)
+      .replace(/-+$/, "") || "metric";
+  return [base, ...[2, 3, 4, 5].map((n) => `${base}-${n}`), `${base}-${randomUUID().slice(0, 8)}`];
+}
+
+/** Stores a new definition; without a slug, the first of derivedSlugs(name) that is free. 409 when a given slug is taken. */
+export async function createMetric(orgId: string, input: CreateMetricBody): Promise<MetricDefinition> {
+  const candidates = input.slug ? [input.slug] : derivedSlugs(input.name);
+  for (const [index, slug] of candidates.entries()) {
+    const now = new Date().toISOString();
+    const definition: MetricDefinition = {
+      ...input,
+      slug,
+      id: randomUUID(),
+      version: 1,
+      createdAt: now,
+      updatedAt: now,
+    };
+    const { latest, version } = metricItems(orgId, definition);
+    try {
+      await table.transactWrite([
+        { Put: { Item: slugGuard(orgId, slug, definition.id), ConditionExpression: "attribute_not_exists(pk)" } },
+        { Put: { Item: latest } },
+        { Put: { Item: version } },
+      ]);
+      return definition;
+    } catch (error) {
+      if (!failedConditions(error)?.[0]) throw error;
+      if (index === candidates.length - 1) throw slugTaken(slug);
+    }
   }
-  return definition;
+  throw new Error("No slug candidates");
 }
 
 async function getById(orgId: string, metricId: string): Promise<MetricDefinition | undefined> {
@@ -100,6 +130,20 @@ export const listMetrics = (orgId: string, limit: number, after?: PageKey) =>
       partition: ["gsi1pk", keys.metricList(orgId)],
       sortKeyName: "gsi1sk",
       indexName: "gsi1",
+      newestFirst: true,
+      limit,
+      after,
+    },
+    toMetricDefinition,
+  );
+
+/** A definition's versions, newest first (each is kept, immutable, as V#<n>). */
+export const listMetricVersions = (orgId: string, metricId: string, limit: number, after?: PageKey) =>
+  queryPage(
+    {
+      partition: ["pk", keys.metric(orgId, metricId).pk],
+      sortKeyName: "sk",
+      sortKeyPrefix: "V#",
       newestFirst: true,
       limit,
       after,
@@ -155,6 +199,53 @@ export async function updateMetric(
     throw error;
   }
   return next;
+}
+
+/** What a job names: a definition (id or slug), at a version of it or its latest. */
+export interface MetricRef {
+  id: string;
+  version?: number;
+}
+
+/**
+ * The definitions `refs` name, each at the version asked for (the latest by default), each
+ * definition once; and the refs that name no definition, or a version it does not have.
+ * Invalid when refs name two versions of one definition: a job's values are keyed by
+ * definition, so comparing versions takes a job per version.
+ */
+export async function resolveMetricVersions(
+  orgId: string,
+  refs: MetricRef[],
+): Promise<{ definitions: MetricDefinition[]; unknownMetricIds: string[]; unknownVersions: MetricRef[] }> {
+  const latest = await Promise.all(refs.map((ref) => getMetric(orgId, ref.id)));
+  const unknownMetricIds = refs.filter((_, index) => !latest[index]).map((ref) => ref.id);
+  const pinned = refs.flatMap((ref, index) => {
+    const definition = latest[index];
+    return definition && ref.version !== undefined && ref.version !== definition.version
+      ? [{ metricId: definition.id, version: ref.version }]
+      : [];
+  });
+  const versions = pinned.length > 0 ? await getMetricVersions(orgId, pinned) : new Map<string, MetricDefinition>();
+  const unknownVersions: MetricRef[] = [];
+  const chosen = new Map<string, MetricDefinition>();
+  for (const [index, ref] of refs.entries()) {
+    const definition = latest[index];
+    if (!definition) continue;
+    const version = ref.version ?? definition.version;
+    const atVersion = version === definition.version ? definition : versions.get(`${definition.id}@${version}`);
+    if (!atVersion) {
+      unknownVersions.push(ref);
+      continue;
+    }
+    const other = chosen.get(definition.id);
+    if (other && other.version !== atVersion.version) {
+      throw invalid(
+        `A job runs one version of each definition ('${definition.slug}' is named at versions ${other.version} and ${atVersion.version}); create a job per version to compare them`,
+      );
+    }
+    chosen.set(definition.id, atVersion);
+  }
+  return { definitions: [...chosen.values()], unknownMetricIds, unknownVersions };
 }
 
 /** Frozen versions never change, so a container may keep them for its lifetime. */

@@ -94,6 +94,10 @@ describe("mcj CLI", () => {
     expect(listed.stdout).toMatch(/cli-turns\s+cli turns\s+BUILT_IN\s+COUNT/);
     const shown = await mcj(["metrics", "show", "cli-sorry"]);
     expect(JSON.parse(shown.stdout).calculationType).toBe("LLM_JUDGE");
+    await stack.api("PUT", "/v1/metric/definitions/cli-turns", { name: "Turns" });
+    const versions = await mcj(["metrics", "versions", "cli-turns"]);
+    expect(versions.code, versions.stderr).toBe(0);
+    expect(versions.stdout).toMatch(/2\s+cli-turns\s+Turns[\s\S]*1\s+cli-turns\s+cli turns/);
   });
 
   it("creates a job and watches it to completion with plain progress lines, then prints values", async () => {

@@ -113,6 +113,7 @@ describe("real responses match the documented schemas", () => {
     });
     await call("GET /v1/metric/definitions", { query: { limit: "10" } });
     await call("GET /v1/metric/definitions/{idOrSlug}", { path: { idOrSlug: "contract-turns" } });
+    await call("GET /v1/metric/definitions/{idOrSlug}/versions", { path: { idOrSlug: "contract-turns" } });
     await call("PUT /v1/metric/definitions/{idOrSlug}", {
       path: { idOrSlug: "contract-turns" },
       body: { description: "Speaker turns" },
