@@ -27,6 +27,7 @@ Usage: mcj <command> [options]
   metrics list
   metrics show <idOrSlug>
   metrics versions <idOrSlug>                  every version, newest first
+  metrics archive <idOrSlug> | metrics unarchive <idOrSlug>   new jobs refuse archived definitions
   jobs create (--calls id,id,… | --calls @ids.txt | --all-calls) --metrics slug,slug,… [--metadata k=v]… [--watch]
   jobs list [--status PROCESSING] [--limit 20]
   jobs show <jobId>
@@ -85,6 +86,10 @@ const commands: Record<string, (context: CommandContext) => Promise<number>> = {
   "calls delete": async ({ client, rest, io }) => printed(io, await client.calls.delete(need(rest[0], "<callId>"))),
   "metrics create": async ({ client, values, io }) =>
     printed(io, await client.metrics.create((await readDefinition(values)) as never)),
+  "metrics archive": async ({ client, rest, io }) =>
+    printed(io, await client.metrics.archive(need(rest[0], "<idOrSlug>"))),
+  "metrics unarchive": async ({ client, rest, io }) =>
+    printed(io, await client.metrics.unarchive(need(rest[0], "<idOrSlug>"))),
   "metrics versions": async ({ client, rest, io }) => {
     const rows: string[][] = [];
     for await (const m of client.metrics.versions(need(rest[0], "<idOrSlug>"))) {

@@ -89,6 +89,8 @@ export const keys = {
   }),
   metricSlug: (orgId: string, slug: string) => ({ pk: `ORG#${orgId}#METRICSLUG#${slug}`, sk: "SLUG" }),
   metricList: (orgId: string) => `ORG#${orgId}#METRICS`,
+  /** Archived definitions leave the list for this one (their items stay; jobs keep running them). */
+  archivedMetricList: (orgId: string) => `ORG#${orgId}#METRICS#ARCHIVED`,
 
   job: (orgId: string, jobId: string) => ({ pk: `ORG#${orgId}#JOB#${jobId}`, sk: "JOB" }),
   jobPage: (orgId: string, jobId: string, page: number) => ({

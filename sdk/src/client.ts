@@ -238,6 +238,10 @@ export class Client {
     iterate: (query?: Omit<Query<"listMetricDefinitions">, "after">) =>
       this.paginate("listMetricDefinitions", { query }),
     get: (idOrSlug: string) => this.request("getMetricDefinition", { path: { idOrSlug } }).then((r) => r.data),
+    /** Archived: new jobs, policies and backfills refuse it; what runs it goes on. */
+    archive: (idOrSlug: string) => this.request("archiveMetricDefinition", { path: { idOrSlug } }).then((r) => r.data),
+    unarchive: (idOrSlug: string) =>
+      this.request("unarchiveMetricDefinition", { path: { idOrSlug } }).then((r) => r.data),
     /** Every version of a definition, newest first (a job may run any: `metrics: [{id, version}]`). */
     versions: (idOrSlug: string) => this.paginate("listMetricDefinitionVersions", { path: { idOrSlug } }),
     update: (idOrSlug: string, body: Body<"updateMetricDefinition">) =>

@@ -183,6 +183,7 @@ export interface MetricDefinition {
   version: number;
   createdAt: string;
   updatedAt: string;
+  archivedAt?: string;
 }
 
 export interface MetricPolicy {
@@ -469,6 +470,7 @@ export interface Operations {
       /** @default 20 */
       limit?: number;
       after?: string;
+      archived?: "true" | "false";
     };
     body: never;
     response: {
@@ -539,6 +541,29 @@ export interface Operations {
         role?: "AGENT" | "CUSTOMER";
       };
     };
+    response: {
+      data: MetricDefinition;
+    };
+  };
+  /** POST /v1/metric/definitions/{idOrSlug}/archive: Archive a metric definition
+   * It leaves the list (`?archived=true` lists it), new jobs, policies and backfills refuse it (400), and updates answer 409; jobs, policies and backfills that run it already go on. Its slug stays taken. Archiving twice keeps the first `archivedAt`. */
+  archiveMetricDefinition: {
+    path: {
+      idOrSlug: string;
+    };
+    query: never;
+    body: never;
+    response: {
+      data: MetricDefinition;
+    };
+  };
+  /** POST /v1/metric/definitions/{idOrSlug}/unarchive: Bring an archived metric definition back */
+  unarchiveMetricDefinition: {
+    path: {
+      idOrSlug: string;
+    };
+    query: never;
+    body: never;
     response: {
       data: MetricDefinition;
     };
@@ -1116,6 +1141,8 @@ export interface Operations {
           | "call.deleted"
           | "metric_definition.created"
           | "metric_definition.updated"
+          | "metric_definition.archived"
+          | "metric_definition.unarchived"
           | "metric_policy.created"
           | "metric_policy.updated"
           | "metric_policy.deleted"
@@ -1276,6 +1303,8 @@ export const routes = {
   listMetricDefinitions: { method: "GET", path: "/v1/metric/definitions", status: 200 },
   getMetricDefinition: { method: "GET", path: "/v1/metric/definitions/{idOrSlug}", status: 200 },
   updateMetricDefinition: { method: "PUT", path: "/v1/metric/definitions/{idOrSlug}", status: 200 },
+  archiveMetricDefinition: { method: "POST", path: "/v1/metric/definitions/{idOrSlug}/archive", status: 200 },
+  unarchiveMetricDefinition: { method: "POST", path: "/v1/metric/definitions/{idOrSlug}/unarchive", status: 200 },
   listMetricDefinitionVersions: { method: "GET", path: "/v1/metric/definitions/{idOrSlug}/versions", status: 200 },
   createCollectionJob: { method: "POST", path: "/v1/metric/collection-jobs", status: 201, idempotencyKey: true },
   listCollectionJobs: { method: "GET", path: "/v1/metric/collection-jobs", status: 200 },

@@ -19,7 +19,7 @@ import type {
 } from "../schemas/job.ts";
 import { findMissingCalls } from "../store/calls.ts";
 import { getJob, getJobItem, putNewJob, transitionJob } from "../store/jobs.ts";
-import { resolveMetricVersions } from "../store/metrics.ts";
+import { assertNotArchived, resolveMetricVersions } from "../store/metrics.ts";
 import { organizationSettings } from "../store/organizations.ts";
 import { assertWebhookUrl } from "../webhooks/url-safety.ts";
 import { estimateJobCost } from "./estimate-job.ts";
@@ -88,8 +88,11 @@ export async function createCollectionJob(
       unknownCallIds: missingCalls,
     });
   }
-  // Jobs of policies and backfills were checked when their definitions were saved.
-  if (!options.triggeredBy) await assertModelsAllowed(orgId, definitions);
+  // Jobs of policies and backfills were checked when they were saved.
+  if (!options.triggeredBy) {
+    assertNotArchived(definitions);
+    await assertModelsAllowed(orgId, definitions);
+  }
   const metrics: FrozenMetric[] = definitions.map(({ id, version, slug, name }) => ({ id, version, slug, name }));
   const totalItems = callIds.length * metrics.length;
   if (totalItems > config().maxJobItems) {

@@ -17,7 +17,7 @@ import type { Call } from "../schemas/call.ts";
 import type { CreateJobInput, JudgeMode, LlmMode } from "../schemas/job.ts";
 import type { MetricDefinition } from "../schemas/metric.ts";
 import { batchGet } from "../store/batch-get.ts";
-import { resolveMetricVersions } from "../store/metrics.ts";
+import { assertNotArchived, resolveMetricVersions } from "../store/metrics.ts";
 import { judgeSettings } from "./evaluators.ts";
 
 /** Characters a segment's line adds to its text in the prompt (`[S12] 01:02 CUSTOMER: `). */
@@ -119,6 +119,7 @@ async function resolve(orgId: string, input: CreateJobInput) {
       unknownCallIds: unknownCallIds.slice(0, 20),
     });
   }
+  assertNotArchived(definitions);
   await assertModelsAllowed(orgId, definitions);
   return { callIds, tokens, definitions };
 }

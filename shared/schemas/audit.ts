@@ -3,6 +3,8 @@ export const auditActions = [
   "call.deleted",
   "metric_definition.created",
   "metric_definition.updated",
+  "metric_definition.archived",
+  "metric_definition.unarchived",
   "metric_policy.created",
   "metric_policy.updated",
   "metric_policy.deleted",

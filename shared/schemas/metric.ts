@@ -167,6 +167,8 @@ export const updateMetricSchema = z
 export interface MetricDefinition extends CreateMetricInput {
   id: string;
   version: number;
+  /** When it was archived: new jobs, policies and backfills refuse it; running ones keep it. */
+  archivedAt?: string;
   createdAt: string;
   updatedAt: string;
 }

@@ -89,6 +89,7 @@ export const metricDefinitionSchema = z.object({
   supportedContexts: z.array(z.enum(["CALL", "SEGMENT"])),
   createdAt: timestamp,
   updatedAt: timestamp,
+  archivedAt: timestamp.optional(),
 });
 
 // ---- jobs and values

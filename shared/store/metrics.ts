@@ -110,13 +110,14 @@ export async function getMetric(orgId: string, idOrSlug: string): Promise<Metric
 
 /**
  * The definitions `refs` name (by id or slug) as stored ids, each once — what policies and
- * backfills keep, so renaming a slug later does not detach them. Invalid when one is unknown.
+ * backfills keep, so renaming a slug later does not detach them. Invalid when one is
+ * unknown, archived, or on a model the organization does not allow.
  */
-/** Policies' and backfills' metrics: known to the organization, on models it allows. */
 export async function resolveMetricRefs(orgId: string, refs: { id: string }[]): Promise<{ id: string }[]> {
   const resolved = await Promise.all(refs.map((ref) => getMetric(orgId, ref.id)));
   const unknown = refs.filter((_, index) => !resolved[index]).map((ref) => ref.id);
   if (unknown.length > 0) throw invalid(`Unknown metric ids: ${unknown.join(", ")}`, { unknownMetricIds: unknown });
+  assertNotArchived(resolved.filter((definition) => definition !== undefined));
   await assertModelsAllowed(
     orgId,
     resolved.filter((definition) => definition !== undefined),
@@ -124,10 +125,10 @@ export async function resolveMetricRefs(orgId: string, refs: { id: string }[]): 
   return [...new Set(resolved.map((definition) => definition?.id as string))].map((id) => ({ id }));
 }
 
-export const listMetrics = (orgId: string, limit: number, after?: PageKey) =>
+export const listMetrics = (orgId: string, limit: number, after?: PageKey, archived = false) =>
   queryPage(
     {
-      partition: ["gsi1pk", keys.metricList(orgId)],
+      partition: ["gsi1pk", archived ? keys.archivedMetricList(orgId) : keys.metricList(orgId)],
       sortKeyName: "gsi1sk",
       indexName: "gsi1",
       newestFirst: true,
@@ -136,6 +137,37 @@ export const listMetrics = (orgId: string, limit: number, after?: PageKey) =>
     },
     toMetricDefinition,
   );
+
+/**
+ * Archives a definition (or brings it back): it moves to the archived list, new jobs,
+ * policies and backfills refuse it, and what runs it already goes on. Its slug stays taken.
+ * Archiving twice keeps the first time.
+ */
+export async function setMetricArchived(orgId: string, metricId: string, archived: boolean): Promise<MetricDefinition> {
+  const attributes = await table.update({
+    Key: keys.metric(orgId, metricId),
+    UpdateExpression: archived
+      ? "SET archivedAt = if_not_exists(archivedAt, :now), gsi1pk = :list"
+      : "SET gsi1pk = :list REMOVE archivedAt",
+    ConditionExpression: "attribute_exists(pk)",
+    ExpressionAttributeValues: {
+      ":list": archived ? keys.archivedMetricList(orgId) : keys.metricList(orgId),
+      ...(archived ? { ":now": new Date().toISOString() } : {}),
+    },
+    ReturnValues: "ALL_NEW",
+  });
+  return toMetricDefinition(attributes ?? {});
+}
+
+/** Refuses archived definitions where new work would start on them (400 naming them). */
+export function assertNotArchived(definitions: Pick<MetricDefinition, "slug" | "archivedAt">[]): void {
+  const archived = definitions.filter((definition) => definition.archivedAt).map((definition) => definition.slug);
+  if (archived.length > 0) {
+    throw invalid(`Archived metric definitions cannot start new work: ${archived.join(", ")} (unarchive them first)`, {
+      archivedMetrics: archived,
+    });
+  }
+}
 
 /** A definition's versions, newest first (each is kept, immutable, as V#<n>). */
 export const listMetricVersions = (orgId: string, metricId: string, limit: number, after?: PageKey) =>
@@ -157,6 +189,9 @@ export async function updateMetric(
   current: MetricDefinition,
   patch: Partial<CreateMetricInput>,
 ): Promise<MetricDefinition> {
+  if (current.archivedAt) {
+    throw conflict(`Metric definition '${current.slug}' is archived; unarchive it to change it`);
+  }
   const { id, version, createdAt, updatedAt: _updatedAt, ...currentFields } = current;
   const merged = parseOrInvalid(
     createMetricSchema,

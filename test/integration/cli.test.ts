@@ -98,6 +98,12 @@ describe("mcj CLI", () => {
     const versions = await mcj(["metrics", "versions", "cli-turns"]);
     expect(versions.code, versions.stderr).toBe(0);
     expect(versions.stdout).toMatch(/2\s+cli-turns\s+Turns[\s\S]*1\s+cli-turns\s+cli turns/);
+    const archived = await mcj(["metrics", "archive", "cli-sorry"]);
+    expect(archived.code, archived.stderr).toBe(0);
+    expect(JSON.parse(archived.stdout).archivedAt).toEqual(expect.any(String));
+    expect((await mcj(["metrics", "list"])).stdout).not.toContain("cli-sorry");
+    expect((await mcj(["metrics", "unarchive", "cli-sorry"])).code).toBe(0);
+    expect((await mcj(["metrics", "list"])).stdout).toContain("cli-sorry");
   });
 
   it("creates a job and watches it to completion with plain progress lines, then prints values", async () => {

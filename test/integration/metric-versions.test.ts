@@ -1,13 +1,13 @@
 /**
  * Metric definitions as a migrating user expects them: a slug derived from the name when
  * none is given; versions listed, and run by a job that names one, so two versions can be
- * compared on the same calls.
+ * compared on the same calls; archived without breaking what runs them.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { builtInMetric, createCalls, createMetrics, jobValues } from "../support/fixtures.ts";
 import { startTestStack, type TestStack, waitForJobEnd } from "../support/stack.ts";
 
-describe("metric definition slugs and versions", () => {
+describe("metric definition slugs, versions and archiving", () => {
   let stack: TestStack;
   let callIds: string[];
   let metricId: string;
@@ -114,5 +114,63 @@ describe("metric definition slugs and versions", () => {
       metrics: [{ id: "ver-words", version: 7 }],
     });
     expect(estimate.status).toBe(400);
+  });
+
+  it("archives a definition: new work refuses it, what runs it goes on, and it comes back when unarchived", async () => {
+    await createMetrics(stack.api, [builtInMetric("arch-turns", { kind: "TURN_COUNT" }, "COUNT")]);
+    const running = await stack.api("POST", "/v1/metric/collection-jobs", { callIds, metrics: [{ id: "arch-turns" }] });
+    const archived = await stack.api("POST", "/v1/metric/definitions/arch-turns/archive");
+    expect(archived.status).toBe(200);
+    expect(archived.body.data.archivedAt).toEqual(expect.any(String));
+    const again = await stack.api("POST", "/v1/metric/definitions/arch-turns/archive");
+    expect(again.body.data.archivedAt).toBe(archived.body.data.archivedAt);
+    expect((await waitForJobEnd(stack.api, running.body.data.id)).status).toBe("COMPLETED");
+
+    const slugs = async (query = "") =>
+      (await stack.api("GET", `/v1/metric/definitions?limit=100${query}`)).body.data.map(
+        (definition: { slug: string }) => definition.slug,
+      );
+    expect(await slugs()).not.toContain("arch-turns");
+    expect(await slugs("&archived=true")).toEqual(["arch-turns"]);
+    expect((await stack.api("GET", "/v1/metric/definitions/arch-turns")).body.data.archivedAt).toBe(
+      archived.body.data.archivedAt,
+    );
+
+    const job = await stack.api("POST", "/v1/metric/collection-jobs", { callIds, metrics: [{ id: "arch-turns" }] });
+    expect(job.status).toBe(400);
+    expect(job.body.error.message).toContain("Archived metric definitions cannot start new work: arch-turns");
+    const estimate = await stack.api("POST", "/v1/metric/collection-jobs/estimate", {
+      callIds,
+      metrics: [{ id: "arch-turns" }],
+    });
+    expect(estimate.status).toBe(400);
+    const policy = await stack.api("POST", "/v1/metric/policies", {
+      name: "Uses an archived metric",
+      status: "INACTIVE",
+      metrics: [{ id: "arch-turns" }],
+    });
+    expect(policy.status).toBe(400);
+    expect((await stack.api("PUT", "/v1/metric/definitions/arch-turns", { name: "Renamed" })).status).toBe(409);
+    // The slug stays taken.
+    const sameSlug = await stack.api(
+      "POST",
+      "/v1/metric/definitions",
+      builtInMetric("arch-turns", { kind: "TURN_COUNT" }, "COUNT"),
+    );
+    expect(sameSlug.status).toBe(409);
+
+    const back = await stack.api("POST", "/v1/metric/definitions/arch-turns/unarchive");
+    expect(back.status).toBe(200);
+    expect(back.body.data.archivedAt).toBeUndefined();
+    expect(await slugs()).toContain("arch-turns");
+    expect(await slugs("&archived=true")).toEqual([]);
+    const after = await stack.api("POST", "/v1/metric/collection-jobs", { callIds, metrics: [{ id: "arch-turns" }] });
+    expect(after.status).toBe(201);
+    expect((await stack.api("POST", "/v1/metric/definitions/missing/archive")).status).toBe(404);
+
+    const actions = (await stack.api("GET", "/v1/audit-events")).body.data.map(
+      (event: { action: string }) => event.action,
+    );
+    expect(actions).toEqual(expect.arrayContaining(["metric_definition.archived", "metric_definition.unarchived"]));
   });
 });

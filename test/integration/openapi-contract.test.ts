@@ -114,6 +114,8 @@ describe("real responses match the documented schemas", () => {
     await call("GET /v1/metric/definitions", { query: { limit: "10" } });
     await call("GET /v1/metric/definitions/{idOrSlug}", { path: { idOrSlug: "contract-turns" } });
     await call("GET /v1/metric/definitions/{idOrSlug}/versions", { path: { idOrSlug: "contract-turns" } });
+    await call("POST /v1/metric/definitions/{idOrSlug}/archive", { path: { idOrSlug: "contract-turns" } });
+    await call("POST /v1/metric/definitions/{idOrSlug}/unarchive", { path: { idOrSlug: "contract-turns" } });
     await call("PUT /v1/metric/definitions/{idOrSlug}", {
       path: { idOrSlug: "contract-turns" },
       body: { description: "Speaker turns" },
