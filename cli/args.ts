@@ -34,6 +34,8 @@ export const options = {
   "key-name": { type: "string" },
   "webhook-url": { type: "string" },
   "external-id": { type: "string" },
+  value: { type: "string" },
+  note: { type: "string" },
   "webhook-port": { type: "string" },
   "timeout-seconds": { type: "string" },
 } as const;

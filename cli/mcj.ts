@@ -27,6 +27,7 @@ Usage: mcj <command> [options]
   metrics list
   metrics show <idOrSlug>
   metrics versions <idOrSlug>                  every version, newest first
+  metrics agreement <idOrSlug>                 how often the judge matches reviewed values
   metrics archive <idOrSlug> | metrics unarchive <idOrSlug>   new jobs refuse archived definitions
   jobs create (--calls id,id,… | --calls @ids.txt | --all-calls) --metrics slug,slug,… [--metadata k=v]… [--watch]
   jobs list [--status PROCESSING] [--limit 20]
@@ -34,6 +35,7 @@ Usage: mcj <command> [options]
   jobs cancel <jobId>
   jobs retry <jobId> [--watch]
   jobs watch <jobId>
+  jobs review <jobId> <callId> <metric> --value JSON [--note TEXT]   confirm or correct a value
   jobs values <jobId> [--format table|json|csv] [--status success|all (default all)]
   smoke [--webhook-url URL [--webhook-port 8787]] [--timeout-seconds 300]
       after a deploy: one call, a job with a built-in and an LLM metric, its values, and the
@@ -90,6 +92,20 @@ const commands: Record<string, (context: CommandContext) => Promise<number>> = {
     printed(io, await client.metrics.archive(need(rest[0], "<idOrSlug>"))),
   "metrics unarchive": async ({ client, rest, io }) =>
     printed(io, await client.metrics.unarchive(need(rest[0], "<idOrSlug>"))),
+  "metrics agreement": async ({ client, rest, io }) =>
+    printed(io, await client.metrics.agreement(need(rest[0], "<idOrSlug>"))),
+  "jobs review": async ({ client, rest, values, io }) => {
+    const text = need(values.value, "--value");
+    let reviewedValue: unknown;
+    try {
+      reviewedValue = JSON.parse(text);
+    } catch {
+      reviewedValue = text; // A bare word is a label or a text value.
+    }
+    const [jobId, callId, metric] = [need(rest[0], "<jobId>"), need(rest[1], "<callId>"), need(rest[2], "<metric>")];
+    const body = { reviewedValue, ...(values.note ? { note: values.note } : {}) } as never;
+    return printed(io, await client.jobs.review(jobId, callId, metric, body));
+  },
   "metrics versions": async ({ client, rest, io }) => {
     const rows: string[][] = [];
     for await (const m of client.metrics.versions(need(rest[0], "<idOrSlug>"))) {

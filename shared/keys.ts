@@ -156,6 +156,12 @@ export const keys = {
     metricDefinitionId: sk.split("#")[2] ?? "",
   }),
   callValues: (orgId: string, callId: string) => `ORG#${orgId}#CALL#${callId}#VALUES`,
+  /** A reviewed value's copy under its definition, for the agreement report. */
+  metricReview: (orgId: string, metricId: string, callId: string, jobId: string) => ({
+    pk: `ORG#${orgId}#METRIC#${metricId}#REVIEWS`,
+    sk: `${callId}#${jobId}`,
+  }),
+  metricReviews: (orgId: string, metricId: string) => `ORG#${orgId}#METRIC#${metricId}#REVIEWS`,
 
   /** Sortable list key: newest-first listings read the index backwards. */
   listSortKey: (createdAt: string, id: string) => `${createdAt}#${id}`,

@@ -242,6 +242,8 @@ export class Client {
     archive: (idOrSlug: string) => this.request("archiveMetricDefinition", { path: { idOrSlug } }).then((r) => r.data),
     unarchive: (idOrSlug: string) =>
       this.request("unarchiveMetricDefinition", { path: { idOrSlug } }).then((r) => r.data),
+    /** How often the judge's values match reviewed ones (accuracy; mean absolute error for numbers). */
+    agreement: (idOrSlug: string) => this.request("getMetricAgreement", { path: { idOrSlug } }).then((r) => r.data),
     /** Every version of a definition, newest first (a job may run any: `metrics: [{id, version}]`). */
     versions: (idOrSlug: string) => this.paginate("listMetricDefinitionVersions", { path: { idOrSlug } }),
     update: (idOrSlug: string, body: Body<"updateMetricDefinition">) =>
@@ -260,6 +262,9 @@ export class Client {
     /** Values grouped per metric, page by page (each page holds a slice of every metric's values). */
     values: (jobId: string, query?: Omit<Query<"listJobMetricValues">, "after">) =>
       this.paginate("listJobMetricValues", { path: { jobId }, query }),
+    /** Confirms or corrects a value (`metricId`: id or slug); the judge's value is kept beside it. */
+    review: (jobId: string, callId: string, metricId: string, body: Body<"reviewMetricValue">) =>
+      this.request("reviewMetricValue", { path: { jobId, callId, metricId }, body }).then((r) => r.data),
     /** Polls until the job is COMPLETED, FAILED or CANCELED and returns it. */
     wait: (jobId: string, options: WaitOptions = {}) => this.#wait(jobId, options),
     /** Creates a job and waits for it to end, reporting progress. */

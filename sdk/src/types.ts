@@ -233,6 +233,10 @@ export interface MetricValue {
   model?: string;
   usage?: TokenUsage;
   estimatedCostUsd?: number;
+  reviewedValue?: number | string | boolean | string[];
+  reviewedBy?: string;
+  reviewedAt?: string;
+  reviewNote?: string;
 }
 
 export interface Pagination {
@@ -257,6 +261,10 @@ export interface PlaygroundResult {
   model?: string;
   usage?: TokenUsage;
   estimatedCostUsd?: number;
+  reviewedValue?: number | string | boolean | string[];
+  reviewedBy?: string;
+  reviewedAt?: string;
+  reviewNote?: string;
 }
 
 export interface SegmentRef {
@@ -585,6 +593,35 @@ export interface Operations {
       pagination: Pagination;
     };
   };
+  /** GET /v1/metric/definitions/{idOrSlug}/agreement: How often the judge's values of a definition match reviewed values
+   * Accuracy (share of compared values equal to the reviewed one; labels in any order) for every output type, and the mean absolute error for NUMERIC, SCALE and COUNT; in all and per version. */
+  getMetricAgreement: {
+    path: {
+      idOrSlug: string;
+    };
+    query: never;
+    body: never;
+    response: {
+      data: {
+        metricDefinitionId: string;
+        slug: string;
+        outputType: string;
+        reviewed: number;
+        compared: number;
+        agreed: number;
+        accuracy: number | null;
+        meanAbsoluteError?: number | null;
+        byVersion: {
+          version: number;
+          reviewed: number;
+          compared: number;
+          agreed: number;
+          accuracy: number | null;
+          meanAbsoluteError?: number | null;
+        }[];
+      };
+    };
+  };
   /** POST /v1/metric/collection-jobs: Create a collection job (calls × metrics)
    * Metrics by id or slug; unknown call or metric ids answer 400 naming them. */
   createCollectionJob: {
@@ -722,6 +759,23 @@ export interface Operations {
     response: {
       data: JobMetricValues[];
       pagination: Pagination;
+    };
+  };
+  /** PUT /v1/metric/collection-jobs/{jobId}/metric-values/{callId}/{metricId}/review: Review a metric value: confirm or correct it
+   * `reviewedValue` must be a valid value of the definition version that produced it; the judge's `value` is kept. A new review replaces the previous one. Reviews feed GET /v1/metric/definitions/{idOrSlug}/agreement. */
+  reviewMetricValue: {
+    path: {
+      jobId: string;
+      callId: string;
+      metricId: string;
+    };
+    query: never;
+    body: {
+      reviewedValue: number | string | boolean | string[];
+      note?: string;
+    };
+    response: {
+      data: MetricValue;
     };
   };
   /** POST /v1/metric/policies: Create a metric policy */
@@ -1306,6 +1360,7 @@ export const routes = {
   archiveMetricDefinition: { method: "POST", path: "/v1/metric/definitions/{idOrSlug}/archive", status: 200 },
   unarchiveMetricDefinition: { method: "POST", path: "/v1/metric/definitions/{idOrSlug}/unarchive", status: 200 },
   listMetricDefinitionVersions: { method: "GET", path: "/v1/metric/definitions/{idOrSlug}/versions", status: 200 },
+  getMetricAgreement: { method: "GET", path: "/v1/metric/definitions/{idOrSlug}/agreement", status: 200 },
   createCollectionJob: { method: "POST", path: "/v1/metric/collection-jobs", status: 201, idempotencyKey: true },
   listCollectionJobs: { method: "GET", path: "/v1/metric/collection-jobs", status: 200 },
   estimateCollectionJob: { method: "POST", path: "/v1/metric/collection-jobs/estimate", status: 200 },
@@ -1318,6 +1373,11 @@ export const routes = {
     idempotencyKey: true,
   },
   listJobMetricValues: { method: "GET", path: "/v1/metric/collection-jobs/{jobId}/metric-values", status: 200 },
+  reviewMetricValue: {
+    method: "PUT",
+    path: "/v1/metric/collection-jobs/{jobId}/metric-values/{callId}/{metricId}/review",
+    status: 200,
+  },
   createMetricPolicy: { method: "POST", path: "/v1/metric/policies", status: 201, idempotencyKey: true },
   listMetricPolicies: { method: "GET", path: "/v1/metric/policies", status: 200 },
   getMetricPolicy: { method: "GET", path: "/v1/metric/policies/{policyId}", status: 200 },

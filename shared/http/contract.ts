@@ -40,6 +40,7 @@ import {
   judgeModeComparisonSchema,
   metricDefinitionSchema,
   metricPolicySchema,
+  metricValueSchema,
   organizationSchema,
   pageOf,
   playgroundResultSchema,
@@ -49,6 +50,7 @@ import {
   timeseriesResultSchema,
   webhookSecretSchema,
 } from "../schemas/responses.ts";
+import { agreementSchema, reviewSchema } from "../schemas/review.ts";
 import type { Access, RouteThrottle } from "../wiring.ts";
 import { pageQuerySchema } from "./pagination.ts";
 
@@ -278,6 +280,17 @@ export const contract = {
     query: pageQuerySchema(100, 20),
     response: pageOf(metricDefinitionSchema),
   },
+  "GET /v1/metric/definitions/{idOrSlug}/agreement": {
+    roles: anyRole,
+    handler: "get-metric-agreement",
+    summary: "How often the judge's values of a definition match reviewed values",
+    description:
+      "Accuracy (share of compared values equal to the reviewed one; labels in any order) for every output type, and the mean absolute error for NUMERIC, SCALE and COUNT; in all and per version.",
+    tag: "metrics",
+    operationId: "getMetricAgreement",
+    path: idParam("idOrSlug"),
+    response: dataOf(agreementSchema),
+  },
   "PUT /v1/metric/definitions/{idOrSlug}": {
     audit: "metric_definition.updated",
     roles: writers,
@@ -371,6 +384,19 @@ export const contract = {
     path: idParam("jobId"),
     query: pageQuerySchema(1000, 500).extend({ status: valueStatusQuery }),
     response: pageOf(jobMetricValuesSchema),
+  },
+  "PUT /v1/metric/collection-jobs/{jobId}/metric-values/{callId}/{metricId}/review": {
+    roles: writers,
+    handler: "review-metric-value",
+    access: { table: "readWrite" },
+    summary: "Review a metric value: confirm or correct it",
+    description:
+      "`reviewedValue` must be a valid value of the definition version that produced it; the judge's `value` is kept. A new review replaces the previous one. Reviews feed GET /v1/metric/definitions/{idOrSlug}/agreement.",
+    tag: "jobs",
+    operationId: "reviewMetricValue",
+    path: z.object({ jobId: z.string().min(1), callId: z.string().min(1), metricId: z.string().min(1) }),
+    body: reviewSchema,
+    response: dataOf(metricValueSchema),
   },
 
   // ---- policies

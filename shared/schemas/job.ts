@@ -164,6 +164,11 @@ export interface MetricValue {
   model?: string;
   usage?: TokenUsage;
   estimatedCostUsd?: number;
+  /** A person's verdict (shared/store/reviews.ts); `value` stays the judge's. */
+  reviewedValue?: number | string | boolean | string[];
+  reviewedBy?: string;
+  reviewedAt?: string;
+  reviewNote?: string;
 }
 
 /** Tokens an evaluation used, as the Messages API reports them. */

@@ -194,6 +194,12 @@ export const metricValueSchema = z.object({
   model: z.string().optional(),
   usage: tokenUsageSchema.optional(),
   estimatedCostUsd: z.number().optional(),
+  /** A person's verdict (PUT …/review); `value` stays the judge's. */
+  reviewedValue: z.union([z.number(), z.string(), z.boolean(), z.array(z.string())]).optional(),
+  /** The API key that reviewed it. */
+  reviewedBy: z.string().optional(),
+  reviewedAt: timestamp.optional(),
+  reviewNote: z.string().optional(),
 });
 
 export const jobMetricValuesSchema = z.object({

@@ -24,7 +24,7 @@ type Item = Record<string, unknown>;
 export const LATE_VALUE_WINDOW_MS = 15 * 60_000;
 /** A tombstone answers repeated deletes (and marks the follow-up pass) for this long. */
 const TOMBSTONE_DAYS = 30;
-/** Values per transaction, with one delta: the same bound as recording's (record.ts). */
+/** Values per transaction, with their reviews' copies and one delta: the same bound as recording's (record.ts). */
 const VALUES_PER_TRANSACTION = 24;
 const MAX_ATTEMPTS = 6;
 
@@ -171,6 +171,11 @@ async function removeValues(call: DeletedCall, values: Item[]): Promise<number> 
           Delete: { Key: { pk: value.pk, sk: value.sk }, ConditionExpression: "attribute_exists(pk)" },
         })),
         ...(delta ? [{ Put: { Item: delta } }] : []),
+        // Their reviews' copies (shared/store/reviews.ts), after the conditions whose positions count.
+        ...pending.map((value) => {
+          const { jobId, metricDefinitionId } = keys.parseItemResult(String(value.pk), String(value.sk));
+          return { Delete: { Key: keys.metricReview(call.orgId, metricDefinitionId, call.callId, jobId) } };
+        }),
       ]);
       return pending.length;
     } catch (error) {

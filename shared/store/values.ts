@@ -6,7 +6,7 @@ import { type PagedQuery, type PageKey, queryAll, queryPage } from "./query.ts";
 type Item = Record<string, unknown>;
 const storageFields = new Set(["pk", "sk", "entity", "gsi1pk", "gsi1sk", "orgId", "expiresAt"]);
 
-const toMetricValue = (item: Item): MetricValue =>
+export const toMetricValue = (item: Item): MetricValue =>
   ({
     ...keys.parseItemResult(String(item.pk), String(item.sk)),
     ...Object.fromEntries(Object.entries(item).filter(([k]) => !storageFields.has(k))),

@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { builtInMetric, llmMetric, sampleCall } from "../support/fixtures.ts";
-import { startTestStack, type TestStack } from "../support/stack.ts";
+import { startTestStack, type TestStack, waitForJobEnd } from "../support/stack.ts";
 
 const cli = fileURLToPath(new URL("../../cli/mcj.ts", import.meta.url));
 
@@ -75,6 +75,39 @@ describe("mcj CLI", () => {
     expect(run.stdout).toContain('"deleted": true');
     expect((await stack.api("GET", `/v1/call/${created.body.data.id}`)).status).toBe(404);
     expect((await mcj(["calls", "delete", "no-such-call"])).code).toBe(3);
+  });
+
+  it("reviews a value and reports the agreement (jobs review, metrics agreement)", async () => {
+    const created = await stack.api("POST", "/v1/call", sampleCall({ externalId: "cli-reviewed" }));
+    const callId = created.body.data.id;
+    await stack.api(
+      "POST",
+      "/v1/metric/definitions",
+      builtInMetric("cli-review-turns", { kind: "TURN_COUNT" }, "COUNT"),
+    );
+    const job = await stack.api("POST", "/v1/metric/collection-jobs", {
+      callIds: [callId],
+      metrics: [{ id: "cli-review-turns" }],
+    });
+    await waitForJobEnd(stack.api, job.body.data.id);
+    const reviewed = await mcj([
+      "jobs",
+      "review",
+      job.body.data.id,
+      callId,
+      "cli-review-turns",
+      "--value",
+      "9",
+      "--note",
+      "recounted",
+    ]);
+    expect(reviewed.code, reviewed.stderr).toBe(0);
+    expect(JSON.parse(reviewed.stdout)).toMatchObject({ reviewedValue: 9, reviewNote: "recounted" });
+    const report = await mcj(["metrics", "agreement", "cli-review-turns"]);
+    expect(JSON.parse(report.stdout)).toMatchObject({ reviewed: 1, compared: 1, agreed: 0, accuracy: 0 });
+    expect((await mcj(["jobs", "review", job.body.data.id, callId, "cli-review-turns"])).code).toBe(2);
+    // Later tests run jobs on every call.
+    await stack.api("DELETE", `/v1/call/${callId}`);
   });
 
   it("creates, lists and shows metric definitions", async () => {

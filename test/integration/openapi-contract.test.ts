@@ -137,6 +137,11 @@ describe("real responses match the documented schemas", () => {
     });
     const sorry = values.data.find((group: { slug: string }) => group.slug === "contract-sorry");
     expect(sorry.values[0].captureStatus).toBe("SUCCESS");
+    await call("PUT /v1/metric/collection-jobs/{jobId}/metric-values/{callId}/{metricId}/review", {
+      path: { jobId: job.data.id, callId, metricId: "contract-sorry" },
+      body: { reviewedValue: false, note: "contract" },
+    });
+    await call("GET /v1/metric/definitions/{idOrSlug}/agreement", { path: { idOrSlug: "contract-sorry" } });
     await call("GET /v1/call/{callId}/metrics", { path: { callId }, query: { status: "all" } });
     await call("POST /v1/metric/collection-jobs/{jobId}/retry", { path: { jobId: job.data.id }, expectStatus: 400 });
     await call("POST /v1/metric/collection-jobs/{jobId}/cancel", { path: { jobId: job.data.id }, expectStatus: 409 });
