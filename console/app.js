@@ -158,6 +158,7 @@ async function openJob(jobId) {
         `${group.name} `,
         h("code", {}, group.metricId),
         group.type ? h("span", { class: "muted" }, ` · ${group.type}`) : "",
+        h("span", { class: "muted agreement", "data-testid": "agreement" }),
       ),
       group.values.length === 0
         ? h("p", { class: "muted" }, finished(job) ? "No values." : "No values yet…")
@@ -170,7 +171,7 @@ async function openJob(jobId) {
               h(
                 "tr",
                 {},
-                ["Call", "Status", "Value", "Confidence", "Reasoning", ""].map((t) => h("th", {}, t)),
+                ["Call", "Status", "Value", "Confidence", "Reasoning", "", "Review"].map((t) => h("th", {}, t)),
               ),
             ),
             h(
@@ -182,6 +183,58 @@ async function openJob(jobId) {
     ),
   );
   $("#values").replaceChildren(...sections);
+  for (const group of groups.values()) showAgreement(group);
+}
+
+/** How often the judge matched reviewers on this metric, beside its name. */
+async function showAgreement(group) {
+  const target = document.querySelector(`.metric[data-metric="${CSS.escape(group.slug)}"] [data-testid="agreement"]`);
+  if (!target) return;
+  try {
+    const { data } = await api(`/v1/metric/definitions/${encodeURIComponent(group.metricDefinitionId)}/agreement`);
+    const error = typeof data.meanAbsoluteError === "number" ? `, mean error ${data.meanAbsoluteError.toFixed(2)}` : "";
+    target.textContent =
+      data.compared === 0 ? " · no reviews yet" : ` · ${data.agreed} of ${data.compared} reviewed agree${error}`;
+  } catch {
+    target.textContent = "";
+  }
+}
+
+/** The review cell: what a person said, or a field to confirm or correct the value. */
+function reviewCell(value, group) {
+  const cell = h("td", { "data-testid": "review" });
+  const show = (reviewed) => {
+    const shown = Array.isArray(reviewed.reviewedValue) ? reviewed.reviewedValue.join(", ") : reviewed.reviewedValue;
+    cell.replaceChildren(h("span", { class: "reviewed" }, `reviewed: ${shown}`));
+  };
+  const input = h("input", { type: "text", size: 8, placeholder: "value", "aria-label": "Reviewed value" });
+  const save = async () => {
+    const text = input.value.trim();
+    if (text === "") return;
+    let reviewedValue = text;
+    try {
+      reviewedValue = JSON.parse(text); // true, 3, ["a","b"]; a bare word stays a label or text.
+    } catch {}
+    const ids = [value.jobId, value.callId, value.metricDefinitionId].map(encodeURIComponent);
+    try {
+      const { data } = await api(`/v1/metric/collection-jobs/${ids[0]}/metric-values/${ids[1]}/${ids[2]}/review`, {
+        method: "PUT",
+        body: { reviewedValue },
+      });
+      show(data);
+      showAgreement(group);
+    } catch (error) {
+      say(`Review not saved: ${error.message}`);
+    }
+  };
+  if (value.reviewedValue !== undefined) show(value);
+  else {
+    cell.append(
+      input,
+      h("button", { type: "button", class: "link", "data-testid": "save-review", onclick: save }, "save"),
+    );
+  }
+  return cell;
 }
 
 function formatValue(value, group) {
@@ -210,6 +263,7 @@ function valueRow(value, group) {
         segment ? "segment" : "transcript",
       ),
     ),
+    reviewCell(value, group),
   );
 }
 

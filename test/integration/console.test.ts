@@ -1,7 +1,7 @@
 /**
  * The web console in headless Chromium (Debian's /usr/bin/chromium driven by
  * playwright-core), served by the local runtime on the API's origin: load, enter the key,
- * watch a job reach 100%, open its values and the referenced transcript segment.
+ * watch a job reach 100%, open its values and the referenced transcript segment, review a value.
  * Screenshots land in test-artifacts/.
  */
 import { existsSync, mkdirSync } from "node:fs";
@@ -81,6 +81,16 @@ describe.skipIf(!existsSync(CHROMIUM))("web console in headless Chromium", () =>
     expect(await highlighted.count()).toBe(1);
     expect(await highlighted.textContent()).toContain("I need a refund");
     await page.screenshot({ path: `${artifacts}console-values.png`, fullPage: true });
+
+    // Correct a value; the agreement beside the metric's name follows.
+    const agreement = refund.locator('[data-testid="agreement"]');
+    await expect.poll(() => agreement.textContent()).toBe(" · no reviews yet");
+    const firstRow = refund.locator("tr.value").first();
+    await firstRow.locator('[data-testid="review"] input').fill("false");
+    await firstRow.locator('[data-testid="save-review"]').click();
+    await expect.poll(() => firstRow.locator('[data-testid="review"]').textContent()).toBe("reviewed: false");
+    await expect.poll(() => agreement.textContent()).toBe(" · 0 of 1 reviewed agree");
+    await page.screenshot({ path: `${artifacts}console-review.png`, fullPage: true });
 
     // The chart answers from the analytics API, or says it is not there; it never breaks the page.
     await page.waitForSelector('#chart svg, #chart p, [data-testid="chart-unavailable"]', { timeout: 60_000 });
