@@ -1,6 +1,7 @@
 /**
  * One function construct with the service's fixed defaults (Node 24 on ARM64, esbuild
- * bundle as ESM with source maps, an explicit log group with retention, tracing), and the
+ * bundle as ESM with source maps, an explicit log group with retention, its own or its
+ * kind's, tracing), and the
  * one place access is granted: each grant sets the env var that names what was granted,
  * so a function can only reach what it was given.
  */
@@ -17,7 +18,7 @@ import {
   Tracing,
 } from "aws-cdk-lib/aws-lambda";
 import { NodejsFunction, OutputFormat } from "aws-cdk-lib/aws-lambda-nodejs";
-import { LogGroup, type RetentionDays } from "aws-cdk-lib/aws-logs";
+import { type ILogGroup, LogGroup, type RetentionDays } from "aws-cdk-lib/aws-logs";
 import type { ISecret } from "aws-cdk-lib/aws-secretsmanager";
 import type { IQueue } from "aws-cdk-lib/aws-sqs";
 import { Construct } from "constructs";
@@ -52,6 +53,8 @@ export interface ServiceFunctionProps {
   environment: Record<string, string>;
   /** Repo root, for resolving `entry.entry` and the lock file. */
   projectRoot: string;
+  /** A log group shared with functions of its kind (the API's), instead of one of its own. */
+  logGroup?: ILogGroup;
 }
 
 const iamActions = (actions: readonly string[]) => actions.map((action) => `dynamodb:${action}`);
@@ -104,11 +107,13 @@ export class ServiceFunction extends Construct {
 
   constructor(scope: Construct, id: string, props: ServiceFunctionProps) {
     super(scope, id);
-    const logGroup = new LogGroup(this, "Logs", {
-      retention: props.logRetention,
-      removalPolicy: props.logRemovalPolicy,
-      encryptionKey: props.logEncryptionKey,
-    });
+    const logGroup =
+      props.logGroup ??
+      new LogGroup(this, "Logs", {
+        retention: props.logRetention,
+        removalPolicy: props.logRemovalPolicy,
+        encryptionKey: props.logEncryptionKey,
+      });
     // Own role instead of AWSLambdaBasicExecutionRole: logs may go to this function's group only.
     // (The group's ARN attribute already ends in `:*`, which covers its log streams.)
     const role = new Role(this, "Role", { assumedBy: new ServicePrincipal("lambda.amazonaws.com") });

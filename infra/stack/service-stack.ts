@@ -45,7 +45,7 @@ import { type IKey, Key } from "aws-cdk-lib/aws-kms";
 import { type CfnFunction, FilterCriteria, MetricType, StartingPosition } from "aws-cdk-lib/aws-lambda";
 import { SqsDestination } from "aws-cdk-lib/aws-lambda-destinations";
 import { DynamoEventSource, SqsDlq, SqsEventSource } from "aws-cdk-lib/aws-lambda-event-sources";
-import { LogGroup, RetentionDays } from "aws-cdk-lib/aws-logs";
+import { type ILogGroup, LogGroup, RetentionDays } from "aws-cdk-lib/aws-logs";
 import { Schedule, ScheduleExpression } from "aws-cdk-lib/aws-scheduler";
 import { LambdaInvoke } from "aws-cdk-lib/aws-scheduler-targets";
 import { Secret } from "aws-cdk-lib/aws-secretsmanager";
@@ -104,7 +104,7 @@ const FAILURE_RETENTION = Duration.days(14);
 /** Visibility must outlast every retry of a batch by the consumer (AWS's guidance: 6×). */
 const VISIBILITY_TO_TIMEOUT_RATIO = 6;
 
-type MakeFunction = (entry: FunctionEntry) => ServiceFunction;
+type MakeFunction = (entry: FunctionEntry, options?: { logGroup?: ILogGroup }) => ServiceFunction;
 interface QueueSet {
   queues: Record<QueueName, Queue>;
   deadLetterQueues: Record<QueueName, Queue>;
@@ -184,7 +184,7 @@ export class ServiceStack extends Stack {
       ...envFor({ judgeModel: settings.judgeModel, workMaxReceiveCount: queueDeclarations.work.maxReceiveCount }),
     };
     const functions: ServiceFunction[] = [];
-    const make = (entry: FunctionEntry) => {
+    const make: MakeFunction = (entry, options = {}) => {
       const fn = new ServiceFunction(this, entry.id, {
         entry,
         environment,
@@ -192,6 +192,7 @@ export class ServiceStack extends Stack {
         logRetention: settings.logRetentionDays,
         logRemovalPolicy: retain,
         logEncryptionKey: customerKey,
+        ...options,
       }).grant(entry.access, resources);
       functions.push(fn);
       return fn;
@@ -342,8 +343,15 @@ export class ServiceStack extends Stack {
       throttle: { rateLimit: settings.throttlingRateLimit, burstLimit: settings.throttlingBurstLimit },
       accessLogSettings: { destination: new LogGroupLogDestination(accessLogs), format: ACCESS_LOG_FORMAT },
     });
+    // One log group for every route's function (each writes its own streams, named after
+    // it): a group per route would cost 50 of CloudFormation's 500 resources per stack.
+    const routeLogs = new LogGroup(this, "ApiFunctionLogs", {
+      retention: settings.logRetentionDays,
+      removalPolicy: retain,
+      encryptionKey: customerKey,
+    });
     for (const route of wiring.routes) {
-      const fn = make(route).acknowledge("Serverless-LambdaDLQ", NO_FUNCTION_DLQ.api);
+      const fn = make(route, { logGroup: routeLogs }).acknowledge("Serverless-LambdaDLQ", NO_FUNCTION_DLQ.api);
       const [deployed] = api.addRoutes({
         path: route.path,
         methods: [HttpMethod[route.method]],

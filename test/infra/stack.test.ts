@@ -96,7 +96,7 @@ describe("the CDK app", () => {
     });
   });
 
-  it("runs every function on nodejs24.x, arm64, traced, with its own log group", () => {
+  it("runs every function on nodejs24.x, arm64, traced, with a log group (the API's functions share one)", () => {
     const functions = ofType("AWS::Lambda::Function").filter(([, r]) => r.Properties.Runtime?.startsWith("nodejs"));
     expect(functions.length).toBe(
       1 + wiring.routes.length + wiring.queueConsumers.length + wiring.streamConsumers.length + wiring.schedules.length,
@@ -110,6 +110,14 @@ describe("the CDK app", () => {
       });
     }
     for (const [, group] of ofType("AWS::Logs::LogGroup")) expect(group.Properties.RetentionInDays).toBe(30);
+    const routeGroups = new Set(
+      functions
+        .filter(([id]) => id.startsWith("api") && !id.startsWith("apiauthorizer"))
+        .map(([, fn]) => JSON.stringify(fn.Properties.LoggingConfig.LogGroup)),
+    );
+    expect(routeGroups.size).toBe(1);
+    // CloudFormation's limit per stack: every route costs six resources, so keep room for more.
+    expect(Object.keys(template.toJSON().Resources).length).toBeLessThan(480);
   });
 
   it("builds the table from the shared declaration: on demand, PITR, stream, TTL, protected, a lean index", () => {
