@@ -1044,10 +1044,10 @@ export interface Operations {
     };
     body: never;
     response: {
-      data: {
+      data: ({
         date: string;
         metrics: Record<string, number>;
-      }[];
+      } & Record<string, unknown>)[];
     };
   };
   /** GET /v1/custom-metrics/timeseries: A metric over time (Prometheus-style matrix) */

@@ -122,11 +122,25 @@ export async function aggregate(orgId: string, query: RangeQuery) {
     .sort((a, b) => JSON.stringify(a).localeCompare(JSON.stringify(b)));
 }
 
+const byLabels = (a: { labels: Record<string, string> }, b: { labels: Record<string, string> }) =>
+  JSON.stringify(a.labels).localeCompare(JSON.stringify(b.labels));
+
+/**
+ * One entry per day (in the timezone) with its metrics; with groupBy, one per day and group
+ * that has values, its labels beside `metrics`, as aggregate's groups.
+ */
 export async function daily(orgId: string, query: RangeQuery) {
   const { from, to } = range(query);
   const days = localDays(from, to, query.timezone);
-  const { perRange, valuesOf } = await collect(orgId, { ...query, groupBy: undefined }, days);
-  return days.map((day, index) => ({ date: day.date, metrics: valuesOf(perRange[index]?.[0]?.stats ?? new Map()) }));
+  const { groupBy, perRange, valuesOf } = await collect(orgId, query, days);
+  if (groupBy.length === 0) {
+    return days.map((day, index) => ({ date: day.date, metrics: valuesOf(perRange[index]?.[0]?.stats ?? new Map()) }));
+  }
+  return days.flatMap((day, index) =>
+    [...(perRange[index] ?? [])]
+      .sort(byLabels)
+      .map((group) => ({ date: day.date, ...group.labels, metrics: valuesOf(group.stats) })),
+  );
 }
 
 export async function timeseries(orgId: string, query: z.infer<typeof timeseriesQuerySchema>) {

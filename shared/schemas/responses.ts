@@ -320,7 +320,10 @@ export const aggregateResultSchema = z.union([
   /** With groupBy: one entry per group, its labels next to `metrics`. */
   z.array(z.object({ metrics: metricsByNameSchema }).catchall(z.string())),
 ]);
-export const dailyResultSchema = z.array(z.object({ date: z.string(), metrics: metricsByNameSchema }));
+/** With groupBy: one entry per day and group, its labels next to `date` and `metrics`. */
+export const dailyResultSchema = z.array(
+  z.object({ date: z.string(), metrics: metricsByNameSchema }).catchall(z.string()),
+);
 export const timeseriesResultSchema = z.object({
   resultType: z.literal("matrix"),
   result: z.array(z.object({ metric: labelsSchema, values: z.array(z.tuple([z.number(), z.string()])) })),

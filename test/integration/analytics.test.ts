@@ -150,6 +150,15 @@ describe("custom-metrics analytics", () => {
       { date: "2026-03-08", metrics: { "an-dur": 25_000 } },
       { date: "2026-03-09", metrics: { "an-dur": 45_000 } },
     ]);
+    const byAgent = await get(
+      "/v1/custom-metrics/daily?startDate=2026-03-08&endDate=2026-03-10&metricNames=an-dur&timezone=America/New_York&groupBy=agentId",
+    );
+    expect(byAgent.body.data).toEqual([
+      { date: "2026-03-08", agentId: "A", metrics: { "an-dur": 20_000 } },
+      { date: "2026-03-08", agentId: "B", metrics: { "an-dur": 30_000 } },
+      { date: "2026-03-09", agentId: "A", metrics: { "an-dur": 50_000 } },
+      { date: "2026-03-09", agentId: "B", metrics: { "an-dur": 40_000 } },
+    ]);
     const kolkata = await get(
       "/v1/custom-metrics/daily?startDate=2026-03-08&endDate=2026-03-10&metricNames=an-dur&timezone=Asia/Kolkata",
     );
