@@ -212,7 +212,8 @@ export async function updateMetric(
       {
         Put: {
           Item: latest,
-          ConditionExpression: "#version = :current",
+          // Not archived since it was read: this put would bring it back to the list.
+          ConditionExpression: "#version = :current AND attribute_not_exists(archivedAt)",
           ExpressionAttributeNames: { "#version": "version" },
           ExpressionAttributeValues: { ":current": version },
         },
@@ -229,7 +230,7 @@ export async function updateMetric(
     const failed = failedConditions(error);
     if (failed?.[2]) throw slugTaken(next.slug);
     if (failed?.[0] || failed?.[1]) {
-      throw conflict("The metric definition was updated concurrently; fetch it and try again");
+      throw conflict("The metric definition was updated or archived concurrently; fetch it and try again");
     }
     throw error;
   }

@@ -4,6 +4,7 @@
  * compared on the same calls; archived without breaking what runs them.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { getMetric, updateMetric } from "../../shared/store/metrics.ts";
 import { builtInMetric, createCalls, createMetrics, jobValues } from "../support/fixtures.ts";
 import { startTestStack, type TestStack, waitForJobEnd } from "../support/stack.ts";
 
@@ -158,6 +159,13 @@ describe("metric definition slugs, versions and archiving", () => {
       builtInMetric("arch-turns", { kind: "TURN_COUNT" }, "COUNT"),
     );
     expect(sameSlug.status).toBe(409);
+
+    // An update that read the definition before it was archived does not bring it back.
+    await stack.api("POST", "/v1/metric/definitions/arch-turns/unarchive");
+    const readBefore = await getMetric(stack.orgId, "arch-turns");
+    await stack.api("POST", "/v1/metric/definitions/arch-turns/archive");
+    await expect(updateMetric(stack.orgId, readBefore!, { name: "Late" })).rejects.toThrow(/archived concurrently/);
+    expect(await slugs("&archived=true")).toEqual(["arch-turns"]);
 
     const back = await stack.api("POST", "/v1/metric/definitions/arch-turns/unarchive");
     expect(back.status).toBe(200);
