@@ -1229,6 +1229,7 @@ export interface Operations {
           monthlyBudgetUsd?: number | null;
           maxJobCostUsd?: number | null;
           retentionDays?: number | null;
+          analyticsAdminOnly?: boolean | null;
           apiRateLimit?: {
             requestsPerSecond: number;
             burst: number;
@@ -1253,6 +1254,7 @@ export interface Operations {
       monthlyBudgetUsd?: number | null;
       maxJobCostUsd?: number | null;
       retentionDays?: number | null;
+      analyticsAdminOnly?: boolean | null;
       apiRateLimit?: {
         requestsPerSecond: number;
         burst: number;
@@ -1267,6 +1269,7 @@ export interface Operations {
           monthlyBudgetUsd?: number | null;
           maxJobCostUsd?: number | null;
           retentionDays?: number | null;
+          analyticsAdminOnly?: boolean | null;
           apiRateLimit?: {
             requestsPerSecond: number;
             burst: number;

@@ -10,6 +10,7 @@ import { logger, withLambdaContext } from "../logger.ts";
 import type { AuditAction } from "../schemas/audit.ts";
 import { envelopeOf } from "../schemas/responses.ts";
 import { recordAuditEvent } from "../store/audit.ts";
+import { organizationSettings } from "../store/organizations.ts";
 import type { KeyPage } from "../store/query.ts";
 import { annotate } from "../tracer.ts";
 import { enforceApiRateLimit } from "./api-rate-limit.ts";
@@ -34,6 +35,8 @@ export interface ApiRouteOptions<B extends z.ZodType, Q extends z.ZodType, P ext
   path?: P;
   /** The roles of the keys this route serves; every route needs a valid key. */
   roles: readonly Role[];
+  /** An organization setting that, when true, narrows the route to admin keys. */
+  adminOnlyWhen?: "analyticsAdminOnly";
   /** Status of a successful answer. */
   successStatus?: number;
   /** The success body; built with `dataOf` / `pageOf`, it says how the handler's result is wrapped. */
@@ -110,6 +113,16 @@ async function recordChange(
   }
 }
 
+/** 403 when the organization narrowed the route to admin keys with the setting `setting`. */
+async function refuseUnlessAllowed(principal: Principal, setting: "analyticsAdminOnly") {
+  const settings = await organizationSettings(principal.orgId);
+  if (settings[setting] === true) {
+    throw forbidden(
+      `This organization serves these routes to admin keys only (setting ${setting}); this key is ${principal.role}`,
+    );
+  }
+}
+
 export function apiRoute<
   B extends z.ZodType = z.ZodUndefined,
   Q extends z.ZodType = z.ZodUndefined,
@@ -127,6 +140,8 @@ export function apiRoute<
       );
     }
     await enforceApiRateLimit(principal.orgId);
+    if (options.adminOnlyWhen && principal.role !== "admin")
+      await refuseUnlessAllowed(principal, options.adminOnlyWhen);
     const body = parse(options.body, options.body ? readJsonBody(event) : undefined, "body");
     const query = parse(options.query, event.queryStringParameters ?? {}, "query");
     const path = parse(options.path, event.pathParameters ?? {}, "path");

@@ -78,6 +78,8 @@ export interface RouteContract {
   roles: readonly Role[];
   /** Served without an API key. */
   public?: boolean;
+  /** An organization setting that, when true, narrows the route to admin keys (403 for others). */
+  adminOnlyWhen?: "analyticsAdminOnly";
   /** A change the audit trail records (GET /v1/audit-events). */
   audit?: AuditAction;
   /** Creates something: a client may send an Idempotency-Key to make retries safe. */
@@ -528,6 +530,7 @@ export const contract = {
   // ---- analytics
   "GET /v1/custom-metrics/names": {
     roles: anyRole,
+    adminOnlyWhen: "analyticsAdminOnly",
     handler: "custom-metrics-names",
     summary: "Names (slugs) of metrics with analytics data",
     tag: "analytics",
@@ -537,6 +540,7 @@ export const contract = {
   },
   "GET /v1/custom-metrics/aggregate": {
     roles: anyRole,
+    adminOnlyWhen: "analyticsAdminOnly",
     handler: "custom-metrics-aggregate",
     summary: "One value per metric (and per group with groupBy) over a range",
     tag: "analytics",
@@ -546,6 +550,7 @@ export const contract = {
   },
   "GET /v1/custom-metrics/daily": {
     roles: anyRole,
+    adminOnlyWhen: "analyticsAdminOnly",
     handler: "custom-metrics-daily",
     summary: "One value per metric per local day",
     tag: "analytics",
@@ -555,6 +560,7 @@ export const contract = {
   },
   "GET /v1/custom-metrics/timeseries": {
     roles: anyRole,
+    adminOnlyWhen: "analyticsAdminOnly",
     handler: "custom-metrics-timeseries",
     summary: "A metric over time (Prometheus-style matrix)",
     tag: "analytics",
@@ -564,6 +570,7 @@ export const contract = {
   },
   "GET /v1/custom-metrics/tags": {
     roles: anyRole,
+    adminOnlyWhen: "analyticsAdminOnly",
     handler: "custom-metrics-tags",
     summary: "Label names and values seen for a metric",
     tag: "analytics",
@@ -573,6 +580,7 @@ export const contract = {
   },
   "GET /v1/custom-metrics/sessions/{callId}": {
     roles: anyRole,
+    adminOnlyWhen: "analyticsAdminOnly",
     handler: "custom-metrics-session",
     summary: "The latest value of each metric for one call",
     tag: "analytics",

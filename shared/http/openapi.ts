@@ -113,7 +113,9 @@ const errorResponses = (route: RouteContract) => {
     "401": { description: "Missing or invalid API key", ...error },
     ...(route.roles.length < roles.length
       ? { "403": { description: `Needs a key with the role ${route.roles.join(" or ")}`, ...error } }
-      : {}),
+      : route.adminOnlyWhen
+        ? { "403": { description: `Admin keys only when the organization sets ${route.adminOnlyWhen}`, ...error } }
+        : {}),
     "404": { description: "Not found (or another organization's)", ...error },
     "409": { description: "Conflict", ...error },
     "429": { description: "Rate-limited; honour Retry-After", ...error },

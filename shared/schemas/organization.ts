@@ -42,6 +42,13 @@ export const organizationSettingsSchema = z.strictObject({
     .describe(
       "Calls (with their transcripts) and metric values stored from now on are deleted this many days after they are written (DynamoDB TTL, within a day or two of that); analytics rollups are kept. Absent or null: kept until deleted",
     ),
+  analyticsAdminOnly: z
+    .boolean()
+    .nullable()
+    .optional()
+    .describe(
+      "true: the analytics routes (/v1/custom-metrics/*) serve admin keys only, as VoiceRun keeps analytics to owners and admins; absent, null or false: every key may read them",
+    ),
   apiRateLimit: z
     .strictObject({
       requestsPerSecond: z.number().gt(0).max(10_000),

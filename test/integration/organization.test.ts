@@ -162,4 +162,32 @@ describe("organization settings", () => {
     const listed = await Promise.all(Array.from({ length: 6 }, () => client.calls.list()));
     expect(listed).toHaveLength(6);
   });
+
+  it("restricts analytics to admin keys when the organization says so, as VoiceRun restricts them to owners and admins", async () => {
+    const restricted = await stack.newOrganization("Analytics for admins");
+    const { apiKey } = await createApiKey(restricted.orgId, { role: "member", name: "member" });
+    const member = stack.client(apiKey);
+    const analyticsRoutes = [
+      "/v1/custom-metrics/names",
+      "/v1/custom-metrics/aggregate?startDate=2026-01-01&endDate=2026-01-02",
+      "/v1/custom-metrics/tags",
+    ];
+    for (const route of analyticsRoutes) expect((await member("GET", route)).status).toBe(200);
+
+    const set = await restricted.api("PUT", "/v1/organization/settings", { analyticsAdminOnly: true });
+    expect(set.body.data.settings).toEqual({ analyticsAdminOnly: true });
+    for (const route of analyticsRoutes) {
+      const refused = await member("GET", route);
+      expect(refused.status).toBe(403);
+      expect(refused.body.error.message).toContain("analyticsAdminOnly");
+      expect((await restricted.api("GET", route)).status).toBe(200);
+    }
+    // Other routes and other organizations are untouched.
+    expect((await member("GET", "/v1/call")).status).toBe(200);
+    const { apiKey: neighbourKey } = await createApiKey(stack.orgId, { role: "member", name: "neighbour member" });
+    expect((await stack.client(neighbourKey)("GET", "/v1/custom-metrics/names")).status).toBe(200);
+
+    await restricted.api("PUT", "/v1/organization/settings", { analyticsAdminOnly: null });
+    expect((await member("GET", analyticsRoutes[0] as string)).status).toBe(200);
+  });
 });
