@@ -63,7 +63,8 @@ export async function watch(client: Client, created: Job, io: Io): Promise<numbe
   if (tty) io.stderr.write("\n");
   const seconds = ((Date.now() - started) / 1000).toFixed(1);
   io.stderr.write(
-    `job ${job.id} ${job.status} after ${seconds}s: ${job.completedItems} completed, ${job.failedItems} failed of ${job.totalItems}` +
+    `job ${job.id} ${job.status} after ${seconds}s: ${job.completedItems} completed, ${job.failedItems} failed` +
+      `${job.notRunItems ? `, ${job.notRunItems} not run` : ""} of ${job.totalItems}` +
       `${job.errorMessage ? ` (${job.errorMessage})` : ""}\n`,
   );
   io.stdout.write(`${JSON.stringify(job, null, 2)}\n`);

@@ -3,7 +3,7 @@
  * mcj — the command line of the metric collection service, built on the SDK.
  * Run `mcj help` (or `npm run mcj -- help` inside the repo) for the commands.
  *
- * Exit codes: 0 ok · 1 the work ended badly (job FAILED/CANCELED, rejected import lines)
+ * Exit codes: 0 ok · 1 the work ended badly (job FAILED/CANCELED/EXPIRED, rejected import lines)
  *             2 usage error · 3 API or network error
  */
 import { readFile } from "node:fs/promises";
@@ -50,7 +50,7 @@ Usage: mcj <command> [options]
 
 Options: --base-url URL (or --api-url, the stack's ApiUrl output; env MCJ_BASE_URL), --api-key KEY (env MCJ_API_KEY), -h/--help
 
-Exit codes: 0 ok, 1 job FAILED/CANCELED or import lines rejected, 2 usage error, 3 API/network error`;
+Exit codes: 0 ok, 1 job FAILED/CANCELED/EXPIRED or import lines rejected, 2 usage error, 3 API/network error`;
 
 interface CommandContext {
   client: Client;

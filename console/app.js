@@ -46,7 +46,7 @@ async function api(path, { method = "GET", body: payload } = {}) {
 const say = (text) => {
   $("#status-line").textContent = text;
 };
-const finished = (job) => ["COMPLETED", "FAILED", "CANCELED"].includes(job.status);
+const finished = (job) => ["COMPLETED", "FAILED", "CANCELED", "EXPIRED"].includes(job.status);
 const percent = (job) =>
   job.totalItems === 0 ? 100 : Math.floor(((job.completedItems + job.failedItems) / job.totalItems) * 100);
 

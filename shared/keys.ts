@@ -102,6 +102,10 @@ export const keys = {
   runningJob: (orgId: string, jobId: string) => ({ pk: `ORG#${orgId}#JOB#${jobId}`, sk: "RUNNING" }),
   /** Sparse index partition of running jobs (sort key: creation time). */
   runningJobs: "RUNNINGJOBS",
+  /** Marks a job created with an expiry, for the reconciler; deleted with its running marker. */
+  jobDeadline: (orgId: string, jobId: string) => ({ pk: `ORG#${orgId}#JOB#${jobId}`, sk: "DEADLINE" }),
+  /** Sparse index partition of jobs with an expiry (sort key: the expiry). */
+  jobDeadlines: "JOBDEADLINES",
 
   policy: (orgId: string, policyId: string) => ({ pk: `ORG#${orgId}#POLICY#${policyId}`, sk: "POLICY" }),
   policyList: (orgId: string) => `ORG#${orgId}#POLICIES`,

@@ -269,7 +269,8 @@ export const wiring: Wiring = {
       id: "reconciler",
       entry: "functions/workers/reconciler.ts",
       access: { table: "readWrite", sendTo: ["dispatch", "work", "webhook"] },
-      expression: "rate(5 minutes)",
+      // Every minute: jobs created with expiresInSeconds end within a minute of their expiry.
+      expression: "rate(1 minute)",
       timeoutSeconds: 300,
     },
   ],

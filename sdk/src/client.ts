@@ -86,7 +86,7 @@ export interface WaitOptions {
   signal?: AbortSignal;
 }
 
-const FINISHED = new Set(["COMPLETED", "FAILED", "CANCELED"]);
+const FINISHED = new Set(["COMPLETED", "FAILED", "CANCELED", "EXPIRED"]);
 const IDEMPOTENT = new Set(["GET", "PUT", "DELETE"]);
 
 const errorCode = (body: unknown) => (body as { error?: { code?: unknown } } | undefined)?.error?.code;
@@ -265,7 +265,7 @@ export class Client {
     /** Confirms or corrects a value (`metricId`: id or slug); the judge's value is kept beside it. */
     review: (jobId: string, callId: string, metricId: string, body: Body<"reviewMetricValue">) =>
       this.request("reviewMetricValue", { path: { jobId, callId, metricId }, body }).then((r) => r.data),
-    /** Polls until the job is COMPLETED, FAILED or CANCELED and returns it. */
+    /** Polls until the job is COMPLETED, FAILED, CANCELED or EXPIRED and returns it. */
     wait: (jobId: string, options: WaitOptions = {}) => this.#wait(jobId, options),
     /** Creates a job and waits for it to end, reporting progress. */
     createAndWait: async (body: CreateJobInput, options: WaitOptions = {}) => {

@@ -81,7 +81,7 @@ export interface CallSummary {
 
 export interface CollectionJob {
   id: string;
-  status: "PENDING" | "PROCESSING" | "COMPLETED" | "FAILED" | "CANCELED";
+  status: "PENDING" | "PROCESSING" | "COMPLETED" | "FAILED" | "CANCELED" | "EXPIRED";
   triggeredBy: "API" | "METRIC_POLICY" | "SCHEDULE" | "RETRY";
   totalItems: number;
   completedItems: number;
@@ -94,6 +94,9 @@ export interface CollectionJob {
   startedAt?: string;
   completedAt?: string;
   canceledAt?: string;
+  expiresAt?: string;
+  expiredAt?: string;
+  notRunItems?: number;
   errorMessage?: string;
   webhookUrl?: string;
   maxCostUsd?: number;
@@ -638,6 +641,7 @@ export interface Operations {
       judgeMode?: "isolated" | "grouped";
       llmMode?: "realtime" | "batch";
       maxCostUsd?: number;
+      expiresInSeconds?: number;
     };
     response: {
       data: CollectionJob;
@@ -650,7 +654,7 @@ export interface Operations {
       /** @default 20 */
       limit?: number;
       after?: string;
-      status?: "PENDING" | "PROCESSING" | "COMPLETED" | "FAILED" | "CANCELED";
+      status?: "PENDING" | "PROCESSING" | "COMPLETED" | "FAILED" | "CANCELED" | "EXPIRED";
     };
     body: never;
     response: {
@@ -674,6 +678,7 @@ export interface Operations {
       judgeMode?: "isolated" | "grouped";
       llmMode?: "realtime" | "batch";
       maxCostUsd?: number;
+      expiresInSeconds?: number;
     };
     response: {
       data: {

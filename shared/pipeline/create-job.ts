@@ -116,6 +116,7 @@ export async function createCollectionJob(
     callCount: callIds.length,
     metadata: input.metadata,
     webhookUrl: input.webhookUrl,
+    expiresInSeconds: input.expiresInSeconds,
     judgeMode: input.judgeMode,
     llmMode: input.llmMode,
     ...options,
@@ -174,13 +175,16 @@ export interface StartJobInput {
   judgeMode?: JudgeMode;
   llmMode?: LlmMode;
   maxCostUsd?: number;
+  /** Still running this long after its creation, the job ends EXPIRED. */
+  expiresInSeconds?: number;
   /** A caller-chosen id makes creation idempotent: a second start with it fails its condition. */
   jobId?: string;
 }
 
 /** Stores a validated job with its pages and hands the fan-out to the dispatcher. */
 export async function startJob(orgId: string, input: StartJobInput): Promise<CollectionJob> {
-  const now = new Date().toISOString();
+  const created = new Date();
+  const now = created.toISOString();
   const job: CollectionJob = {
     id: input.jobId ?? randomUUID(),
     status: "PENDING",
@@ -196,6 +200,9 @@ export async function startJob(orgId: string, input: StartJobInput): Promise<Col
     metadata: input.metadata ?? {},
     ...(input.webhookUrl ? { webhookUrl: input.webhookUrl } : {}),
     ...(input.maxCostUsd === undefined ? {} : { maxCostUsd: input.maxCostUsd }),
+    ...(input.expiresInSeconds === undefined
+      ? {}
+      : { expiresAt: new Date(created.getTime() + input.expiresInSeconds * 1000).toISOString() }),
     createdAt: now,
     updatedAt: now,
   };

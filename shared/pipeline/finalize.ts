@@ -39,7 +39,7 @@ export function finishedStatus(job: FinalizableJob): "COMPLETED" | "FAILED" | un
   return job.failedItems >= job.totalItems ? "FAILED" : "COMPLETED";
 }
 
-export const FINAL_STATUSES: ReadonlySet<string> = new Set(["COMPLETED", "FAILED", "CANCELED"]);
+export const FINAL_STATUSES: ReadonlySet<string> = new Set(["COMPLETED", "FAILED", "CANCELED", "EXPIRED"]);
 
 /**
  * Queues the webhook of a job that reached a final status, once: a replayed record or a

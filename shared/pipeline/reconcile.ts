@@ -13,6 +13,8 @@
  *   was lost) and queue its webhook once.
  * - Past the hard ceiling since creation: record every unrecorded item as ERROR, then
  *   finalize, so the job ends COMPLETED or FAILED with honest counters.
+ * - Past its expiry (created with `expiresInSeconds`), still running: EXPIRED, or finalized
+ *   when every item is recorded. Read from a second marker, whether it stalled or not.
  * - Final (or gone) but still marked running: queue a webhook never queued, drop the marker.
  *
  * Two runs at once are safe: a repair first claims the job with a conditional write on the
@@ -32,23 +34,27 @@ import {
   deleteRunningJobMarker,
   getJobItem,
   getJobPage,
+  listJobsPastExpiry,
   listRunningJobs,
   transitionJob,
 } from "../store/jobs.ts";
 import { itemsInOpenSubmissions } from "../store/llm-submissions.ts";
 import { listRecordedItemKeys } from "../store/values.ts";
+import { stopJob } from "./cancel-job.ts";
 import { isBulkJob, workItemsForPage } from "./dispatch.ts";
 import { announceJobEnd, FINAL_STATUSES, type FinalizableJob, finalizeJob, finishedStatus } from "./finalize.ts";
 import { sendMessages, workMessage } from "./queue.ts";
 import { type ItemResult, itemErrorValue, type RecordOutcome, recordResults } from "./record.ts";
 
-export type Repair = "forget" | "close" | "finalize" | "expire" | "redispatch" | "resend";
+export type Repair = "forget" | "close" | "finalize" | "deadline" | "expire" | "redispatch" | "resend";
 
 /** A stored job item, as far as the reconciler reads it. */
 export interface StoredJob extends FinalizableJob {
   status: JobStatus;
   createdAt: string;
   updatedAt: string;
+  /** The job's `expiresAt`, as stored. */
+  deadlineAt?: string;
   pageCount?: number;
   metrics: FrozenMetric[];
   policyIds?: string[];
@@ -69,6 +75,8 @@ const secondsBefore = (now: Date, seconds: number) => new Date(now.getTime() - s
 /** What a marked job needs, if anything: nothing unless it stalled. */
 export function repairFor(job: StoredJob | undefined, settings: ReconcileSettings): Repair | undefined {
   if (!job) return "forget";
+  const running = job.status === "PENDING" || job.status === "PROCESSING";
+  if (running && job.deadlineAt !== undefined && job.deadlineAt <= settings.now.toISOString()) return "deadline";
   if (job.updatedAt >= secondsBefore(settings.now, settings.stallSeconds)) return undefined;
   if (FINAL_STATUSES.has(job.status)) return "close";
   if (finishedStatus(job)) return "finalize";
@@ -132,7 +140,11 @@ export async function reconcileJobs(deps: ReconcilerDeps): Promise<ReconcileRepo
     ceilingSeconds: deps.ceilingSeconds,
   };
   // A job created within the stall threshold cannot have stalled yet: its marker is not even read.
-  const marked = await listRunningJobs(secondsBefore(settings.now, settings.stallSeconds));
+  const [stalled, pastExpiry] = await Promise.all([
+    listRunningJobs(secondsBefore(settings.now, settings.stallSeconds)),
+    listJobsPastExpiry(settings.now.toISOString()),
+  ]);
+  const marked = [...new Map([...stalled, ...pastExpiry].map((job) => [`${job.orgId}#${job.jobId}`, job])).values()];
   const report: ReconcileReport = { examined: marked.length, repairs: [], failures: 0 };
   if (marked.length === 0) return report;
   const stored = await batchGet(marked.map(({ orgId, jobId }) => keys.job(orgId, jobId)));
@@ -193,6 +205,12 @@ async function applyRepair(
       return done();
     case "finalize":
       return (await finishJob(orgId, jobId)) ? done() : undefined;
+    case "deadline": {
+      // The stream router announces and unmarks an EXPIRED job; a finished one is finalized here.
+      if (await finishJob(orgId, jobId)) return done(0);
+      const ended = await stopJob(orgId, jobId, { status: "EXPIRED", at: "expiredAt" });
+      return ended?.status === "EXPIRED" ? done(ended.notRunItems) : undefined;
+    }
     case "redispatch": {
       if (!(await claimStalledJob(orgId, jobId, job.updatedAt, settings.now.toISOString()))) return undefined;
       const pages = Number(job.pageCount ?? 0);

@@ -9,8 +9,12 @@ export const MAX_METRICS_PER_JOB = 20;
  * multibyte text would make.
  */
 export const MAX_JOB_METADATA_BYTES = 8 * 1024;
+/** A job's expiry: at least the reconciler's interval (it ends expired jobs), at most a week. */
+export const MIN_JOB_EXPIRY_SECONDS = 60;
+export const MAX_JOB_EXPIRY_SECONDS = 7 * 86_400;
 
-export const jobStatuses = ["PENDING", "PROCESSING", "COMPLETED", "FAILED", "CANCELED"] as const;
+/** EXPIRED: the job was still running at its `expiresAt` (created with `expiresInSeconds`). */
+export const jobStatuses = ["PENDING", "PROCESSING", "COMPLETED", "FAILED", "CANCELED", "EXPIRED"] as const;
 export type JobStatus = (typeof jobStatuses)[number];
 export const captureStatuses = ["SUCCESS", "NOT_APPLICABLE", "DATA_MISSING", "ERROR"] as const;
 export type CaptureStatus = (typeof captureStatuses)[number];
@@ -60,6 +64,15 @@ export const createJobSchema = z.strictObject({
   llmMode: llmModeSchema.optional(),
   /** Stops the job's model calls once its estimated cost reaches this (USD); at most the organization's maxJobCostUsd. */
   maxCostUsd: z.number().positive().max(1_000_000).optional(),
+  expiresInSeconds: z
+    .number()
+    .int()
+    .min(MIN_JOB_EXPIRY_SECONDS)
+    .max(MAX_JOB_EXPIRY_SECONDS)
+    .optional()
+    .describe(
+      "A job still running this many seconds after its creation ends EXPIRED (within a minute of it): what it recorded stays, its remaining items are not run",
+    ),
 });
 export type CreateJobInput = z.infer<typeof createJobSchema>;
 
@@ -86,6 +99,11 @@ export interface CollectionJob {
   startedAt?: string;
   completedAt?: string;
   canceledAt?: string;
+  /** When a job created with `expiresInSeconds` ends EXPIRED if still running. */
+  expiresAt?: string;
+  expiredAt?: string;
+  /** Items a CANCELED or EXPIRED job never ran: total − completed − failed (its counters are frozen). */
+  notRunItems?: number;
   errorMessage?: string;
   webhookUrl?: string;
   /** Delivery of the completion webhook, when the job has a webhookUrl. */

@@ -128,6 +128,13 @@ export const collectionJobSchema = z.object({
   startedAt: timestamp.optional(),
   completedAt: timestamp.optional(),
   canceledAt: timestamp.optional(),
+  expiresAt: timestamp.optional().describe("A job still running then ends EXPIRED (created with expiresInSeconds)"),
+  expiredAt: timestamp.optional(),
+  notRunItems: z
+    .number()
+    .int()
+    .optional()
+    .describe("CANCELED or EXPIRED: the items it never ran (totalItems − completedItems − failedItems)"),
   errorMessage: z.string().optional(),
   webhookUrl: z.string().optional(),
   maxCostUsd: z

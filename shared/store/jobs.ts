@@ -60,8 +60,12 @@ const storageFields = new Set([
   "orgId",
   "pageCount",
   "llmBlockedReason",
+  "deadlineAt",
   ...usageFields,
 ]);
+
+/** Statuses a job stops in before running every item: its counters are frozen there. */
+const STOPPED_STATUSES: ReadonlySet<string> = new Set(["CANCELED", "EXPIRED"]);
 
 export function toCollectionJob(item: Item): CollectionJob {
   const job = Object.fromEntries(
@@ -70,6 +74,9 @@ export function toCollectionJob(item: Item): CollectionJob {
   // Jobs stored before judge modes existed were judged one request per item.
   job.judgeMode ??= "isolated";
   job.llmMode ??= "realtime";
+  // Stored as deadlineAt: `expiresAt` is the table's TTL attribute.
+  if (typeof item.deadlineAt === "string") job.expiresAt = item.deadlineAt;
+  if (STOPPED_STATUSES.has(job.status)) job.notRunItems = job.totalItems - job.completedItems - job.failedItems;
   if (item[jobUsageAttributes.inputTokens] !== undefined) {
     job.usage = Object.fromEntries(
       Object.entries(jobUsageAttributes).map(([field, attribute]) => [field, Number(item[attribute] ?? 0)]),
@@ -84,14 +91,25 @@ export function toCollectionJob(item: Item): CollectionJob {
  * this id that exists already (a caller-chosen id used twice) is a conflict.
  */
 export async function putNewJob(orgId: string, job: CollectionJob, pages: string[][]): Promise<void> {
+  const { expiresAt, ...stored } = job;
   await batchPut([
     ...pages.map((callIds, index) => ({ ...keys.jobPage(orgId, job.id, index), entity: "JobPage", callIds })),
     {
       ...keys.runningJob(orgId, job.id),
       entity: "RunningJob",
       gsi1pk: keys.runningJobs,
-      gsi1sk: runningJobSortKey(job.createdAt, orgId, job.id),
+      gsi1sk: markerSortKey(job.createdAt, orgId, job.id),
     },
+    ...(expiresAt
+      ? [
+          {
+            ...keys.jobDeadline(orgId, job.id),
+            entity: "JobDeadline",
+            gsi1pk: keys.jobDeadlines,
+            gsi1sk: markerSortKey(expiresAt, orgId, job.id),
+          },
+        ]
+      : []),
   ]);
   const created = await conditionHeld(
     table.put({
@@ -102,7 +120,8 @@ export async function putNewJob(orgId: string, job: CollectionJob, pages: string
         gsi1sk: keys.listSortKey(job.createdAt, job.id),
         orgId,
         pageCount: pages.length,
-        ...job,
+        ...stored,
+        ...(expiresAt ? { deadlineAt: expiresAt } : {}),
       },
       ConditionExpression: "attribute_not_exists(pk)",
     }),
@@ -174,16 +193,20 @@ export async function transitionJob(
   return updated ? toCollectionJob(updated) : undefined;
 }
 
+/** How a job stops before running every item: its status, and the attribute that says when. */
+export type JobStop = { status: "CANCELED"; at: "canceledAt" } | { status: "EXPIRED"; at: "expiredAt" };
+
 /**
- * Cancels `seen`, a running job read consistently, only while it is still short of its
+ * Stops `seen`, a running job read consistently, only while it is still short of its
  * total. A condition cannot add counters, so each counter may grow only within the slack
  * `seen` left: both growing to their bound still leaves one item unrecorded. Returns
  * undefined when the job moved past that (the caller reads it again).
  */
-export async function cancelUnfinishedJob(
+export async function stopUnfinishedJob(
   orgId: string,
   jobId: string,
   seen: Item,
+  stop: JobStop,
 ): Promise<CollectionJob | undefined> {
   const completed = Number(seen.completedItems ?? 0);
   const failed = Number(seen.failedItems ?? 0);
@@ -191,15 +214,15 @@ export async function cancelUnfinishedJob(
   if (slack < 0) return undefined;
   const completedSlack = Math.ceil(slack / 2);
   const now = new Date().toISOString();
-  const canceled = await ifConditionHeld(
+  const stopped = await ifConditionHeld(
     table.update({
       Key: keys.job(orgId, jobId),
-      UpdateExpression: "SET #status = :canceled, canceledAt = :now, updatedAt = :now",
+      UpdateExpression: "SET #status = :stopped, #at = :now, updatedAt = :now",
       ConditionExpression:
         "#status = :seenStatus AND (attribute_not_exists(completedItems) OR completedItems <= :maxCompleted) AND (attribute_not_exists(failedItems) OR failedItems <= :maxFailed)",
-      ExpressionAttributeNames: { "#status": "status" },
+      ExpressionAttributeNames: { "#status": "status", "#at": stop.at },
       ExpressionAttributeValues: {
-        ":canceled": "CANCELED",
+        ":stopped": stop.status,
         ":now": now,
         ":seenStatus": seen.status,
         ":maxCompleted": completed + completedSlack,
@@ -208,7 +231,7 @@ export async function cancelUnfinishedJob(
       ReturnValues: "ALL_NEW",
     }),
   );
-  return canceled ? toCollectionJob(canceled) : undefined;
+  return stopped ? toCollectionJob(stopped) : undefined;
 }
 
 /** The condition that a job still runs (PENDING or PROCESSING), with its placeholders. */
@@ -247,14 +270,14 @@ export async function blockJobLlmCalls(orgId: string, jobId: string, reason: str
   });
 }
 
-const runningJobSortKey = (createdAt: string, orgId: string, jobId: string) => `${createdAt}#${orgId}#${jobId}`;
+/** A marker's index sort key: a time (ISO, no `#`), then the job. */
+const markerSortKey = (at: string, orgId: string, jobId: string) => `${at}#${orgId}#${jobId}`;
 
-/** The jobs whose running marker is still there and that were created before `createdBefore`. */
-export async function listRunningJobs(createdBefore: string): Promise<{ orgId: string; jobId: string }[]> {
+async function listMarkedJobs(partition: string, before: string): Promise<{ orgId: string; jobId: string }[]> {
   const markers = await queryAll({
     IndexName: "gsi1",
-    KeyConditionExpression: "gsi1pk = :running AND gsi1sk < :before",
-    ExpressionAttributeValues: { ":running": keys.runningJobs, ":before": createdBefore },
+    KeyConditionExpression: "gsi1pk = :partition AND gsi1sk < :before",
+    ExpressionAttributeValues: { ":partition": partition, ":before": before },
   });
   return markers.map((marker) => {
     const [, orgId = "", jobId = ""] = String(marker.gsi1sk).split("#");
@@ -262,7 +285,12 @@ export async function listRunningJobs(createdBefore: string): Promise<{ orgId: s
   });
 }
 
-/** Drops a job's running marker (it ended); deleting one already gone is harmless. */
+/** The jobs whose running marker is still there and that were created before `createdBefore`. */
+export const listRunningJobs = (createdBefore: string) => listMarkedJobs(keys.runningJobs, createdBefore);
+
+/** The jobs whose expiry marker is still there and whose expiry is before `now`. */
+export const listJobsPastExpiry = (now: string) => listMarkedJobs(keys.jobDeadlines, now);
+
 /** How long a finished job's pages (its call lists) stay: late dispatch messages come within minutes. */
 const FINISHED_PAGE_RETENTION_SECONDS = 7 * 24 * 3600;
 
@@ -284,8 +312,13 @@ export async function expireJobPages(orgId: string, jobId: string, pageCount: nu
   );
 }
 
+/** Drops a job's running marker (it ended); deleting one already gone is harmless. */
 export async function deleteRunningJobMarker(orgId: string, jobId: string): Promise<void> {
-  await table.delete({ Key: keys.runningJob(orgId, jobId) });
+  // The expiry marker goes with it (most jobs have none: deleting it is a no-op).
+  await Promise.all([
+    table.delete({ Key: keys.runningJob(orgId, jobId) }),
+    table.delete({ Key: keys.jobDeadline(orgId, jobId) }),
+  ]);
 }
 
 /**

@@ -7,7 +7,7 @@ import { randomUUID } from "node:crypto";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { SendMessageBatchCommand } from "@aws-sdk/client-sqs";
-import type { Context, DynamoDBStreamEvent, SQSEvent } from "aws-lambda";
+import type { Context, DynamoDBStreamEvent, SQSEvent, SQSRecord } from "aws-lambda";
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { dynamo, sqs } from "../../shared/aws.ts";
 import { DomainError } from "../../shared/errors.ts";
@@ -187,7 +187,8 @@ describe("job reconciler", () => {
     const report = await reconcile(0, { sendDispatch, sendWork, recordResults });
     vi.restoreAllMocks();
     expect(report).toEqual({ examined: 0, repairs: [], failures: 0 });
-    expect(commands).toEqual(["QueryCommand"]);
+    // The two marker queries (stalled, past expiry), nothing more.
+    expect(commands).toEqual(["QueryCommand", "QueryCommand"]);
     for (const sender of [sendDispatch, sendWork, recordResults]) expect(sender).not.toHaveBeenCalled();
     expect((await stack.api("POST", `/v1/metric/collection-jobs/${young}/cancel`)).status).toBe(200);
     await waitForUnmarked(young);
@@ -308,6 +309,85 @@ describe("job reconciler", () => {
     expect(expired.map((v) => v.callId)).toEqual([lostCall, lostCall, lostCall]);
     for (const value of expired) expect(value.errorMessage).toMatch(/Not processed within 86400 seconds/);
     await waitForUnmarked(jobId);
+  });
+
+  it("ends a job still running at its expiry EXPIRED, its remaining items not run, and announces it once", async () => {
+    const parts = await jobParts(2);
+    const lateCall = parts.callIds[1] as string;
+    const held: SQSRecord[] = [];
+    evaluator = (event, context) => {
+      held.push(...event.Records.filter((record) => JSON.parse(record.body).callId === lateCall));
+      return losingItemsOf(lateCall)(event, context);
+    };
+    const body = { callIds: parts.callIds, metrics: parts.metrics.map(({ id }) => ({ id })) };
+    const tooSoon = await stack.api("POST", "/v1/metric/collection-jobs", { ...body, expiresInSeconds: 10 });
+    expect(tooSoon.status).toBe(400);
+    expect(tooSoon.body.error.details).toEqual([expect.objectContaining({ field: "body.expiresInSeconds" })]);
+    const created = await stack.api("POST", "/v1/metric/collection-jobs", {
+      ...body,
+      expiresInSeconds: 60,
+      webhookUrl: receiverUrl,
+    });
+    expect(created.status).toBe(201);
+    const jobId = created.body.data.id as string;
+    expect(Date.parse(created.body.data.expiresAt) - Date.parse(created.body.data.createdAt)).toBe(60_000);
+    await waitForCounts(jobId, 3);
+    await waitFor(async () => (held.length === 3 ? true : undefined), { what: "the late call's items to be held" });
+
+    // Before its expiry a run leaves it alone; after it, the job ends EXPIRED, with what it recorded.
+    expect(repairsOf(await reconcile(30), jobId)).toEqual([]);
+    expect(repairsOf(await reconcile(61), jobId)).toEqual([
+      { orgId: stack.orgId, jobId, repair: "deadline", items: 3 },
+    ]);
+    const expired = await getJob(jobId);
+    expect(expired).toMatchObject({
+      status: "EXPIRED",
+      totalItems: 6,
+      completedItems: 3,
+      failedItems: 0,
+      notRunItems: 3,
+    });
+    expect(Date.parse(expired.expiredAt)).toBeGreaterThan(Date.parse(expired.createdAt));
+    await waitForUnmarked(jobId);
+
+    // The held items, delivered late, call no model and change no count.
+    const requestsBefore = stack.anthropic.requests().length;
+    expect(await realEvaluator({ Records: held }, {} as Context)).toEqual({ batchItemFailures: [] });
+    expect(stack.anthropic.requests().length).toBe(requestsBefore);
+    expect(await getJob(jobId)).toMatchObject({ status: "EXPIRED", completedItems: 3, failedItems: 0, notRunItems: 3 });
+    expect(repairsOf(await reconcile(2 * pastStall), jobId)).toEqual([]);
+    const delivered = await waitFor(
+      async () => {
+        const current = await getJob(jobId);
+        return current.webhook?.status === "delivered" ? current : undefined;
+      },
+      { timeoutMs: 30_000, what: "the webhook to be delivered" },
+    );
+    expect(delivered.status).toBe("EXPIRED");
+    const announced = webhookBodies.filter((text) => text.includes(jobId));
+    expect(announced).toHaveLength(1);
+    expect(JSON.parse(announced[0] as string)).toMatchObject({
+      type: "collection_job.expired",
+      data: { id: jobId, status: "EXPIRED" },
+    });
+  });
+
+  it("finishes, not expires, a job whose every item was recorded before its expiry", async () => {
+    streamRouter = async () => ({ batchItemFailures: [] });
+    const parts = await jobParts(1);
+    const created = await stack.api("POST", "/v1/metric/collection-jobs", {
+      callIds: parts.callIds,
+      metrics: parts.metrics.map(({ id }) => ({ id })),
+      expiresInSeconds: 60,
+    });
+    const jobId = created.body.data.id as string;
+    expect(await waitForCounts(jobId, 3)).toMatchObject({ status: "PROCESSING" });
+    expect(repairsOf(await reconcile(61), jobId)).toEqual([
+      { orgId: stack.orgId, jobId, repair: "deadline", items: 0 },
+    ]);
+    const job = await getJob(jobId);
+    expect(job).toMatchObject({ status: "COMPLETED", completedItems: 3 });
+    expect(job.notRunItems).toBeUndefined();
   });
 
   it("repairs each job once when two reconcilers run at the same time", async () => {
