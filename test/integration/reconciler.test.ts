@@ -3,6 +3,7 @@
  * delivery or a crash leaves behind, runs the reconciler's domain function with a clock
  * past the stall threshold (or the ceiling), and checks the job ends with exact counts.
  */
+import { AsyncLocalStorage } from "node:async_hooks";
 import { randomUUID } from "node:crypto";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
@@ -177,14 +178,16 @@ describe("job reconciler", () => {
     expect(await isMarkedRunning(young)).toBe(true);
     const commands: string[] = [];
     const send = dynamo().send.bind(dynamo());
+    // Only this run's commands: the local runtime's workers share the client in this process.
+    const reconcilerRun = new AsyncLocalStorage<true>();
     vi.spyOn(dynamo(), "send").mockImplementation(((command: { constructor: { name: string } }) => {
-      commands.push(command.constructor.name);
+      if (reconcilerRun.getStore()) commands.push(command.constructor.name);
       return send(command as never);
     }) as never);
     const sendDispatch = vi.fn(async () => {});
     const sendWork = vi.fn(async () => {});
     const recordResults = vi.fn(async () => new Map());
-    const report = await reconcile(0, { sendDispatch, sendWork, recordResults });
+    const report = await reconcilerRun.run(true, () => reconcile(0, { sendDispatch, sendWork, recordResults }));
     vi.restoreAllMocks();
     expect(report).toEqual({ examined: 0, repairs: [], failures: 0 });
     // The two marker queries (stalled, past expiry), nothing more.
