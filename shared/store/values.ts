@@ -132,3 +132,12 @@ export async function listRecordedItemKeys(orgId: string, jobId: string): Promis
   });
   return new Set(items.map((item) => String(item.sk)));
 }
+
+/** Every value of a job, read page by page (callers bound the job's size first). */
+export async function listAllJobValues(orgId: string, jobId: string): Promise<MetricValue[]> {
+  const items = await queryAll({
+    KeyConditionExpression: "pk = :pk AND begins_with(sk, :item)",
+    ExpressionAttributeValues: { ":pk": keys.job(orgId, jobId).pk, ":item": keys.itemResultPrefix },
+  });
+  return items.map(toMetricValue);
+}

@@ -18,6 +18,7 @@ import type { WebhookDelivery } from "../schemas/job.ts";
 import { getJobItem, toCollectionJob } from "../store/jobs.ts";
 import { getOrCreateWebhookSecret, saveWebhookAttempt } from "../store/webhooks.ts";
 import { guardedPost, type WebhookFetch } from "./guarded-post.ts";
+import { jobResults } from "./results.ts";
 import { signWebhook } from "./signature.ts";
 import { webhookUrlProblem } from "./url-safety.ts";
 
@@ -94,7 +95,8 @@ async function deliver(message: WebhookMessage, record: SQSRecord, deps: Webhook
     lastAttemptAt: now.toISOString(),
   };
   const { webhook: _state, webhookUrl: url, ...data } = job;
-  const body = JSON.stringify({ type: `collection_job.${job.status.toLowerCase()}`, data });
+  const results = await jobResults(message.orgId, job);
+  const body = JSON.stringify({ type: `collection_job.${job.status.toLowerCase()}`, data, results });
   const timestamp = Math.floor(now.getTime() / 1000);
   const { secret } = await getOrCreateWebhookSecret(message.orgId);
   const deadline = AbortSignal.timeout(config().webhookTimeoutMs);

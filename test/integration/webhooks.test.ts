@@ -10,7 +10,7 @@ import { config } from "../../shared/config.ts";
 import { keys } from "../../shared/keys.ts";
 import { defaultWebhookDeps, deliveryIdFor } from "../../shared/webhooks/deliver.ts";
 import { verifyWebhook } from "../../shared/webhooks/signature.ts";
-import { createCalls, createMetrics, standardMetrics } from "../support/fixtures.ts";
+import { createCalls, createMetrics, jobValues, llmMetric, standardMetrics } from "../support/fixtures.ts";
 import { sendWebhookBatch } from "../support/lambda.ts";
 import { startTestStack, type TestStack, waitFor, waitForJobEnd } from "../support/stack.ts";
 
@@ -94,6 +94,71 @@ describe("completion webhooks", () => {
     expect(event.data.webhookUrl).toBeUndefined();
     // Retries wait: the third attempt comes at least a second after the first.
     expect(received[2]!.at - received[0]!.at).toBeGreaterThanOrEqual(1000);
+  });
+
+  it("carries each metric's summary, the links to the job and its values, and the values of a small job", async () => {
+    received.length = 0;
+    script = [];
+    const callIds = await createCalls(stack.api, 3);
+    const metrics = await createMetrics(stack.api, [
+      llmMetric("webhook-polite", "BOOLEAN", "Was the agent polite?"),
+      { ...standardMetrics[0], slug: "webhook-duration" },
+      { ...standardMetrics[1], slug: "webhook-turns" },
+    ]);
+    const created = await stack.api("POST", "/v1/metric/collection-jobs", {
+      callIds,
+      metrics: metrics.map(({ id }) => ({ id })),
+      webhookUrl: receiverUrl,
+    });
+    const jobId = created.body.data.id as string;
+    await waitForJobEnd(stack.api, jobId);
+    const delivered = await waitFor(async () => received.find((r) => JSON.parse(r.body).data.id === jobId), {
+      timeoutMs: 30_000,
+      what: "the webhook",
+    });
+    const event = JSON.parse(delivered.body);
+    const values = await jobValues(stack.api, jobId);
+    expect(values).toHaveLength(9);
+    const byKey = (v: any) => `${v.callId}|${v.metricDefinitionId}`;
+    // The API's rows, without the slug jobValues adds from each row's group.
+    const rows = values.map(({ slug: _slug, ...row }) => row);
+    expect([...event.results.values].sort((a, b) => byKey(a).localeCompare(byKey(b)))).toEqual(
+      rows.sort((a, b) => byKey(a).localeCompare(byKey(b))),
+    );
+    expect(event.results.links).toEqual({
+      job: `/v1/metric/collection-jobs/${jobId}`,
+      values: `/v1/metric/collection-jobs/${jobId}/metric-values?status=all`,
+    });
+    const [polite, duration, turns] = metrics.map((metric) => values.filter((v) => v.metricDefinitionId === metric.id));
+    const numbers = (of: any[]) => of.map((v) => v.value as number);
+    const mean = (of: number[]) => of.reduce((sum, n) => sum + n, 0) / of.length;
+    expect(event.results.metrics).toEqual([
+      {
+        metricDefinitionId: metrics[0]!.id,
+        slug: "webhook-polite",
+        version: 1,
+        counts: { SUCCESS: 3, NOT_APPLICABLE: 0, DATA_MISSING: 0, ERROR: 0 },
+        passRate: polite!.filter((v) => v.value === true).length / 3,
+      },
+      {
+        metricDefinitionId: metrics[1]!.id,
+        slug: "webhook-duration",
+        version: 1,
+        counts: { SUCCESS: 3, NOT_APPLICABLE: 0, DATA_MISSING: 0, ERROR: 0 },
+        average: mean(numbers(duration!)),
+        min: Math.min(...numbers(duration!)),
+        max: Math.max(...numbers(duration!)),
+      },
+      {
+        metricDefinitionId: metrics[2]!.id,
+        slug: "webhook-turns",
+        version: 1,
+        counts: { SUCCESS: 3, NOT_APPLICABLE: 0, DATA_MISSING: 0, ERROR: 0 },
+        average: mean(numbers(turns!)),
+        min: Math.min(...numbers(turns!)),
+        max: Math.max(...numbers(turns!)),
+      },
+    ]);
   });
 
   it("announces a canceled job, once", async () => {
