@@ -99,6 +99,7 @@ export interface CollectionJob {
   notRunItems?: number;
   errorMessage?: string;
   webhookUrl?: string;
+  webhookSigning?: "job";
   maxCostUsd?: number;
   webhook?: WebhookDelivery;
   usage?: TokenUsage;
@@ -641,10 +642,41 @@ export interface Operations {
       judgeMode?: "isolated" | "grouped";
       llmMode?: "realtime" | "batch";
       maxCostUsd?: number;
+      webhookSigning?: "organization" | "job";
       expiresInSeconds?: number;
     };
     response: {
-      data: CollectionJob;
+      data: {
+        id: string;
+        status: "PENDING" | "PROCESSING" | "COMPLETED" | "FAILED" | "CANCELED" | "EXPIRED";
+        triggeredBy: "API" | "METRIC_POLICY" | "SCHEDULE" | "RETRY";
+        totalItems: number;
+        completedItems: number;
+        failedItems: number;
+        callCount: number;
+        metrics: FrozenMetric[];
+        judgeMode: "isolated" | "grouped";
+        llmMode: "realtime" | "batch";
+        itemsWaitingOnProvider?: number;
+        startedAt?: string;
+        completedAt?: string;
+        canceledAt?: string;
+        expiresAt?: string;
+        expiredAt?: string;
+        notRunItems?: number;
+        errorMessage?: string;
+        webhookUrl?: string;
+        webhookSigning?: "job";
+        maxCostUsd?: number;
+        webhook?: WebhookDelivery;
+        usage?: TokenUsage;
+        estimatedCostUsd?: number;
+        policyIds: string[];
+        metadata: Record<string, string | number | boolean>;
+        createdAt: string;
+        updatedAt: string;
+        webhookSecret?: string;
+      };
     };
   };
   /** GET /v1/metric/collection-jobs: List collection jobs, newest first */
@@ -678,6 +710,7 @@ export interface Operations {
       judgeMode?: "isolated" | "grouped";
       llmMode?: "realtime" | "batch";
       maxCostUsd?: number;
+      webhookSigning?: "organization" | "job";
       expiresInSeconds?: number;
     };
     response: {

@@ -32,6 +32,7 @@ import {
   callSummarySchema,
   collectionJobSchema,
   createdApiKeySchema,
+  createdJobSchema,
   dailyResultSchema,
   dataOf,
   deletedSchema,
@@ -319,7 +320,7 @@ export const contract = {
     tag: "jobs",
     operationId: "createCollectionJob",
     body: createJobSchema,
-    response: dataOf(collectionJobSchema),
+    response: dataOf(createdJobSchema),
     successStatus: 201,
   },
   "POST /v1/metric/collection-jobs/estimate": {

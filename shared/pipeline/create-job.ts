@@ -21,6 +21,7 @@ import { findMissingCalls } from "../store/calls.ts";
 import { getJob, getJobItem, putNewJob, transitionJob } from "../store/jobs.ts";
 import { assertNotArchived, resolveMetricVersions } from "../store/metrics.ts";
 import { organizationSettings } from "../store/organizations.ts";
+import { generateWebhookSecret } from "../webhooks/signature.ts";
 import { assertWebhookUrl } from "../webhooks/url-safety.ts";
 import { estimateJobCost } from "./estimate-job.ts";
 import { sendMessages } from "./queue.ts";
@@ -62,7 +63,7 @@ export async function createCollectionJob(
     /** A URL checked when its policy was saved (and checked again at delivery), not now. */
     webhookUrl?: string;
   } = {},
-): Promise<CollectionJob> {
+): Promise<CollectionJob & { webhookSecret?: string }> {
   // Duplicates would name the same item twice and the job could never reach its total.
   const callIds = unique(input.callIds);
   const [{ definitions, unknownMetricIds, unknownVersions }, missingCalls] = await Promise.all([
@@ -108,7 +109,8 @@ export async function createCollectionJob(
     await assertWithinBudget(orgId, estimatedCostUsd.low, "This job", remaining);
   }
   const maxCostUsd = costCap(costCap(input.maxCostUsd, settings.maxJobCostUsd), remaining);
-  return startJob(orgId, {
+  const webhookSecret = input.webhookSigning === "job" ? generateWebhookSecret() : undefined;
+  const job = await startJob(orgId, {
     ...(maxCostUsd === undefined ? {} : { maxCostUsd }),
     metrics,
     pages,
@@ -119,8 +121,11 @@ export async function createCollectionJob(
     expiresInSeconds: input.expiresInSeconds,
     judgeMode: input.judgeMode,
     llmMode: input.llmMode,
+    ...(webhookSecret ? { webhookSecret } : {}),
     ...options,
   });
+  // The one answer that shows the job's own secret.
+  return webhookSecret ? { ...job, webhookSecret } : job;
 }
 
 /**
@@ -175,6 +180,8 @@ export interface StartJobInput {
   judgeMode?: JudgeMode;
   llmMode?: LlmMode;
   maxCostUsd?: number;
+  /** The job's own webhook signing secret (webhookSigning: job); never in the job's answers. */
+  webhookSecret?: string;
   /** Still running this long after its creation, the job ends EXPIRED. */
   expiresInSeconds?: number;
   /** A caller-chosen id makes creation idempotent: a second start with it fails its condition. */
@@ -199,6 +206,7 @@ export async function startJob(orgId: string, input: StartJobInput): Promise<Col
     policyIds: input.policyIds ?? [],
     metadata: input.metadata ?? {},
     ...(input.webhookUrl ? { webhookUrl: input.webhookUrl } : {}),
+    ...(input.webhookSecret ? { webhookSigning: "job" as const } : {}),
     ...(input.maxCostUsd === undefined ? {} : { maxCostUsd: input.maxCostUsd }),
     ...(input.expiresInSeconds === undefined
       ? {}
@@ -207,7 +215,7 @@ export async function startJob(orgId: string, input: StartJobInput): Promise<Col
     updatedAt: now,
   };
   const pages = input.pages;
-  await putNewJob(orgId, job, pages);
+  await putNewJob(orgId, job, pages, { webhookSecret: input.webhookSecret });
 
   try {
     await sendDispatchMessages(orgId, job.id, pages.length);

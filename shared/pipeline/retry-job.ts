@@ -70,6 +70,8 @@ export async function retryFailedItems(orgId: string, jobId: string): Promise<Co
     triggeredBy: "RETRY",
     policyIds: original.policyIds,
     webhookUrl: original.webhookUrl,
+    // Its receiver already holds the original's own secret, if it had one.
+    ...(typeof originalItem?.webhookSecret === "string" ? { webhookSecret: originalItem.webhookSecret } : {}),
     judgeMode: original.judgeMode,
     llmMode: original.llmMode,
   });

@@ -38,42 +38,54 @@ export const llmModes = ["realtime", "batch"] as const;
 export type LlmMode = (typeof llmModes)[number];
 export const llmModeSchema = z.enum(llmModes);
 
-export const createJobSchema = z.strictObject({
-  callIds: z.array(idSchema).min(1).max(MAX_CALLS_PER_JOB),
-  metrics: z
-    .array(
-      z.strictObject({
-        id: idSchema,
-        /** A version of the definition to run (GET /v1/metric/definitions/{id}/versions); the latest by default. */
-        version: z.number().int().min(1).optional(),
-      }),
-    )
-    .min(1)
-    .max(MAX_METRICS_PER_JOB),
-  metadata: z
-    .record(z.string().max(128), z.union([z.string().max(1024), z.number(), z.boolean()]))
-    .refine((m) => Object.keys(m).length <= 50, "at most 50 metadata entries")
-    .refine(
-      (m) => Buffer.byteLength(JSON.stringify(m)) <= MAX_JOB_METADATA_BYTES,
-      `at most ${MAX_JOB_METADATA_BYTES / 1024} KB of metadata (as JSON, UTF-8)`,
-    )
-    .optional(),
-  /** Receives a signed POST when the job ends (https; checked against internal addresses). */
-  webhookUrl: z.url().max(2048).optional(),
-  judgeMode: judgeModeSchema.optional(),
-  llmMode: llmModeSchema.optional(),
-  /** Stops the job's model calls once its estimated cost reaches this (USD); at most the organization's maxJobCostUsd. */
-  maxCostUsd: z.number().positive().max(1_000_000).optional(),
-  expiresInSeconds: z
-    .number()
-    .int()
-    .min(MIN_JOB_EXPIRY_SECONDS)
-    .max(MAX_JOB_EXPIRY_SECONDS)
-    .optional()
-    .describe(
-      "A job still running this many seconds after its creation ends EXPIRED (within a minute of it): what it recorded stays, its remaining items are not run",
-    ),
-});
+export const createJobSchema = z
+  .strictObject({
+    callIds: z.array(idSchema).min(1).max(MAX_CALLS_PER_JOB),
+    metrics: z
+      .array(
+        z.strictObject({
+          id: idSchema,
+          /** A version of the definition to run (GET /v1/metric/definitions/{id}/versions); the latest by default. */
+          version: z.number().int().min(1).optional(),
+        }),
+      )
+      .min(1)
+      .max(MAX_METRICS_PER_JOB),
+    metadata: z
+      .record(z.string().max(128), z.union([z.string().max(1024), z.number(), z.boolean()]))
+      .refine((m) => Object.keys(m).length <= 50, "at most 50 metadata entries")
+      .refine(
+        (m) => Buffer.byteLength(JSON.stringify(m)) <= MAX_JOB_METADATA_BYTES,
+        `at most ${MAX_JOB_METADATA_BYTES / 1024} KB of metadata (as JSON, UTF-8)`,
+      )
+      .optional(),
+    /** Receives a signed POST when the job ends (https; checked against internal addresses). */
+    webhookUrl: z.url().max(2048).optional(),
+    judgeMode: judgeModeSchema.optional(),
+    llmMode: llmModeSchema.optional(),
+    /** Stops the job's model calls once its estimated cost reaches this (USD); at most the organization's maxJobCostUsd. */
+    maxCostUsd: z.number().positive().max(1_000_000).optional(),
+    webhookSigning: z
+      .enum(["organization", "job"])
+      .optional()
+      .describe(
+        "job: the webhook is signed with a secret of this job's own, in the creation answer only (webhookSecret); organization (default): with the organization's (GET /v1/webhook-secret)",
+      ),
+    expiresInSeconds: z
+      .number()
+      .int()
+      .min(MIN_JOB_EXPIRY_SECONDS)
+      .max(MAX_JOB_EXPIRY_SECONDS)
+      .optional()
+      .describe(
+        "A job still running this many seconds after its creation ends EXPIRED (within a minute of it): what it recorded stays, its remaining items are not run",
+      ),
+  })
+  .superRefine((job, context) => {
+    if (job.webhookSigning === "job" && !job.webhookUrl) {
+      context.addIssue({ code: "custom", path: ["webhookSigning"], message: "needs a webhookUrl to sign for" });
+    }
+  });
 export type CreateJobInput = z.infer<typeof createJobSchema>;
 
 export interface FrozenMetric {
@@ -106,6 +118,8 @@ export interface CollectionJob {
   notRunItems?: number;
   errorMessage?: string;
   webhookUrl?: string;
+  /** "job": its webhook is signed with a secret of its own (shown only when it was created). */
+  webhookSigning?: "job";
   /** Delivery of the completion webhook, when the job has a webhookUrl. */
   webhook?: WebhookDelivery;
   /** Summed over the job's recorded values; present once an LLM-judged item is recorded. */

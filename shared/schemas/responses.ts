@@ -137,6 +137,7 @@ export const collectionJobSchema = z.object({
     .describe("CANCELED or EXPIRED: the items it never ran (totalItems − completedItems − failedItems)"),
   errorMessage: z.string().optional(),
   webhookUrl: z.string().optional(),
+  webhookSigning: z.literal("job").optional().describe("Its webhook is signed with a secret of its own"),
   maxCostUsd: z
     .number()
     .optional()
@@ -149,6 +150,14 @@ export const collectionJobSchema = z.object({
   metadata: z.record(z.string(), z.union([z.string(), z.number(), z.boolean()])),
   createdAt: timestamp,
   updatedAt: timestamp,
+});
+
+/** The creation answer: the job, and its own webhook secret when it asked for one (shown only here). */
+export const createdJobSchema = collectionJobSchema.extend({
+  webhookSecret: z
+    .string()
+    .optional()
+    .describe("With webhookSigning: job, the secret its webhook is signed with; shown only in this answer"),
 });
 
 const costRangeSchema = z.object({ low: z.number(), high: z.number() }).describe("USD");

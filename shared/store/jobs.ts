@@ -61,6 +61,7 @@ const storageFields = new Set([
   "pageCount",
   "llmBlockedReason",
   "deadlineAt",
+  "webhookSecret",
   ...usageFields,
 ]);
 
@@ -90,7 +91,12 @@ export function toCollectionJob(item: Item): CollectionJob {
  * always has all its pages and is always found by the reconciler until it ends. A job with
  * this id that exists already (a caller-chosen id used twice) is a conflict.
  */
-export async function putNewJob(orgId: string, job: CollectionJob, pages: string[][]): Promise<void> {
+export async function putNewJob(
+  orgId: string,
+  job: CollectionJob,
+  pages: string[][],
+  secrets: { webhookSecret?: string } = {},
+): Promise<void> {
   const { expiresAt, ...stored } = job;
   await batchPut([
     ...pages.map((callIds, index) => ({ ...keys.jobPage(orgId, job.id, index), entity: "JobPage", callIds })),
@@ -122,6 +128,7 @@ export async function putNewJob(orgId: string, job: CollectionJob, pages: string
         pageCount: pages.length,
         ...stored,
         ...(expiresAt ? { deadlineAt: expiresAt } : {}),
+        ...(secrets.webhookSecret ? { webhookSecret: secrets.webhookSecret } : {}),
       },
       ConditionExpression: "attribute_not_exists(pk)",
     }),

@@ -98,7 +98,11 @@ async function deliver(message: WebhookMessage, record: SQSRecord, deps: Webhook
   const results = await jobResults(message.orgId, job);
   const body = JSON.stringify({ type: `collection_job.${job.status.toLowerCase()}`, data, results });
   const timestamp = Math.floor(now.getTime() / 1000);
-  const { secret } = await getOrCreateWebhookSecret(message.orgId);
+  // A job that asked for its own secret is signed with it; others with the organization's.
+  const secret =
+    typeof item?.webhookSecret === "string"
+      ? item.webhookSecret
+      : (await getOrCreateWebhookSecret(message.orgId)).secret;
   const deadline = AbortSignal.timeout(config().webhookTimeoutMs);
   let problem: string | undefined;
   try {

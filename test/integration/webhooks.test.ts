@@ -161,6 +161,41 @@ describe("completion webhooks", () => {
     ]);
   });
 
+  it("signs with a job's own secret, shown once at creation, when the job asks for one", async () => {
+    received.length = 0;
+    script = [];
+    const callIds = await createCalls(stack.api, 1);
+    const [metric] = await createMetrics(stack.api, [{ ...standardMetrics[0], slug: "webhook-own-secret" }]);
+    const body = { callIds, metrics: [{ id: metric!.id }], webhookSigning: "job" };
+    const withoutUrl = await stack.api("POST", "/v1/metric/collection-jobs", body);
+    expect(withoutUrl.status).toBe(400);
+    expect(withoutUrl.body.error.details).toEqual([expect.objectContaining({ field: "body.webhookSigning" })]);
+    const created = await stack.api("POST", "/v1/metric/collection-jobs", { ...body, webhookUrl: receiverUrl });
+    expect(created.status).toBe(201);
+    const jobSecret = created.body.data.webhookSecret as string;
+    expect(jobSecret).toMatch(/^whsec_/);
+    const jobId = created.body.data.id as string;
+    await waitForJobEnd(stack.api, jobId);
+    const shown = await stack.api("GET", `/v1/metric/collection-jobs/${jobId}`);
+    expect(shown.body.data.webhookSecret).toBeUndefined();
+    expect(shown.body.data.webhookSigning).toBe("job");
+    expect(JSON.stringify((await stack.api("GET", "/v1/metric/collection-jobs")).body)).not.toContain(jobSecret);
+
+    const delivery = await waitFor(async () => received.find((r) => JSON.parse(r.body).data.id === jobId), {
+      timeoutMs: 30_000,
+      what: "the webhook",
+    });
+    const signed = {
+      id: String(delivery.headers["x-webhook-id"]),
+      timestamp: String(delivery.headers["x-webhook-timestamp"]),
+      signature: String(delivery.headers["x-webhook-signature"]),
+    };
+    expect(verifyWebhook(jobSecret, signed, delivery.body)).toBe(true);
+    const { body: orgSecret } = await stack.api("GET", "/v1/webhook-secret");
+    expect(verifyWebhook(orgSecret.data.secret, signed, delivery.body)).toBe(false);
+    expect(delivery.body).not.toContain(jobSecret);
+  });
+
   it("announces a canceled job, once", async () => {
     received.length = 0;
     script = [];
