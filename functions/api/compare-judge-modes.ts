@@ -1,6 +1,5 @@
 import { randomUUID } from "node:crypto";
 import { assertWithinBudget } from "../../shared/budget.ts";
-import { notFound } from "../../shared/errors.ts";
 import { apiRoute } from "../../shared/http/api-handler.ts";
 import { contract } from "../../shared/http/contract.ts";
 import { llmFailureAsHttp, withinPlaygroundDeadline } from "../../shared/http/llm-errors.ts";
@@ -8,18 +7,17 @@ import {
   admitPlaygroundCalls,
   compareJudgeModes,
   judgeModeRequests,
+  playgroundCall,
   resolveDefinition,
 } from "../../shared/playground/evaluate-now.ts";
-import { getCall } from "../../shared/store/calls.ts";
 import { addSpend } from "../../shared/store/spend.ts";
 
 /** Judges one call with several definitions in both judge modes, side by side; nothing is stored. */
 export const handler = apiRoute(contract["POST /v1/metric/playground/judge-modes"], async ({ principal, body }) => {
   const [definitions, call] = await Promise.all([
     Promise.all(body.metrics.map((metric, i) => resolveDefinition(principal.orgId, metric, `body.metrics.${i}`))),
-    getCall(principal.orgId, body.callId),
+    playgroundCall(principal.orgId, body),
   ]);
-  if (!call) throw notFound("Call", body.callId);
   await assertWithinBudget(principal.orgId, 0, "This playground run");
   const compared = await withinPlaygroundDeadline(
     admitPlaygroundCalls(principal.orgId, call, judgeModeRequests(definitions))

@@ -1,21 +1,18 @@
 import { randomUUID } from "node:crypto";
 import { assertWithinBudget } from "../../shared/budget.ts";
-import { notFound } from "../../shared/errors.ts";
 import { apiRoute } from "../../shared/http/api-handler.ts";
 import { contract } from "../../shared/http/contract.ts";
 import { llmFailureAsHttp, withinPlaygroundDeadline } from "../../shared/http/llm-errors.ts";
 import { evaluateByCalculationType } from "../../shared/pipeline/evaluators.ts";
-import { admitPlaygroundCalls, resolveDefinition } from "../../shared/playground/evaluate-now.ts";
-import { getCall } from "../../shared/store/calls.ts";
+import { admitPlaygroundCalls, playgroundCall, resolveDefinition } from "../../shared/playground/evaluate-now.ts";
 import { addSpend } from "../../shared/store/spend.ts";
 
 /** Evaluates one definition on one call synchronously; nothing is stored. */
 export const handler = apiRoute(contract["POST /v1/metric/playground"], async ({ principal, body }) => {
   const [definition, call] = await Promise.all([
     resolveDefinition(principal.orgId, body.metric),
-    getCall(principal.orgId, body.callId),
+    playgroundCall(principal.orgId, body),
   ]);
-  if (!call) throw notFound("Call", body.callId);
   await assertWithinBudget(principal.orgId, 0, "This playground run");
   const outcome = await withinPlaygroundDeadline(
     admitPlaygroundCalls(principal.orgId, call, [{ definitions: [definition], cacheWarm: false }])

@@ -1056,13 +1056,41 @@ export interface Operations {
       /** @default "UTC" */
       timezone?: string;
       groupBy?: string;
+      stats?: "true" | "false";
     };
     body: never;
     response: {
       data:
-        | Record<string, number>
+        | (
+            | Record<string, number>
+            | Record<
+                string,
+                {
+                  value: number;
+                  aggregation: "sum" | "avg" | "p95" | "count";
+                  count: number;
+                  sum?: number;
+                  average?: number;
+                  p95?: number;
+                  passRate?: number;
+                }
+              >
+          )
         | ({
-            metrics: Record<string, number>;
+            metrics:
+              | Record<string, number>
+              | Record<
+                  string,
+                  {
+                    value: number;
+                    aggregation: "sum" | "avg" | "p95" | "count";
+                    count: number;
+                    sum?: number;
+                    average?: number;
+                    p95?: number;
+                    passRate?: number;
+                  }
+                >;
           } & Record<string, unknown>)[];
     };
   };
@@ -1079,12 +1107,26 @@ export interface Operations {
       /** @default "UTC" */
       timezone?: string;
       groupBy?: string;
+      stats?: "true" | "false";
     };
     body: never;
     response: {
       data: ({
         date: string;
-        metrics: Record<string, number>;
+        metrics:
+          | Record<string, number>
+          | Record<
+              string,
+              {
+                value: number;
+                aggregation: "sum" | "avg" | "p95" | "count";
+                count: number;
+                sum?: number;
+                average?: number;
+                p95?: number;
+                passRate?: number;
+              }
+            >;
       } & Record<string, unknown>)[];
     };
   };
@@ -1346,7 +1388,40 @@ export interface Operations {
     path: never;
     query: never;
     body: {
-      callId: string;
+      callId?: string;
+      call?: {
+        externalId?: string;
+        agentId: string;
+        environmentId?: string;
+        /** @default "INBOUND" */
+        callDirection?: "INBOUND" | "OUTBOUND";
+        /** @default "PHONE" */
+        interfaceType?: "PHONE" | "WEB";
+        startedAt: string;
+        endedAt?: string;
+        durationMs?: number;
+        /** @default {} */
+        properties?: Record<string, string>;
+        /** @default [] */
+        transcript?: {
+          role: "AGENT" | "CUSTOMER";
+          text: string;
+          startOffsetMs: number;
+          endOffsetMs: number;
+        }[];
+        toolInvocations?: {
+          name: string;
+          startOffsetMs?: number;
+          endOffsetMs?: number;
+          parameters?: Record<string, unknown>;
+          result?: unknown;
+        }[];
+      };
+      messages?: {
+        role: "AGENT" | "CUSTOMER";
+        text: string;
+      }[];
+      message?: string;
       metric: Record<string, unknown>;
     };
     response: {
@@ -1359,7 +1434,40 @@ export interface Operations {
     path: never;
     query: never;
     body: {
-      callId: string;
+      callId?: string;
+      call?: {
+        externalId?: string;
+        agentId: string;
+        environmentId?: string;
+        /** @default "INBOUND" */
+        callDirection?: "INBOUND" | "OUTBOUND";
+        /** @default "PHONE" */
+        interfaceType?: "PHONE" | "WEB";
+        startedAt: string;
+        endedAt?: string;
+        durationMs?: number;
+        /** @default {} */
+        properties?: Record<string, string>;
+        /** @default [] */
+        transcript?: {
+          role: "AGENT" | "CUSTOMER";
+          text: string;
+          startOffsetMs: number;
+          endOffsetMs: number;
+        }[];
+        toolInvocations?: {
+          name: string;
+          startOffsetMs?: number;
+          endOffsetMs?: number;
+          parameters?: Record<string, unknown>;
+          result?: unknown;
+        }[];
+      };
+      messages?: {
+        role: "AGENT" | "CUSTOMER";
+        text: string;
+      }[];
+      message?: string;
       metrics: Record<string, unknown>[];
     };
     response: {

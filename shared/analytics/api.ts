@@ -13,6 +13,8 @@ import {
   labelSetsFor,
   MAX_POINTS,
   merge,
+  type NamedStats,
+  namedStats,
   parseStep,
   resolveMetrics,
   type Stats,
@@ -101,14 +103,17 @@ async function collect(orgId: string, query: RangeQuery, ranges: { from: number;
     });
     return [...groups.values()];
   });
+  const withStats = query.stats === "true";
   const valuesOf = (byMetric: Map<string, Stats>) =>
     Object.fromEntries(
       metrics.flatMap((m) => {
         const own = byMetric.get(m.slug);
-        const value = own ? finalValue(own, aggregations.get(m.slug) ?? "avg") : undefined;
+        const aggregation = aggregations.get(m.slug) ?? "avg";
+        if (!own) return [];
+        const value = withStats ? namedStats(own, aggregation, m.outputType) : finalValue(own, aggregation);
         return value === undefined ? [] : [[m.slug, value]];
       }),
-    ) as Record<string, number>;
+    ) as Record<string, number | NamedStats>;
   return { groupBy, perRange, valuesOf };
 }
 

@@ -57,6 +57,34 @@ export function finalValue(stats: Stats, aggregation: Aggregation): number | und
   }
 }
 
+export interface NamedStats {
+  value: number;
+  aggregation: Aggregation;
+  count: number;
+  sum?: number;
+  average?: number;
+  p95?: number;
+  passRate?: number;
+}
+
+/** Every statistic that applies to the metric's type, named, beside its plain value. */
+export function namedStats(stats: Stats, aggregation: Aggregation, outputType: OutputType): NamedStats | undefined {
+  const value = finalValue(stats, aggregation);
+  if (value === undefined) return undefined;
+  // Classifications and texts carry no number: their count is all there is.
+  if (aggregation === "count") return { value, aggregation, count: stats.count };
+  const average = rounded(stats.sum / stats.count);
+  return {
+    value,
+    aggregation,
+    count: stats.count,
+    sum: rounded(stats.sum),
+    average,
+    ...(aggregation === "p95" ? { p95: value } : {}),
+    ...(outputType === "BOOLEAN" ? { passRate: average } : {}),
+  };
+}
+
 const TIER_MS: Record<TierName, number> = Object.fromEntries(TIERS.map((t) => [t.name, t.ms])) as never;
 const TIER_ITEM_MS: Record<TierName, number> = Object.fromEntries(TIERS.map((t) => [t.name, t.itemMs])) as never;
 

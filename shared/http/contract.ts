@@ -17,7 +17,7 @@ import {
 import { createApiKeySchema } from "../schemas/api-key.ts";
 import type { AuditAction } from "../schemas/audit.ts";
 import { createBackfillSchema, updateBackfillSchema } from "../schemas/backfill.ts";
-import { createCallSchema } from "../schemas/call.ts";
+import { createCallSchema, inlineMessageSchema } from "../schemas/call.ts";
 import { createJobSchema, jobStatuses, MAX_METRICS_PER_JOB } from "../schemas/job.ts";
 import { createMetricBodySchema, updateMetricSchema } from "../schemas/metric.ts";
 import { organizationSettingsSchema } from "../schemas/organization.ts";
@@ -127,15 +127,36 @@ const valueStatusQuery = z
 /** `{id}` (id or slug) of a saved definition, or a whole definition to try before saving it. */
 const playgroundMetricSchema = z.record(z.string(), z.unknown());
 
-const playgroundBodySchema = z.strictObject({
-  callId: z.string().trim().min(1).max(256),
-  metric: playgroundMetricSchema,
-});
+/** The call a playground run judges: a stored one, or a transcript sent inline and never stored. */
+const playgroundCallFields = {
+  callId: z.string().trim().min(1).max(256).optional().describe("A stored call"),
+  call: createCallSchema.optional().describe("A whole call, as POST /v1/call takes it, judged without storing it"),
+  messages: z
+    .array(inlineMessageSchema)
+    .min(1)
+    .max(10_000)
+    .optional()
+    .describe("A transcript's messages, in order (one synthetic second each), judged without storing them"),
+  message: z.string().trim().min(1).max(100_000).optional().describe("One customer message"),
+};
+const oneCallGiven = (body: Record<string, unknown>, context: z.RefinementCtx) => {
+  const given = Object.keys(playgroundCallFields).filter((field) => body[field] !== undefined);
+  if (given.length !== 1) {
+    context.addIssue({
+      code: "custom",
+      path: [given[1] ?? "callId"],
+      message: "send exactly one of callId, call, messages or message",
+    });
+  }
+};
 
-const judgeModesBodySchema = z.strictObject({
-  callId: z.string().trim().min(1).max(256),
-  metrics: z.array(playgroundMetricSchema).min(1).max(MAX_METRICS_PER_JOB),
-});
+const playgroundBodySchema = z
+  .strictObject({ ...playgroundCallFields, metric: playgroundMetricSchema })
+  .superRefine(oneCallGiven);
+
+const judgeModesBodySchema = z
+  .strictObject({ ...playgroundCallFields, metrics: z.array(playgroundMetricSchema).min(1).max(MAX_METRICS_PER_JOB) })
+  .superRefine(oneCallGiven);
 
 export const contract = {
   "GET /openapi.json": {

@@ -21,9 +21,21 @@ import {
   llmRateLimiter,
   modelDemand,
 } from "../pipeline/evaluators.ts";
-import type { Call } from "../schemas/call.ts";
+import { type Call, type CreateCallInput, type InlineMessage, inlineCall } from "../schemas/call.ts";
 import { createMetricSchema, type MetricDefinition } from "../schemas/metric.ts";
+import { getCall } from "../store/calls.ts";
 import { getMetric } from "../store/metrics.ts";
+
+/** The stored call a playground run names, or the inline transcript it sent (never stored). */
+export async function playgroundCall(
+  orgId: string,
+  input: { callId?: string; call?: CreateCallInput; messages?: InlineMessage[]; message?: string },
+): Promise<Call> {
+  if (input.callId === undefined) return inlineCall(input);
+  const call = await getCall(orgId, input.callId);
+  if (!call) throw notFound("Call", input.callId);
+  return call;
+}
 
 const savedMetricSchema = z.strictObject({ id: z.string().trim().min(1).max(256) });
 

@@ -10,6 +10,12 @@ export const rangeQuerySchema = z.object({
   tags: z.string().optional(),
   timezone: z.string().min(1).default("UTC"),
   groupBy: z.string().optional(),
+  stats: z
+    .enum(["true", "false"])
+    .optional()
+    .describe(
+      "`true`: each metric as {value, aggregation, count, sum, average, p95, passRate} (the statistics that apply) instead of one number",
+    ),
 });
 
 export const timeseriesQuerySchema = z.object({

@@ -45,3 +45,38 @@ export interface Call extends CreateCallInput {
   id: string;
   createdAt: string;
 }
+
+/** A message of a transcript sent inline (CollieAI's `messages`): a role and its text. */
+export const inlineMessageSchema = z.strictObject({
+  role: z.enum(["AGENT", "CUSTOMER"]),
+  text: z.string().max(100_000),
+});
+export type InlineMessage = z.infer<typeof inlineMessageSchema>;
+
+/** The id an inline transcript's values carry: it is never stored. */
+export const INLINE_CALL_ID = "inline";
+
+/**
+ * A call built from an inline transcript (a whole call, messages, or one customer message).
+ * Messages get one synthetic second each: timing metrics need a call with real offsets.
+ */
+export function inlineCall(input: { call?: CreateCallInput; messages?: InlineMessage[]; message?: string }): Call {
+  const now = new Date().toISOString();
+  if (input.call) return { ...input.call, id: INLINE_CALL_ID, createdAt: now };
+  const messages = input.messages ?? [{ role: "CUSTOMER" as const, text: input.message ?? "" }];
+  return {
+    id: INLINE_CALL_ID,
+    agentId: INLINE_CALL_ID,
+    callDirection: "INBOUND",
+    interfaceType: "WEB",
+    startedAt: now,
+    durationMs: messages.length * 1000,
+    properties: {},
+    transcript: messages.map((message, index) => ({
+      ...message,
+      startOffsetMs: index * 1000,
+      endOffsetMs: (index + 1) * 1000,
+    })),
+    createdAt: now,
+  };
+}

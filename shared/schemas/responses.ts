@@ -329,7 +329,17 @@ export const principalSchema = z.object({ orgId: z.string(), role: z.enum(roles)
 // ---- analytics (/v1/custom-metrics/*)
 
 const labelsSchema = z.record(z.string(), z.string());
-const metricsByNameSchema = z.record(z.string(), z.number());
+/** With stats=true: a metric's statistics, named; `value` is what the plain answer gives. */
+const metricStatsSchema = z.object({
+  value: z.number(),
+  aggregation: z.enum(["sum", "avg", "p95", "count"]).describe("How `value` is computed for the metric's type"),
+  count: z.number().describe("SUCCESS values counted"),
+  sum: z.number().optional().describe("Numeric types (BOOLEAN counts true as 1)"),
+  average: z.number().optional(),
+  p95: z.number().optional().describe("Metrics with histogram: true (within ±1 %)"),
+  passRate: z.number().optional().describe("BOOLEAN: true ÷ count"),
+});
+const metricsByNameSchema = z.union([z.record(z.string(), z.number()), z.record(z.string(), metricStatsSchema)]);
 
 export const aggregateResultSchema = z.union([
   metricsByNameSchema,

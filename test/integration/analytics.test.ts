@@ -141,6 +141,47 @@ describe("custom-metrics analytics", () => {
     expect(narrow.body.data["an-dur"]).toBe(20_000);
   });
 
+  it("names count, sum, average, p95 and pass rate per metric with stats=true, grouped and per day too", async () => {
+    const { status, body } = await get(`/v1/custom-metrics/aggregate?${range}&stats=true`);
+    expect(status).toBe(200);
+    expect(body.data["an-dur"]).toEqual({ value: 35_000, aggregation: "avg", count: 6, sum: 210_000, average: 35_000 });
+    expect(body.data["an-sorry"]).toEqual({ value: 12, aggregation: "sum", count: 6, sum: 12, average: 2 });
+    expect(body.data["an-refund"]).toEqual({
+      value: 6,
+      aggregation: "sum",
+      count: 6,
+      sum: 6,
+      average: 1,
+      passRate: 1,
+    });
+    const latency = body.data["an-lat"];
+    expect(latency).toMatchObject({ aggregation: "p95", count: 6, sum: 210_000, average: 35_000 });
+    expect(latency.p95).toBe(latency.value);
+    expect(Math.abs(latency.p95 - 60_000) / 60_000).toBeLessThanOrEqual(0.01);
+
+    const grouped = await get(`/v1/custom-metrics/aggregate?${range}&stats=true&groupBy=region&metricNames=an-dur`);
+    expect(grouped.body.data).toEqual([
+      {
+        region: "EU",
+        metrics: { "an-dur": { value: 38_000, aggregation: "avg", count: 5, sum: 190_000, average: 38_000 } },
+      },
+      {
+        region: "US",
+        metrics: { "an-dur": { value: 20_000, aggregation: "avg", count: 1, sum: 20_000, average: 20_000 } },
+      },
+    ]);
+    const days = await get(`/v1/custom-metrics/daily?${range}&stats=true&metricNames=an-sorry`);
+    expect(days.body.data[0]).toEqual({
+      date: "2026-03-08",
+      metrics: { "an-sorry": { value: 6, aggregation: "sum", count: 3, sum: 6, average: 2 } },
+    });
+    // Without stats=true, VoiceRun's shape: one number per metric.
+    expect((await get(`/v1/custom-metrics/aggregate?${range}&metricNames=an-sorry`)).body.data).toEqual({
+      "an-sorry": 12,
+    });
+    expect((await get(`/v1/custom-metrics/aggregate?${range}&stats=yes`)).status).toBe(400);
+  });
+
   it("labels days in the timezone: a DST day in New York and a +05:30 zone", async () => {
     const newYork = await get(
       "/v1/custom-metrics/daily?startDate=2026-03-08&endDate=2026-03-10&metricNames=an-dur&timezone=America/New_York",

@@ -51,6 +51,56 @@ describe("metric playground", () => {
     expect(stored.body.data).toEqual([]);
   });
 
+  it("judges a transcript sent inline (messages, one message, or a whole call) and stores no call", async () => {
+    await createMetrics(stack.api, [{ ...refundAsked, slug: "inline-refund" }]);
+    const callsBefore = (await stack.api("GET", "/v1/call?limit=100")).body.data.length;
+    const run = (input: object, metric: object = { id: "inline-refund" }) =>
+      stack.api("POST", "/v1/metric/playground", { ...input, metric });
+    const turns = {
+      slug: "t",
+      name: "T",
+      calculationType: "BUILT_IN",
+      outputType: "COUNT",
+      builtIn: { kind: "TURN_COUNT" },
+    };
+
+    const messages = [
+      { role: "CUSTOMER", text: "My order arrived broken. I want a refund." },
+      { role: "AGENT", text: "I'm sorry to hear that." },
+      { role: "CUSTOMER", text: "Thanks." },
+    ];
+    const byMessages = await run({ messages });
+    expect(byMessages.status).toBe(200);
+    expect(byMessages.body.data).toMatchObject({ callId: "inline", captureStatus: "SUCCESS", value: true });
+    expect((await run({ messages }, turns)).body.data).toMatchObject({ value: 3 });
+    expect((await run({ message: "Can I get a refund?" })).body.data).toMatchObject({ value: true });
+    expect((await run({ message: "When do you open?" })).body.data).toMatchObject({ value: false });
+    const call = {
+      agentId: "agent-inline",
+      startedAt: "2026-12-01T10:00:00Z",
+      transcript: [
+        { role: "AGENT", text: "Hello, how can I help?", startOffsetMs: 0, endOffsetMs: 2000 },
+        { role: "CUSTOMER", text: "A refund, please.", startOffsetMs: 2500, endOffsetMs: 4000 },
+      ],
+    };
+    expect((await run({ call })).body.data).toMatchObject({ callId: "inline", value: true });
+    const judged = await stack.api("POST", "/v1/metric/playground/judge-modes", {
+      messages,
+      metrics: [{ id: "inline-refund" }],
+    });
+    expect(judged.status).toBe(200);
+    expect(judged.body.data.metrics[0]).toMatchObject({ sameAnswer: true, isolated: { value: true } });
+
+    for (const bad of [{}, { callId, message: "refund?" }, { messages: [] }, { call: { agentId: "a" } }]) {
+      const refused = await run(bad);
+      expect(refused.status).toBe(400);
+    }
+    expect((await run({ message: "" })).body.error.details).toEqual([
+      expect.objectContaining({ field: "body.message" }),
+    ]);
+    expect((await stack.api("GET", "/v1/call?limit=100")).body.data).toHaveLength(callsBefore);
+  });
+
   it("answers 400, 404 and 503 (with Retry-After) for what it cannot evaluate", async () => {
     const invalid = await stack.api("POST", "/v1/metric/playground", {
       callId,
