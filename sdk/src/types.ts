@@ -632,7 +632,35 @@ export interface Operations {
     path: never;
     query: never;
     body: {
-      callIds: string[];
+      callIds?: string[];
+      calls?: {
+        externalId?: string;
+        agentId: string;
+        environmentId?: string;
+        /** @default "INBOUND" */
+        callDirection?: "INBOUND" | "OUTBOUND";
+        /** @default "PHONE" */
+        interfaceType?: "PHONE" | "WEB";
+        startedAt: string;
+        endedAt?: string;
+        durationMs?: number;
+        /** @default {} */
+        properties?: Record<string, string>;
+        /** @default [] */
+        transcript?: {
+          role: "AGENT" | "CUSTOMER";
+          text: string;
+          startOffsetMs: number;
+          endOffsetMs: number;
+        }[];
+        toolInvocations?: {
+          name: string;
+          startOffsetMs?: number;
+          endOffsetMs?: number;
+          parameters?: Record<string, unknown>;
+          result?: unknown;
+        }[];
+      }[];
       metrics: {
         id: string;
         version?: number;
@@ -700,7 +728,35 @@ export interface Operations {
     path: never;
     query: never;
     body: {
-      callIds: string[];
+      callIds?: string[];
+      calls?: {
+        externalId?: string;
+        agentId: string;
+        environmentId?: string;
+        /** @default "INBOUND" */
+        callDirection?: "INBOUND" | "OUTBOUND";
+        /** @default "PHONE" */
+        interfaceType?: "PHONE" | "WEB";
+        startedAt: string;
+        endedAt?: string;
+        durationMs?: number;
+        /** @default {} */
+        properties?: Record<string, string>;
+        /** @default [] */
+        transcript?: {
+          role: "AGENT" | "CUSTOMER";
+          text: string;
+          startOffsetMs: number;
+          endOffsetMs: number;
+        }[];
+        toolInvocations?: {
+          name: string;
+          startOffsetMs?: number;
+          endOffsetMs?: number;
+          parameters?: Record<string, unknown>;
+          result?: unknown;
+        }[];
+      }[];
       metrics: {
         id: string;
         version?: number;

@@ -6,6 +6,7 @@
 import { randomUUID } from "node:crypto";
 import { assertModelsAllowed } from "../allowed-models.ts";
 import { assertWithinBudget, remainingBudgetUsd } from "../budget.ts";
+import { mapLimit } from "../concurrency.ts";
 import { config, requireQueueUrl } from "../config.ts";
 import { invalid, unavailable } from "../errors.ts";
 import { logger } from "../logger.ts";
@@ -17,7 +18,7 @@ import type {
   JudgeMode,
   LlmMode,
 } from "../schemas/job.ts";
-import { findMissingCalls } from "../store/calls.ts";
+import { createInlineCall, findMissingCalls } from "../store/calls.ts";
 import { getJob, getJobItem, putNewJob, transitionJob } from "../store/jobs.ts";
 import { assertNotArchived, resolveMetricVersions } from "../store/metrics.ts";
 import { organizationSettings } from "../store/organizations.ts";
@@ -65,10 +66,10 @@ export async function createCollectionJob(
   } = {},
 ): Promise<CollectionJob & { webhookSecret?: string }> {
   // Duplicates would name the same item twice and the job could never reach its total.
-  const callIds = unique(input.callIds);
+  const storedCallIds = unique(input.callIds ?? []);
   const [{ definitions, unknownMetricIds, unknownVersions }, missingCalls] = await Promise.all([
     resolveMetricVersions(orgId, input.metrics),
-    findMissingCalls(orgId, callIds),
+    findMissingCalls(orgId, storedCallIds),
   ]);
   if (unknownMetricIds.length > 0 || unknownVersions.length > 0 || missingCalls.length > 0) {
     const messages = [
@@ -95,12 +96,15 @@ export async function createCollectionJob(
     await assertModelsAllowed(orgId, definitions);
   }
   const metrics: FrozenMetric[] = definitions.map(({ id, version, slug, name }) => ({ id, version, slug, name }));
-  const totalItems = callIds.length * metrics.length;
+  const totalItems = (storedCallIds.length + (input.calls?.length ?? 0)) * metrics.length;
   if (totalItems > config().maxJobItems) {
     throw invalid(`A job may hold at most ${config().maxJobItems} items (calls x metrics); this one has ${totalItems}`);
   }
 
   if (input.webhookUrl) await assertWebhookUrl(input.webhookUrl);
+  // Stored once the request is known good; a job refused for its budget leaves them to their TTL.
+  const inlineCallIds = input.calls ? await mapLimit(input.calls, 8, (call) => createInlineCall(orgId, call)) : [];
+  const callIds = [...storedCallIds, ...inlineCallIds];
   const pages = splitIntoPages(callIds, metrics.length);
   const [settings, remaining] = await Promise.all([organizationSettings(orgId), remainingBudgetUsd(orgId)]);
   if (remaining !== undefined && !options.triggeredBy) {

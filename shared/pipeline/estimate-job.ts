@@ -89,6 +89,10 @@ function callCost(group: Judged[], transcriptTokens: number, mode: JudgeMode): {
   return { total, each };
 }
 
+/** A transcript's prompt tokens, from its segments and characters (as its call item stores them). */
+const transcriptTokenCount = (segments: number, chars: number) =>
+  segments === 0 ? 0 : Math.ceil((chars + segments * SEGMENT_LINE_CHARS) / CHARS_PER_TOKEN);
+
 /** Each call's transcript in tokens, from the sizes stored with it. */
 async function transcriptTokens(orgId: string, callIds: string[]): Promise<Map<string, number>> {
   const items = await batchGet(
@@ -99,19 +103,19 @@ async function transcriptTokens(orgId: string, callIds: string[]): Promise<Map<s
     items.map((item) => {
       const segments = Number(item.segmentCount ?? 0);
       const chars = typeof item.transcriptChars === "number" ? item.transcriptChars : segments * ASSUMED_SEGMENT_CHARS;
-      const tokens = segments === 0 ? 0 : Math.ceil((chars + segments * SEGMENT_LINE_CHARS) / CHARS_PER_TOKEN);
-      return [String(item.id), tokens];
+      return [String(item.id), transcriptTokenCount(segments, chars)];
     }),
   );
 }
 
 async function resolve(orgId: string, input: CreateJobInput) {
-  const callIds = [...new Set(input.callIds)];
+  const storedCallIds = [...new Set(input.callIds ?? [])];
   const [{ definitions, unknownMetricIds, unknownVersions }, tokens] = await Promise.all([
     resolveMetricVersions(orgId, input.metrics),
-    transcriptTokens(orgId, callIds),
+    transcriptTokens(orgId, storedCallIds),
   ]);
-  const unknownCallIds = callIds.filter((callId) => !tokens.has(callId));
+  const callIds = [...storedCallIds];
+  const unknownCallIds = storedCallIds.filter((callId) => !tokens.has(callId));
   if (unknownMetricIds.length > 0 || unknownVersions.length > 0 || unknownCallIds.length > 0) {
     throw invalid("Unknown metric or call ids", {
       unknownMetricIds,
@@ -121,6 +125,12 @@ async function resolve(orgId: string, input: CreateJobInput) {
   }
   assertNotArchived(definitions);
   await assertModelsAllowed(orgId, definitions);
+  // Inline calls are estimated from their transcripts, never stored for an estimate.
+  for (const [index, call] of (input.calls ?? []).entries()) {
+    const chars = call.transcript.reduce((sum, segment) => sum + segment.text.length, 0);
+    callIds.push(`inline-${index}`);
+    tokens.set(`inline-${index}`, transcriptTokenCount(call.transcript.length, chars));
+  }
   return { callIds, tokens, definitions };
 }
 

@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { createCallSchema } from "./call.ts";
 
 /** Request limits, documented in docs/api.md. */
 export const MAX_CALLS_PER_JOB = 10_000;
@@ -9,6 +10,9 @@ export const MAX_METRICS_PER_JOB = 20;
  * multibyte text would make.
  */
 export const MAX_JOB_METADATA_BYTES = 8 * 1024;
+/** Calls a job may carry inline; they are kept this long (for the job and its retries), then deleted. */
+export const MAX_INLINE_CALLS_PER_JOB = 100;
+export const INLINE_CALL_RETENTION_SECONDS = 7 * 86_400;
 /** A job's expiry: at least the reconciler's interval (it ends expired jobs), at most a week. */
 export const MIN_JOB_EXPIRY_SECONDS = 60;
 export const MAX_JOB_EXPIRY_SECONDS = 7 * 86_400;
@@ -40,7 +44,15 @@ export const llmModeSchema = z.enum(llmModes);
 
 export const createJobSchema = z
   .strictObject({
-    callIds: z.array(idSchema).min(1).max(MAX_CALLS_PER_JOB),
+    callIds: z.array(idSchema).min(1).max(MAX_CALLS_PER_JOB).optional(),
+    calls: z
+      .array(createCallSchema)
+      .min(1)
+      .max(MAX_INLINE_CALLS_PER_JOB)
+      .optional()
+      .describe(
+        "Calls sent with the job, as POST /v1/call takes them: judged like stored calls, kept only for the job (7 days), never listed nor matched by policies",
+      ),
     metrics: z
       .array(
         z.strictObject({
@@ -82,6 +94,13 @@ export const createJobSchema = z
       ),
   })
   .superRefine((job, context) => {
+    if (!job.callIds && !job.calls) {
+      context.addIssue({
+        code: "custom",
+        path: ["callIds"],
+        message: "send callIds, calls (inline transcripts), or both",
+      });
+    }
     if (job.webhookSigning === "job" && !job.webhookUrl) {
       context.addIssue({ code: "custom", path: ["webhookSigning"], message: "needs a webhookUrl to sign for" });
     }

@@ -9,6 +9,7 @@ import { gunzipSync, gzipSync } from "node:zlib";
 import { conflict, tooLarge } from "../errors.ts";
 import { keys } from "../keys.ts";
 import type { Call, CreateCallInput } from "../schemas/call.ts";
+import { INLINE_CALL_RETENTION_SECONDS } from "../schemas/job.ts";
 import { CALL_ENTITY } from "../stream-entities.ts";
 import { batchGet } from "./batch-get.ts";
 import { assertCursorOf, baseItems, type KeyPage, type PageKey, queryAll, queryPage } from "./query.ts";
@@ -50,6 +51,7 @@ export function callItems(
   orgId: string,
   input: CreateCallInput,
   expiresAt?: number,
+  inline = false,
 ): { callItem: Item; chunkItems: Item[] } {
   const id = randomUUID();
   const createdAt = new Date().toISOString();
@@ -64,9 +66,10 @@ export function callItems(
   }
   const callItem = {
     ...keys.call(orgId, id),
-    entity: CALL_ENTITY,
-    gsi1pk: keys.callList(orgId),
-    gsi1sk: keys.listSortKey(createdAt, id),
+    // An inline call is in no list and no stream filter (policies never match it).
+    ...(inline
+      ? { entity: INLINE_CALL_ENTITY }
+      : { entity: CALL_ENTITY, gsi1pk: keys.callList(orgId), gsi1sk: keys.listSortKey(createdAt, id) }),
     ...fields,
     id,
     orgId,
@@ -85,6 +88,20 @@ export function callItems(
     ...(expiresAt === undefined ? {} : { expiresAt }),
   }));
   return { callItem, chunkItems };
+}
+
+const INLINE_CALL_ENTITY = "InlineCall";
+
+/** Stores a call sent with a job: kept for the job only (a TTL), unlisted, its externalId not looked up. */
+export async function createInlineCall(orgId: string, input: CreateCallInput): Promise<string> {
+  const kept = Math.floor(Date.now() / 1000) + INLINE_CALL_RETENTION_SECONDS;
+  const retained = await retentionExpiresAt(orgId);
+  const { callItem, chunkItems } = callItems(orgId, input, Math.min(kept, retained ?? kept), true);
+  await table.transactWrite([
+    { Put: { Item: callItem, ConditionExpression: "attribute_not_exists(pk)" } },
+    ...chunkItems.map((Item) => ({ Put: { Item } })),
+  ]);
+  return String(callItem.id);
 }
 
 export async function createCall(orgId: string, input: CreateCallInput): Promise<CallSummary> {
