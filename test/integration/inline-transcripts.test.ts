@@ -50,12 +50,12 @@ describe("jobs over inline transcripts", () => {
     const parcel = [first, second].find((call) => call.transcript.length === 1);
     const refund = [first, second].find((call) => call.transcript.length === 4);
     expect(refund).toMatchObject({ agentId: "chat-agent", externalId: "chat-1" });
-    const valueOf = (callId: string, metricId: string) =>
+    const judged = (callId: string, metricId: string) =>
       values.find((v) => v.callId === callId && v.metricDefinitionId === metricId)?.value;
-    expect(valueOf(refund.id, metrics[0]!.id)).toBe(4);
-    expect(valueOf(refund.id, metrics[1]!.id)).toBe(true);
-    expect(valueOf(parcel.id, metrics[0]!.id)).toBe(1);
-    expect(valueOf(parcel.id, metrics[1]!.id)).toBe(false);
+    expect(judged(refund.id, metrics[0]!.id)).toBe(4);
+    expect(judged(refund.id, metrics[1]!.id)).toBe(true);
+    expect(judged(parcel.id, metrics[0]!.id)).toBe(1);
+    expect(judged(parcel.id, metrics[1]!.id)).toBe(false);
 
     // Not in the call list, nor found by externalId; deleted by TTL after the job's retention.
     const listed = (await stack.api("GET", "/v1/call?limit=100")).body.data.map((call: { id: string }) => call.id);
