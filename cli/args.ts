@@ -38,6 +38,7 @@ export const options = {
   note: { type: "string" },
   "webhook-port": { type: "string" },
   "timeout-seconds": { type: "string" },
+  "expires-in": { type: "string" },
 } as const;
 
 export type Values = ReturnType<typeof parseArgs<{ options: typeof options; allowPositionals: true }>>["values"];

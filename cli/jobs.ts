@@ -1,7 +1,7 @@
 /** The jobs commands: create (with the calls and metadata it names), watch, and values. */
 import { readFile } from "node:fs/promises";
 import type { Client, Job } from "../sdk/src/index.ts";
-import { EXIT, type Io, list, printed, UsageError, type Values } from "./args.ts";
+import { EXIT, type Io, list, positiveInt, printed, UsageError, type Values } from "./args.ts";
 import { csvRow, formatProgress, progressBar, table } from "./format.ts";
 
 function metadataOf(values: Values): Record<string, string> {
@@ -19,7 +19,13 @@ export async function createJob(client: Client, values: Values, io: Io): Promise
   if (metrics.length === 0) throw new UsageError("jobs create needs --metrics slug,slug,…");
   const callIds = await resolveCalls(client, values);
   const metadata = metadataOf(values);
-  const job = await client.jobs.create({ callIds, metrics, ...(Object.keys(metadata).length > 0 ? { metadata } : {}) });
+  const expiresIn = values["expires-in"];
+  const job = await client.jobs.create({
+    callIds,
+    metrics,
+    ...(Object.keys(metadata).length > 0 ? { metadata } : {}),
+    ...(expiresIn === undefined ? {} : { expiresInSeconds: positiveInt(expiresIn, "expires-in", 0) }),
+  });
   return values.watch ? watch(client, job, io) : printed(io, job);
 }
 

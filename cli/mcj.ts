@@ -29,7 +29,7 @@ Usage: mcj <command> [options]
   metrics versions <idOrSlug>                  every version, newest first
   metrics agreement <idOrSlug>                 how often the judge matches reviewed values
   metrics archive <idOrSlug> | metrics unarchive <idOrSlug>   new jobs refuse archived definitions
-  jobs create (--calls id,id,… | --calls @ids.txt | --all-calls) --metrics slug,slug,… [--metadata k=v]… [--watch]
+  jobs create (--calls id,id,… | --calls @ids.txt | --all-calls) --metrics slug,slug,… [--metadata k=v]… [--expires-in seconds] [--watch]
   jobs list [--status PROCESSING] [--limit 20]
   jobs show <jobId>
   jobs cancel <jobId>

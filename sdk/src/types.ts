@@ -99,6 +99,7 @@ export interface CollectionJob {
   notRunItems?: number;
   errorMessage?: string;
   webhookUrl?: string;
+  webhookProgress?: true;
   webhookSigning?: "job";
   maxCostUsd?: number;
   webhook?: WebhookDelivery;
@@ -670,6 +671,7 @@ export interface Operations {
       judgeMode?: "isolated" | "grouped";
       llmMode?: "realtime" | "batch";
       maxCostUsd?: number;
+      webhookProgress?: boolean;
       webhookSigning?: "organization" | "job";
       expiresInSeconds?: number;
     };
@@ -694,6 +696,7 @@ export interface Operations {
         notRunItems?: number;
         errorMessage?: string;
         webhookUrl?: string;
+        webhookProgress?: true;
         webhookSigning?: "job";
         maxCostUsd?: number;
         webhook?: WebhookDelivery;
@@ -766,6 +769,7 @@ export interface Operations {
       judgeMode?: "isolated" | "grouped";
       llmMode?: "realtime" | "batch";
       maxCostUsd?: number;
+      webhookProgress?: boolean;
       webhookSigning?: "organization" | "job";
       expiresInSeconds?: number;
     };

@@ -123,6 +123,7 @@ export async function createCollectionJob(
     metadata: input.metadata,
     webhookUrl: input.webhookUrl,
     expiresInSeconds: input.expiresInSeconds,
+    ...(input.webhookProgress ? { webhookProgress: true } : {}),
     judgeMode: input.judgeMode,
     llmMode: input.llmMode,
     ...(webhookSecret ? { webhookSecret } : {}),
@@ -184,6 +185,8 @@ export interface StartJobInput {
   judgeMode?: JudgeMode;
   llmMode?: LlmMode;
   maxCostUsd?: number;
+  /** Progress events at each tenth of its items. */
+  webhookProgress?: boolean;
   /** The job's own webhook signing secret (webhookSigning: job); never in the job's answers. */
   webhookSecret?: string;
   /** Still running this long after its creation, the job ends EXPIRED. */
@@ -211,6 +214,7 @@ export async function startJob(orgId: string, input: StartJobInput): Promise<Col
     metadata: input.metadata ?? {},
     ...(input.webhookUrl ? { webhookUrl: input.webhookUrl } : {}),
     ...(input.webhookSecret ? { webhookSigning: "job" as const } : {}),
+    ...(input.webhookProgress ? { webhookProgress: true as const } : {}),
     ...(input.maxCostUsd === undefined ? {} : { maxCostUsd: input.maxCostUsd }),
     ...(input.expiresInSeconds === undefined
       ? {}

@@ -25,6 +25,7 @@ export interface FinalizableJob {
   failedItems: number;
   llmBlockedReason?: string;
   webhookUrl?: string;
+  webhookProgress?: boolean;
   pageCount?: number;
 }
 
@@ -73,6 +74,33 @@ export async function finalizeJob(job: FinalizableJob): Promise<"COMPLETED" | "F
   return status;
 }
 
+/** Progress events come at each tenth of a job's items; the completion event stands for the last. */
+const PROGRESS_STEPS = 10;
+const tenthsDone = (job: FinalizableJob) =>
+  Math.floor((((job.completedItems ?? 0) + (job.failedItems ?? 0)) * PROGRESS_STEPS) / job.totalItems);
+
+/**
+ * The record shows a running job that asked for progress events passing a tenth of its
+ * items: queue one event for the highest tenth passed. A replayed record queues the same
+ * delivery id again (receivers drop duplicates by it).
+ */
+async function announceProgress(record: DynamoDBRecord, job: FinalizableJob): Promise<void> {
+  const before = record.dynamodb?.OldImage;
+  if (!job.webhookUrl || !job.webhookProgress || job.status !== "PROCESSING" || !before) return;
+  const reached = tenthsDone(job);
+  const previous = tenthsDone(unmarshall(before as Record<string, AttributeValue>) as FinalizableJob);
+  if (reached >= PROGRESS_STEPS || reached <= previous) return;
+  const percent = (reached * 100) / PROGRESS_STEPS;
+  const message: WebhookMessage = {
+    orgId: job.orgId,
+    jobId: job.id,
+    deliveryId: `${deliveryIdFor(job.id, "progress")}_${percent}`,
+    queuedAt: new Date().toISOString(),
+    progressPercent: percent,
+  };
+  await sendMessages(requireQueueUrl("webhook"), [JSON.stringify(message)]);
+}
+
 /** The record shows the job entering a final status: announce it and drop its running marker. */
 async function onJobEnded(record: DynamoDBRecord, job: FinalizableJob): Promise<void> {
   const before = record.dynamodb?.OldImage;
@@ -92,6 +120,7 @@ export async function finalizeJobs(records: DynamoDBRecord[]): Promise<DynamoDBB
     const job = unmarshall(image as Record<string, AttributeValue>) as FinalizableJob;
     try {
       await onJobEnded(record, job);
+      await announceProgress(record, job);
     } catch (error) {
       logger.error("Could not announce the end of the job", { jobId: job.id, error: error as Error });
       return { batchItemFailures: [{ itemIdentifier: record.dynamodb?.SequenceNumber ?? "" }] };

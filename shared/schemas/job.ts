@@ -77,6 +77,12 @@ export const createJobSchema = z
     llmMode: llmModeSchema.optional(),
     /** Stops the job's model calls once its estimated cost reaches this (USD); at most the organization's maxJobCostUsd. */
     maxCostUsd: z.number().positive().max(1_000_000).optional(),
+    webhookProgress: z
+      .boolean()
+      .optional()
+      .describe(
+        "true: besides the completion event, a collection_job.progress event each time the job passes a tenth of its items (best effort: one attempt)",
+      ),
     webhookSigning: z
       .enum(["organization", "job"])
       .optional()
@@ -100,6 +106,9 @@ export const createJobSchema = z
         path: ["callIds"],
         message: "send callIds, calls (inline transcripts), or both",
       });
+    }
+    if (job.webhookProgress && !job.webhookUrl) {
+      context.addIssue({ code: "custom", path: ["webhookProgress"], message: "needs a webhookUrl to send events to" });
     }
     if (job.webhookSigning === "job" && !job.webhookUrl) {
       context.addIssue({ code: "custom", path: ["webhookSigning"], message: "needs a webhookUrl to sign for" });
@@ -137,6 +146,8 @@ export interface CollectionJob {
   notRunItems?: number;
   errorMessage?: string;
   webhookUrl?: string;
+  /** Progress events go to its webhookUrl at each tenth of its items. */
+  webhookProgress?: true;
   /** "job": its webhook is signed with a secret of its own (shown only when it was created). */
   webhookSigning?: "job";
   /** Delivery of the completion webhook, when the job has a webhookUrl. */

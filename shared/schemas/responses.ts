@@ -137,6 +137,7 @@ export const collectionJobSchema = z.object({
     .describe("CANCELED or EXPIRED: the items it never ran (totalItems − completedItems − failedItems)"),
   errorMessage: z.string().optional(),
   webhookUrl: z.string().optional(),
+  webhookProgress: z.literal(true).optional().describe("It sends progress events at each tenth of its items"),
   webhookSigning: z.literal("job").optional().describe("Its webhook is signed with a secret of its own"),
   maxCostUsd: z
     .number()

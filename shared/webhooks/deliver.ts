@@ -14,7 +14,8 @@ import { z } from "zod";
 import { sqs } from "../aws.ts";
 import { config, requireQueueUrl } from "../config.ts";
 import { eachMessage } from "../consumers.ts";
-import type { WebhookDelivery } from "../schemas/job.ts";
+import { logger } from "../logger.ts";
+import type { CollectionJob, WebhookDelivery } from "../schemas/job.ts";
 import { getJobItem, toCollectionJob } from "../store/jobs.ts";
 import { getOrCreateWebhookSecret, saveWebhookAttempt } from "../store/webhooks.ts";
 import { guardedPost, type WebhookFetch } from "./guarded-post.ts";
@@ -27,6 +28,8 @@ export const webhookMessageSchema = z.object({
   jobId: z.string().min(1),
   deliveryId: z.string().min(1),
   queuedAt: z.iso.datetime(),
+  /** A progress event (its tenth, in percent): one attempt, and none once the job has ended. */
+  progressPercent: z.number().int().min(1).max(99).optional(),
 });
 export type WebhookMessage = z.infer<typeof webhookMessageSchema>;
 
@@ -78,11 +81,65 @@ function beforeDeadline<T>(work: Promise<T>, deadline: AbortSignal): Promise<T> 
   });
 }
 
+/** What one signed POST came to: the answer's status, or why there was none. */
+interface PostOutcome {
+  status?: number;
+  /** The URL is not allowed (now): never retried. */
+  problem?: string;
+  error?: string;
+}
+
+async function postSigned(
+  url: string,
+  deliveryId: string,
+  body: string,
+  secret: string,
+  deps: WebhookDeps,
+): Promise<PostOutcome> {
+  const timestamp = Math.floor(deps.now().getTime() / 1000);
+  const deadline = AbortSignal.timeout(config().webhookTimeoutMs);
+  try {
+    const policy = { allowLoopback: config().webhookAllowLoopback };
+    // Checked at delivery too: DNS may now point somewhere it did not when the URL was accepted.
+    const problem = await beforeDeadline(webhookUrlProblem(url, policy, deps.resolveHost), deadline);
+    if (problem) return { problem };
+    const response = await deps.fetch(url, {
+      method: "POST",
+      headers: {
+        "content-type": "application/json",
+        "user-agent": "metric-collection-webhooks/1",
+        "x-webhook-id": deliveryId,
+        "x-webhook-timestamp": String(timestamp),
+        "x-webhook-signature": signWebhook(secret, deliveryId, timestamp, body),
+      },
+      body,
+      // Never follow redirects: they could lead to an address the URL check refused.
+      redirect: "manual",
+      signal: deadline,
+    });
+    await response.body?.cancel().catch(() => {});
+    return { status: response.status };
+  } catch (error) {
+    return { error: deadline.aborted ? "timed out" : (error as Error).message };
+  }
+}
+
+const delivered = (outcome: PostOutcome) =>
+  outcome.status !== undefined && outcome.status >= 200 && outcome.status < 300;
+
 async function deliver(message: WebhookMessage, record: SQSRecord, deps: WebhookDeps): Promise<Outcome> {
   // Consistent: the job just reached its final status, and the event must carry it.
   const item = await getJobItem(message.orgId, message.jobId, true);
   const job = item ? toCollectionJob(item) : undefined;
   if (!job?.webhookUrl) return "done";
+  // A job that asked for its own secret is signed with it; others with the organization's.
+  const secret = async () =>
+    typeof item?.webhookSecret === "string"
+      ? item.webhookSecret
+      : (await getOrCreateWebhookSecret(message.orgId)).secret;
+  if (message.progressPercent !== undefined) {
+    return deliverProgress(message, message.progressPercent, job, await secret(), deps);
+  }
   const previous = job.webhook as WebhookDelivery | undefined;
   if (previous && previous.id === message.deliveryId && previous.status !== "pending") return "done";
 
@@ -97,56 +154,25 @@ async function deliver(message: WebhookMessage, record: SQSRecord, deps: Webhook
   const { webhook: _state, webhookUrl: url, ...data } = job;
   const results = await jobResults(message.orgId, job);
   const body = JSON.stringify({ type: `collection_job.${job.status.toLowerCase()}`, data, results });
-  const timestamp = Math.floor(now.getTime() / 1000);
-  // A job that asked for its own secret is signed with it; others with the organization's.
-  const secret =
-    typeof item?.webhookSecret === "string"
-      ? item.webhookSecret
-      : (await getOrCreateWebhookSecret(message.orgId)).secret;
-  const deadline = AbortSignal.timeout(config().webhookTimeoutMs);
-  let problem: string | undefined;
-  try {
-    const policy = { allowLoopback: config().webhookAllowLoopback };
-    // Checked at delivery too: DNS may now point somewhere it did not when the URL was accepted.
-    problem = await beforeDeadline(webhookUrlProblem(url, policy, deps.resolveHost), deadline);
-    if (!problem) {
-      const response = await deps.fetch(url, {
-        method: "POST",
-        headers: {
-          "content-type": "application/json",
-          "user-agent": "metric-collection-webhooks/1",
-          "x-webhook-id": message.deliveryId,
-          "x-webhook-timestamp": String(timestamp),
-          "x-webhook-signature": signWebhook(secret, message.deliveryId, timestamp, body),
-        },
-        body,
-        // Never follow redirects: they could lead to an address the URL check refused.
-        redirect: "manual",
-        signal: deadline,
-      });
-      await response.body?.cancel().catch(() => {});
-      delivery.lastResponseCode = response.status;
-      if (response.status >= 200 && response.status < 300) {
-        await saveWebhookAttempt(message.orgId, message.jobId, {
-          ...delivery,
-          status: "delivered",
-          deliveredAt: deps.now().toISOString(),
-        });
-        return "done";
-      }
-      delivery.lastError = `answered ${response.status}`;
-    }
-  } catch (error) {
-    delivery.lastError = deadline.aborted ? "timed out" : (error as Error).message;
-  }
-  if (problem) {
+  const outcome = await postSigned(url, message.deliveryId, body, await secret(), deps);
+  if (outcome.status !== undefined) delivery.lastResponseCode = outcome.status;
+  if (delivered(outcome)) {
     await saveWebhookAttempt(message.orgId, message.jobId, {
       ...delivery,
-      status: "failed",
-      lastError: `URL ${problem}`,
+      status: "delivered",
+      deliveredAt: deps.now().toISOString(),
     });
     return "done";
   }
+  if (outcome.problem) {
+    await saveWebhookAttempt(message.orgId, message.jobId, {
+      ...delivery,
+      status: "failed",
+      lastError: `URL ${outcome.problem}`,
+    });
+    return "done";
+  }
+  delivery.lastError = outcome.error ?? `answered ${outcome.status}`;
 
   const age = now.getTime() - Date.parse(message.queuedAt);
   if (age >= config().webhookRetryHours * 3_600_000) {
@@ -156,6 +182,31 @@ async function deliver(message: WebhookMessage, record: SQSRecord, deps: Webhook
   await saveWebhookAttempt(message.orgId, message.jobId, delivery);
   await deps.delay(record.receiptHandle, webhookRetryDelay(delivery.attempts));
   return "retry";
+}
+
+/**
+ * A progress event: one attempt, recorded nowhere (the job's `webhook` tracks its completion
+ * event). None once the job has ended: its completion event says more.
+ */
+async function deliverProgress(
+  message: WebhookMessage,
+  percent: number,
+  job: CollectionJob,
+  secret: string,
+  deps: WebhookDeps,
+): Promise<Outcome> {
+  if (job.status !== "PENDING" && job.status !== "PROCESSING") return "done";
+  const { webhook: _state, webhookUrl: url, ...data } = job;
+  const body = JSON.stringify({ type: "collection_job.progress", data, progress: { percent } });
+  const outcome = await postSigned(url as string, message.deliveryId, body, secret, deps);
+  if (!delivered(outcome)) {
+    logger.info("Progress event not delivered; progress events are not retried", {
+      jobId: job.id,
+      percent,
+      ...outcome,
+    });
+  }
+  return "done";
 }
 
 /** Delivers each message of a batch, several at a time: one slow endpoint does not hold up the others. */

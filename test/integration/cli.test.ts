@@ -178,6 +178,18 @@ describe("mcj CLI", () => {
     const watched = await mcj(["jobs", "watch", job.id]);
     expect(watched.code).toBe(1);
     expect(watched.stderr).toContain("CANCELED");
+    expect(watched.stderr).toMatch(/\d+ not run of \d+/);
+  });
+
+  it("creates a job with an expiry", async () => {
+    const created = await mcj(["jobs", "create", "--all-calls", "--metrics", "cli-sorry", "--expires-in", "600"]);
+    expect(created.code).toBe(0);
+    const job = JSON.parse(created.stdout);
+    expect(Date.parse(job.expiresAt) - Date.parse(job.createdAt)).toBe(600_000);
+    expect((await mcj(["jobs", "create", "--all-calls", "--metrics", "cli-sorry", "--expires-in", "5"])).code).toBe(3);
+    expect((await mcj(["jobs", "create", "--all-calls", "--metrics", "cli-sorry", "--expires-in", "soon"])).code).toBe(
+      2,
+    );
   });
 
   it("exits 2 on usage errors and 3 on API errors", async () => {

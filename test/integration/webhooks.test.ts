@@ -3,11 +3,13 @@ import { createServer, type IncomingMessage } from "node:http";
 import type { AddressInfo } from "node:net";
 import { GetQueueAttributesCommand } from "@aws-sdk/client-sqs";
 import { UpdateCommand } from "@aws-sdk/lib-dynamodb";
-import type { SQSRecord } from "aws-lambda";
+import { marshall } from "@aws-sdk/util-dynamodb";
+import type { DynamoDBRecord, SQSRecord } from "aws-lambda";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { dynamo, sqs } from "../../shared/aws.ts";
 import { config } from "../../shared/config.ts";
 import { keys } from "../../shared/keys.ts";
+import { finalizeJobs } from "../../shared/pipeline/finalize.ts";
 import { defaultWebhookDeps, deliveryIdFor } from "../../shared/webhooks/deliver.ts";
 import { verifyWebhook } from "../../shared/webhooks/signature.ts";
 import { createCalls, createMetrics, jobValues, llmMetric, standardMetrics } from "../support/fixtures.ts";
@@ -194,6 +196,69 @@ describe("completion webhooks", () => {
     const { body: orgSecret } = await stack.api("GET", "/v1/webhook-secret");
     expect(verifyWebhook(orgSecret.data.secret, signed, delivery.body)).toBe(false);
     expect(delivery.body).not.toContain(jobSecret);
+  });
+
+  it("sends a progress event when a job that asks for them passes a tenth of its items", async () => {
+    received.length = 0;
+    script = [];
+    // A slow judge keeps the job running while its progress is announced.
+    stack.anthropic.configure({ latencyMs: 6000 });
+    try {
+      const callIds = await createCalls(stack.api, 1);
+      const [metric] = await createMetrics(stack.api, [llmMetric("webhook-progress", "BOOLEAN", 'A "refund"?')]);
+      const body = { callIds, metrics: [{ id: metric!.id }], webhookProgress: true };
+      const withoutUrl = await stack.api("POST", "/v1/metric/collection-jobs", body);
+      expect(withoutUrl.status).toBe(400);
+      expect(withoutUrl.body.error.details).toEqual([expect.objectContaining({ field: "body.webhookProgress" })]);
+      const created = await stack.api("POST", "/v1/metric/collection-jobs", { ...body, webhookUrl: receiverUrl });
+      expect(created.status).toBe(201);
+      expect(created.body.data.webhookProgress).toBe(true);
+      const jobId = created.body.data.id as string;
+
+      // Stream records of the running job: 2 → 5 of 10 items passes 50 %; 5 → 5 (twice) passes nothing.
+      const image = (done: number) =>
+        marshall({
+          entity: "Job",
+          orgId: stack.orgId,
+          id: jobId,
+          status: "PROCESSING",
+          totalItems: 10,
+          completedItems: done,
+          failedItems: 0,
+          webhookUrl: receiverUrl,
+          webhookProgress: true,
+        });
+      const record = (from: number, to: number, sequence: string) =>
+        ({
+          eventName: "MODIFY",
+          dynamodb: { SequenceNumber: sequence, OldImage: image(from), NewImage: image(to) },
+        }) as unknown as DynamoDBRecord;
+      expect(await finalizeJobs([record(2, 5, "1"), record(5, 5, "2"), record(5, 5, "3")])).toEqual({
+        batchItemFailures: [],
+      });
+      const delivered = await waitFor(
+        async () => received.find((r) => JSON.parse(r.body).type === "collection_job.progress"),
+        { timeoutMs: 30_000, what: "the progress event" },
+      );
+      const event = JSON.parse(delivered.body);
+      expect(event).toMatchObject({ progress: { percent: 50 }, data: { id: jobId, status: "PROCESSING" } });
+      expect(delivered.headers["x-webhook-id"]).toBe(`whd_${jobId}_progress_50`);
+      const { body: secret } = await stack.api("GET", "/v1/webhook-secret");
+      const signed = {
+        id: String(delivered.headers["x-webhook-id"]),
+        timestamp: String(delivered.headers["x-webhook-timestamp"]),
+        signature: String(delivered.headers["x-webhook-signature"]),
+      };
+      expect(verifyWebhook(secret.data.secret, signed, delivered.body)).toBe(true);
+    } finally {
+      stack.anthropic.configure({ latencyMs: 0 });
+    }
+    const progressEvents = () => received.filter((r) => JSON.parse(r.body).type === "collection_job.progress");
+    await waitFor(
+      async () => (received.some((r) => JSON.parse(r.body).type === "collection_job.completed") ? true : undefined),
+      { timeoutMs: 30_000, what: "the completion event" },
+    );
+    expect(progressEvents()).toHaveLength(1);
   });
 
   it("announces a canceled job, once", async () => {
