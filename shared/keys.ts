@@ -160,6 +160,8 @@ export const keys = {
     metricDefinitionId: sk.split("#")[2] ?? "",
   }),
   callValues: (orgId: string, callId: string) => `ORG#${orgId}#CALL#${callId}#VALUES`,
+  /** Values the agent recorded for a call (POST /v1/custom-metrics/values), sort key `VALUE#<client id>`. */
+  recordedValues: (orgId: string, callId: string) => `ORG#${orgId}#CALL#${callId}#RECORDED`,
   /** A reviewed value's copy under its definition, for the agreement report. */
   metricReview: (orgId: string, metricId: string, callId: string, jobId: string) => ({
     pk: `ORG#${orgId}#METRIC#${metricId}#REVIEWS`,

@@ -303,6 +303,9 @@ export class Client {
       this.request("customMetricsTimeseries", { query }).then((r) => r.data),
     tags: (query: Query<"customMetricTags">) => this.request("customMetricTags", { query }).then((r) => r.data),
     session: (callId: string) => this.request("customMetricsSession", { path: { callId } }).then((r) => r.data),
+    /** Values your agent recorded for stored calls; each value's id makes a resend harmless. */
+    record: (body: Body<"recordCustomMetricValues">) =>
+      this.request("recordCustomMetricValues", { body }).then((r) => r.data),
   };
 
   /** The organization's API keys (admin keys only). */

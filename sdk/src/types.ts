@@ -1239,6 +1239,28 @@ export interface Operations {
       };
     };
   };
+  /** POST /v1/custom-metrics/values: Store values your agent recorded for stored calls (VoiceRun's custom metrics)
+   * Counters (numbers, summed) and flags (booleans) of calls, by callId or externalId, rolled up like computed values (names, aggregate, daily, timeseries, tags, sessions). Each value's id makes it idempotent: sent again for the same call, it is stored and counted once. Unknown calls, a metric definition's slug as name, or a name changing type: 400, nothing stored. */
+  recordCustomMetricValues: {
+    path: never;
+    query: never;
+    body: {
+      values: {
+        id: string;
+        callId?: string;
+        externalId?: string;
+        name: string;
+        value: number | boolean;
+        labels?: Record<string, string>;
+      }[];
+    };
+    response: {
+      data: {
+        recorded: number;
+        duplicates: number;
+      };
+    };
+  };
   /** GET /v1/me: The organization and role of the API key in use
    * For checking a key before using it: answers 401 for a key that is unknown or revoked. */
   getMe: {
@@ -1604,6 +1626,7 @@ export const routes = {
   customMetricsTimeseries: { method: "GET", path: "/v1/custom-metrics/timeseries", status: 200 },
   customMetricTags: { method: "GET", path: "/v1/custom-metrics/tags", status: 200 },
   customMetricsSession: { method: "GET", path: "/v1/custom-metrics/sessions/{callId}", status: 200 },
+  recordCustomMetricValues: { method: "POST", path: "/v1/custom-metrics/values", status: 200 },
   getMe: { method: "GET", path: "/v1/me", status: 200 },
   createApiKey: { method: "POST", path: "/v1/api-keys", status: 201, idempotencyKey: true },
   listApiKeys: { method: "GET", path: "/v1/api-keys", status: 200 },

@@ -4,6 +4,7 @@ import { notFound } from "../errors.ts";
 import type { rangeQuerySchema, timeseriesQuerySchema } from "../schemas/analytics.ts";
 import { callIdByExternalId, getCall } from "../store/calls.ts";
 import { getMetricVersions } from "../store/metrics.ts";
+import { recordedValueSums } from "../store/recorded-values.ts";
 import { listCallValues } from "../store/values.ts";
 import { indexedLabelSets, indexedMetrics } from "./index-store.ts";
 import {
@@ -215,7 +216,10 @@ export async function session(orgId: string, callOrExternalId: string) {
   const call = (await getCall(orgId, callOrExternalId)) ?? (await byExternalId());
   if (!call) throw notFound("Call", callOrExternalId);
   const callId = call.id;
-  const page = await listCallValues(orgId, callId, { limit: 1000, status: "success" });
+  const [page, recorded] = await Promise.all([
+    listCallValues(orgId, callId, { limit: 1000, status: "success" }),
+    recordedValueSums(orgId, callId),
+  ]);
   const latest = new Map<string, (typeof page.items)[number]>();
   for (const value of page.items)
     if (!latest.has(value.metricDefinitionId)) latest.set(value.metricDefinitionId, value);
@@ -237,5 +241,9 @@ export async function session(orgId: string, callOrExternalId: string) {
           : String(value.value);
     return [{ metric: { ...labels, metric_name: definition.slug }, value: [at, shown] as [number, string] }];
   });
+  // What the agent recorded: each name's values summed.
+  for (const [name, sum] of recorded) {
+    result.push({ metric: { ...labels, metric_name: name }, value: [at, String(sum)] });
+  }
   return { resultType: "vector", result };
 }

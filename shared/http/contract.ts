@@ -22,6 +22,7 @@ import { createJobSchema, jobStatuses, MAX_METRICS_PER_JOB } from "../schemas/jo
 import { createMetricBodySchema, updateMetricSchema } from "../schemas/metric.ts";
 import { organizationSettingsSchema } from "../schemas/organization.ts";
 import { createPolicySchema, updatePolicySchema } from "../schemas/policy.ts";
+import { recordValuesBodySchema, recordValuesResultSchema } from "../schemas/recorded.ts";
 import {
   aggregateResultSchema,
   apiKeySchema,
@@ -609,6 +610,18 @@ export const contract = {
     operationId: "customMetricsSession",
     path: idParam("callId"),
     response: dataOf(sessionResultSchema),
+  },
+  "POST /v1/custom-metrics/values": {
+    roles: writers,
+    handler: "record-custom-metric-values",
+    access: { table: "readWrite" },
+    summary: "Store values your agent recorded for stored calls (VoiceRun's custom metrics)",
+    description:
+      "Counters (numbers, summed) and flags (booleans) of calls, by callId or externalId, rolled up like computed values (names, aggregate, daily, timeseries, tags, sessions). Each value's id makes it idempotent: sent again for the same call, it is stored and counted once. Unknown calls, a metric definition's slug as name, or a name changing type: 400, nothing stored.",
+    tag: "analytics",
+    operationId: "recordCustomMetricValues",
+    body: recordValuesBodySchema,
+    response: dataOf(recordValuesResultSchema),
   },
 
   // ---- keys

@@ -16,6 +16,7 @@ import { keys } from "../keys.ts";
 import { logger } from "../logger.ts";
 import { getMetricVersions } from "./metrics.ts";
 import { baseItems, queryAll } from "./query.ts";
+import { purgeRecordedValues } from "./recorded-values.ts";
 import { backOffAfterConflict, failedConditions, type TableTransactItem, table } from "./table.ts";
 
 type Item = Record<string, unknown>;
@@ -114,8 +115,12 @@ const deletedCallOf = (orgId: string, callId: string, tombstone: Item): DeletedC
   at: String(tombstone.at),
 });
 
-/** Deletes the call's values in every job, with deltas that subtract what they added; returns how many. */
+/** Deletes the call's values in every job and those its agent recorded, with deltas that subtract what they added; returns how many. */
 async function purgeCallValues(call: DeletedCall): Promise<number> {
+  return (await purgeJobValues(call)) + (await purgeRecordedValues(call.orgId, call.callId));
+}
+
+async function purgeJobValues(call: DeletedCall): Promise<number> {
   const entries = await queryAll({
     IndexName: "gsi1",
     KeyConditionExpression: "gsi1pk = :values",

@@ -183,6 +183,10 @@ describe("real responses match the documented schemas", () => {
     await call("GET /v1/custom-metrics/timeseries", { query: { ...range, metricName: "contract-turns", step: "1d" } });
     await call("GET /v1/custom-metrics/tags", { query: { metricName: "contract-turns" } });
     await call("GET /v1/custom-metrics/sessions/{callId}", { path: { callId } });
+    const recorded = await call("POST /v1/custom-metrics/values", {
+      body: { values: [{ id: "contract-1", callId, name: "contract_bookings", value: 1 }] },
+    });
+    expect(recorded.data).toEqual({ recorded: 1, duplicates: 0 });
   });
 
   it("policies, backfills, webhook secret", async () => {
