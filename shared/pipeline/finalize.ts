@@ -26,6 +26,8 @@ export interface FinalizableJob {
   llmBlockedReason?: string;
   webhookUrl?: string;
   webhookProgress?: boolean;
+  /** The job's `expiresAt`, as stored. */
+  deadlineAt?: string;
   pageCount?: number;
 }
 
@@ -109,7 +111,7 @@ async function onJobEnded(record: DynamoDBRecord, job: FinalizableJob): Promise<
     : undefined;
   if (!FINAL_STATUSES.has(job.status) || !previousStatus || FINAL_STATUSES.has(previousStatus)) return;
   await announceJobEnd(job);
-  await deleteRunningJobMarker(job.orgId, job.id);
+  await deleteRunningJobMarker(job.orgId, job.id, job);
   await expireJobPages(job.orgId, job.id, Number(job.pageCount ?? 0));
 }
 

@@ -53,8 +53,6 @@ export interface StoredJob extends FinalizableJob {
   status: JobStatus;
   createdAt: string;
   updatedAt: string;
-  /** The job's `expiresAt`, as stored. */
-  deadlineAt?: string;
   pageCount?: number;
   metrics: FrozenMetric[];
   policyIds?: string[];
@@ -201,7 +199,7 @@ async function applyRepair(
     case "close":
       // Its end was never announced when the stream record that showed it was lost.
       if (job.webhook === undefined) await announceJobEnd(job);
-      await deleteRunningJobMarker(orgId, jobId);
+      await deleteRunningJobMarker(orgId, jobId, job);
       return done();
     case "finalize":
       return (await finishJob(orgId, jobId)) ? done() : undefined;
@@ -243,7 +241,7 @@ async function finishJob(orgId: string, jobId: string): Promise<boolean> {
   const status = await finalizeJob(current);
   if (!status) return false;
   await announceJobEnd({ ...current, status });
-  await deleteRunningJobMarker(orgId, jobId);
+  await deleteRunningJobMarker(orgId, jobId, current);
   return true;
 }
 

@@ -319,12 +319,18 @@ export async function expireJobPages(orgId: string, jobId: string, pageCount: nu
   );
 }
 
-/** Drops a job's running marker (it ended); deleting one already gone is harmless. */
-export async function deleteRunningJobMarker(orgId: string, jobId: string): Promise<void> {
-  // The expiry marker goes with it (most jobs have none: deleting it is a no-op).
+/**
+ * Drops a job's running marker (it ended), and its expiry marker when it has one (or when
+ * the job is gone and unknown); deleting one already gone is harmless.
+ */
+export async function deleteRunningJobMarker(
+  orgId: string,
+  jobId: string,
+  job?: { deadlineAt?: unknown },
+): Promise<void> {
   await Promise.all([
     table.delete({ Key: keys.runningJob(orgId, jobId) }),
-    table.delete({ Key: keys.jobDeadline(orgId, jobId) }),
+    ...(!job || job.deadlineAt !== undefined ? [table.delete({ Key: keys.jobDeadline(orgId, jobId) })] : []),
   ]);
 }
 
