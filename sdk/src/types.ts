@@ -352,9 +352,32 @@ export interface Operations {
         parameters?: Record<string, unknown>;
         result?: unknown;
       }[];
+      customMetrics?: {
+        id: string;
+        name: string;
+        value: number | boolean;
+        labels?: Record<string, string>;
+      }[];
     };
     response: {
-      data: CallSummary;
+      data: {
+        id: string;
+        externalId?: string;
+        agentId: string;
+        environmentId?: string;
+        callDirection: "INBOUND" | "OUTBOUND";
+        interfaceType: "PHONE" | "WEB";
+        startedAt: string;
+        endedAt?: string;
+        durationMs?: number;
+        properties: Record<string, string>;
+        segmentCount: number;
+        createdAt: string;
+        customMetrics?: {
+          recorded: number;
+          duplicates: number;
+        };
+      };
     };
   };
   /** GET /v1/call: List calls, newest first (no transcripts); or the one call stored with an externalId */
@@ -1247,11 +1270,11 @@ export interface Operations {
     body: {
       values: {
         id: string;
-        callId?: string;
-        externalId?: string;
         name: string;
         value: number | boolean;
         labels?: Record<string, string>;
+        callId?: string;
+        externalId?: string;
       }[];
     };
     response: {

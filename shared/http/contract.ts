@@ -17,7 +17,7 @@ import {
 import { createApiKeySchema } from "../schemas/api-key.ts";
 import type { AuditAction } from "../schemas/audit.ts";
 import { createBackfillSchema, updateBackfillSchema } from "../schemas/backfill.ts";
-import { createCallSchema, inlineMessageSchema } from "../schemas/call.ts";
+import { createCallBodySchema, createCallSchema, inlineMessageSchema } from "../schemas/call.ts";
 import { createJobSchema, jobStatuses, MAX_METRICS_PER_JOB } from "../schemas/job.ts";
 import { createMetricBodySchema, updateMetricSchema } from "../schemas/metric.ts";
 import { organizationSettingsSchema } from "../schemas/organization.ts";
@@ -182,8 +182,12 @@ export const contract = {
       "409 on a duplicate externalId (details name the existing call); 413 when the transcript is too large.",
     tag: "calls",
     operationId: "createCall",
-    body: createCallSchema,
-    response: dataOf(callSummarySchema),
+    body: createCallBodySchema,
+    response: dataOf(
+      callSummarySchema.extend({
+        customMetrics: recordValuesResultSchema.optional().describe("What became of the body's customMetrics"),
+      }),
+    ),
     successStatus: 201,
   },
   "GET /v1/call": {

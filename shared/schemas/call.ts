@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { callRecordedValuesSchema } from "./recorded.ts";
 
 export const transcriptSegmentSchema = z.object({
   role: z.enum(["AGENT", "CUSTOMER"]),
@@ -20,25 +21,37 @@ const propertiesSchema = z
   .record(z.string().min(1).max(128), z.string().max(1024))
   .refine((props) => Object.keys(props).length <= 50, "at most 50 properties");
 
-export const createCallSchema = z
-  .object({
-    externalId: z.string().min(1).max(256).optional(),
-    agentId: z.string().min(1).max(256),
-    environmentId: z.string().min(1).max(256).optional(),
-    callDirection: z.enum(["INBOUND", "OUTBOUND"]).default("INBOUND"),
-    interfaceType: z.enum(["PHONE", "WEB"]).default("PHONE"),
-    startedAt: z.iso.datetime({ offset: true }),
-    endedAt: z.iso.datetime({ offset: true }).optional(),
-    durationMs: z.number().int().nonnegative().optional(),
-    properties: propertiesSchema.default({}),
-    transcript: z.array(transcriptSegmentSchema).max(100_000).default([]),
-    toolInvocations: z.array(toolInvocationSchema).max(10_000).optional(),
-  })
-  .refine((call) => !call.endedAt || Date.parse(call.endedAt) >= Date.parse(call.startedAt), {
-    path: ["endedAt"],
-    message: "endedAt must not be before startedAt",
-  });
+const callFields = {
+  externalId: z.string().min(1).max(256).optional(),
+  agentId: z.string().min(1).max(256),
+  environmentId: z.string().min(1).max(256).optional(),
+  callDirection: z.enum(["INBOUND", "OUTBOUND"]).default("INBOUND"),
+  interfaceType: z.enum(["PHONE", "WEB"]).default("PHONE"),
+  startedAt: z.iso.datetime({ offset: true }),
+  endedAt: z.iso.datetime({ offset: true }).optional(),
+  durationMs: z.number().int().nonnegative().optional(),
+  properties: propertiesSchema.default({}),
+  transcript: z.array(transcriptSegmentSchema).max(100_000).default([]),
+  toolInvocations: z.array(toolInvocationSchema).max(10_000).optional(),
+};
+const endsAfterStart = (call: { startedAt: string; endedAt?: string }) =>
+  !call.endedAt || Date.parse(call.endedAt) >= Date.parse(call.startedAt);
+const endedAtIssue = { path: ["endedAt"], message: "endedAt must not be before startedAt" };
+
+export const createCallSchema = z.object(callFields).refine(endsAfterStart, endedAtIssue);
 export type CreateCallInput = z.infer<typeof createCallSchema>;
+
+/** POST /v1/call's body: a call, and the values its agent recorded (VoiceRun's custom metrics). */
+export const createCallBodySchema = z
+  .object({
+    ...callFields,
+    customMetrics: callRecordedValuesSchema
+      .optional()
+      .describe(
+        "Values the agent recorded in this call, as POST /v1/custom-metrics/values takes them (without the call)",
+      ),
+  })
+  .refine(endsAfterStart, endedAtIssue);
 
 /** A stored call as the API returns it. */
 export interface Call extends CreateCallInput {

@@ -17,7 +17,7 @@ import { logger } from "../logger.ts";
 import { getMetricVersions } from "./metrics.ts";
 import { baseItems, queryAll } from "./query.ts";
 import { purgeRecordedValues } from "./recorded-values.ts";
-import { backOffAfterConflict, failedConditions, type TableTransactItem, table } from "./table.ts";
+import { deleteOnce, failedConditions, type TableTransactItem, table } from "./table.ts";
 
 type Item = Record<string, unknown>;
 
@@ -27,7 +27,6 @@ export const LATE_VALUE_WINDOW_MS = 15 * 60_000;
 const TOMBSTONE_DAYS = 30;
 /** Values per transaction, with their reviews' copies and one delta: the same bound as recording's (record.ts). */
 const VALUES_PER_TRANSACTION = 24;
-const MAX_ATTEMPTS = 6;
 
 const TOMBSTONE_SK = "DELETED";
 /** Index partition of tombstones whose follow-up pass has not run. */
@@ -158,9 +157,7 @@ async function removeValues(call: DeletedCall, values: Item[]): Promise<number> 
       },
     ];
   };
-  let pending = values;
-  for (let attempt = 1; pending.length > 0; attempt++) {
-    if (attempt > MAX_ATTEMPTS) throw new Error(`Values of call ${call.callId} kept conflicting`);
+  return deleteOnce(values, (pending) => {
     const inputs = pending.flatMap(contribution);
     const delta =
       inputs.length > 0
@@ -170,29 +167,15 @@ async function removeValues(call: DeletedCall, values: Item[]): Promise<number> 
             inputs,
           )
         : undefined;
-    try {
-      await table.transactWrite([
-        ...pending.map((value) => ({
-          Delete: { Key: { pk: value.pk, sk: value.sk }, ConditionExpression: "attribute_exists(pk)" },
-        })),
-        ...(delta ? [{ Put: { Item: delta } }] : []),
-        // Their reviews' copies (shared/store/reviews.ts), after the conditions whose positions count.
-        ...pending.map((value) => {
-          const { jobId, metricDefinitionId } = keys.parseItemResult(String(value.pk), String(value.sk));
-          return { Delete: { Key: keys.metricReview(call.orgId, metricDefinitionId, call.callId, jobId) } };
-        }),
-      ]);
-      return pending.length;
-    } catch (error) {
-      const failedAt = failedConditions(error);
-      if (!failedAt) throw error;
-      // Deleted by a concurrent deletion, which subtracted them: leave them out. None: a
-      // conflict with a concurrent transaction; back off before trying again.
-      if (!failedAt.some(Boolean)) await backOffAfterConflict(attempt);
-      pending = pending.filter((_, position) => !failedAt[position]);
-    }
-  }
-  return 0;
+    return [
+      ...(delta ? [{ Put: { Item: delta } }] : []),
+      // Their reviews' copies (shared/store/reviews.ts).
+      ...pending.map((value) => {
+        const { jobId, metricDefinitionId } = keys.parseItemResult(String(value.pk), String(value.sk));
+        return { Delete: { Key: keys.metricReview(call.orgId, metricDefinitionId, call.callId, jobId) } };
+      }),
+    ];
+  });
 }
 
 /**

@@ -17,7 +17,7 @@ import { callIdByExternalId } from "./calls.ts";
 import { getMetric } from "./metrics.ts";
 import { queryAll } from "./query.ts";
 import { retentionExpiresAt } from "./retention.ts";
-import { backOffAfterConflict, failedConditions, table } from "./table.ts";
+import { backOffAfterConflict, deleteOnce, failedConditions, table } from "./table.ts";
 
 type Item = Record<string, unknown>;
 const MAX_ATTEMPTS = 6;
@@ -60,7 +60,7 @@ async function callsOf(orgId: string, inputs: RecordedValueInput[]) {
 }
 
 /** 400 for names that are definitions' slugs, or whose values change type (a counter is never a flag). */
-async function assertNames(orgId: string, inputs: RecordedValueInput[]) {
+export async function assertRecordable(orgId: string, inputs: Pick<RecordedValueInput, "name" | "value">[]) {
   const names = unique(inputs.map((input) => input.name));
   const [definitions, indexed] = await Promise.all([
     mapLimit(names, 8, (name) => getMetric(orgId, name)),
@@ -87,7 +87,7 @@ export async function recordValues(
   orgId: string,
   inputs: RecordedValueInput[],
 ): Promise<{ recorded: number; duplicates: number }> {
-  const [{ callIdOf, calls }] = await Promise.all([callsOf(orgId, inputs), assertNames(orgId, inputs)]);
+  const [{ callIdOf, calls }] = await Promise.all([callsOf(orgId, inputs), assertRecordable(orgId, inputs)]);
   const expiresAt = await retentionExpiresAt(orgId);
   const rollups = inputs.map((input): RollupInput => {
     const call = calls.get(callIdOf(input)) as Item;
@@ -181,37 +181,23 @@ export async function purgeRecordedValues(orgId: string, callId: string): Promis
   return removed;
 }
 
-async function removeChunk(orgId: string, values: Item[]): Promise<number> {
-  let pending = values;
-  for (let attempt = 1; pending.length > 0; attempt++) {
-    if (attempt > MAX_ATTEMPTS) throw new Error("Recorded values kept conflicting while being deleted");
-    const delta = deltaItem(
-      orgId,
-      pending.map((value) => `${String(value.pk)}|${String(value.sk)}`),
-      pending.map((value) => ({
-        slug: String(value.name),
-        histogram: false,
-        labelSet: String(value.labelSet),
-        at: String(value.at),
-        numeric: numericOf(value.value as number | boolean),
-        removed: true,
-      })),
-    );
-    try {
-      await table.transactWrite([
-        ...pending.map((value) => ({
-          Delete: { Key: { pk: value.pk, sk: value.sk }, ConditionExpression: "attribute_exists(pk)" },
-        })),
-        { Put: { Item: delta } },
-      ]);
-      return pending.length;
-    } catch (error) {
-      const failedAt = failedConditions(error);
-      if (!failedAt) throw error;
-      // Deleted by a concurrent deletion, which subtracted them: leave them out.
-      if (!failedAt.some(Boolean)) await backOffAfterConflict(attempt);
-      pending = pending.filter((_, position) => !failedAt[position]);
-    }
-  }
-  return 0;
-}
+/** Recorded values (of one call) and, in the same transaction, the delta that takes them out of the rollups. */
+const removeChunk = (orgId: string, values: Item[]) =>
+  deleteOnce(values, (pending) => [
+    {
+      Put: {
+        Item: deltaItem(
+          orgId,
+          pending.map((value) => `${String(value.pk)}|${String(value.sk)}`),
+          pending.map((value) => ({
+            slug: String(value.name),
+            histogram: false,
+            labelSet: String(value.labelSet),
+            at: String(value.at),
+            numeric: numericOf(value.value as number | boolean),
+            removed: true,
+          })),
+        ),
+      },
+    },
+  ]);

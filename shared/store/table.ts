@@ -92,17 +92,50 @@ export async function ifConditionHeld<T>(write: Promise<T>): Promise<T | undefin
 }
 
 /**
- * For a transaction canceled because conditions did not hold: per item, in order, whether
- * its condition failed. Undefined for any other error (the caller rethrows it).
- */
-/**
  * The wait before writing again after a transaction was canceled by a concurrent one on the
  * same items (TransactionConflict, which the SDK does not retry): exponential, jittered.
  */
 export const backOffAfterConflict = (attempt: number) =>
   sleep(Math.min(1000, 20 * 2 ** attempt) * (0.5 + Math.random()));
 
+/**
+ * For a transaction canceled because conditions did not hold: per item, in order, whether
+ * its condition failed. Undefined for any other error (the caller rethrows it).
+ */
 export function failedConditions(error: unknown): boolean[] | undefined {
   if (!(error instanceof TransactionCanceledException)) return undefined;
   return (error.CancellationReasons ?? []).map((reason) => reason.Code === "ConditionalCheckFailed");
+}
+
+/**
+ * Deletes `items` (by pk and sk) exactly once, each conditioned on existing, in one
+ * transaction with what `alongside` adds for those still pending (the rollup delta that
+ * subtracts them, say). Items a concurrent deletion removed are left out, since it did their
+ * part; a conflict backs off. Answers how many this call deleted.
+ */
+export async function deleteOnce(
+  items: Item[],
+  alongside: (pending: Item[]) => TableTransactItem[],
+  maxAttempts = 6,
+): Promise<number> {
+  let pending = items;
+  for (let attempt = 1; pending.length > 0; attempt++) {
+    if (attempt > maxAttempts) throw new Error(`${pending.length} deletions kept conflicting`);
+    try {
+      await table.transactWrite([
+        ...pending.map((item) => ({
+          Delete: { Key: { pk: item.pk, sk: item.sk }, ConditionExpression: "attribute_exists(pk)" },
+        })),
+        // After the deletions: a cancellation reports conditions by position.
+        ...alongside(pending),
+      ]);
+      return pending.length;
+    } catch (error) {
+      const failedAt = failedConditions(error);
+      if (!failedAt) throw error;
+      if (!failedAt.some(Boolean)) await backOffAfterConflict(attempt);
+      pending = pending.filter((_, position) => !failedAt[position]);
+    }
+  }
+  return 0;
 }

@@ -4,7 +4,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Client } from "../../sdk/src/index.ts";
-import { builtInMetric, createCalls, createMetrics } from "../support/fixtures.ts";
+import { builtInMetric, createCalls, createMetrics, sampleCall } from "../support/fixtures.ts";
 import { startTestStack, type TestStack, waitForRollups } from "../support/stack.ts";
 
 describe("values the agent records", () => {
@@ -19,6 +19,8 @@ describe("values the agent records", () => {
     stack = await startTestStack();
     // sampleCall: started 2026-11-01 09:00 UTC, region US (index 0) and EU (index 1).
     [first, second] = (await createCalls(stack.api, 2, { externalId: undefined })) as [string, string];
+    // A definition's slug, which recorded values may not use as their name.
+    await createMetrics(stack.api, [builtInMetric("turns-defined", { kind: "TURN_COUNT" }, "COUNT")]);
   });
   afterAll(() => stack?.stop());
 
@@ -64,8 +66,47 @@ describe("values the agent records", () => {
     ]);
   });
 
+  it("takes recorded values with the call itself, refusing the call when a value is invalid", async () => {
+    const at = "2026-11-03T10:00:00Z";
+    const body = (externalId: string, customMetrics: object[]) => ({
+      ...sampleCall({ externalId, startedAt: at, endedAt: "2026-11-03T10:01:00Z" }),
+      customMetrics,
+    });
+    const created = await stack.api(
+      "POST",
+      "/v1/call",
+      body("with-values", [
+        { id: "w1", name: "bookings_made", value: 2 },
+        { id: "w2", name: "bookings_made", value: 1, labels: { topic: "pricing" } },
+      ]),
+    );
+    expect(created.status).toBe(201);
+    expect(created.body.data.customMetrics).toEqual({ recorded: 2, duplicates: 0 });
+    // A value for the same call sent afterwards by the externalId, one id again: stored once.
+    const later = await stack.api("POST", "/v1/custom-metrics/values", {
+      values: [
+        { id: "w2", externalId: "with-values", name: "bookings_made", value: 1 },
+        { id: "w3", externalId: "with-values", name: "bookings_made", value: 4 },
+      ],
+    });
+    expect(later.body.data).toEqual({ recorded: 1, duplicates: 1 });
+
+    const refused = await stack.api(
+      "POST",
+      "/v1/call",
+      body("refused-call", [{ id: "r1", name: "turns-defined", value: 1 }]),
+    );
+    expect(refused.status).toBe(400);
+    expect((await stack.api("GET", "/v1/call?externalId=refused-call")).body.data).toEqual([]);
+    const badValue = await stack.api("POST", "/v1/call", body("bad-value", [{ id: "r2", name: "x", value: "high" }]));
+    expect(badValue.status).toBe(400);
+
+    await waitForRollups();
+    const day = "startDate=2026-11-03&endDate=2026-11-04&metricNames=bookings_made";
+    expect((await stack.api("GET", `/v1/custom-metrics/aggregate?${day}`)).body.data).toEqual({ bookings_made: 7 });
+  });
+
   it("answers 400 naming unknown calls, definition slugs and bad values, storing nothing", async () => {
-    await createMetrics(stack.api, [builtInMetric("turns-defined", { kind: "TURN_COUNT" }, "COUNT")]);
     const unknown = await stack.api("POST", "/v1/custom-metrics/values", {
       values: [
         { id: "x1", callId: first, name: "late_value", value: 1 },
