@@ -1156,6 +1156,7 @@ export interface Operations {
                   average?: number;
                   p95?: number;
                   passRate?: number;
+                  labels?: Record<string, number>;
                 }
               >
           )
@@ -1172,6 +1173,7 @@ export interface Operations {
                     average?: number;
                     p95?: number;
                     passRate?: number;
+                    labels?: Record<string, number>;
                   }
                 >;
           } & Record<string, unknown>)[];
@@ -1208,6 +1210,7 @@ export interface Operations {
                 average?: number;
                 p95?: number;
                 passRate?: number;
+                labels?: Record<string, number>;
               }
             >;
       } & Record<string, unknown>)[];

@@ -9,6 +9,7 @@ import { listCallValues } from "../store/values.ts";
 import { indexedLabelSets, indexedMetrics } from "./index-store.ts";
 import {
   aggregationFor,
+  emptyStats,
   finalValue,
   type LabelFilter,
   labelSetsFor,
@@ -97,7 +98,7 @@ async function collect(orgId: string, query: RangeQuery, ranges: { from: number;
       const labels = Object.fromEntries(groupBy.map((name) => [name, target.labels[name] ?? ""]));
       const key = JSON.stringify(labels);
       const group = groups.get(key) ?? { labels, stats: new Map<string, Stats>() };
-      const into = group.stats.get(target.slug) ?? { count: 0, sum: 0, hist: new Map() };
+      const into = group.stats.get(target.slug) ?? emptyStats();
       merge(into, own);
       group.stats.set(target.slug, into);
       groups.set(key, group);

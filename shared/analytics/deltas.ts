@@ -39,7 +39,7 @@ const deltaKey = (orgId: string, id: string) => ({ pk: `ORG#${orgId}#ROLLUPDELTA
 export const pendingDeltasPartition = (shard: number) => `ROLLUPDELTAS#${shard}`;
 
 /** A value's contribution as a delta stores it (the organization is the delta's). */
-type StoredInput = Pick<RollupInput, "slug" | "histogram" | "at" | "numeric" | "removed"> &
+type StoredInput = Pick<RollupInput, "slug" | "histogram" | "at" | "numeric" | "classes" | "removed"> &
   ({ labelSet: string } | { labels: Record<string, string> });
 
 /**
@@ -51,7 +51,7 @@ type StoredInput = Pick<RollupInput, "slug" | "histogram" | "at" | "numeric" | "
 interface StoredCall {
   labelSet: string;
   at: string;
-  values: { slug: string; numeric?: number; histogram?: true }[];
+  values: { slug: string; numeric?: number; classes?: string[]; histogram?: true }[];
   /** The values were deleted: their contribution is subtracted. */
   removed?: true;
 }
@@ -59,13 +59,14 @@ interface StoredCall {
 function storedCalls(inputs: StoredInput[]): StoredCall[] {
   const calls = new Map<string, StoredCall>();
   for (const input of inputs) {
-    const { at, slug, numeric, histogram, removed } = input;
+    const { at, slug, numeric, classes, histogram, removed } = input;
     const labelSet = "labelSet" in input ? input.labelSet : labelSetId(input.labels);
     const id = `${at}|${labelSet}|${removed === true}`;
     const call = calls.get(id) ?? { labelSet, at, values: [], ...(removed ? { removed: true as const } : {}) };
     call.values.push({
       slug,
       ...(numeric !== undefined ? { numeric } : {}),
+      ...(classes && classes.length > 0 ? { classes } : {}),
       ...(histogram ? { histogram: true } : {}),
     });
     calls.set(id, call);
@@ -78,12 +79,13 @@ type ReadCall = Omit<StoredCall, "labelSet"> & { labelSet?: string; labels?: Rec
 
 const fromStoredCalls = (calls: ReadCall[]): StoredInput[] =>
   calls.flatMap(({ labelSet, labels, at, values, removed }) =>
-    values.map(({ slug, numeric, histogram }) => ({
+    values.map(({ slug, numeric, classes, histogram }) => ({
       slug,
       labelSet: labelSet ?? labelSetId(labels ?? {}),
       at,
       histogram: histogram === true,
       ...(numeric !== undefined ? { numeric } : {}),
+      ...(classes ? { classes } : {}),
       ...(removed ? { removed: true } : {}),
     })),
   );

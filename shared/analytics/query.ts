@@ -7,7 +7,16 @@ import type { OutputType } from "../schemas/metric.ts";
 import { batchGet } from "../store/batch-get.ts";
 import { queryAll } from "../store/query.ts";
 import { indexedLabelSets, indexedMetrics } from "./index-store.ts";
-import { boundedLabelValue, bucketsOf, quantile, rollupKey, storedTier, TIERS, type TierName } from "./rollup.ts";
+import {
+  boundedLabelValue,
+  bucketsOf,
+  CLASS_COUNT_PREFIX,
+  quantile,
+  rollupKey,
+  storedTier,
+  TIERS,
+  type TierName,
+} from "./rollup.ts";
 import { FIVE_MINUTES, invalidParameter } from "./time.ts";
 
 export type Aggregation = "sum" | "avg" | "p95" | "count";
@@ -23,21 +32,28 @@ export interface Stats {
   count: number;
   sum: number;
   hist: Map<string, number>;
+  /** CLASSIFICATION: values per label. */
+  classes: Map<string, number>;
 }
-const emptyStats = (): Stats => ({ count: 0, sum: 0, hist: new Map() });
+export const emptyStats = (): Stats => ({ count: 0, sum: 0, hist: new Map(), classes: new Map() });
+
+const addTo = (counts: Map<string, number>, name: string, n: number) => counts.set(name, (counts.get(name) ?? 0) + n);
 
 function addItem(stats: Stats, item: Record<string, number>, sign: 1 | -1 = 1) {
   stats.count += sign * Number(item.count ?? 0);
   stats.sum += sign * Number(item.sum ?? 0);
   for (const [name, value] of Object.entries(item)) {
-    if (/^h(z|p-?\d+|n-?\d+)$/.test(name)) stats.hist.set(name, (stats.hist.get(name) ?? 0) + sign * Number(value));
+    if (/^h(z|p-?\d+|n-?\d+)$/.test(name)) addTo(stats.hist, name, sign * Number(value));
+    else if (name.startsWith(CLASS_COUNT_PREFIX))
+      addTo(stats.classes, name.slice(CLASS_COUNT_PREFIX.length), sign * Number(value));
   }
 }
 
 export function merge(into: Stats, from: Stats) {
   into.count += from.count;
   into.sum += from.sum;
-  for (const [bucket, n] of from.hist) into.hist.set(bucket, (into.hist.get(bucket) ?? 0) + n);
+  for (const [bucket, n] of from.hist) addTo(into.hist, bucket, n);
+  for (const [label, n] of from.classes) addTo(into.classes, label, n);
 }
 
 /** 12 significant digits: float sums (and the subtractions of `plan`) never show as 0.30000000000000004. */
@@ -65,14 +81,23 @@ export interface NamedStats {
   average?: number;
   p95?: number;
   passRate?: number;
+  labels?: Record<string, number>;
 }
 
 /** Every statistic that applies to the metric's type, named, beside its plain value. */
 export function namedStats(stats: Stats, aggregation: Aggregation, outputType: OutputType): NamedStats | undefined {
   const value = finalValue(stats, aggregation);
   if (value === undefined) return undefined;
-  // Classifications and texts carry no number: their count is all there is.
-  if (aggregation === "count") return { value, aggregation, count: stats.count };
+  // Classifications and texts carry no number: their count (per label) is all there is.
+  if (aggregation === "count") {
+    const labels = [...stats.classes].filter(([, n]) => n > 0).sort(([a], [b]) => a.localeCompare(b));
+    return {
+      value,
+      aggregation,
+      count: stats.count,
+      ...(outputType === "CLASSIFICATION" ? { labels: Object.fromEntries(labels) } : {}),
+    };
+  }
   const average = rounded(stats.sum / stats.count);
   return {
     value,

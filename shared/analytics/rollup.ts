@@ -9,6 +9,8 @@
  * A bucket holds `count`, `sum` and, for metrics flagged `histogram`, a log-bucketed
  * histogram (attributes `h<index>`) whose buckets grow by 2 %: quantiles come back within
  * ±1 % relative error (min and max too: they are the lowest and highest non-empty buckets).
+ * A CLASSIFICATION metric's bucket also counts each label (`c:<label>`, the label bounded
+ * like label values), so a range's values per label add up from the same items.
  * Hour, day and 10-day buckets are one item each; the twelve 5-minute buckets of an hour
  * share one item, their attributes suffixed `@<slot>` (`count@05`), so the finest tier
  * costs one item per hour with data instead of up to twelve.
@@ -59,12 +61,17 @@ export interface RollupInput {
   at: string;
   /** The value as a number; undefined for CLASSIFICATION/TEXT (counted only). */
   numeric?: number;
+  /** A CLASSIFICATION value's labels: each is counted on its own (`classLabels`). */
+  classes?: string[];
   /** The value was deleted (with its call): its contribution is taken back out. */
   removed?: boolean;
 }
 
 /** What the rollups need of a value (its output type and labels are in the analytics index). */
-export type RollupContribution = Pick<RollupInput, "orgId" | "slug" | "histogram" | "at" | "numeric" | "removed"> &
+export type RollupContribution = Pick<
+  RollupInput,
+  "orgId" | "slug" | "histogram" | "at" | "numeric" | "classes" | "removed"
+> &
   ({ labels: Record<string, string> } | { labelSet: string });
 
 /** BOOLEAN counts as 1/0; numbers are themselves; CLASSIFICATION and TEXT are counted only. */
@@ -73,6 +80,16 @@ export function numericValue(value: unknown, outputType: OutputType): number | u
   if (outputType === "CLASSIFICATION" || outputType === "TEXT") return undefined;
   return typeof value === "number" && Number.isFinite(value) ? value : undefined;
 }
+
+/** A CLASSIFICATION value's labels, bounded as label values are; undefined for other types. */
+export function classLabels(value: unknown, outputType: OutputType): string[] | undefined {
+  if (outputType !== "CLASSIFICATION") return undefined;
+  const labels = Array.isArray(value) ? value : typeof value === "string" ? [value] : [];
+  return [...new Set(labels.filter((label) => typeof label === "string").map(boundedLabelValue))];
+}
+
+/** A bucket's count of one CLASSIFICATION label: `c:<label>` (bounded, so the item stays small). */
+export const CLASS_COUNT_PREFIX = "c:";
 
 /** Longest label value kept as it is: longer ones keep a prefix and a hash of the whole. */
 export const MAX_LABEL_VALUE_CHARS = 64;
@@ -175,6 +192,7 @@ export function rollupIncrements(inputs: RollupContribution[]) {
       const id = `${key.pk}|${key.sk}`;
       const entry = increments.get(id) ?? { key, adds: new Map<string, number>() };
       add(entry.adds, slotted("count", slot), sign);
+      for (const label of input.classes ?? []) add(entry.adds, slotted(CLASS_COUNT_PREFIX + label, slot), sign);
       if (input.numeric !== undefined) {
         add(entry.adds, slotted("sum", slot), sign * input.numeric);
         if (input.histogram) add(entry.adds, slotted(histogramBucket(input.numeric), slot), sign);
@@ -196,7 +214,8 @@ export function bucketsOf(
   const slots = new Map<number, Record<string, number>>();
   for (const [name, value] of Object.entries(item)) {
     if (name === "pk" || name === "sk" || typeof value !== "number") continue;
-    const at = name.indexOf("@");
+    // Every attribute of a slotted item ends in its slot; a label counted in a plain item may hold "@".
+    const at = slotted ? name.lastIndexOf("@") : -1;
     if (at === -1) plain[name] = value;
     else {
       const slot = Number(name.slice(at + 1));

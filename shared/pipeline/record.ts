@@ -7,7 +7,7 @@
  */
 import { deltaItem } from "../analytics/deltas.ts";
 import { indexRollups } from "../analytics/index-store.ts";
-import { labelsOf, numericValue, type RollupInput, TIERS } from "../analytics/rollup.ts";
+import { classLabels, labelsOf, numericValue, type RollupInput, TIERS } from "../analytics/rollup.ts";
 import { keys } from "../keys.ts";
 import { logger } from "../logger.ts";
 import type { Call } from "../schemas/call.ts";
@@ -92,6 +92,7 @@ export function itemResultOf(
           labels: labelsOf(call),
           at: call.startedAt,
           numeric: numericValue(outcome.value, definition.outputType),
+          classes: classLabels(outcome.value, definition.outputType),
         }
       : undefined;
   return { messageId, item, value, ...(rollup ? { rollup } : {}) };

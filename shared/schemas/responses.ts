@@ -339,6 +339,10 @@ const metricStatsSchema = z.object({
   average: z.number().optional(),
   p95: z.number().optional().describe("Metrics with histogram: true (within ±1 %)"),
   passRate: z.number().optional().describe("BOOLEAN: true ÷ count"),
+  labels: z
+    .record(z.string(), z.number())
+    .optional()
+    .describe("CLASSIFICATION: values carrying each label (a value may carry several)"),
 });
 const metricsByNameSchema = z.union([z.record(z.string(), z.number()), z.record(z.string(), metricStatsSchema)]);
 

@@ -10,7 +10,7 @@
  * LATE_VALUE_WINDOW_MS has passed (the rollup sweeper's schedule) removes such values.
  */
 import { deltaItem } from "../analytics/deltas.ts";
-import { labelSetId, labelsOf, numericValue } from "../analytics/rollup.ts";
+import { classLabels, labelSetId, labelsOf, numericValue } from "../analytics/rollup.ts";
 import { chunked } from "../concurrency.ts";
 import { keys } from "../keys.ts";
 import { logger } from "../logger.ts";
@@ -146,6 +146,7 @@ async function removeValues(call: DeletedCall, values: Item[]): Promise<number> 
     const definition = definitions.get(`${metricDefinitionId}@${Number(value.metricVersion)}`);
     if (!definition) return [];
     const numeric = numericValue(value.value, definition.outputType);
+    const classes = classLabels(value.value, definition.outputType);
     return [
       {
         slug: definition.slug,
@@ -154,6 +155,7 @@ async function removeValues(call: DeletedCall, values: Item[]): Promise<number> 
         at: call.at,
         removed: true,
         ...(numeric !== undefined ? { numeric } : {}),
+        ...(classes ? { classes } : {}),
       },
     ];
   };

@@ -182,6 +182,65 @@ describe("custom-metrics analytics", () => {
     expect((await get(`/v1/custom-metrics/aggregate?${range}&stats=yes`)).status).toBe(400);
   });
 
+  it("counts a CLASSIFICATION metric's values per label with stats=true, and takes a deleted call's labels back out", async () => {
+    const org = await stack.newOrganization("Call reasons");
+    const said = (text: string) => [
+      { role: "CUSTOMER" as const, text, startOffsetMs: 0, endOffsetMs: 2000 },
+      { role: "AGENT" as const, text: "Let me help.", startOffsetMs: 2500, endOffsetMs: 4000 },
+    ];
+    const reasons = [
+      { region: "EU", text: "A question about billing." },
+      { region: "EU", text: "Billing, and a technical fault." },
+      { region: "US", text: "I want a refund." },
+      { region: "US", text: "The billing is wrong." },
+    ];
+    const callIds: string[] = [];
+    for (const [index, { region, text }] of reasons.entries()) {
+      const [id] = await createCalls(org.api, 1, {
+        properties: { region },
+        startedAt: `2026-03-08T0${index}:10:00Z`,
+        endedAt: `2026-03-08T0${index}:11:00Z`,
+        transcript: said(text),
+      });
+      callIds.push(id!);
+    }
+    const [reason] = await createMetrics(org.api, [
+      llmMetric("an-reason", "CLASSIFICATION", "Why did the customer call?", {
+        classificationOptions: ["billing", "refund", "technical"],
+        maxClassifications: 2,
+      }),
+    ]);
+    const created = await org.api("POST", "/v1/metric/collection-jobs", {
+      callIds,
+      metrics: [{ id: reason!.id }],
+    });
+    expect(await waitForJobEnd(org.api, created.body.data.id)).toMatchObject({ status: "COMPLETED" });
+    await waitForRollups();
+    const aggregate = async (query = "") =>
+      (await org.api("GET", `/v1/custom-metrics/aggregate?${range}&stats=true${query}`)).body.data;
+    expect(await aggregate()).toEqual({
+      "an-reason": { value: 4, aggregation: "count", count: 4, labels: { billing: 3, technical: 1, refund: 1 } },
+    });
+    expect(await aggregate("&groupBy=region")).toEqual([
+      { region: "EU", metrics: { "an-reason": expect.objectContaining({ labels: { billing: 2, technical: 1 } }) } },
+      { region: "US", metrics: { "an-reason": expect.objectContaining({ labels: { billing: 1, refund: 1 } }) } },
+    ]);
+    // One hour (a 5-minute slot of its item) and one day read the same per-label counts.
+    const hour = await org.api(
+      "GET",
+      "/v1/custom-metrics/aggregate?startDate=2026-03-08T01:00:00Z&endDate=2026-03-08T02:00:00Z&stats=true",
+    );
+    expect(hour.body.data["an-reason"].labels).toEqual({ billing: 1, technical: 1 });
+    const days = await org.api("GET", `/v1/custom-metrics/daily?${range}&stats=true`);
+    expect(days.body.data[0].metrics["an-reason"].labels).toEqual({ billing: 3, technical: 1, refund: 1 });
+
+    expect((await org.api("DELETE", `/v1/call/${callIds[1]}`)).status).toBe(200);
+    await waitForRollups();
+    expect(await aggregate()).toEqual({
+      "an-reason": { value: 3, aggregation: "count", count: 3, labels: { billing: 2, refund: 1 } },
+    });
+  });
+
   it("labels days in the timezone: a DST day in New York and a +05:30 zone", async () => {
     const newYork = await get(
       "/v1/custom-metrics/daily?startDate=2026-03-08&endDate=2026-03-10&metricNames=an-dur&timezone=America/New_York",

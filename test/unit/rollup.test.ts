@@ -2,7 +2,9 @@ import { describe, expect, it } from "vitest";
 import { deltaItem, mergedDeltaItems, toDelta } from "../../shared/analytics/deltas.ts";
 import { aggregationFor, decompose, plan } from "../../shared/analytics/query.ts";
 import {
+  boundedLabelValue,
   bucketsOf,
+  classLabels,
   histogramBucket,
   numericValue,
   quantile,
@@ -28,6 +30,30 @@ describe("analytics rollups", () => {
     expect(aggregationFor("NUMERIC", false)).toBe("avg");
     expect(aggregationFor("NUMERIC", true)).toBe("p95");
     expect(aggregationFor("TEXT", false)).toBe("count");
+  });
+
+  it("counts each label of a CLASSIFICATION value in its slot, labels holding '@' included, through a delta", () => {
+    const long = "x".repeat(200);
+    expect(classLabels(["billing", "billing", long], "CLASSIFICATION")).toEqual(["billing", boundedLabelValue(long)]);
+    expect(classLabels("refund", "CLASSIFICATION")).toEqual(["refund"]);
+    expect(classLabels(true, "BOOLEAN")).toBeUndefined();
+    const input = {
+      orgId: "o",
+      slug: "reason",
+      histogram: false,
+      labels: { agentId: "a" },
+      at: "2026-03-08T06:35:00Z",
+      classes: ["billing", "me@work"],
+    };
+    // Through a stored delta, as the rollup applier reads it.
+    const [stored] = toDelta(deltaItem("o", ["k"], [input])).inputs;
+    const increments = rollupIncrements([{ ...stored!, orgId: "o" }]);
+    const fiveMinutes = increments.find((i) => i.key.pk.endsWith("#5m"))!;
+    expect(bucketsOf(rollupItem(fiveMinutes), "5m")).toEqual([
+      { at: Date.parse("2026-03-08T06:35:00Z"), fields: { count: 1, "c:billing": 1, "c:me@work": 1 } },
+    ]);
+    const day = increments.find((i) => i.key.pk.endsWith("#1d"))!;
+    expect(bucketsOf(rollupItem(day), "1d")[0]?.fields).toEqual({ count: 1, "c:billing": 1, "c:me@work": 1 });
   });
 
   it("estimates quantiles from the log histogram within ±1 %", () => {
