@@ -297,6 +297,125 @@ async function showTranscript(value) {
   document.querySelector("#transcript li.highlight")?.scrollIntoView({ block: "center" });
 }
 
+// ---- metric definitions: versions, archive
+
+/** What a version asks: the judge's prompt, or the built-in computation. */
+const definitionSummary = (definition) =>
+  definition.llmPrompt ?? (definition.builtIn ? `built in: ${definition.builtIn.kind}` : "");
+
+async function refreshDefinitions() {
+  const archived = $("#show-archived").checked;
+  try {
+    const { data } = await api(`/v1/metric/definitions?limit=100&archived=${archived}`);
+    const rows = data.map((definition) =>
+      h(
+        "tr",
+        { class: "definition", "data-slug": definition.slug },
+        h("td", {}, h("code", {}, definition.slug)),
+        h("td", {}, definition.name),
+        h("td", {}, definition.outputType),
+        h("td", { "data-testid": "version" }, `v${definition.version}`),
+        h("td", {}, new Date(definition.updatedAt).toLocaleString()),
+        h(
+          "td",
+          {},
+          h(
+            "button",
+            { type: "button", class: "link", "data-testid": "show-versions", onclick: () => showVersions(definition) },
+            "versions",
+          ),
+          " ",
+          archived
+            ? h(
+                "button",
+                { type: "button", "data-testid": "unarchive", onclick: () => setArchived(definition, false) },
+                "Unarchive",
+              )
+            : h(
+                "button",
+                { type: "button", "data-testid": "archive", onclick: () => setArchived(definition, true) },
+                "Archive",
+              ),
+        ),
+      ),
+    );
+    const none = archived ? "No archived definitions" : "No metric definitions yet";
+    $("#metric-definitions tbody").replaceChildren(
+      ...(rows.length ? rows : [h("tr", {}, h("td", { colspan: 6, class: "muted" }, none))]),
+    );
+  } catch (error) {
+    // A refused key is reported (and forgotten) by the jobs' refresh.
+    if (error.status !== 401) say(`Could not load metric definitions: ${error.message}`);
+  }
+}
+
+async function showVersions(definition) {
+  try {
+    const { data } = await api(`/v1/metric/definitions/${encodeURIComponent(definition.id)}/versions?limit=100`);
+    $("#metric-versions").replaceChildren(
+      h("h3", {}, `Versions of `, h("code", {}, definition.slug)),
+      h(
+        "table",
+        {},
+        h(
+          "thead",
+          {},
+          h(
+            "tr",
+            {},
+            ["Version", "Created", "Asks"].map((t) => h("th", {}, t)),
+          ),
+        ),
+        h(
+          "tbody",
+          {},
+          data.map((version) =>
+            h(
+              "tr",
+              { class: "version", "data-version": version.version },
+              h("td", {}, `v${version.version}`),
+              h("td", {}, new Date(version.updatedAt).toLocaleString()),
+              h("td", { class: "reasoning" }, definitionSummary(version)),
+            ),
+          ),
+        ),
+      ),
+    );
+  } catch (error) {
+    say(`Could not load the versions: ${error.message}`);
+  }
+}
+
+/** Archived definitions leave new jobs; running ones go on (the API says so on each route). */
+async function setArchived(definition, archive) {
+  const action = archive ? "archive" : "unarchive";
+  try {
+    await api(`/v1/metric/definitions/${encodeURIComponent(definition.id)}/${action}`, { method: "POST" });
+    say(`${definition.slug} ${archive ? "archived: new jobs refuse it" : "is back"}`);
+    await refreshDefinitions();
+  } catch (error) {
+    say(`Could not ${action} ${definition.slug}: ${error.message}`);
+  }
+}
+
+// ---- a call by the id the client gave it
+
+async function findCall(event) {
+  event.preventDefault();
+  const externalId = $("#external-id").value.trim();
+  const result = (text) => {
+    $("#call-lookup-result").textContent = text;
+  };
+  try {
+    const { data } = await api(`/v1/call?${new URLSearchParams({ externalId })}`);
+    if (data.length === 0) return result(`No call has the external id "${externalId}".`);
+    result(`Call ${data[0].id}: its transcript is below.`);
+    await showTranscript({ callId: data[0].id });
+  } catch (error) {
+    result(`Could not look the call up: ${error.message}`);
+  }
+}
+
 // ---- chart (analytics API; absent → a note instead)
 
 async function loadChartMetrics() {
@@ -445,6 +564,7 @@ function connect(key) {
   $("#api-key").placeholder = "connected";
   say("Connecting…");
   refreshJobs();
+  refreshDefinitions();
   loadChartMetrics();
   refreshKeys().catch(() => {});
 }
@@ -471,4 +591,6 @@ $("#disconnect").addEventListener("click", () => disconnect());
 $("#chart-metric").addEventListener("change", drawChart);
 $("#new-key-form").addEventListener("submit", createKey);
 $("#chart-days").addEventListener("change", drawChart);
+$("#show-archived").addEventListener("change", refreshDefinitions);
+$("#call-lookup-form").addEventListener("submit", findCall);
 if (state.key) connect(state.key);

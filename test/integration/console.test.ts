@@ -128,6 +128,54 @@ describe.skipIf(!existsSync(CHROMIUM))("web console in headless Chromium", () =>
     await page.close();
   });
 
+  it("lists metric definitions with their versions, archives and brings one back, and finds a call by its external id", async () => {
+    const [metric] = await createMetrics(stack.api, [
+      llmMetric("console-versions", "BOOLEAN", 'Did the agent say "sorry"?'),
+    ]);
+    await stack.api("PUT", `/v1/metric/definitions/${metric!.id}`, { llmPrompt: 'Did the agent apologise ("sorry")?' });
+    const [callId] = await createCalls(stack.api, 1, { externalId: "crm-4711" });
+    const page = await browser.newPage({ viewport: { width: 1200, height: 1000 } });
+    const errors: string[] = [];
+    page.on("pageerror", (error) => errors.push(error.message));
+    await page.goto(`${stack.baseUrl}/console`);
+    await page.fill("#api-key", stack.apiKey);
+    await page.click("#connect");
+
+    const row = page.locator('tr.definition[data-slug="console-versions"]');
+    await row.waitFor({ timeout: 30_000 });
+    expect(await row.locator('[data-testid="version"]').textContent()).toBe("v2");
+    await row.locator('[data-testid="show-versions"]').click();
+    const versions = page.locator("#metric-versions tr.version");
+    await expect.poll(() => versions.count()).toBe(2);
+    expect(await versions.first().textContent()).toContain("apologise");
+    await page.screenshot({ path: `${artifacts}console-metric-versions.png`, fullPage: true });
+
+    // Archiving takes it off the list; the archived list brings it back, and so does unarchiving.
+    await row.locator('[data-testid="archive"]').click();
+    await row.waitFor({ state: "detached" });
+    expect((await stack.api("GET", `/v1/metric/definitions/${metric!.id}`)).body.data.archivedAt).toEqual(
+      expect.any(String),
+    );
+    await page.check("#show-archived");
+    await row.locator('[data-testid="unarchive"]').click();
+    await row.waitFor({ state: "detached" });
+    expect((await stack.api("GET", `/v1/metric/definitions/${metric!.id}`)).body.data.archivedAt).toBeUndefined();
+    await page.uncheck("#show-archived");
+    await row.waitFor();
+
+    await page.fill("#external-id", "crm-4711");
+    await page.click("#find-call");
+    await expect.poll(() => page.locator("#transcript-call").textContent()).toBe(callId);
+    expect(await page.locator("#transcript li").count()).toBe(4);
+    await page.fill("#external-id", "crm-unknown");
+    await page.click("#find-call");
+    await expect
+      .poll(() => page.locator("#call-lookup-result").textContent())
+      .toBe('No call has the external id "crm-unknown".');
+    expect(errors).toEqual([]);
+    await page.close();
+  });
+
   it("refuses a wrong key with a message", async () => {
     const page = await browser.newPage();
     await page.goto(`${stack.baseUrl}/console`);
