@@ -1,6 +1,9 @@
-/** Small async helpers shared by the store, the pipeline and the analytics. */
+/** Small collection and async helpers shared by the store, the pipeline and the analytics. */
 
 export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+/** The distinct items, in the order they first appear. */
+export const unique = <T>(items: T[]): T[] => [...new Set(items)];
 
 /** Batches of at most `size` items, in order. */
 export function chunked<T>(items: T[], size: number): T[][] {

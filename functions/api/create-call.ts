@@ -12,6 +12,7 @@ export const handler = apiRoute(contract["POST /v1/call"], async ({ principal, b
   const recorded = await recordValues(
     principal.orgId,
     customMetrics.map((value) => ({ ...value, callId: call.id })),
+    { checked: true },
   );
   return { ...call, customMetrics: recorded };
 });

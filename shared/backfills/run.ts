@@ -13,7 +13,7 @@ import { keys } from "../keys.ts";
 import { logger } from "../logger.ts";
 import { pagesForEntries, startJob } from "../pipeline/create-job.ts";
 import { type Backfill, type BackfillRun, parseLookback } from "../schemas/backfill.ts";
-import type { FrozenMetric } from "../schemas/job.ts";
+import { type FrozenMetric, isRunningStatus } from "../schemas/job.ts";
 import { deleteDueMarker, dueBackfills, getBackfill, scheduleNextRun } from "../store/backfills.ts";
 import { getJob } from "../store/jobs.ts";
 import { getMetric } from "../store/metrics.ts";
@@ -172,7 +172,7 @@ export async function runBackfill(
 
   if (backfill.lastJobId) {
     const previous = await getJob(orgId, backfill.lastJobId);
-    if (previous && (previous.status === "PENDING" || previous.status === "PROCESSING")) {
+    if (previous && isRunningStatus(previous.status)) {
       const reason = `The previous run's job ${previous.id} is still ${previous.status}`;
       if (trigger === "manual") throw conflict(reason);
       return skipped(reason);

@@ -4,7 +4,7 @@
  * router finalized it.
  */
 import { conflict, notFound } from "../errors.ts";
-import type { CollectionJob } from "../schemas/job.ts";
+import { type CollectionJob, isRunningStatus } from "../schemas/job.ts";
 import { getJobItem, type JobStop, stopUnfinishedJob, toCollectionJob } from "../store/jobs.ts";
 import { type FinalizableJob, finalizeJob, finishedStatus } from "./finalize.ts";
 
@@ -21,7 +21,7 @@ export async function stopJob(orgId: string, jobId: string, stop: JobStop): Prom
     const item = await getJobItem(orgId, jobId, true);
     if (!item) return undefined;
     const job = toCollectionJob(item);
-    if (job.status !== "PENDING" && job.status !== "PROCESSING") return job;
+    if (!isRunningStatus(job.status)) return job;
     if (finishedStatus(item as unknown as FinalizableJob)) {
       // Fully recorded: finish it as the finalizer would, then answer with what it became.
       await finalizeJob(item as unknown as FinalizableJob);

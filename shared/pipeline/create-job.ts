@@ -6,7 +6,7 @@
 import { randomUUID } from "node:crypto";
 import { assertModelsAllowed } from "../allowed-models.ts";
 import { assertWithinBudget, remainingBudgetUsd } from "../budget.ts";
-import { mapLimit } from "../concurrency.ts";
+import { mapLimit, unique } from "../concurrency.ts";
 import { config, requireQueueUrl } from "../config.ts";
 import { invalid, unavailable } from "../errors.ts";
 import { logger } from "../logger.ts";
@@ -20,7 +20,7 @@ import type {
 } from "../schemas/job.ts";
 import { createInlineCall, findMissingCalls } from "../store/calls.ts";
 import { getJob, getJobItem, putNewJob, transitionJob } from "../store/jobs.ts";
-import { assertNotArchived, resolveMetricVersions } from "../store/metrics.ts";
+import { assertKnownReferences, assertNotArchived, resolveMetricVersions } from "../store/metrics.ts";
 import { organizationSettings } from "../store/organizations.ts";
 import { generateWebhookSecret } from "../webhooks/signature.ts";
 import { assertWebhookUrl } from "../webhooks/url-safety.ts";
@@ -32,14 +32,6 @@ const ITEMS_PER_PAGE = 5_000;
 const MAX_CALLS_PER_PAGE = 2_000;
 /** What a page's list of entries may weigh: a quarter of DynamoDB's item limit, billed once when stored. */
 export const PAGE_BUDGET_BYTES = 100 * 1024;
-const NAMED_IN_MESSAGE = 10;
-
-const unique = <T>(values: T[]): T[] => [...new Set(values)];
-
-function describeMissing(kind: string, ids: string[]): string {
-  const shown = ids.slice(0, NAMED_IN_MESSAGE).join(", ");
-  return `Unknown ${kind}: ${shown}${ids.length > NAMED_IN_MESSAGE ? ` and ${ids.length - NAMED_IN_MESSAGE} more` : ""}`;
-}
 
 export function splitIntoPages(callIds: string[], metricCount: number): string[][] {
   const callsPerPage = Math.max(1, Math.min(MAX_CALLS_PER_PAGE, Math.floor(ITEMS_PER_PAGE / metricCount)));
@@ -71,25 +63,7 @@ export async function createCollectionJob(
     resolveMetricVersions(orgId, input.metrics),
     findMissingCalls(orgId, storedCallIds),
   ]);
-  if (unknownMetricIds.length > 0 || unknownVersions.length > 0 || missingCalls.length > 0) {
-    const messages = [
-      ...(unknownMetricIds.length ? [describeMissing("metric ids", unknownMetricIds)] : []),
-      ...(unknownVersions.length
-        ? [
-            describeMissing(
-              "metric versions",
-              unknownVersions.map(({ id, version }) => `${id}@${version}`),
-            ),
-          ]
-        : []),
-      ...(missingCalls.length ? [describeMissing("call ids", missingCalls)] : []),
-    ];
-    throw invalid(messages.join("; "), {
-      unknownMetricIds,
-      ...(unknownVersions.length ? { unknownVersions } : {}),
-      unknownCallIds: missingCalls,
-    });
-  }
+  assertKnownReferences({ unknownMetricIds, unknownVersions, unknownCallIds: missingCalls });
   // Jobs of policies and backfills were checked when they were saved.
   if (!options.triggeredBy) {
     assertNotArchived(definitions);

@@ -6,7 +6,7 @@
  */
 import { requireQueueUrl } from "../config.ts";
 import { logger } from "../logger.ts";
-import type { DispatchMessage, FrozenMetric, WorkItem } from "../schemas/job.ts";
+import { type DispatchMessage, type FrozenMetric, isRunningStatus, type WorkItem } from "../schemas/job.ts";
 import { getJobItem, getJobPage, transitionJob } from "../store/jobs.ts";
 import { parsePageEntry } from "./create-job.ts";
 import { sendMessages, workMessage } from "./queue.ts";
@@ -42,7 +42,7 @@ export async function dispatchPage({ orgId, jobId, page }: DispatchMessage): Pro
     logger.warn("Dispatch for a job that does not exist; dropped", { orgId, jobId });
     return;
   }
-  if (job.status !== "PENDING" && job.status !== "PROCESSING") {
+  if (!isRunningStatus(job.status)) {
     logger.info("Job is no longer running; page not dispatched", { jobId, page, status: job.status as string });
     return;
   }

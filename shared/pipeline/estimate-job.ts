@@ -9,6 +9,7 @@
  * The Message Batches API bills half of each.
  */
 import { assertModelsAllowed, modelOf } from "../allowed-models.ts";
+import { unique } from "../concurrency.ts";
 import { invalid } from "../errors.ts";
 import { keys } from "../keys.ts";
 import { CHARS_PER_TOKEN, estimateUncachedInputTokens, judgeRequestFor } from "../llm/judge.ts";
@@ -17,7 +18,7 @@ import type { Call } from "../schemas/call.ts";
 import type { CreateJobInput, JudgeMode, LlmMode } from "../schemas/job.ts";
 import type { MetricDefinition } from "../schemas/metric.ts";
 import { batchGet } from "../store/batch-get.ts";
-import { assertNotArchived, resolveMetricVersions } from "../store/metrics.ts";
+import { assertKnownReferences, assertNotArchived, resolveMetricVersions } from "../store/metrics.ts";
 import { judgeSettings } from "./evaluators.ts";
 
 /** Characters a segment's line adds to its text in the prompt (`[S12] 01:02 CUSTOMER: `). */
@@ -109,20 +110,14 @@ async function transcriptTokens(orgId: string, callIds: string[]): Promise<Map<s
 }
 
 async function resolve(orgId: string, input: CreateJobInput) {
-  const storedCallIds = [...new Set(input.callIds ?? [])];
+  const storedCallIds = unique(input.callIds ?? []);
   const [{ definitions, unknownMetricIds, unknownVersions }, tokens] = await Promise.all([
     resolveMetricVersions(orgId, input.metrics),
     transcriptTokens(orgId, storedCallIds),
   ]);
   const callIds = [...storedCallIds];
   const unknownCallIds = storedCallIds.filter((callId) => !tokens.has(callId));
-  if (unknownMetricIds.length > 0 || unknownVersions.length > 0 || unknownCallIds.length > 0) {
-    throw invalid("Unknown metric or call ids", {
-      unknownMetricIds,
-      ...(unknownVersions.length ? { unknownVersions } : {}),
-      unknownCallIds: unknownCallIds.slice(0, 20),
-    });
-  }
+  assertKnownReferences({ unknownMetricIds, unknownVersions, unknownCallIds });
   assertNotArchived(definitions);
   await assertModelsAllowed(orgId, definitions);
   // Inline calls are estimated from their transcripts, never stored for an estimate.

@@ -30,7 +30,7 @@ import {
   publishUnrecordedSpend,
 } from "../observability.ts";
 import type { Call } from "../schemas/call.ts";
-import type { JudgeMode, LlmMode, WorkItem } from "../schemas/job.ts";
+import { isRunningStatus, type JudgeMode, type LlmMode, type WorkItem } from "../schemas/job.ts";
 import type { MetricDefinition } from "../schemas/metric.ts";
 import { batchGet } from "../store/batch-get.ts";
 import { addBilledAttempts, type BilledAttempt } from "../store/billed-attempts.ts";
@@ -451,7 +451,7 @@ function runnableItems(parsed: ParsedRecord[], loaded: BatchContext, run: BatchR
   for (const entry of ordered) {
     const job = loaded.jobs.get(jobKey(entry.item));
     // Canceled or finished job, or an item recorded before its last delivery died: nothing to do.
-    if (job && job.status !== "PENDING" && job.status !== "PROCESSING") continue;
+    if (job && !isRunningStatus(job.status)) continue;
     if (loaded.isRecorded(entry.item)) continue;
     if (!job) {
       // Not found by a consistent read: retried like any failure, never silently dropped.

@@ -21,7 +21,7 @@ import { interpretBatchAnswer, judgeRequestFor } from "../llm/judge.ts";
 import { logger } from "../logger.ts";
 import { ALARMED_COUNTS, publishCount, publishEvaluationMetrics, publishUnrecordedSpend } from "../observability.ts";
 import type { Call } from "../schemas/call.ts";
-import type { JudgeMode, WorkItem } from "../schemas/job.ts";
+import { isRunningStatus, type JudgeMode, type WorkItem } from "../schemas/job.ts";
 import type { MetricDefinition } from "../schemas/metric.ts";
 import { batchGet } from "../store/batch-get.ts";
 import { addBilledAttempts, type BilledAttempt } from "../store/billed-attempts.ts";
@@ -94,7 +94,7 @@ interface JobState {
   policyIds?: string[];
 }
 
-const running = (job: JobState | undefined) => job?.status === "PENDING" || job?.status === "PROCESSING";
+const running = (job: JobState | undefined) => isRunningStatus(job?.status);
 /** An item at one attempt: a copy sent to run again (one more failed attempt) is another. */
 const itemAttempt = (item: WorkItem) =>
   `${item.orgId}|${item.jobId}|${item.callId}|${item.metricId}|${item.failedAttempts ?? 0}`;

@@ -27,7 +27,13 @@ import { config, requireQueueUrl } from "../config.ts";
 import { keys } from "../keys.ts";
 import { logger } from "../logger.ts";
 import { publishReconcilerMetrics } from "../observability.ts";
-import type { DispatchMessage, FrozenMetric, JobStatus, WorkItem } from "../schemas/job.ts";
+import {
+  type DispatchMessage,
+  type FrozenMetric,
+  isRunningStatus,
+  type JobStatus,
+  type WorkItem,
+} from "../schemas/job.ts";
 import { batchGet } from "../store/batch-get.ts";
 import {
   claimStalledJob,
@@ -73,8 +79,8 @@ const secondsBefore = (now: Date, seconds: number) => new Date(now.getTime() - s
 /** What a marked job needs, if anything: nothing unless it stalled. */
 export function repairFor(job: StoredJob | undefined, settings: ReconcileSettings): Repair | undefined {
   if (!job) return "forget";
-  const running = job.status === "PENDING" || job.status === "PROCESSING";
-  if (running && job.deadlineAt !== undefined && job.deadlineAt <= settings.now.toISOString()) return "deadline";
+  if (isRunningStatus(job.status) && job.deadlineAt !== undefined && job.deadlineAt <= settings.now.toISOString())
+    return "deadline";
   if (job.updatedAt >= secondsBefore(settings.now, settings.stallSeconds)) return undefined;
   if (FINAL_STATUSES.has(job.status)) return "close";
   if (finishedStatus(job)) return "finalize";

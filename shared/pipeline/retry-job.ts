@@ -7,7 +7,7 @@
  * once the n-th has finished.
  */
 import { conflict, invalid, isDomainError, notFound } from "../errors.ts";
-import type { CollectionJob } from "../schemas/job.ts";
+import { type CollectionJob, isRunningStatus } from "../schemas/job.ts";
 import { getJobItem, toCollectionJob } from "../store/jobs.ts";
 import { listFailedItems } from "../store/values.ts";
 import { pagesForEntries, type StartJobInput, startJob } from "./create-job.ts";
@@ -17,8 +17,6 @@ import { derivedJobId } from "./job-ids.ts";
 const MAX_RETRIES = 100;
 
 const retryJobId = (jobId: string, attempt: number) => derivedJobId(`retry|${jobId}|${attempt}`);
-
-const isRunning = (job: CollectionJob) => job.status === "PENDING" || job.status === "PROCESSING";
 
 /** The running retry of the job, or a new one after the last finished retry. */
 async function startOrJoinRetry(orgId: string, jobId: string, input: StartJobInput): Promise<CollectionJob> {
@@ -37,7 +35,7 @@ async function startOrJoinRetry(orgId: string, jobId: string, input: StartJobInp
       }
     }
     const job = toCollectionJob(existing);
-    if (isRunning(job)) return job;
+    if (isRunningStatus(job.status)) return job;
   }
   throw conflict(`Job ${jobId} has been retried ${MAX_RETRIES} times already`);
 }
@@ -47,7 +45,7 @@ export async function retryFailedItems(orgId: string, jobId: string): Promise<Co
   const originalItem = await getJobItem(orgId, jobId, true);
   const original = originalItem ? toCollectionJob(originalItem) : undefined;
   if (!original) throw notFound("Collection job", jobId);
-  if (original.status === "PENDING" || original.status === "PROCESSING") {
+  if (isRunningStatus(original.status)) {
     throw conflict(`Job ${jobId} is still ${original.status}; retry it once it has finished`);
   }
   const failed = await listFailedItems(orgId, jobId);

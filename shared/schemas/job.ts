@@ -20,6 +20,8 @@ export const MAX_JOB_EXPIRY_SECONDS = 7 * 86_400;
 /** EXPIRED: the job was still running at its `expiresAt` (created with `expiresInSeconds`). */
 export const jobStatuses = ["PENDING", "PROCESSING", "COMPLETED", "FAILED", "CANCELED", "EXPIRED"] as const;
 export type JobStatus = (typeof jobStatuses)[number];
+/** A job still running: its items may still be recorded, cancelled or expired. */
+export const isRunningStatus = (status: unknown) => status === "PENDING" || status === "PROCESSING";
 export const captureStatuses = ["SUCCESS", "NOT_APPLICABLE", "DATA_MISSING", "ERROR"] as const;
 export type CaptureStatus = (typeof captureStatuses)[number];
 

@@ -5,7 +5,7 @@
 
 import { randomUUID } from "node:crypto";
 import { assertModelsAllowed } from "../allowed-models.ts";
-import { conflict, invalid, parseOrInvalid } from "../errors.ts";
+import { conflict, invalid, notFound, parseOrInvalid } from "../errors.ts";
 import { keys } from "../keys.ts";
 import {
   type CreateMetricBody,
@@ -143,9 +143,11 @@ export const listMetrics = (orgId: string, limit: number, after?: PageKey, archi
  * policies and backfills refuse it, and what runs it already goes on. Its slug stays taken.
  * Archiving twice keeps the first time.
  */
-export async function setMetricArchived(orgId: string, metricId: string, archived: boolean): Promise<MetricDefinition> {
+export async function setMetricArchived(orgId: string, idOrSlug: string, archived: boolean): Promise<MetricDefinition> {
+  const definition = await getMetric(orgId, idOrSlug);
+  if (!definition) throw notFound("Metric definition", idOrSlug);
   const attributes = await table.update({
-    Key: keys.metric(orgId, metricId),
+    Key: keys.metric(orgId, definition.id),
     UpdateExpression: archived
       ? "SET archivedAt = if_not_exists(archivedAt, :now), gsi1pk = :list"
       : "SET gsi1pk = :list REMOVE archivedAt",
@@ -157,6 +159,43 @@ export async function setMetricArchived(orgId: string, metricId: string, archive
     ReturnValues: "ALL_NEW",
   });
   return toMetricDefinition(attributes ?? {});
+}
+
+const NAMED_IN_MESSAGE = 10;
+
+function describeMissing(kind: string, ids: string[]): string {
+  const shown = ids.slice(0, NAMED_IN_MESSAGE).join(", ");
+  return `Unknown ${kind}: ${shown}${ids.length > NAMED_IN_MESSAGE ? ` and ${ids.length - NAMED_IN_MESSAGE} more` : ""}`;
+}
+
+/** A job (or its estimate) naming metrics, versions or calls the organization does not have: 400 naming them. */
+export function assertKnownReferences({
+  unknownMetricIds,
+  unknownVersions,
+  unknownCallIds,
+}: {
+  unknownMetricIds: string[];
+  unknownVersions: MetricRef[];
+  unknownCallIds: string[];
+}): void {
+  if (unknownMetricIds.length === 0 && unknownVersions.length === 0 && unknownCallIds.length === 0) return;
+  const messages = [
+    ...(unknownMetricIds.length ? [describeMissing("metric ids", unknownMetricIds)] : []),
+    ...(unknownVersions.length
+      ? [
+          describeMissing(
+            "metric versions",
+            unknownVersions.map(({ id, version }) => `${id}@${version}`),
+          ),
+        ]
+      : []),
+    ...(unknownCallIds.length ? [describeMissing("call ids", unknownCallIds)] : []),
+  ];
+  throw invalid(messages.join("; "), {
+    unknownMetricIds,
+    ...(unknownVersions.length ? { unknownVersions } : {}),
+    unknownCallIds,
+  });
 }
 
 /** Refuses archived definitions where new work would start on them (400 naming them). */

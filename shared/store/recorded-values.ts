@@ -7,7 +7,7 @@
 import { deltaItem } from "../analytics/deltas.ts";
 import { indexedMetrics, indexRollups } from "../analytics/index-store.ts";
 import { boundedLabelValue, labelSetId, labelsOf, type RollupInput } from "../analytics/rollup.ts";
-import { chunked, mapLimit } from "../concurrency.ts";
+import { chunked, mapLimit, unique } from "../concurrency.ts";
 import { invalid } from "../errors.ts";
 import { keys } from "../keys.ts";
 import type { OutputType } from "../schemas/metric.ts";
@@ -24,7 +24,6 @@ const MAX_ATTEMPTS = 6;
 /** Values per deletion transaction, with their delta. */
 const VALUES_PER_TRANSACTION = 24;
 
-const unique = <T>(items: T[]) => [...new Set(items)];
 /** Numbers are counters (summed); booleans count as 1 / 0, with a pass rate. */
 const outputTypeOf = (value: number | boolean): OutputType => (typeof value === "boolean" ? "BOOLEAN" : "COUNT");
 const numericOf = (value: number | boolean) => (typeof value === "boolean" ? Number(value) : value);
@@ -83,11 +82,16 @@ export async function assertRecordable(orgId: string, inputs: Pick<RecordedValue
   }
 }
 
+/** `checked`: the caller ran assertRecordable on these values already (POST /v1/call, before storing the call). */
 export async function recordValues(
   orgId: string,
   inputs: RecordedValueInput[],
+  { checked = false }: { checked?: boolean } = {},
 ): Promise<{ recorded: number; duplicates: number }> {
-  const [{ callIdOf, calls }] = await Promise.all([callsOf(orgId, inputs), assertRecordable(orgId, inputs)]);
+  const [{ callIdOf, calls }] = await Promise.all([
+    callsOf(orgId, inputs),
+    checked ? undefined : assertRecordable(orgId, inputs),
+  ]);
   const expiresAt = await retentionExpiresAt(orgId);
   const rollups = inputs.map((input): RollupInput => {
     const call = calls.get(callIdOf(input)) as Item;

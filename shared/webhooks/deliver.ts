@@ -15,7 +15,7 @@ import { sqs } from "../aws.ts";
 import { config, requireQueueUrl } from "../config.ts";
 import { eachMessage } from "../consumers.ts";
 import { logger } from "../logger.ts";
-import type { CollectionJob, WebhookDelivery } from "../schemas/job.ts";
+import { type CollectionJob, isRunningStatus, type WebhookDelivery } from "../schemas/job.ts";
 import { getJobItem, toCollectionJob } from "../store/jobs.ts";
 import { getOrCreateWebhookSecret, saveWebhookAttempt } from "../store/webhooks.ts";
 import { guardedPost, type WebhookFetch } from "./guarded-post.ts";
@@ -195,7 +195,7 @@ async function deliverProgress(
   secret: string,
   deps: WebhookDeps,
 ): Promise<Outcome> {
-  if (job.status !== "PENDING" && job.status !== "PROCESSING") return "done";
+  if (!isRunningStatus(job.status)) return "done";
   const { webhook: _state, webhookUrl: url, ...data } = job;
   const body = JSON.stringify({ type: "collection_job.progress", data, progress: { percent } });
   const outcome = await postSigned(url as string, message.deliveryId, body, secret, deps);

@@ -60,6 +60,7 @@ describe("job cost estimates", () => {
       metrics: [{ id: "no-such-metric" }],
     });
     expect(unknown.status).toBe(400);
+    expect(unknown.body.error.message).toBe("Unknown metric ids: no-such-metric; Unknown call ids: no-such-call");
     expect(unknown.body.error.details).toEqual({
       unknownMetricIds: ["no-such-metric"],
       unknownCallIds: ["no-such-call"],

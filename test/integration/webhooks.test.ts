@@ -214,6 +214,15 @@ describe("completion webhooks", () => {
       expect(created.status).toBe(201);
       expect(created.body.data.webhookProgress).toBe(true);
       const jobId = created.body.data.id as string;
+      // The event carries the job as it is when sent: wait for it to leave PENDING (a loaded
+      // machine dispatches it later) before feeding the finalizer records that say PROCESSING.
+      await waitFor(
+        async () =>
+          (await stack.api("GET", `/v1/metric/collection-jobs/${jobId}`)).body.data.status === "PROCESSING"
+            ? true
+            : undefined,
+        { timeoutMs: 30_000, what: "the job to be PROCESSING" },
+      );
 
       // Stream records of the running job: 2 → 5 of 10 items passes 50 %; 5 → 5 (twice) passes nothing.
       const image = (done: number) =>
