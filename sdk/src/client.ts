@@ -225,6 +225,8 @@ export class Client {
     list: (query?: Query<"listCalls">) => this.request("listCalls", { query }),
     iterate: (query?: Omit<Query<"listCalls">, "after">) => this.paginate("listCalls", { query }),
     get: (callId: string) => this.request("getCall", { path: { callId } }).then((r) => r.data),
+    /** The call stored with your own id (`externalId`), or undefined. */
+    byExternalId: (externalId: string) => this.request("listCalls", { query: { externalId } }).then((r) => r.data[0]),
     /** Deletes the call, its transcript and its values in every job (also from analytics). */
     delete: (callId: string) => this.request("deleteCall", { path: { callId } }).then((r) => r.data),
     metrics: (callId: string, query?: Omit<Query<"listCallMetrics">, "after">) =>

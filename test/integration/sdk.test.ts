@@ -18,6 +18,9 @@ describe("SDK on the local stack", () => {
     const ids: string[] = [];
     for await (const call of client.calls.iterate({ limit: 2 })) ids.push(call.id);
     expect(ids).toHaveLength(5);
+    // Your own id of a call finds it; an id never given finds nothing.
+    expect((await client.calls.byExternalId("sdk-3"))?.externalId).toBe("sdk-3");
+    expect(await client.calls.byExternalId("sdk-never")).toBeUndefined();
     await client.metrics.create(builtInMetric("sdk-turns", { kind: "TURN_COUNT" }, "COUNT") as never);
     await client.metrics.create(llmMetric("sdk-refund", "BOOLEAN", 'Did the customer ask for a "refund"?') as never);
     expect((await client.metrics.get("sdk-refund")).outputType).toBe("BOOLEAN");
