@@ -55,6 +55,11 @@ export interface ServiceFunctionProps {
   projectRoot: string;
   /** A log group shared with functions of its kind (the API's), instead of one of its own. */
   logGroup?: ILogGroup;
+  /**
+   * A role shared with functions of identical access (the API's routes), instead of one of
+   * its own: the same grants, one role and policy instead of two resources per function.
+   */
+  role?: Role;
 }
 
 const iamActions = (actions: readonly string[]) => actions.map((action) => `dynamodb:${action}`);
@@ -104,6 +109,7 @@ const copyNextToBundle = (folder: string) => ({
 
 export class ServiceFunction extends Construct {
   readonly fn: NodejsFunction;
+  private readonly sharedRole: Role | undefined;
 
   constructor(scope: Construct, id: string, props: ServiceFunctionProps) {
     super(scope, id);
@@ -114,9 +120,11 @@ export class ServiceFunction extends Construct {
         removalPolicy: props.logRemovalPolicy,
         encryptionKey: props.logEncryptionKey,
       });
-    // Own role instead of AWSLambdaBasicExecutionRole: logs may go to this function's group only.
-    // (The group's ARN attribute already ends in `:*`, which covers its log streams.)
-    const role = new Role(this, "Role", { assumedBy: new ServicePrincipal("lambda.amazonaws.com") });
+    // A role of its own (or of its access) instead of AWSLambdaBasicExecutionRole: logs may go
+    // to this function's group only. (The group's ARN attribute already ends in `:*`, which
+    // covers its log streams; a shared role's repeated grants collapse into one statement.)
+    this.sharedRole = props.role;
+    const role = props.role ?? new Role(this, "Role", { assumedBy: new ServicePrincipal("lambda.amazonaws.com") });
     logGroup.grantWrite(role);
     this.acknowledge(
       "AwsSolutions-IAM5[Resource::*]",
@@ -160,6 +168,7 @@ export class ServiceFunction extends Construct {
   /** Accepts a reviewed cdk-nag finding on this function and what it owns (role, event sources). */
   acknowledge(id: string, reason: string): this {
     Validations.of(this).acknowledge({ id, reason });
+    if (this.sharedRole) Validations.of(this.sharedRole).acknowledge({ id, reason });
     return this;
   }
 

@@ -41,6 +41,7 @@ import {
   Table,
   TableEncryption,
 } from "aws-cdk-lib/aws-dynamodb";
+import { Role, ServicePrincipal } from "aws-cdk-lib/aws-iam";
 import { type IKey, Key } from "aws-cdk-lib/aws-kms";
 import { type CfnFunction, FilterCriteria, MetricType, StartingPosition } from "aws-cdk-lib/aws-lambda";
 import { SqsDestination } from "aws-cdk-lib/aws-lambda-destinations";
@@ -57,6 +58,7 @@ import { DEFAULT_JUDGE_MODEL, envFor, queueUrlEnvVar } from "../../shared/config
 import { ALARMED_COUNTS, LLM_SPEND_METRIC, SERVICE_NAME } from "../../shared/observability.ts";
 import { type QueueName, queueDeclarations, tableDeclaration } from "../../shared/table.ts";
 import {
+  type Access,
   DEFAULT_LLM_MAX_CONCURRENCY,
   wiring as defaultWiring,
   type FunctionEntry,
@@ -104,10 +106,20 @@ const FAILURE_RETENTION = Duration.days(14);
 /** Visibility must outlast every retry of a batch by the consumer (AWS's guidance: 6×). */
 const VISIBILITY_TO_TIMEOUT_RATIO = 6;
 
-type MakeFunction = (entry: FunctionEntry, options?: { logGroup?: ILogGroup }) => ServiceFunction;
+type MakeFunction = (entry: FunctionEntry, options?: { logGroup?: ILogGroup; role?: Role }) => ServiceFunction;
 interface QueueSet {
   queues: Record<QueueName, Queue>;
   deadLetterQueues: Record<QueueName, Queue>;
+}
+
+/** A readable id of what an access grants, the same for equal grants: e.g. `readWrite-rate-dispatch`. */
+export function accessProfileId(access: Access): string {
+  return [
+    access.table ?? "noTable",
+    ...(access.apiRateLimit ? ["rate"] : []),
+    ...[...(access.sendTo ?? [])].sort(),
+    ...[...(access.secrets ?? [])].sort(),
+  ].join("-");
 }
 
 /** A queue as all of the service's are: TLS only, under the customer's key or SQS-managed keys. */
@@ -350,8 +362,21 @@ export class ServiceStack extends Stack {
       removalPolicy: retain,
       encryptionKey: customerKey,
     });
+    // Routes of identical access share a role: a role and a policy per route would cost
+    // another hundred of those 500 resources, for the same grants.
+    const roles = new Map<string, Role>();
+    const roleFor = (access: Access) => {
+      const id = accessProfileId(access);
+      const role =
+        roles.get(id) ?? new Role(this, `ApiRole-${id}`, { assumedBy: new ServicePrincipal("lambda.amazonaws.com") });
+      roles.set(id, role);
+      return role;
+    };
     for (const route of wiring.routes) {
-      const fn = make(route, { logGroup: routeLogs }).acknowledge("Serverless-LambdaDLQ", NO_FUNCTION_DLQ.api);
+      const fn = make(route, { logGroup: routeLogs, role: roleFor(route.access) }).acknowledge(
+        "Serverless-LambdaDLQ",
+        NO_FUNCTION_DLQ.api,
+      );
       const [deployed] = api.addRoutes({
         path: route.path,
         methods: [HttpMethod[route.method]],
