@@ -39,6 +39,9 @@ export const options = {
   "webhook-port": { type: "string" },
   "timeout-seconds": { type: "string" },
   "expires-in": { type: "string" },
+  provider: { type: "string" },
+  name: { type: "string" },
+  "grace-seconds": { type: "string" },
 } as const;
 
 export type Values = ReturnType<typeof parseArgs<{ options: typeof options; allowPositionals: true }>>["values"];

@@ -9,6 +9,7 @@
 import { readFile } from "node:fs/promises";
 import { parseArgs } from "node:util";
 import { ApiConnectionError, ApiError, Client } from "../sdk/src/index.ts";
+import { type IntegrationProvider, integrationProviders } from "../shared/schemas/integration.ts";
 import { isRole, roles } from "../shared/schemas/role.ts";
 import { EXIT, type Io, need, options, positiveInt, printed, printTable, UsageError, type Values } from "./args.ts";
 import { importCalls } from "./calls.ts";
@@ -40,6 +41,11 @@ Usage: mcj <command> [options]
   smoke [--webhook-url URL [--webhook-port 8787]] [--timeout-seconds 300]
       after a deploy: one call, a job with a built-in and an LLM metric, its values, and the
       signed webhook when URL forwards to this machine's port; reruns reuse the call and metrics
+  integrations create --provider vapi|retell|elevenlabs --name NAME   the secret from env MCJ_INTEGRATION_SECRET
+      (kept out of shell history); prints the webhook path to give the platform
+  integrations list | integrations show <id> | integrations delete <id>
+  integrations rotate <id> [--grace-seconds 3600]   a new secret from MCJ_INTEGRATION_SECRET; the old one
+      still verifies for the grace period
   keys create --key-name NAME [--role admin|member|read-only]   with an admin key; prints the secret once
   keys list
   audit list [--limit 20]                      who changed definitions, policies, backfills and keys, newest first
@@ -51,6 +57,13 @@ Usage: mcj <command> [options]
 Options: --base-url URL (or --api-url, the stack's ApiUrl output; env MCJ_BASE_URL), --api-key KEY (env MCJ_API_KEY), -h/--help
 
 Exit codes: 0 ok, 1 job FAILED/CANCELED/EXPIRED or import lines rejected, 2 usage error, 3 API/network error`;
+
+/** A platform's secret comes from the environment, never from the command line (shell history, `ps`). */
+function integrationSecret(io: Io): string {
+  const secret = io.env.MCJ_INTEGRATION_SECRET;
+  if (!secret) throw new UsageError("Set MCJ_INTEGRATION_SECRET to the secret the platform signs its webhooks with");
+  return secret;
+}
 
 interface CommandContext {
   client: Client;
@@ -145,6 +158,40 @@ const commands: Record<string, (context: CommandContext) => Promise<number>> = {
     const job = await client.jobs.retry(need(rest[0], "<jobId>"));
     return values.watch ? watch(client, job, io) : printed(io, job);
   },
+  "integrations create": async ({ client, values, io }) => {
+    const provider = need(values.provider, "--provider");
+    if (!integrationProviders.includes(provider as IntegrationProvider)) {
+      throw new UsageError(`--provider must be one of ${integrationProviders.join(", ")}`);
+    }
+    const created = await client.integrations.create({
+      provider: provider as IntegrationProvider,
+      name: need(values.name, "--name"),
+      secret: integrationSecret(io),
+    });
+    io.stderr.write(`Point the platform's webhook at <your API URL>${created.webhookUrl}\n`);
+    return printed(io, created);
+  },
+  "integrations list": async ({ client, io }) => {
+    const rows: string[][] = [];
+    for await (const integration of client.integrations.iterate({ limit: 100 })) {
+      rows.push([integration.id, integration.provider, integration.name, integration.webhookUrl]);
+    }
+    return printTable(io, ["id", "provider", "name", "webhookUrl"], rows);
+  },
+  "integrations show": async ({ client, rest, io }) =>
+    printed(io, await client.integrations.get(need(rest[0], "<id>"))),
+  "integrations rotate": async ({ client, values, rest, io }) =>
+    printed(
+      io,
+      await client.integrations.update(need(rest[0], "<id>"), {
+        secret: integrationSecret(io),
+        ...(values["grace-seconds"] === undefined
+          ? {}
+          : { secretGraceSeconds: positiveInt(values["grace-seconds"], "grace-seconds", 3600) }),
+      }),
+    ),
+  "integrations delete": async ({ client, rest, io }) =>
+    printed(io, await client.integrations.delete(need(rest[0], "<id>"))),
   "keys create": async ({ client, values, io }) => {
     const role = values.role ?? "member";
     if (!isRole(role)) throw new UsageError(`--role must be one of ${roles.join(", ")}`);

@@ -29,6 +29,7 @@
  * | Policy            | ORG#<org>#POLICY#<policy>        | POLICY                  | ORG#<org>#POLICIES     | <createdAt>#<policy>    |
  * | PolicyBatch       | ORG#<org>#POLICY#<policy>        | BATCH#<windowStart>[#<nnn>] | POLICYBATCHES#OPEN (until flushed) | <dueAt>#<org>#<policy> |
  * | PolicyCallMatch   | ORG#<org>#POLICY#<policy>        | MATCH#<call>            |                        |                         |
+ * | Integration       | INTEGRATION#<integration>        | INTEGRATION             | ORG#<org>#INTEGRATIONS | <createdAt>#<integration> |
  * | Backfill          | ORG#<org>#BACKFILL#<backfill>    | BACKFILL                | ORG#<org>#BACKFILLS    | <createdAt>#<backfill>  |
  * | BackfillDue       | ORG#<org>#BACKFILL#<backfill>    | DUE                     | BACKFILLS#DUE          | <nextRunAt>#<org>#<backfill> |
  * | AnalyticsMetric   | ORG#<org>#ANALYTICS#METRICS      | <slug>                  |                        |                         |
@@ -56,6 +57,9 @@ const pad = (n: number, width: number): string => String(n).padStart(width, "0")
 export const keys = {
   apiKey: (hash: string) => ({ pk: `APIKEY#${hash}`, sk: "APIKEY" }),
   apiKeyList: (orgId: string) => `ORG#${orgId}#APIKEYS`,
+  /** Found by its id alone (a platform's webhook names no organization); the item names its organization. */
+  integration: (integrationId: string) => ({ pk: `INTEGRATION#${integrationId}`, sk: "INTEGRATION" }),
+  integrationList: (orgId: string) => `ORG#${orgId}#INTEGRATIONS`,
   organization: (orgId: string) => ({ pk: `ORG#${orgId}`, sk: "ORG" }),
   webhookSecret: (orgId: string) => ({ pk: `ORG#${orgId}`, sk: "WEBHOOKSECRET" }),
   /** The organization's API token bucket: when it would be full again (GCRA's theoretical arrival time). */

@@ -311,6 +311,19 @@ export class Client {
   };
 
   /** The organization's API keys (admin keys only). */
+  /** Voice platforms that post their calls here (admin keys); secrets are sent, never answered. */
+  readonly integrations = {
+    create: (body: Body<"createIntegration">) => this.request("createIntegration", { body }).then((r) => r.data),
+    list: (query?: Query<"listIntegrations">) => this.request("listIntegrations", { query }),
+    iterate: (query?: Omit<Query<"listIntegrations">, "after">) => this.paginate("listIntegrations", { query }),
+    get: (integrationId: string) => this.request("getIntegration", { path: { integrationId } }).then((r) => r.data),
+    /** A new `secret` keeps the old one valid for `secretGraceSeconds`. */
+    update: (integrationId: string, body: Body<"updateIntegration">) =>
+      this.request("updateIntegration", { path: { integrationId }, body }).then((r) => r.data),
+    delete: (integrationId: string) =>
+      this.request("deleteIntegration", { path: { integrationId } }).then((r) => r.data),
+  };
+
   readonly apiKeys = {
     /** The answer's `apiKey` is the secret, shown only here. */
     create: (body: Body<"createApiKey">) => this.request("createApiKey", { body }).then((r) => r.data),

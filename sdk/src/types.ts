@@ -1301,6 +1301,197 @@ export interface Operations {
       };
     };
   };
+  /** POST /v1/integrations: Connect a voice platform (Vapi, Retell, ElevenLabs)
+   * Point the platform's end-of-call webhook at `webhookUrl` (under this API's base URL), signed with `secret`. The secret is never returned. */
+  createIntegration: {
+    path: never;
+    query: never;
+    body: {
+      provider: "vapi" | "retell" | "elevenlabs";
+      name: string;
+      secret: string;
+      vapiAuth?: {
+        /** @default "bearer" */
+        type?: "bearer" | "hmac";
+        signatureHeader?: string;
+        timestampHeader?: string;
+      };
+      agentMapping?: Record<string, string>;
+      properties?: Record<string, string>;
+    };
+    response: {
+      data: {
+        id: string;
+        provider: "vapi" | "retell" | "elevenlabs";
+        name: string;
+        webhookUrl: string;
+        vapiAuth?: {
+          /** @default "bearer" */
+          type?: "bearer" | "hmac";
+          signatureHeader?: string;
+          timestampHeader?: string;
+        };
+        agentMapping?: Record<string, string>;
+        properties?: Record<string, string>;
+        secretRotatedAt?: string;
+        receivedCount?: number;
+        lastReceivedAt?: string;
+        failedCount?: number;
+        lastFailedAt?: string;
+        lastError?: string;
+        previousSecretValidUntil?: string;
+        createdAt: string;
+        updatedAt: string;
+      };
+    };
+  };
+  /** GET /v1/integrations: List integrations, newest first */
+  listIntegrations: {
+    path: never;
+    query: {
+      /** @default 20 */
+      limit?: number;
+      after?: string;
+    };
+    body: never;
+    response: {
+      data: {
+        id: string;
+        provider: "vapi" | "retell" | "elevenlabs";
+        name: string;
+        webhookUrl: string;
+        vapiAuth?: {
+          /** @default "bearer" */
+          type?: "bearer" | "hmac";
+          signatureHeader?: string;
+          timestampHeader?: string;
+        };
+        agentMapping?: Record<string, string>;
+        properties?: Record<string, string>;
+        secretRotatedAt?: string;
+        receivedCount?: number;
+        lastReceivedAt?: string;
+        failedCount?: number;
+        lastFailedAt?: string;
+        lastError?: string;
+        previousSecretValidUntil?: string;
+        createdAt: string;
+        updatedAt: string;
+      }[];
+      pagination: Pagination;
+    };
+  };
+  /** GET /v1/integrations/{integrationId}: One integration */
+  getIntegration: {
+    path: {
+      integrationId: string;
+    };
+    query: never;
+    body: never;
+    response: {
+      data: {
+        id: string;
+        provider: "vapi" | "retell" | "elevenlabs";
+        name: string;
+        webhookUrl: string;
+        vapiAuth?: {
+          /** @default "bearer" */
+          type?: "bearer" | "hmac";
+          signatureHeader?: string;
+          timestampHeader?: string;
+        };
+        agentMapping?: Record<string, string>;
+        properties?: Record<string, string>;
+        secretRotatedAt?: string;
+        receivedCount?: number;
+        lastReceivedAt?: string;
+        failedCount?: number;
+        lastFailedAt?: string;
+        lastError?: string;
+        previousSecretValidUntil?: string;
+        createdAt: string;
+        updatedAt: string;
+      };
+    };
+  };
+  /** PUT /v1/integrations/{integrationId}: Change an integration, or rotate its secret
+   * A new `secret` replaces the old one, which still verifies deliveries for `secretGraceSeconds` (default an hour), so the platform can be switched over without losing a call. */
+  updateIntegration: {
+    path: {
+      integrationId: string;
+    };
+    query: never;
+    body: {
+      name?: string;
+      secret?: string;
+      secretGraceSeconds?: number;
+      vapiAuth?: {
+        /** @default "bearer" */
+        type?: "bearer" | "hmac";
+        signatureHeader?: string;
+        timestampHeader?: string;
+      };
+      agentMapping?: Record<string, string>;
+      properties?: Record<string, string>;
+    };
+    response: {
+      data: {
+        id: string;
+        provider: "vapi" | "retell" | "elevenlabs";
+        name: string;
+        webhookUrl: string;
+        vapiAuth?: {
+          /** @default "bearer" */
+          type?: "bearer" | "hmac";
+          signatureHeader?: string;
+          timestampHeader?: string;
+        };
+        agentMapping?: Record<string, string>;
+        properties?: Record<string, string>;
+        secretRotatedAt?: string;
+        receivedCount?: number;
+        lastReceivedAt?: string;
+        failedCount?: number;
+        lastFailedAt?: string;
+        lastError?: string;
+        previousSecretValidUntil?: string;
+        createdAt: string;
+        updatedAt: string;
+      };
+    };
+  };
+  /** DELETE /v1/integrations/{integrationId}: Delete an integration
+   * Its webhook URL answers 404 from then on; the calls it brought stay. */
+  deleteIntegration: {
+    path: {
+      integrationId: string;
+    };
+    query: never;
+    body: never;
+    response: {
+      data: {
+        id: string;
+        deleted: true;
+      };
+    };
+  };
+  /** POST /v1/integrations/{provider}/{integrationId}/events: Where a voice platform posts its end-of-call webhooks (signed, no API key)
+   * Verified on the raw body with the integration's secret (401 for a missing, wrong or stale signature; nothing stored), mapped to a call and stored once per external id: a redelivery changes nothing, Retell's call_analyzed adds its analysis to the call call_ended stored. Events without a finished call answer 200 and are ignored. 404 for an unknown integration or another provider's path. */
+  receiveIntegrationEvent: {
+    path: {
+      provider: string;
+      integrationId: string;
+    };
+    query: never;
+    body: Record<string, unknown>;
+    response: {
+      data: {
+        outcome: "created" | "duplicate" | "updated" | "ignored";
+        callId?: string;
+        reason?: string;
+      };
+    };
+  };
   /** POST /v1/api-keys: Create an API key
    * The secret (`apiKey`) is in this answer only: store it now; only its hash is kept. */
   createApiKey: {
@@ -1391,6 +1582,9 @@ export interface Operations {
           | "backfill.created"
           | "backfill.updated"
           | "backfill.deleted"
+          | "integration.created"
+          | "integration.updated"
+          | "integration.deleted"
           | "api_key.created"
           | "api_key.revoked"
           | "webhook_secret.rotated"
@@ -1654,6 +1848,12 @@ export const routes = {
   customMetricsSession: { method: "GET", path: "/v1/custom-metrics/sessions/{callId}", status: 200 },
   recordCustomMetricValues: { method: "POST", path: "/v1/custom-metrics/values", status: 200 },
   getMe: { method: "GET", path: "/v1/me", status: 200 },
+  createIntegration: { method: "POST", path: "/v1/integrations", status: 201, idempotencyKey: true },
+  listIntegrations: { method: "GET", path: "/v1/integrations", status: 200 },
+  getIntegration: { method: "GET", path: "/v1/integrations/{integrationId}", status: 200 },
+  updateIntegration: { method: "PUT", path: "/v1/integrations/{integrationId}", status: 200 },
+  deleteIntegration: { method: "DELETE", path: "/v1/integrations/{integrationId}", status: 200 },
+  receiveIntegrationEvent: { method: "POST", path: "/v1/integrations/{provider}/{integrationId}/events", status: 200 },
   createApiKey: { method: "POST", path: "/v1/api-keys", status: 201, idempotencyKey: true },
   listApiKeys: { method: "GET", path: "/v1/api-keys", status: 200 },
   revokeApiKey: { method: "DELETE", path: "/v1/api-keys/{keyId}", status: 200 },

@@ -50,7 +50,7 @@ export interface ApiRouteOptions<B extends z.ZodType, Q extends z.ZodType, P ext
 
 type Infer<T> = T extends z.ZodType ? z.infer<T> : undefined;
 
-function json(statusCode: number, payload: unknown, headers: Record<string, string> = {}) {
+export function json(statusCode: number, payload: unknown, headers: Record<string, string> = {}) {
   return {
     statusCode,
     headers: { "content-type": "application/json", ...headers },
@@ -73,12 +73,18 @@ function authorizerPrincipal(event: APIGatewayProxyEventV2): Principal | undefin
   return { orgId, role, keyId };
 }
 
-function readJsonBody(event: APIGatewayProxyEventV2): unknown {
+/** The body as the client sent it (API Gateway's base64 decoded): 400 without one, 413 beyond the limit. */
+export function rawBodyOf(event: APIGatewayProxyEventV2): string {
   if (!event.body) throw badRequest("Request body is required");
   const raw = event.isBase64Encoded ? Buffer.from(event.body, "base64").toString("utf8") : event.body;
   if (Buffer.byteLength(raw) > MAX_BODY_BYTES) {
     throw payloadTooLarge(`Request body exceeds ${MAX_BODY_BYTES} bytes; split the request`);
   }
+  return raw;
+}
+
+function readJsonBody(event: APIGatewayProxyEventV2): unknown {
+  const raw = rawBodyOf(event);
   try {
     return JSON.parse(raw);
   } catch {
@@ -167,20 +173,25 @@ export function apiRoute<
       logger.setCorrelationId(request.event.requestContext?.requestId);
     })
     .onError((request) => {
-      const error = request.error instanceof DomainError ? apiErrorOf(request.error) : request.error;
-      if (error instanceof ApiError) {
-        request.response = json(
-          error.status,
-          { error: { code: error.code, message: error.message, details: error.details } },
-          error.headers,
-        );
-      } else if (error instanceof ZodError) {
-        request.response = json(400, {
-          error: { code: "validation_error", message: "Invalid input", details: fieldErrors(error.issues, "input") },
-        });
-      } else {
-        logger.error("Unhandled error", { error: error as Error, routeKey: request.event.routeKey });
-        request.response = json(500, { error: { code: "internal_error", message: "Internal server error" } });
-      }
+      request.response = errorResponseOf(request.error, request.event.routeKey);
     });
+}
+
+/** The answer to a failed request: the error's status and shape, or a logged 500 for a fault of ours. */
+export function errorResponseOf(thrown: unknown, routeKey: string | undefined): APIGatewayProxyStructuredResultV2 {
+  const error = thrown instanceof DomainError ? apiErrorOf(thrown) : thrown;
+  if (error instanceof ApiError) {
+    return json(
+      error.status,
+      { error: { code: error.code, message: error.message, details: error.details } },
+      error.headers,
+    );
+  }
+  if (error instanceof ZodError) {
+    return json(400, {
+      error: { code: "validation_error", message: "Invalid input", details: fieldErrors(error.issues, "input") },
+    });
+  }
+  logger.error("Unhandled error", { error: error as Error, routeKey });
+  return json(500, { error: { code: "internal_error", message: "Internal server error" } });
 }

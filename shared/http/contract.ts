@@ -18,6 +18,7 @@ import { createApiKeySchema } from "../schemas/api-key.ts";
 import type { AuditAction } from "../schemas/audit.ts";
 import { createBackfillSchema, updateBackfillSchema } from "../schemas/backfill.ts";
 import { createCallBodySchema, createCallSchema, inlineMessageSchema } from "../schemas/call.ts";
+import { createIntegrationSchema, integrationSchema, updateIntegrationSchema } from "../schemas/integration.ts";
 import { createJobSchema, jobStatuses, MAX_METRICS_PER_JOB } from "../schemas/job.ts";
 import { createMetricBodySchema, updateMetricSchema } from "../schemas/metric.ts";
 import { organizationSettingsSchema } from "../schemas/organization.ts";
@@ -640,6 +641,88 @@ export const contract = {
   },
 
   // ---- API keys
+  // ---- integrations (voice platforms posting their calls)
+  "POST /v1/integrations": {
+    audit: "integration.created",
+    roles: admins,
+    handler: "create-integration",
+    access: { table: "readWrite" },
+    idempotent: true,
+    summary: "Connect a voice platform (Vapi, Retell, ElevenLabs)",
+    description:
+      "Point the platform's end-of-call webhook at `webhookUrl` (under this API's base URL), signed with `secret`. The secret is never returned.",
+    tag: "integrations",
+    operationId: "createIntegration",
+    body: createIntegrationSchema,
+    response: dataOf(integrationSchema),
+    successStatus: 201,
+  },
+  "GET /v1/integrations": {
+    roles: admins,
+    handler: "list-integrations",
+    summary: "List integrations, newest first",
+    tag: "integrations",
+    operationId: "listIntegrations",
+    query: pageQuerySchema(100, 20),
+    response: pageOf(integrationSchema),
+  },
+  "GET /v1/integrations/{integrationId}": {
+    roles: admins,
+    handler: "get-integration",
+    summary: "One integration",
+    tag: "integrations",
+    operationId: "getIntegration",
+    path: idParam("integrationId"),
+    response: dataOf(integrationSchema),
+  },
+  "PUT /v1/integrations/{integrationId}": {
+    audit: "integration.updated",
+    roles: admins,
+    handler: "update-integration",
+    access: { table: "readWrite" },
+    summary: "Change an integration, or rotate its secret",
+    description:
+      "A new `secret` replaces the old one, which still verifies deliveries for `secretGraceSeconds` (default an hour), so the platform can be switched over without losing a call.",
+    tag: "integrations",
+    operationId: "updateIntegration",
+    path: idParam("integrationId"),
+    body: updateIntegrationSchema,
+    response: dataOf(integrationSchema),
+  },
+  "DELETE /v1/integrations/{integrationId}": {
+    audit: "integration.deleted",
+    roles: admins,
+    handler: "delete-integration",
+    access: { table: "readWrite" },
+    summary: "Delete an integration",
+    description: "Its webhook URL answers 404 from then on; the calls it brought stay.",
+    tag: "integrations",
+    operationId: "deleteIntegration",
+    path: idParam("integrationId"),
+    response: dataOf(deletedSchema),
+  },
+
+  "POST /v1/integrations/{provider}/{integrationId}/events": {
+    roles: anyRole,
+    public: true,
+    handler: "receive-integration-event",
+    access: { table: "readWrite", apiRateLimit: true },
+    summary: "Where a voice platform posts its end-of-call webhooks (signed, no API key)",
+    description:
+      "Verified on the raw body with the integration's secret (401 for a missing, wrong or stale signature; nothing stored), mapped to a call and stored once per external id: a redelivery changes nothing, Retell's call_analyzed adds its analysis to the call call_ended stored. Events without a finished call answer 200 and are ignored. 404 for an unknown integration or another provider's path.",
+    tag: "integrations",
+    operationId: "receiveIntegrationEvent",
+    path: z.object({ provider: z.string().min(1), integrationId: z.string().min(1) }),
+    body: z.record(z.string(), z.unknown()).describe("The platform's own webhook payload, as it signed it"),
+    response: dataOf(
+      z.object({
+        outcome: z.enum(["created", "duplicate", "updated", "ignored"]),
+        callId: z.string().optional(),
+        reason: z.string().optional(),
+      }),
+    ),
+  },
+
   "POST /v1/api-keys": {
     audit: "api_key.created",
     roles: admins,

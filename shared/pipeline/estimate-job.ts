@@ -10,7 +10,6 @@
  */
 import { assertModelsAllowed, modelOf } from "../allowed-models.ts";
 import { unique } from "../concurrency.ts";
-import { invalid } from "../errors.ts";
 import { keys } from "../keys.ts";
 import { CHARS_PER_TOKEN, estimateUncachedInputTokens, judgeRequestFor } from "../llm/judge.ts";
 import { BATCH_PRICE_FACTOR, priceOf } from "../llm/pricing.ts";

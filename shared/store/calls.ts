@@ -18,7 +18,14 @@ import { failedConditions, type TableTransactItem, table } from "./table.ts";
 
 const CHUNK_BYTES = 300 * 1024;
 /** A transaction carries at most 4 MB; leave room for the call item itself. */
-const MAX_COMPRESSED_TRANSCRIPT_BYTES = 3_500_000;
+export const MAX_COMPRESSED_TRANSCRIPT_BYTES = 3_500_000;
+
+/** What a call's transcript and tool invocations weigh as stored (gzip-compressed). */
+export const compressedTranscriptBytes = ({
+  transcript,
+  toolInvocations,
+}: Pick<CreateCallInput, "transcript" | "toolInvocations">) =>
+  gzipSync(JSON.stringify({ transcript, toolInvocations })).byteLength;
 
 type CallSummary = Omit<Call, "transcript" | "toolInvocations"> & { segmentCount: number };
 type Item = Record<string, unknown>;
@@ -261,4 +268,23 @@ export async function findMissingCalls(orgId: string, callIds: string[]): Promis
 
 export async function callExists(orgId: string, callId: string): Promise<boolean> {
   return (await table.get(keys.call(orgId, callId), { ProjectionExpression: "pk" })) !== undefined;
+}
+
+/**
+ * Changes a stored call's properties (a platform's later analysis of it) with `merge`.
+ * Policies matched the call when it was stored and are not matched again.
+ */
+export async function updateCallProperties(
+  orgId: string,
+  callId: string,
+  merge: (current: Record<string, string>) => Record<string, string>,
+): Promise<void> {
+  const item = await table.get(keys.call(orgId, callId));
+  if (!item) return;
+  await table.update({
+    Key: keys.call(orgId, callId),
+    UpdateExpression: "SET properties = :properties",
+    ConditionExpression: "attribute_exists(pk)",
+    ExpressionAttributeValues: { ":properties": merge((item.properties ?? {}) as Record<string, string>) },
+  });
 }

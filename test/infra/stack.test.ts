@@ -10,7 +10,7 @@ import { AwsSolutionsChecks, ServerlessChecks } from "cdk-nag";
 import { beforeAll, describe, expect, it } from "vitest";
 import { buildApp } from "../../infra/app.ts";
 import { invokeHandler } from "../../infra/local/invoke.ts";
-import { defaultSettings, ServiceStack } from "../../infra/stack/service-stack.ts";
+import { accessProfileId, defaultSettings, ServiceStack } from "../../infra/stack/service-stack.ts";
 import { configKeys, envVarOf } from "../../shared/config.ts";
 import { queueDeclarations } from "../../shared/table.ts";
 import { timeoutOf, type Wiring, wiring } from "../../shared/wiring.ts";
@@ -116,8 +116,24 @@ describe("the CDK app", () => {
         .map(([, fn]) => JSON.stringify(fn.Properties.LoggingConfig.LogGroup)),
     );
     expect(routeGroups.size).toBe(1);
-    // CloudFormation's limit per stack: every route costs six resources, so keep room for more.
-    expect(Object.keys(template.toJSON().Resources).length).toBeLessThan(480);
+    // CloudFormation's limit per stack: a route costs four resources (function, integration,
+    // route, permission) and routes share roles, so keep room for more.
+    expect(Object.keys(template.toJSON().Resources).length).toBeLessThan(440);
+  });
+
+  it("gives the routes of identical access one role, and routes of different access different roles", () => {
+    const roleOf = (id: string) => (functionOf(id).Properties.Role["Fn::GetAtt"] as string[])[0];
+    const rolesByProfile = new Map<string, Set<string | undefined>>();
+    for (const route of wiring.routes) {
+      const profile = accessProfileId(route.access);
+      rolesByProfile.set(profile, (rolesByProfile.get(profile) ?? new Set()).add(roleOf(route.id)));
+    }
+    for (const [profile, roles] of rolesByProfile) expect(roles.size, profile).toBe(1);
+    const distinct = new Set([...rolesByProfile.values()].flatMap((roles) => [...roles]));
+    expect(distinct.size).toBe(rolesByProfile.size);
+    expect(rolesByProfile.size).toBeLessThan(wiring.routes.length / 3);
+    // Workers keep roles of their own.
+    expect(roleOf("evaluator")).not.toBe(roleOf("dispatcher"));
   });
 
   it("builds the table from the shared declaration: on demand, PITR, stream, TTL, protected, a lean index", () => {
@@ -280,11 +296,12 @@ describe("the CDK app", () => {
     expect(authorizerRead?.Condition).toEqual({
       "ForAllValues:StringLike": { "dynamodb:LeadingKeys": ["APIKEY#*"] },
     });
-    // Every route a key calls may read and update its organization's API rate item, and no other item that way.
+    // Every route a key calls may read and update its organization's API rate item, and no other item that way;
+    // so may a public route that counts requests against an organization (a platform's signed webhooks).
     for (const route of wiring.routes) {
       const rateStatements = statementsOf(route.id).filter((s) => s.Condition !== undefined);
       expect(rateStatements, route.id).toEqual(
-        route.public || route.staticFiles
+        (route.public || route.staticFiles) && !route.access.apiRateLimit
           ? []
           : [
               expect.objectContaining({

@@ -68,6 +68,32 @@ describe("mcj CLI", () => {
     expect(byExternalId.stdout).not.toContain("cli-1");
   });
 
+  it("connects a platform with the secret from the environment, lists, rotates and deletes it (integrations)", async () => {
+    const secret = "key_cli_retell_secret";
+    expect((await mcj(["integrations", "create", "--provider", "retell", "--name", "CLI line"])).code).toBe(2);
+    expect(
+      (await mcj(["integrations", "create", "--provider", "twilio", "--name", "x"], { MCJ_INTEGRATION_SECRET: secret }))
+        .code,
+    ).toBe(2);
+    const created = await mcj(["integrations", "create", "--provider", "retell", "--name", "CLI line"], {
+      MCJ_INTEGRATION_SECRET: secret,
+    });
+    expect(created.code, created.stderr).toBe(0);
+    const integration = JSON.parse(created.stdout);
+    expect(integration).toMatchObject({ provider: "retell", name: "CLI line" });
+    expect(created.stderr).toContain(`/v1/integrations/retell/${integration.id}/events`);
+    expect(created.stdout + created.stderr).not.toContain(secret);
+    const listed = await mcj(["integrations", "list"]);
+    expect(listed.stdout).toContain(integration.id);
+    const rotated = await mcj(["integrations", "rotate", integration.id, "--grace-seconds", "120"], {
+      MCJ_INTEGRATION_SECRET: "key_cli_retell_next",
+    });
+    expect(rotated.code, rotated.stderr).toBe(0);
+    expect(JSON.parse(rotated.stdout).previousSecretValidUntil).toEqual(expect.any(String));
+    expect((await mcj(["integrations", "delete", integration.id])).code).toBe(0);
+    expect((await mcj(["integrations", "show", integration.id])).code).toBe(3);
+  });
+
   it("deletes a call (calls delete)", async () => {
     const created = await stack.api("POST", "/v1/call", sampleCall({ externalId: "cli-forget" }));
     const run = await mcj(["calls", "delete", created.body.data.id]);

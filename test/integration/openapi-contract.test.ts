@@ -3,7 +3,9 @@
  * committed openapi.json is current; and real responses of the handlers validate against
  * the response schemas they document.
  */
+
 import { readdirSync, readFileSync } from "node:fs";
+import { sign } from "retell-sdk";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { contract, contractFor, type RouteContract } from "../../shared/http/contract.ts";
 import { buildOpenApi } from "../../shared/http/openapi.ts";
@@ -216,6 +218,35 @@ describe("real responses match the documented schemas", () => {
     await call("GET /v1/webhook-secret");
     await call("POST /v1/webhook-secret");
 
+    const integration = await call("POST /v1/integrations", {
+      body: { provider: "retell", name: "contract", secret: "key_contract_secret" },
+    });
+    const integrationId = integration.data.id;
+    await call("GET /v1/integrations", { query: { limit: "5" } });
+    await call("GET /v1/integrations/{integrationId}", { path: { integrationId } });
+    await call("PUT /v1/integrations/{integrationId}", {
+      path: { integrationId },
+      body: { secret: "key_contract_next" },
+    });
+    await call("DELETE /v1/integrations/{integrationId}", { path: { integrationId } });
+    await call("GET /v1/integrations/{integrationId}", { path: { integrationId }, expectStatus: 404 });
+    // The platforms' route takes no API key but the platform's signature on the raw body.
+    const retell = await call("POST /v1/integrations", {
+      body: { provider: "retell", name: "contract events", secret: "key_contract_events" },
+    });
+    const eventBody = JSON.stringify({ event: "call_started", call: { call_id: "contract-call" } });
+    const delivered = await fetch(`${stack.baseUrl}${retell.data.webhookUrl}`, {
+      method: "POST",
+      headers: {
+        "content-type": "application/json",
+        "x-retell-signature": await sign(eventBody, "key_contract_events"),
+      },
+      body: eventBody,
+    });
+    expect(delivered.status).toBe(200);
+    const eventsRoute = "POST /v1/integrations/{provider}/{integrationId}/events";
+    expect(contractFor(eventsRoute)?.response.safeParse(await delivered.json()).success).toBe(true);
+    exercised.add(eventsRoute);
     const key = await call("POST /v1/api-keys", { body: { name: "contract", role: "member" } });
     await call("GET /v1/api-keys");
     await call("DELETE /v1/api-keys/{keyId}", { path: { keyId: key.data.id } });
