@@ -3,6 +3,7 @@
  * dead-letter queue unaccounted (or a job to stay PROCESSING) is provoked here, and every
  * job must still end with `completedItems + failedItems = totalItems`, nothing counted twice.
  */
+import { AsyncLocalStorage } from "node:async_hooks";
 import { TransactionCanceledException } from "@aws-sdk/client-dynamodb";
 import { SetQueueAttributesCommand } from "@aws-sdk/client-sqs";
 import type { Context, SQSBatchResponse, SQSEvent } from "aws-lambda";
@@ -243,11 +244,15 @@ describe("every job finishes, whatever fails", () => {
   });
 
   it("loses only the item in flight when an invocation dies mid-batch", async () => {
+    const dyingInvocation = new AsyncLocalStorage<{ dead: boolean }>();
     const judgedItems: string[] = [];
     /** Items of the batch that dies, and how many of them were judged before it did. */
     const dyingBatch = new Set<string>();
     let judgedInDyingBatch = 0;
     evaluate = async (definition, call) => {
+      // A Lambda that timed out is frozen: its invocation judges nothing more (the local
+      // runtime would let its promises run on and judge items the redelivered batch judges too).
+      if (dyingInvocation.getStore()?.dead) return new Promise(() => {});
       const item = `${call.id}|${definition.id}`;
       if (dyingBatch.has(item) && ++judgedInDyingBatch === 3) {
         dyingBatch.clear();
@@ -265,8 +270,14 @@ describe("every job finishes, whatever fails", () => {
         dyingBatch.add(`${callId}|${metricId}`);
       }
       // Over after a second (a Lambda timeout), before the queue's 2 s visibility returns the batch.
-      const timeout = new Promise<never>((_, reject) => setTimeout(() => reject(new Error("Task timed out")), 1000));
-      return Promise.race([realEvaluator(event, context), timeout]);
+      const invocation = { dead: false };
+      const timeout = new Promise<never>((_, reject) =>
+        setTimeout(() => {
+          invocation.dead = true;
+          reject(new Error("Task timed out"));
+        }, 1000),
+      );
+      return Promise.race([dyingInvocation.run(invocation, () => realEvaluator(event, context)), timeout]);
     };
     const { jobId } = await newJob(4, standardMetrics);
     const job = await waitForJobEnd(stack.api, jobId);
