@@ -9,6 +9,7 @@
 import { readFile } from "node:fs/promises";
 import { parseArgs } from "node:util";
 import { ApiConnectionError, ApiError, Client } from "../sdk/src/index.ts";
+import { platformSignatureHeaders } from "../shared/integrations/signatures.ts";
 import { type IntegrationProvider, integrationProviders } from "../shared/schemas/integration.ts";
 import { isRole, roles } from "../shared/schemas/role.ts";
 import { EXIT, type Io, need, options, positiveInt, printed, printTable, UsageError, type Values } from "./args.ts";
@@ -44,6 +45,8 @@ Usage: mcj <command> [options]
   integrations create --provider vapi|retell|elevenlabs --name NAME   the secret from env MCJ_INTEGRATION_SECRET
       (kept out of shell history); prints the webhook path to give the platform
   integrations list | integrations show <id> | integrations delete <id>
+  integrations replay <id> --file payload.json   post a saved platform payload, signed with MCJ_INTEGRATION_SECRET
+      as the platform signs it, to the integration's webhook URL (a local try of an integration)
   integrations rotate <id> [--grace-seconds 3600]   a new secret from MCJ_INTEGRATION_SECRET; the old one
       still verifies for the grace period
   keys create --key-name NAME [--role admin|member|read-only]   with an admin key; prints the secret once
@@ -190,6 +193,25 @@ const commands: Record<string, (context: CommandContext) => Promise<number>> = {
           : { secretGraceSeconds: positiveInt(values["grace-seconds"], "grace-seconds", 3600) }),
       }),
     ),
+  "integrations replay": async ({ client, values, rest, io }) => {
+    // A saved payload, signed as the platform signs it, posted to the integration's webhook URL.
+    const integration = await client.integrations.get(need(rest[0], "<id>"));
+    const rawBody = await readFile(need(values.file, "--file"), "utf8");
+    const headers = platformSignatureHeaders(
+      integration.provider,
+      rawBody,
+      integrationSecret(io),
+      integration.vapiAuth,
+    );
+    const response = await fetch(`${client.baseURL}${integration.webhookUrl}`, {
+      method: "POST",
+      headers: { "content-type": "application/json", ...headers },
+      body: rawBody,
+    });
+    const answer = await response.text();
+    io.stdout.write(`${response.status} ${answer}\n`);
+    return response.ok ? EXIT.ok : EXIT.api;
+  },
   "integrations delete": async ({ client, rest, io }) =>
     printed(io, await client.integrations.delete(need(rest[0], "<id>"))),
   "keys create": async ({ client, values, io }) => {

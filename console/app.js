@@ -497,10 +497,47 @@ function lineChart(points, from, to) {
   return svg;
 }
 
+// ---- integrations (admin keys only): what each platform delivered, and why deliveries failed
+
+const when = (at) => (at ? new Date(at).toLocaleString() : "");
+
+async function refreshIntegrations(me) {
+  $("#integrations-section").hidden = me.role !== "admin";
+  if (me.role !== "admin") return;
+  const { data } = await api("/v1/integrations?limit=100");
+  const rows = data.map((integration) =>
+    h(
+      "tr",
+      { class: "integration", "data-integration-id": integration.id },
+      h("td", {}, integration.name),
+      h("td", {}, integration.provider),
+      h("td", {}, h("code", {}, integration.webhookUrl)),
+      h(
+        "td",
+        { "data-testid": "received" },
+        `${integration.receivedCount ?? 0}`,
+        h("br"),
+        when(integration.lastReceivedAt),
+      ),
+      h(
+        "td",
+        { "data-testid": "failed", class: integration.failedCount ? "bad" : undefined },
+        `${integration.failedCount ?? 0}`,
+        integration.lastError ? h("br") : "",
+        integration.lastError ? `${when(integration.lastFailedAt)}: ${integration.lastError}` : "",
+      ),
+    ),
+  );
+  $("#integrations tbody").replaceChildren(
+    ...(rows.length ? rows : [h("tr", {}, h("td", { colspan: 5, class: "muted" }, "No integrations yet"))]),
+  );
+}
+
 // ---- API keys (admin keys only)
 
 async function refreshKeys() {
   const me = (await api("/v1/me")).data;
+  refreshIntegrations(me).catch((error) => say(`Could not load integrations: ${error.message}`));
   $("#keys-section").hidden = me.role !== "admin";
   if (me.role !== "admin") return;
   const { data } = await api("/v1/api-keys?limit=100");
@@ -576,6 +613,7 @@ function disconnect(clearMessage = true) {
   sessionStorage.removeItem(KEY_STORAGE);
   $("#main").hidden = true;
   $("#keys-section").hidden = true;
+  $("#integrations-section").hidden = true;
   $("#new-key-secret").replaceChildren();
   $("#disconnect").hidden = true;
   $("#api-key").placeholder = "mcj_…";

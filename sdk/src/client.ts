@@ -225,6 +225,9 @@ export class Client {
     list: (query?: Query<"listCalls">) => this.request("listCalls", { query }),
     iterate: (query?: Omit<Query<"listCalls">, "after">) => this.paginate("listCalls", { query }),
     get: (callId: string) => this.request("getCall", { path: { callId } }).then((r) => r.data),
+    /** Roark's import routes: a call from Vapi's end-of-call report or Retell's call_ended payload. */
+    importVapi: (body: Body<"importVapiCall">) => this.request("importVapiCall", { body }).then((r) => r.data),
+    importRetell: (body: Body<"importRetellCall">) => this.request("importRetellCall", { body }).then((r) => r.data),
     /** The call stored with your own id (`externalId`), or undefined. */
     byExternalId: (externalId: string) => this.request("listCalls", { query: { externalId } }).then((r) => r.data[0]),
     /** Deletes the call, its transcript and its values in every job (also from analytics). */

@@ -399,6 +399,34 @@ export interface Operations {
       pagination: Pagination;
     };
   };
+  /** POST /v1/vapi/call: Store a call from Vapi's end-of-call report (Roark's import route)
+   * The report as Vapi posted it, mapped as an integration maps it (docs/api.md, Integrations). 409 when its call is stored already (details name it), unless skipAlreadyImported: then the answer is that call. */
+  importVapiCall: {
+    path: never;
+    query: never;
+    body: {
+      vapiEndOfCallReportPayload: Record<string, unknown>;
+      properties?: Record<string, unknown>;
+      skipAlreadyImported?: boolean;
+    };
+    response: {
+      data: CallSummary;
+    };
+  };
+  /** POST /v1/retell/call: Store a call from Retell's call_ended webhook (Roark's import route)
+   * The webhook body as Retell posted it (or its `call`), mapped as an integration maps it (docs/api.md, Integrations). 409 when its call is stored already (details name it), unless skipAlreadyImported: then the answer is that call. */
+  importRetellCall: {
+    path: never;
+    query: never;
+    body: {
+      retellCallEndedPayload: Record<string, unknown>;
+      properties?: Record<string, unknown>;
+      skipAlreadyImported?: boolean;
+    };
+    response: {
+      data: CallSummary;
+    };
+  };
   /** GET /v1/call/{callId}: One call with its transcript */
   getCall: {
     path: {
@@ -1801,6 +1829,8 @@ export const routes = {
   getOpenApi: { method: "GET", path: "/openapi.json", status: 200 },
   createCall: { method: "POST", path: "/v1/call", status: 201, idempotencyKey: true },
   listCalls: { method: "GET", path: "/v1/call", status: 200 },
+  importVapiCall: { method: "POST", path: "/v1/vapi/call", status: 201, idempotencyKey: true },
+  importRetellCall: { method: "POST", path: "/v1/retell/call", status: 201, idempotencyKey: true },
   getCall: { method: "GET", path: "/v1/call/{callId}", status: 200 },
   deleteCall: { method: "DELETE", path: "/v1/call/{callId}", status: 200 },
   listCallMetrics: { method: "GET", path: "/v1/call/{callId}/metrics", status: 200 },

@@ -160,6 +160,20 @@ const judgeModesBodySchema = z
   .strictObject({ ...playgroundCallFields, metrics: z.array(playgroundMetricSchema).min(1).max(MAX_METRICS_PER_JOB) })
   .superRefine(oneCallGiven);
 
+/** Roark's import bodies: a platform's own payload, custom properties, and whether a stored call is fine. */
+const platformImportSchema = (field: string, what: string) =>
+  z.strictObject({
+    [field]: z.record(z.string(), z.unknown()).describe(what),
+    properties: z
+      .record(z.string(), z.unknown())
+      .optional()
+      .describe("Added to the call's properties (flattened to strings; the payload's own win on a clash)"),
+    skipAlreadyImported: z
+      .boolean()
+      .optional()
+      .describe("A call already stored with the payload's call id answers 200 with that call instead of 409"),
+  });
+
 export const contract = {
   "GET /openapi.json": {
     roles: anyRole,
@@ -189,6 +203,34 @@ export const contract = {
         customMetrics: recordValuesResultSchema.optional().describe("What became of the body's customMetrics"),
       }),
     ),
+    successStatus: 201,
+  },
+  "POST /v1/vapi/call": {
+    roles: writers,
+    idempotent: true,
+    handler: "import-vapi-call",
+    access: { table: "readWrite" },
+    summary: "Store a call from Vapi's end-of-call report (Roark's import route)",
+    description:
+      "The report as Vapi posted it, mapped as an integration maps it (docs/api.md, Integrations). 409 when its call is stored already (details name it), unless skipAlreadyImported: then the answer is that call.",
+    tag: "calls",
+    operationId: "importVapiCall",
+    body: platformImportSchema("vapiEndOfCallReportPayload", "Vapi's end-of-call-report webhook body"),
+    response: dataOf(callSummarySchema),
+    successStatus: 201,
+  },
+  "POST /v1/retell/call": {
+    roles: writers,
+    idempotent: true,
+    handler: "import-retell-call",
+    access: { table: "readWrite" },
+    summary: "Store a call from Retell's call_ended webhook (Roark's import route)",
+    description:
+      "The webhook body as Retell posted it (or its `call`), mapped as an integration maps it (docs/api.md, Integrations). 409 when its call is stored already (details name it), unless skipAlreadyImported: then the answer is that call.",
+    tag: "calls",
+    operationId: "importRetellCall",
+    body: platformImportSchema("retellCallEndedPayload", "Retell's call_ended (or call_analyzed) webhook body"),
+    response: dataOf(callSummarySchema),
     successStatus: 201,
   },
   "GET /v1/call": {

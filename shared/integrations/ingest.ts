@@ -7,10 +7,18 @@
  * changes nothing, a later analysis of the same call adds its properties. Each delivery is
  * counted on its integration (failures with their reason), never logged with its payload.
  */
+import type { z } from "zod";
 import { invalid, isDomainError, notFound } from "../errors.ts";
 import { unauthorized } from "../http/errors.ts";
 import { logger } from "../logger.ts";
-import { type CreateCallInput, createCallSchema, type TranscriptSegment } from "../schemas/call.ts";
+import {
+  type CreateCallInput,
+  createCallSchema,
+  MAX_SEGMENT_TEXT_CHARS,
+  MAX_TOOL_INVOCATIONS,
+  MAX_TRANSCRIPT_SEGMENTS,
+  type TranscriptSegment,
+} from "../schemas/call.ts";
 import { type IntegrationProvider, integrationProviders } from "../schemas/integration.ts";
 import {
   callIdByExternalId,
@@ -20,9 +28,11 @@ import {
   updateCallProperties,
 } from "../store/calls.ts";
 import { type DeliveryTarget, deliveryTarget, recordDelivery } from "../store/integrations.ts";
-import { withProperties } from "./call-fields.ts";
+import { flattened, withProperties } from "./call-fields.ts";
+import { ELEVENLABS_CALL_EVENTS, elevenLabsCall, elevenLabsEventSchema } from "./elevenlabs.ts";
 import { RETELL_CALL_EVENTS, retellAnalysisProperties, retellCall, retellEventSchema } from "./retell.ts";
 import { signatureProblem } from "./signatures.ts";
+import { VAPI_CALL_EVENTS, vapiCall, vapiEventSchema } from "./vapi.ts";
 
 export interface Delivery {
   provider: string;
@@ -42,10 +52,6 @@ interface Mapped {
   ignored?: string;
 }
 
-const MAX_SEGMENTS = 100_000;
-const MAX_SEGMENT_CHARS = 100_000;
-const MAX_TOOL_INVOCATIONS = 10_000;
-
 function parsedJson(rawBody: string): unknown {
   try {
     return JSON.parse(rawBody);
@@ -54,24 +60,43 @@ function parsedJson(rawBody: string): unknown {
   }
 }
 
+/** The payload as the provider's schema reads it, or 400 naming the first bad field. */
+function parsedPayload<T>(schema: z.ZodType<T>, payload: unknown): T {
+  const parsed = schema.safeParse(payload);
+  if (parsed.success) return parsed.data;
+  const issue = parsed.error.issues[0];
+  const field = issue?.path.join(".") ?? "";
+  throw invalid(`The payload's ${field || "body"}: ${issue?.message ?? "invalid"}`, [
+    { field: field ? `body.${field}` : "body", message: issue?.message },
+  ]);
+}
+
 function mapPayload(target: DeliveryTarget, payload: unknown): Mapped {
-  if (target.provider !== "retell") {
-    throw invalid(`Calls from ${target.provider} cannot be mapped yet; the payload was not stored`);
+  switch (target.provider) {
+    case "retell": {
+      const event = parsedPayload(retellEventSchema, payload);
+      if (!RETELL_CALL_EVENTS.has(event.event))
+        return { ignored: `Retell event ${event.event} carries no finished call` };
+      return {
+        call: retellCall(event, target),
+        ...(event.event === "call_analyzed" ? { laterProperties: retellAnalysisProperties(event) } : {}),
+      };
+    }
+    case "elevenlabs": {
+      const event = parsedPayload(elevenLabsEventSchema, payload);
+      if (!ELEVENLABS_CALL_EVENTS.has(event.type)) {
+        return { ignored: `ElevenLabs event ${event.type} carries no transcript` };
+      }
+      return { call: elevenLabsCall(event, target) };
+    }
+    case "vapi": {
+      const event = parsedPayload(vapiEventSchema, payload);
+      if (!VAPI_CALL_EVENTS.has(event.message.type)) {
+        return { ignored: `Vapi message ${event.message.type} carries no finished call` };
+      }
+      return { call: vapiCall(event, target) };
+    }
   }
-  const parsed = retellEventSchema.safeParse(payload);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0];
-    const field = issue?.path.join(".") ?? "";
-    throw invalid(`The payload's ${field || "body"}: ${issue?.message ?? "invalid"}`, [
-      { field: `body.${field}`, message: issue?.message },
-    ]);
-  }
-  const event = parsed.data;
-  if (!RETELL_CALL_EVENTS.has(event.event)) return { ignored: `Retell event ${event.event} carries no finished call` };
-  return {
-    call: retellCall(event, target),
-    ...(event.event === "call_analyzed" ? { laterProperties: retellAnalysisProperties(event) } : {}),
-  };
 }
 
 /**
@@ -80,8 +105,8 @@ function mapPayload(target: DeliveryTarget, payload: unknown): Mapped {
  */
 export function fittedCall(call: CreateCallInput): CreateCallInput {
   let transcript: TranscriptSegment[] = call.transcript.map((segment) =>
-    segment.text.length > MAX_SEGMENT_CHARS
-      ? { ...segment, text: `${segment.text.slice(0, MAX_SEGMENT_CHARS - 1)}…` }
+    segment.text.length > MAX_SEGMENT_TEXT_CHARS
+      ? { ...segment, text: `${segment.text.slice(0, MAX_SEGMENT_TEXT_CHARS - 1)}…` }
       : segment,
   );
   const total = transcript.length;
@@ -99,7 +124,7 @@ export function fittedCall(call: CreateCallInput): CreateCallInput {
       },
     ];
   };
-  if (transcript.length > MAX_SEGMENTS) transcript = cut(MAX_SEGMENTS - 1);
+  if (transcript.length > MAX_TRANSCRIPT_SEGMENTS) transcript = cut(MAX_TRANSCRIPT_SEGMENTS - 1);
   let kept = transcript.length;
   while (kept > 0 && compressedTranscriptBytes({ transcript, toolInvocations }) > MAX_COMPRESSED_TRANSCRIPT_BYTES) {
     kept = Math.floor(kept / 2);
@@ -179,5 +204,58 @@ export async function receiveDelivery(
     const status = isDomainError(error, "invalid") ? "400" : isDomainError(error, "too_large") ? "413" : "500";
     await recordDelivery(target.id, `${status}: ${error instanceof Error ? error.message : String(error)}`);
     throw error;
+  }
+}
+
+/**
+ * Roark's import routes (`POST /v1/vapi/call`, `POST /v1/retell/call`): a platform payload
+ * sent with an API key, mapped as an integration's delivery is; a call already stored is 409
+ * unless `skipAlreadyImported`, which answers that call instead.
+ */
+export async function importPlatformCall(
+  orgId: string,
+  provider: "vapi" | "retell",
+  body: { properties?: Record<string, unknown>; skipAlreadyImported?: boolean } & Record<string, unknown>,
+): Promise<{ callId: string; created: boolean }> {
+  const payloadField = provider === "vapi" ? "vapiEndOfCallReportPayload" : "retellCallEndedPayload";
+  const payload = body[payloadField] as Record<string, unknown>;
+  const { properties, skipAlreadyImported = false } = body;
+  // Roark takes Vapi's whole webhook body ({message}) or the message; Retell's body ({event, call}) or the call.
+  const event =
+    provider === "vapi"
+      ? "message" in payload
+        ? payload
+        : { message: payload }
+      : "call" in payload
+        ? { event: "call_ended", ...payload }
+        : { event: "call_ended", call: payload };
+  const target = {
+    provider,
+    properties: Object.fromEntries(flattened("", properties)),
+  } as Pick<DeliveryTarget, "provider" | "properties"> as DeliveryTarget;
+  const mapped = withFieldsUnder(`body.${payloadField}`, () => mapPayload(target, event));
+  if (mapped.ignored) throw invalid(mapped.ignored);
+  const call = fittedCall(mapped.call as CreateCallInput);
+  const existing = await callIdByExternalId(orgId, call.externalId as string);
+  if (existing && skipAlreadyImported) return { callId: existing, created: false };
+  try {
+    return { callId: (await createCall(orgId, call)).id, created: true };
+  } catch (error) {
+    if (!skipAlreadyImported || !isDomainError(error, "conflict")) throw error;
+    return { callId: (await callIdByExternalId(orgId, call.externalId as string)) as string, created: false };
+  }
+}
+
+/** Runs `map`, naming the fields of its 400s under `prefix` (the payload is a field of the body). */
+function withFieldsUnder<T>(prefix: string, map: () => T): T {
+  try {
+    return map();
+  } catch (error) {
+    if (!isDomainError(error, "invalid") || !Array.isArray(error.details)) throw error;
+    const details = (error.details as { field?: string; message?: string }[]).map((detail) => ({
+      ...detail,
+      field: detail.field?.replace(/^body/, prefix),
+    }));
+    throw invalid(error.message, details);
   }
 }

@@ -116,3 +116,30 @@ export function signatureProblem(request: SignedRequest): SignatureProblem {
       return verifyVapi(request);
   }
 }
+
+/**
+ * The headers a platform sends with `rawBody`, signed with `secret` as it documents: what
+ * `mcj integrations replay` sends to try a saved payload against a stack.
+ */
+export function platformSignatureHeaders(
+  provider: IntegrationProvider,
+  rawBody: string,
+  secret: string,
+  vapiAuth?: Partial<VapiAuth>,
+  now = Date.now(),
+): Record<string, string> {
+  switch (provider) {
+    case "retell":
+      return { "x-retell-signature": `v=${now},d=${hmacHex(secret, rawBody + now)}` };
+    case "elevenlabs": {
+      const seconds = Math.floor(now / 1000);
+      return { "elevenlabs-signature": `t=${seconds},v0=${hmacHex(secret, `${seconds}.${rawBody}`)}` };
+    }
+    case "vapi":
+      if ((vapiAuth?.type ?? "bearer") === "bearer") return { authorization: `Bearer ${secret}` };
+      return {
+        [vapiAuth?.signatureHeader ?? "x-signature"]: hmacHex(secret, `${now}.${rawBody}`),
+        [vapiAuth?.timestampHeader ?? "x-timestamp"]: String(now),
+      };
+  }
+}

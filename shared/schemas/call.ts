@@ -1,9 +1,14 @@
 import { z } from "zod";
 import { callRecordedValuesSchema } from "./recorded.ts";
 
+/** A call's limits (a platform's payload beyond them is cut to them, shared/integrations/ingest.ts). */
+export const MAX_SEGMENT_TEXT_CHARS = 100_000;
+export const MAX_TRANSCRIPT_SEGMENTS = 100_000;
+export const MAX_TOOL_INVOCATIONS = 10_000;
+
 export const transcriptSegmentSchema = z.object({
   role: z.enum(["AGENT", "CUSTOMER"]),
-  text: z.string().max(100_000),
+  text: z.string().max(MAX_SEGMENT_TEXT_CHARS),
   startOffsetMs: z.number().int().nonnegative(),
   endOffsetMs: z.number().int().nonnegative(),
 });
@@ -31,8 +36,8 @@ const callFields = {
   endedAt: z.iso.datetime({ offset: true }).optional(),
   durationMs: z.number().int().nonnegative().optional(),
   properties: propertiesSchema.default({}),
-  transcript: z.array(transcriptSegmentSchema).max(100_000).default([]),
-  toolInvocations: z.array(toolInvocationSchema).max(10_000).optional(),
+  transcript: z.array(transcriptSegmentSchema).max(MAX_TRANSCRIPT_SEGMENTS).default([]),
+  toolInvocations: z.array(toolInvocationSchema).max(MAX_TOOL_INVOCATIONS).optional(),
 };
 const endsAfterStart = (call: { startedAt: string; endedAt?: string }) =>
   !call.endedAt || Date.parse(call.endedAt) >= Date.parse(call.startedAt);

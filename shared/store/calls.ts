@@ -164,6 +164,12 @@ export async function getCall(orgId: string, callId: string): Promise<Call | und
   return { ...summary, transcript, ...(toolInvocations ? { toolInvocations } : {}) } as Call;
 }
 
+/** A stored call without its transcript, as lists answer it. */
+export async function getCallSummary(orgId: string, callId: string): Promise<CallSummary | undefined> {
+  const item = await table.get(keys.call(orgId, callId));
+  return item?.entity === CALL_ENTITY ? toSummary(item) : undefined;
+}
+
 /** The id of the organization's call stored with `externalId`, if there is one. */
 export async function callIdByExternalId(orgId: string, externalId: string): Promise<string | undefined> {
   const item = await table.get(keys.callExternalId(orgId, externalId));

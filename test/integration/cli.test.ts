@@ -90,6 +90,34 @@ describe("mcj CLI", () => {
     });
     expect(rotated.code, rotated.stderr).toBe(0);
     expect(JSON.parse(rotated.stdout).previousSecretValidUntil).toEqual(expect.any(String));
+    // A saved Retell payload replayed as Retell would send it, signed with the secret now in force.
+    const payload = join(dir, "retell-call-ended.json");
+    writeFileSync(
+      payload,
+      JSON.stringify({
+        event: "call_ended",
+        call: {
+          call_id: "cli-replayed",
+          agent_id: "agent_cli",
+          start_timestamp: Date.UTC(2026, 11, 1),
+          transcript_object: [],
+        },
+      }),
+    );
+    const replayed = await mcj(["integrations", "replay", integration.id, "--file", payload], {
+      MCJ_INTEGRATION_SECRET: "key_cli_retell_next",
+    });
+    expect(replayed.code, replayed.stderr).toBe(0);
+    expect(replayed.stdout).toMatch(/^200 .*"outcome":"created"/);
+    const [replayedCall] = (await stack.api("GET", "/v1/call?externalId=cli-replayed")).body.data;
+    expect(replayedCall).toBeDefined();
+    // Later tests run jobs on every call.
+    await stack.api("DELETE", `/v1/call/${replayedCall.id}`);
+    const wrongSecret = await mcj(["integrations", "replay", integration.id, "--file", payload], {
+      MCJ_INTEGRATION_SECRET: "key_not_the_secret",
+    });
+    expect(wrongSecret.code).toBe(3);
+    expect(wrongSecret.stdout).toMatch(/^401 /);
     expect((await mcj(["integrations", "delete", integration.id])).code).toBe(0);
     expect((await mcj(["integrations", "show", integration.id])).code).toBe(3);
   });

@@ -176,6 +176,32 @@ describe.skipIf(!existsSync(CHROMIUM))("web console in headless Chromium", () =>
     await page.close();
   });
 
+  it("shows an admin the integrations with their deliveries and the last failure", async () => {
+    const created = await stack.api("POST", "/v1/integrations", {
+      provider: "retell",
+      name: "Console line",
+      secret: "key_console_retell_secret",
+    });
+    const { id, webhookUrl } = created.body.data;
+    // One delivery refused for its signature.
+    await fetch(`${stack.baseUrl}${webhookUrl}`, {
+      method: "POST",
+      headers: { "content-type": "application/json", "x-retell-signature": `v=${Date.now()},d=${"0".repeat(64)}` },
+      body: JSON.stringify({ event: "call_ended", call: {} }),
+    });
+    const page = await browser.newPage({ viewport: { width: 1200, height: 1000 } });
+    await page.goto(`${stack.baseUrl}/console`);
+    await page.fill("#api-key", stack.apiKey);
+    await page.click("#connect");
+    const row = page.locator(`tr.integration[data-integration-id="${id}"]`);
+    await row.waitFor({ timeout: 30_000 });
+    expect(await row.textContent()).toContain(webhookUrl);
+    expect(await row.locator('[data-testid="received"]').textContent()).toMatch(/^0/);
+    expect(await row.locator('[data-testid="failed"]').textContent()).toMatch(/^1.*401: signature does not match$/);
+    await page.screenshot({ path: `${artifacts}console-integrations.png`, fullPage: true });
+    await page.close();
+  });
+
   it("refuses a wrong key with a message", async () => {
     const page = await browser.newPage();
     await page.goto(`${stack.baseUrl}/console`);

@@ -250,4 +250,30 @@ describe("Retell webhooks through an integration", () => {
     const values = await stack.api("GET", `/v1/call/${stored.body.data.callId}/metrics`);
     expect(values.body.data[0].values[0]).toMatchObject({ value: 2, captureStatus: "SUCCESS" });
   });
+
+  it("imports Retell's call_ended through Roark's POST /v1/retell/call with an API key", async () => {
+    const created = await stack.api("POST", "/v1/retell/call", {
+      retellCallEndedPayload: retellEvent("call_retell_roark"),
+      properties: { campaign: "spring" },
+    });
+    expect(created.status, JSON.stringify(created.body)).toBe(201);
+    expect(created.body.data).toMatchObject({
+      externalId: "call_retell_roark",
+      // No integration, so no agent mapping: Retell's own agent id.
+      agentId: "agent_retell_42",
+      durationMs: 95_500,
+      segmentCount: 2,
+      properties: expect.objectContaining({ campaign: "spring", "dynamicVariables.customer_name": "Ada" }),
+    });
+    // Retell's `call` alone is taken too; a payload without what the mapping needs is 400 naming it.
+    const bare = await stack.api("POST", "/v1/retell/call", {
+      retellCallEndedPayload: retellEvent("call_retell_bare").call,
+    });
+    expect(bare.status).toBe(201);
+    const missing = await stack.api("POST", "/v1/retell/call", { retellCallEndedPayload: { call: { call_id: "x" } } });
+    expect(missing.status).toBe(400);
+    expect(missing.body.error.details).toEqual([
+      expect.objectContaining({ field: "body.retellCallEndedPayload.call.agent_id" }),
+    ]);
+  });
 });

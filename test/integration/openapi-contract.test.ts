@@ -247,6 +247,26 @@ describe("real responses match the documented schemas", () => {
     const eventsRoute = "POST /v1/integrations/{provider}/{integrationId}/events";
     expect(contractFor(eventsRoute)?.response.safeParse(await delivered.json()).success).toBe(true);
     exercised.add(eventsRoute);
+    // Roark's import routes: a platform's payload with an API key.
+    await call("POST /v1/retell/call", {
+      body: {
+        retellCallEndedPayload: {
+          event: "call_ended",
+          call: { call_id: "contract-retell", agent_id: "agent", start_timestamp: 1_764_597_600_000 },
+        },
+      },
+    });
+    await call("POST /v1/vapi/call", {
+      body: {
+        vapiEndOfCallReportPayload: {
+          message: {
+            type: "end-of-call-report",
+            startedAt: "2026-12-01T14:00:00.000Z",
+            call: { id: "contract-vapi", assistantId: "assistant" },
+          },
+        },
+      },
+    });
     const key = await call("POST /v1/api-keys", { body: { name: "contract", role: "member" } });
     await call("GET /v1/api-keys");
     await call("DELETE /v1/api-keys/{keyId}", { path: { keyId: key.data.id } });

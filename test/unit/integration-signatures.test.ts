@@ -2,7 +2,11 @@
 import { createHmac } from "node:crypto";
 import { sign } from "retell-sdk";
 import { describe, expect, it } from "vitest";
-import { type SignedRequest, signatureProblem } from "../../shared/integrations/signatures.ts";
+import {
+  platformSignatureHeaders,
+  type SignedRequest,
+  signatureProblem,
+} from "../../shared/integrations/signatures.ts";
 
 const body = '{"type":"post_call_transcription","data":{"conversation_id":"conv_1"}}';
 const now = Date.UTC(2026, 11, 7, 12, 0, 0);
@@ -59,5 +63,14 @@ describe("integration webhook signatures", () => {
     expect(hmacCheck(String(Math.floor(now / 1000)))).toBeUndefined();
     expect(hmacCheck(String(now - 6 * 60_000))).toMatch(/stale/);
     expect(hmacCheck(String(now), hmac("current-secret", `${now}.${body} `))).toBe("signature does not match");
+  });
+
+  it("signs a payload as each platform does, for the CLI's replay, and the verifier accepts it", () => {
+    const hmacAuth = { type: "hmac" as const, signatureHeader: "x-vapi-signature", timestampHeader: "x-vapi-ts" };
+    for (const [provider, vapiAuth] of [["retell"], ["elevenlabs"], ["vapi"], ["vapi", hmacAuth]] as const) {
+      const headers = platformSignatureHeaders(provider, body, "current-secret", vapiAuth, now);
+      expect(signatureProblem(request({ provider, headers, vapiAuth })), provider).toBeUndefined();
+      expect(signatureProblem(request({ provider, headers, vapiAuth, secrets: ["other"] })), provider).toBeDefined();
+    }
   });
 });
