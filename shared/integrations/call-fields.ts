@@ -44,3 +44,25 @@ export const callProperties = (integrationProperties: Record<string, string> | u
   withProperties(integrationProperties ?? {}, mapped);
 
 export const isoFromMs = (ms: number) => new Date(ms).toISOString();
+
+/** A platform's seconds (from the call's start) as the call's milliseconds. */
+export const secondsToMs = (seconds: number) => Math.max(0, Math.round(seconds * 1000));
+
+/**
+ * A tool call's arguments as the call's `parameters`: an object as it is, a JSON string
+ * parsed; anything else kept under `key` (the platform's own name for them).
+ */
+export function toolParameters(value: unknown, key: string): Record<string, unknown> | undefined {
+  if (value === undefined || value === null) return undefined;
+  let parsed = value;
+  if (typeof value === "string") {
+    try {
+      parsed = JSON.parse(value);
+    } catch {
+      return { [key]: value };
+    }
+  }
+  return parsed && typeof parsed === "object" && !Array.isArray(parsed)
+    ? (parsed as Record<string, unknown>)
+    : { [key]: parsed };
+}

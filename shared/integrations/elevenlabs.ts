@@ -6,7 +6,7 @@
  */
 import { z } from "zod";
 import type { CreateCallInput, TranscriptSegment } from "../schemas/call.ts";
-import { callProperties, flattened, isoFromMs, missingField } from "./call-fields.ts";
+import { callProperties, flattened, isoFromMs, missingField, secondsToMs, toolParameters } from "./call-fields.ts";
 
 const toolCallSchema = z
   .object({
@@ -70,20 +70,6 @@ export type ElevenLabsEvent = z.infer<typeof elevenLabsEventSchema>;
 /** The one event that carries a finished conversation's transcript; audio and failures are ignored. */
 export const ELEVENLABS_CALL_EVENTS = new Set(["post_call_transcription"]);
 
-const secondsToMs = (seconds: number) => Math.max(0, Math.round(seconds * 1000));
-
-function parsedParams(value: unknown): Record<string, unknown> | undefined {
-  if (value === undefined || value === null) return undefined;
-  if (typeof value !== "string")
-    return typeof value === "object" ? (value as Record<string, unknown>) : { params: value };
-  try {
-    const parsed = JSON.parse(value);
-    return parsed && typeof parsed === "object" && !Array.isArray(parsed) ? parsed : { params: parsed };
-  } catch {
-    return { params: value };
-  }
-}
-
 function transcriptOf(turns: z.infer<typeof turnSchema>[], durationMs: number | undefined): TranscriptSegment[] {
   const spoken = turns.filter((turn) => (turn.role === "agent" || turn.role === "user") && turn.message);
   return spoken.map((turn, index) => {
@@ -106,7 +92,7 @@ function toolInvocationsOf(turns: z.infer<typeof turnSchema>[]) {
   );
   return turns.flatMap((turn) =>
     (turn.tool_calls ?? []).map((toolCall) => {
-      const parameters = parsedParams(toolCall.params_as_json);
+      const parameters = toolParameters(toolCall.params_as_json, "params");
       const result = results.get(toolCall.request_id);
       return {
         name: toolCall.tool_name ?? "tool",

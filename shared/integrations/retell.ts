@@ -5,7 +5,7 @@
  */
 import { z } from "zod";
 import type { CreateCallInput, TranscriptSegment } from "../schemas/call.ts";
-import { callProperties, flattened, isoFromMs, missingField } from "./call-fields.ts";
+import { callProperties, flattened, isoFromMs, missingField, secondsToMs, toolParameters } from "./call-fields.ts";
 
 const wordSchema = z.object({ start: z.number().optional(), end: z.number().optional() }).passthrough();
 const utteranceSchema = z
@@ -51,9 +51,6 @@ export type RetellEvent = z.infer<typeof retellEventSchema>;
 /** The events that carry a finished call; others (call_started, transcript updates) are ignored. */
 export const RETELL_CALL_EVENTS = new Set(["call_ended", "call_analyzed"]);
 
-const secondsToMs = (seconds: number | undefined) =>
-  seconds === undefined ? undefined : Math.max(0, Math.round(seconds * 1000));
-
 /** Utterances with the offsets of their first and last words; without words, right after the previous one. */
 function transcriptOf(utterances: z.infer<typeof utteranceSchema>[]): TranscriptSegment[] {
   let previousEnd = 0;
@@ -61,8 +58,10 @@ function transcriptOf(utterances: z.infer<typeof utteranceSchema>[]): Transcript
     .filter((utterance) => utterance.role === "agent" || utterance.role === "user")
     .map((utterance) => {
       const words = utterance.words ?? [];
-      const start = secondsToMs(words[0]?.start) ?? previousEnd;
-      const end = Math.max(start, secondsToMs(words.at(-1)?.end) ?? start);
+      const first = words[0]?.start;
+      const last = words.at(-1)?.end;
+      const start = first === undefined ? previousEnd : secondsToMs(first);
+      const end = Math.max(start, last === undefined ? start : secondsToMs(last));
       previousEnd = end;
       return {
         role: utterance.role === "agent" ? ("AGENT" as const) : ("CUSTOMER" as const),
@@ -81,28 +80,13 @@ function toolInvocationsOf(entries: z.infer<typeof toolEntrySchema>[]) {
   return entries
     .filter((entry) => entry.role === "tool_call_invocation")
     .map((entry) => {
-      const parameters = parsedArguments(entry.arguments);
+      const parameters = toolParameters(entry.arguments, "arguments");
       return {
         name: entry.name ?? "tool",
         ...(parameters ? { parameters } : {}),
         ...(results.has(entry.tool_call_id) ? { result: results.get(entry.tool_call_id) } : {}),
       };
     });
-}
-
-function parsedArguments(value: unknown): Record<string, unknown> | undefined {
-  if (value === undefined) return undefined;
-  let parsed = value;
-  if (typeof value === "string") {
-    try {
-      parsed = JSON.parse(value);
-    } catch {
-      return { arguments: value };
-    }
-  }
-  return parsed && typeof parsed === "object" && !Array.isArray(parsed)
-    ? (parsed as Record<string, unknown>)
-    : { arguments: parsed };
 }
 
 /** The analysis `call_analyzed` adds, as properties. */

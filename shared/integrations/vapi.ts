@@ -6,7 +6,7 @@
  */
 import { z } from "zod";
 import type { CreateCallInput, TranscriptSegment } from "../schemas/call.ts";
-import { callProperties, flattened, missingField } from "./call-fields.ts";
+import { callProperties, flattened, missingField, secondsToMs, toolParameters } from "./call-fields.ts";
 
 const messageSchema = z
   .object({
@@ -74,13 +74,11 @@ export type VapiEvent = z.infer<typeof vapiEventSchema>;
 /** The one server message that carries a finished call; status updates, transcripts in flight and the like are ignored. */
 export const VAPI_CALL_EVENTS = new Set(["end-of-call-report"]);
 
-const toMs = (seconds: number) => Math.max(0, Math.round(seconds * 1000));
-
 function transcriptOf(messages: z.infer<typeof messageSchema>[]): TranscriptSegment[] {
   return messages
     .filter((m) => (m.role === "bot" || m.role === "assistant" || m.role === "user") && m.message)
     .map((m) => {
-      const start = toMs(m.secondsFromStart ?? 0);
+      const start = secondsToMs(m.secondsFromStart ?? 0);
       const spoken = m.time !== undefined && m.endTime !== undefined ? Math.max(0, m.endTime - m.time) : 0;
       return {
         role: m.role === "user" ? ("CUSTOMER" as const) : ("AGENT" as const),
@@ -89,18 +87,6 @@ function transcriptOf(messages: z.infer<typeof messageSchema>[]): TranscriptSegm
         endOffsetMs: start + Math.round(spoken),
       };
     });
-}
-
-function parsedArguments(value: unknown): Record<string, unknown> | undefined {
-  if (value === undefined || value === null) return undefined;
-  if (typeof value === "object" && !Array.isArray(value)) return value as Record<string, unknown>;
-  if (typeof value !== "string") return { arguments: value };
-  try {
-    const parsed = JSON.parse(value);
-    return parsed && typeof parsed === "object" && !Array.isArray(parsed) ? parsed : { arguments: parsed };
-  } catch {
-    return { arguments: value };
-  }
 }
 
 /** Tool calls joined to their results by `toolCallId`, at the time of the message that made them. */
@@ -112,10 +98,10 @@ function toolInvocationsOf(messages: z.infer<typeof messageSchema>[]) {
     .filter((m) => m.role === "tool_calls")
     .flatMap((m) =>
       (m.toolCalls ?? []).map((toolCall) => {
-        const parameters = parsedArguments(toolCall.function?.arguments);
+        const parameters = toolParameters(toolCall.function?.arguments, "arguments");
         return {
           name: toolCall.function?.name ?? "tool",
-          ...(m.secondsFromStart !== undefined ? { startOffsetMs: toMs(m.secondsFromStart) } : {}),
+          ...(m.secondsFromStart !== undefined ? { startOffsetMs: secondsToMs(m.secondsFromStart) } : {}),
           ...(parameters ? { parameters } : {}),
           ...(results.has(toolCall.id) ? { result: results.get(toolCall.id) } : {}),
         };
