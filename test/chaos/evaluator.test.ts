@@ -244,7 +244,7 @@ describe("every job finishes, whatever fails", () => {
   });
 
   it("loses only the item in flight when an invocation dies mid-batch", async () => {
-    const dyingInvocation = new AsyncLocalStorage<{ dead: boolean }>();
+    const dyingInvocation = new AsyncLocalStorage<{ dead: boolean; die: () => void }>();
     const judgedItems: string[] = [];
     /** Items of the batch that dies, and how many of them were judged before it did. */
     const dyingBatch = new Set<string>();
@@ -256,7 +256,8 @@ describe("every job finishes, whatever fails", () => {
       const item = `${call.id}|${definition.id}`;
       if (dyingBatch.has(item) && ++judgedInDyingBatch === 3) {
         dyingBatch.clear();
-        return new Promise(() => {}); // the invocation dies while this item is in flight
+        dyingInvocation.getStore()?.die(); // the invocation dies while this item is in flight
+        return new Promise(() => {});
       }
       judgedItems.push(item);
       return evaluateByCalculationType(definition, call);
@@ -269,15 +270,16 @@ describe("every job finishes, whatever fails", () => {
         const { callId, metricId } = JSON.parse(record.body);
         dyingBatch.add(`${callId}|${metricId}`);
       }
-      // Over after a second (a Lambda timeout), before the queue's 2 s visibility returns the batch.
-      const invocation = { dead: false };
-      const timeout = new Promise<never>((_, reject) =>
-        setTimeout(() => {
+      // Over once its third item is in flight (a Lambda timeout), however fast this machine
+      // is; the queue's 2 s visibility then returns the batch.
+      const invocation = { dead: false, die: () => {} };
+      const died = new Promise<never>((_, reject) => {
+        invocation.die = () => {
           invocation.dead = true;
           reject(new Error("Task timed out"));
-        }, 1000),
-      );
-      return Promise.race([dyingInvocation.run(invocation, () => realEvaluator(event, context)), timeout]);
+        };
+      });
+      return Promise.race([dyingInvocation.run(invocation, () => realEvaluator(event, context)), died]);
     };
     const { jobId } = await newJob(4, standardMetrics);
     const job = await waitForJobEnd(stack.api, jobId);
