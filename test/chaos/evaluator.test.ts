@@ -205,6 +205,10 @@ describe("every job finishes, whatever fails", () => {
       return send(command);
     });
     // The evaluator holds what it receives until it has both jobs' six items, and runs them as one batch.
+    // Held for as long as the second job takes to arrive: the queue must not hand them out again
+    // meanwhile (the test queue's 2 s visibility would, and dead-letter them after three receives).
+    const workQueueUrl = requireQueueUrl("work");
+    await setVisibility(workQueueUrl, 60);
     const held: SQSEvent["Records"] = [];
     let release: (answer: SQSBatchResponse) => void = () => {};
     const combined = new Promise<SQSBatchResponse>((resolve) => {
@@ -230,7 +234,7 @@ describe("every job finishes, whatever fails", () => {
     const [myJob, theirJob] = await Promise.all([
       waitForJobEnd(stack.api, mine.jobId),
       waitForJobEnd(other.api, theirs.jobId),
-    ]);
+    ]).finally(() => setVisibility(workQueueUrl, 2));
     expect(new Set(held.map((record) => JSON.parse(record.body).orgId))).toEqual(new Set([stack.orgId, other.orgId]));
     expect(combinedAnswer?.batchItemFailures).toEqual([]);
     expect(refused).toBeGreaterThan(0);
