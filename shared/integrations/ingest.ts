@@ -21,9 +21,11 @@ import {
 } from "../schemas/call.ts";
 import { type IntegrationProvider, integrationProviders } from "../schemas/integration.ts";
 import {
+  type CallSummary,
   callIdByExternalId,
   compressedTranscriptBytes,
   createCall,
+  getCallSummary,
   MAX_COMPRESSED_TRANSCRIPT_BYTES,
   updateCallProperties,
 } from "../store/calls.ts";
@@ -216,7 +218,7 @@ export async function importPlatformCall(
   orgId: string,
   provider: "vapi" | "retell",
   body: { properties?: Record<string, unknown>; skipAlreadyImported?: boolean } & Record<string, unknown>,
-): Promise<{ callId: string; created: boolean }> {
+): Promise<CallSummary> {
   const payloadField = provider === "vapi" ? "vapiEndOfCallReportPayload" : "retellCallEndedPayload";
   const payload = body[payloadField] as Record<string, unknown>;
   const { properties, skipAlreadyImported = false } = body;
@@ -236,13 +238,19 @@ export async function importPlatformCall(
   const mapped = withFieldsUnder(`body.${payloadField}`, () => mapPayload(target, event));
   if (mapped.ignored) throw invalid(mapped.ignored);
   const call = fittedCall(mapped.call as CreateCallInput);
-  const existing = await callIdByExternalId(orgId, call.externalId as string);
-  if (existing && skipAlreadyImported) return { callId: existing, created: false };
+  const stored = async () => {
+    const callId = await callIdByExternalId(orgId, call.externalId as string);
+    return callId ? getCallSummary(orgId, callId) : undefined;
+  };
+  const existing = skipAlreadyImported ? await stored() : undefined;
+  if (existing) return existing;
   try {
-    return { callId: (await createCall(orgId, call)).id, created: true };
+    return await createCall(orgId, call);
   } catch (error) {
-    if (!skipAlreadyImported || !isDomainError(error, "conflict")) throw error;
-    return { callId: (await callIdByExternalId(orgId, call.externalId as string)) as string, created: false };
+    // Stored meanwhile by another import of the same call.
+    const other = skipAlreadyImported && isDomainError(error, "conflict") ? await stored() : undefined;
+    if (!other) throw error;
+    return other;
   }
 }
 

@@ -27,7 +27,7 @@ export const compressedTranscriptBytes = ({
 }: Pick<CreateCallInput, "transcript" | "toolInvocations">) =>
   gzipSync(JSON.stringify({ transcript, toolInvocations })).byteLength;
 
-type CallSummary = Omit<Call, "transcript" | "toolInvocations"> & { segmentCount: number };
+export type CallSummary = Omit<Call, "transcript" | "toolInvocations"> & { segmentCount: number };
 type Item = Record<string, unknown>;
 
 const summaryFields = [

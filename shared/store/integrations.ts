@@ -6,7 +6,7 @@
  * (encrypted at rest, under the customer's key where the stack has one) and never answered.
  */
 import { randomBytes } from "node:crypto";
-import { notFound } from "../errors.ts";
+import { invalid, notFound } from "../errors.ts";
 import { keys } from "../keys.ts";
 import {
   type CreateIntegrationInput,
@@ -93,6 +93,11 @@ export async function updateIntegration(
 ): Promise<Integration> {
   const current = await integrationItem(orgId, integrationId);
   if (!current) throw notFound("Integration", integrationId);
+  if (patch.vapiAuth !== undefined && current.provider !== "vapi") {
+    throw invalid("Only Vapi integrations take vapiAuth", [
+      { field: "body.vapiAuth", message: "only Vapi integrations take vapiAuth" },
+    ]);
+  }
   const now = new Date();
   const rotation =
     patch.secret !== undefined && patch.secret !== current.secret

@@ -1,10 +1,11 @@
 /**
- * Vapi integrations end to end on the local stack: an end-of-call-report built from Vapi's
- * documented server message, authenticated with the server URL's bearer token or with an
+ * Vapi integrations end to end on the local stack: an end-of-call-report typed by Vapi's
+ * server SDK, authenticated with the server URL's bearer token or with an
  * HMAC of `{timestamp}.{body}`, becomes one call with the mapped fields; a replay changes
  * nothing; a wrong credential or a stale HMAC is 401 with nothing stored.
  */
 import { createHmac } from "node:crypto";
+import type { Vapi } from "@vapi-ai/server-sdk";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startTestStack, type TestStack } from "../support/stack.ts";
 
@@ -13,13 +14,24 @@ const HMAC_SECRET = "vapi-hmac-secret-abcdef";
 const STARTED = "2026-12-03T16:00:00.000Z";
 const T0 = Date.parse(STARTED);
 
-const report = (callId: string, type = "end-of-call-report") => ({
+/**
+ * Vapi's server message, typed by Vapi's own SDK (`@vapi-ai/server-sdk`): a field renamed or
+ * made required there fails the typecheck here before the mapping meets it in production.
+ */
+const report = (callId: string): { message: Vapi.ServerMessageEndOfCallReport } => ({
   message: {
-    type,
+    type: "end-of-call-report",
     endedReason: "customer-ended-call",
     startedAt: STARTED,
     endedAt: "2026-12-03T16:00:42.500Z",
-    call: { id: callId, assistantId: "asst_vapi_1", type: "outboundPhoneCall", orgId: "vapi-org" },
+    call: {
+      id: callId,
+      orgId: "vapi-org",
+      assistantId: "asst_vapi_1",
+      type: "outboundPhoneCall",
+      createdAt: STARTED,
+      updatedAt: "2026-12-03T16:00:43.000Z",
+    },
     assistant: { metadata: { team: "collections" } },
     analysis: { summary: "Payment plan agreed", successEvaluation: "true" },
     artifact: {
@@ -30,6 +42,7 @@ const report = (callId: string, type = "end-of-call-report") => ({
         { role: "user", message: "I can pay half now.", time: T0 + 4000, endTime: T0 + 5600, secondsFromStart: 4 },
         {
           role: "tool_calls",
+          message: "",
           time: T0 + 6000,
           secondsFromStart: 6,
           toolCalls: [
@@ -41,12 +54,18 @@ const report = (callId: string, type = "end-of-call-report") => ({
           toolCallId: "call_t1",
           name: "create_plan",
           result: "plan created",
+          time: T0 + 6500,
           secondsFromStart: 6.5,
         },
         { role: "bot", message: "Done, two months.", time: T0 + 7000, endTime: T0 + 8250, secondsFromStart: 7 },
       ],
     },
   },
+});
+
+/** A server message that carries no finished call. */
+const statusUpdate = (): { message: Vapi.ServerMessageStatusUpdate } => ({
+  message: { type: "status-update", status: "in-progress" },
 });
 
 describe("Vapi webhooks through an integration", () => {
@@ -128,7 +147,7 @@ describe("Vapi webhooks through an integration", () => {
     const call = (await stack.api("GET", `/v1/call/${stored.body.data.callId}`)).body.data;
     expect(call.agentId).toBe("collections-bot");
 
-    const update = JSON.stringify(report("vapi_call_003", "status-update"));
+    const update = JSON.stringify(statusUpdate());
     const ignored = await post(hmacUrl, update, hmacHeaders(update));
     expect(ignored.body.data).toEqual({
       outcome: "ignored",

@@ -102,6 +102,14 @@ describe("integrations through the API", () => {
     }
     const graceAlone = await stack.api("PUT", `/v1/integrations/${vapi.body.data.id}`, { secretGraceSeconds: 60 });
     expect(graceAlone.status).toBe(400);
+    // A change cannot give another platform's integration Vapi's settings either.
+    const retell = await stack.api("POST", "/v1/integrations", { provider: "retell", name: "R", secret: RETELL_KEY });
+    const vapiAuthOnRetell = await stack.api("PUT", `/v1/integrations/${retell.body.data.id}`, {
+      vapiAuth: { type: "hmac" },
+    });
+    expect(vapiAuthOnRetell.status).toBe(400);
+    expect(vapiAuthOnRetell.body.error.details).toEqual([expect.objectContaining({ field: "body.vapiAuth" })]);
+    expect((await stack.api("GET", `/v1/integrations/${retell.body.data.id}`)).body.data.vapiAuth).toBeUndefined();
   });
 
   it("is for admin keys of its own organization only", async () => {
