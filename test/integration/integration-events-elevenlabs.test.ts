@@ -2,12 +2,14 @@
  * An ElevenLabs integration end to end on the local stack: a post_call_transcription payload
  * built from ElevenLabs' documented shape, signed as ElevenLabs documents it and accepted by
  * @elevenlabs/elevenlabs-js's own `webhooks.constructEvent` (code we did not write), becomes
- * one call with the mapped fields; a replay changes nothing; a stale or wrong signature is 401.
+ * one call with the mapped fields; a replay changes nothing; a matching policy judges the call
+ * once; a stale or wrong signature is 401.
  */
 import { createHmac } from "node:crypto";
 import { ElevenLabsClient } from "@elevenlabs/elevenlabs-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startTestStack, type TestStack } from "../support/stack.ts";
+import { builtInMetric, createMetrics } from "../support/fixtures.ts";
+import { policyJobs, startTestStack, type TestStack, waitForJobEnd } from "../support/stack.ts";
 
 const SECRET = "wsec_elevenlabs_0123456789abcdef";
 const START_SECONDS = Date.UTC(2026, 11, 2, 9, 30, 0) / 1000;
@@ -70,7 +72,8 @@ describe("ElevenLabs webhooks through an integration", () => {
   let stack: TestStack;
   let eventsUrl: string;
   beforeAll(async () => {
-    stack = await startTestStack();
+    // Policies gather new calls for a second (not the default minutes), checked every 300 ms.
+    stack = await startTestStack({ env: { POLICY_WINDOW_SECONDS: "1" }, runtime: { scheduleIntervalMs: 300 } });
     const created = await stack.api("POST", "/v1/integrations", {
       provider: "elevenlabs",
       name: "Maya",
@@ -157,5 +160,25 @@ describe("ElevenLabs webhooks through an integration", () => {
     expect(refused.body.error.details).toEqual([
       expect.objectContaining({ field: "body.data.metadata.start_time_unix_secs" }),
     ]);
+  });
+
+  it("judges an ingested call once with a matching policy, exactly like an API-created one", async () => {
+    await createMetrics(stack.api, [builtInMetric("el-turns", { kind: "TURN_COUNT" }, "COUNT")]);
+    const policy = await stack.api("POST", "/v1/metric/policies", {
+      name: "ElevenLabs calls",
+      metrics: [{ id: "el-turns" }],
+      conditions: [[{ conditionType: "AGENT", conditionOperator: "EQUALS", conditionValue: "maya" }]],
+    });
+    expect(policy.status).toBe(201);
+    const body = JSON.stringify(transcription("conv_el_policy"));
+    const stored = await post(body, signature(body));
+    expect(stored.body.data.outcome).toBe("created");
+    await post(body, signature(body));
+    const jobs = await policyJobs(stack.api, policy.body.data.id);
+    expect(jobs).toHaveLength(1);
+    const job = await waitForJobEnd(stack.api, jobs[0].id);
+    expect(job).toMatchObject({ status: "COMPLETED", callCount: 1, completedItems: 1 });
+    const values = await stack.api("GET", `/v1/call/${stored.body.data.callId}/metrics`);
+    expect(values.body.data[0].values[0]).toMatchObject({ value: 3, captureStatus: "SUCCESS" });
   });
 });

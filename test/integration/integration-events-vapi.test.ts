@@ -2,12 +2,14 @@
  * Vapi integrations end to end on the local stack: an end-of-call-report typed by Vapi's
  * server SDK, authenticated with the server URL's bearer token or with an
  * HMAC of `{timestamp}.{body}`, becomes one call with the mapped fields; a replay changes
- * nothing; a wrong credential or a stale HMAC is 401 with nothing stored.
+ * nothing; a matching policy judges the call once; a wrong credential or a stale HMAC is
+ * 401 with nothing stored.
  */
 import { createHmac } from "node:crypto";
 import type { Vapi } from "@vapi-ai/server-sdk";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startTestStack, type TestStack } from "../support/stack.ts";
+import { builtInMetric, createMetrics } from "../support/fixtures.ts";
+import { policyJobs, startTestStack, type TestStack, waitForJobEnd } from "../support/stack.ts";
 
 const TOKEN = "vapi-bearer-token-0123456789";
 const HMAC_SECRET = "vapi-hmac-secret-abcdef";
@@ -73,7 +75,8 @@ describe("Vapi webhooks through an integration", () => {
   let bearerUrl: string;
   let hmacUrl: string;
   beforeAll(async () => {
-    stack = await startTestStack();
+    // Policies gather new calls for a second (not the default minutes), checked every 300 ms.
+    stack = await startTestStack({ env: { POLICY_WINDOW_SECONDS: "1" }, runtime: { scheduleIntervalMs: 300 } });
     const bearer = await stack.api("POST", "/v1/integrations", { provider: "vapi", name: "Vapi token", secret: TOKEN });
     const hmac = await stack.api("POST", "/v1/integrations", {
       provider: "vapi",
@@ -179,5 +182,25 @@ describe("Vapi webhooks through an integration", () => {
     });
     expect(bare.status).toBe(201);
     expect((await stack.client(undefined)("POST", "/v1/vapi/call", body)).status).toBe(401);
+  });
+
+  it("judges an ingested call once with a matching policy, exactly like an API-created one", async () => {
+    await createMetrics(stack.api, [builtInMetric("vapi-turns", { kind: "TURN_COUNT" }, "COUNT")]);
+    const policy = await stack.api("POST", "/v1/metric/policies", {
+      name: "Vapi calls",
+      metrics: [{ id: "vapi-turns" }],
+      conditions: [[{ conditionType: "AGENT", conditionOperator: "EQUALS", conditionValue: "asst_vapi_1" }]],
+    });
+    expect(policy.status).toBe(201);
+    const body = JSON.stringify(report("vapi_call_policy"));
+    const stored = await post(bearerUrl, body, { authorization: `Bearer ${TOKEN}` });
+    expect(stored.body.data.outcome).toBe("created");
+    await post(bearerUrl, body, { authorization: `Bearer ${TOKEN}` });
+    const jobs = await policyJobs(stack.api, policy.body.data.id);
+    expect(jobs).toHaveLength(1);
+    const job = await waitForJobEnd(stack.api, jobs[0].id);
+    expect(job).toMatchObject({ status: "COMPLETED", callCount: 1, completedItems: 1 });
+    const values = await stack.api("GET", `/v1/call/${stored.body.data.callId}/metrics`);
+    expect(values.body.data[0].values[0]).toMatchObject({ value: 3, captureStatus: "SUCCESS" });
   });
 });

@@ -9,7 +9,7 @@ import { createHmac } from "node:crypto";
 import { sign, verify } from "retell-sdk";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { builtInMetric, createMetrics } from "../support/fixtures.ts";
-import { startTestStack, type TestStack, waitFor, waitForJobEnd } from "../support/stack.ts";
+import { policyJobs, startTestStack, type TestStack, waitForJobEnd } from "../support/stack.ts";
 
 const RETELL_KEY = "key_4f1c2b7d9e0a_retell_test";
 const START = Date.UTC(2026, 11, 1, 14, 0, 0);
@@ -236,14 +236,7 @@ describe("Retell webhooks through an integration", () => {
     const { body, headers } = await signed(retellEvent("call_retell_policy"));
     const stored = await post(body, headers);
     await post(body, headers);
-    const jobs = await waitFor(
-      async () => {
-        const { body: page } = await stack.api("GET", "/v1/metric/collection-jobs?limit=50");
-        const own = page.data.filter((job: { policyIds?: string[] }) => job.policyIds?.includes(policy.body.data.id));
-        return own.length > 0 ? own : undefined;
-      },
-      { timeoutMs: 30_000, what: "the policy's job" },
-    );
+    const jobs = await policyJobs(stack.api, policy.body.data.id);
     expect(jobs).toHaveLength(1);
     const job = await waitForJobEnd(stack.api, jobs[0].id);
     expect(job).toMatchObject({ status: "COMPLETED", callCount: 1, completedItems: 1 });

@@ -149,6 +149,18 @@ export async function waitForJobEnd(api: TestStack["api"], jobId: string, timeou
   );
 }
 
+/** The jobs policy `policyId` started, polled for until there is at least one. */
+export async function policyJobs(api: TestStack["api"], policyId: string, timeoutMs = 30_000): Promise<any[]> {
+  return waitFor(
+    async () => {
+      const { body } = await api("GET", "/v1/metric/collection-jobs?limit=50");
+      const own = body.data.filter((job: { policyIds?: string[] }) => job.policyIds?.includes(policyId));
+      return own.length > 0 ? own : undefined;
+    },
+    { timeoutMs, what: `a job of policy ${policyId}` },
+  );
+}
+
 /** Creates a job over `callIds` × `metrics` through the API and waits until it ends; returns it. */
 export async function runJobToEnd(
   api: TestStack["api"],
