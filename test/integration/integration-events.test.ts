@@ -200,11 +200,23 @@ describe("Retell webhooks through an integration", () => {
     expect(JSON.stringify(integration)).not.toContain(RETELL_KEY);
   });
 
-  it("answers 404 for an unknown integration or another provider's path, 400 naming a missing field, 200 for events without a call", async () => {
+  it("answers 404 for an unknown integration or another provider's path, 413 beyond the size limit, 400 naming a missing field, 200 for events without a call", async () => {
     const { body, headers } = await signed(retellEvent("call_retell_404"));
     expect((await post(body, headers, `${stack.baseUrl}/v1/integrations/retell/int_unknown/events`)).status).toBe(404);
     const wrongProvider = `${stack.baseUrl}/v1/integrations/elevenlabs/${integrationId}/events`;
     expect((await post(body, headers, wrongProvider)).status).toBe(404);
+
+    // A body beyond what API Gateway and Lambda carry: 413, even signed.
+    const huge = JSON.stringify({ ...retellEvent("call_retell_huge"), padding: "x".repeat(6 * 1024 * 1024) });
+    const tooLarge = await post(huge, { "x-retell-signature": await sign(huge, RETELL_KEY) });
+    expect(tooLarge.status).toBe(413);
+    expect(await callsWith("call_retell_huge")).toEqual([]);
+    // A body API Gateway hands over base64-encoded (a content type it takes for binary) is
+    // verified and read as the bytes the platform signed.
+    const binary = await signed(retellEvent("call_retell_binary"));
+    const decoded = await post(binary.body, { ...binary.headers, "content-type": "application/octet-stream" });
+    expect(decoded.status, JSON.stringify(decoded.body)).toBe(200);
+    expect(await callsWith("call_retell_binary")).toHaveLength(1);
 
     const notJson = "{not json";
     expect((await post(notJson, { "x-retell-signature": await sign(notJson, RETELL_KEY) })).status).toBe(400);
