@@ -20,6 +20,8 @@ import { createRequestMeter } from "./request-meter.ts";
 type Handler = (event: never, context: Context) => Promise<unknown>;
 
 export const BENCH_TABLE = "mcj-bench";
+/** Concurrency cap C: evaluator invocations in flight. */
+export const BENCH_CONCURRENCY = 50;
 
 /** Handler time and invocations per function id, for the Lambda part of the cost model. */
 export interface HandlerTimes {

@@ -15,7 +15,7 @@
 
 import { runAnalyticsBench } from "./analytics.ts";
 import { AWS_PRICES } from "./cost-model.ts";
-import { startPipelineHarness } from "./harness.ts";
+import { BENCH_CONCURRENCY, startPipelineHarness } from "./harness.ts";
 import { measureLlmCost } from "./llm-cost.ts";
 import {
   awsCostFigure,
@@ -25,13 +25,11 @@ import {
   pipelineFigures,
   scalingFigures,
 } from "./pipeline.ts";
-import { measureRateLimits, type RateLimitPlan } from "./rate-limits.ts";
+import { measureRateLimits, rateLimitPlanFor } from "./rate-limits.ts";
 import { type BenchFigure, fmt, log, printFigures, writeResults } from "./report.ts";
 
 const quick = process.argv.includes("--quick");
 
-/** Concurrency cap C: evaluator invocations in flight (one LLM call each). */
-const CONCURRENCY = 50;
 /**
  * L = 150 ms: at 200 ms the 100k-item job alone took 515 s and the whole run 908 s, over the
  * 15-minute budget. A shorter L makes each batch's fixed costs (reads, the recording
@@ -48,31 +46,22 @@ const plan: PipelinePlan & { llmCostCalls: number } = quick
       llmCostCalls: 200,
     };
 
-/**
- * Figure 8's account: tier-4-like limits for one model. At the bench transcripts' ~700
- * uncached input tokens per request the input-token limit binds, at about 48 items/s.
- */
-const rateLimitPlan: RateLimitPlan = {
-  items: quick ? 1_000 : 10_000,
-  neighbourItems: quick ? 2_000 : 20_000,
-  latencyMs: 1_000,
-  limits: { requestsPerMinute: 4_000, inputTokensPerMinute: 2_000_000, outputTokensPerMinute: 400_000 },
-};
+const rateLimitPlan = rateLimitPlanFor(quick);
 
 const benchStarted = performance.now();
-log(`Benchmark (${quick ? "quick" : "full"}): concurrency cap C=${CONCURRENCY}, fake LLM, local engines`);
-const harness = await startPipelineHarness({ concurrency: CONCURRENCY });
+log(`Benchmark (${quick ? "quick" : "full"}): concurrency cap C=${BENCH_CONCURRENCY}, fake LLM, local engines`);
+const harness = await startPipelineHarness({ concurrency: BENCH_CONCURRENCY });
 
 // Figure 4 measures tokens, not time, so it runs first: after the 100k-item job its
 // evaluators failed batches and took 4 minutes instead of 20 s (see docs/benchmark-log.md).
 const llmCost = await measureLlmCost(harness, plan.llmCostCalls);
-const pipeline = await measurePipeline(harness, plan, CONCURRENCY);
+const pipeline = await measurePipeline(harness, plan, BENCH_CONCURRENCY);
 // 8. Under the account's rate limits (issue 22), with the fake server enforcing them.
 log("Rate limits: a large job at the limits, and a small job of another organization beside one…");
 const limits = await measureRateLimits(harness, rateLimitPlan);
 const countProblems = [...llmCost.problems, ...pipeline.problems, ...limits.problems];
 const figures: BenchFigure[] = [
-  ...pipelineFigures(pipeline.efficiency, pipeline.scaling, CONCURRENCY),
+  ...pipelineFigures(pipeline.efficiency, pipeline.scaling, BENCH_CONCURRENCY),
   ...llmCost.figures,
   awsCostFigure(pipeline.scaling),
   ...scalingFigures(pipeline.scaling),
@@ -108,7 +97,7 @@ log(`Run took ${fmt(elapsedS, 0)} s.`);
 const file = await writeResults({
   date: new Date().toISOString(),
   mode: quick ? "quick" : "full",
-  concurrency: CONCURRENCY,
+  concurrency: BENCH_CONCURRENCY,
   node: process.version,
   elapsedSeconds: elapsedS,
   figures,

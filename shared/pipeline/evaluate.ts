@@ -621,13 +621,17 @@ async function evaluateConcurrently(parsed: ParsedRecord[], loaded: BatchContext
       first.job.reservedUsd -= reserved;
     });
   };
-  const [probe, ...others] = units;
-  if (!probe) return;
-  // One unit alone first: a key the API rejects or an account it cannot bill stops the job's
-  // calls after one request, not after the whole batch's.
-  await runUnit(probe);
+  const [first] = units;
+  if (!first) return;
+  // A job that has paid for no answer yet sends one unit alone first: a key the API rejects or
+  // an account it cannot bill stops the job's calls after one request, not after the whole
+  // batch's. A paid job's key and account have worked: its units start together, and an
+  // invocation takes about one call's latency less.
+  const probe = first[0] && first[0].job.spentUsd === 0 ? first : undefined;
+  if (probe) await runUnit(probe);
+  const others = probe ? units.slice(1) : units;
   const byCall = Map.groupBy(others, (unit) => (unit[0] ? callKey(unit[0].entry.item) : ""));
-  const probedCall = probe[0] && callKey(probe[0].entry.item);
+  const probedCall = probe?.[0] && callKey(probe[0].entry.item);
   await Promise.all(
     [...byCall].map(async ([call, [opening, ...rest]]) => {
       // The probe wrote its call's prompt cache already.
