@@ -298,8 +298,10 @@ export async function recordResults(results: ItemResult[]): Promise<Map<string, 
   // and a job whose writes fail leaves only its own items unrecorded.
   await Promise.all(
     [...byJob.values()].map(async (jobResults) => {
-      for (let i = 0; i < jobResults.length; i += VALUES_PER_TRANSACTION) {
-        const chunk = jobResults.slice(i, i + VALUES_PER_TRANSACTION);
+      // Even chunks (40 values: two of 20, not 24 and 16), so each rollup delta stays small.
+      const size = Math.ceil(jobResults.length / Math.ceil(jobResults.length / VALUES_PER_TRANSACTION));
+      for (let i = 0; i < jobResults.length; i += size) {
+        const chunk = jobResults.slice(i, i + size);
         const outcomes = await recordJobChunk(chunk).catch((error) => {
           logger.error("Could not record a job's values", { jobId: chunk[0]?.item.jobId, error: error as Error });
           return [];

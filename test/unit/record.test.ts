@@ -100,9 +100,14 @@ describe("recordResults (exactly-once counting)", () => {
     ddb.on(TransactWriteCommand).resolves({});
     await recordResults(Array.from({ length: 150 }, (_, i) => result(`c${i}`)));
     const sizes = ddb.commandCalls(TransactWriteCommand).map((c) => c.args[0].input.TransactItems!.length);
-    // 24 values + 1 counter per transaction (these values have no rollups, so no delta):
-    // a delta of 24 values is at most 96 rollup updates, which the applier can still apply at once.
-    expect(sizes).toEqual([25, 25, 25, 25, 25, 25, 7]);
+    // At most 24 values + 1 counter per transaction (these values have no rollups, so no
+    // delta): a delta of 24 values is at most 96 rollup updates, which the applier can still
+    // apply at once. The values are spread evenly: seven transactions of 22 or 18.
+    expect(sizes).toEqual([23, 23, 23, 23, 23, 23, 19]);
+    ddb.resetHistory();
+    // An evaluator's batch of 40 of one job: two transactions of 20, not 24 and 16.
+    await recordResults(Array.from({ length: 40 }, (_, i) => result(`d${i}`)));
+    expect(ddb.commandCalls(TransactWriteCommand).map((c) => c.args[0].input.TransactItems!.length)).toEqual([21, 21]);
   });
 
   it("puts one rollup delta with what the transaction's values add, instead of updating rollups", async () => {
