@@ -155,7 +155,7 @@ describe("organization settings", () => {
     expect(refused?.body.error.code).toBe("rate_limited");
     expect(Number(refused?.headers.get("retry-after"))).toBeGreaterThanOrEqual(1);
     const others = await Promise.all(Array.from({ length: 10 }, () => neighbour.api("GET", "/v1/call")));
-    expect(others.every((answer) => answer.status === 200)).toBe(true);
+    expect(others.map((answer) => (answer.status === 200 ? 200 : answer.body))).toEqual(Array(10).fill(200));
 
     // The SDK waits as told and gets through.
     const client = new Client({ baseURL: stack.baseUrl, apiKey: limited.apiKey, maxRetries: 10 });
