@@ -169,11 +169,12 @@ export const wiring: Wiring = {
       queue: "work",
       // Sends items that must run again back to the work queue with their retry state.
       access: { table: "readWrite", sendTo: ["work", "batch"], secrets: ["anthropic"] },
-      // A batch's items share its job-status read, its limiter round trips and its model
-      // latency: an invocation takes about as long for 40 items as for 20 (its calls run at
-      // once), so the Lambda time per item almost halves. Its values are recorded 20 to a
-      // transaction with one rollup delta (docs/benchmark.md).
-      batchSize: 40,
+      // Twenty items share one recording transaction, one job-status read and one rollup
+      // delta (against ten: half the wait for the transaction, a fifth fewer write units).
+      // Not 40: a busy tenant's batch must fit in half the limiter's 2 s horizon, and 40
+      // items at a tier-4 account's pace take about 1.05 s of it, so under the limits every
+      // batch took a turn on the queue first (docs/benchmark.md, figure 8).
+      batchSize: 20,
       maxBatchingWindowSeconds: 1,
       maxConcurrency: DEFAULT_LLM_MAX_CONCURRENCY,
       // A batch's model calls run at once, paced by the shared limiter (a batch it cannot fit soon is deferred).
