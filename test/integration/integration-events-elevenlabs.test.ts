@@ -8,8 +8,8 @@
 import { createHmac } from "node:crypto";
 import { ElevenLabsClient } from "@elevenlabs/elevenlabs-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { builtInMetric, createMetrics } from "../support/fixtures.ts";
-import { policyJobs, startTestStack, type TestStack, waitForJobEnd } from "../support/stack.ts";
+import { expectJudgedOnceByPolicy, turnCountPolicy } from "../support/fixtures.ts";
+import { startTestStack, type TestStack } from "../support/stack.ts";
 
 const SECRET = "wsec_elevenlabs_0123456789abcdef";
 const START_SECONDS = Date.UTC(2026, 11, 2, 9, 30, 0) / 1000;
@@ -163,22 +163,11 @@ describe("ElevenLabs webhooks through an integration", () => {
   });
 
   it("judges an ingested call once with a matching policy, exactly like an API-created one", async () => {
-    await createMetrics(stack.api, [builtInMetric("el-turns", { kind: "TURN_COUNT" }, "COUNT")]);
-    const policy = await stack.api("POST", "/v1/metric/policies", {
-      name: "ElevenLabs calls",
-      metrics: [{ id: "el-turns" }],
-      conditions: [[{ conditionType: "AGENT", conditionOperator: "EQUALS", conditionValue: "maya" }]],
-    });
-    expect(policy.status).toBe(201);
+    const policyId = await turnCountPolicy(stack.api, "el-turns", "maya");
     const body = JSON.stringify(transcription("conv_el_policy"));
     const stored = await post(body, signature(body));
     expect(stored.body.data.outcome).toBe("created");
     await post(body, signature(body));
-    const jobs = await policyJobs(stack.api, policy.body.data.id);
-    expect(jobs).toHaveLength(1);
-    const job = await waitForJobEnd(stack.api, jobs[0].id);
-    expect(job).toMatchObject({ status: "COMPLETED", callCount: 1, completedItems: 1 });
-    const values = await stack.api("GET", `/v1/call/${stored.body.data.callId}/metrics`);
-    expect(values.body.data[0].values[0]).toMatchObject({ value: 3, captureStatus: "SUCCESS" });
+    await expectJudgedOnceByPolicy(stack.api, policyId, stored.body.data.callId, 3);
   });
 });

@@ -8,8 +8,8 @@
 import { createHmac } from "node:crypto";
 import type { Vapi } from "@vapi-ai/server-sdk";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { builtInMetric, createMetrics } from "../support/fixtures.ts";
-import { policyJobs, startTestStack, type TestStack, waitForJobEnd } from "../support/stack.ts";
+import { expectJudgedOnceByPolicy, turnCountPolicy } from "../support/fixtures.ts";
+import { startTestStack, type TestStack } from "../support/stack.ts";
 
 const TOKEN = "vapi-bearer-token-0123456789";
 const HMAC_SECRET = "vapi-hmac-secret-abcdef";
@@ -185,22 +185,11 @@ describe("Vapi webhooks through an integration", () => {
   });
 
   it("judges an ingested call once with a matching policy, exactly like an API-created one", async () => {
-    await createMetrics(stack.api, [builtInMetric("vapi-turns", { kind: "TURN_COUNT" }, "COUNT")]);
-    const policy = await stack.api("POST", "/v1/metric/policies", {
-      name: "Vapi calls",
-      metrics: [{ id: "vapi-turns" }],
-      conditions: [[{ conditionType: "AGENT", conditionOperator: "EQUALS", conditionValue: "asst_vapi_1" }]],
-    });
-    expect(policy.status).toBe(201);
+    const policyId = await turnCountPolicy(stack.api, "vapi-turns", "asst_vapi_1");
     const body = JSON.stringify(report("vapi_call_policy"));
     const stored = await post(bearerUrl, body, { authorization: `Bearer ${TOKEN}` });
     expect(stored.body.data.outcome).toBe("created");
     await post(bearerUrl, body, { authorization: `Bearer ${TOKEN}` });
-    const jobs = await policyJobs(stack.api, policy.body.data.id);
-    expect(jobs).toHaveLength(1);
-    const job = await waitForJobEnd(stack.api, jobs[0].id);
-    expect(job).toMatchObject({ status: "COMPLETED", callCount: 1, completedItems: 1 });
-    const values = await stack.api("GET", `/v1/call/${stored.body.data.callId}/metrics`);
-    expect(values.body.data[0].values[0]).toMatchObject({ value: 3, captureStatus: "SUCCESS" });
+    await expectJudgedOnceByPolicy(stack.api, policyId, stored.body.data.callId, 3);
   });
 });

@@ -8,8 +8,8 @@
 import { createHmac } from "node:crypto";
 import { sign, verify } from "retell-sdk";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { builtInMetric, createMetrics } from "../support/fixtures.ts";
-import { policyJobs, startTestStack, type TestStack, waitForJobEnd } from "../support/stack.ts";
+import { expectJudgedOnceByPolicy, turnCountPolicy } from "../support/fixtures.ts";
+import { startTestStack, type TestStack } from "../support/stack.ts";
 
 const RETELL_KEY = "key_4f1c2b7d9e0a_retell_test";
 const START = Date.UTC(2026, 11, 1, 14, 0, 0);
@@ -238,22 +238,11 @@ describe("Retell webhooks through an integration", () => {
   });
 
   it("judges an ingested call with a matching policy, exactly like an API-created one", async () => {
-    await createMetrics(stack.api, [builtInMetric("retell-turns", { kind: "TURN_COUNT" }, "COUNT")]);
-    const policy = await stack.api("POST", "/v1/metric/policies", {
-      name: "Retell support calls",
-      metrics: [{ id: "retell-turns" }],
-      conditions: [[{ conditionType: "AGENT", conditionOperator: "EQUALS", conditionValue: "support-bot" }]],
-    });
-    expect(policy.status).toBe(201);
+    const policyId = await turnCountPolicy(stack.api, "retell-turns", "support-bot");
     const { body, headers } = await signed(retellEvent("call_retell_policy"));
     const stored = await post(body, headers);
     await post(body, headers);
-    const jobs = await policyJobs(stack.api, policy.body.data.id);
-    expect(jobs).toHaveLength(1);
-    const job = await waitForJobEnd(stack.api, jobs[0].id);
-    expect(job).toMatchObject({ status: "COMPLETED", callCount: 1, completedItems: 1 });
-    const values = await stack.api("GET", `/v1/call/${stored.body.data.callId}/metrics`);
-    expect(values.body.data[0].values[0]).toMatchObject({ value: 2, captureStatus: "SUCCESS" });
+    await expectJudgedOnceByPolicy(stack.api, policyId, stored.body.data.callId, 2);
   });
 
   it("imports Retell's call_ended through Roark's POST /v1/retell/call with an API key", async () => {

@@ -1,7 +1,9 @@
 /** Builders for test data: calls, built-in metric definitions, and seeding through the API. */
+
+import { expect } from "vitest";
 import type { RecordedRequest } from "../../infra/local/fake-anthropic.ts";
 import type { CreateCallInput } from "../../shared/schemas/call.ts";
-import type { TestStack } from "./stack.ts";
+import { policyJobs, type TestStack, waitForJobEnd } from "./stack.ts";
 
 type Api = TestStack["api"];
 
@@ -129,4 +131,26 @@ export function billedUsage(served: readonly RecordedRequest[]) {
     cacheReadInputTokens: sum((u) => u.cache_read_input_tokens),
     thinkingTokens: sum((u) => u.output_tokens_details?.thinking_tokens),
   };
+}
+
+/** A policy that judges `agentId`'s new calls by their turn count (a built-in metric `slug`); its id. */
+export async function turnCountPolicy(api: Api, slug: string, agentId: string): Promise<string> {
+  await createMetrics(api, [builtInMetric(slug, { kind: "TURN_COUNT" }, "COUNT")]);
+  const policy = await api("POST", "/v1/metric/policies", {
+    name: `${agentId} calls`,
+    metrics: [{ id: slug }],
+    conditions: [[{ conditionType: "AGENT", conditionOperator: "EQUALS", conditionValue: agentId }]],
+  });
+  expect(policy.status).toBe(201);
+  return policy.body.data.id;
+}
+
+/** The policy started one job, for the one call, which completed with the call's turn count. */
+export async function expectJudgedOnceByPolicy(api: Api, policyId: string, callId: string, turns: number) {
+  const jobs = await policyJobs(api, policyId);
+  expect(jobs).toHaveLength(1);
+  const job = await waitForJobEnd(api, jobs[0].id);
+  expect(job).toMatchObject({ status: "COMPLETED", callCount: 1, completedItems: 1 });
+  const values = await api("GET", `/v1/call/${callId}/metrics`);
+  expect(values.body.data[0].values[0]).toMatchObject({ value: turns, captureStatus: "SUCCESS" });
 }
