@@ -143,26 +143,35 @@ export function fittedCall(call: CreateCallInput): CreateCallInput {
   return checked.data;
 }
 
-/** Stores the call once per external id; a later event of the same call adds its properties. */
-async function storeOnce(orgId: string, mapped: Mapped): Promise<DeliveryOutcome> {
-  const call = fittedCall(mapped.call as CreateCallInput);
+/**
+ * The call stored once per external id: created now, or the id of the one stored already
+ * (also when another delivery of the same call stored it a moment ago).
+ */
+async function createOnce(
+  orgId: string,
+  call: CreateCallInput,
+): Promise<{ created: CallSummary } | { existingId: string }> {
   const externalId = call.externalId as string;
-  const addLater = async (callId: string): Promise<DeliveryOutcome> => {
-    if (!mapped.laterProperties?.length) return { outcome: "duplicate", callId };
-    await updateCallProperties(orgId, callId, (current) => withProperties(current, mapped.laterProperties ?? []));
-    return { outcome: "updated", callId };
-  };
   const existing = await callIdByExternalId(orgId, externalId);
-  if (existing) return addLater(existing);
+  if (existing) return { existingId: existing };
   try {
-    return { outcome: "created", callId: (await createCall(orgId, call)).id };
+    return { created: await createCall(orgId, call) };
   } catch (error) {
-    // The same call delivered twice at once: the other delivery stored it.
     if (!isDomainError(error, "conflict")) throw error;
     const stored = await callIdByExternalId(orgId, externalId);
     if (!stored) throw error;
-    return addLater(stored);
+    return { existingId: stored };
   }
+}
+
+/** Stores the call once per external id; a later event of the same call adds its properties. */
+async function storeOnce(orgId: string, mapped: Mapped): Promise<DeliveryOutcome> {
+  const stored = await createOnce(orgId, fittedCall(mapped.call as CreateCallInput));
+  if ("created" in stored) return { outcome: "created", callId: stored.created.id };
+  const callId = stored.existingId;
+  if (!mapped.laterProperties?.length) return { outcome: "duplicate", callId };
+  await updateCallProperties(orgId, callId, (current) => withProperties(current, mapped.laterProperties ?? []));
+  return { outcome: "updated", callId };
 }
 
 /**
@@ -238,20 +247,12 @@ export async function importPlatformCall(
   const mapped = withFieldsUnder(`body.${payloadField}`, () => mapPayload(target, event));
   if (mapped.ignored) throw invalid(mapped.ignored);
   const call = fittedCall(mapped.call as CreateCallInput);
-  const stored = async () => {
-    const callId = await callIdByExternalId(orgId, call.externalId as string);
-    return callId ? getCallSummary(orgId, callId) : undefined;
-  };
-  const existing = skipAlreadyImported ? await stored() : undefined;
-  if (existing) return existing;
-  try {
-    return await createCall(orgId, call);
-  } catch (error) {
-    // Stored meanwhile by another import of the same call.
-    const other = skipAlreadyImported && isDomainError(error, "conflict") ? await stored() : undefined;
-    if (!other) throw error;
-    return other;
-  }
+  // Without skipAlreadyImported a stored call is createCall's 409, naming it.
+  if (!skipAlreadyImported) return createCall(orgId, call);
+  const stored = await createOnce(orgId, call);
+  if ("created" in stored) return stored.created;
+  // Deleted since its id was read: createCall says what stands in the way.
+  return (await getCallSummary(orgId, stored.existingId)) ?? createCall(orgId, call);
 }
 
 /** Runs `map`, naming the fields of its 400s under `prefix` (the payload is a field of the body). */

@@ -46,6 +46,10 @@ function sameHex(expected: string, given: string): boolean {
   return timingSafeEqual(Buffer.from(expected, "hex"), Buffer.from(given.toLowerCase(), "hex"));
 }
 
+/** Why the request is refused when no secret signed `message` as `digest`. */
+const unlessSignedByAny = (secrets: string[], message: string, digest: string): SignatureProblem =>
+  secrets.some((secret) => sameHex(hmacHex(secret, message), digest)) ? undefined : "signature does not match";
+
 /** Equal secrets of any length, compared in constant time through their digests. */
 const sameSecret = (expected: string, given: string) =>
   timingSafeEqual(createHash("sha256").update(expected).digest(), createHash("sha256").update(given).digest());
@@ -61,10 +65,7 @@ function verifyRetell({ rawBody, headers, secrets, now }: SignedRequest): Signat
   if (!match) return "malformed x-retell-signature header";
   const signedAt = Number(match[1]);
   if (!withinWindow(signedAt, now, RETELL_TOLERANCE_MS)) return "stale signature (more than 5 minutes off)";
-  const digest = match[2] as string;
-  return secrets.some((secret) => sameHex(hmacHex(secret, rawBody + match[1]), digest))
-    ? undefined
-    : "signature does not match";
+  return unlessSignedByAny(secrets, rawBody + match[1], match[2] as string);
 }
 
 function verifyElevenLabs({ rawBody, headers, secrets, now }: SignedRequest): SignatureProblem {
@@ -81,9 +82,7 @@ function verifyElevenLabs({ rawBody, headers, secrets, now }: SignedRequest): Si
   if (!timestamp || !/^\d+$/.test(timestamp) || !digest) return "malformed ElevenLabs-Signature header";
   if (!withinWindow(Number(timestamp) * 1000, now, ELEVENLABS_MAX_AGE_MS))
     return "stale signature (over 30 minutes old)";
-  return secrets.some((secret) => sameHex(hmacHex(secret, `${timestamp}.${rawBody}`), digest))
-    ? undefined
-    : "signature does not match";
+  return unlessSignedByAny(secrets, `${timestamp}.${rawBody}`, digest);
 }
 
 function verifyVapi({ rawBody, headers, secrets, vapiAuth, now }: SignedRequest): SignatureProblem {
@@ -101,9 +100,7 @@ function verifyVapi({ rawBody, headers, secrets, vapiAuth, now }: SignedRequest)
   // Seconds or milliseconds since the epoch.
   const signedAt = timestamp.length > 11 ? Number(timestamp) : Number(timestamp) * 1000;
   if (!withinWindow(signedAt, now, VAPI_TOLERANCE_MS)) return "stale signature (more than 5 minutes off)";
-  return secrets.some((secret) => sameHex(hmacHex(secret, `${timestamp}.${rawBody}`), signature))
-    ? undefined
-    : "signature does not match";
+  return unlessSignedByAny(secrets, `${timestamp}.${rawBody}`, signature);
 }
 
 export function signatureProblem(request: SignedRequest): SignatureProblem {
