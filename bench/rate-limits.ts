@@ -45,6 +45,7 @@ const SMALL_JOB_ITEMS = 20;
 
 interface Served {
   status: number;
+  receivedAt: number;
   usage?: { input_tokens: number; output_tokens: number; cache_creation_input_tokens: number };
 }
 
@@ -59,6 +60,22 @@ function allowedItemsPerSecond(
       limits.inputTokensPerMinute / perItem.input,
       limits.outputTokensPerMinute / perItem.output,
     ) / 60
+  );
+}
+
+/** How the job started: its items enqueued, its first request, and its answers per second in the first seconds. */
+function startProfile(served: readonly Served[], createdAt: number, enqueueMs: number): string {
+  const answeredAt = served
+    .filter((request) => request.status === 200)
+    .map((request) => request.receivedAt - createdAt);
+  const perSecond = Array.from(
+    { length: 20 },
+    (_, second) => answeredAt.filter((ms) => ms >= second * 1000 && ms < (second + 1) * 1000).length,
+  );
+  const first = Math.min(...answeredAt);
+  return (
+    `items enqueued in ${fmt(enqueueMs / 1000, 1)} s, first request ${fmt(first / 1000, 1)} s after creation; ` +
+    `requests in each of the first 20 s: ${perSecond.join(" ")}`
   );
 }
 
@@ -121,6 +138,8 @@ export async function measureRateLimits(harness: PipelineHarness, plan: RateLimi
       `of ${fmt(allowed, 1)} allowed; ${limited} of ${served.length} requests answered 429; ` +
       `${run.invocations.evaluator ?? 0} evaluator invocations, ${workMessages - plan.items} items sent back (deferred)`,
   );
+
+  log(`  limits: ${startProfile(served, Date.parse(job.createdAt), run.enqueueMs)}`);
 
   // The neighbour's small job while this organization's large one runs.
   await harness.anthropic.reset();

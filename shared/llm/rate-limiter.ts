@@ -99,7 +99,13 @@ interface ModelState {
   owed: { requests: number; inputTokens: number; outputTokens: number };
   outputPerRequest: number;
   lastGrowthTry: number;
-  /** Input tokens estimated and reported, decayed sums: their ratio corrects the estimates. */
+  /**
+   * Reserved requests not answered yet, and their estimated input tokens: an answer settles
+   * one request's share, so each answer is compared with its own estimate, not with a whole
+   * batch's while the batch's other answers are still to come.
+   */
+  unanswered: { requests: number; inputTokens: number };
+  /** Input tokens estimated and reported for answered requests, decayed sums: their ratio corrects the estimates. */
   inputEstimated: number;
   inputReported: number;
   inputSumsAt: number;
@@ -121,9 +127,27 @@ function inputCorrection(local: ModelState, now: number): number {
   const decay = 0.5 ** (Math.max(0, now - local.inputSumsAt) / INPUT_CORRECTION_HALF_LIFE_MS);
   local.inputEstimated *= decay;
   local.inputReported *= decay;
+  // Requests that never answer (deferred after admission, failed) fade, their mean kept.
+  local.unanswered.requests *= decay;
+  local.unanswered.inputTokens *= decay;
   local.inputSumsAt = now;
   if (local.inputEstimated <= 0 || local.inputReported <= 0) return 1;
   return Math.min(10, Math.max(0.1, local.inputReported / local.inputEstimated));
+}
+
+/** A reserved batch's requests, whose answers are to be compared with their estimate. */
+function awaitAnswers(local: ModelState, demand: Demand) {
+  local.unanswered.requests += demand.requests;
+  local.unanswered.inputTokens += demand.inputTokens;
+}
+
+/** The estimate of one answered request: the mean of those reserved and not answered yet. */
+function settleOneEstimate(local: ModelState): number | undefined {
+  const { requests, inputTokens } = local.unanswered;
+  if (requests <= 0) return undefined;
+  const estimate = inputTokens * Math.min(1, 1 / requests);
+  local.unanswered = { requests: Math.max(0, requests - 1), inputTokens: inputTokens - estimate };
+  return estimate;
 }
 
 /**
@@ -215,6 +239,7 @@ export class SharedRateLimiter {
         owed: { requests: 0, inputTokens: 0, outputTokens: 0 },
         outputPerRequest: this.#settings.initialOutputTokens,
         lastGrowthTry: 0,
+        unanswered: { requests: 0, inputTokens: 0 },
         inputEstimated: 0,
         inputReported: 0,
         inputSumsAt: this.#now(),
@@ -276,7 +301,7 @@ export class SharedRateLimiter {
     }
     const { reserved, cost } = placed;
     // Only a reserved batch's estimate is compared with what answers report.
-    local.inputEstimated += demand.inputTokens;
+    awaitAnswers(local, demand);
     for (const key of DIMENSIONS) {
       // Prepaid for the answers to come; a surplus beyond two batches' worth is forgotten.
       local.owed[key] = Math.max(local.owed[key] - charged[key], -2 * charged[key]);
@@ -363,7 +388,7 @@ export class SharedRateLimiter {
     if (waitMs > this.#settings.maxWaitMs) return this.#deferred(local, this.#settings.maxWaitMs);
     // The answers will say how the estimate compares: the first job's calibration, for the next.
     inputCorrection(local, this.#now());
-    local.inputEstimated += demand.inputTokens;
+    awaitAnswers(local, demand);
     if (waitMs > 0) await this.#wait(waitMs);
     return { admitted: true, waitedMs: waitMs, spanMs: 0 };
   }
@@ -382,7 +407,12 @@ export class SharedRateLimiter {
     local.owed.requests += 1;
     local.owed.inputTokens += usage.inputTokens + usage.cacheCreationInputTokens;
     inputCorrection(local, this.#now());
-    local.inputReported += usage.inputTokens + usage.cacheCreationInputTokens;
+    const estimate = settleOneEstimate(local);
+    // An answer to a request the limiter did not admit has no estimate to compare with.
+    if (estimate !== undefined) {
+      local.inputEstimated += estimate;
+      local.inputReported += usage.inputTokens + usage.cacheCreationInputTokens;
+    }
     local.owed.outputTokens += usage.outputTokens;
     // A running mean, weighted to recent answers.
     local.outputPerRequest = Math.round(local.outputPerRequest * 0.8 + usage.outputTokens * 0.2);

@@ -227,6 +227,21 @@ describe("the shared LLM limiter", () => {
     expect((await rateLimitStore.read(model))?.nextFreeAt).toBe(clock.now + 300);
   });
 
+  it("compares each answer with its own request's estimate, while the batch's other answers are still to come", async () => {
+    const model = "model-calibration-mid-batch";
+    const { clock, limiters } = evaluators(2);
+    const [a, b] = limiters as [SharedRateLimiter, SharedRateLimiter];
+    await a.answered(model, headers({ itpm: 60_000 }), usage(0, 0));
+    clock.now += 60_000;
+    // Ten requests estimated at 100 tokens each; the first answer reports 100, as estimated,
+    // and a notes what it learned then: nothing to correct, not a tenth of the batch.
+    await a.admit(model, { requests: 10, inputTokens: 1_000 });
+    await a.answered(model, headers({ itpm: 60_000 }), usage(100, 50));
+    clock.now += 60_000;
+    await b.admit(model, { requests: 1, inputTokens: 100 });
+    expect((await rateLimitStore.read(model))?.nextFreeAt).toBe(clock.now + 100);
+  });
+
   it("learns that calibration from the first answers, before any limit is known", async () => {
     const model = "model-calibration-first";
     const { clock, limiters } = evaluators(2);
