@@ -39,11 +39,15 @@ function entryOf(message: OutgoingMessage, index: number) {
 export const workGroupOf = (item: Pick<WorkItem, "orgId" | "bulk">): string =>
   item.bulk ? `${item.orgId}:bulk` : item.orgId;
 
-/** A work item as a message of the work queue. */
+/**
+ * A work item as a message of the work queue. An item sent back for its limiter turn is a
+ * group of its own: the fair queue hands it out before its tenant's fresh backlog, which
+ * would otherwise hold it past its turn while the evaluators take turns for that backlog.
+ */
 export const workMessage = (item: WorkItem, delaySeconds = 0): OutgoingMessage => ({
   body: JSON.stringify(item),
   delaySeconds,
-  groupId: workGroupOf(item),
+  groupId: item.turnAt === undefined ? workGroupOf(item) : `${workGroupOf(item)}:turn`,
 });
 
 async function sendBatch(queueUrl: string, messages: OutgoingMessage[]): Promise<void> {

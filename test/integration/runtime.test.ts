@@ -20,7 +20,8 @@ import { type LocalRuntime, type LocalRuntimeOptions, startLocalRuntime } from "
 import { openSharedStream } from "../../infra/local/shared-stream.ts";
 import { sleep } from "../../shared/concurrency.ts";
 import { resetConfig } from "../../shared/config.ts";
-import { sendMessages as sendServiceMessages } from "../../shared/pipeline/queue.ts";
+import { sendMessages as sendServiceMessages, workMessage } from "../../shared/pipeline/queue.ts";
+import type { WorkItem } from "../../shared/schemas/job.ts";
 import type { QueueName } from "../../shared/table.ts";
 import type { QueueConsumerEntry, StreamConsumerEntry, Wiring } from "../../shared/wiring.ts";
 import { sqsDeliveries } from "../fixtures/sqs-consumer.ts";
@@ -381,6 +382,52 @@ describe("local runtime: SQS consumers", { timeout: 60_000 }, () => {
       sqsDeliveries.filter((delivery) => delivery.functionName === id).map((delivery) => delivery.invocation),
     );
     expect(invocations.size).toBe(1);
+  });
+
+  it("hands out an item sent back for its limiter turn ahead of its organization's fresh backlog", async () => {
+    const id = `turns-${randomUUID().slice(0, 6)}`;
+    const order: string[] = [];
+    const { tableName, queues } = await startRuntime(
+      { queueConsumers: [sqsConsumer(id, "work", { batchSize: 10, maxConcurrency: 2 })] },
+      {
+        handlerOverrides: {
+          [id]: async (event: SQSEvent) => {
+            for (const record of event.Records) {
+              order.push((JSON.parse(record.body) as WorkItem).turnAt === undefined ? "fresh" : "turn");
+            }
+            await sleep(200);
+            return { batchItemFailures: [] };
+          },
+        },
+      },
+    );
+    Object.assign(process.env, {
+      TABLE_NAME: tableName,
+      SQS_ENDPOINT: endpoints.sqsEndpoint,
+      AWS_REGION: region,
+      AWS_ACCESS_KEY_ID: credentials.accessKeyId,
+      AWS_SECRET_ACCESS_KEY: credentials.secretAccessKey,
+    });
+    resetConfig();
+    const item = (n: number): WorkItem => ({
+      orgId: "org-a",
+      jobId: "job-1",
+      callId: `call-${n}`,
+      metricId: "metric-1",
+      metricVersion: 1,
+    });
+    // The evaluators are busy taking turns for a large job's fresh items when a batch comes
+    // back for its turn: it must not wait until they are through them.
+    await sendServiceMessages(
+      queues.work.url,
+      Array.from({ length: 60 }, (_, n) => workMessage(item(n))),
+    );
+    await sendServiceMessages(
+      queues.work.url,
+      Array.from({ length: 5 }, (_, n) => workMessage({ ...item(100 + n), turnAt: Date.now() })),
+    );
+    await waitFor(() => (order.length >= 65 ? true : undefined), "every message");
+    expect(order.lastIndexOf("turn")).toBeLessThan(30);
   });
 
   it("serves the work queue fairly: a small group's messages go ahead of another group's backlog", async () => {
