@@ -169,12 +169,11 @@ export const wiring: Wiring = {
       queue: "work",
       // Sends items that must run again back to the work queue with their retry state.
       access: { table: "readWrite", sendTo: ["work", "batch"], secrets: ["anthropic"] },
-      // Twenty items share one recording transaction, one job-status read and one rollup
-      // delta (against ten: half the wait for the transaction, a fifth fewer write units).
-      // Not 40: a busy tenant's batch must fit in half the limiter's 2 s horizon, and 40
-      // items at a tier-4 account's pace take about 1.05 s of it, so under the limits every
-      // batch took a turn on the queue first (docs/benchmark.md, figure 8).
-      batchSize: 20,
+      // Forty items share one job-status read and one limiter reservation, and an invocation's
+      // fixed costs (loads, the limiter's round trips) are paid once per 40: under the rate
+      // limits, two thirds of the Lambda time per item of batches of 20 (docs/benchmark.md,
+      // figure 8). A job's values are recorded in even transactions (40: two of 20).
+      batchSize: 40,
       maxBatchingWindowSeconds: 1,
       maxConcurrency: DEFAULT_LLM_MAX_CONCURRENCY,
       // A batch's model calls run at once, paced by the shared limiter (a batch it cannot fit soon is deferred).
