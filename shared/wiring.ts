@@ -169,11 +169,12 @@ export const wiring: Wiring = {
       queue: "work",
       // Sends items that must run again back to the work queue with their retry state.
       access: { table: "readWrite", sendTo: ["work", "batch"], secrets: ["anthropic"] },
-      // Forty items share one job-status read and one limiter reservation, and an invocation's
-      // fixed costs (loads, the limiter's round trips) are paid once per 40: under the rate
-      // limits, two thirds of the Lambda time per item of batches of 20 (docs/benchmark.md,
-      // figure 8). A job's values are recorded in even transactions (40: two of 20).
-      batchSize: 40,
+      // Twenty items share one recording transaction, one job-status read and one rollup
+      // delta (against ten: half the wait for the transaction, a fifth fewer write units).
+      // Not 40, though it halves the Lambda time per item under the account's limits: in the
+      // full benchmark's run, 40 cut figure 8's throughput to 0.60 of the limits and a
+      // neighbour's small job waited 3.4 times its time alone (docs/benchmark-log.md).
+      batchSize: 20,
       maxBatchingWindowSeconds: 1,
       maxConcurrency: DEFAULT_LLM_MAX_CONCURRENCY,
       // A batch's model calls run at once, paced by the shared limiter (a batch it cannot fit soon is deferred).
