@@ -27,6 +27,10 @@ export const integrationWebhookPath = (provider: IntegrationProvider, integratio
 
 const hidden = new Set(["pk", "sk", "entity", "gsi1pk", "gsi1sk", "orgId", "secret", "previousSecret"]);
 
+/** Whether the integration's replaced secret still verifies deliveries (its grace period lasts). */
+const previousSecretInGrace = (item: Item, now = new Date()) =>
+  typeof item.previousSecret === "string" && String(item.previousSecretValidUntil ?? "") > now.toISOString();
+
 function toIntegration(item: Item): Integration {
   const fields = Object.fromEntries(Object.entries(item).filter(([name]) => !hidden.has(name))) as Omit<
     Integration,
@@ -34,10 +38,9 @@ function toIntegration(item: Item): Integration {
   >;
   // A replaced secret past its grace no longer verifies: not worth showing.
   const { previousSecretValidUntil, ...rest } = fields;
-  const stillValid = previousSecretValidUntil !== undefined && previousSecretValidUntil > new Date().toISOString();
   return {
     ...rest,
-    ...(stillValid ? { previousSecretValidUntil } : {}),
+    ...(previousSecretInGrace(item) ? { previousSecretValidUntil } : {}),
     webhookUrl: integrationWebhookPath(fields.provider, fields.id),
   };
 }
@@ -156,13 +159,11 @@ export interface DeliveryTarget {
 export async function deliveryTarget(integrationId: string, now = new Date()): Promise<DeliveryTarget | undefined> {
   const item = await table.get(keys.integration(integrationId));
   if (!item) return undefined;
-  const previousValid =
-    typeof item.previousSecret === "string" && String(item.previousSecretValidUntil ?? "") > now.toISOString();
   return {
     id: String(item.id),
     orgId: String(item.orgId),
     provider: item.provider as IntegrationProvider,
-    secrets: [String(item.secret), ...(previousValid ? [String(item.previousSecret)] : [])],
+    secrets: [String(item.secret), ...(previousSecretInGrace(item, now) ? [String(item.previousSecret)] : [])],
     ...(item.vapiAuth ? { vapiAuth: item.vapiAuth as Integration["vapiAuth"] } : {}),
     ...(item.agentMapping ? { agentMapping: item.agentMapping as Record<string, string> } : {}),
     ...(item.properties ? { properties: item.properties as Record<string, string> } : {}),
