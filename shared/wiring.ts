@@ -171,9 +171,9 @@ export const wiring: Wiring = {
       access: { table: "readWrite", sendTo: ["work", "batch"], secrets: ["anthropic"] },
       // Twenty items share one recording transaction, one job-status read and one rollup
       // delta (against ten: half the wait for the transaction, a fifth fewer write units).
-      // Not 40, though it halves the Lambda time per item under the account's limits: in the
-      // full benchmark's run, 40 cut figure 8's throughput to 0.60 of the limits and a
-      // neighbour's small job waited 3.4 times its time alone (docs/benchmark-log.md).
+      // Not 40, though it cuts the Lambda time per item under the account's limits by a
+      // third: in the full benchmark's run a neighbour's small job then waited 3.4 times its
+      // time alone, against 2.5 with 20 (docs/benchmark-log.md).
       batchSize: 20,
       maxBatchingWindowSeconds: 1,
       maxConcurrency: DEFAULT_LLM_MAX_CONCURRENCY,
