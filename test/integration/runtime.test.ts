@@ -151,6 +151,18 @@ async function drain(queueUrl: string): Promise<string[]> {
   }
 }
 
+/** The service's own clients (as the dispatcher and evaluator send) against this runtime's engines. */
+function useServiceClients(tableName: string) {
+  Object.assign(process.env, {
+    TABLE_NAME: tableName,
+    SQS_ENDPOINT: endpoints.sqsEndpoint,
+    AWS_REGION: region,
+    AWS_ACCESS_KEY_ID: credentials.accessKeyId,
+    AWS_SECRET_ACCESS_KEY: credentials.secretAccessKey,
+  });
+  resetConfig();
+}
+
 const sqsConsumer = (id: string, queue: QueueName, extra: Partial<QueueConsumerEntry> = {}): QueueConsumerEntry => ({
   id,
   entry: "test/fixtures/sqs-consumer.ts",
@@ -401,14 +413,7 @@ describe("local runtime: SQS consumers", { timeout: 60_000 }, () => {
         },
       },
     );
-    Object.assign(process.env, {
-      TABLE_NAME: tableName,
-      SQS_ENDPOINT: endpoints.sqsEndpoint,
-      AWS_REGION: region,
-      AWS_ACCESS_KEY_ID: credentials.accessKeyId,
-      AWS_SECRET_ACCESS_KEY: credentials.secretAccessKey,
-    });
-    resetConfig();
+    useServiceClients(tableName);
     const item = (n: number): WorkItem => ({
       orgId: "org-a",
       jobId: "job-1",
@@ -447,14 +452,7 @@ describe("local runtime: SQS consumers", { timeout: 60_000 }, () => {
       },
     );
     // The service's own client, as the dispatcher and evaluator send: its sends carry groups.
-    Object.assign(process.env, {
-      TABLE_NAME: tableName,
-      SQS_ENDPOINT: endpoints.sqsEndpoint,
-      AWS_REGION: region,
-      AWS_ACCESS_KEY_ID: credentials.accessKeyId,
-      AWS_SECRET_ACCESS_KEY: credentials.secretAccessKey,
-    });
-    resetConfig();
+    useServiceClients(tableName);
     await sendServiceMessages(
       queues.work.url,
       Array.from({ length: 60 }, (_, n) => ({ body: JSON.stringify({ org: "a", n }), groupId: "org-a" })),
