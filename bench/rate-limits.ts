@@ -14,6 +14,7 @@
 
 import type { RateLimits } from "../infra/local/fake-rate-limits.ts";
 import { sleep } from "../shared/concurrency.ts";
+import { rateLimitStore } from "../shared/store/llm-rate-limit.ts";
 import { seedCalls, seedMetrics } from "./data.ts";
 import type { PipelineHarness } from "./harness.ts";
 import { type JobItem, runJob } from "./job-run.ts";
@@ -44,6 +45,7 @@ const METRICS_PER_CALL = 5;
 const SMALL_JOB_ITEMS = 20;
 
 interface Served {
+  model: string;
   status: number;
   receivedAt: number;
   usage?: { input_tokens: number; output_tokens: number; cache_creation_input_tokens: number };
@@ -76,6 +78,16 @@ function startProfile(served: readonly Served[], createdAt: number, enqueueMs: n
   return (
     `items enqueued in ${fmt(enqueueMs / 1000, 1)} s, first request ${fmt(first / 1000, 1)} s after creation; ` +
     `requests in each of the first 20 s: ${perSecond.join(" ")}`
+  );
+}
+
+/** What the shared limiter holds for `model`: its share of the limits and what it learned of its estimates. */
+async function limiterState(model: string): Promise<string> {
+  const state = await rateLimitStore.read(model);
+  const calibration = state?.calibration;
+  return (
+    `share ${fmt(state?.scale ?? 1, 2)} of the limits, input tokens ${fmt(calibration?.inputCorrection ?? 1, 2)} ` +
+    `per token estimated, ${fmt(calibration?.outputPerRequest ?? 0, 0)} output tokens per request`
   );
 }
 
@@ -114,6 +126,8 @@ export async function measureRateLimits(harness: PipelineHarness, plan: RateLimi
   // A first small job tells the limiter the account's limits (a new stack's first answers do).
   const idleMs = await smallJobMs(neighbour.api, neighbourCalls, neighbourMetricIds);
   log(`  limits: a 20-item job alone took ${fmt(idleMs / 1000, 1)} s`);
+  const [model = ""] = (await harness.anthropic.requests()).map((request: Served) => request.model);
+  log(`  limits: the limiter before the job: ${await limiterState(model)}`);
 
   await harness.anthropic.reset();
   const run = await runJob(harness, callIds.slice(0, plan.items / METRICS_PER_CALL), metrics);
@@ -140,6 +154,7 @@ export async function measureRateLimits(harness: PipelineHarness, plan: RateLimi
   );
 
   log(`  limits: ${startProfile(served, Date.parse(job.createdAt), run.enqueueMs)}`);
+  log(`  limits: the limiter after the job: ${await limiterState(model)}`);
 
   // The neighbour's small job while this organization's large one runs.
   await harness.anthropic.reset();

@@ -145,12 +145,13 @@ function messageSender(deps: JudgeDeps) {
     client: MessagesClient,
     params: Anthropic.MessageCreateParamsNonStreaming,
     onUsage: (usage: TokenUsage) => void,
+    estimatedInputTokens: number | undefined,
   ) => {
     try {
       const { data: response, response: raw } = await client.messages.create(params).withResponse();
       const usage = usageOf(response);
       onUsage(usage);
-      await tell(deps.rateLimits?.answered(params.model, raw.headers, usage));
+      await tell(deps.rateLimits?.answered(params.model, raw.headers, { ...usage, estimatedInputTokens }));
       return response;
     } catch (error) {
       if (error instanceof Anthropic.APIError && error.status === 429) {
@@ -162,15 +163,16 @@ function messageSender(deps: JudgeDeps) {
   return async (
     params: Anthropic.MessageCreateParamsNonStreaming,
     onUsage: (usage: TokenUsage) => void,
+    estimatedInputTokens?: number,
   ): Promise<SendResult> => {
     let client: MessagesClient | undefined;
     try {
       client = await deps.client();
-      return await create(client, params, onUsage);
+      return await create(client, params, onUsage, estimatedInputTokens);
     } catch (error) {
       if (!(client && deps.refreshClient && isRejectedKey(error))) return { refused: classifyFailure(error) };
       try {
-        return await create(await deps.refreshClient(client), params, onUsage);
+        return await create(await deps.refreshClient(client), params, onUsage, estimatedInputTokens);
       } catch (retryError) {
         return { refused: classifyFailure(retryError) };
       }
@@ -291,7 +293,11 @@ const billedSoFar = (model: string, usage: TokenUsage): BilledUsage | undefined 
 
 export function createLlmJudge(deps: JudgeDeps) {
   const send = messageSender(deps);
-  return async function judge(definition: MetricDefinition, call: Call): Promise<EvaluationOutcome> {
+  return async function judge(
+    definition: MetricDefinition,
+    call: Call,
+    estimatedInputTokens?: number,
+  ): Promise<EvaluationOutcome> {
     if (call.transcript.length === 0) return noTranscript();
     const { request, model } = judgeRequestFor([definition], call, deps);
     let usage = emptyUsage();
@@ -299,7 +305,7 @@ export function createLlmJudge(deps: JudgeDeps) {
       usage = addUsage(usage, more);
     };
     try {
-      const first = await send(request, onUsage);
+      const first = await send(request, onUsage, estimatedInputTokens);
       if ("refused" in first) return priced(refusedOutcome(first.refused), model, usage);
       const result = interpret(definition, call, first);
       if (result.ok) return priced(result.judgment, model, usage);
@@ -352,15 +358,23 @@ function groupedAnswers(response: Anthropic.Message): { ok: true; fields: Record
 export function createGroupedLlmJudge(deps: JudgeDeps) {
   const send = messageSender(deps);
   const judgeAlone = createLlmJudge(deps);
-  return async function judgeGroup(definitions: MetricDefinition[], call: Call): Promise<EvaluationOutcome[]> {
+  return async function judgeGroup(
+    definitions: MetricDefinition[],
+    call: Call,
+    estimatedInputTokens?: number,
+  ): Promise<EvaluationOutcome[]> {
     const [only] = definitions;
-    if (definitions.length === 1 && only) return [await judgeAlone(only, call)];
+    if (definitions.length === 1 && only) return [await judgeAlone(only, call, estimatedInputTokens)];
     if (call.transcript.length === 0) return definitions.map(noTranscript);
     const { request, model } = judgeRequestFor(definitions, call, deps);
     let usage = emptyUsage();
-    const response = await send(request, (more) => {
-      usage = addUsage(usage, more);
-    });
+    const response = await send(
+      request,
+      (more) => {
+        usage = addUsage(usage, more);
+      },
+      estimatedInputTokens,
+    );
     const shares = splitUsage(usage, definitions.length);
     if ("refused" in response) {
       return definitions.map((_, i) => priced(refusedOutcome(response.refused), model, shares[i] ?? emptyUsage()));

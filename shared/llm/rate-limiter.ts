@@ -99,12 +99,6 @@ interface ModelState {
   owed: { requests: number; inputTokens: number; outputTokens: number };
   outputPerRequest: number;
   lastGrowthTry: number;
-  /**
-   * Reserved requests not answered yet, and their estimated input tokens: an answer settles
-   * one request's share, so each answer is compared with its own estimate, not with a whole
-   * batch's while the batch's other answers are still to come.
-   */
-  unanswered: { requests: number; inputTokens: number };
   /** Input tokens estimated and reported for answered requests, decayed sums: their ratio corrects the estimates. */
   inputEstimated: number;
   inputReported: number;
@@ -127,27 +121,9 @@ function inputCorrection(local: ModelState, now: number): number {
   const decay = 0.5 ** (Math.max(0, now - local.inputSumsAt) / INPUT_CORRECTION_HALF_LIFE_MS);
   local.inputEstimated *= decay;
   local.inputReported *= decay;
-  // Requests that never answer (deferred after admission, failed) fade, their mean kept.
-  local.unanswered.requests *= decay;
-  local.unanswered.inputTokens *= decay;
   local.inputSumsAt = now;
   if (local.inputEstimated <= 0 || local.inputReported <= 0) return 1;
   return Math.min(10, Math.max(0.1, local.inputReported / local.inputEstimated));
-}
-
-/** A reserved batch's requests, whose answers are to be compared with their estimate. */
-function awaitAnswers(local: ModelState, demand: Demand) {
-  local.unanswered.requests += demand.requests;
-  local.unanswered.inputTokens += demand.inputTokens;
-}
-
-/** The estimate of one answered request: the mean of those reserved and not answered yet. */
-function settleOneEstimate(local: ModelState): number | undefined {
-  const { requests, inputTokens } = local.unanswered;
-  if (requests <= 0) return undefined;
-  const estimate = inputTokens * Math.min(1, 1 / requests);
-  local.unanswered = { requests: Math.max(0, requests - 1), inputTokens: inputTokens - estimate };
-  return estimate;
 }
 
 /**
@@ -210,6 +186,12 @@ export interface UsageReport {
   inputTokens: number;
   outputTokens: number;
   cacheCreationInputTokens: number;
+  /**
+   * The input tokens the request was admitted with (its text's estimate, `modelDemand`):
+   * each answer is compared with its own request's estimate. Absent for requests the limiter
+   * was not asked about (a corrective retry, the playground's).
+   */
+  estimatedInputTokens?: number;
 }
 
 export interface RateLimiterDeps {
@@ -239,7 +221,6 @@ export class SharedRateLimiter {
         owed: { requests: 0, inputTokens: 0, outputTokens: 0 },
         outputPerRequest: this.#settings.initialOutputTokens,
         lastGrowthTry: 0,
-        unanswered: { requests: 0, inputTokens: 0 },
         inputEstimated: 0,
         inputReported: 0,
         inputSumsAt: this.#now(),
@@ -265,7 +246,7 @@ export class SharedRateLimiter {
       local.state = await this.#store.read(model);
       adoptCalibration(local, this.#now());
     }
-    if (!knowsLimits(local.state)) return this.#admitUnscheduled(local, demand);
+    if (!knowsLimits(local.state)) return this.#admitUnscheduled(local);
     const tenant = share ? await this.#store.tenantState(model, share.tenant) : undefined;
     // A batch whose turn has come may reach as far as any.
     const horizonMs = turnAt === undefined ? this.#horizonFor(share, tenant) : this.#settings.maxWaitMs;
@@ -300,8 +281,6 @@ export class SharedRateLimiter {
       return queues ? this.#takeTurn(model, local, share, charged) : this.#deferred(local, horizonMs);
     }
     const { reserved, cost } = placed;
-    // Only a reserved batch's estimate is compared with what answers report.
-    awaitAnswers(local, demand);
     for (const key of DIMENSIONS) {
       // Prepaid for the answers to come; a surplus beyond two batches' worth is forgotten.
       local.owed[key] = Math.max(local.owed[key] - charged[key], -2 * charged[key]);
@@ -381,14 +360,11 @@ export class SharedRateLimiter {
    * No limit known yet: nothing to reserve (and no usage to settle), only a pause a 429 set
    * to respect; a read, no write.
    */
-  async #admitUnscheduled(local: ModelState, demand: Demand): Promise<Admission> {
+  async #admitUnscheduled(local: ModelState): Promise<Admission> {
     local.owed = { requests: 0, inputTokens: 0, outputTokens: 0 };
     const pausedUntil = local.state?.nextFreeAt ?? 0;
     const waitMs = Math.max(0, pausedUntil - this.#now());
     if (waitMs > this.#settings.maxWaitMs) return this.#deferred(local, this.#settings.maxWaitMs);
-    // The answers will say how the estimate compares: the first job's calibration, for the next.
-    inputCorrection(local, this.#now());
-    awaitAnswers(local, demand);
     if (waitMs > 0) await this.#wait(waitMs);
     return { admitted: true, waitedMs: waitMs, spanMs: 0 };
   }
@@ -407,10 +383,10 @@ export class SharedRateLimiter {
     local.owed.requests += 1;
     local.owed.inputTokens += usage.inputTokens + usage.cacheCreationInputTokens;
     inputCorrection(local, this.#now());
-    const estimate = settleOneEstimate(local);
-    // An answer to a request the limiter did not admit has no estimate to compare with.
-    if (estimate !== undefined) {
-      local.inputEstimated += estimate;
+    // Only an answer that comes with its request's estimate says how estimates compare (the
+    // first job's answers too, before any limit is known: its calibration, for the next).
+    if (usage.estimatedInputTokens !== undefined && usage.estimatedInputTokens > 0) {
+      local.inputEstimated += usage.estimatedInputTokens;
       local.inputReported += usage.inputTokens + usage.cacheCreationInputTokens;
     }
     local.owed.outputTokens += usage.outputTokens;

@@ -310,6 +310,7 @@ async function evaluateItem(
   context: BatchContext,
   job: JobState,
   deps: EvaluatorDeps,
+  estimatedInputTokens: number | undefined,
 ): Promise<EvaluationOutcome> {
   const call = context.calls.get(callKey(item));
   if (!call) throw new Error(`Call ${item.callId} not found`);
@@ -318,7 +319,7 @@ async function evaluateItem(
   if (definition.calculationType === "LLM_JUDGE" && job.llmBlockedReason) {
     return errorOutcome(`LLM calls stopped for this job: ${job.llmBlockedReason}`);
   }
-  return deps.evaluate(definition, call);
+  return deps.evaluate(definition, call, estimatedInputTokens);
 }
 
 /** What a batch run collects: results on their way to the table, and items to send again. */
@@ -513,6 +514,8 @@ interface ModelReservation {
   share: Share;
   demand: Demand;
   units: Runnable[][];
+  /** Each unit's request's estimated input tokens, in the order of `units`. */
+  estimates: number[];
   turnAt?: number;
 }
 
@@ -534,10 +537,12 @@ function modelReservations(units: Runnable[][], loaded: BatchContext): Iterable<
       share,
       demand: { requests: 0, inputTokens: 0 },
       units: [],
+      estimates: [],
     };
     reservation.demand.requests += need.demand.requests;
     reservation.demand.inputTokens += need.demand.inputTokens;
     reservation.units.push(unit);
+    reservation.estimates.push(need.demand.inputTokens);
     // The batch holds the earliest turn any of its items came back for.
     for (const { entry } of unit) {
       const { turnAt } = entry.item;
@@ -557,7 +562,13 @@ async function admitModelCalls(units: Runnable[][], loaded: BatchContext, deps: 
   const deferred = new Set<Runnable[]>();
   /** When each admitted model call may start: spread over its reservation, so a batch does not arrive as one burst. */
   const startAt = new Map<Runnable[], number>();
-  for (const { model, share, demand, units: reserved, turnAt } of modelReservations(units, loaded)) {
+  /** Each unit's request's estimate, for its answer to be compared with. */
+  const estimates = new Map<Runnable[], number>();
+  for (const { model, share, demand, units: reserved, estimates: unitEstimates, turnAt } of modelReservations(
+    units,
+    loaded,
+  )) {
+    for (const [index, unit] of reserved.entries()) estimates.set(unit, unitEstimates[index] ?? 0);
     const admission = await deps.limiter.admit(model, demand, share, turnAt).catch((error: unknown) => {
       logger.warn("Could not reach the LLM limiter; calling the model unscheduled", { error: error as Error });
       return undefined;
@@ -581,7 +592,7 @@ async function admitModelCalls(units: Runnable[][], loaded: BatchContext, deps: 
     }
     run.deferred += reserved.flat().length;
   }
-  return { units: units.filter((unit) => !deferred.has(unit)), startAt };
+  return { units: units.filter((unit) => !deferred.has(unit)), startAt, estimates };
 }
 
 /**
@@ -591,7 +602,7 @@ async function admitModelCalls(units: Runnable[][], loaded: BatchContext, deps: 
  * invocation takes about as long as its slowest call's units, not the sum of all of them.
  */
 async function evaluateConcurrently(parsed: ParsedRecord[], loaded: BatchContext, deps: EvaluatorDeps, run: BatchRun) {
-  const { units, startAt } = await admitModelCalls(
+  const { units, startAt, estimates } = await admitModelCalls(
     judgingUnits(runnableItems(parsed, loaded, run), (item) => groupKey(item, loaded)),
     loaded,
     deps,
@@ -615,8 +626,8 @@ async function evaluateConcurrently(parsed: ParsedRecord[], loaded: BatchContext
     // A unit is one call's items of one job: its lines name them.
     await withLogContext({ orgId: first.entry.item.orgId, jobId: first.entry.item.jobId }, () =>
       unit.length === 1
-        ? evaluateOne(first.entry, loaded, first.job, deps, run)
-        : evaluateTogether(unit, loaded, deps, run),
+        ? evaluateOne(first.entry, loaded, first.job, deps, run, estimates.get(unit))
+        : evaluateTogether(unit, loaded, deps, run, estimates.get(unit)),
     ).finally(() => {
       first.job.reservedUsd -= reserved;
     });
@@ -651,13 +662,14 @@ async function evaluateOne(
   job: JobState,
   deps: EvaluatorDeps,
   run: BatchRun,
+  estimatedInputTokens: number | undefined,
 ) {
   const source = {
     call: loaded.calls.get(callKey(entry.item)),
     definition: loaded.definitions.get(definitionKey(entry.item)),
   };
   try {
-    const outcome = await evaluateItem(entry, loaded, job, deps);
+    const outcome = await evaluateItem(entry, loaded, job, deps, estimatedInputTokens);
     job.spentUsd += outcome.estimatedCostUsd ?? 0;
     run.recorder.add(resultOf(entry, outcome, job, source));
   } catch (error) {
@@ -669,7 +681,13 @@ async function evaluateOne(
 }
 
 /** A group of one call's items judged in one request; its outcomes are recorded item by item. */
-async function evaluateTogether(unit: Runnable[], loaded: BatchContext, deps: EvaluatorDeps, run: BatchRun) {
+async function evaluateTogether(
+  unit: Runnable[],
+  loaded: BatchContext,
+  deps: EvaluatorDeps,
+  run: BatchRun,
+  estimatedInputTokens: number | undefined,
+) {
   const sources = unit.map(({ entry }) => ({
     call: loaded.calls.get(callKey(entry.item)) as Call,
     definition: loaded.definitions.get(definitionKey(entry.item)) as MetricDefinition,
@@ -686,6 +704,7 @@ async function evaluateTogether(unit: Runnable[], loaded: BatchContext, deps: Ev
     const outcomes = await deps.evaluateGroup(
       sources.map((s) => s.definition),
       source.call,
+      estimatedInputTokens,
     );
     for (const [i, { entry, job }] of unit.entries()) {
       const outcome = outcomes[i] ?? errorOutcome("The grouped judgment returned no answer for this metric");

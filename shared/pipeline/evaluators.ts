@@ -36,9 +36,22 @@ export type EvaluationOutcome = Pick<
   | "estimatedCostUsd"
 >;
 
-export type EvaluateItem = (definition: MetricDefinition, call: Call) => Promise<EvaluationOutcome>;
+/**
+ * Evaluates one metric on one call. `estimatedInputTokens` is what the limiter was told the
+ * model request would count (`modelDemand`): the judge hands it back with the answer, so the
+ * limiter compares each answer with its own request's estimate.
+ */
+export type EvaluateItem = (
+  definition: MetricDefinition,
+  call: Call,
+  estimatedInputTokens?: number,
+) => Promise<EvaluationOutcome>;
 /** Judges LLM metrics of one call that share a model together; an outcome per definition, in order. */
-export type EvaluateGroup = (definitions: MetricDefinition[], call: Call) => Promise<EvaluationOutcome[]>;
+export type EvaluateGroup = (
+  definitions: MetricDefinition[],
+  call: Call,
+  estimatedInputTokens?: number,
+) => Promise<EvaluationOutcome[]>;
 
 const evaluateBuiltIn: EvaluateItem = async (definition, call) => {
   if (!definition.builtIn) {
@@ -52,8 +65,10 @@ const evaluateBuiltIn: EvaluateItem = async (definition, call) => {
 };
 
 function createEvaluateByCalculationType(judge: EvaluateItem): EvaluateItem {
-  return (definition, call) =>
-    definition.calculationType === "BUILT_IN" ? evaluateBuiltIn(definition, call) : judge(definition, call);
+  return (definition, call, estimatedInputTokens) =>
+    definition.calculationType === "BUILT_IN"
+      ? evaluateBuiltIn(definition, call)
+      : judge(definition, call, estimatedInputTokens);
 }
 
 /**
@@ -130,13 +145,13 @@ let defaultEvaluate: EvaluateItem | undefined;
 let defaultEvaluateGroup: EvaluateGroup | undefined;
 
 /** Built-ins plus the judge; built on first use. */
-export const evaluateByCalculationType: EvaluateItem = (definition, call) => {
+export const evaluateByCalculationType: EvaluateItem = (definition, call, estimatedInputTokens) => {
   defaultEvaluate ??= createEvaluateByCalculationType(createLlmJudge(judgeDeps()));
-  return defaultEvaluate(definition, call);
+  return defaultEvaluate(definition, call, estimatedInputTokens);
 };
 
 /** The grouped judge; built on first use. */
-export const judgeTogether: EvaluateGroup = (definitions, call) => {
+export const judgeTogether: EvaluateGroup = (definitions, call, estimatedInputTokens) => {
   defaultEvaluateGroup ??= createGroupedLlmJudge(judgeDeps());
-  return defaultEvaluateGroup(definitions, call);
+  return defaultEvaluateGroup(definitions, call, estimatedInputTokens);
 };

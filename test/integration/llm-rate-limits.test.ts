@@ -8,6 +8,10 @@
  */
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { SharedRateLimiter } from "../../shared/llm/rate-limiter.ts";
+import { modelDemand } from "../../shared/pipeline/evaluators.ts";
+import { getCall } from "../../shared/store/calls.ts";
+import { rateLimitStore } from "../../shared/store/llm-rate-limit.ts";
+import { getMetric } from "../../shared/store/metrics.ts";
 import { createCalls, createMetrics, llmMetric } from "../support/fixtures.ts";
 import { runJobToEnd, startTestStack, type TestStack, waitForJobEnd } from "../support/stack.ts";
 
@@ -53,6 +57,21 @@ describe("model calls under the account's rate limits", { timeout: 180_000 }, ()
     });
   });
   afterAll(() => stack?.stop());
+
+  it("compares each answer with its own request's estimate: the calibration the evaluators note", async () => {
+    stack.anthropic.reset();
+    const [metric] = await createMetrics(stack.api, [llmMetric("calibration", "BOOLEAN", 'Was "refund" said?')]);
+    const [callId] = await createCalls(stack.api, 1);
+    expect(await runJob(stack, [callId!], [metric!])).toMatchObject({ status: "COMPLETED" });
+
+    const [request] = stack.anthropic.requests();
+    const definition = await getMetric(stack.orgId, metric!.id);
+    const call = await getCall(stack.orgId, callId!);
+    const estimate = modelDemand([definition!], call!, false)?.demand.inputTokens ?? 0;
+    const reported = (request?.usage?.input_tokens ?? 0) + (request?.usage?.cache_creation_input_tokens ?? 0);
+    const state = await rateLimitStore.read(request?.model ?? "");
+    expect(state?.calibration?.inputCorrection).toBeCloseTo(reported / estimate, 6);
+  });
 
   it("keeps a job on a used-up account to a few 429s, every item judged", async () => {
     const metrics = await warmedUpMetrics(stack, "limited");

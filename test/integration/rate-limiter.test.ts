@@ -24,10 +24,12 @@ const headers = (limits: { rpm?: number; itpm?: number; otpm?: number }, remaini
   return new Headers(entries);
 };
 
-const usage = (inputTokens: number, outputTokens: number) => ({
+/** An answer's usage; with the estimate its request was admitted with, it corrects the estimates to come. */
+const usage = (inputTokens: number, outputTokens: number, estimatedInputTokens?: number) => ({
   inputTokens,
   outputTokens,
   cacheCreationInputTokens: 0,
+  estimatedInputTokens,
 });
 
 /** Evaluators sharing one clock; each records the waits it was told to make. */
@@ -220,25 +222,26 @@ describe("the shared LLM limiter", () => {
     clock.now += 60_000;
     // a's requests use three times the input tokens their text suggested.
     await a.admit(model, { requests: 1, inputTokens: 100 });
-    await a.answered(model, headers({ itpm: 60_000 }), usage(300, 50));
+    await a.answered(model, headers({ itpm: 60_000 }), usage(300, 50, 100));
     clock.now += 60_000;
     // b has seen no answer yet: it charges a's ratio all the same.
     await b.admit(model, { requests: 1, inputTokens: 100 });
     expect((await rateLimitStore.read(model))?.nextFreeAt).toBe(clock.now + 300);
   });
 
-  it("compares each answer with its own request's estimate, while the batch's other answers are still to come", async () => {
-    const model = "model-calibration-mid-batch";
-    const { clock, limiters } = evaluators(2);
-    const [a, b] = limiters as [SharedRateLimiter, SharedRateLimiter];
+  it("compares each answer with its own request's estimate, whatever was admitted and never answered", async () => {
+    const model = "model-calibration-own-estimate";
+    const { clock, limiters } = evaluators(1);
+    const [a] = limiters as [SharedRateLimiter];
     await a.answered(model, headers({ itpm: 60_000 }), usage(0, 0));
     clock.now += 60_000;
-    // Ten requests estimated at 100 tokens each; the first answer reports 100, as estimated,
-    // and a notes what it learned then: nothing to correct, not a tenth of the batch.
-    await a.admit(model, { requests: 10, inputTokens: 1_000 });
-    await a.answered(model, headers({ itpm: 60_000 }), usage(100, 50));
+    // A hundred small requests admitted and never answered (handed back, their job stopped),
+    // then one larger request answered with the tokens its text suggested: nothing to correct.
+    await a.admit(model, { requests: 100, inputTokens: 100 * 50 });
+    await a.admit(model, { requests: 1, inputTokens: 800 });
+    await a.answered(model, headers({ itpm: 60_000 }), usage(800, 50, 800));
     clock.now += 60_000;
-    await b.admit(model, { requests: 1, inputTokens: 100 });
+    await a.admit(model, { requests: 1, inputTokens: 100 });
     expect((await rateLimitStore.read(model))?.nextFreeAt).toBe(clock.now + 100);
   });
 
@@ -248,7 +251,7 @@ describe("the shared LLM limiter", () => {
     const [a, b] = limiters as [SharedRateLimiter, SharedRateLimiter];
     // A new stack's first batch runs unscheduled; its answer reports the limits and the usage.
     expect(admitted(await a.admit(model, { requests: 1, inputTokens: 100 }))).toBe(0);
-    await a.answered(model, headers({ itpm: 60_000 }), usage(300, 50));
+    await a.answered(model, headers({ itpm: 60_000 }), usage(300, 50, 100));
     clock.now += 60_000;
     await b.admit(model, { requests: 1, inputTokens: 100 });
     expect((await rateLimitStore.read(model))?.nextFreeAt).toBe(clock.now + 300);

@@ -116,6 +116,26 @@ describe("invalid model output", () => {
     expect(outcome.usage?.outputTokens).toBe(summed);
   });
 
+  it("hands the limiter each answer with its request's estimate; the corrective retry, not admitted, has none", async () => {
+    const client = new Anthropic({ apiKey: "test", baseURL: fake.url, maxRetries: 0 });
+    const answers: { estimatedInputTokens?: number; inputTokens: number }[] = [];
+    const observed = createLlmJudge({
+      client: async () => client,
+      rateLimits: {
+        answered: async (_model, _headers, usage) => {
+          answers.push({ estimatedInputTokens: usage.estimatedInputTokens, inputTokens: usage.inputTokens });
+        },
+        rateLimited: async () => {},
+      },
+      defaultModel: "claude-sonnet-5-5",
+      maxTokens: 512,
+    });
+    fake.configure({ fault: () => "malformed" });
+    expect(await observed(refundAsked, call, 321)).toMatchObject({ captureStatus: "SUCCESS" });
+    expect(answers.map((answer) => answer.estimatedInputTokens)).toEqual([321, undefined]);
+    expect(answers.every((answer) => answer.inputTokens > 0)).toBe(true);
+  });
+
   it("treats a refusal as invalid and asks once more", async () => {
     fake.configure({ fault: () => "refusal" });
     const outcome = await judge(refundAsked, call);
