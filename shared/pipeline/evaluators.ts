@@ -110,6 +110,12 @@ export function llmRateLimiter(): SharedRateLimiter {
 }
 
 /**
+ * The shortest prompt prefix the API caches: 1,024 tokens for Sonnet models, the judge's
+ * default (some models need up to 4,096; there the answers' usage corrects the estimate).
+ */
+const MIN_CACHEABLE_PROMPT_TOKENS = 1_024;
+
+/**
  * The request judging `definitions` (LLM metrics sharing a model) on `call` together makes,
  * for the limiter: its model and uncached input tokens, estimated from its text (only what
  * follows the cached prefix when the call's cache is warm). Undefined for no model call:
@@ -123,7 +129,11 @@ export function modelDemand(
   if (call.transcript.length === 0 || definitions.length === 0) return undefined;
   if (definitions.some((definition) => definition.calculationType !== "LLM_JUDGE")) return undefined;
   const { request, model } = judgeRequestFor(definitions, call, judgeSettings());
-  return { model, demand: { requests: 1, inputTokens: estimateUncachedInputTokens(request, cacheWarm) } };
+  const whole = estimateUncachedInputTokens(request, false);
+  const afterPrefix = estimateUncachedInputTokens(request, true);
+  // A prefix shorter than the API caches is sent whole every time, warm or not.
+  const readsCache = cacheWarm && whole - afterPrefix >= MIN_CACHEABLE_PROMPT_TOKENS;
+  return { model, demand: { requests: 1, inputTokens: readsCache ? afterPrefix : whole } };
 }
 
 /** The model, answer size and effort the judge asks with, as configured. */

@@ -14,8 +14,9 @@ describe("metric playground", () => {
   let stack: TestStack;
   let callId: string;
   beforeAll(async () => {
-    // A short deadline, so a slow model shows the playground's answer without waiting 25 s.
-    stack = await startTestStack({ env: { PLAYGROUND_DEADLINE_MS: "1500" } });
+    // A short deadline, so a slow model shows the playground's answer without waiting 25 s;
+    // long enough for a run that meets a 429 while the other test files load the machine.
+    stack = await startTestStack({ env: { PLAYGROUND_DEADLINE_MS: "4000" } });
     [callId] = (await createCalls(stack.api, 1)) as [string];
   });
   afterAll(() => stack?.stop());
@@ -129,12 +130,12 @@ describe("metric playground", () => {
   });
 
   it("answers 504 with what to do when the model is slower than the API's 30-second limit allows", async () => {
-    stack.anthropic.configure({ latencyMs: 2_500 });
+    stack.anthropic.configure({ latencyMs: 5_000 });
     try {
       const slow = await stack.api("POST", "/v1/metric/playground", { callId, metric: refundAsked });
       expect(slow.status).toBe(504);
       expect(slow.body.error.code).toBe("llm_timeout");
-      expect(slow.body.error.message).toMatch(/1\.5 s.*run them as a job/);
+      expect(slow.body.error.message).toMatch(/4 s.*run them as a job/);
       const modes = await stack.api("POST", "/v1/metric/playground/judge-modes", {
         callId,
         metrics: [refundAsked, empathy],
