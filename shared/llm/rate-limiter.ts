@@ -97,7 +97,8 @@ interface ModelState {
   state?: RateLimitState;
   /** Usage answers reported beyond (or short of) what was reserved: charged to the next reservation. */
   owed: { requests: number; inputTokens: number; outputTokens: number };
-  outputPerRequest: number;
+  /** Output tokens per request: unknown until the first answer, or a calibration others noted. */
+  outputPerRequest?: number;
   lastGrowthTry: number;
   /** Input tokens estimated and reported for answered requests, decayed sums: their ratio corrects the estimates. */
   inputEstimated: number;
@@ -219,7 +220,6 @@ export class SharedRateLimiter {
     if (!found) {
       found = {
         owed: { requests: 0, inputTokens: 0, outputTokens: 0 },
-        outputPerRequest: this.#settings.initialOutputTokens,
         lastGrowthTry: 0,
         inputEstimated: 0,
         inputReported: 0,
@@ -305,7 +305,9 @@ export class SharedRateLimiter {
     return {
       requests: demand.requests,
       inputTokens: Math.round(demand.inputTokens * correction),
-      outputTokens: demand.outputTokens ?? Math.round(demand.requests * local.outputPerRequest),
+      outputTokens:
+        demand.outputTokens ??
+        Math.round(demand.requests * (local.outputPerRequest ?? this.#settings.initialOutputTokens)),
     };
   }
 
@@ -390,8 +392,12 @@ export class SharedRateLimiter {
       local.inputReported += usage.inputTokens + usage.cacheCreationInputTokens;
     }
     local.owed.outputTokens += usage.outputTokens;
-    // A running mean, weighted to recent answers.
-    local.outputPerRequest = Math.round(local.outputPerRequest * 0.8 + usage.outputTokens * 0.2);
+    // A running mean, weighted to recent answers, from the first answer on (the default it
+    // starts with is no measurement to blend in).
+    local.outputPerRequest =
+      local.outputPerRequest === undefined
+        ? usage.outputTokens
+        : Math.round(local.outputPerRequest * 0.8 + usage.outputTokens * 0.2);
     local.answers++;
     await this.#learnLimits(model, local, headers);
     await this.#noteCalibration(model, local);
@@ -423,7 +429,10 @@ export class SharedRateLimiter {
     const now = this.#now();
     if (local.inputEstimated <= 0 || now - local.calibrationNotedAt < CALIBRATION_NOTE_INTERVAL_MS) return;
     local.calibrationNotedAt = now;
-    const calibration = { inputCorrection: inputCorrection(local, now), outputPerRequest: local.outputPerRequest };
+    const calibration = {
+      inputCorrection: inputCorrection(local, now),
+      outputPerRequest: local.outputPerRequest ?? this.#settings.initialOutputTokens,
+    };
     await this.#store.noteCalibration(model, calibration);
   }
 

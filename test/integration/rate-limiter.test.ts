@@ -229,6 +229,18 @@ describe("the shared LLM limiter", () => {
     expect((await rateLimitStore.read(model))?.nextFreeAt).toBe(clock.now + 300);
   });
 
+  it("learns output tokens per request from the first answer, not from the default it starts with", async () => {
+    const model = "model-calibration-output";
+    const { clock, limiters } = evaluators(2);
+    const [a, b] = limiters as [SharedRateLimiter, SharedRateLimiter];
+    // 6,000 output tokens a minute: 10 ms of the schedule per token. A new stack's first answer
+    // wrote 70; b, a new container, charges that, not a blend with the 400 assumed before it.
+    await a.answered(model, headers({ otpm: 6_000 }), usage(100, 70, 100));
+    clock.now += 60_000;
+    await b.admit(model, { requests: 1, inputTokens: 0 });
+    expect((await rateLimitStore.read(model))?.nextFreeAt).toBe(clock.now + 700);
+  });
+
   it("compares each answer with its own request's estimate, whatever was admitted and never answered", async () => {
     const model = "model-calibration-own-estimate";
     const { clock, limiters } = evaluators(1);
