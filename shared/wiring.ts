@@ -171,9 +171,10 @@ export const wiring: Wiring = {
       access: { table: "readWrite", sendTo: ["work", "batch"], secrets: ["anthropic"] },
       // Twenty items share one recording transaction, one job-status read and one rollup
       // delta (against ten: half the wait for the transaction, a fifth fewer write units).
-      // Not 40, though it cuts the Lambda time per item under the account's limits by a
-      // third: in the full benchmark's run a neighbour's small job then waited 3.4 times its
-      // time alone, against 2.5 with 20 (docs/benchmark-log.md).
+      // Not 40 yet, though it cuts the Lambda time per item under the account's limits by a
+      // third: its one full benchmark run (3.4 times the neighbour's time alone) came before
+      // the limiter's calibration fix, so 40 waits for a full run of its own
+      // (docs/benchmark.md, figure 8).
       batchSize: 20,
       maxBatchingWindowSeconds: 1,
       maxConcurrency: DEFAULT_LLM_MAX_CONCURRENCY,
