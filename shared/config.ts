@@ -45,6 +45,12 @@ const configSchema = z.object({
    * evaluators keep to: below 1 leaves room for other users of the same key.
    */
   llmRateLimitTarget: z.coerce.number().gt(0).max(1).default(0.95),
+  /**
+   * The shortest prompt prefix the API caches: 1,024 tokens for Sonnet models, the judge's
+   * default (some models need up to 4,096; there the answers' usage corrects the limiter's
+   * estimate). A call's transcript shorter than this is sent whole every time.
+   */
+  minCacheablePromptTokens: z.coerce.number().int().min(0).default(1_024),
   /** Most items one job may hold (callIds x metrics). */
   maxJobItems: z.coerce.number().int().min(1).default(200_000),
   /** Model for LLM_JUDGE definitions that name none. */

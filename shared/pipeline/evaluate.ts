@@ -508,19 +508,31 @@ function demandOf(unit: Runnable[], loaded: BatchContext, cacheWarm: boolean) {
   return known.length === unit.length ? modelDemand(known, call, cacheWarm) : undefined;
 }
 
+/** What the batch's schedule knows of a unit's model request. */
+interface UnitPlan {
+  /** Its estimated input tokens, for its answer to be compared with. */
+  estimatedInputTokens: number;
+  /** Its call's prompt is long enough to cache: the call's first such unit writes it before the others read it. */
+  cacheable: boolean;
+  /** When it may start: spread over its reservation, so a batch does not arrive as one burst. */
+  startAt?: number;
+}
+
 /** One model's calls of one tenant in a batch, and the earliest limiter turn they hold. */
 interface ModelReservation {
   model: string;
   share: Share;
   demand: Demand;
   units: Runnable[][];
-  /** Each unit's request's estimated input tokens, in the order of `units`. */
-  estimates: number[];
   turnAt?: number;
 }
 
-/** The batch's model calls, one reservation per model and tenant (a work group: an organization, or its bulk work). */
-function modelReservations(units: Runnable[][], loaded: BatchContext): Iterable<ModelReservation> {
+/**
+ * The batch's model calls, one reservation per model and tenant (a work group: an
+ * organization, or its bulk work), and each unit's plan.
+ */
+function modelReservations(units: Runnable[][], loaded: BatchContext) {
+  const plans = new Map<Runnable[], UnitPlan>();
   const reservations = new Map<string, ModelReservation>();
   const warmCalls = new Set<string>();
   for (const unit of units) {
@@ -537,12 +549,11 @@ function modelReservations(units: Runnable[][], loaded: BatchContext): Iterable<
       share,
       demand: { requests: 0, inputTokens: 0 },
       units: [],
-      estimates: [],
     };
     reservation.demand.requests += need.demand.requests;
     reservation.demand.inputTokens += need.demand.inputTokens;
     reservation.units.push(unit);
-    reservation.estimates.push(need.demand.inputTokens);
+    plans.set(unit, { estimatedInputTokens: need.demand.inputTokens, cacheable: need.cacheable });
     // The batch holds the earliest turn any of its items came back for.
     for (const { entry } of unit) {
       const { turnAt } = entry.item;
@@ -550,7 +561,7 @@ function modelReservations(units: Runnable[][], loaded: BatchContext): Iterable<
     }
     reservations.set(key, reservation);
   }
-  return reservations.values();
+  return { reservations: reservations.values(), plans };
 }
 
 /**
@@ -560,15 +571,8 @@ function modelReservations(units: Runnable[][], loaded: BatchContext): Iterable<
  */
 async function admitModelCalls(units: Runnable[][], loaded: BatchContext, deps: EvaluatorDeps, run: BatchRun) {
   const deferred = new Set<Runnable[]>();
-  /** When each admitted model call may start: spread over its reservation, so a batch does not arrive as one burst. */
-  const startAt = new Map<Runnable[], number>();
-  /** Each unit's request's estimate, for its answer to be compared with. */
-  const estimates = new Map<Runnable[], number>();
-  for (const { model, share, demand, units: reserved, estimates: unitEstimates, turnAt } of modelReservations(
-    units,
-    loaded,
-  )) {
-    for (const [index, unit] of reserved.entries()) estimates.set(unit, unitEstimates[index] ?? 0);
+  const { reservations, plans } = modelReservations(units, loaded);
+  for (const { model, share, demand, units: reserved, turnAt } of reservations) {
     const admission = await deps.limiter.admit(model, demand, share, turnAt).catch((error: unknown) => {
       logger.warn("Could not reach the LLM limiter; calling the model unscheduled", { error: error as Error });
       return undefined;
@@ -577,7 +581,10 @@ async function admitModelCalls(units: Runnable[][], loaded: BatchContext, deps: 
     if (admission.admitted) {
       const admittedAt = Date.now();
       const step = admission.spanMs / reserved.length;
-      for (const [index, unit] of reserved.entries()) startAt.set(unit, admittedAt + index * step);
+      for (const [index, unit] of reserved.entries()) {
+        const plan = plans.get(unit);
+        if (plan) plan.startAt = admittedAt + index * step;
+      }
       continue;
     }
     // A turn already spreads the returns; without one, jitter does.
@@ -592,17 +599,18 @@ async function admitModelCalls(units: Runnable[][], loaded: BatchContext, deps: 
     }
     run.deferred += reserved.flat().length;
   }
-  return { units: units.filter((unit) => !deferred.has(unit)), startAt, estimates };
+  return { units: units.filter((unit) => !deferred.has(unit)), plans };
 }
 
 /**
  * The batch's units (an item, or a group judged in one request) at once, as the limiter
- * admits them, after a first one alone: a call's first unit before its others, so it writes
- * the call's prompt cache and they read it; each call's units apart from another's. An
+ * admits them, after a first one alone: a call's first cacheable unit before its others, so
+ * it writes the call's prompt cache and they read it (a transcript too short to cache has
+ * nothing to write: its units start together); each call's units apart from another's. An
  * invocation takes about as long as its slowest call's units, not the sum of all of them.
  */
 async function evaluateConcurrently(parsed: ParsedRecord[], loaded: BatchContext, deps: EvaluatorDeps, run: BatchRun) {
-  const { units, startAt, estimates } = await admitModelCalls(
+  const { units, plans } = await admitModelCalls(
     judgingUnits(runnableItems(parsed, loaded, run), (item) => groupKey(item, loaded)),
     loaded,
     deps,
@@ -612,7 +620,8 @@ async function evaluateConcurrently(parsed: ParsedRecord[], loaded: BatchContext
   const runUnit = async (unit: Runnable[]) => {
     const [first] = unit;
     if (!first) return;
-    const slot = (startAt.get(unit) ?? 0) - Date.now();
+    const plan = plans.get(unit);
+    const slot = (plan?.startAt ?? 0) - Date.now();
     if (slot > 0) await sleep(slot);
     // The first unit always runs, so an invocation short on time from the start still makes progress.
     if (started++ > 0 && outOfTime(deps)) {
@@ -626,8 +635,8 @@ async function evaluateConcurrently(parsed: ParsedRecord[], loaded: BatchContext
     // A unit is one call's items of one job: its lines name them.
     await withLogContext({ orgId: first.entry.item.orgId, jobId: first.entry.item.jobId }, () =>
       unit.length === 1
-        ? evaluateOne(first.entry, loaded, first.job, deps, run, estimates.get(unit))
-        : evaluateTogether(unit, loaded, deps, run, estimates.get(unit)),
+        ? evaluateOne(first.entry, loaded, first.job, deps, run, plan?.estimatedInputTokens)
+        : evaluateTogether(unit, loaded, deps, run, plan?.estimatedInputTokens),
     ).finally(() => {
       first.job.reservedUsd -= reserved;
     });
@@ -642,13 +651,12 @@ async function evaluateConcurrently(parsed: ParsedRecord[], loaded: BatchContext
   if (probe) await runUnit(probe);
   const others = probe ? units.slice(1) : units;
   const byCall = Map.groupBy(others, (unit) => (unit[0] ? callKey(unit[0].entry.item) : ""));
-  const probedCall = probe?.[0] && callKey(probe[0].entry.item);
+  const cacheWrittenFor = probe?.[0] && plans.get(probe)?.cacheable ? callKey(probe[0].entry.item) : undefined;
   await Promise.all(
-    [...byCall].map(async ([call, [opening, ...rest]]) => {
-      // The probe wrote its call's prompt cache already.
-      if (opening && call === probedCall) rest.unshift(opening);
-      else if (opening) await runUnit(opening);
-      await Promise.all(rest.map(runUnit));
+    [...byCall].map(async ([call, callUnits]) => {
+      const writer = call === cacheWrittenFor ? undefined : callUnits.find((unit) => plans.get(unit)?.cacheable);
+      if (writer) await runUnit(writer);
+      await Promise.all(callUnits.filter((unit) => unit !== writer).map(runUnit));
     }),
   );
 }

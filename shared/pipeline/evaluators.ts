@@ -109,11 +109,13 @@ export function llmRateLimiter(): SharedRateLimiter {
   return sharedLimiter;
 }
 
-/**
- * The shortest prompt prefix the API caches: 1,024 tokens for Sonnet models, the judge's
- * default (some models need up to 4,096; there the answers' usage corrects the estimate).
- */
-const MIN_CACHEABLE_PROMPT_TOKENS = 1_024;
+/** A model request, as the limiter and the evaluator's schedule see it (`modelDemand`). */
+export interface ModelDemand {
+  model: string;
+  demand: { requests: number; inputTokens: number };
+  /** Its prompt prefix is long enough for the API to cache: a call's first request writes it for the others. */
+  cacheable: boolean;
+}
 
 /**
  * The request judging `definitions` (LLM metrics sharing a model) on `call` together makes,
@@ -121,19 +123,15 @@ const MIN_CACHEABLE_PROMPT_TOKENS = 1_024;
  * follows the cached prefix when the call's cache is warm). Undefined for no model call:
  * built-ins, or a call without a transcript.
  */
-export function modelDemand(
-  definitions: MetricDefinition[],
-  call: Call,
-  cacheWarm: boolean,
-): { model: string; demand: { requests: number; inputTokens: number } } | undefined {
+export function modelDemand(definitions: MetricDefinition[], call: Call, cacheWarm: boolean): ModelDemand | undefined {
   if (call.transcript.length === 0 || definitions.length === 0) return undefined;
   if (definitions.some((definition) => definition.calculationType !== "LLM_JUDGE")) return undefined;
   const { request, model } = judgeRequestFor(definitions, call, judgeSettings());
   const whole = estimateUncachedInputTokens(request, false);
   const afterPrefix = estimateUncachedInputTokens(request, true);
   // A prefix shorter than the API caches is sent whole every time, warm or not.
-  const readsCache = cacheWarm && whole - afterPrefix >= MIN_CACHEABLE_PROMPT_TOKENS;
-  return { model, demand: { requests: 1, inputTokens: readsCache ? afterPrefix : whole } };
+  const cacheable = whole - afterPrefix >= config().minCacheablePromptTokens;
+  return { model, demand: { requests: 1, inputTokens: cacheWarm && cacheable ? afterPrefix : whole }, cacheable };
 }
 
 /** The model, answer size and effort the judge asks with, as configured. */

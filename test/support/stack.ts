@@ -40,8 +40,9 @@ export const crashTestQueues = { work: { visibilityTimeoutSeconds: 2, maxReceive
 
 export async function startTestStack(options: TestStackOptions = {}) {
   const suffix = randomUUID().slice(0, 8);
-  // Short test transcripts still exercise the prompt cache.
-  const anthropic = await startFakeAnthropic({ minCacheableTokens: 0, ...options.anthropic });
+  // Short test transcripts still exercise the prompt cache, and the evaluators know it.
+  const minCacheableTokens = options.anthropic?.minCacheableTokens ?? 0;
+  const anthropic = await startFakeAnthropic({ ...options.anthropic, minCacheableTokens });
   const stack = await startLocalStack({
     dynamodbEndpoint: inject("dynamodbEndpoint"),
     sqsEndpoint: inject("sqsEndpoint"),
@@ -64,6 +65,7 @@ export async function startTestStack(options: TestStackOptions = {}) {
       // Tests send requests back to back; the API rate test sets its organization's own limit.
       API_REQUESTS_PER_SECOND: "5000",
       API_BURST: "10000",
+      MIN_CACHEABLE_PROMPT_TOKENS: String(minCacheableTokens),
       ...options.env,
     },
     runtime: {
