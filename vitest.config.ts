@@ -11,6 +11,8 @@ export default defineConfig({
     // tests finish as soon as their conditions hold, so only a real hang reaches these.
     testTimeout: 240_000,
     hookTimeout: 240_000,
+    // A polled condition (a console page showing an answer) may take seconds under two suites' load.
+    expect: { poll: { timeout: 15_000 } },
     env: {
       LOG_LEVEL: process.env.LOG_LEVEL ?? "SILENT",
       POWERTOOLS_METRICS_DISABLED: "true",

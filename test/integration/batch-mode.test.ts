@@ -12,6 +12,7 @@ import { estimateCostUsd } from "../../shared/llm/pricing.ts";
 import { defaultLlmBatchDeps, submitBatchItems } from "../../shared/pipeline/llm-batches.ts";
 import { defaultReconcilerDeps, reconcileJobs } from "../../shared/pipeline/reconcile.ts";
 import { workItemSchema } from "../../shared/schemas/job.ts";
+import { deleteSubmission, newSubmissionId, putSubmission } from "../../shared/store/llm-submissions.ts";
 import { billedUsage, builtInMetric, createCalls, createMetrics, jobValues, llmMetric } from "../support/fixtures.ts";
 import { startTestStack, type TestStack, waitFor, waitForJobEnd } from "../support/stack.ts";
 
@@ -91,6 +92,31 @@ describe("batch mode on the local engines", { timeout: 180_000 }, () => {
     // Every billed token at the batch price: half of what the same usage costs in realtime.
     const realtimePrice = estimateCostUsd("claude-sonnet-5-5", job.usage) ?? 0;
     expect(job.estimatedCostUsd).toBeCloseTo(realtimePrice / 2, 5);
+  });
+
+  it("shows no items waiting on the provider once the job has ended, before the collector closes its batch", async () => {
+    const callIds = await createCalls(stack.api, 1);
+    const metrics = await createMetrics(stack.api, metricsOf("ended"));
+    const job = await waitForJobEnd(stack.api, (await startJob(callIds, metrics, { llmMode: "batch" })).id);
+    expect(job.status).toBe("COMPLETED");
+    // The collector records a batch's results (ending the job) before it closes the batch.
+    const [callId] = callIds;
+    const unclosed = {
+      orgId: stack.orgId,
+      jobId: job.id,
+      id: newSubmissionId(),
+      status: "SUBMITTED" as const,
+      units: [{ callId: callId!, metrics: [{ id: metrics[0]!.id, version: 1 }] }],
+      itemCount: 1,
+      createdAt: new Date().toISOString(),
+    };
+    await putSubmission(unclosed);
+    try {
+      const { body } = await stack.api("GET", `/v1/metric/collection-jobs/${job.id}`);
+      expect(body.data).toMatchObject({ status: "COMPLETED", itemsWaitingOnProvider: 0 });
+    } finally {
+      await deleteSubmission(unclosed);
+    }
   });
 
   it("runs errored requests again, and records ERROR with the reason once their attempts are spent", async () => {
