@@ -169,11 +169,13 @@ export const wiring: Wiring = {
       queue: "work",
       // Sends items that must run again back to the work queue with their retry state.
       access: { table: "readWrite", sendTo: ["work", "batch"], secrets: ["anthropic"] },
-      // Forty items share one job-status read, one set of loads and one limiter reservation,
-      // and an invocation waits on the model about once for all of them: under the account's
-      // rate limits that is about half the Lambda time per item of twenty (docs/benchmark.md,
-      // figure 8). Their values are recorded in transactions of up to 24 (record.ts).
-      batchSize: 40,
+      // Twenty items share one recording transaction, one job-status read and one rollup
+      // delta (against ten: half the wait for the transaction, a fifth fewer write units).
+      // Not 40 yet, though it cuts the Lambda time per item under the account's limits by a
+      // third: its one full benchmark run (3.4 times the neighbour's time alone) came before
+      // the limiter's calibration fix, so 40 waits for a full run of its own
+      // (docs/benchmark.md, figure 8).
+      batchSize: 20,
       maxBatchingWindowSeconds: 1,
       maxConcurrency: DEFAULT_LLM_MAX_CONCURRENCY,
       // A batch's model calls run at once, paced by the shared limiter (a batch it cannot fit soon is deferred).

@@ -546,7 +546,7 @@ describe("CDK app settings", () => {
       kmsKeyArn: "arn:aws:kms:us-east-1:123456789012:key/11111111-2222-3333-4444-555555555555",
     });
     template.hasResourceProperties("AWS::Lambda::EventSourceMapping", {
-      BatchSize: 40,
+      BatchSize: 20,
       ScalingConfig: { MaximumConcurrency: 7 },
     });
     template.hasResourceProperties("AWS::DynamoDB::Table", {
