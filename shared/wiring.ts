@@ -171,10 +171,9 @@ export const wiring: Wiring = {
       access: { table: "readWrite", sendTo: ["work", "batch"], secrets: ["anthropic"] },
       // Twenty items share one recording transaction, one job-status read and one rollup
       // delta (against ten: half the wait for the transaction, a fifth fewer write units).
-      // Not 40 yet, though it cuts the Lambda time per item under the account's limits by a
-      // third: its one full benchmark run (3.4 times the neighbour's time alone) came before
-      // the limiter's calibration fix, so 40 waits for a full run of its own
-      // (docs/benchmark.md, figure 8).
+      // Not 40, though it halves the Lambda time per item under the account's limits: a
+      // 1,000-item job spread over 50 pollers fills no batch of 40, so each waits out the
+      // 1 s batching window (docs/benchmark-log.md, 2026-12-08).
       batchSize: 20,
       maxBatchingWindowSeconds: 1,
       maxConcurrency: DEFAULT_LLM_MAX_CONCURRENCY,
