@@ -247,8 +247,8 @@ export class SharedRateLimiter {
       adoptCalibration(local, this.#now());
     }
     if (!knowsLimits(local.state)) return this.#admitUnscheduled(local);
-    const tenant = share ? await this.#store.tenantState(model, share.tenant) : undefined;
-    // A batch whose turn has come may reach as far as any.
+    // A batch whose turn has come may reach as far as any: its tenant's note decides nothing for it.
+    const tenant = share && turnAt === undefined ? await this.#store.tenantState(model, share.tenant) : undefined;
     const horizonMs = turnAt === undefined ? this.#horizonFor(share, tenant) : this.#settings.maxWaitMs;
     const charged = this.#estimated(local, demand);
     if (share && turnAt !== undefined && turnAt > this.#now() + horizonMs) {
@@ -289,9 +289,12 @@ export class SharedRateLimiter {
     const shortfall = costMs(total, reserved, this.#settings.target) - cost;
     if (shortfall > 0) local.state = (await this.#store.extend(model, shortfall)) ?? reserved;
     const nextFreeAt = local.state?.nextFreeAt ?? this.#now();
-    if (share) await this.#store.markTenant(model, share.tenant, nextFreeAt);
     const waitMs = Math.max(0, (reserved.nextFreeAt ?? nextFreeAt) - cost - this.#now());
-    if (waitMs > 0) await this.#wait(waitMs);
+    // The note is written while the batch waits for its slot, not before.
+    await Promise.all([
+      share ? this.#store.markTenant(model, share.tenant, nextFreeAt) : undefined,
+      waitMs > 0 ? this.#wait(waitMs) : undefined,
+    ]);
     return {
       admitted: true,
       waitedMs: waitMs,
@@ -321,15 +324,21 @@ export class SharedRateLimiter {
     const floor = now - this.#settings.burstMs;
     for (let attempt = 0; attempt < MAX_RESERVE_TRIES; attempt++) {
       const cost = costMs(total, local.state, this.#settings.target);
-      const reserved =
-        (await this.#store.reserve(model, cost, floor, now + horizonMs)) ??
-        (await this.#store.restart(model, cost, floor));
-      if (reserved) {
-        local.state = reserved;
-        return { reserved, cost };
+      const tried = await this.#store.reserve(model, cost, floor, now + horizonMs);
+      if (tried.placed) {
+        local.state = tried.state;
+        return { reserved: tried.state, cost };
       }
-      local.state = await this.#store.read(model);
-      if ((local.state?.nextFreeAt ?? now) > now + horizonMs) return undefined;
+      // The state that refused it says why: too far ahead, or idle (lagging or never started).
+      if (tried.state) local.state = tried.state;
+      const nextFreeAt = tried.state?.nextFreeAt;
+      if (nextFreeAt !== undefined && nextFreeAt > now + horizonMs) return undefined;
+      const restarted = await this.#store.restart(model, cost, floor);
+      if (restarted) {
+        local.state = restarted;
+        return { reserved: restarted, cost };
+      }
+      // Another evaluator restarted or moved it meanwhile; the next try finds where it is.
     }
     return undefined;
   }

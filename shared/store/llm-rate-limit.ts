@@ -10,7 +10,7 @@
  * bounded by construction.
  */
 import { keys } from "../keys.ts";
-import { conditionHeld, ifConditionHeld, table } from "./table.ts";
+import { conditionHeld, ifConditionHeld, orItemFound, table } from "./table.ts";
 
 /** Requests, input tokens (uncached) and output tokens per minute: Anthropic's three limits. */
 export interface RateLimits {
@@ -66,19 +66,23 @@ export const rateLimitStore = {
 
   /**
    * Reserves `costMs` of the schedule when its next free moment lies between `floor` and
-   * `admitBy`; the state after, or undefined when it lies outside (idle, or too far ahead).
+   * `admitBy`: the state after; or, refused (idle, or too far ahead), the state that refused
+   * it (undefined when the item does not exist yet).
    */
-  async reserve(model: string, costMs: number, floor: number, admitBy: number): Promise<RateLimitState | undefined> {
-    const updated = await ifConditionHeld(
+  async reserve(model: string, costMs: number, floor: number, admitBy: number): Promise<Reservation> {
+    const written = await orItemFound(
       table.update({
         Key: keys.llmRateLimit(model),
         UpdateExpression: "SET nextFreeAt = nextFreeAt + :cost",
         ConditionExpression: "nextFreeAt BETWEEN :floor AND :admitBy",
         ExpressionAttributeValues: { ":cost": costMs, ":floor": floor, ":admitBy": admitBy },
         ReturnValues: "ALL_NEW",
+        ReturnValuesOnConditionCheckFailure: "ALL_OLD",
       }),
     );
-    return stateOf(updated);
+    return written.held
+      ? { placed: true, state: stateOf(written.value) as RateLimitState }
+      : { placed: false, state: stateOf(written.found) };
   },
 
   /** Starts the schedule afresh at `floor` (plus `costMs`) when it lags behind `floor` or was never started. */
@@ -226,6 +230,9 @@ export const rateLimitStore = {
 };
 
 export type RateLimitStore = typeof rateLimitStore;
+
+/** A reservation made (the state after it), or refused (the state that refused it, when there is one). */
+export type Reservation = { placed: true; state: RateLimitState } | { placed: false; state?: RateLimitState };
 
 export interface TenantState {
   reservedUntil: number;

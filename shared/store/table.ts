@@ -20,6 +20,7 @@ import {
   UpdateCommand,
   type UpdateCommandInput,
 } from "@aws-sdk/lib-dynamodb";
+import { unmarshall } from "@aws-sdk/util-dynamodb";
 import { dynamo } from "../aws.ts";
 import { sleep } from "../concurrency.ts";
 import { config } from "../config.ts";
@@ -88,6 +89,23 @@ export async function ifConditionHeld<T>(write: Promise<T>): Promise<T | undefin
   } catch (error) {
     if (error instanceof ConditionalCheckFailedException) return undefined;
     throw error;
+  }
+}
+
+/**
+ * Runs a conditional write that asks for the item as its condition found it
+ * (`ReturnValuesOnConditionCheckFailure: "ALL_OLD"`): what it answers, or the item found (none
+ * when it does not exist), saving the read a refused write would otherwise need.
+ */
+export async function orItemFound<T>(
+  write: Promise<T>,
+): Promise<{ held: true; value: T } | { held: false; found?: Item }> {
+  try {
+    return { held: true, value: await write };
+  } catch (error) {
+    if (!(error instanceof ConditionalCheckFailedException)) throw error;
+    // The document client leaves the exception's item in DynamoDB's attribute-value form.
+    return { held: false, found: error.Item ? unmarshall(error.Item) : undefined };
   }
 }
 

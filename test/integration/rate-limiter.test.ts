@@ -7,7 +7,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type Admission, SharedRateLimiter } from "../../shared/llm/rate-limiter.ts";
-import { rateLimitStore } from "../../shared/store/llm-rate-limit.ts";
+import { type RateLimitStore, rateLimitStore } from "../../shared/store/llm-rate-limit.ts";
 import { startTestStack, type TestStack } from "../support/stack.ts";
 
 const headers = (limits: { rpm?: number; itpm?: number; otpm?: number }, remainingShare = 1) => {
@@ -53,6 +53,21 @@ function evaluators(count: number, start = 1_000_000) {
 }
 
 const admitted = (admission: Admission) => (admission.admitted ? admission.waitedMs : undefined);
+
+/** The limiter's store, recording which of its calls each admission makes. */
+function countingStore() {
+  const calls: string[] = [];
+  const store = Object.fromEntries(
+    Object.entries(rateLimitStore).map(([name, call]) => [
+      name,
+      (...args: unknown[]) => {
+        calls.push(name);
+        return (call as (...a: unknown[]) => unknown)(...args);
+      },
+    ]),
+  ) as RateLimitStore;
+  return { store, calls };
+}
 
 describe("the shared LLM limiter", () => {
   let stack: TestStack;
@@ -211,6 +226,34 @@ describe("the shared LLM limiter", () => {
     // The schedule stayed full: the last batch started within a second of 19.5 s (+ the
     // 100 ms answer a paid for).
     expect(Math.max(...startedAt) - start).toBeLessThanOrEqual(19_600 + 1_000);
+  });
+
+  it("keeps an admission to few store round trips: a batch back for its turn reads no tenant note, a full schedule answers its own state", async () => {
+    const model = "model-round-trips";
+    const { clock, limiters } = evaluators(1);
+    const [a] = limiters as [SharedRateLimiter];
+    await a.answered(model, headers({ rpm: 600 }), usage(0, 0));
+    clock.now += 60_000;
+    const { store, calls } = countingStore();
+    const counted = new SharedRateLimiter(
+      { store, now: () => clock.now, wait: async () => {} },
+      { target: 1, maxWaitMs: 2_000, burstMs: 0, intervalMs: 5_000 },
+    );
+    const batch = { requests: 5, inputTokens: 5, outputTokens: 5 };
+    const orgA = { tenant: "org-a", bulk: false };
+    // Another evaluator filled the schedule 3 s ahead (a has nothing reserved, so it may reach 2 s).
+    await a.admit(model, { requests: 30, inputTokens: 30, outputTokens: 30 });
+    const deferred = await counted.admit(model, batch, orgA);
+    expect(deferred).toMatchObject({ admitted: false, turnAt: clock.now + 3_100 });
+    // Its read of the model's state, the tenant's note, the reservation the full schedule
+    // refused (answering where the schedule is), and the turn: no restart, no second read.
+    expect(calls).toEqual(["read", "tenantState", "reserve", "queueTurn"]);
+    calls.length = 0;
+    clock.now += 2_500;
+    // Back for its turn: the tenant's note decides nothing for it, so it is not read.
+    const turnAt = deferred.admitted ? undefined : deferred.turnAt;
+    expect(admitted(await counted.admit(model, batch, orgA, turnAt))).toBe(600);
+    expect(calls).toEqual(["reserve", "markTenant"]);
   });
 
   it("starts a new evaluator from the calibration of estimates the others learned", async () => {
