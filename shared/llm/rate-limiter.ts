@@ -91,6 +91,7 @@ export const DEFAULT_RATE_LIMITER_SETTINGS: RateLimiterSettings = {
 /** Answers with less than this share of a limit left show no headroom to grow into. */
 const HEADROOM_SHARE = 0.1;
 const MAX_RESERVE_TRIES = 4;
+const MAX_TENANTS_SEEN = 1_000;
 const DIMENSIONS = ["requests", "inputTokens", "outputTokens"] as const;
 
 interface ModelState {
@@ -207,6 +208,8 @@ export class SharedRateLimiter {
   readonly #now: () => number;
   readonly #wait: (ms: number) => Promise<void>;
   readonly #models = new Map<string, ModelState>();
+  /** Tenant notes (by model and tenant) as this container last saw them. */
+  readonly #tenants = new Map<string, TenantState>();
 
   constructor({ store, now = Date.now, wait = sleep }: RateLimiterDeps, settings: Partial<RateLimiterSettings> = {}) {
     this.#store = store;
@@ -248,7 +251,7 @@ export class SharedRateLimiter {
     }
     if (!knowsLimits(local.state)) return this.#admitUnscheduled(local);
     // A batch whose turn has come may reach as far as any: its tenant's note decides nothing for it.
-    const tenant = share && turnAt === undefined ? await this.#store.tenantState(model, share.tenant) : undefined;
+    const tenant = share && turnAt === undefined ? await this.#tenantState(model, share) : undefined;
     const horizonMs = turnAt === undefined ? this.#horizonFor(share, tenant) : this.#settings.maxWaitMs;
     const charged = this.#estimated(local, demand);
     if (share && turnAt !== undefined && turnAt > this.#now() + horizonMs) {
@@ -289,6 +292,7 @@ export class SharedRateLimiter {
     const shortfall = costMs(total, reserved, this.#settings.target) - cost;
     if (shortfall > 0) local.state = (await this.#store.extend(model, shortfall)) ?? reserved;
     const nextFreeAt = local.state?.nextFreeAt ?? this.#now();
+    if (share) this.#sawTenant(`${model}\n${share.tenant}`, { reservedUntil: nextFreeAt });
     const waitMs = Math.max(0, (reserved.nextFreeAt ?? nextFreeAt) - cost - this.#now());
     // The note is written while the batch waits for its slot, not before.
     await Promise.all([
@@ -300,6 +304,32 @@ export class SharedRateLimiter {
       waitedMs: waitMs,
       spanMs: Math.max(cost, costMs(total, local.state, this.#settings.target)),
     };
+  }
+
+  /**
+   * `share`'s tenant note: as this container last saw it when that already sends the batch to
+   * the end of the tenant's queue, else read. Both of its times only grow, so what was seen is
+   * a lower bound: a queue seen running beyond the batch's reach runs beyond it still, however
+   * busy the tenant has become since (a busy tenant's reach is shorter).
+   */
+  async #tenantState(model: string, share: Share): Promise<TenantState> {
+    const key = `${model}\n${share.tenant}`;
+    const seen = this.#tenants.get(key);
+    if (seen && seen.queuedUntil > this.#now() + this.#horizonFor(share, seen)) return seen;
+    return this.#sawTenant(key, await this.#store.tenantState(model, share.tenant));
+  }
+
+  /** Keeps the latest of what this container saw of a tenant's note. */
+  #sawTenant(key: string, note: Partial<TenantState>): TenantState {
+    const seen = this.#tenants.get(key);
+    const merged = {
+      reservedUntil: Math.max(seen?.reservedUntil ?? 0, note.reservedUntil ?? 0),
+      queuedUntil: Math.max(seen?.queuedUntil ?? 0, note.queuedUntil ?? 0),
+    };
+    // A container serves few tenants at once; one that served very many starts its notes afresh.
+    if (!seen && this.#tenants.size >= MAX_TENANTS_SEEN) this.#tenants.clear();
+    this.#tenants.set(key, merged);
+    return merged;
   }
 
   /** Estimates from the request's text, scaled by how they compared with what answers reported. */
@@ -359,7 +389,9 @@ export class SharedRateLimiter {
     const now = this.#now();
     const cost = costMs(demand, local.state, this.#settings.target);
     const floor = Math.max(now, local.state?.nextFreeAt ?? now);
-    return this.#untilTurn(await this.#store.queueTurn(model, share.tenant, cost, floor));
+    const turnAt = await this.#store.queueTurn(model, share.tenant, cost, floor);
+    this.#sawTenant(`${model}\n${share.tenant}`, { queuedUntil: turnAt + cost });
+    return this.#untilTurn(turnAt);
   }
 
   /** Back within the second before its turn (SQS delays are whole seconds). */

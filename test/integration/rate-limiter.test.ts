@@ -256,6 +256,33 @@ describe("the shared LLM limiter", () => {
     expect(calls).toEqual(["reserve", "markTenant"]);
   });
 
+  it("defers a tenant's batch with one write when the evaluator saw its queue run beyond reach, and reads the note when it may not", async () => {
+    const model = "model-known-queue";
+    const { clock, limiters } = evaluators(1);
+    const [a] = limiters as [SharedRateLimiter];
+    await a.answered(model, headers({ rpm: 600 }), usage(0, 0));
+    clock.now += 60_000;
+    const { store, calls } = countingStore();
+    const counted = new SharedRateLimiter(
+      { store, now: () => clock.now, wait: async () => {} },
+      { target: 1, maxWaitMs: 2_000, burstMs: 0, intervalMs: 5_000 },
+    );
+    const batch = { requests: 5, inputTokens: 5, outputTokens: 5 };
+    const orgA = { tenant: "org-a", bulk: false };
+    await a.admit(model, { requests: 30, inputTokens: 30, outputTokens: 30 });
+    expect(await counted.admit(model, batch, orgA)).toMatchObject({ turnAt: clock.now + 3_100 });
+    // The tenant's queue now runs 3.6 s ahead, and queues only grow: the next batch takes its
+    // turn without reading the note.
+    calls.length = 0;
+    expect(await counted.admit(model, batch, orgA)).toMatchObject({ turnAt: clock.now + 3_600 });
+    expect(calls).toEqual(["queueTurn"]);
+    // Once what it saw no longer decides (the queue may have ended), it reads the note again.
+    calls.length = 0;
+    clock.now += 3_000;
+    await counted.admit(model, batch, orgA);
+    expect(calls[0]).toBe("tenantState");
+  });
+
   it("starts a new evaluator from the calibration of estimates the others learned", async () => {
     const model = "model-calibration";
     const { clock, limiters } = evaluators(2);
