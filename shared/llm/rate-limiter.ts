@@ -92,6 +92,7 @@ export const DEFAULT_RATE_LIMITER_SETTINGS: RateLimiterSettings = {
 const HEADROOM_SHARE = 0.1;
 const MAX_RESERVE_TRIES = 4;
 const MAX_TENANTS_SEEN = 1_000;
+const tenantKey = (model: string, tenant: string) => `${model}\n${tenant}`;
 const DIMENSIONS = ["requests", "inputTokens", "outputTokens"] as const;
 
 interface ModelState {
@@ -292,7 +293,7 @@ export class SharedRateLimiter {
     const shortfall = costMs(total, reserved, this.#settings.target) - cost;
     if (shortfall > 0) local.state = (await this.#store.extend(model, shortfall)) ?? reserved;
     const nextFreeAt = local.state?.nextFreeAt ?? this.#now();
-    if (share) this.#sawTenant(`${model}\n${share.tenant}`, { reservedUntil: nextFreeAt });
+    if (share) this.#sawTenant(tenantKey(model, share.tenant), { reservedUntil: nextFreeAt });
     const waitMs = Math.max(0, (reserved.nextFreeAt ?? nextFreeAt) - cost - this.#now());
     // The note is written while the batch waits for its slot, not before.
     await Promise.all([
@@ -313,7 +314,7 @@ export class SharedRateLimiter {
    * busy the tenant has become since (a busy tenant's reach is shorter).
    */
   async #tenantState(model: string, share: Share): Promise<TenantState> {
-    const key = `${model}\n${share.tenant}`;
+    const key = tenantKey(model, share.tenant);
     const seen = this.#tenants.get(key);
     if (seen && seen.queuedUntil > this.#now() + this.#horizonFor(share, seen)) return seen;
     return this.#sawTenant(key, await this.#store.tenantState(model, share.tenant));
@@ -390,7 +391,7 @@ export class SharedRateLimiter {
     const cost = costMs(demand, local.state, this.#settings.target);
     const floor = Math.max(now, local.state?.nextFreeAt ?? now);
     const turnAt = await this.#store.queueTurn(model, share.tenant, cost, floor);
-    this.#sawTenant(`${model}\n${share.tenant}`, { queuedUntil: turnAt + cost });
+    this.#sawTenant(tenantKey(model, share.tenant), { queuedUntil: turnAt + cost });
     return this.#untilTurn(turnAt);
   }
 
