@@ -69,6 +69,28 @@ function countingStore() {
   return { store, calls };
 }
 
+const batch = { requests: 5, inputTokens: 5, outputTokens: 5 };
+const orgA = { tenant: "org-a", bulk: false };
+
+/**
+ * At 600 requests a minute (100 ms a request), another evaluator fills the schedule 3.1 s
+ * ahead; `counted`, a new evaluator on the same clock, records its store calls in `calls`.
+ */
+async function scheduleFilledAhead(model: string) {
+  const { clock, limiters } = evaluators(1);
+  const [other] = limiters as [SharedRateLimiter];
+  await other.answered(model, headers({ rpm: 600 }), usage(0, 0));
+  clock.now += 60_000;
+  // It holds nothing reserved, so its batch (and the answer it had not reserved) may reach past 2 s.
+  await other.admit(model, { requests: 30, inputTokens: 30, outputTokens: 30 });
+  const { store, calls } = countingStore();
+  const counted = new SharedRateLimiter(
+    { store, now: () => clock.now, wait: async () => {} },
+    { target: 1, maxWaitMs: 2_000, burstMs: 0, intervalMs: 5_000 },
+  );
+  return { clock, counted, calls };
+}
+
 describe("the shared LLM limiter", () => {
   let stack: TestStack;
   beforeAll(async () => {
@@ -167,8 +189,6 @@ describe("the shared LLM limiter", () => {
     const [a, b] = limiters as [SharedRateLimiter, SharedRateLimiter];
     await a.answered(model, headers({ rpm: 600 }), usage(0, 0));
     clock.now += 60_000;
-    const batch = { requests: 5, inputTokens: 5, outputTokens: 5 };
-    const orgA = { tenant: "org-a", bulk: false };
     // 500 ms a batch (a's first also pays the answer it had not reserved): a's first may reach
     // 2 s ahead; once a holds reservations, only 1 s, and beyond it, it comes back later for
     // its turn where the schedule is free (within the second before it).
@@ -201,8 +221,6 @@ describe("the shared LLM limiter", () => {
     const start = clock.now;
     // 40 batches of 5 requests (500 ms of the schedule each) arrive at once, as many
     // evaluators would take them from the queue: 20 s of work.
-    const batch = { requests: 5, inputTokens: 5, outputTokens: 5 };
-    const orgA = { tenant: "org-a", bulk: false };
     const pending: { dueAt: number; turnAt?: number }[] = [];
     const startedAt: number[] = [];
     let admissions = 0;
@@ -230,19 +248,7 @@ describe("the shared LLM limiter", () => {
 
   it("keeps an admission to few store round trips: a batch back for its turn reads no tenant note, a full schedule answers its own state", async () => {
     const model = "model-round-trips";
-    const { clock, limiters } = evaluators(1);
-    const [a] = limiters as [SharedRateLimiter];
-    await a.answered(model, headers({ rpm: 600 }), usage(0, 0));
-    clock.now += 60_000;
-    const { store, calls } = countingStore();
-    const counted = new SharedRateLimiter(
-      { store, now: () => clock.now, wait: async () => {} },
-      { target: 1, maxWaitMs: 2_000, burstMs: 0, intervalMs: 5_000 },
-    );
-    const batch = { requests: 5, inputTokens: 5, outputTokens: 5 };
-    const orgA = { tenant: "org-a", bulk: false };
-    // Another evaluator filled the schedule 3 s ahead (a has nothing reserved, so it may reach 2 s).
-    await a.admit(model, { requests: 30, inputTokens: 30, outputTokens: 30 });
+    const { clock, counted, calls } = await scheduleFilledAhead(model);
     const deferred = await counted.admit(model, batch, orgA);
     expect(deferred).toMatchObject({ admitted: false, turnAt: clock.now + 3_100 });
     // Its read of the model's state, the tenant's note, the reservation the full schedule
@@ -258,18 +264,7 @@ describe("the shared LLM limiter", () => {
 
   it("defers a tenant's batch with one write when the evaluator saw its queue run beyond reach, and reads the note when it may not", async () => {
     const model = "model-known-queue";
-    const { clock, limiters } = evaluators(1);
-    const [a] = limiters as [SharedRateLimiter];
-    await a.answered(model, headers({ rpm: 600 }), usage(0, 0));
-    clock.now += 60_000;
-    const { store, calls } = countingStore();
-    const counted = new SharedRateLimiter(
-      { store, now: () => clock.now, wait: async () => {} },
-      { target: 1, maxWaitMs: 2_000, burstMs: 0, intervalMs: 5_000 },
-    );
-    const batch = { requests: 5, inputTokens: 5, outputTokens: 5 };
-    const orgA = { tenant: "org-a", bulk: false };
-    await a.admit(model, { requests: 30, inputTokens: 30, outputTokens: 30 });
+    const { clock, counted, calls } = await scheduleFilledAhead(model);
     expect(await counted.admit(model, batch, orgA)).toMatchObject({ turnAt: clock.now + 3_100 });
     // The tenant's queue now runs 3.6 s ahead, and queues only grow: the next batch takes its
     // turn without reading the note.
